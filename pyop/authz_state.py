@@ -1,0 +1,384 @@
+"""Lifecycle of authorization codes, access tokens, refresh tokens and subject identifiers.
+
+Every state change goes through the storage contract of :mod:`pyop.storage`:
+codes are redeemed with an atomic compare-and-set, so exactly one of any
+number of concurrent redemptions succeeds on every backend, and a replayed
+code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from .access_token import AccessToken
+from .exceptions import (
+    InvalidAccessToken,
+    InvalidAuthorizationCode,
+    InvalidRefreshToken,
+    InvalidScope,
+    InvalidSubjectIdentifier,
+)
+from .storage import StorageBase, as_storage
+from .subject_identifier import SubjectIdentifierFactory
+
+__all__ = ["AuthorizationState", "new_token_value"]
+
+logger = logging.getLogger(__name__)
+
+#: Maximum number of refresh tokens followed when revoking a grant.
+_MAX_GRANT_CHAIN = 1000
+
+
+def new_token_value() -> str:
+    """A random token value: 256 bits from :mod:`secrets` (RFC 6749 10.10)."""
+    return secrets.token_urlsafe(32)
+
+
+def _is_sealed(store: Any) -> bool:
+    return callable(getattr(store, "seal", None))
+
+
+class AuthorizationState:
+    """State of the grants the provider issued.
+
+    :param subject_identifier_factory: creates public/pairwise subject identifiers.
+    :param authorization_code_db: storage for authorization codes (a pyop
+        storage, a plain dict, or ``None`` for in-memory storage).
+    :param access_token_db: storage for access tokens.
+    :param refresh_token_db: storage for refresh tokens.
+    :param subject_identifier_db: storage mapping subject identifiers to user ids.
+    :param authorization_code_lifetime: seconds a code is valid (default 600).
+    :param access_token_lifetime: seconds an access token is valid (default 3600).
+    :param refresh_token_lifetime: seconds a refresh token is valid; refresh
+        tokens are issued only when this is > 0.
+    :param refresh_token_threshold: when > 0, a refresh token whose remaining
+        lifetime is below this many seconds is replaced (rotated) when used.
+    :param clock: returns the current UNIX time; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        subject_identifier_factory: SubjectIdentifierFactory,
+        authorization_code_db: Optional[Any] = None,
+        access_token_db: Optional[Any] = None,
+        refresh_token_db: Optional[Any] = None,
+        subject_identifier_db: Optional[Any] = None,
+        *,
+        authorization_code_lifetime: int = 600,
+        access_token_lifetime: int = 60 * 60,
+        refresh_token_lifetime: Optional[int] = None,
+        refresh_token_threshold: Optional[int] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.subject_identifier_factory = subject_identifier_factory
+        self.authorization_codes: StorageBase = as_storage(authorization_code_db)
+        self.access_tokens: StorageBase = as_storage(access_token_db)
+        self.refresh_tokens: StorageBase = as_storage(refresh_token_db)
+        self.subject_identifiers: StorageBase = as_storage(subject_identifier_db)
+        self.authorization_code_lifetime = authorization_code_lifetime
+        self.access_token_lifetime = access_token_lifetime
+        self.refresh_token_lifetime = refresh_token_lifetime
+        self.refresh_token_threshold = refresh_token_threshold
+        self.clock = clock
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    @staticmethod
+    def _store(db: StorageBase, record: dict[str, Any], expires_at: int,
+               value: Optional[str] = None) -> str:
+        if _is_sealed(db):
+            sealed: str = db.seal(record, expires_at)  # type: ignore[attr-defined]
+            return sealed
+        value = value or new_token_value()
+        db.set(value, record, expires_at=expires_at)
+        return value
+
+    def _live(self, db: StorageBase, value: Any) -> Optional[dict[str, Any]]:
+        """The live record of a token value, or None (unknown, expired, malformed)."""
+        if not isinstance(value, str) or not value or len(value) > 4096:
+            return None
+        record = db.get(value)
+        if not isinstance(record, dict):
+            return None
+        if record.get("exp", 0) <= self._now():
+            return None
+        return record
+
+    @property
+    def issues_refresh_tokens(self) -> bool:
+        """Whether refresh tokens are issued (``refresh_token_lifetime`` > 0)."""
+        return bool(self.refresh_token_lifetime and self.refresh_token_lifetime > 0)
+
+    # -- subject identifiers (OIDC Core 8) -----------------------------------------------------
+
+    def get_subject_identifier(self, subject_type: str, user_id: str,
+                               sector_identifier: Optional[str] = None) -> str:
+        """The ``sub`` of a user for a subject type, recorded for keyed reverse lookup.
+
+        :param subject_type: ``public`` or ``pairwise``.
+        :param user_id: the host's local user id.
+        :param sector_identifier: host of the client's sector_identifier_uri or
+            redirect_uri (required for ``pairwise``, OIDC Core 8.1).
+        :raises ValueError: unknown subject type or missing sector identifier.
+        """
+        if subject_type == "public":
+            sub = self.subject_identifier_factory.create_public_identifier(user_id)
+        elif subject_type == "pairwise":
+            if not sector_identifier:
+                raise ValueError("pairwise subject identifiers need a sector identifier")
+            sub = self.subject_identifier_factory.create_pairwise_identifier(
+                user_id, sector_identifier)
+        else:
+            raise ValueError("unknown subject_type {!r}".format(subject_type))
+        db = self.subject_identifiers
+        if not _is_sealed(db):
+            db.add(sub, {"user_id": user_id, "type": subject_type})
+        return sub
+
+    def get_user_id_for_subject_identifier(self, subject_identifier: str) -> str:
+        """Keyed reverse lookup ``sub -> user_id``; :class:`InvalidSubjectIdentifier` if unknown."""
+        record = self.subject_identifiers.get(subject_identifier) if isinstance(
+            subject_identifier, str) else None
+        if not isinstance(record, dict) or "user_id" not in record:
+            raise InvalidSubjectIdentifier("unknown subject identifier")
+        return str(record["user_id"])
+
+    def delete_state_for_subject_identifier(self, subject_identifier: str) -> None:
+        """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown."""
+        if not isinstance(subject_identifier, str) or not self.subject_identifiers.delete(
+                subject_identifier):
+            raise InvalidSubjectIdentifier("unknown subject identifier")
+
+    # -- authorization codes (RFC 6749 4.1.2) --------------------------------------------------
+
+    def create_authorization_code(self, authorization_request: Mapping[str, Any],
+                                  subject_identifier: str, user_id: str,
+                                  scope: Sequence[str],
+                                  extra: Optional[Mapping[str, Any]] = None) -> str:
+        """Issue an authorization code bound to the request, user and granted scope.
+
+        :param extra: further data to keep with the code (``auth_time``, ``acr``...).
+        """
+        now = self._now()
+        record: dict[str, Any] = {
+            "exp": now + self.authorization_code_lifetime,
+            "iat": now,
+            "client_id": authorization_request["client_id"],
+            "sub": subject_identifier,
+            "user_id": user_id,
+            "scope": " ".join(scope),
+            "auth_req": dict(authorization_request),
+        }
+        if extra:
+            record.update(extra)
+        return self._store(self.authorization_codes, record, record["exp"])
+
+    def get_authorization_code(self, authorization_code: Any) -> dict[str, Any]:
+        """The record of an unexpired code (used or not); :class:`InvalidAuthorizationCode`."""
+        record = self._live(self.authorization_codes, authorization_code)
+        if record is None:
+            raise InvalidAuthorizationCode("unknown or expired authorization code")
+        return record
+
+    def redeem_authorization_code(self, authorization_code: str,
+                                  record: Mapping[str, Any]) -> tuple[AccessToken, Optional[str]]:
+        """Exchange a code for an access token (and refresh token), exactly once.
+
+        The code record is atomically replaced by a "used" record naming the
+        tokens issued; a second redemption finds it and revokes those tokens
+        (RFC 6749 4.1.2). On sealed (stateless) storage the replay cache makes
+        the code single-use.
+
+        :raises InvalidAuthorizationCode: the code was already used.
+        """
+        now = self._now()
+        access_value = new_token_value()
+        refresh_value = new_token_value() if self.issues_refresh_tokens else None
+        codes = self.authorization_codes
+        if _is_sealed(codes):
+            if codes.consume(authorization_code) is None:
+                raise InvalidAuthorizationCode("authorization code already used")
+        else:
+            if record.get("used"):
+                self._revoke_code_grant(record)
+                raise InvalidAuthorizationCode("authorization code already used")
+            used = dict(record)
+            used["used"] = True
+            used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
+            keep_until = max(int(record["exp"]), now + self.access_token_lifetime)
+            if not codes.compare_and_set(authorization_code, dict(record), used,
+                                         expires_at=keep_until):
+                logger.warning("concurrent or repeated redemption of an authorization code")
+                current = codes.get(authorization_code)
+                if isinstance(current, dict):
+                    self._revoke_code_grant(current)
+                raise InvalidAuthorizationCode("authorization code already used")
+
+        grant = {
+            "client_id": record["client_id"],
+            "sub": record["sub"],
+            "user_id": record["user_id"],
+            "scope": record["scope"],
+            "claims": _userinfo_claims_request(record.get("auth_req", {})),
+        }
+        access_token = self._create_access_token(grant, now, access_value)
+        refresh_token = None
+        if refresh_value is not None:
+            refresh_token = self._create_refresh_token(grant, access_token.value, now,
+                                                       refresh_value)
+        return access_token, refresh_token
+
+    def _revoke_code_grant(self, used_record: Mapping[str, Any]) -> None:
+        issued = used_record.get("issued") or {}
+        access = issued.get("access_token")
+        if isinstance(access, str):
+            self.access_tokens.delete(access)
+        refresh = issued.get("refresh_token")
+        if isinstance(refresh, str):
+            self.revoke_refresh_token(refresh)
+        logger.warning("authorization code replayed: tokens issued from it were revoked")
+
+    # -- access tokens (RFC 6750) --------------------------------------------------------------
+
+    def _create_access_token(self, grant: Mapping[str, Any], now: int,
+                             value: Optional[str] = None) -> AccessToken:
+        record = dict(grant)
+        record["iat"] = now
+        record["exp"] = now + self.access_token_lifetime
+        record["token_type"] = "access_token"
+        stored = self._store(self.access_tokens, record, record["exp"], value)
+        return AccessToken(stored, self.access_token_lifetime)
+
+    def create_access_token(self, authorization_request: Mapping[str, Any],
+                            subject_identifier: str, user_id: str,
+                            scope: Sequence[str]) -> AccessToken:
+        """Issue an access token directly (implicit and hybrid flows, OIDC Core 3.2.2.5)."""
+        grant = {
+            "client_id": authorization_request["client_id"],
+            "sub": subject_identifier,
+            "user_id": user_id,
+            "scope": " ".join(scope),
+            "claims": _userinfo_claims_request(authorization_request),
+        }
+        return self._create_access_token(grant, self._now())
+
+    def introspect_access_token(self, access_token_value: Any) -> dict[str, Any]:
+        """The live record of an access token; :class:`InvalidAccessToken` if none."""
+        record = self._live(self.access_tokens, access_token_value)
+        if record is None or record.get("token_type") != "access_token":
+            raise InvalidAccessToken("the access token is unknown, expired or revoked")
+        return record
+
+    def revoke_access_token(self, access_token_value: str) -> bool:
+        """Revoke an access token; True if it was live."""
+        return bool(self.access_tokens.delete(access_token_value))
+
+    # -- refresh tokens (RFC 6749 6) -----------------------------------------------------------
+
+    def _create_refresh_token(self, grant: Mapping[str, Any], access_token_value: str,
+                              now: int, value: Optional[str] = None) -> str:
+        assert self.refresh_token_lifetime
+        record = dict(grant)
+        record["iat"] = now
+        record["exp"] = now + self.refresh_token_lifetime
+        record["token_type"] = "refresh_token"
+        record["access_token"] = access_token_value
+        return self._store(self.refresh_tokens, record, record["exp"], value)
+
+    def use_refresh_token(self, refresh_token: Any, client_id: str,
+                          scope: Optional[Sequence[str]] = None
+                          ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
+        """Issue a new access token from a refresh token (RFC 6749 6).
+
+        The refresh token must belong to ``client_id``; ``scope`` may narrow
+        the grant, never widen it. When ``refresh_token_threshold`` is set and
+        the token expires within it, a new refresh token replaces it (rotation);
+        replaying a rotated token revokes the grant (RFC 9700 4.14.2).
+
+        :returns: the access token, the new refresh token (or None when the
+            same one stays valid) and the grant record.
+        :raises InvalidRefreshToken: unknown, expired, foreign or replayed.
+        :raises InvalidScope: ``scope`` wider than the grant.
+        """
+        record = self._live(self.refresh_tokens, refresh_token)
+        if record is None or record.get("token_type") != "refresh_token":
+            raise InvalidRefreshToken("unknown or expired refresh token")
+        if record.get("client_id") != client_id:
+            raise InvalidRefreshToken("refresh token of another client")
+        if record.get("rotated"):
+            self.revoke_refresh_token(refresh_token)
+            raise InvalidRefreshToken("refresh token already used")
+        granted = record["scope"].split()
+        if scope is not None:
+            wider = [s for s in scope if s not in granted]
+            if wider:
+                raise InvalidScope("scope exceeds the original grant")
+            new_scope = [s for s in granted if s in scope]
+        else:
+            new_scope = granted
+
+        now = self._now()
+        grant = {k: record[k] for k in ("client_id", "sub", "user_id", "claims") if k in record}
+        grant["scope"] = " ".join(new_scope)
+        access_value = new_token_value()
+        threshold = self.refresh_token_threshold
+        rotate = bool(threshold and threshold > 0 and record["exp"] - now < threshold)
+        sealed = _is_sealed(self.refresh_tokens)
+        new_refresh: Optional[str] = None
+        if rotate:
+            full_grant = dict(grant)
+            full_grant["scope"] = record["scope"]
+            if sealed:
+                if self.refresh_tokens.consume(refresh_token) is None:
+                    raise InvalidRefreshToken("refresh token already used")
+                new_refresh = self._create_refresh_token(full_grant, access_value, now)
+            else:
+                new_refresh = new_token_value()
+                rotated = dict(record)
+                rotated.update(rotated=True, replaced_by=new_refresh, access_token=access_value)
+                if not self.refresh_tokens.compare_and_set(refresh_token, dict(record), rotated,
+                                                           expires_at=record["exp"]):
+                    self.revoke_refresh_token(refresh_token)
+                    raise InvalidRefreshToken("refresh token already used")
+                self._create_refresh_token(full_grant, access_value, now, new_refresh)
+        elif not sealed:
+            # remember the newest access token so revoking the grant reaches it
+            updated = dict(record)
+            updated["access_token"] = access_value
+            self.refresh_tokens.set(refresh_token, updated, expires_at=record["exp"])
+        access_token = self._create_access_token(grant, now, access_value)
+        return access_token, new_refresh, record
+
+    def revoke_refresh_token(self, refresh_token: str) -> None:
+        """Revoke a refresh token and every token derived from it (its grant chain)."""
+        value: Optional[str] = refresh_token
+        seen = 0
+        while isinstance(value, str) and seen < _MAX_GRANT_CHAIN:
+            seen += 1
+            record = self.refresh_tokens.get(value)
+            self.refresh_tokens.delete(value)
+            if not isinstance(record, dict):
+                break
+            access = record.get("access_token")
+            if isinstance(access, str):
+                self.access_tokens.delete(access)
+            value = record.get("replaced_by")
+
+
+def _userinfo_claims_request(authorization_request: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """The ``userinfo`` member of a claims request (OIDC Core 5.5), as a plain dict."""
+    claims = authorization_request.get("claims")
+    if claims is None:
+        return None
+    if hasattr(claims, "to_dict"):
+        claims = claims.to_dict()
+    userinfo = claims.get("userinfo") if isinstance(claims, Mapping) else None
+    if hasattr(userinfo, "to_dict"):
+        userinfo = userinfo.to_dict()
+    return dict(userinfo) if isinstance(userinfo, Mapping) else None

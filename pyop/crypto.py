@@ -1,0 +1,345 @@
+"""JWS signing and verification through ``cryptography`` (OpenSSL).
+
+pyjwkest key objects (``jwkest.jwk.RSAKey``, ``ECKey``) are what hosts pass
+in; they are converted once, at construction, into ``cryptography`` key
+objects, so every signature of the hot path goes through OpenSSL.
+
+Implements the JWS Compact Serialization (RFC 7515 3.1, 7.1) for the
+algorithms of RFC 7518 3.3-3.5 (RS*, PS*, ES*) and EdDSA (RFC 8037).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+__all__ = [
+    "JWSError",
+    "SigningKey",
+    "VerificationKey",
+    "b64url_encode",
+    "b64url_decode",
+    "left_hash",
+    "hash_for_alg",
+    "jws_sign",
+    "jws_verify",
+    "jwk_thumbprint",
+]
+
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
+PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
+
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+_HASHLIB = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+_CURVES: dict[str, tuple[type[ec.EllipticCurve], str, int]] = {
+    "P-256": (ec.SECP256R1, "ES256", 32),
+    "P-384": (ec.SECP384R1, "ES384", 48),
+    "P-521": (ec.SECP521R1, "ES512", 66),
+}
+SUPPORTED_ALGS = frozenset(
+    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+)
+
+
+class JWSError(ValueError):
+    """A JWS could not be parsed or its signature did not verify."""
+
+
+def b64url_encode(data: bytes) -> str:
+    """Base64url without padding (RFC 7515 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(data: Union[str, bytes]) -> bytes:
+    """Decode base64url with or without padding; :class:`JWSError` on bad input."""
+    if isinstance(data, str):
+        try:
+            data = data.encode("ascii")
+        except UnicodeEncodeError as e:
+            raise JWSError("not base64url") from e
+    if b"=" in data or b"+" in data or b"/" in data:
+        raise JWSError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise JWSError("not base64url") from e
+
+
+def _b64_int(value: Union[str, int]) -> int:
+    if isinstance(value, int):
+        return value
+    return int.from_bytes(b64url_decode(value), "big")
+
+
+def _int_b64(value: int, length: Optional[int] = None) -> str:
+    length = length or max(1, (value.bit_length() + 7) // 8)
+    return b64url_encode(value.to_bytes(length, "big"))
+
+
+def hash_for_alg(alg: str) -> Callable[..., Any]:
+    """The hashlib constructor used by a JWS alg (OIDC Core 3.3.2.11; EdDSA: SHA-512)."""
+    if alg == "EdDSA":
+        return hashlib.sha512
+    try:
+        return _HASHLIB[alg[-3:]]
+    except KeyError as e:
+        raise JWSError("unsupported alg {}".format(alg)) from e
+
+
+def left_hash(value: str, alg: str) -> str:
+    """``at_hash`` / ``c_hash``: base64url of the left half of the hash (OIDC Core 3.3.2.11)."""
+    digest = hash_for_alg(alg)(value.encode("ascii")).digest()
+    return b64url_encode(digest[: len(digest) // 2])
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """JWK thumbprint (RFC 7638) with SHA-256, base64url."""
+    kty = jwk["kty"]
+    members = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+    required = {m: jwk[m] for m in members[kty]}
+    data = json.dumps(required, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return b64url_encode(hashlib.sha256(data).digest())
+
+
+def _public_jwk_of(public_key: PublicKey) -> dict[str, Any]:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        numbers = public_key.public_numbers()
+        return {"kty": "RSA", "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        pn = public_key.public_numbers()
+        for crv, (curve_cls, _alg, size) in _CURVES.items():
+            if isinstance(public_key.curve, curve_cls):
+                return {"kty": "EC", "crv": crv, "x": _int_b64(pn.x, size), "y": _int_b64(pn.y, size)}
+        raise JWSError("unsupported curve")  # pragma: no cover
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
+    raise JWSError("unsupported key type")  # pragma: no cover
+
+
+def _default_alg(key: Union[PrivateKey, PublicKey]) -> str:
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "RS256"
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        for curve_cls, alg, _size in _CURVES.values():
+            if isinstance(key.curve, curve_cls):
+                return alg
+    return "EdDSA"
+
+
+def _private_key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey:
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        n, e, d = _b64_int(jwk["n"]), _b64_int(jwk["e"]), _b64_int(jwk["d"])
+        if jwk.get("p") and jwk.get("q"):
+            p, q = _b64_int(jwk["p"]), _b64_int(jwk["q"])
+        else:
+            p, q = rsa.rsa_recover_prime_factors(n, e, d)
+        numbers = rsa.RSAPrivateNumbers(
+            p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q),
+            rsa.RSAPublicNumbers(e, n),
+        )
+        return numbers.private_key()
+    if kty == "EC":
+        curve_cls = _CURVES[jwk["crv"]][0]
+        public = ec.EllipticCurvePublicNumbers(_b64_int(jwk["x"]), _b64_int(jwk["y"]), curve_cls())
+        return ec.EllipticCurvePrivateNumbers(_b64_int(jwk["d"]), public).private_key()
+    if kty == "OKP" and jwk.get("crv") == "Ed25519":
+        return ed25519.Ed25519PrivateKey.from_private_bytes(b64url_decode(jwk["d"]))
+    raise JWSError("unsupported private key type {}".format(kty))
+
+
+def _public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKey:
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        return rsa.RSAPublicNumbers(_b64_int(jwk["e"]), _b64_int(jwk["n"])).public_key()
+    if kty == "EC":
+        curve_cls = _CURVES[jwk["crv"]][0]
+        return ec.EllipticCurvePublicNumbers(
+            _b64_int(jwk["x"]), _b64_int(jwk["y"]), curve_cls()
+        ).public_key()
+    if kty == "OKP" and jwk.get("crv") == "Ed25519":
+        return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
+    raise JWSError("unsupported public key type {}".format(kty))
+
+
+def _jwk_of_jwkest(key: Any, private: bool) -> dict[str, Any]:
+    """Serialise a pyjwkest key object to a JWK dict (ints as base64url)."""
+    jwk = dict(key.serialize(private=private))
+    for name, value in list(jwk.items()):
+        if isinstance(value, int) and name not in ("kty",):
+            jwk[name] = _int_b64(value)
+    return jwk
+
+
+class VerificationKey:
+    """A public key that verifies JWS signatures of one algorithm."""
+
+    def __init__(self, public_key: PublicKey, alg: Optional[str] = None, kid: Optional[str] = None):
+        self.public_key = public_key
+        self.alg = alg or _default_alg(public_key)
+        if self.alg not in SUPPORTED_ALGS:
+            raise JWSError("unsupported alg {}".format(self.alg))
+        self.public_jwk: dict[str, Any] = _public_jwk_of(public_key)
+        self.kid = kid or jwk_thumbprint(self.public_jwk)
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> "VerificationKey":
+        """Build from a public JWK dict (RFC 7517)."""
+        try:
+            return cls(_public_key_from_jwk(jwk), jwk.get("alg"), jwk.get("kid"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise JWSError("invalid JWK") from e
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        """Check one signature made with :attr:`alg`; never raises on a bad signature."""
+        alg = self.alg
+        key = self.public_key
+        try:
+            if alg.startswith("RS") and isinstance(key, rsa.RSAPublicKey):
+                key.verify(signature, signing_input, padding.PKCS1v15(), _HASHES[alg[2:]]())
+            elif alg.startswith("PS") and isinstance(key, rsa.RSAPublicKey):
+                h = _HASHES[alg[2:]]()
+                key.verify(signature, signing_input,
+                           padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size), h)
+            elif alg.startswith("ES") and isinstance(key, ec.EllipticCurvePublicKey):
+                size = (key.curve.key_size + 7) // 8
+                if len(signature) != 2 * size:
+                    return False
+                r = int.from_bytes(signature[:size], "big")
+                s = int.from_bytes(signature[size:], "big")
+                key.verify(encode_dss_signature(r, s), signing_input,
+                           ec.ECDSA(_HASHES[alg[2:]]()))
+            elif alg == "EdDSA" and isinstance(key, ed25519.Ed25519PublicKey):
+                key.verify(signature, signing_input)
+            else:
+                return False
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def to_jwk(self) -> dict[str, Any]:
+        """The public JWK to publish (RFC 7517 4), with ``use``, ``alg`` and ``kid``."""
+        jwk = dict(self.public_jwk)
+        jwk.update({"use": "sig", "alg": self.alg, "kid": self.kid})
+        return jwk
+
+
+class SigningKey(VerificationKey):
+    """A private signing key, converted once from pyjwkest or taken from ``cryptography``.
+
+    :param private_key: a ``cryptography`` private key.
+    :param alg: the JWS alg (defaults: RS256 for RSA, ES256/384/512 by curve, EdDSA).
+    :param kid: key id; defaults to the RFC 7638 thumbprint.
+    """
+
+    def __init__(self, private_key: PrivateKey, alg: Optional[str] = None,
+                 kid: Optional[str] = None) -> None:
+        self.private_key = private_key
+        super().__init__(private_key.public_key(), alg or _default_alg(private_key), kid)
+        if isinstance(private_key, rsa.RSAPrivateKey) and not self.alg[:2] in ("RS", "PS"):
+            raise JWSError("alg {} does not fit an RSA key".format(self.alg))
+        if isinstance(private_key, ec.EllipticCurvePrivateKey) and self.alg != _default_alg(
+            private_key
+        ):
+            raise JWSError("alg {} does not fit this EC curve".format(self.alg))
+
+    @classmethod
+    def from_jwkest(cls, key: Any) -> "SigningKey":
+        """Convert a ``jwkest.jwk.RSAKey`` / ``ECKey`` holding a private key."""
+        try:
+            jwk = _jwk_of_jwkest(key, private=True)
+            private_key = _private_key_from_jwk(jwk)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise JWSError("the signing key must be a private RSA or EC key") from e
+        return cls(private_key, getattr(key, "alg", None) or None, getattr(key, "kid", None) or None)
+
+    @classmethod
+    def from_key(cls, key: Any) -> "SigningKey":
+        """Accept a :class:`SigningKey`, a ``cryptography`` private key or a pyjwkest key."""
+        if isinstance(key, SigningKey):
+            return key
+        if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey,
+                            ed25519.Ed25519PrivateKey)):
+            return cls(key)
+        return cls.from_jwkest(key)
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """Raw JWS signature of ``signing_input`` (RFC 7518 3)."""
+        alg = self.alg
+        key = self.private_key
+        if isinstance(key, rsa.RSAPrivateKey):
+            h = _HASHES[alg[2:]]()
+            if alg.startswith("PS"):
+                return key.sign(signing_input,
+                                padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size), h)
+            return key.sign(signing_input, padding.PKCS1v15(), h)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            size = (key.curve.key_size + 7) // 8
+            der = key.sign(signing_input, ec.ECDSA(_HASHES[alg[2:]]()))
+            r, s = decode_dss_signature(der)
+            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+        return key.sign(signing_input)
+
+
+def jws_sign(payload: Mapping[str, Any], key: SigningKey,
+             headers: Optional[Mapping[str, Any]] = None) -> str:
+    """Compact JWS of a JSON payload (RFC 7515 7.1)."""
+    header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
+    if headers:
+        header.update(headers)
+    signing_input = (
+        b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
+        + "."
+        + b64url_encode(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+    ).encode("ascii")
+    return signing_input.decode("ascii") + "." + b64url_encode(key.sign(signing_input))
+
+
+def jws_verify(token: Any, keys: Sequence[VerificationKey]) -> dict[str, Any]:
+    """Verify a compact JWS against ``keys`` and return its JSON payload.
+
+    The header's ``alg`` must equal the alg of a candidate key (matched by
+    ``kid`` when the header has one); ``alg: none`` and algorithm confusion are
+    therefore rejected (RFC 8725 3.1). Raises :class:`JWSError` on anything
+    that is not a valid signature by one of ``keys``.
+    """
+    if not isinstance(token, str) or token.count(".") != 2 or len(token) > 64 * 1024:
+        raise JWSError("not a compact JWS")
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    try:
+        header = json.loads(b64url_decode(header_b64))
+        payload = json.loads(b64url_decode(payload_b64))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise JWSError("malformed JWS") from e
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise JWSError("malformed JWS")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in SUPPORTED_ALGS:
+        raise JWSError("unsupported or missing alg")
+    signature = b64url_decode(signature_b64)
+    signing_input = (header_b64 + "." + payload_b64).encode("ascii")
+    kid = header.get("kid")
+    for key in keys:
+        if key.alg != alg or (kid is not None and key.kid != kid):
+            continue
+        if key.verify(signing_input, signature):
+            return payload
+    raise JWSError("signature verification failed")

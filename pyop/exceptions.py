@@ -1,0 +1,321 @@
+"""The exception tree of pyop.
+
+Every OAuth error carries:
+
+* ``oauth_error`` -- the error code of RFC 6749 4.1.2.1 / 5.2, RFC 6750 3.1,
+  OIDC Core 3.1.2.6 or OIDC Dynamic Registration 3.3;
+* ``http_status`` -- the HTTP status the host should answer with;
+* ``redirectable`` -- whether the error may be sent to the client's
+  ``redirect_uri`` (only once the client and its redirect URI are verified).
+
+``str(error)`` is the ``error_description``. All exceptions except
+:class:`AuthorizationError` and :class:`StorageError` are :class:`ValueError`
+subclasses, as in pyop 3.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oic.oauth2.message import Message
+
+__all__ = [
+    "OAuthError",
+    "InvalidRequestError",
+    "InvalidAuthenticationRequest",
+    "InvalidRedirectURI",
+    "InvalidClientId",
+    "AuthorizationError",
+    "InvalidClientAuthentication",
+    "InvalidTokenRequest",
+    "InvalidAuthorizationCode",
+    "InvalidRefreshToken",
+    "InvalidScope",
+    "UnsupportedGrantType",
+    "UnauthorizedClient",
+    "BearerTokenError",
+    "InvalidAccessToken",
+    "InsufficientScope",
+    "InvalidUserinfoRequest",
+    "InvalidClientRegistrationRequest",
+    "InvalidSubjectIdentifier",
+    "InvalidEndSessionRequest",
+    "InvalidConfiguration",
+    "StorageError",
+]
+
+
+class OAuthError(ValueError):
+    """Base class of every protocol error (RFC 6749 5.2).
+
+    :param message: the human readable ``error_description``.
+    :param oauth_error: the OAuth error code.
+    """
+
+    default_oauth_error = "invalid_request"
+    http_status = 400
+    redirectable = False
+
+    def __init__(self, message: str = "", oauth_error: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.oauth_error: str = oauth_error or self.default_oauth_error
+
+    def to_dict(self) -> dict[str, str]:
+        """The error as the JSON object of RFC 6749 5.2."""
+        error = {"error": self.oauth_error}
+        description = str(self)
+        if description:
+            error["error_description"] = description
+        return error
+
+    def to_json(self) -> str:
+        """The error serialised as the JSON body of RFC 6749 5.2."""
+        return json.dumps(self.to_dict())
+
+
+class InvalidRequestError(OAuthError):
+    """Malformed request: bad encoding, duplicate or oversized parameters (RFC 6749 3.1)."""
+
+
+class InvalidAuthenticationRequest(OAuthError):
+    """An invalid authentication request (OIDC Core 3.1.2.6).
+
+    :param message: error description.
+    :param parsed_request: the request as far as it could be parsed (a dict or
+        an ``oic`` message); used to build the error response.
+    :param oauth_error: the error code, ``invalid_request`` by default.
+
+    Hosts call :meth:`to_error_url`: a URL to redirect the user agent to, or
+    ``None`` when the error must be shown to the end-user instead because the
+    client or its redirect URI could not be verified.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        parsed_request: Optional[Mapping[str, Any]] = None,
+        oauth_error: str = "invalid_request",
+        *,
+        redirect_uri_verified: bool = False,
+        issuer: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, oauth_error)
+        self.request: Mapping[str, Any] = parsed_request if parsed_request is not None else {}
+        #: True only once the library has checked client_id and redirect_uri.
+        self.redirect_uri_verified = redirect_uri_verified
+        self.issuer = issuer
+
+    @property
+    def redirectable(self) -> bool:  # type: ignore[override]
+        return self.redirect_uri_verified
+
+    def to_error_url(self) -> Optional[str]:
+        """The redirect URL carrying this error (OIDC Core 3.1.2.6), or ``None``.
+
+        The error goes in the fragment for response types issuing tokens from
+        the authorization endpoint (OIDC Core 3.2.2.6, 3.3.2.6) or when
+        ``response_mode=fragment``; in the query otherwise.
+        """
+        if not self.redirect_uri_verified:
+            return None
+        redirect_uri = self.request.get("redirect_uri")
+        if not isinstance(redirect_uri, str):
+            return None
+        from oic.oic.message import AuthorizationErrorResponse
+
+        from .util import should_fragment_encode
+
+        response = AuthorizationErrorResponse(error=self.oauth_error)
+        description = str(self)
+        if description:
+            response["error_description"] = description
+        state = self.request.get("state")
+        if isinstance(state, str):
+            response["state"] = state
+        if self.issuer:
+            response["iss"] = self.issuer
+        try:
+            fragment = should_fragment_encode(self.request)
+        except Exception:  # pragma: no cover - defensive: never crash building errors
+            fragment = True
+        url: str = response.request(redirect_uri, fragment)
+        return url
+
+
+class InvalidClientId(InvalidAuthenticationRequest):
+    """Unknown ``client_id``: never redirected (RFC 6749 4.1.2.1)."""
+
+    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: str = "invalid_request", **kwargs: Any) -> None:
+        kwargs["redirect_uri_verified"] = False
+        super().__init__(message, parsed_request, oauth_error, **kwargs)
+
+    @property
+    def redirectable(self) -> bool:  # type: ignore[override]
+        return False
+
+    def to_error_url(self) -> Optional[str]:
+        """Always ``None``: this error must never reach an unverified URI."""
+        return None
+
+
+class InvalidRedirectURI(InvalidAuthenticationRequest):
+    """Missing or unregistered ``redirect_uri``: never redirected (RFC 9700 4.1.3)."""
+
+    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: str = "invalid_request", **kwargs: Any) -> None:
+        kwargs["redirect_uri_verified"] = False
+        super().__init__(message, parsed_request, oauth_error, **kwargs)
+
+    @property
+    def redirectable(self) -> bool:  # type: ignore[override]
+        return False
+
+    def to_error_url(self) -> Optional[str]:
+        """Always ``None``: this error must never reach an unverified URI."""
+        return None
+
+
+class AuthorizationError(Exception):
+    """The end-user or host refused the authorization (not a ``ValueError``, as in pyop 3)."""
+
+
+class InvalidClientAuthentication(OAuthError):
+    """Client authentication failed (RFC 6749 5.2): answer 401 with ``WWW-Authenticate``."""
+
+    default_oauth_error = "invalid_client"
+    http_status = 401
+
+
+class InvalidTokenRequest(OAuthError):
+    """An invalid token request (RFC 6749 5.2).
+
+    :param message: error description.
+    :param parsed_request: the parsed request (optional).
+    :param oauth_error: the error code, ``invalid_request`` by default.
+    """
+
+    def __init__(self, message: str = "", parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: Optional[str] = None) -> None:
+        super().__init__(message, oauth_error)
+        self.request = parsed_request if parsed_request is not None else {}
+
+
+class InvalidAuthorizationCode(InvalidTokenRequest):
+    """Unknown, expired, replayed or mismatched authorization code (``invalid_grant``)."""
+
+    default_oauth_error = "invalid_grant"
+
+
+class InvalidRefreshToken(InvalidTokenRequest):
+    """Unknown, expired, foreign or replayed refresh token (``invalid_grant``)."""
+
+    default_oauth_error = "invalid_grant"
+
+
+class InvalidScope(InvalidTokenRequest):
+    """Requested scope exceeds the grant (RFC 6749 6, ``invalid_scope``)."""
+
+    default_oauth_error = "invalid_scope"
+
+
+class UnsupportedGrantType(InvalidTokenRequest):
+    """``grant_type`` not supported by this provider (RFC 6749 5.2)."""
+
+    default_oauth_error = "unsupported_grant_type"
+
+
+class UnauthorizedClient(InvalidTokenRequest):
+    """The client is not registered for this grant type (RFC 6749 5.2)."""
+
+    default_oauth_error = "unauthorized_client"
+
+
+class BearerTokenError(OAuthError):
+    """Bearer token missing or malformed (RFC 6750 3.1): 401 ``invalid_token``.
+
+    ``www_authenticate`` is the ``WWW-Authenticate`` header value to send.
+    """
+
+    default_oauth_error = "invalid_token"
+    http_status = 401
+
+    def __init__(self, message: str = "", oauth_error: Optional[str] = None,
+                 http_status: Optional[int] = None) -> None:
+        super().__init__(message, oauth_error)
+        if http_status is not None:
+            self.http_status = http_status
+
+    @property
+    def www_authenticate(self) -> str:
+        """``WWW-Authenticate`` header value (RFC 6750 3)."""
+        if self.oauth_error == "invalid_request" and self.http_status == 401:
+            return "Bearer"
+        return 'Bearer error="{}"'.format(self.oauth_error)
+
+
+class InvalidAccessToken(BearerTokenError):
+    """Unknown, expired or revoked access token (RFC 6750 3.1 ``invalid_token``)."""
+
+
+class InsufficientScope(BearerTokenError):
+    """The access token lacks the required scope (RFC 6750 3.1): 403."""
+
+    default_oauth_error = "insufficient_scope"
+    http_status = 403
+
+
+class InvalidUserinfoRequest(BearerTokenError):
+    """Malformed UserInfo request, e.g. a token in several places (RFC 6750 2): 400."""
+
+    default_oauth_error = "invalid_request"
+    http_status = 400
+
+
+class InvalidClientRegistrationRequest(OAuthError):
+    """Invalid registration request (OIDC Dynamic Registration 3.3).
+
+    :param message: error description.
+    :param parsed_request: the parsed request (optional).
+    :param oauth_error: ``invalid_request``, ``invalid_redirect_uri`` or
+        ``invalid_client_metadata``.
+    """
+
+    def __init__(self, message: str, parsed_request: Optional[Any] = None,
+                 oauth_error: str = "invalid_request") -> None:
+        super().__init__(message, oauth_error)
+        self.request = parsed_request
+
+    def to_json(self) -> str:
+        """The JSON body of the error response (OIDC Dynamic Registration 3.3)."""
+        return json.dumps(self.to_dict())
+
+
+class InvalidSubjectIdentifier(ValueError):
+    """Unknown subject identifier (e.g. at logout)."""
+
+
+class InvalidEndSessionRequest(OAuthError, InvalidSubjectIdentifier):
+    """Invalid RP-initiated logout request (OIDC RP-Initiated Logout 1.0, 2-3); never redirected.
+
+    Also an :class:`InvalidSubjectIdentifier`, so a host catching that (as in
+    pyop 3's logout example) answers it with an error page.
+    """
+
+
+class InvalidConfiguration(ValueError):
+    """The provider configuration is invalid; the message names the field."""
+
+
+class StorageError(Exception):
+    """The storage backend failed (server down, timeout, corrupt record).
+
+    Hosts map it to ``server_error`` / HTTP 503. ``oauth_error`` and
+    ``http_status`` are provided for uniform handling.
+    """
+
+    oauth_error = "server_error"
+    http_status = 503
+    redirectable = False

@@ -1,0 +1,129 @@
+"""OIDC message classes (``oic`` messages) as pyop uses them.
+
+``AuthorizationRequest().from_dict(...)`` is how hosts rebuild a request stored
+in their session (see the README). The classes are ``oic`` messages with
+verification rules relaxed where pyop does the checking itself (e.g. the
+issuer scheme of :class:`ProviderConfigurationResponse`, which allows http for
+loopback hosts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from oic.oauth2.message import (
+    OPTIONAL_LIST_OF_SP_SEP_STRINGS,
+    OPTIONAL_LIST_OF_STRINGS,
+    SINGLE_OPTIONAL_STRING,
+    Message,
+)
+from oic.oic import message as oic_message
+from oic.oic.message import SINGLE_OPTIONAL_BOOLEAN
+
+from .util import is_https_or_loopback_http
+
+__all__ = [
+    "AuthorizationRequest",
+    "AccessTokenRequest",
+    "RefreshAccessTokenRequest",
+    "AuthorizationResponse",
+    "AuthorizationErrorResponse",
+    "AccessTokenResponse",
+    "TokenErrorResponse",
+    "RegistrationRequest",
+    "RegistrationResponse",
+    "ClientRegistrationErrorResponse",
+    "ProviderConfigurationResponse",
+    "IdToken",
+    "OpenIDSchema",
+    "EndSessionRequest",
+    "EndSessionResponse",
+    "UserInfoErrorResponse",
+    "ClaimsRequest",
+    "Message",
+]
+
+
+class AuthorizationRequest(oic_message.AuthorizationRequest):
+    """OIDC authentication request (OIDC Core 3.1.2.1) with PKCE (RFC 7636 4.3)."""
+
+    c_param = oic_message.AuthorizationRequest.c_param.copy()
+    c_param.update(
+        {
+            "code_challenge": SINGLE_OPTIONAL_STRING,
+            "code_challenge_method": SINGLE_OPTIONAL_STRING,
+        }
+    )
+
+
+class AccessTokenRequest(oic_message.AccessTokenRequest):
+    """Token request (RFC 6749 4.1.3) with PKCE ``code_verifier`` (RFC 7636 4.5)."""
+
+    c_param = oic_message.AccessTokenRequest.c_param.copy()
+    c_param.update({"code_verifier": SINGLE_OPTIONAL_STRING})
+
+
+class RefreshAccessTokenRequest(oic_message.RefreshAccessTokenRequest):
+    """Refresh request (RFC 6749 6)."""
+
+
+class ProviderConfigurationResponse(oic_message.ProviderConfigurationResponse):
+    """OpenID Provider Metadata (OIDC Discovery 3) plus RFC 8414/7636/9207 members.
+
+    ``verify()`` allows an ``http`` issuer for loopback hosts only.
+    """
+
+    c_param = oic_message.ProviderConfigurationResponse.c_param.copy()
+    c_param.update(
+        {
+            "code_challenge_methods_supported": OPTIONAL_LIST_OF_STRINGS,
+            "introspection_endpoint": SINGLE_OPTIONAL_STRING,
+            "revocation_endpoint": SINGLE_OPTIONAL_STRING,
+            "authorization_response_iss_parameter_supported": SINGLE_OPTIONAL_BOOLEAN,
+        }
+    )
+    c_default: dict[str, Any] = {}
+
+    def verify(self, **kwargs: Any) -> bool:
+        issuer = self.get("issuer")
+        if not isinstance(issuer, str) or not is_https_or_loopback_http(issuer):
+            raise ValueError("issuer must be an https URL (http only for loopback hosts)")
+        parts = urlsplit(issuer)
+        if parts.query or parts.fragment:
+            raise ValueError("issuer must not have a query or fragment")
+        original = self["issuer"]
+        try:
+            # oic insists on https; the scheme was checked above.
+            self._dict["issuer"] = "https://" + issuer.split("://", 1)[1]
+            super().verify(**kwargs)
+        finally:
+            self._dict["issuer"] = original
+        return True
+
+
+class EndSessionRequest(oic_message.EndSessionRequest):
+    """RP-Initiated Logout request (OIDC RP-Initiated Logout 1.0, 2)."""
+
+    c_param = oic_message.EndSessionRequest.c_param.copy()
+    c_param.update(
+        {
+            "client_id": SINGLE_OPTIONAL_STRING,
+            "logout_hint": SINGLE_OPTIONAL_STRING,
+            "ui_locales": OPTIONAL_LIST_OF_SP_SEP_STRINGS,
+        }
+    )
+
+
+AuthorizationResponse = oic_message.AuthorizationResponse
+AuthorizationErrorResponse = oic_message.AuthorizationErrorResponse
+AccessTokenResponse = oic_message.AccessTokenResponse
+TokenErrorResponse = oic_message.TokenErrorResponse
+RegistrationRequest = oic_message.RegistrationRequest
+RegistrationResponse = oic_message.RegistrationResponse
+ClientRegistrationErrorResponse = oic_message.ClientRegistrationErrorResponse
+IdToken = oic_message.IdToken
+OpenIDSchema = oic_message.OpenIDSchema
+EndSessionResponse = oic_message.EndSessionResponse
+UserInfoErrorResponse = oic_message.UserInfoErrorResponse
+ClaimsRequest = oic_message.ClaimsRequest

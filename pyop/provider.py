@@ -1,0 +1,783 @@
+"""The OpenID Provider: parses, validates and answers the protocol messages of a host app.
+
+The host owns HTTP, sessions and end-user login; it calls the ``parse_*``,
+``authorize`` and ``handle_*`` methods from its routes and turns their results
+(``oic`` messages) and exceptions (:mod:`pyop.exceptions`) into HTTP responses.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from urllib.parse import urlsplit
+
+from .access_token import extract_bearer_token_from_http_request, get_header
+from .authz_state import AuthorizationState
+from .client_authentication import SUPPORTED_AUTH_METHODS, verify_client_authentication
+from .crypto import SigningKey, b64url_encode
+from .exceptions import (
+    InvalidAuthenticationRequest,
+    InvalidAuthorizationCode,
+    InvalidClientRegistrationRequest,
+    InvalidConfiguration,
+    InvalidEndSessionRequest,
+    InvalidRequestError,
+    InvalidScope,
+    InvalidSubjectIdentifier,
+    InvalidTokenRequest,
+    InvalidUserinfoRequest,
+    InsufficientScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from .id_token import create_id_token, verify_id_token_hint
+from .message import (
+    AccessTokenResponse,
+    AuthorizationRequest,
+    AuthorizationResponse,
+    EndSessionRequest,
+    EndSessionResponse,
+    OpenIDSchema,
+    ProviderConfigurationResponse,
+    RegistrationRequest,
+    RegistrationResponse,
+)
+from .registration import (
+    DEFAULT_REGISTRATION_CHECKS,
+    fetch_sector_identifier_uris,
+    grant_types_for_response_types,
+    registration_defaults,
+)
+from .request_validator import (
+    DEFAULT_AUTHENTICATION_CHECKS,
+    PKCE_VALUE_PATTERN,
+    check_client_id,
+    check_redirect_uri,
+)
+from .userinfo import Userinfo
+from .util import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    duplicated_parameters,
+    is_https_or_loopback_http,
+    parse_request_parameters,
+    response_type_set,
+)
+
+__all__ = ["Provider", "SCOPE_CLAIMS"]
+
+logger = logging.getLogger(__name__)
+
+#: Claims requested by the standard scope values (OIDC Core 5.4).
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": ("name", "family_name", "given_name", "middle_name", "nickname",
+                "preferred_username", "profile", "picture", "website", "gender", "birthdate",
+                "zoneinfo", "locale", "updated_at"),
+    "email": ("email", "email_verified"),
+    "address": ("address",),
+    "phone": ("phone_number", "phone_number_verified"),
+}
+
+ExtraClaims = Union[None, Mapping[str, Any], Callable[[str, str], Optional[Mapping[str, Any]]]]
+
+_DEFAULT_RESPONSE_MODES = ["query", "fragment"]
+
+
+class Provider:
+    """An OpenID Connect Provider.
+
+    :param signing_key: the ID token signing key: a ``jwkest.jwk.RSAKey``/``ECKey``
+        with a private key, a ``cryptography`` private key or a
+        :class:`~pyop.crypto.SigningKey`.
+    :param configuration_information: provider metadata (OIDC Discovery 3); may
+        be updated after construction (e.g. endpoints set late). Missing members
+        get the documented defaults (see the configuration reference).
+    :param authz_state: the :class:`~pyop.authz_state.AuthorizationState`.
+    :param clients: mapping ``client_id -> client metadata`` (a dict or a pyop storage).
+    :param userinfo: the :class:`~pyop.userinfo.Userinfo` claims source.
+    :param id_token_lifetime: ID token lifetime in seconds (default 3600).
+    :param extra_scopes: ``scope -> list of claims`` for scopes beyond OIDC Core 5.4.
+    :param allow_plain_pkce: accept ``code_challenge_method=plain`` (off by default, RFC 9700 2.1.1).
+    :param max_request_size: limit on a request body or query string, in characters.
+    :param clock: returns the current UNIX time (defaults to the authz_state's clock).
+    :raises InvalidConfiguration: the configuration is invalid; the message names the field.
+    """
+
+    def __init__(
+        self,
+        signing_key: Any,
+        configuration_information: Mapping[str, Any],
+        authz_state: AuthorizationState,
+        clients: Any,
+        userinfo: Userinfo,
+        *,
+        id_token_lifetime: int = 3600,
+        extra_scopes: Optional[Mapping[str, Iterable[str]]] = None,
+        allow_plain_pkce: bool = False,
+        max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
+        try:
+            self._signing_key = SigningKey.from_key(signing_key)
+        except ValueError as e:
+            raise InvalidConfiguration("signing_key: {}".format(e)) from e
+        self.signing_key = signing_key
+        self.authz_state = authz_state
+        self.clients = clients
+        self.userinfo = userinfo
+        self.id_token_lifetime = id_token_lifetime
+        self.extra_scopes: dict[str, list[str]] = {
+            scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
+        self.code_challenge_methods = ("S256", "plain") if allow_plain_pkce else ("S256",)
+        self.max_request_size = max_request_size
+        self.clock: Callable[[], float] = clock or getattr(authz_state, "clock", time.time)
+        #: Fetches a sector_identifier_uri document (replace to add caching or policies).
+        self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
+
+        self.configuration_information = self._complete_configuration(configuration_information)
+        self.authentication_request_validators: list[Callable[[Any], None]] = [
+            functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS
+        ]
+        self.registration_request_validators: list[Callable[[Any], None]] = [
+            functools.partial(check, provider=self) for check in DEFAULT_REGISTRATION_CHECKS
+        ]
+
+    # -- configuration (OIDC Discovery 3) -------------------------------------------------------
+
+    def _complete_configuration(self, given: Mapping[str, Any]) -> ProviderConfigurationResponse:
+        config = ProviderConfigurationResponse(**dict(given))
+        issuer = config.get("issuer")
+        if not isinstance(issuer, str) or not is_https_or_loopback_http(issuer):
+            raise InvalidConfiguration(
+                "issuer: must be an https URL (http is allowed for loopback hosts only)")
+        parts = urlsplit(issuer)
+        if parts.query or parts.fragment:
+            raise InvalidConfiguration("issuer: must not have a query or fragment")
+        if not config.get("authorization_endpoint"):
+            raise InvalidConfiguration("authorization_endpoint: required")
+        defaults: dict[str, Any] = {
+            "jwks_uri": issuer.rstrip("/") + "/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [self._signing_key.alg],
+            "response_modes_supported": list(_DEFAULT_RESPONSE_MODES),
+            "grant_types_supported": ["authorization_code", "implicit"],
+            "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+            "code_challenge_methods_supported": list(self.code_challenge_methods),
+            "claims_parameter_supported": True,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "require_request_uri_registration": False,
+            "claim_types_supported": ["normal"],
+            "authorization_response_iss_parameter_supported": True,
+            "scopes_supported": ["openid"] + list(SCOPE_CLAIMS) + list(self.extra_scopes),
+        }
+        for name, value in defaults.items():
+            if name not in config:
+                config[name] = value
+        if self.authz_state.issues_refresh_tokens and "refresh_token" not in config[
+                "grant_types_supported"] and "grant_types_supported" not in given:
+            config["grant_types_supported"] = config["grant_types_supported"] + ["refresh_token"]
+        for name in ("request_parameter_supported", "request_uri_parameter_supported"):
+            if config.get(name):
+                logger.warning("%s: request objects are not implemented; advertising false",
+                               name)
+                config[name] = False
+        if self._signing_key.alg not in config["id_token_signing_alg_values_supported"]:
+            raise InvalidConfiguration(
+                "id_token_signing_alg_values_supported: must contain the signing key's alg {}"
+                .format(self._signing_key.alg))
+        if any("code" in response_type_set(rt) for rt in config["response_types_supported"]) \
+                and not config.get("token_endpoint"):
+            raise InvalidConfiguration(
+                "token_endpoint: required when response_types_supported includes code")
+        for subject_type in config["subject_types_supported"]:
+            if subject_type not in ("public", "pairwise"):
+                raise InvalidConfiguration(
+                    "subject_types_supported: unknown type {!r}".format(subject_type))
+        try:
+            config.verify()
+        except Exception as e:  # oic raises several unrelated types
+            raise InvalidConfiguration("configuration_information: {}".format(e)) from e
+        return config
+
+    @property
+    def provider_configuration(self) -> ProviderConfigurationResponse:
+        """The verified provider metadata to publish at ``/.well-known/openid-configuration``.
+
+        Reflects later changes to :attr:`configuration_information`.
+        """
+        config = ProviderConfigurationResponse(**self.configuration_information.to_dict())
+        config.verify()
+        return config
+
+    @property
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """The JWK Set to publish at ``jwks_uri`` (RFC 7517 5): public keys only."""
+        return {"keys": [self._signing_key.to_jwk()]}
+
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier."""
+        return str(self.configuration_information["issuer"])
+
+    @property
+    def grant_types_supported(self) -> list[str]:
+        """Grant types accepted at the token endpoint and in registrations."""
+        grants = list(self.configuration_information.get("grant_types_supported", []))
+        if self.authz_state.issues_refresh_tokens and "refresh_token" not in grants:
+            grants.append("refresh_token")
+        return grants
+
+    def get_client(self, client_id: Any) -> Optional[Mapping[str, Any]]:
+        """The metadata of a registered client, or None."""
+        if not isinstance(client_id, str):
+            return None
+        try:
+            client = self.clients.get(client_id)
+        except (TypeError, ValueError):
+            return None
+        return client if isinstance(client, Mapping) else None
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    # -- authentication requests (OIDC Core 3.1.2) ----------------------------------------------
+
+    def parse_authentication_request(self, request_body: Any,
+                                     http_headers: Optional[Any] = None) -> AuthorizationRequest:
+        """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2).
+
+        :param request_body: the query string (GET) or form body (POST), as
+            ``str``/``bytes``, or a mapping of parameters.
+        :param http_headers: unused; accepted for symmetry with the other handlers.
+        :returns: the validated request, to keep in the end-user's session.
+        :raises InvalidClientId: unknown client (never redirected).
+        :raises InvalidRedirectURI: missing or unregistered redirect_uri (never redirected).
+        :raises InvalidAuthenticationRequest: any other error; its
+            ``to_error_url()`` gives the redirect to the client.
+        """
+        try:
+            parameters = parse_request_parameters(request_body, self.max_request_size)
+        except InvalidRequestError as e:
+            raise InvalidAuthenticationRequest(str(e), {}) from e
+        client = check_client_id(parameters, self)
+        check_redirect_uri(parameters, client)
+
+        # client and redirect_uri verified: from here on errors may be redirected
+        context = {name: parameters[name] for name in
+                   ("redirect_uri", "state", "response_type", "response_mode")
+                   if isinstance(parameters.get(name), str)}
+        try:
+            duplicated = duplicated_parameters(parameters)
+            if duplicated:
+                raise InvalidAuthenticationRequest(
+                    "repeated parameters: {}".format(", ".join(duplicated)[:200]), context)
+            if "max_age" in parameters and not str(parameters["max_age"]).isdigit():
+                raise InvalidAuthenticationRequest("max_age must be a non-negative integer",
+                                                   context)
+            if isinstance(parameters.get("claims"), str):
+                try:
+                    parameters["claims"] = json.loads(parameters["claims"])  # OIDC Core 5.5
+                except (ValueError, RecursionError) as e:
+                    raise InvalidAuthenticationRequest("claims is not valid JSON", context) from e
+                if not isinstance(parameters["claims"], dict):
+                    raise InvalidAuthenticationRequest("claims must be a JSON object", context)
+            try:
+                authn_req = AuthorizationRequest().from_dict(parameters)
+            except Exception as e:  # oic raises many types for malformed values
+                raise InvalidAuthenticationRequest(
+                    "malformed request: {}".format(type(e).__name__), context) from e
+            if not self.configuration_information.get("claims_parameter_supported", True) \
+                    and "claims" in authn_req:
+                del authn_req["claims"]
+            scope = authn_req.get("scope") or []
+            if "offline_access" in scope and "consent" not in (authn_req.get("prompt") or []):
+                # OIDC Core 11: ignore offline_access unless consent is prompted for
+                authn_req["scope"] = [s for s in scope if s != "offline_access"]
+            for validator in self.authentication_request_validators:
+                validator(authn_req)
+        except InvalidAuthenticationRequest as e:
+            e.request = context
+            e.redirect_uri_verified = True
+            e.issuer = self.issuer
+            logger.info("invalid authentication request: %s", e.oauth_error)
+            raise
+        return authn_req
+
+    def create_authentication_error(self, authentication_request: Mapping[str, Any],
+                                    oauth_error: str, description: str = ""
+                                    ) -> InvalidAuthenticationRequest:
+        """A redirectable error for a request this provider validated.
+
+        For errors the host decides, e.g. ``login_required`` for ``prompt=none``
+        without a session, ``consent_required``, ``access_denied`` (OIDC Core
+        3.1.2.6). Use its ``to_error_url()``.
+        """
+        context = {name: authentication_request[name] for name in
+                   ("redirect_uri", "state", "response_type", "response_mode")
+                   if name in authentication_request}
+        return InvalidAuthenticationRequest(description, context, oauth_error,
+                                            redirect_uri_verified=True, issuer=self.issuer)
+
+    def requires_authentication(self, authentication_request: Mapping[str, Any],
+                                auth_time: Optional[float]) -> bool:
+        """Whether the end-user must (re-)authenticate (``prompt=login``, ``max_age``; OIDC Core 3.1.2.1).
+
+        :param auth_time: when the end-user last authenticated (UNIX time), or None.
+        """
+        if auth_time is None:
+            return True
+        if "login" in (authentication_request.get("prompt") or []):
+            return True
+        max_age = authentication_request.get("max_age")
+        if isinstance(max_age, int) and not isinstance(max_age, bool):
+            return self._now() - auth_time > max_age
+        return False
+
+    # -- authorization (OIDC Core 3.1.2.5, 3.2.2.5, 3.3.2.5) -------------------------------------
+
+    def _client(self, client_id: str) -> Mapping[str, Any]:
+        client = self.get_client(client_id)
+        if client is None:
+            raise InvalidTokenRequest("unknown client", oauth_error="invalid_client")
+        return client
+
+    def _subject_identifier(self, client: Mapping[str, Any], user_id: str) -> str:
+        subject_type = client.get("subject_type", "public")
+        sector = None
+        if subject_type == "pairwise":
+            sector_uri = client.get("sector_identifier_uri")
+            if isinstance(sector_uri, str):
+                sector = urlsplit(sector_uri).hostname
+            else:
+                uris = client.get("redirect_uris") or []
+                sector = urlsplit(uris[0]).hostname if uris else None
+        return self.authz_state.get_subject_identifier(subject_type, user_id, sector)
+
+    def _allowed_scopes(self) -> set[str]:
+        allowed = set(self.configuration_information.get("scopes_supported") or [])
+        allowed.update(self.extra_scopes)
+        allowed.update(["openid", "offline_access"] if self.authz_state.issues_refresh_tokens
+                       else ["openid"])
+        return allowed
+
+    def _granted_scope(self, authentication_request: Mapping[str, Any]) -> list[str]:
+        allowed = self._allowed_scopes()
+        return [s for s in authentication_request.get("scope") or [] if s in allowed]
+
+    def _scope_claims(self, scope: Iterable[str]) -> dict[str, None]:
+        claims: dict[str, None] = {}
+        for value in scope:
+            for claim in SCOPE_CLAIMS.get(value, ()) + tuple(self.extra_scopes.get(value, ())):
+                claims[claim] = None
+        return claims
+
+    def _filter_supported(self, claims: dict[str, Any]) -> dict[str, Any]:
+        supported = self.configuration_information.get("claims_supported")
+        if not supported:
+            return claims
+        return {k: v for k, v in claims.items() if k in supported}
+
+    @staticmethod
+    def _claims_request(authentication_request: Mapping[str, Any], member: str) -> dict[str, Any]:
+        claims = authentication_request.get("claims")
+        if claims is None:
+            return {}
+        if hasattr(claims, "to_dict"):
+            claims = claims.to_dict()
+        value = claims.get(member) if isinstance(claims, Mapping) else None
+        if hasattr(value, "to_dict"):
+            value = value.to_dict()
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    def _user_claims(self, user_id: str, requested: Mapping[str, Any]) -> dict[str, Any]:
+        requested = self._filter_supported(dict(requested))
+        requested.pop("sub", None)
+        if not requested:
+            return {}
+        return self.userinfo.get_claims_for(user_id, requested)
+
+    @staticmethod
+    def _extra_claims(extra: ExtraClaims, user_id: str, client_id: str) -> Optional[Mapping[str, Any]]:
+        if extra is None:
+            return None
+        if callable(extra):
+            return extra(user_id, client_id)
+        return extra
+
+    def _id_token(self, *, client_id: str, sub: str, user_id: str, nonce: Optional[str],
+                  claims: Mapping[str, Any], extra: ExtraClaims, auth_time: Optional[int] = None,
+                  acr: Optional[str] = None, amr: Optional[Iterable[str]] = None,
+                  access_token: Optional[str] = None, code: Optional[str] = None) -> str:
+        return create_id_token(
+            self._signing_key, self.issuer, client_id, sub, now=self._now(),
+            lifetime=self.id_token_lifetime, nonce=nonce, auth_time=auth_time, acr=acr,
+            amr=list(amr) if amr is not None else None, access_token=access_token,
+            authorization_code=code, claims=claims,
+            extra_claims=self._extra_claims(extra, user_id, client_id))
+
+    def authorize(self, authentication_request: Mapping[str, Any], user_id: str,
+                  extra_id_token_claims: ExtraClaims = None, *,
+                  auth_time: Optional[float] = None, acr: Optional[str] = None,
+                  amr: Optional[Iterable[str]] = None) -> AuthorizationResponse:
+        """Issue the authentication response for an authenticated end-user.
+
+        Creates a code, access token and/or ID token as the ``response_type``
+        asks (OIDC Core 3.1.2.5, 3.2.2.5, 3.3.2.5). The host sends the user
+        agent to ``response.request(redirect_uri, should_fragment_encode(req))``.
+
+        :param authentication_request: the request returned by
+            :meth:`parse_authentication_request` (or rebuilt from its ``to_dict()``).
+        :param user_id: the host's local id of the authenticated user.
+        :param extra_id_token_claims: extra ID token claims: a dict, or a callable
+            ``(user_id, client_id) -> dict``; also applied at the token endpoint.
+        :param auth_time: when the user authenticated (UNIX time), for ``auth_time``.
+        :param acr: the Authentication Context Class Reference achieved.
+        :param amr: the Authentication Methods References used.
+        """
+        client_id = authentication_request["client_id"]
+        client = self._client(client_id)
+        response_types = response_type_set(authentication_request.get("response_type"))
+        sub = self._subject_identifier(client, user_id)
+        scope = self._granted_scope(authentication_request)
+        auth_time_int = int(auth_time) if auth_time is not None else None
+
+        response = AuthorizationResponse()
+        code = None
+        if "code" in response_types:
+            extra: dict[str, Any] = {}
+            if auth_time_int is not None:
+                extra["auth_time"] = auth_time_int
+            if acr is not None:
+                extra["acr"] = acr
+            if amr is not None:
+                extra["amr"] = list(amr)
+            if isinstance(extra_id_token_claims, Mapping):
+                extra["extra_id_token_claims"] = dict(extra_id_token_claims)
+            elif callable(extra_id_token_claims):
+                claims_now = extra_id_token_claims(user_id, client_id)
+                if claims_now:
+                    extra["extra_id_token_claims"] = dict(claims_now)
+            code = self.authz_state.create_authorization_code(
+                _as_plain_dict(authentication_request), sub, user_id, scope, extra)
+            response["code"] = code
+        access_token = None
+        if "token" in response_types:
+            access_token = self.authz_state.create_access_token(
+                _as_plain_dict(authentication_request), sub, user_id, scope)
+            response["access_token"] = access_token.value
+            response["token_type"] = access_token.type
+            response["expires_in"] = access_token.expires_in
+        if "id_token" in response_types:
+            requested = self._claims_request(authentication_request, "id_token")
+            if response_types == {"id_token"}:
+                # no access token: scope claims go in the ID token (OIDC Core 5.4)
+                requested = {**self._scope_claims(scope), **requested}
+            response["id_token"] = self._id_token(
+                client_id=client_id, sub=sub, user_id=user_id,
+                nonce=authentication_request.get("nonce"),
+                claims=self._user_claims(user_id, requested), extra=extra_id_token_claims,
+                auth_time=auth_time_int, acr=acr, amr=amr,
+                access_token=access_token.value if access_token else None, code=code)
+        if "state" in authentication_request:
+            response["state"] = authentication_request["state"]
+        response["iss"] = self.issuer  # RFC 9207 2
+        return response
+
+    # -- token endpoint (RFC 6749 3.2, 4.1.3, 6; OIDC Core 3.1.3) -------------------------------
+
+    def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
+                             extra_id_token_claims: ExtraClaims = None) -> AccessTokenResponse:
+        """Handle a token request: ``authorization_code`` or ``refresh_token`` grant.
+
+        Send the result with ``Cache-Control: no-store`` (RFC 6749 5.1).
+
+        :param request_body: the form-encoded body (str/bytes) or a mapping.
+        :param http_headers: the request headers (any mapping; names are case-insensitive).
+        :param extra_id_token_claims: a dict or ``(user_id, client_id) -> dict``.
+        :raises InvalidClientAuthentication: 401 ``invalid_client``.
+        :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...).
+        """
+        parameters = parse_request_parameters(request_body, self.max_request_size)
+        duplicated = duplicated_parameters(parameters)
+        if duplicated:
+            raise InvalidTokenRequest("repeated parameters: {}".format(", ".join(duplicated)[:200]),
+                                      oauth_error="invalid_request")
+        client_id = verify_client_authentication(self.clients, parameters, http_headers,
+                                                 now=self._now())
+        client = self._client(client_id)
+        grant_type = parameters.get("grant_type")
+        if grant_type is None:
+            raise InvalidTokenRequest("missing grant_type", oauth_error="invalid_request")
+        if grant_type not in ("authorization_code", "refresh_token") or \
+                grant_type not in self.grant_types_supported:
+            raise UnsupportedGrantType("grant_type not supported")
+        registered = client.get("grant_types")
+        if registered is not None and grant_type not in registered:
+            raise UnauthorizedClient("the client is not registered for this grant_type")
+        if grant_type == "authorization_code":
+            return self._do_code_exchange(parameters, client_id, client, extra_id_token_claims)
+        return self._do_token_refresh(parameters, client_id)
+
+    @staticmethod
+    def _check_pkce(auth_req: Mapping[str, Any], verifier: Any) -> None:
+        challenge = auth_req.get("code_challenge")
+        if challenge is None:
+            if verifier is not None:
+                raise InvalidAuthorizationCode("code_verifier sent but no code_challenge was")
+            return
+        if not isinstance(verifier, str) or not PKCE_VALUE_PATTERN.match(verifier):
+            raise InvalidAuthorizationCode("missing or malformed code_verifier")
+        if auth_req.get("code_challenge_method", "plain") == "S256":
+            computed = b64url_encode(hashlib.sha256(verifier.encode("ascii")).digest())
+        else:
+            computed = verifier
+        if not hmac.compare_digest(computed.encode("ascii"), str(challenge).encode("ascii")):
+            raise InvalidAuthorizationCode("code_verifier does not match the code_challenge")
+
+    def _do_code_exchange(self, parameters: Mapping[str, Any], client_id: str,
+                          client: Mapping[str, Any],
+                          extra_id_token_claims: ExtraClaims) -> AccessTokenResponse:
+        code = parameters.get("code")
+        if not isinstance(code, str):
+            raise InvalidTokenRequest("missing code", oauth_error="invalid_request")
+        record = self.authz_state.get_authorization_code(code)
+        if record.get("client_id") != client_id:
+            raise InvalidAuthorizationCode("the code was issued to another client")
+        auth_req = record.get("auth_req") or {}
+        if not record.get("used"):
+            if parameters.get("redirect_uri") != auth_req.get("redirect_uri"):
+                raise InvalidAuthorizationCode("redirect_uri differs from the authorization request")
+            self._check_pkce(auth_req, parameters.get("code_verifier"))
+        access_token, refresh_token = self.authz_state.redeem_authorization_code(code, record)
+
+        user_id = record["user_id"]
+        requested = self._claims_request(auth_req, "id_token")
+        extra: ExtraClaims = extra_id_token_claims
+        stored_extra = record.get("extra_id_token_claims")
+        if stored_extra and extra is None:
+            extra = stored_extra
+        elif stored_extra:
+            base = dict(stored_extra)
+            base.update(self._extra_claims(extra, user_id, client_id) or {})
+            extra = base
+        id_token = self._id_token(
+            client_id=client_id, sub=record["sub"], user_id=user_id,
+            nonce=auth_req.get("nonce"), claims=self._user_claims(user_id, requested),
+            extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
+            amr=record.get("amr"), access_token=access_token.value)
+        response = AccessTokenResponse(access_token=access_token.value,
+                                       token_type=access_token.type,
+                                       expires_in=access_token.expires_in, id_token=id_token,
+                                       scope=record["scope"])
+        if refresh_token:
+            response["refresh_token"] = refresh_token
+        return response
+
+    def _do_token_refresh(self, parameters: Mapping[str, Any], client_id: str
+                          ) -> AccessTokenResponse:
+        refresh_token = parameters.get("refresh_token")
+        if not isinstance(refresh_token, str):
+            raise InvalidTokenRequest("missing refresh_token", oauth_error="invalid_request")
+        scope_param = parameters.get("scope")
+        scope = scope_param.split() if isinstance(scope_param, str) else None
+        if scope is not None and not scope:
+            raise InvalidScope("empty scope")
+        access_token, new_refresh, _ = self.authz_state.use_refresh_token(
+            refresh_token, client_id, scope)
+        response = AccessTokenResponse(access_token=access_token.value,
+                                       token_type=access_token.type,
+                                       expires_in=access_token.expires_in)
+        record = self.authz_state.introspect_access_token(access_token.value)
+        response["scope"] = record["scope"]
+        if new_refresh:
+            response["refresh_token"] = new_refresh
+        return response
+
+    # -- UserInfo (OIDC Core 5.3, RFC 6750) ------------------------------------------------------
+
+    def handle_userinfo_request(self, request: Any = None,
+                                http_headers: Optional[Any] = None) -> OpenIDSchema:
+        """Answer a UserInfo request with the claims the access token was granted.
+
+        :param request: the form body (POST) or query string (GET), possibly empty.
+        :param http_headers: the request headers; ``Authorization: Bearer ...``.
+        :raises BearerTokenError: no token (401 ``invalid_token``).
+        :raises InvalidUserinfoRequest: token in several places, malformed request (400).
+        :raises InvalidAccessToken: unknown, expired or revoked token (401).
+        :raises InsufficientScope: the token lacks ``openid`` (403).
+        """
+        try:
+            parameters = parse_request_parameters(request, self.max_request_size)
+        except InvalidRequestError as e:
+            raise InvalidUserinfoRequest(str(e)) from e
+        token = extract_bearer_token_from_http_request(
+            parameters, get_header(http_headers, "Authorization"))
+        record = self.authz_state.introspect_access_token(token)
+        if "openid" not in record.get("scope", "").split():
+            raise InsufficientScope("the access token was not granted the openid scope")
+        requested = self._scope_claims(record["scope"].split())
+        requested.update(record.get("claims") or {})
+        claims = self._user_claims(record["user_id"], requested)
+        claims["sub"] = record["sub"]
+        return OpenIDSchema(**claims)
+
+    # -- Dynamic Client Registration (OIDC Dynamic Registration 3) -------------------------------
+
+    def handle_client_registration_request(self, request: Any,
+                                           http_headers: Optional[Any] = None
+                                           ) -> RegistrationResponse:
+        """Register a client (OIDC Dynamic Registration 3.1-3.2).
+
+        :param request: the JSON body (str/bytes) or an already parsed dict.
+        :raises InvalidClientRegistrationRequest: with ``to_json()`` for the 400 body.
+        """
+        metadata = self._parse_registration_body(request)
+        try:
+            registration_req = RegistrationRequest().from_dict(metadata)
+            for name in ("redirect_uris", "response_types", "grant_types", "contacts",
+                         "post_logout_redirect_uris", "default_acr_values", "request_uris"):
+                value = registration_req.get(name)
+                if value is not None and (not isinstance(value, list) or not all(
+                        isinstance(v, str) for v in value)):
+                    raise ValueError("{} must be an array of strings".format(name))
+            registration_req.verify()
+        except InvalidClientRegistrationRequest:
+            raise
+        except Exception as e:  # oic raises many types for bad metadata
+            raise InvalidClientRegistrationRequest(
+                "invalid client metadata: {}".format(str(e)[:200] or type(e).__name__),
+                metadata, oauth_error="invalid_client_metadata") from e
+        if "redirect_uris" not in registration_req:
+            raise InvalidClientRegistrationRequest("redirect_uris is required", metadata,
+                                                   oauth_error="invalid_redirect_uri")
+        for validator in self.registration_request_validators:
+            validator(registration_req)
+
+        client_id = secrets.token_urlsafe(16)
+        while self.get_client(client_id) is not None:  # pragma: no cover - 128-bit collision
+            client_id = secrets.token_urlsafe(16)
+        client = registration_req.to_dict()
+        client.update(registration_defaults(client))
+        client["client_id"] = client_id
+        client["client_id_issued_at"] = self._now()
+        if client["token_endpoint_auth_method"] != "none":
+            client["client_secret"] = secrets.token_urlsafe(32)
+            client["client_secret_expires_at"] = 0
+        self.clients[client_id] = client
+        logger.info("registered client %s", client_id)
+        return RegistrationResponse(**client)
+
+    @staticmethod
+    def _parse_registration_body(request: Any) -> dict[str, Any]:
+        if isinstance(request, Mapping):
+            metadata: Any = dict(request)
+        else:
+            if isinstance(request, (bytes, bytearray)):
+                try:
+                    request = bytes(request).decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise InvalidClientRegistrationRequest("body is not UTF-8", None) from e
+            if not isinstance(request, str) or len(request) > DEFAULT_MAX_REQUEST_SIZE:
+                raise InvalidClientRegistrationRequest("missing or oversized body", None)
+            try:
+                metadata = json.loads(request)
+            except (ValueError, RecursionError) as e:
+                raise InvalidClientRegistrationRequest("body is not JSON", None) from e
+        if not isinstance(metadata, dict):
+            raise InvalidClientRegistrationRequest("body must be a JSON object", None)
+        return metadata
+
+    # -- RP-Initiated Logout 1.0 ---------------------------------------------------------------
+
+    def _hint_claims(self, end_session_request: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+        """Claims of a verified id_token_hint; None without a hint.
+
+        :raises InvalidEndSessionRequest: a hint that we did not issue.
+        """
+        hint = end_session_request.get("id_token_hint")
+        if hint is None:
+            return None
+        claims = verify_id_token_hint(hint, [self._signing_key], self.issuer)
+        if claims is None:
+            raise InvalidEndSessionRequest("id_token_hint was not issued by this provider")
+        client_id = end_session_request.get("client_id")
+        aud = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if client_id is not None and client_id not in aud:
+            raise InvalidEndSessionRequest("client_id differs from the id_token_hint audience")
+        return claims
+
+    def logout_user(self, subject_identifier: Optional[str] = None,
+                    end_session_request: Optional[Mapping[str, Any]] = None) -> None:
+        """Forget the end-user's state at the provider (OIDC RP-Initiated Logout 1.0, 2).
+
+        :param subject_identifier: the ``sub`` known from the host's session, if any.
+        :param end_session_request: the parsed logout request (``EndSessionRequest``).
+        :raises InvalidSubjectIdentifier: no or unknown subject identifier.
+        :raises InvalidEndSessionRequest: an id_token_hint not issued by us, or
+            a client_id differing from its audience (also an
+            :class:`InvalidSubjectIdentifier`, so hosts catching that see it too).
+        """
+        claims = self._hint_claims(end_session_request or {})
+        sub = subject_identifier or (claims or {}).get("sub")
+        if not sub:
+            raise InvalidSubjectIdentifier("no subject identifier to log out")
+        self.authz_state.delete_state_for_subject_identifier(sub)
+
+    def do_post_logout_redirect(self, end_session_request: Mapping[str, Any]) -> Optional[str]:
+        """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3).
+
+        Redirects only to a ``post_logout_redirect_uri`` registered (exact
+        match) for the client proven by a valid ``id_token_hint`` or named by
+        ``client_id``; ``state`` is passed back.
+        """
+        uri = end_session_request.get("post_logout_redirect_uri")
+        if not isinstance(uri, str):
+            return None
+        try:
+            claims = self._hint_claims(end_session_request)
+        except InvalidEndSessionRequest:
+            return None
+        client_id = end_session_request.get("client_id")
+        if claims is not None:
+            aud = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+            client_id = client_id or (aud[0] if len(aud) == 1 else claims.get("azp"))
+        client = self.get_client(client_id)
+        if client is None:
+            return None
+        registered = client.get("post_logout_redirect_uris") or []
+        if uri not in registered:
+            return None
+        response = EndSessionResponse()
+        state = end_session_request.get("state")
+        if isinstance(state, str):
+            response["state"] = state
+        url: str = response.request(uri)
+        return url if response.keys() else uri
+
+    def parse_end_session_request(self, request_body: Any) -> EndSessionRequest:
+        """Parse a logout request (query string, form body or mapping).
+
+        :raises InvalidEndSessionRequest: malformed or repeated parameters.
+        """
+        try:
+            parameters = parse_request_parameters(request_body, self.max_request_size)
+        except InvalidRequestError as e:
+            raise InvalidEndSessionRequest(str(e)) from e
+        if duplicated_parameters(parameters):
+            raise InvalidEndSessionRequest("repeated parameters")
+        return EndSessionRequest(**parameters)
+
+
+def _as_plain_dict(message: Mapping[str, Any]) -> dict[str, Any]:
+    if hasattr(message, "to_dict"):
+        result: dict[str, Any] = message.to_dict()
+        return result
+    return dict(message)
+

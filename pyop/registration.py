@@ -1,0 +1,240 @@
+"""Validation of client registration requests (OIDC Dynamic Registration 1.0, 2 and 3).
+
+Each check is ``check(registration_request, provider)`` and raises
+:class:`~pyop.exceptions.InvalidClientRegistrationRequest`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from urllib.parse import urlsplit
+
+from .client_authentication import SUPPORTED_AUTH_METHODS
+from .exceptions import InvalidClientRegistrationRequest
+from .util import is_loopback_host, response_type_set
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .provider import Provider
+
+__all__ = [
+    "check_redirect_uris",
+    "check_response_and_grant_types",
+    "check_token_endpoint_auth_method",
+    "check_subject_type",
+    "check_sector_identifier_uri",
+    "check_post_logout_redirect_uris",
+    "check_signing_algs",
+    "fetch_sector_identifier_uris",
+    "grant_types_for_response_types",
+    "DEFAULT_REGISTRATION_CHECKS",
+]
+
+logger = logging.getLogger(__name__)
+
+_GRANT_FOR_RESPONSE = {"code": "authorization_code", "id_token": "implicit", "token": "implicit"}
+
+
+def _error(message: str, request: Any, oauth_error: str = "invalid_client_metadata"
+           ) -> InvalidClientRegistrationRequest:
+    return InvalidClientRegistrationRequest(message, request, oauth_error=oauth_error)
+
+
+def grant_types_for_response_types(response_types: Any) -> list[str]:
+    """Grant types a set of response types needs (OIDC Dynamic Registration 2)."""
+    grants: list[str] = []
+    for response_type in response_types or []:
+        for value in sorted(response_type_set(response_type)):
+            grant = _GRANT_FOR_RESPONSE.get(value)
+            if grant and grant not in grants:
+                grants.append(grant)
+    return grants
+
+
+def _uses_implicit(request: Mapping[str, Any]) -> bool:
+    return any(response_type_set(rt) - {"code", "none"} for rt in request.get("response_types", []))
+
+
+def _check_uri(uri: Any, request: Mapping[str, Any], native: bool, implicit: bool,
+               oauth_error: str, what: str) -> None:
+    if not isinstance(uri, str) or not uri:
+        raise _error("{} must be strings".format(what), request, oauth_error)
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError as e:
+        raise _error("malformed {}".format(what), request, oauth_error) from e
+    if parts.fragment or "#" in uri:
+        raise _error("{} must not contain a fragment".format(what), request, oauth_error)
+    if not parts.scheme:
+        raise _error("{} must be absolute URIs".format(what), request, oauth_error)
+    if parts.scheme == "https":
+        if not host:
+            raise _error("{} must be absolute URIs".format(what), request, oauth_error)
+        if implicit and not native and is_loopback_host(host):
+            raise _error("implicit web clients must not use localhost", request, oauth_error)
+        return
+    if parts.scheme == "http":
+        if not is_loopback_host(host):
+            raise _error("http {} are allowed for loopback hosts only".format(what), request,
+                         oauth_error)
+        if implicit and not native:
+            raise _error("implicit web clients must use https", request, oauth_error)
+        return
+    if not native:
+        raise _error("web clients must use https {}".format(what), request, oauth_error)
+    if parts.scheme in ("javascript", "data", "file", "vbscript"):
+        raise _error("scheme not allowed in {}".format(what), request, oauth_error)
+    # native clients: private-use URI schemes (RFC 8252 7.1)
+
+
+def check_redirect_uris(request: Mapping[str, Any], provider: "Provider") -> None:
+    """Redirect URIs: absolute, no fragment, https for web clients (http only on loopback),
+    custom schemes or loopback for native clients (OIDC Dynamic Registration 2; RFC 8252 7)."""
+    uris = request.get("redirect_uris")
+    if not isinstance(uris, list) or not uris:
+        raise _error("redirect_uris is required", request, "invalid_redirect_uri")
+    native = request.get("application_type", "web") == "native"
+    implicit = _uses_implicit(request)
+    for uri in uris:
+        _check_uri(uri, request, native, implicit, "invalid_redirect_uri", "redirect_uris")
+
+
+def check_response_and_grant_types(request: Mapping[str, Any], provider: "Provider") -> None:
+    """Response types supported; grant types supported and consistent with them
+    (OIDC Dynamic Registration 2, ``grant_types``)."""
+    supported_rt = [response_type_set(rt) for rt in
+                    provider.configuration_information.get("response_types_supported", [])]
+    response_types = request.get("response_types", ["code"])
+    for response_type in response_types:
+        if response_type_set(response_type) not in supported_rt:
+            raise _error("response_type {!r} is not supported".format(response_type), request)
+    grant_types = request.get("grant_types")
+    if grant_types is None:
+        return
+    supported_gt = set(provider.grant_types_supported)
+    for grant in grant_types:
+        if grant not in supported_gt:
+            raise _error("grant_type {!r} is not supported".format(grant), request)
+    needed = grant_types_for_response_types(response_types)
+    missing = [grant for grant in needed if grant not in grant_types]
+    if missing:
+        raise _error("response_types need grant_types {}".format(", ".join(missing)), request)
+
+
+def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``token_endpoint_auth_method`` must be supported (OIDC Dynamic Registration 2)."""
+    method = request.get("token_endpoint_auth_method")
+    if method is None:
+        return
+    supported = provider.configuration_information.get(
+        "token_endpoint_auth_methods_supported", SUPPORTED_AUTH_METHODS)
+    if method not in supported or method not in SUPPORTED_AUTH_METHODS:
+        raise _error("token_endpoint_auth_method {!r} is not supported".format(method), request)
+
+
+def check_subject_type(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``subject_type`` must be supported (OIDC Dynamic Registration 2)."""
+    subject_type = request.get("subject_type")
+    if subject_type is None:
+        return
+    if subject_type not in provider.configuration_information.get("subject_types_supported",
+                                                                  ["public"]):
+        raise _error("subject_type {!r} is not supported".format(subject_type), request)
+
+
+def fetch_sector_identifier_uris(uri: str, timeout: float = 5.0,
+                                 max_size: int = 64 * 1024) -> Any:
+    """GET a sector_identifier_uri and return its JSON (OIDC Core 8.1), with a timeout and size cap."""
+    import requests
+
+    with requests.get(uri, timeout=timeout, stream=True, allow_redirects=False) as response:
+        response.raise_for_status()
+        content = response.raw.read(max_size + 1, decode_content=True)
+    if len(content) > max_size:
+        raise ValueError("sector_identifier_uri document too large")
+    return json.loads(content)
+
+
+def check_sector_identifier_uri(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``sector_identifier_uri``: https, listing every redirect_uri (OIDC Core 8.1).
+
+    Without one, a pairwise client's redirect URIs must share one host.
+    """
+    uri = request.get("sector_identifier_uri")
+    redirect_uris = request.get("redirect_uris") or []
+    if uri is None:
+        if request.get("subject_type") == "pairwise":
+            hosts = {urlsplit(u).hostname for u in redirect_uris if isinstance(u, str)}
+            if len(hosts) > 1:
+                raise _error("pairwise clients with several redirect_uri hosts need a "
+                             "sector_identifier_uri", request)
+        return
+    if not isinstance(uri, str) or urlsplit(uri).scheme != "https" or not urlsplit(uri).hostname:
+        raise _error("sector_identifier_uri must be an https URL", request)
+    fetcher: Callable[[str], Any] = provider.sector_identifier_fetcher
+    try:
+        listed = fetcher(uri)
+    except Exception as e:  # noqa: BLE001 - any network or parse failure is a client error
+        logger.info("could not fetch sector_identifier_uri: %s", type(e).__name__)
+        raise _error("sector_identifier_uri could not be fetched", request) from e
+    if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
+        raise _error("sector_identifier_uri must hold a JSON array of URIs", request)
+    missing = [u for u in redirect_uris if u not in listed]
+    if missing:
+        raise _error("redirect_uris missing from the sector_identifier_uri document", request)
+
+
+def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``post_logout_redirect_uris``: absolute, no fragment (OIDC RP-Initiated Logout 3.1)."""
+    uris = request.get("post_logout_redirect_uris")
+    if uris is None:
+        return
+    native = request.get("application_type", "web") == "native"
+    for uri in uris:
+        _check_uri(uri, request, native, False, "invalid_client_metadata",
+                   "post_logout_redirect_uris")
+
+
+def check_signing_algs(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``id_token_signed_response_alg`` must be one the provider signs with."""
+    alg = request.get("id_token_signed_response_alg")
+    if alg is not None and alg not in provider.configuration_information.get(
+            "id_token_signing_alg_values_supported", []):
+        raise _error("id_token_signed_response_alg {!r} is not supported".format(alg), request)
+    for name in ("userinfo_signed_response_alg", "id_token_encrypted_response_alg",
+                 "userinfo_encrypted_response_alg", "request_object_encryption_alg"):
+        if name in request:
+            raise _error("{} is not supported".format(name), request)
+
+
+DEFAULT_REGISTRATION_CHECKS = (
+    check_redirect_uris,
+    check_response_and_grant_types,
+    check_token_endpoint_auth_method,
+    check_subject_type,
+    check_sector_identifier_uri,
+    check_post_logout_redirect_uris,
+    check_signing_algs,
+)
+
+
+def registration_defaults(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults of OIDC Dynamic Registration 2 for members the client omitted."""
+    defaults: dict[str, Any] = {
+        "response_types": ["code"],
+        "application_type": "web",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "id_token_signed_response_alg": None,
+    }
+    result = {k: v for k, v in defaults.items() if v is not None and k not in request}
+    if "grant_types" not in request:
+        result["grant_types"] = grant_types_for_response_types(
+            request.get("response_types", ["code"]))
+    return result
+
+
+def optional_str(value: Any) -> Optional[str]:
+    """``value`` if it is a string, else None."""
+    return value if isinstance(value, str) else None

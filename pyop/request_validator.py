@@ -1,0 +1,215 @@
+"""Validation of authentication requests (OIDC Core 3.1.2.2), as small ordered checks.
+
+The fatal checks (:func:`check_client_id`, :func:`check_redirect_uri`) run first
+and raise errors that are never redirected. Every other check raises a
+redirectable :class:`~pyop.exceptions.InvalidAuthenticationRequest`. Each check is
+``check(authentication_request, provider)``; :class:`~pyop.provider.Provider`
+binds the provider so its ``authentication_request_validators`` list holds
+one-argument callables, to which hosts append their own.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .exceptions import InvalidAuthenticationRequest, InvalidClientId, InvalidRedirectURI
+from .util import response_type_set
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .provider import Provider
+
+__all__ = [
+    "check_client_id",
+    "check_redirect_uri",
+    "check_response_type",
+    "check_response_mode",
+    "check_scope",
+    "check_nonce",
+    "check_prompt",
+    "check_max_age",
+    "check_request_objects",
+    "check_pkce",
+    "check_claims",
+    "DEFAULT_AUTHENTICATION_CHECKS",
+    "PKCE_VALUE_PATTERN",
+]
+
+#: ``code_challenge``/``code_verifier`` syntax: 43-128 unreserved characters (RFC 7636 4.1, 4.2).
+PKCE_VALUE_PATTERN = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_PROMPT_VALUES = frozenset(["none", "login", "consent", "select_account"])
+_RESPONSE_MODES = frozenset(["query", "fragment"])
+
+
+def _error(message: str, request: Mapping[str, Any],
+           oauth_error: str = "invalid_request") -> InvalidAuthenticationRequest:
+    return InvalidAuthenticationRequest(message, request, oauth_error=oauth_error)
+
+
+def check_client_id(parameters: Mapping[str, Any], provider: "Provider") -> Mapping[str, Any]:
+    """The client must be known (RFC 6749 4.1.2.1); returns its metadata. Never redirected."""
+    client_id = parameters.get("client_id")
+    if not isinstance(client_id, str):
+        raise InvalidClientId("missing or repeated client_id", parameters)
+    client = provider.get_client(client_id)
+    if client is None:
+        raise InvalidClientId("unknown client_id", parameters)
+    return client
+
+
+def check_redirect_uri(parameters: Mapping[str, Any], client: Mapping[str, Any]) -> None:
+    """``redirect_uri`` must be present and registered, by exact string match.
+
+    OIDC Core 3.1.2.1 (required), RFC 9700 4.1.3 (exact match). Never redirected.
+    """
+    redirect_uri = parameters.get("redirect_uri")
+    if not isinstance(redirect_uri, str):
+        raise InvalidRedirectURI("missing or repeated redirect_uri", parameters)
+    registered = client.get("redirect_uris") or []
+    if isinstance(registered, str):
+        registered = [registered]
+    if redirect_uri not in registered:
+        raise InvalidRedirectURI("redirect_uri is not registered for the client", parameters)
+
+
+def check_response_type(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``response_type`` present, supported by the provider and registered for the client.
+
+    RFC 6749 4.1.2.1 (``unsupported_response_type``, ``unauthorized_client``).
+    """
+    requested = response_type_set(request.get("response_type"))
+    if not requested:
+        raise _error("missing response_type", request)
+    supported = [response_type_set(rt) for rt in
+                 provider.configuration_information.get("response_types_supported", [])]
+    if requested not in supported:
+        raise _error("response_type not supported", request, "unsupported_response_type")
+    client = provider.get_client(request["client_id"]) or {}
+    registered = [response_type_set(rt) for rt in client.get("response_types", ["code"])]
+    if requested not in registered:
+        raise _error("response_type not registered for the client", request,
+                     "unauthorized_client")
+
+
+def check_response_mode(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``response_mode`` supported; tokens never in the query (OAuth 2.0 Multiple Response Types 2.1)."""
+    mode = request.get("response_mode")
+    if mode is None:
+        return
+    supported = provider.configuration_information.get("response_modes_supported",
+                                                       list(_RESPONSE_MODES))
+    if mode not in _RESPONSE_MODES or mode not in supported:
+        raise _error("response_mode not supported", request)
+    if mode == "query" and response_type_set(request.get("response_type")) - {"code", "none"}:
+        raise _error("tokens must not be returned in the query", request)
+
+
+def check_scope(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``openid`` must be in the scope (OIDC Core 3.1.2.1)."""
+    if "openid" not in (request.get("scope") or []):
+        raise _error("the openid scope is required", request, "invalid_scope")
+
+
+def check_nonce(request: Mapping[str, Any], provider: "Provider") -> None:
+    """Nonce required when tokens are issued from the authorization endpoint.
+
+    OIDC Core 3.2.2.1 (implicit) and 3.3.2.11 (hybrid); optional for ``code``.
+    """
+    if response_type_set(request.get("response_type")) - {"code", "none"} and not request.get(
+            "nonce"):
+        raise _error("nonce is required for this response_type", request)
+
+
+def check_prompt(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``prompt`` values known; ``none`` alone (OIDC Core 3.1.2.1)."""
+    prompt = request.get("prompt")
+    if prompt is None:
+        return
+    values = prompt if isinstance(prompt, list) else str(prompt).split()
+    if any(value not in _PROMPT_VALUES for value in values):
+        raise _error("unknown prompt value", request)
+    if "none" in values and len(values) > 1:
+        raise _error("prompt=none must not be combined with other values", request)
+
+
+def check_max_age(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``max_age`` is a non-negative integer (OIDC Core 3.1.2.1)."""
+    max_age = request.get("max_age")
+    if max_age is None:
+        return
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
+        raise _error("max_age must be a non-negative integer", request)
+
+
+def check_request_objects(request: Mapping[str, Any], provider: "Provider") -> None:
+    """``request``/``request_uri``/``registration`` are refused, never ignored (OIDC Core 6, 3.1.2.6)."""
+    if "request" in request:
+        raise _error("request objects are not supported", request, "request_not_supported")
+    if "request_uri" in request:
+        raise _error("request_uri is not supported", request, "request_uri_not_supported")
+    if "registration" in request:
+        raise _error("the registration parameter is not supported", request,
+                     "registration_not_supported")
+
+
+def check_pkce(request: Mapping[str, Any], provider: "Provider") -> None:
+    """PKCE parameters well-formed; required for public clients (RFC 7636 4.3, 4.4.1; RFC 9700 2.1.1).
+
+    ``plain`` is accepted only when the provider allows it.
+    """
+    challenge = request.get("code_challenge")
+    method = request.get("code_challenge_method")
+    uses_code = "code" in response_type_set(request.get("response_type"))
+    if challenge is None:
+        if method is not None:
+            raise _error("code_challenge_method without code_challenge", request)
+        client = provider.get_client(request["client_id"]) or {}
+        if uses_code and client.get("token_endpoint_auth_method") == "none":
+            raise _error("public clients must use PKCE (code_challenge)", request)
+        return
+    if not isinstance(challenge, str) or not PKCE_VALUE_PATTERN.match(challenge):
+        raise _error("malformed code_challenge", request)
+    method = method or "plain"
+    if method not in provider.code_challenge_methods:
+        raise _error("code_challenge_method not supported", request)
+
+
+def check_claims(request: Mapping[str, Any], provider: "Provider") -> None:
+    """The ``claims`` parameter is a JSON object of ``userinfo``/``id_token`` objects (OIDC Core 5.5)."""
+    claims = request.get("claims")
+    if claims is None:
+        return
+    if hasattr(claims, "to_dict"):
+        claims = claims.to_dict()
+    if not isinstance(claims, Mapping):
+        raise _error("claims must be a JSON object", request)
+    for member in ("userinfo", "id_token"):
+        value = claims.get(member)
+        if value is None:
+            continue
+        if hasattr(value, "to_dict"):
+            value = value.to_dict()
+        if not isinstance(value, Mapping):
+            raise _error("claims.{} must be a JSON object".format(member), request)
+        for name, spec in value.items():
+            if spec is not None and not isinstance(spec, Mapping):
+                raise _error("individual claim requests must be objects or null", request)
+            if isinstance(spec, Mapping):
+                if "essential" in spec and not isinstance(spec["essential"], bool):
+                    raise _error("essential must be a boolean", request)
+                if "values" in spec and not isinstance(spec["values"], list):
+                    raise _error("values must be an array", request)
+
+
+#: The default checks after the fatal ones, in order.
+DEFAULT_AUTHENTICATION_CHECKS = (
+    check_response_type,
+    check_response_mode,
+    check_request_objects,
+    check_scope,
+    check_nonce,
+    check_prompt,
+    check_max_age,
+    check_pkce,
+    check_claims,
+)

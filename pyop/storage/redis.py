@@ -1,0 +1,190 @@
+"""Redis backend (redis-py; Redis server 6.2 or later).
+
+Records are plain Redis strings holding canonical JSON, under the key
+``"{db_name}:{collection}:{key}"`` (``"{collection}:{key}"`` when
+``db_name`` is empty). Expiry is set per record with the absolute
+``SET ... PXAT`` option, so Redis itself expires records at their own
+expiry; nothing is left behind and :meth:`RedisWrapper.purge_expired` has
+nothing to do.
+
+Atomicity: ``consume`` is ``GETDEL``, ``add`` is ``SET NX``,
+``compare_and_set`` a Lua script (``EVALSHA``) run atomically by the server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from typing import Any, Optional
+
+from .base import (
+    Clock,
+    StorageBase,
+    canonical_json,
+    check_expires_at,
+    check_key,
+    check_ttl,
+    missing_driver,
+    wrap_error,
+)
+
+__all__ = ["RedisWrapper"]
+
+logger = logging.getLogger(__name__)
+
+#: KEYS[1] = key; ARGV[1] = expected JSON, ARGV[2] = new JSON,
+#: ARGV[3] = absolute expiry in ms or "" to keep the current one.
+_CAS_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or current ~= ARGV[1] then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+end
+return 1
+"""
+
+_GLOB_SPECIAL = set("*?[]\\")
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+
+
+def _to_ms(expires_at: float) -> int:
+    # PXAT must be positive; a time in the past makes the key expire at once.
+    return max(1, int(math.ceil(expires_at * 1000)))
+
+
+class RedisWrapper(StorageBase):
+    """Store records in Redis (``redis://``, ``rediss://``, ``unix://`` URIs).
+
+    :param db_uri: passed to ``redis.Redis.from_url`` (database number,
+        password, TLS and timeouts in the URL are honoured).
+    :param db_name: first part of the key namespace.
+    :param collection: second part of the key namespace.
+    :param ttl: default lifetime in seconds for writes without ``expires_at``.
+    :param clock: used to compute ``now + ttl``; Redis decides expiry itself.
+    :param client: an existing ``redis.Redis`` client to use instead of
+        creating one (it is not closed by :meth:`close`).
+    :param redis_kwargs: extra keyword arguments for ``Redis.from_url``;
+        ``socket_connect_timeout`` and ``socket_timeout`` default to 5 s.
+    :raises ImportError: redis-py is not installed (``pip install pyop[redis]``).
+    """
+
+    def __init__(self, db_uri: str, db_name: Optional[str], collection: str,
+                 ttl: Optional[float] = None, *, clock: Clock = time.time,
+                 client: Any = None, **redis_kwargs: Any) -> None:
+        try:
+            import redis
+        except ImportError as error:
+            raise missing_driver("redis", "redis", error) from error
+        self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
+        self.ttl = check_ttl(ttl)
+        self._clock = clock
+        self.collection = collection
+        self._prefix = ":".join(p for p in (db_name, collection) if p) + ":"
+        self._owns_client = client is None
+        if client is None:
+            redis_kwargs.setdefault("socket_connect_timeout", 5)
+            redis_kwargs.setdefault("socket_timeout", 5)
+            client = redis.Redis.from_url(db_uri, **redis_kwargs)
+        self._client = client
+        self._cas = client.register_script(_CAS_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"RedisWrapper(prefix={self._prefix!r}, ttl={self.ttl!r})"
+
+    def _key(self, key: str) -> str:
+        return self._prefix + check_key(key)
+
+    def _decode(self, raw: Any, operation: str) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError as error:
+            raise wrap_error(operation + " (corrupt record)", self.collection, error) from error
+
+    def _expiry_ms(self, expires_at: Optional[float]) -> Optional[int]:
+        expiry = self._resolve_expiry(expires_at, self._clock())
+        return None if expiry is None else _to_ms(expiry)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        name = self._key(key)
+        try:
+            raw = self._client.get(name)
+        except self._errors as error:
+            raise wrap_error("get", self.collection, error) from error
+        return default if raw is None else self._decode(raw, "get")
+
+    def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
+        name = self._key(key)
+        raw = canonical_json(value)
+        pxat = self._expiry_ms(expires_at)
+        try:
+            self._client.set(name, raw, pxat=pxat)
+        except self._errors as error:
+            raise wrap_error("set", self.collection, error) from error
+
+    def delete(self, key: str) -> bool:
+        name = self._key(key)
+        try:
+            return bool(self._client.delete(name))
+        except self._errors as error:
+            raise wrap_error("delete", self.collection, error) from error
+
+    def consume(self, key: str) -> Any:
+        name = self._key(key)
+        try:
+            raw = self._client.getdel(name)
+        except self._errors as error:
+            raise wrap_error("consume", self.collection, error) from error
+        return None if raw is None else self._decode(raw, "consume")
+
+    def compare_and_set(self, key: str, expected: Any, new: Any,
+                        expires_at: Optional[float] = None) -> bool:
+        name = self._key(key)
+        expected_raw = canonical_json(expected)
+        new_raw = canonical_json(new)
+        pxat = "" if expires_at is None else str(_to_ms(check_expires_at(expires_at)))
+        try:
+            return bool(self._cas(keys=[name], args=[expected_raw, new_raw, pxat]))
+        except self._errors as error:
+            raise wrap_error("compare_and_set", self.collection, error) from error
+
+    def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:
+        name = self._key(key)
+        raw = canonical_json(value)
+        pxat = self._expiry_ms(expires_at)
+        try:
+            return bool(self._client.set(name, raw, nx=True, pxat=pxat))
+        except self._errors as error:
+            raise wrap_error("add", self.collection, error) from error
+
+    def purge_expired(self) -> int:
+        """Redis expires records itself: nothing to do, returns 0."""
+        return 0
+
+    def close(self) -> None:
+        if self._owns_client:
+            try:
+                self._client.close()
+            except self._errors as error:  # pragma: no cover - closing never talks to the server
+                logger.debug("RedisWrapper: error on close: %s", type(error).__name__)
+
+    def keys(self) -> Iterator[str]:
+        """Iterate with ``SCAN MATCH prefix*`` (never ``KEYS``)."""
+        pattern = _glob_escape(self._prefix) + "*"
+        start = len(self._prefix)
+        try:
+            for name in self._client.scan_iter(match=pattern, count=500):
+                if isinstance(name, bytes):
+                    name = name.decode("utf-8")
+                yield name[start:]
+        except self._errors as error:
+            raise wrap_error("keys", self.collection, error) from error

@@ -1,0 +1,134 @@
+"""Shared fixtures: signing keys, a clock, clients, users and a provider."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pyop.authz_state import AuthorizationState
+from pyop.provider import Provider
+from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
+from pyop.userinfo import Userinfo
+
+ISSUER = "https://op.example.com"
+CLIENT_ID = "client1"
+CLIENT_SECRET = "secret-of-client1"
+REDIRECT_URI = "https://rp.example.com/callback"
+PUBLIC_CLIENT_ID = "public-client"
+USER_ID = "alice"
+USERS = {
+    USER_ID: {
+        "name": "Alice Liddell",
+        "given_name": "Alice",
+        "family_name": "Liddell",
+        "email": "alice@example.com",
+        "email_verified": True,
+        "phone_number": "+1 555 0100",
+        "address": {"street_address": "1 Rabbit Hole", "locality": "Wonderland"},
+        "nickname": "al",
+    }
+}
+
+
+class FakeClock:
+    """An injectable clock (DESIGN.md convention 7)."""
+
+    def __init__(self, now: float = 1_800_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def rsa_private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def signing_key_pem(rsa_private_key: rsa.RSAPrivateKey, tmp_path_factory: Any) -> str:
+    path = tmp_path_factory.mktemp("keys") / "signing_key.pem"
+    path.write_bytes(rsa_private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def jwkest_signing_key(signing_key_pem: str) -> Any:
+    from jwkest.jwk import RSAKey, rsa_load
+
+    return RSAKey(key=rsa_load(signing_key_pem), use="sig", alg="RS256")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def configuration(issuer: str = ISSUER) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + "/authorization",
+        "token_endpoint": issuer + "/token",
+        "userinfo_endpoint": issuer + "/userinfo",
+        "registration_endpoint": issuer + "/registration",
+        "end_session_endpoint": issuer + "/logout",
+        "response_types_supported": ["code", "id_token", "id_token token", "code id_token",
+                                     "code token", "code id_token token"],
+        "subject_types_supported": ["public", "pairwise"],
+        "scopes_supported": ["openid", "profile", "email", "address", "phone",
+                             "offline_access"],
+    }
+
+
+def clients() -> dict[str, Any]:
+    return {
+        CLIENT_ID: {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [REDIRECT_URI],
+            "response_types": ["code", "id_token", "id_token token", "code id_token",
+                               "code token", "code id_token token"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "post_logout_redirect_uris": ["https://rp.example.com/logged-out"],
+        },
+        PUBLIC_CLIENT_ID: {
+            "client_id": PUBLIC_CLIENT_ID,
+            "redirect_uris": ["http://127.0.0.1:8765/cb"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        },
+    }
+
+
+@pytest.fixture
+def make_provider(jwkest_signing_key: Any, clock: FakeClock) -> Callable[..., Provider]:
+    """Build a provider on in-memory storage; keyword arguments override the defaults."""
+
+    def factory(*, config: Any = None, client_db: Any = None, signing_key: Any = None,
+                authz_kwargs: Any = None, **provider_kwargs: Any) -> Provider:
+        authz = AuthorizationState(
+            HashBasedSubjectIdentifierFactory("salt"), clock=clock, **(authz_kwargs or {}))
+        return Provider(signing_key or jwkest_signing_key, config or configuration(), authz,
+                        client_db if client_db is not None else clients(),
+                        Userinfo(dict(USERS)), clock=clock, **provider_kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def provider(make_provider: Callable[..., Provider]) -> Provider:
+    return make_provider(authz_kwargs={"refresh_token_lifetime": 3600})
+
+
+def require_servers() -> bool:
+    """True when a missing test engine must fail the run instead of skipping (CI)."""
+    return os.environ.get("PYOP_REQUIRE_SERVERS") == "1"
