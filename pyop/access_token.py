@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from .exceptions import BearerTokenError, InvalidUserinfoRequest
 
@@ -69,8 +70,9 @@ def extract_bearer_token_from_http_request(
             body_token = value
     if header_token is not None and body_token is not None:
         raise InvalidUserinfoRequest("access token given in more than one place")
-    token = header_token or body_token
-    if token is None:
-        raise BearerTokenError("no bearer token in the request")
-    return token
+    if header_token is not None:
+        return header_token
+    if body_token is not None:
+        return body_token
+    raise BearerTokenError("no bearer token in the request")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Sequence
 
 from .access_token import AccessToken
 from .exceptions import (
@@ -23,6 +24,7 @@ from .exceptions import (
 )
 from .storage import StorageBase, as_storage
 from .subject_identifier import SubjectIdentifierFactory
+from .util import claims_request_member
 
 __all__ = ["AuthorizationState", "new_token_value"]
 
@@ -225,7 +227,7 @@ class AuthorizationState:
             "sub": record["sub"],
             "user_id": record["user_id"],
             "scope": record["scope"],
-            "claims": _userinfo_claims_request(record.get("auth_req", {})),
+            "claims": claims_request_member(record.get("auth_req", {}), "userinfo") or None,
         }
         access_token = self._create_access_token(grant, now, access_value)
         refresh_token = None
@@ -264,7 +266,7 @@ class AuthorizationState:
             "sub": subject_identifier,
             "user_id": user_id,
             "scope": " ".join(scope),
-            "claims": _userinfo_claims_request(authorization_request),
+            "claims": claims_request_member(authorization_request, "userinfo") or None,
         }
         return self._create_access_token(grant, self._now())
 
@@ -324,7 +326,8 @@ class AuthorizationState:
             new_scope = granted
 
         now = self._now()
-        grant = {k: record[k] for k in ("client_id", "sub", "user_id", "claims") if k in record}
+        grant: dict[str, Any] = {k: record[k] for k in ("client_id", "sub", "user_id", "claims")
+                                 if k in record}
         grant["scope"] = " ".join(new_scope)
         access_value = new_token_value()
         threshold = self.refresh_token_threshold
@@ -370,15 +373,3 @@ class AuthorizationState:
                 self.access_tokens.delete(access)
             value = record.get("replaced_by")
 
-
-def _userinfo_claims_request(authorization_request: Mapping[str, Any]) -> Optional[dict[str, Any]]:
-    """The ``userinfo`` member of a claims request (OIDC Core 5.5), as a plain dict."""
-    claims = authorization_request.get("claims")
-    if claims is None:
-        return None
-    if hasattr(claims, "to_dict"):
-        claims = claims.to_dict()
-    userinfo = claims.get("userinfo") if isinstance(claims, Mapping) else None
-    if hasattr(userinfo, "to_dict"):
-        userinfo = userinfo.to_dict()
-    return dict(userinfo) if isinstance(userinfo, Mapping) else None

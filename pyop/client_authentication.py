@@ -6,7 +6,8 @@ import base64
 import binascii
 import hmac
 import logging
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 from urllib.parse import unquote_plus
 
 from .access_token import get_header

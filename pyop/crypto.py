@@ -14,7 +14,8 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Sequence, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes

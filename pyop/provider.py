@@ -14,7 +14,8 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Optional, Union
 from urllib.parse import urlsplit
 
 from .access_token import extract_bearer_token_from_http_request, get_header
@@ -22,6 +23,7 @@ from .authz_state import AuthorizationState
 from .client_authentication import SUPPORTED_AUTH_METHODS, verify_client_authentication
 from .crypto import SigningKey, b64url_encode
 from .exceptions import (
+    InsufficientScope,
     InvalidAuthenticationRequest,
     InvalidAuthorizationCode,
     InvalidClientRegistrationRequest,
@@ -32,7 +34,6 @@ from .exceptions import (
     InvalidSubjectIdentifier,
     InvalidTokenRequest,
     InvalidUserinfoRequest,
-    InsufficientScope,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -63,6 +64,7 @@ from .request_validator import (
 from .userinfo import Userinfo
 from .util import (
     DEFAULT_MAX_REQUEST_SIZE,
+    claims_request_member,
     duplicated_parameters,
     is_https_or_loopback_http,
     parse_request_parameters,
@@ -135,7 +137,7 @@ class Provider:
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
         self.code_challenge_methods = ("S256", "plain") if allow_plain_pkce else ("S256",)
         self.max_request_size = max_request_size
-        self.clock: Callable[[], float] = clock or getattr(authz_state, "clock", time.time)
+        self.clock: Callable[[], float] = clock or getattr(authz_state, "clock", None) or time.time
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
         self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
 
@@ -281,15 +283,16 @@ class Provider:
             if "max_age" in parameters and not str(parameters["max_age"]).isdigit():
                 raise InvalidAuthenticationRequest("max_age must be a non-negative integer",
                                                    context)
-            if isinstance(parameters.get("claims"), str):
+            claims_param = parameters.get("claims")
+            if isinstance(claims_param, str):
                 try:
-                    parameters["claims"] = json.loads(parameters["claims"])  # OIDC Core 5.5
+                    parameters["claims"] = json.loads(claims_param)  # OIDC Core 5.5
                 except (ValueError, RecursionError) as e:
                     raise InvalidAuthenticationRequest("claims is not valid JSON", context) from e
                 if not isinstance(parameters["claims"], dict):
                     raise InvalidAuthenticationRequest("claims must be a JSON object", context)
             try:
-                authn_req = AuthorizationRequest().from_dict(parameters)
+                authn_req: AuthorizationRequest = AuthorizationRequest().from_dict(parameters)
             except Exception as e:  # oic raises many types for malformed values
                 raise InvalidAuthenticationRequest(
                     "malformed request: {}".format(type(e).__name__), context) from e
@@ -302,13 +305,13 @@ class Provider:
                 authn_req["scope"] = [s for s in scope if s != "offline_access"]
             for validator in self.authentication_request_validators:
                 validator(authn_req)
+            return authn_req
         except InvalidAuthenticationRequest as e:
             e.request = context
             e.redirect_uri_verified = True
             e.issuer = self.issuer
             logger.info("invalid authentication request: %s", e.oauth_error)
             raise
-        return authn_req
 
     def create_authentication_error(self, authentication_request: Mapping[str, Any],
                                     oauth_error: str, description: str = ""
@@ -383,18 +386,6 @@ class Provider:
         if not supported:
             return claims
         return {k: v for k, v in claims.items() if k in supported}
-
-    @staticmethod
-    def _claims_request(authentication_request: Mapping[str, Any], member: str) -> dict[str, Any]:
-        claims = authentication_request.get("claims")
-        if claims is None:
-            return {}
-        if hasattr(claims, "to_dict"):
-            claims = claims.to_dict()
-        value = claims.get(member) if isinstance(claims, Mapping) else None
-        if hasattr(value, "to_dict"):
-            value = value.to_dict()
-        return dict(value) if isinstance(value, Mapping) else {}
 
     def _user_claims(self, user_id: str, requested: Mapping[str, Any]) -> dict[str, Any]:
         requested = self._filter_supported(dict(requested))
@@ -475,7 +466,7 @@ class Provider:
             response["token_type"] = access_token.type
             response["expires_in"] = access_token.expires_in
         if "id_token" in response_types:
-            requested = self._claims_request(authentication_request, "id_token")
+            requested = claims_request_member(authentication_request, "id_token")
             if response_types == {"id_token"}:
                 # no access token: scope claims go in the ID token (OIDC Core 5.4)
                 requested = {**self._scope_claims(scope), **requested}
@@ -558,7 +549,7 @@ class Provider:
         access_token, refresh_token = self.authz_state.redeem_authorization_code(code, record)
 
         user_id = record["user_id"]
-        requested = self._claims_request(auth_req, "id_token")
+        requested = claims_request_member(auth_req, "id_token")
         extra: ExtraClaims = extra_id_token_claims
         stored_extra = record.get("extra_id_token_claims")
         if stored_extra and extra is None:

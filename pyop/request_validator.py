@@ -11,7 +11,8 @@ one-argument callables, to which hosts append their own.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidAuthenticationRequest, InvalidClientId, InvalidRedirectURI
 from .util import response_type_set

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 __all__ = ["Userinfo"]
 
@@ -44,7 +45,7 @@ class Userinfo:
         :param userinfo: the user's claims, when the caller already has them.
         """
         if userinfo is None:
-            userinfo = self._db.get(user_id, {})  # type: ignore[call-overload]
+            userinfo = self._db.get(user_id, {})
             if userinfo is None:
                 userinfo = {}
         claims: dict[str, Any] = {}

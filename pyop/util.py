@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Iterable, Union
 from urllib.parse import urlsplit
 
 __all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values"]
@@ -150,3 +151,20 @@ def parse_request_parameters(
 def duplicated_parameters(parameters: Mapping[str, Any]) -> list[str]:
     """Names given more than once (values parsed into lists)."""
     return sorted(name for name, value in parameters.items() if isinstance(value, list))
+
+
+def claims_request_member(authentication_request: Mapping[str, Any], member: str) -> dict[str, Any]:
+    """The ``userinfo`` or ``id_token`` member of a ``claims`` request (OIDC Core 5.5) as a dict.
+
+    Works on ``oic`` messages and on plain dicts; an absent or malformed
+    member gives an empty dict.
+    """
+    claims: Any = authentication_request.get("claims")
+    if claims is None:
+        return {}
+    if hasattr(claims, "to_dict"):
+        claims = claims.to_dict()
+    value: Any = claims.get(member) if isinstance(claims, Mapping) else None
+    if value is not None and hasattr(value, "to_dict"):
+        value = value.to_dict()
+    return dict(value) if isinstance(value, Mapping) else {}

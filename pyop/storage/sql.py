@@ -230,8 +230,9 @@ class SQLWrapper(StorageBase):
     # -- plumbing -----------------------------------------------------------
 
     @contextmanager
-    def _begin(self, operation: str) -> Iterator[Connection]:
-        """A transaction; driver errors become StorageError."""
+    def _begin(self, operation: str,
+               passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[Connection]:
+        """A transaction; driver errors (except ``passthrough``) become StorageError."""
         entry = self._entry
         try:
             if not entry.table_ready:
@@ -242,6 +243,8 @@ class SQLWrapper(StorageBase):
             else:
                 with self._engine.begin() as conn:
                     yield conn
+        except passthrough:
+            raise
         except self._errors as error:
             raise wrap_error(operation, self._namespace, error) from error
 
@@ -404,13 +407,11 @@ class SQLWrapper(StorageBase):
         """INSERT; on an integrity error take over the row only if it has expired."""
         sa, t = self._sa, self._table
         try:
-            with self._engine.begin() as conn:
+            with self._begin("add", passthrough=(sa.exc.IntegrityError,)) as conn:
                 conn.execute(sa.insert(t).values(**values))
             return True
         except sa.exc.IntegrityError:
             pass
-        except self._errors as error:
-            raise wrap_error("add", self._namespace, error) from error
         stmt = (sa.update(t).where(self._row(key) & expired)
                 .values(value=values["value"], expires_at=values["expires_at"]))
         with self._begin("add") as conn:
