@@ -21,7 +21,7 @@ class AccessToken:
         self.type = type
 
     def __repr__(self) -> str:  # never show the token value
-        return "AccessToken(type={!r}, expires_in={!r})".format(self.type, self.expires_in)
+        return f"AccessToken(type={self.type!r}, expires_in={self.expires_in!r})"
 
 
 def get_header(http_headers: Optional[Any], name: str) -> Optional[str]:
@@ -35,7 +35,7 @@ def get_header(http_headers: Optional[Any], name: str) -> Optional[str]:
         for key, value in items:
             if isinstance(key, str) and key.lower() == lowered:
                 if found is not None:
-                    raise InvalidUserinfoRequest("duplicate {} header".format(name))
+                    raise InvalidUserinfoRequest(f"duplicate {name} header")
                 found = value if isinstance(value, str) else None
     except (TypeError, ValueError) as e:
         if isinstance(e, InvalidUserinfoRequest):

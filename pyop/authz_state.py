@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional
 
 from .access_token import AccessToken
 from .exceptions import (
@@ -137,7 +137,7 @@ class AuthorizationState:
             sub = self.subject_identifier_factory.create_pairwise_identifier(
                 user_id, sector_identifier)
         else:
-            raise ValueError("unknown subject_type {!r}".format(subject_type))
+            raise ValueError(f"unknown subject_type {subject_type!r}")
         db = self.subject_identifiers
         if not _is_sealed(db):
             db.add(sub, {"user_id": user_id, "type": subject_type})
@@ -285,10 +285,10 @@ class AuthorizationState:
 
     def _create_refresh_token(self, grant: Mapping[str, Any], access_token_value: str,
                               now: int, value: Optional[str] = None) -> str:
-        assert self.refresh_token_lifetime
+        lifetime = self.refresh_token_lifetime or 0
         record = dict(grant)
         record["iat"] = now
-        record["exp"] = now + self.refresh_token_lifetime
+        record["exp"] = now + lifetime
         record["token_type"] = "refresh_token"
         record["access_token"] = access_token_value
         return self._store(self.refresh_tokens, record, record["exp"], value)

@@ -99,7 +99,7 @@ def verify_client_authentication(
     registered = client.get("token_endpoint_auth_method", "client_secret_basic")
     if method != registered:
         raise InvalidClientAuthentication(
-            "client must authenticate with {}".format(registered))
+            f"client must authenticate with {registered}")
     if method != "none":
         if not _secret_matches(client, secret):
             raise InvalidClientAuthentication("unknown client or wrong credentials")

@@ -14,8 +14,8 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -99,7 +99,7 @@ def hash_for_alg(alg: str) -> Callable[..., Any]:
     try:
         return _HASHLIB[alg[-3:]]
     except KeyError as e:
-        raise JWSError("unsupported alg {}".format(alg)) from e
+        raise JWSError(f"unsupported alg {alg}") from e
 
 
 def left_hash(value: str, alg: str) -> str:
@@ -125,7 +125,8 @@ def _public_jwk_of(public_key: PublicKey) -> dict[str, Any]:
         pn = public_key.public_numbers()
         for crv, (curve_cls, _alg, size) in _CURVES.items():
             if isinstance(public_key.curve, curve_cls):
-                return {"kty": "EC", "crv": crv, "x": _int_b64(pn.x, size), "y": _int_b64(pn.y, size)}
+                return {"kty": "EC", "crv": crv,
+                        "x": _int_b64(pn.x, size), "y": _int_b64(pn.y, size)}
         raise JWSError("unsupported curve")  # pragma: no cover
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -164,7 +165,7 @@ def _private_key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey:
         return ec.EllipticCurvePrivateNumbers(_b64_int(jwk["d"]), public).private_key()
     if kty == "OKP" and jwk.get("crv") == "Ed25519":
         return ed25519.Ed25519PrivateKey.from_private_bytes(b64url_decode(jwk["d"]))
-    raise JWSError("unsupported private key type {}".format(kty))
+    raise JWSError(f"unsupported private key type {kty}")
 
 
 def _public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKey:
@@ -178,7 +179,7 @@ def _public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKey:
         ).public_key()
     if kty == "OKP" and jwk.get("crv") == "Ed25519":
         return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
-    raise JWSError("unsupported public key type {}".format(kty))
+    raise JWSError(f"unsupported public key type {kty}")
 
 
 def _jwk_of_jwkest(key: Any, private: bool) -> dict[str, Any]:
@@ -197,12 +198,12 @@ class VerificationKey:
         self.public_key = public_key
         self.alg = alg or _default_alg(public_key)
         if self.alg not in SUPPORTED_ALGS:
-            raise JWSError("unsupported alg {}".format(self.alg))
+            raise JWSError(f"unsupported alg {self.alg}")
         self.public_jwk: dict[str, Any] = _public_jwk_of(public_key)
         self.kid = kid or jwk_thumbprint(self.public_jwk)
 
     @classmethod
-    def from_jwk(cls, jwk: Mapping[str, Any]) -> "VerificationKey":
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> VerificationKey:
         """Build from a public JWK dict (RFC 7517)."""
         try:
             return cls(_public_key_from_jwk(jwk), jwk.get("alg"), jwk.get("kid"))
@@ -255,25 +256,26 @@ class SigningKey(VerificationKey):
                  kid: Optional[str] = None) -> None:
         self.private_key = private_key
         super().__init__(private_key.public_key(), alg or _default_alg(private_key), kid)
-        if isinstance(private_key, rsa.RSAPrivateKey) and not self.alg[:2] in ("RS", "PS"):
-            raise JWSError("alg {} does not fit an RSA key".format(self.alg))
+        if isinstance(private_key, rsa.RSAPrivateKey) and self.alg[:2] not in ("RS", "PS"):
+            raise JWSError(f"alg {self.alg} does not fit an RSA key")
         if isinstance(private_key, ec.EllipticCurvePrivateKey) and self.alg != _default_alg(
             private_key
         ):
-            raise JWSError("alg {} does not fit this EC curve".format(self.alg))
+            raise JWSError(f"alg {self.alg} does not fit this EC curve")
 
     @classmethod
-    def from_jwkest(cls, key: Any) -> "SigningKey":
+    def from_jwkest(cls, key: Any) -> SigningKey:
         """Convert a ``jwkest.jwk.RSAKey`` / ``ECKey`` holding a private key."""
         try:
             jwk = _jwk_of_jwkest(key, private=True)
             private_key = _private_key_from_jwk(jwk)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise JWSError("the signing key must be a private RSA or EC key") from e
-        return cls(private_key, getattr(key, "alg", None) or None, getattr(key, "kid", None) or None)
+        return cls(private_key, getattr(key, "alg", None) or None,
+                   getattr(key, "kid", None) or None)
 
     @classmethod
-    def from_key(cls, key: Any) -> "SigningKey":
+    def from_key(cls, key: Any) -> SigningKey:
         """Accept a :class:`SigningKey`, a ``cryptography`` private key or a pyjwkest key."""
         if isinstance(key, SigningKey):
             return key

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from oic.oauth2.message import Message
+    pass
 
 __all__ = [
     "OAuthError",
@@ -254,7 +254,7 @@ class BearerTokenError(OAuthError):
         """``WWW-Authenticate`` header value (RFC 6750 3)."""
         if self.oauth_error == "invalid_request" and self.http_status == 401:
             return "Bearer"
-        return 'Bearer error="{}"'.format(self.oauth_error)
+        return f'Bearer error="{self.oauth_error}"'
 
 
 class InvalidAccessToken(BearerTokenError):

@@ -14,8 +14,8 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Optional, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from .access_token import extract_bearer_token_from_http_request, get_header
@@ -52,7 +52,6 @@ from .message import (
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
     fetch_sector_identifier_uris,
-    grant_types_for_response_types,
     registration_defaults,
 )
 from .request_validator import (
@@ -104,7 +103,8 @@ class Provider:
     :param userinfo: the :class:`~pyop.userinfo.Userinfo` claims source.
     :param id_token_lifetime: ID token lifetime in seconds (default 3600).
     :param extra_scopes: ``scope -> list of claims`` for scopes beyond OIDC Core 5.4.
-    :param allow_plain_pkce: accept ``code_challenge_method=plain`` (off by default, RFC 9700 2.1.1).
+    :param allow_plain_pkce: accept ``code_challenge_method=plain`` (off by default,
+        RFC 9700 2.1.1).
     :param max_request_size: limit on a request body or query string, in characters.
     :param clock: returns the current UNIX time (defaults to the authz_state's clock).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
@@ -127,7 +127,7 @@ class Provider:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
         except ValueError as e:
-            raise InvalidConfiguration("signing_key: {}".format(e)) from e
+            raise InvalidConfiguration(f"signing_key: {e}") from e
         self.signing_key = signing_key
         self.authz_state = authz_state
         self.clients = clients
@@ -192,8 +192,9 @@ class Provider:
                 config[name] = False
         if self._signing_key.alg not in config["id_token_signing_alg_values_supported"]:
             raise InvalidConfiguration(
-                "id_token_signing_alg_values_supported: must contain the signing key's alg {}"
-                .format(self._signing_key.alg))
+                "id_token_signing_alg_values_supported: must contain the signing key's alg "
+                + self._signing_key.alg
+                )
         if any("code" in response_type_set(rt) for rt in config["response_types_supported"]) \
                 and not config.get("token_endpoint"):
             raise InvalidConfiguration(
@@ -201,11 +202,11 @@ class Provider:
         for subject_type in config["subject_types_supported"]:
             if subject_type not in ("public", "pairwise"):
                 raise InvalidConfiguration(
-                    "subject_types_supported: unknown type {!r}".format(subject_type))
+                    f"subject_types_supported: unknown type {subject_type!r}")
         try:
             config.verify()
         except Exception as e:  # oic raises several unrelated types
-            raise InvalidConfiguration("configuration_information: {}".format(e)) from e
+            raise InvalidConfiguration(f"configuration_information: {e}") from e
         return config
 
     @property
@@ -295,7 +296,7 @@ class Provider:
                 authn_req: AuthorizationRequest = AuthorizationRequest().from_dict(parameters)
             except Exception as e:  # oic raises many types for malformed values
                 raise InvalidAuthenticationRequest(
-                    "malformed request: {}".format(type(e).__name__), context) from e
+                    f"malformed request: {type(e).__name__}", context) from e
             if not self.configuration_information.get("claims_parameter_supported", True) \
                     and "claims" in authn_req:
                 del authn_req["claims"]
@@ -330,7 +331,9 @@ class Provider:
 
     def requires_authentication(self, authentication_request: Mapping[str, Any],
                                 auth_time: Optional[float]) -> bool:
-        """Whether the end-user must (re-)authenticate (``prompt=login``, ``max_age``; OIDC Core 3.1.2.1).
+        """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age`` passed.
+
+        OIDC Core 3.1.2.1.
 
         :param auth_time: when the end-user last authenticated (UNIX time), or None.
         """
@@ -395,7 +398,8 @@ class Provider:
         return self.userinfo.get_claims_for(user_id, requested)
 
     @staticmethod
-    def _extra_claims(extra: ExtraClaims, user_id: str, client_id: str) -> Optional[Mapping[str, Any]]:
+    def _extra_claims(extra: ExtraClaims, user_id: str,
+                      client_id: str) -> Optional[Mapping[str, Any]]:
         if extra is None:
             return None
         if callable(extra):
@@ -438,6 +442,10 @@ class Provider:
         sub = self._subject_identifier(client, user_id)
         scope = self._granted_scope(authentication_request)
         auth_time_int = int(auth_time) if auth_time is not None else None
+        if auth_time_int is None and ("max_age" in authentication_request
+                                      or client.get("require_auth_time")):
+            # OIDC Core 3.1.2.1 / Registration 2: auth_time is then REQUIRED in the ID token
+            logger.warning("max_age or require_auth_time without auth_time from the host")
 
         response = AuthorizationResponse()
         code = None
@@ -544,7 +552,8 @@ class Provider:
         auth_req = record.get("auth_req") or {}
         if not record.get("used"):
             if parameters.get("redirect_uri") != auth_req.get("redirect_uri"):
-                raise InvalidAuthorizationCode("redirect_uri differs from the authorization request")
+                raise InvalidAuthorizationCode(
+                    "redirect_uri differs from the authorization request")
             self._check_pkce(auth_req, parameters.get("code_verifier"))
         access_token, refresh_token = self.authz_state.redeem_authorization_code(code, record)
 
@@ -637,13 +646,13 @@ class Provider:
                 value = registration_req.get(name)
                 if value is not None and (not isinstance(value, list) or not all(
                         isinstance(v, str) for v in value)):
-                    raise ValueError("{} must be an array of strings".format(name))
+                    raise ValueError(f"{name} must be an array of strings")
             registration_req.verify()
         except InvalidClientRegistrationRequest:
             raise
         except Exception as e:  # oic raises many types for bad metadata
             raise InvalidClientRegistrationRequest(
-                "invalid client metadata: {}".format(str(e)[:200] or type(e).__name__),
+                f"invalid client metadata: {str(e)[:200] or type(e).__name__}",
                 metadata, oauth_error="invalid_client_metadata") from e
         if "redirect_uris" not in registration_req:
             raise InvalidClientRegistrationRequest("redirect_uris is required", metadata,

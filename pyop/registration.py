@@ -60,37 +60,37 @@ def _uses_implicit(request: Mapping[str, Any]) -> bool:
 def _check_uri(uri: Any, request: Mapping[str, Any], native: bool, implicit: bool,
                oauth_error: str, what: str) -> None:
     if not isinstance(uri, str) or not uri:
-        raise _error("{} must be strings".format(what), request, oauth_error)
+        raise _error(f"{what} must be strings", request, oauth_error)
     try:
         parts = urlsplit(uri)
         host = parts.hostname
     except ValueError as e:
-        raise _error("malformed {}".format(what), request, oauth_error) from e
+        raise _error(f"malformed {what}", request, oauth_error) from e
     if parts.fragment or "#" in uri:
-        raise _error("{} must not contain a fragment".format(what), request, oauth_error)
+        raise _error(f"{what} must not contain a fragment", request, oauth_error)
     if not parts.scheme:
-        raise _error("{} must be absolute URIs".format(what), request, oauth_error)
+        raise _error(f"{what} must be absolute URIs", request, oauth_error)
     if parts.scheme == "https":
         if not host:
-            raise _error("{} must be absolute URIs".format(what), request, oauth_error)
+            raise _error(f"{what} must be absolute URIs", request, oauth_error)
         if implicit and not native and is_loopback_host(host):
             raise _error("implicit web clients must not use localhost", request, oauth_error)
         return
     if parts.scheme == "http":
         if not is_loopback_host(host):
-            raise _error("http {} are allowed for loopback hosts only".format(what), request,
+            raise _error(f"http {what} are allowed for loopback hosts only", request,
                          oauth_error)
         if implicit and not native:
             raise _error("implicit web clients must use https", request, oauth_error)
         return
     if not native:
-        raise _error("web clients must use https {}".format(what), request, oauth_error)
+        raise _error(f"web clients must use https {what}", request, oauth_error)
     if parts.scheme in ("javascript", "data", "file", "vbscript"):
-        raise _error("scheme not allowed in {}".format(what), request, oauth_error)
+        raise _error(f"scheme not allowed in {what}", request, oauth_error)
     # native clients: private-use URI schemes (RFC 8252 7.1)
 
 
-def check_redirect_uris(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_redirect_uris(request: Mapping[str, Any], provider: Provider) -> None:
     """Redirect URIs: absolute, no fragment, https for web clients (http only on loopback),
     custom schemes or loopback for native clients (OIDC Dynamic Registration 2; RFC 8252 7)."""
     uris = request.get("redirect_uris")
@@ -102,7 +102,7 @@ def check_redirect_uris(request: Mapping[str, Any], provider: "Provider") -> Non
         _check_uri(uri, request, native, implicit, "invalid_redirect_uri", "redirect_uris")
 
 
-def check_response_and_grant_types(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_response_and_grant_types(request: Mapping[str, Any], provider: Provider) -> None:
     """Response types supported; grant types supported and consistent with them
     (OIDC Dynamic Registration 2, ``grant_types``)."""
     supported_rt = [response_type_set(rt) for rt in
@@ -110,21 +110,21 @@ def check_response_and_grant_types(request: Mapping[str, Any], provider: "Provid
     response_types = request.get("response_types", ["code"])
     for response_type in response_types:
         if response_type_set(response_type) not in supported_rt:
-            raise _error("response_type {!r} is not supported".format(response_type), request)
+            raise _error(f"response_type {response_type!r} is not supported", request)
     grant_types = request.get("grant_types")
     if grant_types is None:
         return
     supported_gt = set(provider.grant_types_supported)
     for grant in grant_types:
         if grant not in supported_gt:
-            raise _error("grant_type {!r} is not supported".format(grant), request)
+            raise _error(f"grant_type {grant!r} is not supported", request)
     needed = grant_types_for_response_types(response_types)
     missing = [grant for grant in needed if grant not in grant_types]
     if missing:
         raise _error("response_types need grant_types {}".format(", ".join(missing)), request)
 
 
-def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provider) -> None:
     """``token_endpoint_auth_method`` must be supported (OIDC Dynamic Registration 2)."""
     method = request.get("token_endpoint_auth_method")
     if method is None:
@@ -132,22 +132,25 @@ def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: "Prov
     supported = provider.configuration_information.get(
         "token_endpoint_auth_methods_supported", SUPPORTED_AUTH_METHODS)
     if method not in supported or method not in SUPPORTED_AUTH_METHODS:
-        raise _error("token_endpoint_auth_method {!r} is not supported".format(method), request)
+        raise _error(f"token_endpoint_auth_method {method!r} is not supported", request)
 
 
-def check_subject_type(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_subject_type(request: Mapping[str, Any], provider: Provider) -> None:
     """``subject_type`` must be supported (OIDC Dynamic Registration 2)."""
     subject_type = request.get("subject_type")
     if subject_type is None:
         return
     if subject_type not in provider.configuration_information.get("subject_types_supported",
                                                                   ["public"]):
-        raise _error("subject_type {!r} is not supported".format(subject_type), request)
+        raise _error(f"subject_type {subject_type!r} is not supported", request)
 
 
 def fetch_sector_identifier_uris(uri: str, timeout: float = 5.0,
                                  max_size: int = 64 * 1024) -> Any:
-    """GET a sector_identifier_uri and return its JSON (OIDC Core 8.1), with a timeout and size cap."""
+    """GET a sector_identifier_uri and return its JSON (OIDC Core 8.1).
+
+    With a timeout, no redirects and a size cap.
+    """
     import requests
 
     with requests.get(uri, timeout=timeout, stream=True, allow_redirects=False) as response:
@@ -158,7 +161,7 @@ def fetch_sector_identifier_uris(uri: str, timeout: float = 5.0,
     return json.loads(content)
 
 
-def check_sector_identifier_uri(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_sector_identifier_uri(request: Mapping[str, Any], provider: Provider) -> None:
     """``sector_identifier_uri``: https, listing every redirect_uri (OIDC Core 8.1).
 
     Without one, a pairwise client's redirect URIs must share one host.
@@ -187,7 +190,7 @@ def check_sector_identifier_uri(request: Mapping[str, Any], provider: "Provider"
         raise _error("redirect_uris missing from the sector_identifier_uri document", request)
 
 
-def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: Provider) -> None:
     """``post_logout_redirect_uris``: absolute, no fragment (OIDC RP-Initiated Logout 3.1)."""
     uris = request.get("post_logout_redirect_uris")
     if uris is None:
@@ -198,16 +201,16 @@ def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: "Provi
                    "post_logout_redirect_uris")
 
 
-def check_signing_algs(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_signing_algs(request: Mapping[str, Any], provider: Provider) -> None:
     """``id_token_signed_response_alg`` must be one the provider signs with."""
     alg = request.get("id_token_signed_response_alg")
     if alg is not None and alg not in provider.configuration_information.get(
             "id_token_signing_alg_values_supported", []):
-        raise _error("id_token_signed_response_alg {!r} is not supported".format(alg), request)
+        raise _error(f"id_token_signed_response_alg {alg!r} is not supported", request)
     for name in ("userinfo_signed_response_alg", "id_token_encrypted_response_alg",
                  "userinfo_encrypted_response_alg", "request_object_encryption_alg"):
         if name in request:
-            raise _error("{} is not supported".format(name), request)
+            raise _error(f"{name} is not supported", request)
 
 
 DEFAULT_REGISTRATION_CHECKS = (

@@ -47,7 +47,7 @@ def _error(message: str, request: Mapping[str, Any],
     return InvalidAuthenticationRequest(message, request, oauth_error=oauth_error)
 
 
-def check_client_id(parameters: Mapping[str, Any], provider: "Provider") -> Mapping[str, Any]:
+def check_client_id(parameters: Mapping[str, Any], provider: Provider) -> Mapping[str, Any]:
     """The client must be known (RFC 6749 4.1.2.1); returns its metadata. Never redirected."""
     client_id = parameters.get("client_id")
     if not isinstance(client_id, str):
@@ -73,7 +73,7 @@ def check_redirect_uri(parameters: Mapping[str, Any], client: Mapping[str, Any])
         raise InvalidRedirectURI("redirect_uri is not registered for the client", parameters)
 
 
-def check_response_type(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_response_type(request: Mapping[str, Any], provider: Provider) -> None:
     """``response_type`` present, supported by the provider and registered for the client.
 
     RFC 6749 4.1.2.1 (``unsupported_response_type``, ``unauthorized_client``).
@@ -92,8 +92,11 @@ def check_response_type(request: Mapping[str, Any], provider: "Provider") -> Non
                      "unauthorized_client")
 
 
-def check_response_mode(request: Mapping[str, Any], provider: "Provider") -> None:
-    """``response_mode`` supported; tokens never in the query (OAuth 2.0 Multiple Response Types 2.1)."""
+def check_response_mode(request: Mapping[str, Any], provider: Provider) -> None:
+    """``response_mode`` supported; tokens never in the query.
+
+    OAuth 2.0 Multiple Response Type Encoding Practices 2.1, 5.
+    """
     mode = request.get("response_mode")
     if mode is None:
         return
@@ -105,13 +108,13 @@ def check_response_mode(request: Mapping[str, Any], provider: "Provider") -> Non
         raise _error("tokens must not be returned in the query", request)
 
 
-def check_scope(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_scope(request: Mapping[str, Any], provider: Provider) -> None:
     """``openid`` must be in the scope (OIDC Core 3.1.2.1)."""
     if "openid" not in (request.get("scope") or []):
         raise _error("the openid scope is required", request, "invalid_scope")
 
 
-def check_nonce(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_nonce(request: Mapping[str, Any], provider: Provider) -> None:
     """Nonce required when tokens are issued from the authorization endpoint.
 
     OIDC Core 3.2.2.1 (implicit) and 3.3.2.11 (hybrid); optional for ``code``.
@@ -121,7 +124,7 @@ def check_nonce(request: Mapping[str, Any], provider: "Provider") -> None:
         raise _error("nonce is required for this response_type", request)
 
 
-def check_prompt(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_prompt(request: Mapping[str, Any], provider: Provider) -> None:
     """``prompt`` values known; ``none`` alone (OIDC Core 3.1.2.1)."""
     prompt = request.get("prompt")
     if prompt is None:
@@ -133,7 +136,7 @@ def check_prompt(request: Mapping[str, Any], provider: "Provider") -> None:
         raise _error("prompt=none must not be combined with other values", request)
 
 
-def check_max_age(request: Mapping[str, Any], provider: "Provider") -> None:
+def check_max_age(request: Mapping[str, Any], provider: Provider) -> None:
     """``max_age`` is a non-negative integer (OIDC Core 3.1.2.1)."""
     max_age = request.get("max_age")
     if max_age is None:
@@ -142,8 +145,11 @@ def check_max_age(request: Mapping[str, Any], provider: "Provider") -> None:
         raise _error("max_age must be a non-negative integer", request)
 
 
-def check_request_objects(request: Mapping[str, Any], provider: "Provider") -> None:
-    """``request``/``request_uri``/``registration`` are refused, never ignored (OIDC Core 6, 3.1.2.6)."""
+def check_request_objects(request: Mapping[str, Any], provider: Provider) -> None:
+    """``request``/``request_uri``/``registration`` are refused, never ignored.
+
+    OIDC Core 6 and 3.1.2.6 (``request_not_supported``...).
+    """
     if "request" in request:
         raise _error("request objects are not supported", request, "request_not_supported")
     if "request_uri" in request:
@@ -153,8 +159,10 @@ def check_request_objects(request: Mapping[str, Any], provider: "Provider") -> N
                      "registration_not_supported")
 
 
-def check_pkce(request: Mapping[str, Any], provider: "Provider") -> None:
-    """PKCE parameters well-formed; required for public clients (RFC 7636 4.3, 4.4.1; RFC 9700 2.1.1).
+def check_pkce(request: Mapping[str, Any], provider: Provider) -> None:
+    """PKCE parameters well-formed; required for public clients.
+
+    RFC 7636 4.3, 4.4.1; RFC 9700 2.1.1.
 
     ``plain`` is accepted only when the provider allows it.
     """
@@ -175,8 +183,11 @@ def check_pkce(request: Mapping[str, Any], provider: "Provider") -> None:
         raise _error("code_challenge_method not supported", request)
 
 
-def check_claims(request: Mapping[str, Any], provider: "Provider") -> None:
-    """The ``claims`` parameter is a JSON object of ``userinfo``/``id_token`` objects (OIDC Core 5.5)."""
+def check_claims(request: Mapping[str, Any], provider: Provider) -> None:
+    """The ``claims`` parameter: a JSON object of ``userinfo``/``id_token`` objects.
+
+    OIDC Core 5.5, 5.5.1.
+    """
     claims = request.get("claims")
     if claims is None:
         return
@@ -191,8 +202,8 @@ def check_claims(request: Mapping[str, Any], provider: "Provider") -> None:
         if hasattr(value, "to_dict"):
             value = value.to_dict()
         if not isinstance(value, Mapping):
-            raise _error("claims.{} must be a JSON object".format(member), request)
-        for name, spec in value.items():
+            raise _error(f"claims.{member} must be a JSON object", request)
+        for spec in value.values():
             if spec is not None and not isinstance(spec, Mapping):
                 raise _error("individual claim requests must be objects or null", request)
             if isinstance(spec, Mapping):

