@@ -290,7 +290,7 @@ class AuthorizationState:
         record["iat"] = now
         record["exp"] = now + lifetime
         record["token_type"] = "refresh_token"
-        record["access_token"] = access_token_value
+        record["access_tokens"] = [[access_token_value, now + self.access_token_lifetime]]
         return self._store(self.refresh_tokens, record, record["exp"], value)
 
     def use_refresh_token(self, refresh_token: Any, client_id: str,
@@ -344,19 +344,37 @@ class AuthorizationState:
             else:
                 new_refresh = new_token_value()
                 rotated = dict(record)
-                rotated.update(rotated=True, replaced_by=new_refresh, access_token=access_value)
+                rotated.update(rotated=True, replaced_by=new_refresh)
                 if not self.refresh_tokens.compare_and_set(refresh_token, dict(record), rotated,
                                                            expires_at=record["exp"]):
                     self.revoke_refresh_token(refresh_token)
                     raise InvalidRefreshToken("refresh token already used")
                 self._create_refresh_token(full_grant, access_value, now, new_refresh)
         elif not sealed:
-            # remember the newest access token so revoking the grant reaches it
-            updated = dict(record)
-            updated["access_token"] = access_value
-            self.refresh_tokens.set(refresh_token, updated, expires_at=record["exp"])
+            self._remember_access_token(refresh_token, record, access_value, now)
         access_token = self._create_access_token(grant, now, access_value)
         return access_token, new_refresh, record
+
+    def _remember_access_token(self, refresh_token: str, record: dict[str, Any],
+                               access_value: str, now: int) -> None:
+        """Record an access token in its refresh token's grant, so revoking the grant reaches it.
+
+        Expired entries are dropped; a compare-and-set loop keeps concurrent
+        refreshes from losing each other's entries.
+        """
+        for _ in range(5):
+            updated = dict(record)
+            updated["access_tokens"] = [
+                entry for entry in record.get("access_tokens") or [] if entry[1] > now
+            ] + [[access_value, now + self.access_token_lifetime]]
+            if self.refresh_tokens.compare_and_set(refresh_token, record, updated,
+                                                   expires_at=record["exp"]):
+                return
+            current = self.refresh_tokens.get(refresh_token)
+            if not isinstance(current, dict) or current.get("rotated"):
+                return
+            record = current
+        logger.warning("could not record an access token in its grant (contention)")
 
     def revoke_refresh_token(self, refresh_token: str) -> None:
         """Revoke a refresh token and every token derived from it (its grant chain)."""
@@ -368,8 +386,8 @@ class AuthorizationState:
             self.refresh_tokens.delete(value)
             if not isinstance(record, dict):
                 break
-            access = record.get("access_token")
-            if isinstance(access, str):
-                self.access_tokens.delete(access)
+            for entry in record.get("access_tokens") or []:
+                if isinstance(entry, list) and entry and isinstance(entry[0], str):
+                    self.access_tokens.delete(entry[0])
             value = record.get("replaced_by")
 

@@ -273,15 +273,15 @@ class Provider:
         check_redirect_uri(parameters, client)
 
         # client and redirect_uri verified: from here on errors may be redirected
-        context = {name: parameters[name] for name in
-                   ("redirect_uri", "state", "response_type", "response_mode")
-                   if isinstance(parameters.get(name), str)}
+        context = _error_context(parameters)
         try:
             duplicated = duplicated_parameters(parameters)
             if duplicated:
                 raise InvalidAuthenticationRequest(
                     "repeated parameters: {}".format(", ".join(duplicated)[:200]), context)
-            if "max_age" in parameters and not str(parameters["max_age"]).isdigit():
+            max_age = parameters.get("max_age")
+            if max_age is not None and not (isinstance(max_age, str) and max_age.isascii()
+                                            and max_age.isdigit() and len(max_age) <= 12):
                 raise InvalidAuthenticationRequest("max_age must be a non-negative integer",
                                                    context)
             claims_param = parameters.get("claims")
@@ -773,6 +773,22 @@ class Provider:
         if duplicated_parameters(parameters):
             raise InvalidEndSessionRequest("repeated parameters")
         return EndSessionRequest(**parameters)
+
+
+def _error_context(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """What an error response needs from a request whose redirect_uri is verified.
+
+    A repeated ``response_type`` keeps all its values, so an error for any
+    response type that issues tokens still goes in the fragment (OIDC Core
+    3.2.2.6); other repeated values are left out.
+    """
+    context = {name: parameters[name] for name in
+               ("redirect_uri", "state", "response_type", "response_mode")
+               if isinstance(parameters.get(name), str)}
+    response_type = parameters.get("response_type")
+    if isinstance(response_type, list):
+        context["response_type"] = " ".join(str(value) for value in response_type)
+    return context
 
 
 def _as_plain_dict(message: Mapping[str, Any]) -> dict[str, Any]:
