@@ -176,6 +176,7 @@ class AuthorizationState:
             "user_id": user_id,
             "scope": " ".join(scope),
             "auth_req": dict(authorization_request),
+            "token_type": "authorization_code",
         }
         if extra:
             record.update(extra)
@@ -184,7 +185,7 @@ class AuthorizationState:
     def get_authorization_code(self, authorization_code: Any) -> dict[str, Any]:
         """The record of an unexpired code (used or not); :class:`InvalidAuthorizationCode`."""
         record = self._live(self.authorization_codes, authorization_code)
-        if record is None:
+        if record is None or record.get("token_type") != "authorization_code":
             raise InvalidAuthorizationCode("unknown or expired authorization code")
         return record
 
@@ -294,7 +295,7 @@ class AuthorizationState:
         return self._store(self.refresh_tokens, record, record["exp"], value)
 
     def use_refresh_token(self, refresh_token: Any, client_id: str,
-                          scope: Optional[Sequence[str]] = None
+                          scope: Optional[Sequence[str]] = None, *, rotate: bool = False
                           ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
         """Issue a new access token from a refresh token (RFC 6749 6).
 
@@ -302,6 +303,8 @@ class AuthorizationState:
         the grant, never widen it. When ``refresh_token_threshold`` is set and
         the token expires within it, a new refresh token replaces it (rotation);
         replaying a rotated token revokes the grant (RFC 9700 4.14.2).
+
+        ``rotate=True`` always rotates (public clients, RFC 9700 4.14.2).
 
         :returns: the access token, the new refresh token (or None when the
             same one stays valid) and the grant record.
@@ -331,7 +334,7 @@ class AuthorizationState:
         grant["scope"] = " ".join(new_scope)
         access_value = new_token_value()
         threshold = self.refresh_token_threshold
-        rotate = bool(threshold and threshold > 0 and record["exp"] - now < threshold)
+        rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
         sealed = _is_sealed(self.refresh_tokens)
         new_refresh: Optional[str] = None
         if rotate:

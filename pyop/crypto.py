@@ -330,7 +330,7 @@ def jws_verify(token: Any, keys: Sequence[VerificationKey]) -> dict[str, Any]:
     try:
         header = json.loads(b64url_decode(header_b64))
         payload = json.loads(b64url_decode(payload_b64))
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise JWSError("malformed JWS") from e
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise JWSError("malformed JWS")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -68,6 +67,7 @@ from .util import (
     is_https_or_loopback_http,
     parse_request_parameters,
     response_type_set,
+    strict_json_loads,
 )
 
 __all__ = ["Provider", "SCOPE_CLAIMS"]
@@ -203,10 +203,14 @@ class Provider:
             if subject_type not in ("public", "pairwise"):
                 raise InvalidConfiguration(
                     f"subject_types_supported: unknown type {subject_type!r}")
+        scopes = config.get("scopes_supported")
+        if scopes is not None and "openid" not in scopes:
+            raise InvalidConfiguration("scopes_supported: must contain openid")
         try:
             config.verify()
         except Exception as e:  # oic raises several unrelated types
-            raise InvalidConfiguration(f"configuration_information: {e}") from e
+            raise InvalidConfiguration(
+                f"configuration_information: {str(e) or type(e).__name__}") from e
         return config
 
     @property
@@ -287,8 +291,8 @@ class Provider:
             claims_param = parameters.get("claims")
             if isinstance(claims_param, str):
                 try:
-                    parameters["claims"] = json.loads(claims_param)  # OIDC Core 5.5
-                except (ValueError, RecursionError) as e:
+                    parameters["claims"] = strict_json_loads(claims_param)  # OIDC Core 5.5
+                except ValueError as e:
                     raise InvalidAuthenticationRequest("claims is not valid JSON", context) from e
                 if not isinstance(parameters["claims"], dict):
                     raise InvalidAuthenticationRequest("claims must be a JSON object", context)
@@ -417,6 +421,14 @@ class Provider:
             authorization_code=code, claims=claims,
             extra_claims=self._extra_claims(extra, user_id, client_id))
 
+    @staticmethod
+    def _auth_time_required(authentication_request: Mapping[str, Any],
+                            client: Mapping[str, Any]) -> bool:
+        if "max_age" in authentication_request or client.get("require_auth_time"):
+            return True
+        requested = claims_request_member(authentication_request, "id_token").get("auth_time")
+        return isinstance(requested, Mapping) and requested.get("essential") is True
+
     def authorize(self, authentication_request: Mapping[str, Any], user_id: str,
                   extra_id_token_claims: ExtraClaims = None, *,
                   auth_time: Optional[float] = None, acr: Optional[str] = None,
@@ -442,10 +454,10 @@ class Provider:
         sub = self._subject_identifier(client, user_id)
         scope = self._granted_scope(authentication_request)
         auth_time_int = int(auth_time) if auth_time is not None else None
-        if auth_time_int is None and ("max_age" in authentication_request
-                                      or client.get("require_auth_time")):
-            # OIDC Core 3.1.2.1 / Registration 2: auth_time is then REQUIRED in the ID token
-            logger.warning("max_age or require_auth_time without auth_time from the host")
+        if auth_time_int is None and self._auth_time_required(authentication_request, client):
+            # OIDC Core 3.1.2.1, 5.5.1; Registration 2: auth_time is then REQUIRED in the
+            # ID token. authorize() is called when the end-user has just authenticated.
+            auth_time_int = self._now()
 
         response = AuthorizationResponse()
         code = None
@@ -522,7 +534,7 @@ class Provider:
             raise UnauthorizedClient("the client is not registered for this grant_type")
         if grant_type == "authorization_code":
             return self._do_code_exchange(parameters, client_id, client, extra_id_token_claims)
-        return self._do_token_refresh(parameters, client_id)
+        return self._do_token_refresh(parameters, client_id, client)
 
     @staticmethod
     def _check_pkce(auth_req: Mapping[str, Any], verifier: Any) -> None:
@@ -531,7 +543,7 @@ class Provider:
             if verifier is not None:
                 raise InvalidAuthorizationCode("code_verifier sent but no code_challenge was")
             return
-        if not isinstance(verifier, str) or not PKCE_VALUE_PATTERN.match(verifier):
+        if not isinstance(verifier, str) or not PKCE_VALUE_PATTERN.fullmatch(verifier):
             raise InvalidAuthorizationCode("missing or malformed code_verifier")
         if auth_req.get("code_challenge_method", "plain") == "S256":
             computed = b64url_encode(hashlib.sha256(verifier.encode("ascii")).digest())
@@ -580,8 +592,8 @@ class Provider:
             response["refresh_token"] = refresh_token
         return response
 
-    def _do_token_refresh(self, parameters: Mapping[str, Any], client_id: str
-                          ) -> AccessTokenResponse:
+    def _do_token_refresh(self, parameters: Mapping[str, Any], client_id: str,
+                          client: Mapping[str, Any]) -> AccessTokenResponse:
         refresh_token = parameters.get("refresh_token")
         if not isinstance(refresh_token, str):
             raise InvalidTokenRequest("missing refresh_token", oauth_error="invalid_request")
@@ -589,8 +601,10 @@ class Provider:
         scope = scope_param.split() if isinstance(scope_param, str) else None
         if scope is not None and not scope:
             raise InvalidScope("empty scope")
+        # refresh tokens of public clients are rotated on every use (RFC 9700 4.14.2)
         access_token, new_refresh, _ = self.authz_state.use_refresh_token(
-            refresh_token, client_id, scope)
+            refresh_token, client_id, scope,
+            rotate=client.get("token_endpoint_auth_method") == "none")
         response = AccessTokenResponse(access_token=access_token.value,
                                        token_type=access_token.type,
                                        expires_in=access_token.expires_in)
@@ -639,6 +653,9 @@ class Provider:
         :raises InvalidClientRegistrationRequest: with ``to_json()`` for the 400 body.
         """
         metadata = self._parse_registration_body(request)
+        if not metadata.get("redirect_uris"):
+            raise InvalidClientRegistrationRequest("redirect_uris is required", metadata,
+                                                   oauth_error="invalid_redirect_uri")
         try:
             registration_req = RegistrationRequest().from_dict(metadata)
             for name in ("redirect_uris", "response_types", "grant_types", "contacts",
@@ -654,16 +671,16 @@ class Provider:
             raise InvalidClientRegistrationRequest(
                 f"invalid client metadata: {str(e)[:200] or type(e).__name__}",
                 metadata, oauth_error="invalid_client_metadata") from e
-        if "redirect_uris" not in registration_req:
-            raise InvalidClientRegistrationRequest("redirect_uris is required", metadata,
-                                                   oauth_error="invalid_redirect_uri")
         for validator in self.registration_request_validators:
             validator(registration_req)
 
         client_id = secrets.token_urlsafe(16)
         while self.get_client(client_id) is not None:  # pragma: no cover - 128-bit collision
             client_id = secrets.token_urlsafe(16)
-        client = registration_req.to_dict()
+        # only registered metadata is kept: unknown members are ignored and the
+        # credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2)
+        client = {name: value for name, value in registration_req.to_dict().items()
+                  if name in RegistrationRequest.c_param}
         client.update(registration_defaults(client))
         client["client_id"] = client_id
         client["client_id_issued_at"] = self._now()
@@ -687,8 +704,8 @@ class Provider:
             if not isinstance(request, str) or len(request) > DEFAULT_MAX_REQUEST_SIZE:
                 raise InvalidClientRegistrationRequest("missing or oversized body", None)
             try:
-                metadata = json.loads(request)
-            except (ValueError, RecursionError) as e:
+                metadata = strict_json_loads(request)
+            except ValueError as e:
                 raise InvalidClientRegistrationRequest("body is not JSON", None) from e
         if not isinstance(metadata, dict):
             raise InvalidClientRegistrationRequest("body must be a JSON object", None)

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: ``code_challenge``/``code_verifier`` syntax: 43-128 unreserved characters (RFC 7636 4.1, 4.2).
-PKCE_VALUE_PATTERN = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+PKCE_VALUE_PATTERN = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _PROMPT_VALUES = frozenset(["none", "login", "consent", "select_account"])
 _RESPONSE_MODES = frozenset(["query", "fragment"])
 
@@ -176,7 +176,7 @@ def check_pkce(request: Mapping[str, Any], provider: Provider) -> None:
         if uses_code and client.get("token_endpoint_auth_method") == "none":
             raise _error("public clients must use PKCE (code_challenge)", request)
         return
-    if not isinstance(challenge, str) or not PKCE_VALUE_PATTERN.match(challenge):
+    if not isinstance(challenge, str) or not PKCE_VALUE_PATTERN.fullmatch(challenge):
         raise _error("malformed code_challenge", request)
     method = method or "plain"
     if method not in provider.code_challenge_methods:

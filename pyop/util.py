@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 from urllib.parse import urlsplit
@@ -151,6 +152,21 @@ def parse_request_parameters(
 def duplicated_parameters(parameters: Mapping[str, Any]) -> list[str]:
     """Names given more than once (values parsed into lists)."""
     return sorted(name for name, value in parameters.items() if isinstance(value, list))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (RFC 8259 6)")
+
+
+def strict_json_loads(text: str) -> Any:
+    """``json.loads`` refusing NaN/Infinity, which are not JSON (RFC 8259 6).
+
+    :raises ValueError: invalid JSON (also for nesting too deep to parse).
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as e:
+        raise ValueError("JSON nested too deeply") from e
 
 
 def claims_request_member(authentication_request: Mapping[str, Any], member: str) -> dict[str, Any]:

@@ -32,9 +32,11 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
 
+from ..exceptions import StorageError
 from .base import (
     Clock,
     StorageBase,
@@ -109,7 +111,9 @@ def normalise_url(db_uri: str) -> str:
 class _EngineEntry:
     __slots__ = ("engine", "refs", "table_ready", "lock", "serialise")
 
-    def __init__(self, engine: Engine, serialise: bool) -> None:
+    def __init__(self, engine: Optional[Engine], serialise: bool) -> None:
+        #: The engine when created here; None for a host's engine (the entry
+        #: is then the value of a weak mapping keyed by that engine).
         self.engine = engine
         self.refs = 0
         self.table_ready = False
@@ -119,7 +123,10 @@ class _EngineEntry:
 
 
 _engines_lock = threading.Lock()
+#: Engines created here, shared per URL and options (reference counted).
 _engines: dict[str, _EngineEntry] = {}
+#: State kept for engines passed in by the host (never disposed here).
+_injected_engines: weakref.WeakKeyDictionary[Engine, _EngineEntry] = weakref.WeakKeyDictionary()
 
 
 def _is_memory_sqlite(url: Any) -> bool:
@@ -210,9 +217,17 @@ class SQLWrapper(StorageBase):
                     entry = _engines[self._cache_key] = _EngineEntry(created, serialise)
                 entry.refs += 1
         else:
-            entry = _EngineEntry(engine, _is_memory_sqlite(engine.url))
+            with _engines_lock:
+                entry = _injected_engines.get(engine)
+                if entry is None:
+                    entry = _injected_engines[engine] = _EngineEntry(
+                        None, _is_memory_sqlite(engine.url))
         self._entry = entry
-        self._engine = entry.engine
+        if entry.engine is not None:
+            engine = entry.engine
+        if engine is None:  # pragma: no cover - one of them is always set
+            raise AssertionError("no engine")
+        self._engine: Engine = engine
         self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         dialect = self._engine.dialect
         self._dialect_name: str = dialect.name
@@ -283,9 +298,15 @@ class SQLWrapper(StorageBase):
             raise wrap_error(operation + " (corrupt record)", self._namespace, error) from error
 
     def _maybe_purge(self, now: float) -> None:
+        """Amortised purge after a write; its failure does not fail the write."""
         if now >= self._next_purge:
             self._next_purge = now + self._purge_interval
-            removed = self.purge_expired()
+            try:
+                removed = self.purge_expired()
+            except StorageError as error:
+                logger.warning("SQLWrapper: periodic purge of %r failed: %s",
+                               self._namespace, error)
+                return
             if removed:
                 logger.debug("SQLWrapper: purged %d expired rows of %r", removed, self._namespace)
 
@@ -455,7 +476,7 @@ class SQLWrapper(StorageBase):
             if entry.refs > 0:
                 return
             del _engines[self._cache_key]
-        entry.engine.dispose()
+        self._engine.dispose()
 
     def keys(self) -> Iterator[str]:
         """Keyset-paginated ``SELECT key ... ORDER BY key`` (pages of 1000)."""
