@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, Callable, Optional
 
 from .access_token import AccessToken
@@ -22,7 +22,7 @@ from .exceptions import (
     InvalidScope,
     InvalidSubjectIdentifier,
 )
-from .storage import StorageBase, as_storage
+from .storage import DictStorage, MemoryStorage, StorageBase, as_storage
 from .subject_identifier import SubjectIdentifierFactory
 from .util import claims_request_member
 
@@ -76,17 +76,27 @@ class AuthorizationState:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.subject_identifier_factory = subject_identifier_factory
-        self.authorization_codes: StorageBase = as_storage(authorization_code_db)
-        self.access_tokens: StorageBase = as_storage(access_token_db)
-        self.refresh_tokens: StorageBase = as_storage(refresh_token_db)
-        self.subject_identifiers: StorageBase = as_storage(subject_identifier_db)
+        self.clock = clock
+        self.authorization_codes: StorageBase = self._as_storage(authorization_code_db)
+        self.access_tokens: StorageBase = self._as_storage(access_token_db)
+        self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
+        self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
         self.authorization_code_lifetime = authorization_code_lifetime
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
         self.refresh_token_threshold = refresh_token_threshold
-        self.clock = clock
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _as_storage(self, db: Any) -> StorageBase:
+        """The storage for ``db``; stores created here (None, plain dicts) use our clock."""
+        if db is None:
+            return MemoryStorage(clock=self.clock)
+        if isinstance(db, StorageBase):
+            return db
+        if isinstance(db, MutableMapping):
+            return DictStorage(db, clock=self.clock)
+        return as_storage(db)
 
     def _now(self) -> int:
         return int(self.clock())

@@ -27,6 +27,7 @@ __all__ = [
     "check_sector_identifier_uri",
     "check_post_logout_redirect_uris",
     "check_signing_algs",
+    "check_metadata_uris",
     "fetch_sector_identifier_uris",
     "grant_types_for_response_types",
     "DEFAULT_REGISTRATION_CHECKS",
@@ -61,6 +62,9 @@ def _check_uri(uri: Any, request: Mapping[str, Any], native: bool, implicit: boo
                oauth_error: str, what: str) -> None:
     if not isinstance(uri, str) or not uri:
         raise _error(f"{what} must be strings", request, oauth_error)
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+        raise _error(f"{what} must not contain whitespace or control characters",
+                     request, oauth_error)
     try:
         parts = urlsplit(uri)
         host = parts.hostname
@@ -175,7 +179,12 @@ def check_sector_identifier_uri(request: Mapping[str, Any], provider: Provider) 
                 raise _error("pairwise clients with several redirect_uri hosts need a "
                              "sector_identifier_uri", request)
         return
-    if not isinstance(uri, str) or urlsplit(uri).scheme != "https" or not urlsplit(uri).hostname:
+    try:
+        parts = urlsplit(uri) if isinstance(uri, str) else None
+        valid = parts is not None and parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
         raise _error("sector_identifier_uri must be an https URL", request)
     fetcher: Callable[[str], Any] = provider.sector_identifier_fetcher
     try:
@@ -213,6 +222,33 @@ def check_signing_algs(request: Mapping[str, Any], provider: Provider) -> None:
             raise _error(f"{name} is not supported", request)
 
 
+#: Metadata holding URLs a host may show to the end-user or fetch (OIDC Dynamic Registration 2).
+_WEB_URI_METADATA = ("client_uri", "logo_uri", "policy_uri", "tos_uri", "jwks_uri",
+                     "initiate_login_uri", "frontchannel_logout_uri", "backchannel_logout_uri")
+
+
+def check_metadata_uris(request: Mapping[str, Any], provider: Provider) -> None:
+    """URL-valued metadata are http(s) URLs without fragments, never ``javascript:``/``data:``.
+
+    ``initiate_login_uri`` must be https (OIDC Dynamic Registration 2).
+    """
+    for name in _WEB_URI_METADATA:
+        uri = request.get(name)
+        if uri is None:
+            continue
+        if not isinstance(uri, str) or any(ch.isspace() or ord(ch) < 0x20 for ch in uri):
+            raise _error(f"{name} must be a URL", request)
+        try:
+            parts = urlsplit(uri)
+            host = parts.hostname
+        except ValueError as e:
+            raise _error(f"{name} must be a URL", request) from e
+        if parts.scheme not in ("https", "http") or not host or parts.fragment:
+            raise _error(f"{name} must be an http(s) URL without fragment", request)
+        if name == "initiate_login_uri" and parts.scheme != "https":
+            raise _error("initiate_login_uri must use https", request)
+
+
 DEFAULT_REGISTRATION_CHECKS = (
     check_redirect_uris,
     check_response_and_grant_types,
@@ -221,6 +257,7 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_sector_identifier_uri,
     check_post_logout_redirect_uris,
     check_signing_algs,
+    check_metadata_uris,
 )
 
 

@@ -63,10 +63,14 @@ def is_loopback_host(host: Union[str, None]) -> bool:
 
 def is_https_or_loopback_http(uri: str) -> bool:
     """True for an https URI, or an http URI whose host is a loopback address."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:
+        return False
     if parts.scheme == "https":
-        return bool(parts.netloc)
-    return parts.scheme == "http" and is_loopback_host(parts.hostname)
+        return bool(host)
+    return parts.scheme == "http" and is_loopback_host(host)
 
 
 def find_common_values(preferred: Iterable[Any], supported: Iterable[Any]) -> set[Any]:

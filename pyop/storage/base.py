@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Optional, Union
@@ -28,6 +29,8 @@ from urllib.parse import unquote, urlsplit
 from ..exceptions import StorageError
 
 __all__ = ["StorageBase", "Clock", "canonical_json", "MISSING"]
+
+logger = logging.getLogger(__name__)
 
 #: A clock: returns the current UNIX time in seconds (``time.time``).
 Clock = Callable[[], float]
@@ -384,6 +387,8 @@ def wrap_error(operation: str, collection: str, error: BaseException) -> Storage
     The message names the operation, the collection and the error class,
     never keys or values (they may be tokens).
     """
-    exc = StorageError(f"storage {operation} failed on {collection!r}: {type(error).__name__}")
+    message = f"storage {operation} failed on {collection!r}: {type(error).__name__}"
+    logger.warning("%s", message)
+    exc = StorageError(message)
     exc.__cause__ = error
     return exc

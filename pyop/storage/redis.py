@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -52,6 +53,10 @@ return 1
 
 _GLOB_SPECIAL = set("*?[]\\")
 
+_clients_lock = threading.Lock()
+#: Shared clients (one connection pool per URL and options): key -> [client, users].
+_clients: dict[str, list[Any]] = {}
+
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
@@ -72,7 +77,9 @@ class RedisWrapper(StorageBase):
     :param ttl: default lifetime in seconds for writes without ``expires_at``.
     :param clock: used to compute ``now + ttl``; Redis decides expiry itself.
     :param client: an existing ``redis.Redis`` client to use instead of
-        creating one (it is not closed by :meth:`close`).
+        creating one (it is not closed by :meth:`close`). Otherwise one client
+        (one connection pool) is shared by the wrappers of the process created
+        with the same URI and options.
     :param redis_kwargs: extra keyword arguments for ``Redis.from_url``;
         ``socket_connect_timeout`` and ``socket_timeout`` default to 5 s.
     :raises ImportError: redis-py is not installed (``pip install pyop[redis]``).
@@ -90,11 +97,18 @@ class RedisWrapper(StorageBase):
         self._clock = clock
         self.collection = collection
         self._prefix = ":".join(p for p in (db_name, collection) if p) + ":"
-        self._owns_client = client is None
+        self._cache_key: Optional[str] = None
         if client is None:
             redis_kwargs.setdefault("socket_connect_timeout", 5)
             redis_kwargs.setdefault("socket_timeout", 5)
-            client = redis.Redis.from_url(db_uri, **redis_kwargs)
+            self._cache_key = db_uri + "|" + repr(sorted(redis_kwargs.items()))
+            with _clients_lock:
+                entry = _clients.get(self._cache_key)
+                if entry is None:
+                    entry = _clients[self._cache_key] = [
+                        redis.Redis.from_url(db_uri, **redis_kwargs), 0]
+                entry[1] += 1
+                client = entry[0]
         self._client = client
         self._cas = client.register_script(_CAS_SCRIPT)
 
@@ -171,11 +185,22 @@ class RedisWrapper(StorageBase):
         return 0
 
     def close(self) -> None:
-        if self._owns_client:
-            try:
-                self._client.close()
-            except self._errors as error:  # pragma: no cover - closing never talks to the server
-                logger.debug("RedisWrapper: error on close: %s", type(error).__name__)
+        """Release this wrapper's share of the client; the last one closes it."""
+        if self._cache_key is None:
+            return
+        cache_key, self._cache_key = self._cache_key, None
+        with _clients_lock:
+            entry = _clients.get(cache_key)
+            if entry is None:  # pragma: no cover
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del _clients[cache_key]
+        try:
+            entry[0].close()
+        except self._errors as error:  # pragma: no cover - closing never talks to the server
+            logger.debug("RedisWrapper: error on close: %s", type(error).__name__)
 
     def keys(self) -> Iterator[str]:
         """Iterate with ``SCAN MATCH prefix*`` (never ``KEYS``)."""

@@ -1,0 +1,1 @@
+"""Security battery (SECURITY.md); a package so its module names never clash with tests/."""

@@ -1,0 +1,334 @@
+"""SECURITY.md, "Logout": RP-Initiated Logout 1.0 with forged or mismatched input.
+
+Each SECURITY.md line and the tests covering it:
+
+- post_logout_redirect_uri not registered for the client proven by id_token_hint (or named by
+  client_id), or with an added query -> no redirect:
+  ``test_rp_initiated_logout_3_post_logout_redirect_uri_not_registered``,
+  ``test_rp_initiated_logout_3_other_clients_post_logout_redirect_uri``,
+  ``test_rp_initiated_logout_3_client_id_without_hint``,
+  ``test_rp_initiated_logout_3_registered_uri_redirects`` (control).
+- No id_token_hint and no client_id -> no redirect:
+  ``test_rp_initiated_logout_3_no_hint_and_no_client_id``.
+- id_token_hint not signed by us (garbage, alg none, foreign key, HS256 with our public key)
+  -> no redirect, no crash; an expired genuine hint is accepted:
+  ``test_rp_initiated_logout_2_forged_id_token_hint``,
+  ``test_rp_initiated_logout_2_expired_genuine_hint_accepted``.
+- client_id differing from the hint's aud -> error:
+  ``test_rp_initiated_logout_2_client_id_differs_from_aud``.
+- Preamble ("nothing but the library's typed errors"):
+  ``test_security_md_garbage_end_session_requests_raise_typed_errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from pyop.crypto import SigningKey, VerificationKey, b64url_encode, jws_sign
+from pyop.exceptions import InvalidEndSessionRequest, InvalidSubjectIdentifier
+from pyop.message import EndSessionRequest
+
+from .helpers import (
+    CLIENT_B_ID,
+    CLIENT_B_POST_LOGOUT_URI,
+    CLIENT_ID,
+    ISSUER,
+    POST_LOGOUT_URI,
+    USER_ID,
+    authorize,
+    b64_json,
+    unverified_claims,
+)
+
+
+@pytest.fixture
+def hint(op: Any) -> str:
+    """A genuine ID token issued to client1 (its sub is known to the provider)."""
+    return str(authorize(op, response_type="id_token")["id_token"])
+
+
+def end_session(provider: Any, **params: Optional[str]) -> Any:
+    return provider.parse_end_session_request(
+        urlencode({k: v for k, v in params.items() if v is not None}))
+
+
+def assert_no_redirect(provider: Any, request: Any) -> None:
+    assert provider.do_post_logout_redirect(request) is None
+
+
+def assert_redirects_to(provider: Any, request: Any, uri: str, state: Optional[str]) -> None:
+    url = provider.do_post_logout_redirect(request)
+    assert url is not None
+    parts = urlsplit(url)
+    assert parts._replace(query="").geturl() == uri
+    assert parse_qs(parts.query).get("state") == ([state] if state else None)
+
+
+# -- registered post_logout_redirect_uri only (RP-Initiated Logout 1.0, 3) ---------------------
+
+def test_rp_initiated_logout_3_registered_uri_redirects(op: Any, hint: str) -> None:
+    request = end_session(op, id_token_hint=hint, post_logout_redirect_uri=POST_LOGOUT_URI,
+                          state="s1")
+    assert_redirects_to(op, request, POST_LOGOUT_URI, "s1")
+
+
+@pytest.mark.parametrize("uri", [
+    "https://evil.example/logged-out",
+    POST_LOGOUT_URI + "?x=1",
+    POST_LOGOUT_URI + "?",
+    POST_LOGOUT_URI + "/",
+    POST_LOGOUT_URI + "#x",
+    POST_LOGOUT_URI.upper(),
+    "https://rp.example.com:443/logged-out",
+    "https://rp.example.com/x/../logged-out",
+    "http://rp.example.com/logged-out",
+    "https://rp.example.com@evil.example/logged-out",
+    "javascript:alert(1)",
+], ids=["unregistered", "added-query", "empty-query", "trailing-slash", "fragment", "case",
+        "explicit-port", "dot-segments", "http", "userinfo-trick", "javascript"])
+@pytest.mark.parametrize("proof", ["hint", "client_id", "hint-and-client_id"])
+def test_rp_initiated_logout_3_post_logout_redirect_uri_not_registered(
+        op: Any, hint: str, uri: str, proof: str) -> None:
+    request = end_session(op, post_logout_redirect_uri=uri, state="s1",
+                          id_token_hint=hint if "hint" in proof else None,
+                          client_id=CLIENT_ID if "client_id" in proof else None)
+    assert_no_redirect(op, request)
+
+
+def test_rp_initiated_logout_3_other_clients_post_logout_redirect_uri(op: Any,
+                                                                       hint: str) -> None:
+    # registered, but for client2, while the hint proves client1
+    request = end_session(op, id_token_hint=hint,
+                          post_logout_redirect_uri=CLIENT_B_POST_LOGOUT_URI)
+    assert_no_redirect(op, request)
+
+
+@pytest.mark.parametrize("client_id,uri,redirects", [
+    (CLIENT_ID, POST_LOGOUT_URI, True),
+    (CLIENT_B_ID, CLIENT_B_POST_LOGOUT_URI, True),
+    (CLIENT_ID, CLIENT_B_POST_LOGOUT_URI, False),
+    ("unknown-client", POST_LOGOUT_URI, False),
+    (CLIENT_ID.upper(), POST_LOGOUT_URI, False),
+], ids=["own-uri", "other-client-own-uri", "other-clients-uri", "unknown-client",
+        "client-id-case"])
+def test_rp_initiated_logout_3_client_id_without_hint(op: Any, client_id: str, uri: str,
+                                                      redirects: bool) -> None:
+    request = end_session(op, client_id=client_id, post_logout_redirect_uri=uri, state="s")
+    if redirects:
+        assert_redirects_to(op, request, uri, "s")
+    else:
+        assert_no_redirect(op, request)
+
+
+@pytest.mark.parametrize("uri", [POST_LOGOUT_URI, CLIENT_B_POST_LOGOUT_URI])
+def test_rp_initiated_logout_3_no_hint_and_no_client_id(op: Any, uri: str) -> None:
+    request = end_session(op, post_logout_redirect_uri=uri, state="s1")
+    assert_no_redirect(op, request)
+
+
+def test_rp_initiated_logout_3_no_post_logout_redirect_uri(op: Any, hint: str) -> None:
+    assert_no_redirect(op, end_session(op, id_token_hint=hint, client_id=CLIENT_ID))
+
+
+# -- forged id_token_hint (RP-Initiated Logout 1.0, 2; RFC 8725 3.1) ---------------------------
+
+def _signing_input(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return b64_json(header) + "." + b64_json(claims)
+
+
+def _our_public_key(op: Any) -> VerificationKey:
+    return VerificationKey.from_jwk(op.jwks["keys"][0])
+
+
+def forge_alg_none(op: Any, genuine: str, foreign: Any) -> str:
+    return _signing_input({"alg": "none", "typ": "JWT"}, unverified_claims(genuine)) + "."
+
+
+def forge_alg_none_uppercase(op: Any, genuine: str, foreign: Any) -> str:
+    return _signing_input({"alg": "NONE"}, unverified_claims(genuine)) + "."
+
+
+def forge_alg_none_keeping_signature(op: Any, genuine: str, foreign: Any) -> str:
+    kid = op.jwks["keys"][0]["kid"]
+    return (_signing_input({"alg": "none", "kid": kid}, unverified_claims(genuine)) + "."
+            + genuine.split(".")[2])
+
+
+def forge_foreign_key(op: Any, genuine: str, foreign: Any) -> str:
+    return jws_sign(unverified_claims(genuine), SigningKey(foreign), {"typ": "JWT"})
+
+
+def forge_foreign_key_with_our_kid(op: Any, genuine: str, foreign: Any) -> str:
+    kid = op.jwks["keys"][0]["kid"]
+    return jws_sign(unverified_claims(genuine), SigningKey(foreign, kid=kid), {"typ": "JWT"})
+
+
+def forge_foreign_key_embedded_jwk(op: Any, genuine: str, foreign: Any) -> str:
+    key = SigningKey(foreign)
+    return jws_sign(unverified_claims(genuine), key, {"jwk": key.to_jwk(),
+                                                      "jku": "https://evil.example/jwks"})
+
+
+def _hs256(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    signing_input = _signing_input(header, claims)
+    mac = hmac.new(secret, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return signing_input + "." + b64url_encode(mac)
+
+
+def forge_hs256_with_public_key_pem(op: Any, genuine: str, foreign: Any) -> str:
+    pem = _our_public_key(op).public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = {"alg": "HS256", "typ": "JWT", "kid": op.jwks["keys"][0]["kid"]}
+    return _hs256(pem, header, unverified_claims(genuine))
+
+
+def forge_hs256_with_public_key_der(op: Any, genuine: str, foreign: Any) -> str:
+    der = _our_public_key(op).public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _hs256(der, {"alg": "HS256"}, unverified_claims(genuine))
+
+
+def forge_es256_claiming_our_kid(op: Any, genuine: str, foreign: Any) -> str:
+    header = {"alg": "ES256", "kid": op.jwks["keys"][0]["kid"]}
+    return _signing_input(header, unverified_claims(genuine)) + "." + b64url_encode(b"\x01" * 64)
+
+
+def forge_tampered_payload(op: Any, genuine: str, foreign: Any) -> str:
+    header, _, signature = genuine.split(".")
+    claims = unverified_claims(genuine)
+    claims["aud"] = CLIENT_B_ID
+    return header + "." + b64_json(claims) + "." + signature
+
+
+def forge_empty_signature(op: Any, genuine: str, foreign: Any) -> str:
+    return genuine.rsplit(".", 1)[0] + "."
+
+
+def forge_truncated_signature(op: Any, genuine: str, foreign: Any) -> str:
+    return genuine[:-4]
+
+
+def forge_signed_by_us_other_issuer(op: Any, genuine: str, foreign: Any) -> str:
+    # a JWS of ours that is not an ID token of this issuer (e.g. an older deployment)
+    claims = dict(unverified_claims(genuine), iss="https://evil.example")
+    return jws_sign(claims, op._signing_key)
+
+
+FORGERIES: dict[str, Callable[[Any, str, Any], str]] = {
+    "garbage": lambda op, genuine, foreign: "not-a-jwt",
+    "three-garbage-parts": lambda op, genuine, foreign: "a.b.c",
+    "empty-parts": lambda op, genuine, foreign: "..",
+    "five-parts-jwe-shaped": lambda op, genuine, foreign: genuine + ".x.y",
+    "unicode": lambda op, genuine, foreign: "\u2603.\u2603.\u2603",
+    "header-not-json": lambda op, genuine, foreign: b64url_encode(b"{") + "." + genuine.split(
+        ".", 1)[1],
+    "payload-a-list": lambda op, genuine, foreign: b64_json({"alg": "none"}) + "." + b64_json(
+        [1]) + ".",
+    "one-megabyte": lambda op, genuine, foreign: "a" * (1 << 20) + ".b.c",
+    "alg-none": forge_alg_none,
+    "alg-none-uppercase": forge_alg_none_uppercase,
+    "alg-none-keeping-signature": forge_alg_none_keeping_signature,
+    "foreign-key": forge_foreign_key,
+    "foreign-key-with-our-kid": forge_foreign_key_with_our_kid,
+    "foreign-key-embedded-jwk-and-jku": forge_foreign_key_embedded_jwk,
+    "hs256-with-public-key-pem": forge_hs256_with_public_key_pem,
+    "hs256-with-public-key-der": forge_hs256_with_public_key_der,
+    "es256-claiming-our-kid": forge_es256_claiming_our_kid,
+    "tampered-payload": forge_tampered_payload,
+    "empty-signature": forge_empty_signature,
+    "truncated-signature": forge_truncated_signature,
+    "signed-by-us-other-issuer": forge_signed_by_us_other_issuer,
+}
+
+
+@pytest.mark.parametrize("forge", list(FORGERIES.values()), ids=list(FORGERIES))
+def test_rp_initiated_logout_2_forged_id_token_hint(op: Any, hint: str, foreign_rsa_key: Any,
+                                                    forge: Any) -> None:
+    forged = forge(op, hint, foreign_rsa_key)
+    sub = unverified_claims(hint)["sub"]
+    # built directly, as a host may do, so that oversized hints reach the verification too
+    request = EndSessionRequest(id_token_hint=forged, post_logout_redirect_uri=POST_LOGOUT_URI,
+                                state="s")
+    assert_no_redirect(op, request)
+    # with client_id too: the registered URI of client1 must still not be used
+    request_with_client = EndSessionRequest(id_token_hint=forged, client_id=CLIENT_ID,
+                                            post_logout_redirect_uri=POST_LOGOUT_URI)
+    assert_no_redirect(op, request_with_client)
+    with pytest.raises(InvalidEndSessionRequest) as info:
+        op.logout_user(end_session_request=request)
+    assert info.value.http_status == 400
+    with pytest.raises(InvalidEndSessionRequest):
+        op.logout_user(sub, request)
+    # nothing was logged out
+    assert op.authz_state.get_user_id_for_subject_identifier(sub) == USER_ID
+
+
+@pytest.mark.parametrize("seconds", [3601, 86400 * 365])
+def test_rp_initiated_logout_2_expired_genuine_hint_accepted(op: Any, clock: Any, hint: str,
+                                                             seconds: int) -> None:
+    clock.advance(seconds)
+    assert unverified_claims(hint)["exp"] < clock()
+    request = end_session(op, id_token_hint=hint, post_logout_redirect_uri=POST_LOGOUT_URI,
+                          state="s1")
+    assert_redirects_to(op, request, POST_LOGOUT_URI, "s1")
+    op.logout_user(end_session_request=request)
+    with pytest.raises(InvalidSubjectIdentifier):  # the subject's state is gone
+        op.authz_state.get_user_id_for_subject_identifier(unverified_claims(hint)["sub"])
+
+
+def test_rp_initiated_logout_2_genuine_hint_logs_out_its_subject(op: Any, hint: str) -> None:
+    sub = unverified_claims(hint)["sub"]
+    assert unverified_claims(hint)["iss"] == ISSUER
+    op.logout_user(end_session_request=end_session(op, id_token_hint=hint))
+    with pytest.raises(InvalidSubjectIdentifier):
+        op.authz_state.get_user_id_for_subject_identifier(sub)
+
+
+# -- client_id versus aud (RP-Initiated Logout 1.0, 2) -----------------------------------------
+
+@pytest.mark.parametrize("uri", [CLIENT_B_POST_LOGOUT_URI, POST_LOGOUT_URI])
+def test_rp_initiated_logout_2_client_id_differs_from_aud(op: Any, hint: str, uri: str) -> None:
+    request = end_session(op, id_token_hint=hint, client_id=CLIENT_B_ID,
+                          post_logout_redirect_uri=uri)
+    with pytest.raises(InvalidEndSessionRequest) as info:
+        op.logout_user(end_session_request=request)
+    assert info.value.http_status == 400
+    assert info.value.redirectable is False
+    assert_no_redirect(op, request)
+    # nothing was logged out
+    sub = unverified_claims(hint)["sub"]
+    assert op.authz_state.get_user_id_for_subject_identifier(sub) == USER_ID
+
+
+def test_rp_initiated_logout_2_client_id_equal_to_aud_accepted(op: Any, hint: str) -> None:
+    request = end_session(op, id_token_hint=hint, client_id=CLIENT_ID,
+                          post_logout_redirect_uri=POST_LOGOUT_URI)
+    assert_redirects_to(op, request, POST_LOGOUT_URI, None)
+    op.logout_user(end_session_request=request)
+
+
+# -- preamble: only typed errors ---------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    "id_token_hint=a&id_token_hint=b",
+    "post_logout_redirect_uri=" + POST_LOGOUT_URI + "&post_logout_redirect_uri=" + POST_LOGOUT_URI,
+    "client_id=a&client_id=a",
+    b"state=\xff",
+    "state=%FF",
+    "state=a%00b",
+    "x=" + "a" * (1 << 20),
+    12345,
+    {"state": 5},
+], ids=["repeated-hint", "repeated-uri", "repeated-client-id", "invalid-utf8",
+        "invalid-utf8-percent", "nul", "1mb", "integer", "mapping-integer"])
+def test_security_md_garbage_end_session_requests_raise_typed_errors(op: Any,
+                                                                      body: Any) -> None:
+    with pytest.raises(InvalidEndSessionRequest) as info:
+        op.parse_end_session_request(body)
+    assert info.value.http_status == 400
