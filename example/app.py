@@ -1,0 +1,594 @@
+"""A complete OpenID Provider built on pyop with Flask.
+
+pyop itself is framework-free: this module is the *host*. It owns HTTP, the
+end-user's session (a signed Flask cookie), the login and consent pages, and
+calls the :class:`pyop.provider.Provider` from each route, turning its results
+and exceptions into HTTP responses.
+
+``create_app(config)`` builds the application; ``python -m example`` runs it.
+Configuration keys (all optional; :func:`config_from_env` reads them from the
+``PYOP_EXAMPLE_*`` environment variables):
+
+``issuer``
+    the issuer URL (default ``http://127.0.0.1:5000``); the endpoints are
+    ``<issuer>/authorization`` etc. http is accepted for loopback hosts only.
+``data_dir``
+    where the signing key, the session secret, the subject salt and the default
+    SQLite database live (default ``./.pyop-example``).
+``storage_uri``
+    a pyop storage URI (``sqlite:///...``, ``redis://...``, ``mongodb://...``,
+    ``memory:``); default: SQLite in ``data_dir`` when SQLAlchemy is
+    installed, else in-memory.
+``signing_key``
+    path of the PEM signing key, generated (RS256) on first start.
+``users_file``
+    the users JSON file (default: the bundled ``users.json``, demo user alice).
+``demo``
+    show the demo credentials on the login page (default: when the bundled
+    users file is used).
+``secret_key`` / ``subject_salt``
+    override the secrets otherwise generated and kept in ``data_dir``.
+``refresh_token_lifetime``
+    seconds; refresh tokens are issued for ``offline_access`` (default one day).
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional, Union
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
+
+from pyop.authz_state import AuthorizationState
+from pyop.crypto import SigningKey, VerificationKey
+from pyop.exceptions import (
+    BearerTokenError,
+    InvalidAuthenticationRequest,
+    InvalidClientAuthentication,
+    InvalidClientRegistrationRequest,
+    InvalidEndSessionRequest,
+    InvalidSubjectIdentifier,
+    OAuthError,
+    StorageError,
+)
+from pyop.id_token import verify_id_token_hint
+from pyop.keys import generate_signing_key, load_signing_key, write_private_key
+from pyop.message import AuthorizationRequest
+from pyop.provider import SCOPE_CLAIMS, Provider
+from pyop.storage import StorageBase
+from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
+from pyop.userinfo import Userinfo
+from pyop.util import should_fragment_encode
+
+from .users import UserStore
+
+__all__ = ["create_app", "config_from_env", "DEFAULT_USERS_FILE", "ExampleProvider"]
+
+logger = logging.getLogger(__name__)
+
+#: The bundled users file (demo user ``alice`` / ``alice``).
+DEFAULT_USERS_FILE = Path(__file__).with_name("users.json")
+DEFAULT_PORT = 5000
+DEFAULT_DATA_DIR = ".pyop-example"
+#: Largest authentication request (as JSON) kept in the session cookie, in characters.
+MAX_STORED_REQUEST = 2048
+
+#: Storage collections the provider needs.
+COLLECTIONS = ("authz_codes", "access_tokens", "refresh_tokens", "subject_identifiers", "clients")
+
+#: What each scope lets the client see, as told on the consent page.
+SCOPE_DESCRIPTIONS = {
+    "openid": "Sign you in with your account",
+    "profile": "Your name and basic profile (name, nickname, locale, birthdate...)",
+    "email": "Your email address",
+    "address": "Your postal address",
+    "phone": "Your phone number",
+    "offline_access": "Keep access while you are not using the application (refresh tokens)",
+}
+
+RESPONSE_TYPES = ["code", "id_token", "id_token token", "code id_token", "code token",
+                  "code id_token token"]
+CLAIMS_SUPPORTED = sorted({"sub", *(c for claims in SCOPE_CLAIMS.values() for c in claims)})
+
+_JSON_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# form-action is not restricted: after the consent form the browser follows a
+# redirect to the client, which Chromium checks against form-action.
+_HTML_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+_PAGE_PATHS = frozenset(["/", "/authorization", "/login", "/consent", "/logout"])
+
+
+def config_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """The configuration given by the ``PYOP_EXAMPLE_*`` environment variables.
+
+    ``PYOP_EXAMPLE_ISSUER``, ``PYOP_EXAMPLE_PORT`` (for the default issuer),
+    ``PYOP_EXAMPLE_DATA``, ``PYOP_EXAMPLE_STORAGE``, ``PYOP_EXAMPLE_KEY`` and
+    ``PYOP_EXAMPLE_USERS``.
+    """
+    env = os.environ if environ is None else environ
+    port = int(env.get("PYOP_EXAMPLE_PORT") or DEFAULT_PORT)
+    config: dict[str, Any] = {
+        "issuer": env.get("PYOP_EXAMPLE_ISSUER") or f"http://127.0.0.1:{port}",
+        "data_dir": env.get("PYOP_EXAMPLE_DATA") or DEFAULT_DATA_DIR,
+    }
+    for name, key in (("PYOP_EXAMPLE_STORAGE", "storage_uri"), ("PYOP_EXAMPLE_KEY", "signing_key"),
+                      ("PYOP_EXAMPLE_USERS", "users_file")):
+        if env.get(name):
+            config[key] = env[name]
+    return config
+
+
+def requested_scopes(authn_req: Mapping[str, Any]) -> list[str]:
+    """The scope values of a request: an ``oic`` message (a list) or its ``to_dict()`` (a str)."""
+    scope = authn_req.get("scope") or []
+    if isinstance(scope, str):
+        return scope.split()
+    return [value for item in scope for value in str(item).split()]
+
+
+def _read_or_create_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 0600), created on first use."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        value = path.read_text(encoding="ascii").strip()
+        if len(value) < 32:
+            raise ValueError(f"{path}: secret too short; delete it to make a new one") from None
+        return value
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(value + "\n")
+    return value
+
+
+def _load_or_create_signing_key(path: Path) -> SigningKey:
+    """Load the PEM signing key, generating an RS256 key there first if there is none."""
+    if not path.exists():
+        try:
+            write_private_key(generate_signing_key("RS256"), path)
+            logger.info("generated a signing key in %s", path)
+        except FileExistsError:  # created meanwhile by another process
+            pass
+    return load_signing_key(path)
+
+
+def _open_storage(uri: Optional[str], data_dir: Path) -> tuple[dict[str, StorageBase], str]:
+    """One store per collection, and a description of where they are for the console."""
+    note = ""
+    if uri is None:
+        if importlib.util.find_spec("sqlalchemy") is not None:
+            uri = "sqlite:///" + str((data_dir / "pyop-example.sqlite").resolve())
+        else:
+            uri = "memory:"
+            note = " (SQLAlchemy is not installed: state is lost on restart; " \
+                   "pip install 'pyop[sql]' to keep it in SQLite)"
+    stores = {name: StorageBase.from_uri(uri, collection=name, db_name="pyop")
+              for name in COLLECTIONS}
+    kind = StorageBase.type(uri)
+    where = uri if kind in ("sql", "memory") and "@" not in uri else f"{kind} storage"
+    return stores, where + note
+
+
+class ExampleProvider:
+    """The routes of the example OP, around one :class:`~pyop.provider.Provider`.
+
+    :param provider: the pyop provider.
+    :param users: the end-users (passwords and claims).
+    :param demo: show the demo credentials on the login page.
+    """
+
+    def __init__(self, provider: Provider, users: UserStore, demo: bool) -> None:
+        self.provider = provider
+        self.users = users
+        self.demo = demo
+
+    def register(self, app: Flask) -> None:
+        """Add the routes to ``app``."""
+        rules: list[tuple[str, str, Any, list[str]]] = [
+            ("/", "index", self.index, ["GET"]),
+            ("/.well-known/openid-configuration", "discovery", self.discovery, ["GET"]),
+            ("/jwks", "jwks", self.jwks, ["GET"]),
+            ("/authorization", "authorization", self.authorization, ["GET", "POST"]),
+            ("/login", "login", self.login, ["GET", "POST"]),
+            ("/consent", "consent", self.consent, ["GET", "POST"]),
+            ("/token", "token", self.token, ["POST"]),
+            ("/userinfo", "userinfo", self.userinfo, ["GET", "POST"]),
+            ("/registration", "registration", self.registration, ["POST"]),
+            ("/logout", "logout", self.logout, ["GET", "POST"]),
+        ]
+        for rule, endpoint, view, methods in rules:
+            app.add_url_rule(rule, endpoint, view, methods=methods)
+        app.register_error_handler(StorageError, self.storage_error)
+        app.after_request(self.security_headers)
+        app.jinja_env.globals["csrf_token"] = csrf_token
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def current_user(self) -> Optional[str]:
+        """The logged-in user id of this browser session, or None."""
+        user_id = session.get("user_id")
+        return user_id if isinstance(user_id, str) and user_id in self.users else None
+
+    @staticmethod
+    def json_response(body: str, status: int = 200,
+                      headers: Optional[Mapping[str, str]] = None) -> Response:
+        response = Response(body, status=status, mimetype="application/json")
+        response.headers.update(headers or {})
+        return response
+
+    @staticmethod
+    def error_page(message: str, status: int = 400, title: str = "Request refused") -> Response:
+        """An error shown to the end-user: for errors that must not go to a client."""
+        return Response(render_template("error.html", title=title, message=message),
+                        status=status, mimetype="text/html")
+
+    def authentication_error(self, error: InvalidAuthenticationRequest) -> BaseResponse:
+        """Redirect a redirectable error to the client; show the others (OIDC Core 3.1.2.6)."""
+        url = error.to_error_url()
+        if url:
+            return redirect(url, 303)
+        return self.error_page(f"The authentication request is invalid: {error}")
+
+    def client_name(self, client_id: str) -> str:
+        client = self.provider.get_client(client_id) or {}
+        name = client.get("client_name")
+        return name if isinstance(name, str) and name else client_id
+
+    def has_consent(self, authn_req: Mapping[str, Any]) -> bool:
+        """Whether the user already approved these scopes for this client in this session."""
+        consents = session.get("consents") or {}
+        granted = set(consents.get(authn_req["client_id"]) or [])
+        return set(requested_scopes(authn_req)) <= granted
+
+    def issue_response(self, stored_request: Mapping[str, Any]) -> BaseResponse:
+        """Run :meth:`Provider.authorize` for the logged-in user and redirect to the client."""
+        user_id = self.current_user()
+        if user_id is None:  # pragma: no cover - callers check
+            return self.error_page("You are not logged in.")
+        authn_req = AuthorizationRequest().from_dict(dict(stored_request))
+        try:
+            response = self.provider.authorize(authn_req, user_id,
+                                               auth_time=session.get("auth_time"))
+        except OAuthError as e:  # e.g. the client was deleted meanwhile
+            return self.error_page(f"The request cannot be completed: {e}")
+        client = self.provider.get_client(authn_req["client_id"]) or {}
+        if client.get("subject_type", "public") == "public":
+            # remembered for RP-initiated logout (this OP supports public subjects only)
+            session["sub"] = self.provider.authz_state.get_subject_identifier("public", user_id)
+        url = response.request(authn_req["redirect_uri"], should_fragment_encode(authn_req))
+        return redirect(url, 303)
+
+    def check_csrf(self) -> Optional[Response]:
+        """None when the form carries this session's CSRF token; else the 400 error page."""
+        expected = session.get("csrf")
+        given = request.form.get("csrf_token", "")
+        if not isinstance(expected, str) or not hmac.compare_digest(
+                given.encode("utf-8"), expected.encode("utf-8")):
+            return self.error_page("The form expired or was not sent by this site. "
+                                   "Go back, reload the page and try again.")
+        return None
+
+    # -- pages and endpoints ---------------------------------------------------------------------
+
+    def index(self) -> ResponseReturnValue:
+        user_id = self.current_user()
+        return render_template(
+            "index.html", issuer=self.provider.issuer,
+            user=self.users.display_name(user_id) if user_id else None)
+
+    def discovery(self) -> ResponseReturnValue:
+        """Provider metadata (OIDC Discovery 4)."""
+        return self.json_response(self.provider.provider_configuration.to_json(),
+                                  headers={"Access-Control-Allow-Origin": "*"})
+
+    def jwks(self) -> ResponseReturnValue:
+        """The public signing keys (RFC 7517 5)."""
+        return self.json_response(json.dumps(self.provider.jwks),
+                                  headers={"Access-Control-Allow-Origin": "*"})
+
+    def authorization(self) -> ResponseReturnValue:
+        """Authorization endpoint (OIDC Core 3.1.2): validate, then login and consent."""
+        body: Union[bytes, str] = request.get_data() if request.method == "POST" \
+            else request.query_string
+        try:
+            authn_req = self.provider.parse_authentication_request(body)
+        except InvalidAuthenticationRequest as e:
+            return self.authentication_error(e)
+        user_id = self.current_user()
+        needs_login = user_id is None or self.provider.requires_authentication(
+            authn_req, session.get("auth_time"))
+        if "none" in (authn_req.get("prompt") or []):  # OIDC Core 3.1.2.1: no UI at all
+            if needs_login:
+                return self.authentication_error(self.provider.create_authentication_error(
+                    authn_req, "login_required", "the end-user is not logged in"))
+            if not self.has_consent(authn_req):
+                return self.authentication_error(self.provider.create_authentication_error(
+                    authn_req, "consent_required", "the end-user has not consented"))
+            return self.issue_response(authn_req.to_dict())
+        stored = authn_req.to_dict()
+        if len(json.dumps(stored)) > MAX_STORED_REQUEST:
+            # it is kept in the session cookie, which browsers cap at about 4 kB
+            return self.authentication_error(self.provider.create_authentication_error(
+                authn_req, "invalid_request", "the request is too large for this provider"))
+        session["pending"] = {"id": secrets.token_urlsafe(16), "request": stored,
+                              "login": needs_login}
+        return redirect(url_for("login" if needs_login else "consent"), 303)
+
+    def login(self) -> ResponseReturnValue:
+        """The login form (GET) and the password check (POST)."""
+        pending = session.get("pending")
+        authn_req = pending["request"] if pending else {}
+        context = {
+            "demo": self.demo,
+            "client_name": self.client_name(authn_req["client_id"]) if authn_req else None,
+            "username": authn_req.get("login_hint", ""),
+            "error": None,
+        }
+        if request.method == "GET":
+            return render_template("login.html", **context)
+        refused = self.check_csrf()
+        if refused:
+            return refused
+        username = request.form.get("username", "")
+        user_id = self.users.authenticate(username, request.form.get("password", ""))
+        if user_id is None:
+            context.update(username=username, error="Wrong username or password.")
+            return render_template("login.html", **context)
+        consents = session.get("consents") if session.get("user_id") == user_id else None
+        session.clear()  # a new session for the new login: fresh CSRF token
+        session["user_id"] = user_id
+        session["auth_time"] = int(self.provider.clock())
+        if consents:
+            session["consents"] = consents
+        if not pending:
+            return redirect(url_for("index"), 303)
+        pending["login"] = False
+        session["pending"] = pending
+        return redirect(url_for("consent"), 303)
+
+    def consent(self) -> ResponseReturnValue:
+        """Show the client and what it asks for (GET); approve or deny it (POST)."""
+        pending = session.get("pending")
+        if not pending:
+            return self.error_page("There is no sign-in request in progress. Start again from "
+                                   "the application you were signing in to.")
+        if self.current_user() is None or pending.get("login"):
+            return redirect(url_for("login"), 303)
+        authn_req = pending["request"]
+        if request.method == "GET":
+            return render_template("consent.html", **self.consent_context(pending))
+        refused = self.check_csrf()
+        if refused:
+            return refused
+        if not hmac.compare_digest(request.form.get("request_id", "").encode("utf-8"),
+                                      str(pending["id"]).encode("utf-8")):
+            return self.error_page("This page belongs to another sign-in request. Start again "
+                                   "from the application you were signing in to.")
+        session.pop("pending")
+        if request.form.get("decision") != "approve":
+            return self.authentication_error(self.provider.create_authentication_error(
+                authn_req, "access_denied", "the end-user denied the request"))
+        consents = dict(session.get("consents") or {})
+        granted = set(consents.get(authn_req["client_id"]) or [])
+        consents[authn_req["client_id"]] = sorted(granted | set(requested_scopes(authn_req)))
+        session["consents"] = consents
+        return self.issue_response(authn_req)
+
+    def consent_context(self, pending: Mapping[str, Any]) -> dict[str, Any]:
+        authn_req = pending["request"]
+        user_id = self.current_user() or ""
+        claims_request = authn_req.get("claims") or {}
+        claims = sorted({name for member in ("userinfo", "id_token")
+                         for name in (claims_request.get(member) or {})})
+        return {
+            "client_name": self.client_name(authn_req["client_id"]),
+            "client_id": authn_req["client_id"],
+            "redirect_host": urlsplit(authn_req["redirect_uri"]).netloc,
+            "scopes": [(scope, SCOPE_DESCRIPTIONS.get(scope, "Access named " + scope))
+                       for scope in requested_scopes(authn_req)],
+            "claims": claims,
+            "user": self.users.display_name(user_id),
+            "request_id": pending["id"],
+        }
+
+    def token(self) -> ResponseReturnValue:
+        """Token endpoint (RFC 6749 3.2, 5.1, 5.2; OIDC Core 3.1.3)."""
+        try:
+            response = self.provider.handle_token_request(request.get_data(), request.headers)
+        except InvalidClientAuthentication as e:
+            return self.json_response(e.to_json(), 401, {**_JSON_NO_STORE,
+                                                         "WWW-Authenticate": 'Basic realm="pyop"'})
+        except OAuthError as e:
+            return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
+        return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
+
+    def userinfo(self) -> ResponseReturnValue:
+        """UserInfo endpoint (OIDC Core 5.3; errors per RFC 6750 3)."""
+        body: Union[bytes, str] = request.get_data() if request.method == "POST" \
+            else request.query_string
+        try:
+            response = self.provider.handle_userinfo_request(body, request.headers)
+        except BearerTokenError as e:
+            return self.json_response(e.to_json(), e.http_status,
+                                      {**_JSON_NO_STORE, "WWW-Authenticate": e.www_authenticate})
+        except OAuthError as e:
+            return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
+        return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
+
+    def registration(self) -> ResponseReturnValue:
+        """Open dynamic client registration (OIDC Dynamic Registration 3)."""
+        try:
+            response = self.provider.handle_client_registration_request(request.get_data())
+        except InvalidClientRegistrationRequest as e:
+            return self.json_response(e.to_json(), 400, _JSON_NO_STORE)
+        return self.json_response(response.to_json(), 201, _JSON_NO_STORE)
+
+    def logout(self) -> ResponseReturnValue:
+        """RP-initiated logout (OIDC RP-Initiated Logout 1.0).
+
+        Logs out at once when the request carries an ``id_token_hint`` for the
+        logged-in user; otherwise asks the user first (a plain link must not log
+        anyone out: logout CSRF).
+        """
+        if request.method == "POST":
+            refused = self.check_csrf()
+            if refused:
+                return refused
+            body: Any = {name: values for name, values in request.form.lists()
+                         if name != "csrf_token"}
+        else:
+            body = request.query_string
+        try:
+            end_session_req = self.provider.parse_end_session_request(body)
+        except InvalidEndSessionRequest as e:
+            return self.error_page(f"The logout request is invalid: {e}")
+        hint_claims = None
+        hint = end_session_req.get("id_token_hint")
+        if hint is not None:
+            keys = [VerificationKey.from_jwk(jwk) for jwk in self.provider.jwks["keys"]]
+            hint_claims = verify_id_token_hint(hint, keys, self.provider.issuer)
+            if hint_claims is None:
+                return self.error_page("The logout request is invalid: unknown id_token_hint.")
+        logged_in = self.current_user() is not None
+        if request.method == "GET" and logged_in and (
+                hint_claims is None or hint_claims.get("sub") != session.get("sub")):
+            return render_template("logout_confirm.html", fields=end_session_req.to_dict(),
+                                   client_name=self.logout_client_name(end_session_req,
+                                                                       hint_claims))
+        try:
+            self.provider.logout_user(session.get("sub"), end_session_req)
+        except InvalidEndSessionRequest as e:
+            return self.error_page(f"The logout request is invalid: {e}")
+        except InvalidSubjectIdentifier:
+            pass  # nothing issued to this session (or already logged out): clear it anyway
+        session.clear()
+        url = self.provider.do_post_logout_redirect(end_session_req)
+        if url:
+            return redirect(url, 303)
+        return render_template("logged_out.html")
+
+    def logout_client_name(self, end_session_req: Mapping[str, Any],
+                           hint_claims: Optional[Mapping[str, Any]]) -> Optional[str]:
+        client_id = end_session_req.get("client_id")
+        if client_id is None and hint_claims is not None:
+            aud = hint_claims.get("aud")
+            client_id = aud if isinstance(aud, str) else None
+        if not isinstance(client_id, str) or self.provider.get_client(client_id) is None:
+            return None  # only registered clients are named to the user
+        return self.client_name(client_id)
+
+    # -- errors and headers ----------------------------------------------------------------------
+
+    def storage_error(self, error: StorageError) -> ResponseReturnValue:
+        """The storage is down: 503 (``server_error``), never details of the cause."""
+        logger.error("storage error: %s", error)
+        if request.path in _PAGE_PATHS:
+            return self.error_page("The service is temporarily unavailable. Try again later.",
+                                   503, "Temporarily unavailable")
+        body = json.dumps({"error": "server_error",
+                           "error_description": "temporarily unavailable"})
+        return self.json_response(body, 503, {**_JSON_NO_STORE, "Retry-After": "30"})
+
+    @staticmethod
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            for name, value in _HTML_SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (created on first use), for the hidden form fields."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
+    """Build the example OP.
+
+    :param config: the configuration (see the module documentation); default:
+        :func:`config_from_env`.
+    :raises pyop.exceptions.InvalidConfiguration: e.g. an http issuer on a non-loopback host.
+    :raises ValueError: a malformed users file or secret.
+    """
+    cfg = dict(config_from_env() if config is None else config)
+    issuer = str(cfg.get("issuer") or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
+    data_dir = Path(cfg.get("data_dir") or DEFAULT_DATA_DIR)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    signing_key = _load_or_create_signing_key(
+        Path(cfg.get("signing_key") or data_dir / "signing_key.pem"))
+    users_file = Path(cfg.get("users_file") or DEFAULT_USERS_FILE)
+    users = UserStore.from_file(users_file)
+    demo = bool(cfg.get("demo", users_file.resolve() == DEFAULT_USERS_FILE.resolve()))
+    stores, storage_description = _open_storage(cfg.get("storage_uri"), data_dir)
+    subject_salt = cfg.get("subject_salt") or _read_or_create_secret(data_dir / "subject_salt")
+    secret_key = cfg.get("secret_key") or _read_or_create_secret(data_dir / "session_secret")
+
+    authz_state = AuthorizationState(
+        HashBasedSubjectIdentifierFactory(subject_salt),
+        stores["authz_codes"], stores["access_tokens"], stores["refresh_tokens"],
+        stores["subject_identifiers"],
+        refresh_token_lifetime=int(cfg.get("refresh_token_lifetime", 24 * 60 * 60)))
+    configuration_information = {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + "/authorization",
+        "token_endpoint": issuer + "/token",
+        "userinfo_endpoint": issuer + "/userinfo",
+        "registration_endpoint": issuer + "/registration",
+        "end_session_endpoint": issuer + "/logout",
+        "jwks_uri": issuer + "/jwks",
+        "response_types_supported": RESPONSE_TYPES,
+        "response_modes_supported": ["query", "fragment"],
+        "subject_types_supported": ["public"],
+        "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
+        "id_token_signing_alg_values_supported": [signing_key.alg],
+        "scopes_supported": ["openid", *SCOPE_CLAIMS, "offline_access"],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "claims_parameter_supported": True,
+    }
+    provider = Provider(signing_key, configuration_information, authz_state, stores["clients"],
+                        Userinfo(users.claims))
+
+    app = Flask(__name__)
+    secure = urlsplit(issuer).scheme == "https"
+    app.config.update(
+        SECRET_KEY=secret_key,
+        # A cookie name of our own: browsers share cookies between ports of one host.
+        SESSION_COOKIE_NAME="__Host-pyop-session" if secure else "pyop_example_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_PATH="/",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        PYOP_EXAMPLE={
+            "issuer": issuer,
+            "data_dir": str(data_dir),
+            "storage": storage_description,
+            "demo": demo,
+            "users_file": str(users_file),
+            "started": time.time(),
+        },
+    )
+    app.extensions["pyop"] = provider
+    ExampleProvider(provider, users, demo).register(app)
+    return app
