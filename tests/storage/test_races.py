@@ -1,0 +1,164 @@
+"""Atomicity under concurrency, per backend (RFC 6749 4.1.2: a code is redeemed once).
+
+For each of 50 keys, 8 threads released together by a barrier race on the
+same key; exactly one of them may win, on every backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+
+from pyop.storage import MemoryStorage, StatelessWrapper, StorageBase
+
+from .conftest import CONTRACT_BACKENDS, Backend, backend_params, build_backend
+
+THREADS = 8
+KEYS = 50
+
+# sqlite-generic runs the same portable SQL as postgresql-generic: race it on PostgreSQL only.
+RACE_BACKENDS = [b for b in CONTRACT_BACKENDS if b != "sqlite-generic"]
+
+
+@pytest.fixture(params=backend_params(RACE_BACKENDS))
+def race_backend(request: pytest.FixtureRequest) -> Any:
+    built = build_backend(request.param, request)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def race(operation: Callable[[int], Any], rounds: int = KEYS,
+         threads: int = THREADS) -> list[list[Any]]:
+    """Run ``operation(round)`` in ``threads`` threads, released together each round.
+
+    Returns the results per round. Exceptions fail the test.
+    """
+    barrier = threading.Barrier(threads)
+    results: list[list[Any]] = [[] for _ in range(rounds)]
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for r in range(rounds):
+            try:
+                barrier.wait(timeout=30)
+                outcome = operation(r)
+            except BaseException as error:  # noqa: BLE001 - reported below
+                with lock:
+                    errors.append(error)
+                barrier.abort()
+                return
+            with lock:
+                results[r].append(outcome)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _stores(backend: Backend) -> list[StorageBase]:
+    """One store per thread where backends are shared (like separate workers), else one."""
+    first = backend.make()
+    if backend.name in ("memory", "dict"):
+        return [first] * THREADS
+    collection = first.collection  # type: ignore[attr-defined]
+    return [first] + [backend.make(collection=collection) for _ in range(THREADS - 1)]
+
+
+def _thread_store(stores: list[StorageBase]) -> Callable[[], StorageBase]:
+    index: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def get() -> StorageBase:
+        ident = threading.get_ident()
+        with lock:
+            if ident not in index:
+                index[ident] = len(index) % len(stores)
+            return stores[index[ident]]
+
+    return get
+
+
+def test_concurrent_consume_exactly_one_winner(race_backend: Backend) -> None:
+    stores = _stores(race_backend)
+    for r in range(KEYS):
+        stores[0].set(f"code{r}", {"round": r})
+    mine = _thread_store(stores)
+    results = race(lambda r: mine().consume(f"code{r}"))
+    for r, outcomes in enumerate(results):
+        winners = [o for o in outcomes if o is not None]
+        assert winners == [{"round": r}], f"key {r}: {outcomes}"
+
+
+@pytest.mark.parametrize("race_backend",
+                         backend_params([b for b in RACE_BACKENDS if "generic" not in b]),
+                         indirect=True)  # compare_and_set has no dialect-specific path
+def test_concurrent_compare_and_set_exactly_one_winner(race_backend: Backend) -> None:
+    stores = _stores(race_backend)
+    for r in range(KEYS):
+        stores[0].set(f"rt{r}", {"rotated": False, "r": r})
+    mine = _thread_store(stores)
+
+    def rotate(r: int) -> bool:
+        me = threading.get_ident()
+        return mine().compare_and_set(f"rt{r}", {"rotated": False, "r": r},
+                                      {"rotated": True, "r": r, "by": me})
+
+    results = race(rotate)
+    for r, outcomes in enumerate(results):
+        assert outcomes.count(True) == 1, f"key {r}: {outcomes}"
+        assert stores[0].get(f"rt{r}")["rotated"] is True
+
+
+def test_concurrent_add_exactly_one_winner(race_backend: Backend) -> None:
+    stores = _stores(race_backend)
+    mine = _thread_store(stores)
+    results = race(lambda r: mine().add(f"jti{r}", {"r": r},
+                                        expires_at=time.time() + 3600))
+    for r, outcomes in enumerate(results):
+        assert outcomes.count(True) == 1, f"key {r}: {outcomes}"
+
+
+def test_concurrent_add_over_expired_record_exactly_one_winner(race_backend: Backend) -> None:
+    stores = _stores(race_backend)
+    for r in range(KEYS):
+        stores[0].set(f"jti{r}", {"old": r}, expires_at=race_backend.now() - 1)
+    mine = _thread_store(stores)
+    results = race(lambda r: mine().add(f"jti{r}", {"r": r},
+                                        expires_at=race_backend.now() + 3600))
+    for r, outcomes in enumerate(results):
+        assert outcomes.count(True) == 1, f"key {r}: {outcomes}"
+
+
+@pytest.mark.parametrize("replay", ["memory", pytest.param("redis", marks=pytest.mark.servers)])
+def test_concurrent_consume_of_a_sealed_token(replay: str, request: pytest.FixtureRequest) -> None:
+    cache: StorageBase
+    if replay == "redis":
+        from pyop.storage import RedisWrapper
+
+        server = request.getfixturevalue("redis_server")
+        caches = [RedisWrapper(server.url, "pyop", "replay-race") for _ in range(THREADS)]
+        # one StatelessWrapper per thread, as separate processes would have
+        sealers = [StatelessWrapper("authz_codes", "s" * 32, replay_cache=c) for c in caches]
+    else:
+        cache = MemoryStorage()
+        sealers = [StatelessWrapper("authz_codes", "s" * 32, replay_cache=cache)] * THREADS
+    tokens = [sealers[0].seal({"r": r}, time.time() + 60) for r in range(KEYS)]
+    mine = _thread_store(list(sealers))
+    try:
+        results = race(lambda r: mine().consume(tokens[r]))
+    finally:
+        for sealer in set(sealers):
+            sealer.replay_cache.close()
+    for r, outcomes in enumerate(results):
+        assert [o for o in outcomes if o is not None] == [{"r": r}], f"key {r}: {outcomes}"
