@@ -1,0 +1,95 @@
+"""Smoke test of the benchmark suite: it runs and reports. Not a timed assertion.
+
+The targets (PASS/FAIL lines) depend on the machine and its load; they are read
+by people from ``python -m benchmarks``, never asserted here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_entry_point_runs_quickly(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--backends", "memory,sqlite",
+         "--batches", "2", "--batch-seconds", "0.002", "--tokens", "2000", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "TARGET memory RS256 full flow" in completed.stdout
+    assert "SUMMARY:" in completed.stdout
+
+    results = json.loads(out.read_text())
+    names = {s["name"] for s in results["scenarios"]}
+    assert {"code flow RS256 [memory]", "code flow ES256 [memory]", "registration [memory]",
+            "discovery configuration [memory]", "discovery JWKS [memory]",
+            "implicit id_token token RS256 [memory]"} <= names
+    for scenario in results["scenarios"]:
+        assert scenario["skipped"] or scenario["ms_per_op"] > 0
+    memory = next(s for s in results["scenarios"] if s["name"] == "code flow RS256 [memory]")
+    trips = memory["round_trips"]
+    assert trips["per_store"]["authorization_codes"]["compare_and_set"] == 1
+    assert trips["total"] >= 5
+    assert results["memcheck"]["live_after_purge"] == 0
+    assert all("passed" in target for target in results["targets"])
+
+
+def test_load_benchmark_app_serves_a_code_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WSGI app of benchmarks.load answers a full flow (called in-process, no server)."""
+    monkeypatch.syspath_prepend(str(ROOT))  # benchmarks/ is not installed, only checked out
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from benchmarks.flows import (
+        BASIC_AUTH,
+        CODE_QUERY,
+        REDIRECT_URI,
+        TOKEN_BODY_SUFFIX,
+        USER_ID,
+        build_provider,
+    )
+    from benchmarks.load import make_app
+    from pyop.crypto import SigningKey
+
+    provider = build_provider(SigningKey(ec.generate_private_key(ec.SECP256R1())),
+                              "memory").provider
+    app = make_app(provider, USER_ID)
+
+    def call(method: str, path: str, query: str = "", body: str = "",
+             **headers: str) -> tuple[str, dict[str, str], bytes]:
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body.encode()),
+        }
+        environ.update({"HTTP_" + k.upper(): v for k, v in headers.items()})
+        seen: dict[str, Any] = {}
+
+        def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
+            seen["status"], seen["headers"] = status, dict(response_headers)
+
+        data = b"".join(app(environ, start_response))
+        return seen["status"], seen["headers"], data
+
+    status, headers, _ = call("GET", "/authorization", CODE_QUERY)
+    assert status.startswith("303")
+    assert headers["Location"].startswith(REDIRECT_URI)
+    code = parse_qs(urlsplit(headers["Location"]).query)["code"][0]
+    status, _, data = call("POST", "/token",
+                           body="grant_type=authorization_code&code=" + code + TOKEN_BODY_SUFFIX,
+                           authorization=BASIC_AUTH)
+    assert status.startswith("200"), data
+    access_token = json.loads(data)["access_token"]
+    status, _, data = call("GET", "/userinfo", authorization="Bearer " + access_token)
+    assert status.startswith("200"), data
+    assert json.loads(data)["sub"]
+    status, _, _ = call("GET", "/userinfo", authorization="Bearer " + access_token + "x")
+    assert status.startswith("401")
