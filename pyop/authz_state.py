@@ -150,6 +150,8 @@ class AuthorizationState:
             raise ValueError(f"unknown subject_type {subject_type!r}")
         db = self.subject_identifiers
         if not _is_sealed(db):
+            # one atomic write; no in-process cache, so a logout or a store change made by
+            # another process is always seen
             db.add(sub, {"user_id": user_id, "type": subject_type})
         return sub
 
@@ -227,7 +229,7 @@ class AuthorizationState:
             used["used"] = True
             used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
-            if not codes.compare_and_set(authorization_code, dict(record), used,
+            if not codes.compare_and_set(authorization_code, record, used,
                                          expires_at=keep_until):
                 logger.warning("concurrent or repeated redemption of an authorization code")
                 current = codes.get(authorization_code)

@@ -13,7 +13,8 @@ from urllib.parse import unquote_plus
 from .access_token import get_header
 from .exceptions import InvalidClientAuthentication, InvalidRequestError
 
-__all__ = ["verify_client_authentication", "parse_basic_authorization", "SUPPORTED_AUTH_METHODS"]
+__all__ = ["authenticate_client", "verify_client_authentication", "parse_basic_authorization",
+           "SUPPORTED_AUTH_METHODS"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,20 @@ def verify_client_authentication(
     now: Optional[float] = None,
 ) -> str:
     """Authenticate the client of a token request; returns its ``client_id``.
+
+    See :func:`authenticate_client`, which also returns the client's metadata.
+    """
+    return authenticate_client(clients, parsed_request, http_headers, now=now)[0]
+
+
+def authenticate_client(
+    clients: Mapping[str, Any],
+    parsed_request: Mapping[str, Any],
+    http_headers: Optional[Any] = None,
+    *,
+    now: Optional[float] = None,
+) -> tuple[str, Mapping[str, Any]]:
+    """Authenticate the client of a token request; returns ``(client_id, metadata)``.
 
     The method used must be the client's registered
     ``token_endpoint_auth_method`` (default ``client_secret_basic``, OIDC
@@ -106,4 +121,4 @@ def verify_client_authentication(
         expires_at = client.get("client_secret_expires_at")
         if now is not None and isinstance(expires_at, int) and 0 < expires_at <= now:
             raise InvalidClientAuthentication("client secret expired")
-    return client_id
+    return client_id, client

@@ -7,6 +7,7 @@ The host owns HTTP, sessions and end-user login; it calls the ``parse_*``,
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import hmac
@@ -14,12 +15,12 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 from urllib.parse import urlsplit
 
 from .access_token import extract_bearer_token_from_http_request, get_header
 from .authz_state import AuthorizationState
-from .client_authentication import SUPPORTED_AUTH_METHODS, verify_client_authentication
+from .client_authentication import SUPPORTED_AUTH_METHODS, authenticate_client
 from .crypto import SigningKey, b64url_encode
 from .exceptions import (
     InsufficientScope,
@@ -43,6 +44,7 @@ from .message import (
     AuthorizationResponse,
     EndSessionRequest,
     EndSessionResponse,
+    Message,
     OpenIDSchema,
     ProviderConfigurationResponse,
     RegistrationRequest,
@@ -83,6 +85,10 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "address": ("address",),
     "phone": ("phone_number", "phone_number_verified"),
 }
+
+#: The client of the request being handled: (client_id, metadata), read from storage once.
+_request_client: contextvars.ContextVar[Optional[tuple[str, Mapping[str, Any]]]] = (
+    contextvars.ContextVar("pyop_request_client", default=None))
 
 ExtraClaims = Union[None, Mapping[str, Any], Callable[[str, str], Optional[Mapping[str, Any]]]]
 
@@ -242,9 +248,16 @@ class Provider:
         return grants
 
     def get_client(self, client_id: Any) -> Optional[Mapping[str, Any]]:
-        """The metadata of a registered client, or None."""
+        """The metadata of a registered client, or None.
+
+        Within one ``parse_authentication_request``/``handle_token_request``
+        call the client is read from storage once and reused.
+        """
         if not isinstance(client_id, str):
             return None
+        cached = _request_client.get()
+        if cached is not None and cached[0] == client_id:
+            return cached[1]
         try:
             client = self.clients.get(client_id)
         except (TypeError, ValueError):
@@ -275,7 +288,15 @@ class Provider:
             raise InvalidAuthenticationRequest(str(e), {}) from e
         client = check_client_id(parameters, self)
         check_redirect_uri(parameters, client)
+        token = _request_client.set((cast(str, parameters["client_id"]), client))
+        try:
+            return self._validate_authentication_request(parameters)
+        finally:
+            _request_client.reset(token)
 
+    def _validate_authentication_request(self, parameters: dict[str, Any]
+                                         ) -> AuthorizationRequest:
+        """The checks after client and redirect_uri (OIDC Core 3.1.2.2); errors redirect."""
         # client and redirect_uri verified: from here on errors may be redirected
         context = _error_context(parameters)
         try:
@@ -467,6 +488,10 @@ class Provider:
         :param acr: the Authentication Context Class Reference achieved.
         :param amr: the Authentication Methods References used.
         """
+        if not isinstance(authentication_request, Message):
+            # e.g. the dict a host kept in its session: scope back to a list, claims parsed
+            authentication_request = AuthorizationRequest().from_dict(
+                dict(authentication_request))
         client_id = authentication_request["client_id"]
         client = self._client(client_id)
         response_types = response_type_set(authentication_request.get("response_type"))
@@ -539,9 +564,8 @@ class Provider:
         if duplicated:
             raise InvalidTokenRequest("repeated parameters: {}".format(", ".join(duplicated)[:200]),
                                       oauth_error="invalid_request")
-        client_id = verify_client_authentication(self.clients, parameters, http_headers,
-                                                 now=self._now())
-        client = self._client(client_id)
+        client_id, client = authenticate_client(self.clients, parameters, http_headers,
+                                                now=self._now())
         grant_type = parameters.get("grant_type")
         if grant_type is None:
             raise InvalidTokenRequest("missing grant_type", oauth_error="invalid_request")

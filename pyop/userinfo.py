@@ -55,7 +55,7 @@ class Userinfo:
                     logger.info("essential claim %s not available for the user", name)
                 continue
             value = userinfo[name]
-            if isinstance(request, Mapping):
+            if request is not None and isinstance(request, Mapping):
                 if "value" in request and value != request["value"]:
                     continue
                 values = request.get("values")

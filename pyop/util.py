@@ -6,7 +6,9 @@ import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
+
+from .exceptions import InvalidRequestError
 
 __all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values"]
 
@@ -96,10 +98,6 @@ def parse_request_parameters(
     Raises :class:`~pyop.exceptions.InvalidRequestError` on oversized input,
     invalid UTF-8 or values that are not strings.
     """
-    from urllib.parse import parse_qsl
-
-    from .exceptions import InvalidRequestError
-
     pairs: list[tuple[str, str]]
     if request is None:
         return {}
