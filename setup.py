@@ -42,6 +42,8 @@ TEST = [
     "playwright",
 ]
 
+BENCH = ["matplotlib", "waitress>=3.0", "requests"]
+
 LINT = [
     "ruff",
     "mypy",
@@ -75,6 +77,7 @@ setup(
         "docs": DOCS,
         "test": TEST,
         "lint": LINT,
+        "bench": BENCH,
         "dev": TEST + LINT + DOCS,
     },
     classifiers=[
