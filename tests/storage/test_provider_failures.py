@@ -1,0 +1,215 @@
+"""Storage failures during token requests.
+
+* A failure in the middle of a code redemption never leaves tokens without a consumed code
+  (a consumed code without tokens is acceptable: the client gets a 503 and must start over).
+  The code is marked used *before* any token is written, so a failed write leaves a used
+  code behind and, at worst, tokens that the next replay of the code revokes.
+* ``Provider.handle_token_request`` lets :class:`pyop.exceptions.StorageError` out (typed,
+  ``http_status`` 503) and never a driver exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import pytest
+
+from pyop.crypto import SigningKey
+from pyop.exceptions import OAuthError, StorageError
+from pyop.storage import StorageBase
+
+from .conftest import free_port
+from .provider_support import (
+    Stores,
+    authorize,
+    exchange,
+    make_provider,
+    new_namespace,
+    outcome,
+    refresh,
+    stores_from_uri,
+    userinfo,
+)
+
+
+class FailingStore(StorageBase):
+    """Delegates to ``inner``; the operations named in ``failing`` raise StorageError."""
+
+    def __init__(self, inner: StorageBase) -> None:
+        self.inner = inner
+        self.failing: set[str] = set()
+        self.ttl = inner.ttl
+
+    def _check(self, operation: str) -> None:
+        if operation in self.failing:
+            raise StorageError(f"injected failure of {operation}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._check("get")
+        return self.inner.get(key, default)
+
+    def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
+        self._check("set")
+        self.inner.set(key, value, expires_at)
+
+    def delete(self, key: str) -> bool:
+        self._check("delete")
+        return self.inner.delete(key)
+
+    def consume(self, key: str) -> Any:
+        self._check("consume")
+        return self.inner.consume(key)
+
+    def compare_and_set(self, key: str, expected: Any, new: Any,
+                        expires_at: Optional[float] = None) -> bool:
+        self._check("compare_and_set")
+        return self.inner.compare_and_set(key, expected, new, expires_at)
+
+    def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:
+        self._check("add")
+        return self.inner.add(key, value, expires_at)
+
+    def purge_expired(self) -> int:
+        return self.inner.purge_expired()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def keys(self) -> Iterator[str]:
+        return self.inner.keys()
+
+
+@pytest.fixture(scope="module")
+def signing_key(rsa_private_key: Any) -> SigningKey:
+    return SigningKey.from_key(rsa_private_key)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def failing(request: pytest.FixtureRequest) -> Iterator[Stores]:
+    """Stores that fail on demand, each wrapping a real backend's store."""
+    uri = ("memory://" if request.param == "memory"
+           else f"sqlite:///{request.getfixturevalue('tmp_path')}/pyop.db")
+    inner = stores_from_uri(uri, new_namespace())
+    stores = Stores(FailingStore(inner.codes), FailingStore(inner.access_tokens),
+                    FailingStore(inner.refresh_tokens), inner.subject_identifiers,
+                    closables=inner.closables)
+    try:
+        yield stores
+    finally:
+        stores.close()
+
+
+def _readable(store: FailingStore) -> list[str]:
+    """The live keys of the store behind ``store``."""
+    return list(store.inner.keys())
+
+
+def _storage_error(call: Callable[[], Any]) -> StorageError:
+    with pytest.raises(StorageError) as info:
+        call()
+    assert not isinstance(info.value, OAuthError)
+    assert info.value.http_status == 503 and info.value.oauth_error == "server_error"
+    return info.value
+
+
+def test_failure_writing_the_access_token(failing: Stores, signing_key: SigningKey) -> None:
+    provider = make_provider(failing, signing_key)
+    code = authorize(provider)
+    failing.access_tokens.failing.add("set")
+    _storage_error(lambda: exchange(provider, code))
+    # the code was consumed, no token was issued
+    assert failing.codes.inner.get(code)["used"] is True
+    assert _readable(failing.access_tokens) == [] and _readable(failing.refresh_tokens) == []
+    failing.access_tokens.failing.clear()
+    assert outcome(lambda: exchange(provider, code)) == "invalid_grant"
+    assert _readable(failing.access_tokens) == [] and _readable(failing.refresh_tokens) == []
+
+
+def test_failure_writing_the_refresh_token(failing: Stores, signing_key: SigningKey) -> None:
+    """The access token was written but never sent: the client's retry revokes it."""
+    provider = make_provider(failing, signing_key)
+    code = authorize(provider)
+    failing.refresh_tokens.failing.add("set")
+    _storage_error(lambda: exchange(provider, code))
+    issued = failing.codes.inner.get(code)["issued"]
+    assert _readable(failing.access_tokens) == [issued["access_token"]]
+    assert _readable(failing.refresh_tokens) == []
+    failing.refresh_tokens.failing.clear()
+    assert outcome(lambda: exchange(provider, code)) == "invalid_grant"
+    assert _readable(failing.access_tokens) == []
+    assert outcome(lambda: userinfo(provider, issued["access_token"])) == "invalid_token"
+
+
+def test_failure_consuming_the_code(failing: Stores, signing_key: SigningKey) -> None:
+    """Nothing happened: once the storage is back the code is redeemed normally."""
+    provider = make_provider(failing, signing_key)
+    code = authorize(provider)
+    failing.codes.failing.add("compare_and_set")
+    _storage_error(lambda: exchange(provider, code))
+    assert "used" not in failing.codes.inner.get(code)
+    assert _readable(failing.access_tokens) == [] and _readable(failing.refresh_tokens) == []
+    failing.codes.failing.clear()
+    assert outcome(lambda: exchange(provider, code)) == "ok"
+    assert outcome(lambda: exchange(provider, code)) == "invalid_grant"
+
+
+def test_failure_rotating_a_refresh_token(failing: Stores, signing_key: SigningKey) -> None:
+    provider = make_provider(failing, signing_key, refresh_token_threshold=7200)
+    tokens = exchange(provider, authorize(provider))
+    failing.refresh_tokens.failing.add("compare_and_set")
+    _storage_error(lambda: refresh(provider, tokens["refresh_token"]))
+    assert _readable(failing.refresh_tokens) == [tokens["refresh_token"]]
+    failing.refresh_tokens.failing.clear()
+    assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "ok"
+
+
+def test_failure_writing_the_rotated_refresh_token(failing: Stores,
+                                                    signing_key: SigningKey) -> None:
+    """The old refresh token is spent, the new one was not written: the client starts over,
+    and nothing issued from the grant stays usable."""
+    provider = make_provider(failing, signing_key, refresh_token_threshold=7200)
+    tokens = exchange(provider, authorize(provider))
+    failing.refresh_tokens.failing.add("set")
+    _storage_error(lambda: refresh(provider, tokens["refresh_token"]))
+    failing.refresh_tokens.failing.clear()
+    assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "invalid_grant"
+    assert _readable(failing.access_tokens) == [] and _readable(failing.refresh_tokens) == []
+
+
+# -- real backends that are down -----------------------------------------------------------
+
+
+def _down(kind: str, tmp_path: Any) -> Stores:
+    if kind == "redis":
+        pytest.importorskip("redis")
+        return stores_from_uri(f"redis://127.0.0.1:{free_port()}/0", "pyop",
+                               socket_connect_timeout=0.5)
+    if kind == "postgresql":
+        pytest.importorskip("sqlalchemy")
+        pytest.importorskip("psycopg")
+        return stores_from_uri(f"postgresql+psycopg://pyop@127.0.0.1:{free_port()}/pyop"
+                               "?connect_timeout=1", "pyop")
+    if kind == "mongodb":
+        pytest.importorskip("pymongo")
+        return stores_from_uri(f"mongodb://127.0.0.1:{free_port()}/"
+                               "?serverSelectionTimeoutMS=50", "pyop")
+    pytest.importorskip("sqlalchemy")
+    return stores_from_uri(f"sqlite:///{tmp_path}/missing-dir/pyop.db", "pyop")
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgresql", "mongodb", "sqlite"])
+def test_provider_lets_storage_error_out(kind: str, tmp_path: Any,
+                                         signing_key: SigningKey) -> None:
+    stores = _down(kind, tmp_path)
+    try:
+        provider = make_provider(stores, signing_key)
+        for call in (lambda: exchange(provider, "a-code"),
+                     lambda: refresh(provider, "a-refresh-token")):
+            error = _storage_error(call)
+            cause = error.__cause__
+            assert cause is not None and not isinstance(cause, StorageError)
+            assert type(cause).__module__.split(".")[0] in (
+                "redis", "sqlalchemy", "pymongo"), type(cause)
+    finally:
+        stores.close()
