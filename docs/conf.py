@@ -1,5 +1,6 @@
 """Sphinx configuration for the pyop documentation."""
 
+import inspect
 import os
 import sys
 import warnings
@@ -70,9 +71,11 @@ def _skip_foreign_members(app, what, name, obj, skip, options):
     """Leave out names a pyop module merely re-exports (e.g. ``oic`` message classes).
 
     They are documented by their own project; documenting them here would also pull in
-    docstrings that are not valid reStructuredText.
+    docstrings that are not valid reStructuredText. Only classes and functions are
+    concerned: a constant's ``__module__`` is its type's (``re`` for a compiled pattern,
+    ``typing`` for an alias), not where it is defined.
     """
-    if what == "module":
+    if what == "module" and (inspect.isclass(obj) or inspect.isroutine(obj)):
         module = getattr(obj, "__module__", None)
         if isinstance(module, str) and module.split(".")[0] != "pyop":
             return True
