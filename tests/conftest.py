@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, settings
 
 from pyop.authz_state import AuthorizationState
 from pyop.provider import Provider
@@ -132,3 +133,15 @@ def provider(make_provider: Callable[..., Provider]) -> Provider:
 def require_servers() -> bool:
     """True when a missing test engine must fail the run instead of skipping (CI)."""
     return os.environ.get("PYOP_REQUIRE_SERVERS") == "1"
+
+
+
+# Hypothesis profiles: "ci" (default: 300 examples, derandomized, no example database) and
+# "long" (20 000 examples) for local runs: pytest --hypothesis-profile=long. Registered at
+# import, before the Hypothesis plugin reads --hypothesis-profile.
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=300, deadline=None, derandomize=True,
+                          database=None, suppress_health_check=_QUIET)
+settings.register_profile("long", max_examples=20_000, deadline=None,
+                          suppress_health_check=_QUIET)
+settings.load_profile("ci")

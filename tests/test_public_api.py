@@ -1,0 +1,120 @@
+"""Pins the public API: ``__all__`` of every public module, and that each name exists."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC_API: dict[str, list[str]] = {
+    "pyop": ["AuthorizationState", "HashBasedSubjectIdentifierFactory", "Provider", "Userinfo",
+             "__version__"],
+    "pyop.provider": ["Provider", "SCOPE_CLAIMS"],
+    "pyop.authz_state": ["AuthorizationState", "new_token_value"],
+    "pyop.access_token": ["AccessToken", "extract_bearer_token_from_http_request",
+                          "get_header"],
+    "pyop.client_authentication": ["authenticate_client", "verify_client_authentication",
+                                   "parse_basic_authorization", "SUPPORTED_AUTH_METHODS"],
+    "pyop.crypto": ["JWSError", "SigningKey", "VerificationKey", "b64url_encode",
+                    "b64url_decode", "left_hash", "hash_for_alg", "jws_sign", "jws_verify",
+                    "jwk_thumbprint"],
+    "pyop.exceptions": [
+        "OAuthError", "InvalidRequestError", "InvalidAuthenticationRequest",
+        "InvalidRedirectURI", "InvalidClientId", "AuthorizationError",
+        "InvalidClientAuthentication", "InvalidTokenRequest", "InvalidAuthorizationCode",
+        "InvalidRefreshToken", "InvalidScope", "UnsupportedGrantType", "UnauthorizedClient",
+        "BearerTokenError", "InvalidAccessToken", "InsufficientScope", "InvalidUserinfoRequest",
+        "InvalidClientRegistrationRequest", "InvalidSubjectIdentifier",
+        "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError"],
+    "pyop.id_token": ["create_id_token", "verify_id_token_hint", "PROTECTED_CLAIMS"],
+    "pyop.keys": ["SUPPORTED_KEY_ALGS", "generate_signing_key", "private_key_to_pem",
+                  "write_private_key", "load_signing_key", "public_jwk", "main"],
+    "pyop.message": [
+        "AuthorizationRequest", "AccessTokenRequest", "RefreshAccessTokenRequest",
+        "AuthorizationResponse", "AuthorizationErrorResponse", "AccessTokenResponse",
+        "TokenErrorResponse", "RegistrationRequest", "RegistrationResponse",
+        "ClientRegistrationErrorResponse", "ProviderConfigurationResponse", "IdToken",
+        "OpenIDSchema", "EndSessionRequest", "EndSessionResponse", "UserInfoErrorResponse",
+        "ClaimsRequest", "Message"],
+    "pyop.registration": [
+        "check_redirect_uris", "check_response_and_grant_types",
+        "check_token_endpoint_auth_method", "check_subject_type", "check_sector_identifier_uri",
+        "check_post_logout_redirect_uris", "check_signing_algs", "check_metadata_uris",
+        "fetch_sector_identifier_uris",
+        "grant_types_for_response_types", "DEFAULT_REGISTRATION_CHECKS"],
+    "pyop.request_validator": [
+        "check_client_id", "check_redirect_uri", "check_response_type", "check_response_mode",
+        "check_scope", "check_nonce", "check_prompt", "check_max_age", "check_request_objects",
+        "check_pkce", "check_claims", "DEFAULT_AUTHENTICATION_CHECKS", "PKCE_VALUE_PATTERN"],
+    "pyop.storage": ["StorageBase", "MemoryStorage", "DictStorage", "as_storage",
+                     "MongoWrapper", "RedisWrapper", "SQLWrapper", "StatelessWrapper"],
+    "pyop.subject_identifier": ["SubjectIdentifierFactory", "HashBasedSubjectIdentifierFactory"],
+    "pyop.userinfo": ["Userinfo"],
+    "pyop.util": ["should_fragment_encode", "response_type_set", "is_loopback_host",
+                  "find_common_values"],
+}
+
+#: Imports of pyop 3's README that must keep working.
+README_IMPORTS = [
+    ("pyop.provider", "Provider"),
+    ("pyop.authz_state", "AuthorizationState"),
+    ("pyop.subject_identifier", "HashBasedSubjectIdentifierFactory"),
+    ("pyop.userinfo", "Userinfo"),
+    ("pyop.storage", "MongoWrapper"),
+    ("pyop.exceptions", "InvalidAuthenticationRequest"),
+    ("pyop.exceptions", "InvalidClientAuthentication"),
+    ("pyop.exceptions", "OAuthError"),
+    ("pyop.exceptions", "InvalidSubjectIdentifier"),
+    ("pyop.exceptions", "BearerTokenError"),
+    ("pyop.exceptions", "InvalidClientRegistrationRequest"),
+    ("pyop.exceptions", "InvalidAccessToken"),
+    ("pyop.access_token", "AccessToken"),
+    ("pyop.util", "should_fragment_encode"),
+    ("pyop.message", "AuthorizationRequest"),
+]
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_API))
+def test_all_is_pinned(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert list(module.__all__) == PUBLIC_API[module_name]
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_API))
+def test_every_name_exists(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert len(set(module.__all__)) == len(module.__all__), "duplicates in __all__"
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name} is in __all__ but missing"
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_API))
+def test_star_import(module_name: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(f"from {module_name} import *", namespace)  # noqa: S102 - test of __all__
+    assert set(PUBLIC_API[module_name]) <= set(namespace)
+
+
+@pytest.mark.parametrize("module_name,name", README_IMPORTS)
+def test_pyop3_imports(module_name: str, name: str) -> None:
+    assert hasattr(importlib.import_module(module_name), name)
+
+
+def test_package_reexports_are_the_module_objects() -> None:
+    import pyop
+    from pyop.authz_state import AuthorizationState
+    from pyop.provider import Provider
+    from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
+    from pyop.userinfo import Userinfo
+
+    assert pyop.Provider is Provider
+    assert pyop.AuthorizationState is AuthorizationState
+    assert pyop.HashBasedSubjectIdentifierFactory is HashBasedSubjectIdentifierFactory
+    assert pyop.Userinfo is Userinfo
+    assert isinstance(pyop.__version__, str) and pyop.__version__.startswith("4.")
+
+
+def test_py_typed_marker() -> None:
+    from importlib import resources
+
+    assert resources.files("pyop").joinpath("py.typed").is_file()

@@ -1,0 +1,69 @@
+"""Unit tests of pyop.subject_identifier (OIDC Core 8)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from pyop.subject_identifier import HashBasedSubjectIdentifierFactory, SubjectIdentifierFactory
+
+
+def expected(salt: str, *fields: str) -> str:
+    data = b"".join(len(f.encode()).to_bytes(4, "big") + f.encode() for f in fields)
+    return hmac.new(salt.encode(), data, hashlib.sha256).hexdigest()
+
+
+class TestHashBased:
+    def test_public(self) -> None:
+        factory = HashBasedSubjectIdentifierFactory("salt")
+        sub = factory.create_public_identifier("alice")
+        assert sub == expected("salt", "public", "alice")
+        assert sub == factory.create_public_identifier("alice")
+        assert sub != factory.create_public_identifier("bob")
+        assert len(sub) == 64 and "alice" not in sub  # OIDC Core 8: no local id leaked
+
+    def test_pairwise(self) -> None:
+        factory = HashBasedSubjectIdentifierFactory("salt")
+        sub = factory.create_pairwise_identifier("alice", "a.example.com")
+        assert sub == expected("salt", "pairwise", "a.example.com", "alice")
+        assert sub == factory.create_pairwise_identifier("alice", "a.example.com")
+        assert sub != factory.create_pairwise_identifier("alice", "b.example.com")
+        assert sub != factory.create_pairwise_identifier("bob", "a.example.com")
+        assert sub != factory.create_public_identifier("alice")
+        assert factory.create_pairwise_identifier("alice", None) == expected(
+            "salt", "pairwise", "", "alice")
+
+    def test_unambiguous_fields(self) -> None:
+        factory = HashBasedSubjectIdentifierFactory("salt")
+        # plain concatenation would make these equal
+        assert factory.create_pairwise_identifier("b.c", "a") != \
+            factory.create_pairwise_identifier("c", "a.b")
+        assert factory.create_pairwise_identifier("bc", "a") != \
+            factory.create_pairwise_identifier("c", "ab")
+
+    def test_salt_matters(self) -> None:
+        one = HashBasedSubjectIdentifierFactory("salt-1")
+        two = HashBasedSubjectIdentifierFactory("salt-2")
+        assert one.create_public_identifier("alice") != two.create_public_identifier("alice")
+        assert HashBasedSubjectIdentifierFactory(b"salt").create_public_identifier(  # type: ignore
+            "alice") == expected("salt", "public", "alice")
+
+    def test_non_string_user_id(self) -> None:
+        factory = HashBasedSubjectIdentifierFactory("salt")
+        assert factory.create_public_identifier(42) == expected(  # type: ignore[arg-type]
+            "salt", "public", "42")
+
+    @pytest.mark.parametrize("salt", ["", None, b""])
+    def test_empty_salt_refused(self, salt: object) -> None:
+        with pytest.raises(ValueError):
+            HashBasedSubjectIdentifierFactory(salt)  # type: ignore[arg-type]
+
+
+def test_base_class_is_abstract() -> None:
+    factory = SubjectIdentifierFactory()
+    with pytest.raises(NotImplementedError):
+        factory.create_public_identifier("alice")
+    with pytest.raises(NotImplementedError):
+        factory.create_pairwise_identifier("alice", "sector")

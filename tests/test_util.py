@@ -1,0 +1,198 @@
+"""Unit tests of pyop.util: request parsing, response encoding decisions, small helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyop.exceptions import InvalidRequestError
+from pyop.message import AuthorizationRequest
+from pyop.util import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    claims_request_member,
+    duplicated_parameters,
+    find_common_values,
+    is_https_or_loopback_http,
+    is_loopback_host,
+    parse_request_parameters,
+    response_type_set,
+    should_fragment_encode,
+)
+
+
+class TestParseRequestParameters:
+    def test_str_bytes_dict(self) -> None:
+        expected = {"a": "1", "b": "x y", "c": "\u00e9"}
+        assert parse_request_parameters("a=1&b=x+y&c=%C3%A9") == expected
+        assert parse_request_parameters(b"a=1&b=x%20y&c=%C3%A9") == expected
+        assert parse_request_parameters(bytearray(b"a=1&b=x+y&c=%C3%A9")) == expected
+        assert parse_request_parameters({"a": "1", "b": "x y", "c": "\u00e9"}) == expected
+        assert parse_request_parameters("c=\u00e9&a=1&b=x+y") == expected
+
+    def test_none_and_empty(self) -> None:
+        assert parse_request_parameters(None) == {}
+        assert parse_request_parameters("") == {}
+        assert parse_request_parameters(b"") == {}
+        assert parse_request_parameters({}) == {}
+
+    def test_blank_values_are_absent(self) -> None:
+        assert parse_request_parameters("a=&b=1&c") == {"b": "1"}
+        assert parse_request_parameters({"a": "", "b": "1"}) == {"b": "1"}
+        # a blank duplicate is not a duplicate
+        assert parse_request_parameters("a=1&a=") == {"a": "1"}
+
+    def test_duplicates_become_lists(self) -> None:
+        assert parse_request_parameters("a=1&a=2&a=3&b=4") == {"a": ["1", "2", "3"], "b": "4"}
+        assert parse_request_parameters({"a": ["1", "2"], "b": ("3",)}) == {"a": ["1", "2"],
+                                                                             "b": "3"}
+
+    @pytest.mark.parametrize("body", [b"a=\xff", b"\xc3(", "a=%ff", "a=%C3%28", "%ff=1",
+                                      "a=%ED%A0%80"])
+    def test_invalid_utf8(self, body: Any) -> None:
+        with pytest.raises(InvalidRequestError, match="UTF-8") as info:
+            parse_request_parameters(body)
+        assert info.value.oauth_error == "invalid_request" and info.value.http_status == 400
+
+    def test_oversized(self) -> None:
+        limit = DEFAULT_MAX_REQUEST_SIZE
+        assert DEFAULT_MAX_REQUEST_SIZE == 65536
+        parse_request_parameters("a=" + "x" * (limit - 2))
+        for body in ("a=" + "x" * (limit - 1), b"a=" + b"x" * (limit - 1),
+                     {"a": "x" * limit}):
+            with pytest.raises(InvalidRequestError, match="too large"):
+                parse_request_parameters(body)
+        with pytest.raises(InvalidRequestError, match="too large"):
+            parse_request_parameters("a=12345", max_size=6)
+        assert parse_request_parameters("a=12345", max_size=7) == {"a": "12345"}
+
+    def test_too_many_fields(self) -> None:
+        with pytest.raises(InvalidRequestError, match="malformed"):
+            parse_request_parameters("&".join(f"a{i}=1" for i in range(1001)))
+
+    @pytest.mark.parametrize("request_", [
+        {"a": 1}, {"a": None}, {"a": b"x"}, {"a": ["x", 2]}, {"a": {"b": "c"}}, {1: "a"},
+        {"a": [["x"]]},
+    ])
+    def test_non_string_values(self, request_: Any) -> None:
+        with pytest.raises(InvalidRequestError, match="string"):
+            parse_request_parameters(request_)
+
+    @pytest.mark.parametrize("request_", [5, 1.5, ["a=1"], object(), True])
+    def test_unsupported_types(self, request_: Any) -> None:
+        with pytest.raises(InvalidRequestError, match="unsupported"):
+            parse_request_parameters(request_)
+
+    @pytest.mark.parametrize("request_", ["a=\ud800", "a\udcff=1", {"a": "\udcff"},
+                                          {"a": ["x", "\ud800"]}, {"\ud800": "1"}])
+    def test_lone_surrogates(self, request_: Any) -> None:
+        # not encodable as UTF-8 (RFC 6749 Appendix B), so never echoed back in a URL
+        with pytest.raises(InvalidRequestError, match="UTF-8"):
+            parse_request_parameters(request_)
+
+    @pytest.mark.parametrize("request_", ["a=%00", "a%00=1", {"a": "\x00"}, {"a\x00": "1"}])
+    def test_nul(self, request_: Any) -> None:
+        with pytest.raises(InvalidRequestError, match="NUL"):
+            parse_request_parameters(request_)
+
+    def test_semicolon_is_not_a_separator(self) -> None:
+        assert parse_request_parameters("a=1;b=2") == {"a": "1;b=2"}
+
+
+class TestShouldFragmentEncode:
+    @pytest.mark.parametrize("response_type,mode,fragment", [
+        ("code", None, False), ("code", "query", False), ("code", "fragment", True),
+        ("id_token", None, True), ("id_token token", None, True), ("code id_token", None, True),
+        ("code token", None, True), ("code id_token token", None, True),
+        ("id_token", "query", True), ("none", None, False), (None, None, False),
+        ("code", "form_post", False),
+    ])
+    def test_dicts(self, response_type: Any, mode: Any, fragment: bool) -> None:
+        request = {"response_type": response_type, "response_mode": mode}
+        assert should_fragment_encode({k: v for k, v in request.items() if v}) is fragment
+
+    @pytest.mark.parametrize("response_type,fragment", [
+        ("code", False), ("id_token", True), ("code id_token", True), ("token id_token", True)])
+    def test_messages_and_their_to_dict(self, response_type: str, fragment: bool) -> None:
+        message = AuthorizationRequest(client_id="c", redirect_uri="https://rp/cb",
+                                       response_type=response_type, scope="openid")
+        assert should_fragment_encode(message) is fragment
+        assert should_fragment_encode(message.to_dict()) is fragment
+        assert should_fragment_encode(AuthorizationRequest().from_dict(message.to_dict())) \
+            is fragment
+
+    def test_list_forms(self) -> None:
+        assert should_fragment_encode({"response_type": ["code", "id_token"]}) is True
+        assert should_fragment_encode({"response_type": ["code id_token"]}) is True
+        assert should_fragment_encode({"response_type": ["code"]}) is False
+
+
+class TestHelpers:
+    @pytest.mark.parametrize("value,expected", [
+        (None, set()), ("", set()), ("code", {"code"}), ("id_token  code", {"code", "id_token"}),
+        (["code", "id_token"], {"code", "id_token"}), (["code id_token"], {"code", "id_token"}),
+        (("token",), {"token"}), ([1, None, "code"], {"code"}),
+    ])
+    def test_response_type_set(self, value: Any, expected: set[str]) -> None:
+        assert response_type_set(value) == frozenset(expected)
+
+    def test_response_type_order_insignificant(self) -> None:
+        assert response_type_set("token id_token code") == response_type_set(
+            "code id_token token")
+
+    @pytest.mark.parametrize("host,loopback", [
+        ("localhost", True), ("LOCALHOST", True), ("127.0.0.1", True), ("127.1.2.3", True),
+        ("::1", True), ("[::1]", True), (None, False), ("", False), ("example.com", False),
+        ("localhost.example.com", False), ("10.0.0.1", False), ("::2", False),
+        ("0.0.0.0", False),  # noqa: S104 - a host name, not a bind address
+    ])
+    def test_is_loopback_host(self, host: Any, loopback: bool) -> None:
+        assert is_loopback_host(host) is loopback
+
+    @pytest.mark.parametrize("uri,ok", [
+        ("https://op.example.com", True), ("https://op.example.com/path", True),
+        ("http://localhost:8000", True), ("http://127.0.0.1", True), ("http://[::1]:80", True),
+        ("http://op.example.com", False), ("https://", False), ("ftp://localhost", False),
+        ("op.example.com", False), ("", False), ("HTTP://localhost", True),
+        ("http://[::1", False), ("https://[op.example.com", False),
+    ])
+    def test_is_https_or_loopback_http(self, uri: str, ok: bool) -> None:
+        assert is_https_or_loopback_http(uri) is ok
+
+    def test_find_common_values(self) -> None:
+        assert find_common_values(["a", "b", "c"], ("b", "c", "d")) == {"b", "c"}
+        assert find_common_values([], ["a"]) == set()
+
+    def test_duplicated_parameters(self) -> None:
+        assert duplicated_parameters({"b": ["1", "2"], "a": ["x", "y"], "c": "3"}) == ["a", "b"]
+        assert duplicated_parameters({}) == []
+
+    @pytest.mark.parametrize("request_,member,expected", [
+        ({}, "userinfo", {}),
+        ({"claims": None}, "userinfo", {}),
+        ({"claims": "not a mapping"}, "userinfo", {}),
+        ({"claims": {"id_token": {"a": None}}}, "userinfo", {}),
+        ({"claims": {"id_token": {"a": None}}}, "id_token", {"a": None}),
+        ({"claims": {"userinfo": ["a"]}}, "userinfo", {}),
+        ({"claims": {"userinfo": {"a": {"essential": True}}}}, "userinfo",
+         {"a": {"essential": True}}),
+    ])
+    def test_claims_request_member(self, request_: dict[str, Any], member: str,
+                                   expected: dict[str, Any]) -> None:
+        assert claims_request_member(request_, member) == expected
+
+    def test_claims_request_member_with_message_member(self) -> None:
+        from pyop.message import Message
+
+        request = {"claims": {"userinfo": Message(email={"essential": True})}}
+        assert claims_request_member(request, "userinfo") == {"email": {"essential": True}}
+
+    def test_claims_request_member_of_message(self) -> None:
+        message = AuthorizationRequest().from_dict({
+            "client_id": "c", "response_type": "code", "scope": "openid",
+            "claims": {"userinfo": {"email": {"essential": True}}, "id_token": {"x": None}}})
+        assert claims_request_member(message, "userinfo") == {"email": {"essential": True}}
+        assert claims_request_member(message, "id_token") == {"x": None}
+        result = claims_request_member(message, "userinfo")
+        result["new"] = None  # a copy: the request is not modified
+        assert "new" not in claims_request_member(message, "userinfo")
