@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import Any, Optional
 from urllib.parse import unquote_plus
@@ -14,7 +16,7 @@ from .access_token import get_header
 from .exceptions import InvalidClientAuthentication, InvalidRequestError
 
 __all__ = ["authenticate_client", "verify_client_authentication", "parse_basic_authorization",
-           "SUPPORTED_AUTH_METHODS"]
+           "hash_client_secret", "client_secret_matches", "SUPPORTED_AUTH_METHODS"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,14 @@ def parse_basic_authorization(header: str) -> tuple[str, str]:
     scheme, _, credentials = header.strip().partition(" ")
     if scheme.lower() != "basic" or not credentials.strip():
         raise InvalidClientAuthentication("malformed Basic authorization header")
+    decoded: Optional[str]
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
-        raise InvalidClientAuthentication("malformed Basic authorization header") from e
-    if ":" not in decoded:
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        decoded = None
+    # raised outside the except clause: a UnicodeDecodeError holds the decoded credentials,
+    # and must not end up in the new error's __context__
+    if decoded is None or ":" not in decoded:
         raise InvalidClientAuthentication("malformed Basic authorization header")
     client_id, client_secret = decoded.split(":", 1)
     client_id, client_secret = unquote_plus(client_id), unquote_plus(client_secret)
@@ -43,11 +48,88 @@ def parse_basic_authorization(header: str) -> tuple[str, str]:
     return client_id, client_secret
 
 
-def _secret_matches(client: Mapping[str, Any], presented: str) -> bool:
+#: Prefix of the hashes made by :func:`hash_client_secret`.
+_HMAC_SHA256 = "hmac_sha256"
+#: Prefix of PBKDF2 hashes, accepted for secrets a host provisions itself.
+_PBKDF2_SHA256 = "pbkdf2_sha256"
+#: Bound on PBKDF2 iterations read from storage, so a bad record cannot stall a request.
+_MAX_PBKDF2_ITERATIONS = 10_000_000
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def hash_client_secret(client_secret: str) -> str:
+    """A salted hash of a client secret, to store as ``client_secret_hash``.
+
+    Format: ``hmac_sha256$<salt>$<digest>`` (base64url), where ``digest`` is
+    HMAC-SHA256 keyed with a per-client random 128-bit salt over the UTF-8
+    secret.
+
+    Why not a slow KDF (PBKDF2, scrypt, Argon2)? Those exist to make guessing
+    *low-entropy* passwords expensive. The secrets this library issues are 256
+    bits from :mod:`secrets` (``secrets.token_urlsafe(32)``): nobody can
+    enumerate them, fast hash or not, so a slow KDF would add no security,
+    only cost -- and this check runs on every token request (PBKDF2 at a
+    recommended 600 000 iterations is ~0.3 s of CPU per request, a gift to
+    anyone flooding the token endpoint). A salted HMAC-SHA256 costs a few
+    microseconds. What the hash protects against is a reader of the client
+    storage (backup, replica, log of a query) turning what they read into
+    working credentials; the salt keeps equal secrets from having equal
+    hashes.
+
+    Secrets chosen by people are another matter: hosts that provision such
+    secrets themselves can store ``pbkdf2_sha256$<iterations>$<salt>$<digest>``
+    (base64url salt and digest, e.g. from :func:`hashlib.pbkdf2_hmac`), which
+    :func:`client_secret_matches` also verifies.
+    """
+    salt = secrets.token_bytes(16)
+    digest = hmac.new(salt, client_secret.encode("utf-8"), hashlib.sha256).digest()
+    return f"{_HMAC_SHA256}${_b64(salt)}${_b64(digest)}"
+
+
+def _hash_matches(stored: str, presented: bytes) -> bool:
+    parts = stored.split("$")
+    try:
+        if parts[0] == _HMAC_SHA256 and len(parts) == 3:
+            salt, expected = _unb64(parts[1]), _unb64(parts[2])
+            computed = hmac.new(salt, presented, hashlib.sha256).digest()
+        elif parts[0] == _PBKDF2_SHA256 and len(parts) == 4:
+            iterations = int(parts[1])
+            if not 0 < iterations <= _MAX_PBKDF2_ITERATIONS:
+                return False
+            salt, expected = _unb64(parts[2]), _unb64(parts[3])
+            computed = hashlib.pbkdf2_hmac("sha256", presented, salt, iterations)
+        else:
+            return False
+    except (ValueError, binascii.Error):
+        return False
+    return len(expected) >= 16 and hmac.compare_digest(computed, expected)
+
+
+def client_secret_matches(client: Mapping[str, Any], presented: str) -> bool:
+    """Whether ``presented`` is the client's secret, compared in constant time.
+
+    Uses ``client_secret_hash`` (see :func:`hash_client_secret`) when the
+    client metadata has one, else ``client_secret``. A client with neither
+    never matches.
+    """
+    try:
+        presented_bytes = presented.encode("utf-8")
+    except (AttributeError, UnicodeEncodeError):
+        return False
+    stored_hash = client.get("client_secret_hash")
+    if stored_hash is not None:
+        return isinstance(stored_hash, str) and _hash_matches(stored_hash, presented_bytes)
     expected = client.get("client_secret")
     if not isinstance(expected, str) or not expected:
         return False
-    return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
+    return hmac.compare_digest(expected.encode("utf-8"), presented_bytes)
 
 
 def verify_client_authentication(
@@ -116,7 +198,7 @@ def authenticate_client(
         raise InvalidClientAuthentication(
             f"client must authenticate with {registered}")
     if method != "none":
-        if not _secret_matches(client, secret):
+        if not client_secret_matches(client, secret):
             raise InvalidClientAuthentication("unknown client or wrong credentials")
         expires_at = client.get("client_secret_expires_at")
         if now is not None and isinstance(expires_at, int) and 0 < expires_at <= now:

@@ -90,7 +90,9 @@ class InvalidAuthenticationRequest(OAuthError):
 
     Hosts call :meth:`to_error_url`: a URL to redirect the user agent to, or
     ``None`` when the error must be shown to the end-user instead because the
-    client or its redirect URI could not be verified.
+    client or its redirect URI could not be verified. For a request with
+    ``response_mode=form_post`` (``pyop.util.should_form_post(error.request)``),
+    :meth:`to_form_post` gives the HTML page to answer with instead.
     """
 
     def __init__(
@@ -112,21 +114,9 @@ class InvalidAuthenticationRequest(OAuthError):
     def redirectable(self) -> bool:  # type: ignore[override]
         return self.redirect_uri_verified
 
-    def to_error_url(self) -> Optional[str]:
-        """The redirect URL carrying this error (OIDC Core 3.1.2.6), or ``None``.
-
-        The error goes in the fragment for response types issuing tokens from
-        the authorization endpoint (OIDC Core 3.2.2.6, 3.3.2.6) or when
-        ``response_mode=fragment``; in the query otherwise.
-        """
-        if not self.redirect_uri_verified:
-            return None
-        redirect_uri = self.request.get("redirect_uri")
-        if not isinstance(redirect_uri, str):
-            return None
+    def _error_response(self) -> Any:
+        """The error response message (OIDC Core 3.1.2.6; RFC 9207 ``iss``)."""
         from oic.oic.message import AuthorizationErrorResponse
-
-        from .util import should_fragment_encode
 
         response = AuthorizationErrorResponse(error=self.oauth_error)
         description = str(self)
@@ -137,12 +127,52 @@ class InvalidAuthenticationRequest(OAuthError):
             response["state"] = state
         if self.issuer:
             response["iss"] = self.issuer
+        return response
+
+    def to_error_url(self) -> Optional[str]:
+        """The redirect URL carrying this error (OIDC Core 3.1.2.6), or ``None``.
+
+        The error goes in the fragment for response types issuing tokens from
+        the authorization endpoint (OIDC Core 3.2.2.6, 3.3.2.6) or when
+        ``response_mode=fragment``; in the query otherwise (also for
+        ``response_mode=form_post``, for hosts that do not answer with
+        :meth:`to_form_post`).
+        """
+        if not self.redirectable:
+            return None
+        redirect_uri = self.request.get("redirect_uri")
+        if not isinstance(redirect_uri, str):
+            return None
+        from .util import should_fragment_encode
+
+        response = self._error_response()
         try:
             fragment = should_fragment_encode(self.request)
         except Exception:  # pragma: no cover - defensive: never crash building errors
             fragment = True
         url: str = response.request(redirect_uri, fragment)
         return url
+
+    def to_form_post(self) -> Optional[str]:
+        """The error as an auto-submitting HTML form page, or ``None``.
+
+        OAuth 2.0 Form Post Response Mode 2, for requests with
+        ``response_mode=form_post``: serve it as :func:`pyop.util.render_form_post`
+        says (200, ``text/html``, ``Cache-Control: no-store`` and its
+        Content-Security-Policy). ``None`` when the error must not reach the
+        client (see :meth:`to_error_url`) or its redirect URI is not http(s).
+        """
+        if not self.redirectable:
+            return None
+        redirect_uri = self.request.get("redirect_uri")
+        if not isinstance(redirect_uri, str):
+            return None
+        from .util import render_form_post
+
+        try:
+            return render_form_post(self._error_response(), redirect_uri)
+        except ValueError:
+            return None
 
 
 class InvalidClientId(InvalidAuthenticationRequest):

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union, cast
@@ -20,15 +21,21 @@ from urllib.parse import urlsplit
 
 from .access_token import extract_bearer_token_from_http_request, get_header
 from .authz_state import AuthorizationState
-from .client_authentication import SUPPORTED_AUTH_METHODS, authenticate_client
-from .crypto import SigningKey, b64url_encode
+from .client_authentication import (
+    SUPPORTED_AUTH_METHODS,
+    authenticate_client,
+    hash_client_secret,
+)
+from .crypto import SUPPORTED_ALGS, SigningKey, b64url_encode
 from .exceptions import (
     InsufficientScope,
     InvalidAuthenticationRequest,
     InvalidAuthorizationCode,
+    InvalidClientId,
     InvalidClientRegistrationRequest,
     InvalidConfiguration,
     InvalidEndSessionRequest,
+    InvalidRedirectURI,
     InvalidRequestError,
     InvalidScope,
     InvalidSubjectIdentifier,
@@ -55,6 +62,13 @@ from .registration import (
     fetch_sector_identifier_uris,
     registration_defaults,
 )
+from .request_object import (
+    DEFAULT_REQUEST_OBJECT_SIGNING_ALGS,
+    fetch_jwks,
+    merge_request_object,
+    parse_jwk_set,
+    verify_request_object,
+)
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
     PKCE_VALUE_PATTERN,
@@ -67,6 +81,7 @@ from .util import (
     claims_request_member,
     duplicated_parameters,
     is_https_or_loopback_http,
+    is_utf8_encodable,
     parse_request_parameters,
     response_type_set,
     strict_json_loads,
@@ -94,6 +109,12 @@ ExtraClaims = Union[None, Mapping[str, Any], Callable[[str, str], Optional[Mappi
 
 _DEFAULT_RESPONSE_MODES = ["query", "fragment"]
 
+#: Seconds a client's jwks_uri document is reused; at most one refetch per
+#: _JWKS_REFETCH_INTERVAL when a request object does not verify (key rotation).
+_JWKS_CACHE_TTL = 300
+_JWKS_REFETCH_INTERVAL = 30
+_JWKS_CACHE_SIZE = 1024
+
 
 class Provider:
     """An OpenID Connect Provider.
@@ -113,6 +134,12 @@ class Provider:
         RFC 9700 2.1.1).
     :param max_request_size: limit on a request body or query string, in characters.
     :param clock: returns the current UNIX time (defaults to the authz_state's clock).
+    :param allow_unsigned_request_objects: accept request objects with ``alg: none``
+        (off by default; OIDC Core 6.1 allows them, but they prove nothing about
+        who made the request). Only used with ``request_parameter_supported``.
+    :param hash_client_secrets: registration stores a salted hash of the client
+        secret (``client_secret_hash``) instead of the secret itself, for client
+        storage that others may read (see :func:`~pyop.client_authentication.hash_client_secret`).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -129,6 +156,8 @@ class Provider:
         allow_plain_pkce: bool = False,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
         clock: Optional[Callable[[], float]] = None,
+        allow_unsigned_request_objects: bool = False,
+        hash_client_secrets: bool = False,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -143,9 +172,16 @@ class Provider:
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
         self.code_challenge_methods = ("S256", "plain") if allow_plain_pkce else ("S256",)
         self.max_request_size = max_request_size
+        self.allow_unsigned_request_objects = allow_unsigned_request_objects
+        self.hash_client_secrets = hash_client_secrets
         self.clock: Callable[[], float] = clock or getattr(authz_state, "clock", None) or time.time
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
         self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
+        #: Fetches a client's ``jwks_uri`` document for request objects (replace to use
+        #: e.g. ``functools.partial(fetch_jwks, allow_private_addresses=True)`` or a proxy).
+        self.jwks_fetcher: Callable[[str], Any] = fetch_jwks
+        self._jwks_cache: dict[str, tuple[float, Optional[list[dict[str, Any]]]]] = {}
+        self._jwks_cache_lock = threading.Lock()
 
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
@@ -158,7 +194,11 @@ class Provider:
     # -- configuration (OIDC Discovery 3) -------------------------------------------------------
 
     def _complete_configuration(self, given: Mapping[str, Any]) -> ProviderConfigurationResponse:
-        config = ProviderConfigurationResponse(**dict(given))
+        try:
+            config = ProviderConfigurationResponse(**dict(given))
+        except Exception as e:  # oic raises several unrelated types for ill-typed members
+            raise InvalidConfiguration(
+                f"configuration_information: {str(e)[:200] or type(e).__name__}") from e
         issuer = config.get("issuer")
         if not isinstance(issuer, str) or not is_https_or_loopback_http(issuer):
             raise InvalidConfiguration(
@@ -191,11 +231,11 @@ class Provider:
         if self.authz_state.issues_refresh_tokens and "refresh_token" not in config[
                 "grant_types_supported"] and "grant_types_supported" not in given:
             config["grant_types_supported"] = config["grant_types_supported"] + ["refresh_token"]
-        for name in ("request_parameter_supported", "request_uri_parameter_supported"):
-            if config.get(name):
-                logger.warning("%s: request objects are not implemented; advertising false",
-                               name)
-                config[name] = False
+        if config.get("request_uri_parameter_supported"):
+            logger.warning("request_uri_parameter_supported: request objects by reference "
+                           "are not implemented; advertising false")
+            config["request_uri_parameter_supported"] = False
+        self._check_request_object_algs(config)
         if self._signing_key.alg not in config["id_token_signing_alg_values_supported"]:
             raise InvalidConfiguration(
                 "id_token_signing_alg_values_supported: must contain the signing key's alg "
@@ -218,6 +258,44 @@ class Provider:
             raise InvalidConfiguration(
                 f"configuration_information: {str(e) or type(e).__name__}") from e
         return config
+
+    def _default_request_object_algs(self) -> list[str]:
+        algs = list(DEFAULT_REQUEST_OBJECT_SIGNING_ALGS)
+        if self.allow_unsigned_request_objects:
+            algs.append("none")
+        return algs
+
+    def _check_request_object_algs(self, config: ProviderConfigurationResponse) -> None:
+        """``request_object_signing_alg_values_supported``: defaulted when request objects
+        are supported, and limited to the algorithms verified (OIDC Discovery 3)."""
+        name = "request_object_signing_alg_values_supported"
+        algs = config.get(name)
+        if algs is None:
+            if config.get("request_parameter_supported"):
+                config[name] = self._default_request_object_algs()
+            return
+        if not isinstance(algs, list) or not all(isinstance(alg, str) for alg in algs):
+            raise InvalidConfiguration(f"{name}: must be a list of strings")
+        for alg in algs:
+            if alg == "none":
+                if not self.allow_unsigned_request_objects:
+                    raise InvalidConfiguration(
+                        f"{name}: none needs allow_unsigned_request_objects=True")
+            elif alg not in SUPPORTED_ALGS:
+                raise InvalidConfiguration(f"{name}: unsupported alg {alg!r}")
+
+    @property
+    def request_parameter_supported(self) -> bool:
+        """Whether request objects passed by value are accepted (OIDC Core 6.1)."""
+        return self.configuration_information.get("request_parameter_supported") is True
+
+    @property
+    def request_object_signing_algs(self) -> list[str]:
+        """The JWS algorithms accepted for request objects (``none`` only if allowed)."""
+        algs = self.configuration_information.get("request_object_signing_alg_values_supported")
+        if algs is None:
+            algs = self._default_request_object_algs()
+        return [alg for alg in algs if alg != "none" or self.allow_unsigned_request_objects]
 
     @property
     def provider_configuration(self) -> ProviderConfigurationResponse:
@@ -273,14 +351,21 @@ class Provider:
                                      http_headers: Optional[Any] = None) -> AuthorizationRequest:
         """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2).
 
+        With ``request_parameter_supported``, a ``request`` object (OIDC Core
+        6.1) is verified with the client's keys once client_id and redirect_uri
+        are, and its members replace the query parameters (OIDC Core 6.3.3);
+        see :mod:`pyop.request_object`.
+
         :param request_body: the query string (GET) or form body (POST), as
             ``str``/``bytes``, or a mapping of parameters.
         :param http_headers: unused; accepted for symmetry with the other handlers.
         :returns: the validated request, to keep in the end-user's session.
         :raises InvalidClientId: unknown client (never redirected).
-        :raises InvalidRedirectURI: missing or unregistered redirect_uri (never redirected).
+        :raises InvalidRedirectURI: missing or unregistered redirect_uri, also
+            one inside a request object (never redirected).
         :raises InvalidAuthenticationRequest: any other error; its
-            ``to_error_url()`` gives the redirect to the client.
+            ``to_error_url()`` (or ``to_form_post()`` for ``response_mode=form_post``)
+            gives the response to the client.
         """
         try:
             parameters = parse_request_parameters(request_body, self.max_request_size)
@@ -304,6 +389,9 @@ class Provider:
             if duplicated:
                 raise InvalidAuthenticationRequest(
                     "repeated parameters: {}".format(", ".join(duplicated)[:200]), context)
+            if "request" in parameters and self.request_parameter_supported:
+                parameters = self._merge_request_object(parameters)
+                context = _error_context(parameters)
             max_age = parameters.get("max_age")
             if max_age is not None and not (isinstance(max_age, str) and max_age.isascii()
                                             and max_age.isdigit() and len(max_age) <= 12):
@@ -332,12 +420,83 @@ class Provider:
             for validator in self.authentication_request_validators:
                 validator(authn_req)
             return authn_req
+        except (InvalidClientId, InvalidRedirectURI):
+            raise  # e.g. a request object's redirect_uri: never redirected
         except InvalidAuthenticationRequest as e:
             e.request = context
             e.redirect_uri_verified = True
             e.issuer = self.issuer
             logger.info("invalid authentication request: %s", e.oauth_error)
             raise
+
+    def _client_jwks(self, client_id: str, client: Mapping[str, Any], *,
+                     refetch: bool = False) -> tuple[Optional[list[dict[str, Any]]], bool]:
+        """The client's public keys (``jwks`` metadata, or its ``jwks_uri`` document), or None;
+        and whether they are as fresh as can be (so a refetch would not help)."""
+        jwks = client.get("jwks")
+        jwks_uri = client.get("jwks_uri")
+        if jwks is None and isinstance(jwks_uri, str):
+            return self._fetched_jwks(client_id, jwks_uri, refetch)
+        if jwks is None:
+            return None, True
+        try:
+            return parse_jwk_set(jwks), True
+        except ValueError as e:
+            logger.warning("client %s: unusable jwks metadata: %s", client_id, e)
+            return None, True
+
+    def _fetched_jwks(self, client_id: str, uri: str, refetch: bool
+                      ) -> tuple[Optional[list[dict[str, Any]]], bool]:
+        now = self.clock()
+        cached = self._jwks_cache.get(uri)
+        if cached is not None:
+            fetched_at, keys = cached
+            too_soon = now - fetched_at < _JWKS_REFETCH_INTERVAL
+            if (not refetch and now - fetched_at < _JWKS_CACHE_TTL) or (refetch and too_soon):
+                return keys, too_soon
+        keys = None
+        try:
+            keys = parse_jwk_set(self.jwks_fetcher(uri))
+        except Exception as e:  # noqa: BLE001 - any network or parse failure: no keys
+            logger.warning("client %s: could not fetch its jwks_uri: %s", client_id,
+                           type(e).__name__)
+        with self._jwks_cache_lock:
+            if uri not in self._jwks_cache and len(self._jwks_cache) >= _JWKS_CACHE_SIZE:
+                del self._jwks_cache[next(iter(self._jwks_cache))]  # the oldest entry
+            self._jwks_cache[uri] = (now, keys)
+        return keys, True
+
+    def _merge_request_object(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Verify the ``request`` object and merge it over the query (OIDC Core 6.3).
+
+        :raises InvalidAuthenticationRequest: ``invalid_request_object`` (redirectable).
+        :raises InvalidRedirectURI: the object's redirect_uri is not registered.
+        """
+        client_id = cast(str, parameters["client_id"])
+        client = self.get_client(client_id) or {}
+        client_alg = client.get("request_object_signing_alg")
+
+        def verify(jwks: Optional[list[dict[str, Any]]]) -> dict[str, Any]:
+            return verify_request_object(
+                parameters["request"], client_id=client_id, client_jwks=jwks,
+                issuer=self.issuer, allowed_algs=self.request_object_signing_algs,
+                now=self._now(), client_alg=client_alg if isinstance(client_alg, str) else None,
+                allow_unsigned=self.allow_unsigned_request_objects)
+
+        jwks, fresh = self._client_jwks(client_id, client)
+        try:
+            claims = verify(jwks)
+        except InvalidAuthenticationRequest:
+            if fresh:
+                raise
+            # keys from a cached jwks_uri document: the client may have rotated them
+            jwks, _ = self._client_jwks(client_id, client, refetch=True)
+            claims = verify(jwks)
+        merged = merge_request_object(parameters, claims)
+        if merged.get("redirect_uri") != parameters.get("redirect_uri"):
+            # the response goes to the merged redirect_uri: it must be registered too
+            check_redirect_uri(merged, client)
+        return merged
 
     def create_authentication_error(self, authentication_request: Mapping[str, Any],
                                     oauth_error: str, description: str = ""
@@ -709,6 +868,12 @@ class Provider:
                 if value is not None and (not isinstance(value, list) or not all(
                         isinstance(v, str) for v in value)):
                     raise ValueError(f"{name} must be an array of strings")
+            for name, value in registration_req.items():
+                # single-valued string members: oic turns [x] into x without checking x
+                spec = RegistrationRequest.c_param.get(name)
+                if spec is not None and spec[0] is str and name != "jwks" \
+                        and not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string")
             registration_req.verify()
         except InvalidClientRegistrationRequest:
             raise
@@ -729,12 +894,18 @@ class Provider:
         client.update(registration_defaults(client))
         client["client_id"] = client_id
         client["client_id_issued_at"] = self._now()
+        response = dict(client)
         if client["token_endpoint_auth_method"] != "none":
-            client["client_secret"] = secrets.token_urlsafe(32)
-            client["client_secret_expires_at"] = 0
+            client_secret = secrets.token_urlsafe(32)
+            client["client_secret_expires_at"] = response["client_secret_expires_at"] = 0
+            response["client_secret"] = client_secret  # returned once
+            if self.hash_client_secrets:
+                client["client_secret_hash"] = hash_client_secret(client_secret)
+            else:
+                client["client_secret"] = client_secret
         self.clients[client_id] = client
         logger.info("registered client %s", client_id)
-        return RegistrationResponse(**client)
+        return RegistrationResponse(**response)
 
     @staticmethod
     def _parse_registration_body(request: Any) -> dict[str, Any]:
@@ -742,10 +913,9 @@ class Provider:
             metadata: Any = dict(request)
         else:
             if isinstance(request, (bytes, bytearray)):
-                try:
-                    request = bytes(request).decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise InvalidClientRegistrationRequest("body is not UTF-8", None) from e
+                request = _utf8_or_none(request)
+                if request is None:
+                    raise InvalidClientRegistrationRequest("body is not UTF-8", None)
             if not isinstance(request, str) or len(request) > DEFAULT_MAX_REQUEST_SIZE:
                 raise InvalidClientRegistrationRequest("missing or oversized body", None)
             try:
@@ -818,7 +988,7 @@ class Provider:
             return None
         response = EndSessionResponse()
         state = end_session_request.get("state")
-        if isinstance(state, str):
+        if isinstance(state, str) and is_utf8_encodable(state):
             response["state"] = state
         url: str = response.request(uri)
         return url if response.keys() else uri
@@ -851,6 +1021,15 @@ def _error_context(parameters: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(response_type, list):
         context["response_type"] = " ".join(str(value) for value in response_type)
     return context
+
+
+def _utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
+    """``data`` decoded, or None; the UnicodeDecodeError (which holds all of ``data``) is
+    not kept as the context of the error raised next."""
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _as_plain_dict(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from .client_authentication import SUPPORTED_AUTH_METHODS
 from .exceptions import InvalidClientRegistrationRequest
-from .util import is_loopback_host, response_type_set
+from .request_object import parse_jwk_set
+from .util import is_https_or_loopback_http, is_loopback_host, response_type_set
 
 if TYPE_CHECKING:  # pragma: no cover
     from .provider import Provider
@@ -28,6 +29,7 @@ __all__ = [
     "check_post_logout_redirect_uris",
     "check_signing_algs",
     "check_metadata_uris",
+    "check_client_keys",
     "fetch_sector_identifier_uris",
     "grant_types_for_response_types",
     "DEFAULT_REGISTRATION_CHECKS",
@@ -211,11 +213,16 @@ def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: Provid
 
 
 def check_signing_algs(request: Mapping[str, Any], provider: Provider) -> None:
-    """``id_token_signed_response_alg`` must be one the provider signs with."""
+    """``id_token_signed_response_alg`` must be one the provider signs with;
+    ``request_object_signing_alg`` one it verifies (OIDC Dynamic Registration 2)."""
     alg = request.get("id_token_signed_response_alg")
     if alg is not None and alg not in provider.configuration_information.get(
             "id_token_signing_alg_values_supported", []):
-        raise _error(f"id_token_signed_response_alg {alg!r} is not supported", request)
+        raise _error(f"id_token_signed_response_alg {str(alg)[:32]!r} is not supported",
+                     request)
+    alg = request.get("request_object_signing_alg")
+    if alg is not None and alg not in provider.request_object_signing_algs:
+        raise _error(f"request_object_signing_alg {str(alg)[:32]!r} is not supported", request)
     for name in ("userinfo_signed_response_alg", "id_token_encrypted_response_alg",
                  "userinfo_encrypted_response_alg", "request_object_encryption_alg"):
         if name in request:
@@ -249,6 +256,26 @@ def check_metadata_uris(request: Mapping[str, Any], provider: Provider) -> None:
             raise _error("initiate_login_uri must use https", request)
 
 
+def check_client_keys(request: Mapping[str, Any], provider: Provider) -> None:
+    """``jwks``: a JWK Set object of public keys; ``jwks_uri``: https; not both.
+
+    OIDC Dynamic Registration 2 (``jwks_uri``, ``jwks``); RFC 7517 5. A
+    private or symmetric key sent by mistake is refused rather than stored.
+    """
+    jwks = request.get("jwks")
+    jwks_uri = request.get("jwks_uri")
+    if jwks is not None and jwks_uri is not None:
+        raise _error("jwks and jwks_uri must not be used together", request)
+    if jwks is not None:
+        try:
+            parse_jwk_set(jwks, allow_json_string=False)
+        except ValueError as e:
+            raise _error(str(e), request) from e
+    if jwks_uri is not None and not (isinstance(jwks_uri, str)
+                                     and is_https_or_loopback_http(jwks_uri)):
+        raise _error("jwks_uri must be an https URL", request)
+
+
 DEFAULT_REGISTRATION_CHECKS = (
     check_redirect_uris,
     check_response_and_grant_types,
@@ -258,6 +285,7 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_post_logout_redirect_uris,
     check_signing_algs,
     check_metadata_uris,
+    check_client_keys,
 )
 
 

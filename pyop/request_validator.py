@@ -39,7 +39,7 @@ __all__ = [
 #: ``code_challenge``/``code_verifier`` syntax: 43-128 unreserved characters (RFC 7636 4.1, 4.2).
 PKCE_VALUE_PATTERN = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _PROMPT_VALUES = frozenset(["none", "login", "consent", "select_account"])
-_RESPONSE_MODES = frozenset(["query", "fragment"])
+_RESPONSE_MODES = frozenset(["query", "fragment", "form_post"])
 
 
 def _error(message: str, request: Mapping[str, Any],
@@ -95,7 +95,8 @@ def check_response_type(request: Mapping[str, Any], provider: Provider) -> None:
 def check_response_mode(request: Mapping[str, Any], provider: Provider) -> None:
     """``response_mode`` supported; tokens never in the query.
 
-    OAuth 2.0 Multiple Response Type Encoding Practices 2.1, 5.
+    OAuth 2.0 Multiple Response Type Encoding Practices 2.1, 5; ``form_post``:
+    OAuth 2.0 Form Post Response Mode 2.
     """
     mode = request.get("response_mode")
     if mode is None:
@@ -148,9 +149,16 @@ def check_max_age(request: Mapping[str, Any], provider: Provider) -> None:
 def check_request_objects(request: Mapping[str, Any], provider: Provider) -> None:
     """``request``/``request_uri``/``registration`` are refused, never ignored.
 
-    OIDC Core 6 and 3.1.2.6 (``request_not_supported``...).
+    OIDC Core 6 and 3.1.2.6 (``request_not_supported``...). With
+    ``request_parameter_supported``, the provider verifies a ``request`` object
+    and merges it into the request before the checks run
+    (:mod:`pyop.request_object`), so one still here was not processed: it is
+    refused as ``invalid_request_object``.
     """
     if "request" in request:
+        if getattr(provider, "request_parameter_supported", False):
+            raise _error("the request object was not verified", request,
+                         "invalid_request_object")
         raise _error("request objects are not supported", request, "request_not_supported")
     if "request_uri" in request:
         raise _error("request_uri is not supported", request, "request_uri_not_supported")

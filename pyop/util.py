@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
 
 from .exceptions import InvalidRequestError
 
-__all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values"]
+__all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values",
+           "should_form_post", "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY"]
 
 LOOPBACK_NAMES = frozenset(["localhost"])
 
@@ -50,6 +53,99 @@ def should_fragment_encode(authentication_request: Mapping[str, Any]) -> bool:
     return authentication_request.get("response_mode") == "fragment"
 
 
+def should_form_post(authentication_request: Mapping[str, Any]) -> bool:
+    """Whether the response goes back as an auto-submitted HTML form.
+
+    True when the request asked for ``response_mode=form_post`` (OAuth 2.0
+    Form Post Response Mode 2), which :meth:`Provider.parse_authentication_request
+    <pyop.provider.Provider.parse_authentication_request>` accepts when
+    ``response_modes_supported`` lists it. Check it before
+    :func:`should_fragment_encode`; works on a request message, its ``to_dict()``
+    and the ``request`` of an :class:`~pyop.exceptions.InvalidAuthenticationRequest`.
+    """
+    return authentication_request.get("response_mode") == "form_post"
+
+
+#: The script of the form_post page: the ``onload`` attribute of its body.
+_FORM_POST_SCRIPT = "document.forms[0].submit()"
+
+#: ``Content-Security-Policy`` to send with a :func:`render_form_post` page: nothing may
+#: load, and the only script allowed is the page's ``onload`` handler, by its hash
+#: (CSP Level 3 ``'unsafe-hashes'``; browsers without it show the Continue button
+#: instead). ``form-action`` is left unrestricted on purpose: the form posts to
+#: the client.
+FORM_POST_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; "
+    "script-src 'unsafe-hashes' 'sha256-ePniVEkSivX/c7XWBGafqh8tSpiRrKiqYeqbG7N1TOE='; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
+_FORM_POST_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Submit this form</title>
+</head>
+<body onload="{script}">
+<form method="post" action="{action}">
+{fields}
+<noscript>
+<p>JavaScript is disabled in your browser. Press Continue to go back to the application.</p>
+<button type="submit">Continue</button>
+</noscript>
+</form>
+</body>
+</html>
+"""
+
+
+_FORM_POST_FIELD = '<input type="hidden" name="{name}" value="{value}">'
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(item) for item in value)
+    return str(value)
+
+
+def render_form_post(response_message: Mapping[str, Any], redirect_uri: str) -> str:
+    """An HTML page that POSTs the response parameters to the client's ``redirect_uri``.
+
+    OAuth 2.0 Form Post Response Mode 2: each parameter becomes a hidden field
+    of a form with ``method="post"`` and ``action`` the redirect URI,
+    submitted on load; a ``<noscript>`` Continue button stands in for
+    JavaScript. Every name and value is escaped with ``html.escape(quote=True)``;
+    the page loads nothing. Serve it with status 200, ``Content-Type:
+    text/html; charset=utf-8``, ``Cache-Control: no-store`` and
+    ``Content-Security-Policy:`` :data:`FORM_POST_CONTENT_SECURITY_POLICY`.
+
+    :param response_message: the authorization response (e.g. from
+        :meth:`Provider.authorize <pyop.provider.Provider.authorize>`) or an
+        error response; an ``oic`` message or a mapping. List values are
+        space-joined, ``None`` values left out.
+    :param redirect_uri: the verified redirect URI of the request.
+    :raises ValueError: ``redirect_uri`` is not an http(s) URL (a form cannot
+        post to a custom scheme, and a ``javascript:`` action would run in the
+        provider's origin).
+    """
+    try:
+        scheme = urlsplit(redirect_uri).scheme.lower()
+    except (AttributeError, TypeError, ValueError) as e:
+        raise ValueError("form_post needs an http(s) redirect_uri") from e
+    if scheme not in ("http", "https"):
+        raise ValueError("form_post needs an http(s) redirect_uri")
+    items: Any = response_message.to_dict() if hasattr(response_message, "to_dict") \
+        else dict(response_message)
+    fields = "\n".join(
+        _FORM_POST_FIELD.format(name=html.escape(str(name), quote=True),
+                                value=html.escape(_form_value(value), quote=True))
+        for name, value in items.items() if value is not None)
+    return _FORM_POST_PAGE.format(script=_FORM_POST_SCRIPT,
+                                  action=html.escape(redirect_uri, quote=True), fields=fields)
+
+
 def is_loopback_host(host: Union[str, None]) -> bool:
     """True for ``localhost`` and loopback IP literals (RFC 8252 7.3, 8.3)."""
     if not host:
@@ -84,13 +180,46 @@ def find_common_values(preferred: Iterable[Any], supported: Iterable[Any]) -> se
 DEFAULT_MAX_REQUEST_SIZE = 64 * 1024
 
 
+#: Lone surrogates: in a ``str``, but not encodable as UTF-8 (so never echoable in a URL).
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def is_utf8_encodable(text: str) -> bool:
+    """Whether ``text`` has no lone surrogate, so can be encoded as UTF-8 (e.g. in a URL)."""
+    return _SURROGATES.search(text) is None
+
+
+def _utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
+    """``data`` decoded, or None.
+
+    Callers raise their error outside the ``except`` clause: the
+    UnicodeDecodeError holds all of ``data`` (secrets, codes...) and must not
+    become the ``__context__`` of the error shown or logged.
+    """
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _parse_qsl_or_error(query: str) -> Union[list[tuple[str, str]], str]:
+    """The pairs of a query string, or an error message (see :func:`_utf8_or_none`)."""
+    try:
+        return parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=1000)
+    except UnicodeDecodeError:
+        return "request is not valid UTF-8"
+    except ValueError:
+        return "malformed request"
+
+
 def parse_request_parameters(
     request: Union[None, str, bytes, Mapping[str, Any]],
     max_size: int = DEFAULT_MAX_REQUEST_SIZE,
 ) -> dict[str, Union[str, list[str]]]:
     """Parse a query string, form body or mapping into ``name -> value``.
 
-    * bytes must be UTF-8, percent-decoded octets too (RFC 6749 Appendix B);
+    * bytes must be UTF-8, percent-decoded octets too (RFC 6749 Appendix B),
+      and ``str`` input must be encodable as UTF-8 (no lone surrogates);
     * parameters sent without a value are treated as omitted (RFC 6749 3.1);
     * a name given more than once maps to a list, so callers can reject
       duplicates (RFC 6749 3.1, 3.2) with a precise error.
@@ -104,30 +233,32 @@ def parse_request_parameters(
     if isinstance(request, (bytes, bytearray)):
         if len(request) > max_size:
             raise InvalidRequestError("request too large")
-        try:
-            request = bytes(request).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InvalidRequestError("request is not valid UTF-8") from e
+        request = _utf8_or_none(request)
+        if request is None:
+            raise InvalidRequestError("request is not valid UTF-8")
     if isinstance(request, str):
         if len(request) > max_size:
             raise InvalidRequestError("request too large")
-        try:
-            pairs = parse_qsl(request, keep_blank_values=True, errors="strict",
-                              max_num_fields=1000)
-        except UnicodeDecodeError as e:
-            raise InvalidRequestError("request is not valid UTF-8") from e
-        except ValueError as e:
-            raise InvalidRequestError("malformed request") from e
+        if _SURROGATES.search(request):
+            raise InvalidRequestError("request is not valid UTF-8")
+        parsed = _parse_qsl_or_error(request)
+        if isinstance(parsed, str):
+            raise InvalidRequestError(parsed)
+        pairs = parsed
     elif isinstance(request, Mapping):
         pairs = []
         total = 0
         for key, value in request.items():
             if not isinstance(key, str):
                 raise InvalidRequestError("parameter names must be strings")
+            if _SURROGATES.search(key):
+                raise InvalidRequestError("request is not valid UTF-8")
             values = value if isinstance(value, (list, tuple)) else [value]
             for item in values:
                 if not isinstance(item, str):
                     raise InvalidRequestError(f"parameter {key[:64]} must be a string")
+                if _SURROGATES.search(item):
+                    raise InvalidRequestError("request is not valid UTF-8")
                 total += len(key) + len(item)
                 pairs.append((key, item))
         if total > max_size:

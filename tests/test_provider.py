@@ -199,9 +199,8 @@ class TestDiscovery:
         # refresh tokens are issued, so the grant is still accepted
         assert prov.grant_types_supported == ["authorization_code", "refresh_token"]
 
-    @pytest.mark.parametrize("name", ["request_parameter_supported",
-                                      "request_uri_parameter_supported"])
-    def test_request_objects_forced_false_with_warning(
+    @pytest.mark.parametrize("name", ["request_uri_parameter_supported"])
+    def test_request_uri_forced_false_with_warning(
             self, make_provider: Callable[..., Provider], caplog: pytest.LogCaptureFixture,
             name: str) -> None:
         config = configuration()

@@ -14,7 +14,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.access_token": ["AccessToken", "extract_bearer_token_from_http_request",
                           "get_header"],
     "pyop.client_authentication": ["authenticate_client", "verify_client_authentication",
-                                   "parse_basic_authorization", "SUPPORTED_AUTH_METHODS"],
+                                   "parse_basic_authorization", "hash_client_secret",
+                                   "client_secret_matches", "SUPPORTED_AUTH_METHODS"],
     "pyop.crypto": ["JWSError", "SigningKey", "VerificationKey", "b64url_encode",
                     "b64url_decode", "left_hash", "hash_for_alg", "jws_sign", "jws_verify",
                     "jwk_thumbprint"],
@@ -40,7 +41,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "check_redirect_uris", "check_response_and_grant_types",
         "check_token_endpoint_auth_method", "check_subject_type", "check_sector_identifier_uri",
         "check_post_logout_redirect_uris", "check_signing_algs", "check_metadata_uris",
-        "fetch_sector_identifier_uris",
+        "check_client_keys", "fetch_sector_identifier_uris",
         "grant_types_for_response_types", "DEFAULT_REGISTRATION_CHECKS"],
     "pyop.request_validator": [
         "check_client_id", "check_redirect_uri", "check_response_type", "check_response_mode",
@@ -51,7 +52,11 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.subject_identifier": ["SubjectIdentifierFactory", "HashBasedSubjectIdentifierFactory"],
     "pyop.userinfo": ["Userinfo"],
     "pyop.util": ["should_fragment_encode", "response_type_set", "is_loopback_host",
-                  "find_common_values"],
+                  "find_common_values", "should_form_post", "render_form_post",
+                  "FORM_POST_CONTENT_SECURITY_POLICY"],
+    "pyop.request_object": ["DEFAULT_REQUEST_OBJECT_SIGNING_ALGS", "NBF_LEEWAY", "JWT_CLAIMS",
+                            "parse_jwk_set", "verification_keys", "verify_request_object",
+                            "merge_request_object", "fetch_jwks", "ForbiddenAddress"],
 }
 
 #: Imports of pyop 3's README that must keep working.

@@ -16,6 +16,7 @@ from pyop.exceptions import InvalidClientRegistrationRequest
 from pyop.provider import Provider
 from pyop.registration import (
     DEFAULT_REGISTRATION_CHECKS,
+    check_client_keys,
     check_metadata_uris,
     check_post_logout_redirect_uris,
     check_redirect_uris,
@@ -233,7 +234,8 @@ class TestOtherChecks:
         assert DEFAULT_REGISTRATION_CHECKS == (
             check_redirect_uris, check_response_and_grant_types,
             check_token_endpoint_auth_method, check_subject_type, check_sector_identifier_uri,
-            check_post_logout_redirect_uris, check_signing_algs, check_metadata_uris)
+            check_post_logout_redirect_uris, check_signing_algs, check_metadata_uris,
+            check_client_keys)
 
 
 class TestSectorIdentifierUri:

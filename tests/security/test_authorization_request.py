@@ -469,14 +469,15 @@ def test_oidcc_request_object_for_unknown_client_never_redirects(op: Any) -> Non
     assert_not_redirected(error)
 
 
-def test_oidc_discovery_request_objects_advertised_unsupported(make_op: Any) -> None:
-    provider = make_op(config=security_configuration(request_parameter_supported=True,
-                                                     request_uri_parameter_supported=True))
+def test_oidc_discovery_request_uri_advertised_unsupported(make_op: Any) -> None:
+    provider = make_op(config=security_configuration(request_uri_parameter_supported=True))
     metadata = provider.provider_configuration
     assert metadata["request_parameter_supported"] is False
     assert metadata["request_uri_parameter_supported"] is False
     error = parse_error(provider, auth_query(request="a.b.c"))
     assert_redirected(error, "request_not_supported", fragment=False)
+    error = parse_error(provider, auth_query(request_uri="https://rp.example.com/r"))
+    assert_redirected(error, "request_uri_not_supported", fragment=False)
 
 
 # -- PKCE (RFC 7636, RFC 9700 2.1.1) -----------------------------------------------------------

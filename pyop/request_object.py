@@ -1,0 +1,423 @@
+"""Request objects passed by value: the ``request`` parameter (OIDC Core 6.1, 6.3).
+
+A request object is a JWT, signed by the client, carrying authentication
+request parameters. :class:`~pyop.provider.Provider` verifies it (when
+``request_parameter_supported`` is true) once the ``client_id`` and
+``redirect_uri`` of the query are verified, then merges its members over the
+query parameters (OIDC Core 6.3.3) before the usual checks run.
+
+Verification (OIDC Core 6.3.2; RFC 9101 6, 10; RFC 8725 3.1):
+
+* the JWS ``alg`` must be one the provider accepts
+  (``request_object_signing_alg_values_supported``) and, when the client
+  registered ``request_object_signing_alg``, that one; ``none`` only when the
+  provider allows unsigned request objects; ``HS*`` never (there is no shared
+  key, and a public key must never be used as an HMAC secret);
+* the signature must verify with one of the client's registered public keys
+  (``jwks`` metadata, or the JWK Set at ``jwks_uri``, fetched with
+  :func:`fetch_jwks`), usable for signatures and for that ``alg``;
+* ``iss``, if present, must be the ``client_id``; ``aud``, if present, must
+  contain the provider's issuer; ``exp``, if present, must be in the future and
+  ``nbf``, if present, not in the future (with :data:`NBF_LEEWAY`);
+* encrypted request objects (JWE) are not supported.
+
+Every error is a redirectable :class:`~pyop.exceptions.InvalidAuthenticationRequest`
+with ``invalid_request_object`` (OIDC Core 3.1.2.6), except those about the
+query itself (``invalid_request``) and an unregistered ``redirect_uri`` inside
+the object (:class:`~pyop.exceptions.InvalidRedirectURI`, never redirected).
+
+Request objects by reference (``request_uri``) are not supported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional, Union
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .crypto import SUPPORTED_ALGS, JWSError, VerificationKey, b64url_decode, jws_verify
+from .exceptions import InvalidAuthenticationRequest
+from .util import is_utf8_encodable, response_type_set
+
+__all__ = [
+    "DEFAULT_REQUEST_OBJECT_SIGNING_ALGS",
+    "NBF_LEEWAY",
+    "JWT_CLAIMS",
+    "parse_jwk_set",
+    "verification_keys",
+    "verify_request_object",
+    "merge_request_object",
+    "fetch_jwks",
+    "ForbiddenAddress",
+]
+
+#: ``request_object_signing_alg_values_supported`` when not configured ("none" is added
+#: only with ``allow_unsigned_request_objects=True``).
+DEFAULT_REQUEST_OBJECT_SIGNING_ALGS = ("RS256", "ES256")
+
+#: Seconds a client's clock may run ahead of the provider's for ``nbf``.
+NBF_LEEWAY = 60
+
+#: Registered JWT claims of a request object that are not request parameters (RFC 7519 4.1).
+JWT_CLAIMS = frozenset(["iss", "aud", "exp", "iat", "nbf", "jti", "sub"])
+
+#: JWK members that only a private or symmetric key has (RFC 7518 6.2.2, 6.3.2, 6.4; RFC 8037 2).
+_PRIVATE_JWK_MEMBERS = frozenset(["d", "p", "q", "dp", "dq", "qi", "oth", "k"])
+_ALGS_BY_KTY = {
+    "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    "OKP": ("EdDSA",),
+}
+_ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+_MAX_KEYS = 100
+
+
+def _error(message: str, oauth_error: str = "invalid_request_object"
+           ) -> InvalidAuthenticationRequest:
+    # the provider fills in the error context (redirect_uri, state...) when it catches it
+    return InvalidAuthenticationRequest(message, {}, oauth_error)
+
+
+def parse_jwk_set(jwks: Any, *, allow_json_string: bool = True) -> list[dict[str, Any]]:
+    """The keys of a JWK Set of public keys (RFC 7517 5), validated.
+
+    :param jwks: a JWK Set object (``{"keys": [...]}``), or its JSON text when
+        ``allow_json_string`` (client metadata kept as a string by some hosts).
+    :returns: the JWKs (dicts) whose ``kty`` this library understands; others
+        are ignored, as RFC 7517 5 asks.
+    :raises ValueError: not a JWK Set, a private or symmetric key, a malformed
+        key. The message never contains key material.
+    """
+    if isinstance(jwks, (str, bytes)) and allow_json_string:
+        try:
+            jwks = json.loads(jwks)
+        except (ValueError, RecursionError) as e:
+            raise ValueError("jwks is not valid JSON") from e
+    if hasattr(jwks, "to_dict"):
+        jwks = jwks.to_dict()
+    if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
+        raise ValueError("jwks must be a JWK Set: an object with a keys array")
+    keys = jwks["keys"]
+    if len(keys) > _MAX_KEYS:
+        raise ValueError("jwks has too many keys")
+    result: list[dict[str, Any]] = []
+    for jwk in keys:
+        if not isinstance(jwk, Mapping) or not isinstance(jwk.get("kty"), str):
+            raise ValueError("every key of jwks must be an object with a kty")
+        if _PRIVATE_JWK_MEMBERS & set(jwk) or jwk["kty"] == "oct":
+            raise ValueError("jwks must hold public keys only")
+        if jwk["kty"] not in ("RSA", "EC", "OKP"):
+            continue  # unknown key types are ignored (RFC 7517 5)
+        try:
+            VerificationKey.from_jwk(jwk)
+        except (JWSError, KeyError, TypeError, ValueError) as e:
+            raise ValueError("jwks holds a malformed or unsupported key") from e
+        for name in ("alg", "use", "kid"):
+            if name in jwk and not isinstance(jwk[name], str):
+                raise ValueError(f"the {name} of a key in jwks must be a string")
+        if "key_ops" in jwk and not (isinstance(jwk["key_ops"], list)
+                                     and all(isinstance(op, str) for op in jwk["key_ops"])):
+            raise ValueError("the key_ops of a key in jwks must be an array of strings")
+        result.append(dict(jwk))
+    return result
+
+
+def _candidate_algs(jwk: Mapping[str, Any]) -> tuple[str, ...]:
+    if isinstance(jwk.get("alg"), str):
+        return (jwk["alg"],)
+    if jwk.get("kty") == "EC":
+        alg = _ALG_BY_CURVE.get(jwk.get("crv", ""))
+        return (alg,) if alg else ()
+    return _ALGS_BY_KTY.get(str(jwk.get("kty")), ())
+
+
+def verification_keys(jwks: Iterable[Mapping[str, Any]], alg: str) -> list[VerificationKey]:
+    """Keys of a JWK Set that may verify a signature made with ``alg``.
+
+    A key qualifies when its ``use`` (if any) is ``sig``, its ``key_ops`` (if
+    any) include ``verify``, its ``alg`` (if any) is ``alg``, and its type
+    fits ``alg`` (RSA for RS*/PS*, the matching curve for ES*, Ed25519 for
+    EdDSA). Symmetric keys never qualify.
+    """
+    keys: list[VerificationKey] = []
+    if alg not in SUPPORTED_ALGS:
+        return keys
+    for jwk in jwks:
+        if jwk.get("use", "sig") != "sig":
+            continue
+        if "key_ops" in jwk and "verify" not in (jwk.get("key_ops") or []):
+            continue
+        if alg not in _candidate_algs(jwk):
+            continue
+        try:
+            public = VerificationKey.from_jwk({k: v for k, v in jwk.items() if k != "alg"})
+            keys.append(VerificationKey(public.public_key, alg, public.kid))
+        except JWSError:
+            continue
+    return keys
+
+
+def _unverified_header(request_object: str) -> dict[str, Any]:
+    parts = request_object.split(".")
+    if len(parts) == 5:
+        raise _error("encrypted request objects are not supported")
+    if len(parts) != 3:
+        raise _error("the request object is not a JWT")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+    except (JWSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise _error("the request object has a malformed header") from e
+    if not isinstance(header, dict):
+        raise _error("the request object has a malformed header")
+    return header
+
+
+def _unsigned_payload(request_object: str) -> dict[str, Any]:
+    _header, payload_b64, signature = request_object.split(".")
+    if signature:
+        raise _error("an unsigned request object must have an empty signature")
+    try:
+        payload = json.loads(b64url_decode(payload_b64))
+    except (JWSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise _error("the request object has a malformed payload") from e
+    if not isinstance(payload, dict):
+        raise _error("the request object payload is not a JSON object")
+    return payload
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def verify_request_object(
+    request_object: Any,
+    *,
+    client_id: str,
+    client_jwks: Optional[Sequence[Mapping[str, Any]]],
+    issuer: str,
+    allowed_algs: Iterable[str],
+    now: float,
+    client_alg: Optional[str] = None,
+    allow_unsigned: bool = False,
+) -> dict[str, Any]:
+    """Verify a request object and return its claims (OIDC Core 6.3.2).
+
+    :param request_object: the ``request`` parameter.
+    :param client_id: the verified ``client_id`` of the query.
+    :param client_jwks: the client's public keys (see :func:`parse_jwk_set`), or None.
+    :param issuer: the provider's issuer identifier, expected in ``aud``.
+    :param allowed_algs: the algorithms the provider accepts.
+    :param now: the current UNIX time (the provider's clock).
+    :param client_alg: the client's registered ``request_object_signing_alg``.
+    :param allow_unsigned: accept ``alg: none`` (when also in ``allowed_algs``).
+    :raises InvalidAuthenticationRequest: ``invalid_request_object``.
+    """
+    if not isinstance(request_object, str) or not request_object:
+        raise _error("the request object must be a string")
+    header = _unverified_header(request_object)
+    alg = header.get("alg")
+    allowed = set(allowed_algs)
+    if not isinstance(alg, str) or alg not in allowed:
+        raise _error("the request object alg is not supported")
+    if client_alg is not None and alg != client_alg:
+        raise _error("the request object alg differs from the client's "
+                     "registered request_object_signing_alg")
+    if "crit" in header:
+        raise _error("the request object uses critical header parameters")  # RFC 7515 4.1.11
+    if alg == "none":
+        if not allow_unsigned:
+            raise _error("unsigned request objects are not accepted")
+        claims = _unsigned_payload(request_object)
+    else:
+        if alg not in SUPPORTED_ALGS:
+            raise _error("the request object alg is not supported")
+        keys = verification_keys(client_jwks or [], alg)
+        if not keys:
+            raise _error("the client has no registered key to verify this request object")
+        try:
+            claims = jws_verify(request_object, keys)
+        except JWSError as e:
+            raise _error("the request object signature is invalid") from e
+
+    if "iss" in claims and claims["iss"] != client_id:
+        raise _error("the request object iss is not the client_id")
+    if "aud" in claims:
+        aud = claims["aud"]
+        audiences = aud if isinstance(aud, list) else [aud]
+        if issuer not in audiences:
+            raise _error("the request object aud does not contain the issuer")
+    if "exp" in claims:
+        if not _is_number(claims["exp"]):
+            raise _error("the request object exp must be a number")
+        if claims["exp"] <= now:
+            raise _error("the request object has expired")
+    if "nbf" in claims:
+        if not _is_number(claims["nbf"]):
+            raise _error("the request object nbf must be a number")
+        if claims["nbf"] > now + NBF_LEEWAY:
+            raise _error("the request object is not yet valid")
+    return claims
+
+
+def _has_lone_surrogates(value: Any) -> bool:
+    """JSON escapes such as ``"\\ud800"`` decode to strings that cannot be encoded as UTF-8."""
+    if isinstance(value, str):
+        return not is_utf8_encodable(value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogates(k) or _has_lone_surrogates(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogates(item) for item in value)
+    return False
+
+
+def _as_parameter(name: str, value: Any) -> Union[str, dict[str, Any]]:
+    """A request object member as the query parameter it stands for."""
+    try:
+        invalid = _has_lone_surrogates(name) or _has_lone_surrogates(value)
+    except RecursionError:
+        raise _error("the request object is nested too deeply") from None
+    if invalid:
+        raise _error("the request object is not valid UTF-8")
+    if isinstance(value, str):
+        return value
+    if name == "max_age" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if name == "claims" and isinstance(value, dict):
+        return value
+    raise _error(f"the request object member {name[:64]} has an invalid type")
+
+
+def merge_request_object(parameters: Mapping[str, Any],
+                         claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The request parameters to use: the object's members over the query's (OIDC Core 6.3.3).
+
+    The query must carry ``response_type`` and a ``scope`` containing
+    ``openid`` (OIDC Core 6.1); ``client_id`` and ``response_type`` in the
+    object must equal the query's. JWT claims (``iss``, ``aud``, ``exp``...)
+    are not request parameters and are dropped; ``request``/``request_uri``
+    inside the object are refused (OIDC Core 6.1).
+
+    :raises InvalidAuthenticationRequest: ``invalid_request_object`` or
+        ``invalid_request``.
+    """
+    if "request_uri" in parameters:
+        raise _error("request and request_uri must not be used together", "invalid_request")
+    if not isinstance(parameters.get("response_type"), str):
+        raise _error("response_type must also be sent as a query parameter (OIDC Core 6.1)",
+                     "invalid_request")
+    scope = parameters.get("scope")
+    if not isinstance(scope, str) or "openid" not in scope.split():
+        raise _error("scope with openid must also be sent as a query parameter "
+                     "(OIDC Core 6.1)", "invalid_request")
+    if "request" in claims or "request_uri" in claims:
+        raise _error("a request object must not contain request or request_uri")
+    if "client_id" in claims and claims["client_id"] != parameters.get("client_id"):
+        raise _error("the request object client_id differs from the query's")
+    if "response_type" in claims and (
+            not isinstance(claims["response_type"], str)
+            or response_type_set(claims["response_type"])
+            != response_type_set(parameters["response_type"])):
+        raise _error("the request object response_type differs from the query's")
+
+    merged: dict[str, Any] = {name: value for name, value in parameters.items()
+                              if name != "request"}
+    for name, value in claims.items():
+        if name in JWT_CLAIMS:
+            continue
+        if not isinstance(name, str) or not name:
+            continue  # pragma: no cover - JSON object keys are strings
+        merged[name] = _as_parameter(name, value)
+    return merged
+
+
+# -- jwks_uri --------------------------------------------------------------------------------------
+
+
+class ForbiddenAddress(OSError):
+    """A fetch reached (or would reach) a loopback, private or otherwise non-public address."""
+
+
+def _check_public_peer(sock: socket.socket) -> None:
+    address = ipaddress.ip_address(str(sock.getpeername()[0]).split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not address.is_global:
+        sock.close()
+        raise ForbiddenAddress("jwks_uri resolves to a non-public address")
+
+
+class _PublicHTTPConnection(HTTPConnection):
+    """Checks the address actually connected to, after DNS and before sending anything,
+    so DNS rebinding cannot slip a private address in between a check and the request."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_public_peer(sock)
+        return sock
+
+
+class _PublicHTTPSConnection(HTTPSConnection):
+    """As :class:`_PublicHTTPConnection`, before the TLS handshake."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_public_peer(sock)
+        return sock
+
+
+class _PublicHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+def fetch_jwks(uri: str, *, timeout: float = 5.0, max_size: int = 64 * 1024,
+               allow_private_addresses: bool = False) -> Any:
+    """GET the JWK Set at a client's ``jwks_uri`` (OIDC Dynamic Registration 2) and parse it.
+
+    The URL is the client's, so the request is made defensively (server-side
+    request forgery): https only; no redirects, no proxies from the
+    environment, no retries; ``timeout`` seconds to connect and per read; at
+    most ``max_size`` bytes; and, unless ``allow_private_addresses``, the
+    address connected to must be public (not loopback, private, link-local,
+    shared, reserved...) -- checked on the connected socket itself. With
+    ``allow_private_addresses`` plain http is accepted too (for development).
+
+    :returns: the parsed JSON document.
+    :raises ValueError: not https, not a 200 response, too large, not JSON.
+    :raises OSError: or urllib3 errors: unreachable, timed out, forbidden address.
+    """
+    parts = urlsplit(uri)
+    allowed_schemes = ("https", "http") if allow_private_addresses else ("https",)
+    if parts.scheme not in allowed_schemes or not parts.hostname:
+        raise ValueError("jwks_uri must be an https URL")
+    manager = urllib3.PoolManager(num_pools=1, maxsize=1, block=False, retries=False,
+                                  timeout=urllib3.Timeout(connect=timeout, read=timeout))
+    if not allow_private_addresses:
+        manager.pool_classes_by_scheme = {"http": _PublicHTTPConnectionPool,
+                                          "https": _PublicHTTPSConnectionPool}
+    try:
+        response = manager.request("GET", uri, redirect=False, preload_content=False,
+                                   headers={"Accept": "application/json"})
+        try:
+            if response.status != 200:
+                raise ValueError(f"jwks_uri answered {response.status}")
+            content = response.read(max_size + 1)
+        finally:
+            response.release_conn()
+    finally:
+        manager.clear()
+    if len(content) > max_size:
+        raise ValueError("jwks_uri document too large")
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("jwks_uri document is not JSON") from None
