@@ -68,6 +68,9 @@ setup(
         "oic>=1.7",
         "pyjwkest>=1.4.2",
         "cryptography>=42",
+        # request objects fetch jwks_uri through urllib3 directly (oic brings requests)
+        "requests>=2.31",
+        "urllib3>=2",
     ],
     extras_require={
         "mongo": MONGO,

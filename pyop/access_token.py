@@ -74,5 +74,5 @@ def extract_bearer_token_from_http_request(
         return header_token
     if body_token is not None:
         return body_token
-    raise BearerTokenError("no bearer token in the request")
+    raise BearerTokenError("no bearer token in the request", token_missing=True)
 

@@ -112,6 +112,7 @@ class InvalidAuthenticationRequest(OAuthError):
 
     @property
     def redirectable(self) -> bool:  # type: ignore[override]
+        """True once the client and its redirect_uri were verified (DESIGN: fatal checks first)."""
         return self.redirect_uri_verified
 
     def _error_response(self) -> Any:
@@ -185,6 +186,7 @@ class InvalidClientId(InvalidAuthenticationRequest):
 
     @property
     def redirectable(self) -> bool:  # type: ignore[override]
+        """Always False: the client or its redirect_uri could not be verified."""
         return False
 
     def to_error_url(self) -> Optional[str]:
@@ -202,6 +204,7 @@ class InvalidRedirectURI(InvalidAuthenticationRequest):
 
     @property
     def redirectable(self) -> bool:  # type: ignore[override]
+        """Always False: the client or its redirect_uri could not be verified."""
         return False
 
     def to_error_url(self) -> Optional[str]:
@@ -274,15 +277,22 @@ class BearerTokenError(OAuthError):
     http_status = 401
 
     def __init__(self, message: str = "", oauth_error: Optional[str] = None,
-                 http_status: Optional[int] = None) -> None:
+                 http_status: Optional[int] = None, *, token_missing: bool = False) -> None:
         super().__init__(message, oauth_error)
         if http_status is not None:
             self.http_status = http_status
+        #: True when the request carried no token at all (RFC 6750 3.1: then no error code).
+        self.token_missing = token_missing
 
     @property
     def www_authenticate(self) -> str:
-        """``WWW-Authenticate`` header value (RFC 6750 3)."""
-        if self.oauth_error == "invalid_request" and self.http_status == 401:
+        """``WWW-Authenticate`` header value (RFC 6750 3).
+
+        A request without any token gets a bare ``Bearer`` challenge (RFC 6750 3.1: "the
+        resource server SHOULD NOT include an error code").
+        """
+        if self.token_missing or (self.oauth_error == "invalid_request"
+                                  and self.http_status == 401):
             return "Bearer"
         return f'Bearer error="{self.oauth_error}"'
 

@@ -646,6 +646,9 @@ class Provider:
         :param auth_time: when the user authenticated (UNIX time), for ``auth_time``.
         :param acr: the Authentication Context Class Reference achieved.
         :param amr: the Authentication Methods References used.
+        :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
+            the request was parsed.
+        :raises StorageError: the storage failed.
         """
         if not isinstance(authentication_request, Message):
             # e.g. the dict a host kept in its session: scope back to a list, claims parsed
@@ -903,9 +906,14 @@ class Provider:
                 client["client_secret_hash"] = hash_client_secret(client_secret)
             else:
                 client["client_secret"] = client_secret
+        try:
+            registration_response = RegistrationResponse(**response)
+        except Exception as e:  # oic refuses a value: nothing is stored (no half-registration)
+            raise InvalidClientRegistrationRequest(
+                "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
         logger.info("registered client %s", client_id)
-        return RegistrationResponse(**response)
+        return registration_response
 
     @staticmethod
     def _parse_registration_body(request: Any) -> dict[str, Any]:

@@ -44,13 +44,9 @@ CONFIGURATION_RST = DOCS / "configuration.rst"
 ERRORS_RST = DOCS / "errors.rst"
 INVENTORY = DOCS / "_build" / "html" / "objects.inv"
 
-#: Public members without a docstring in the code, ``module.Class.member``. Documented in
-#: prose instead (``redirectable``: docs/errors.rst). Remove an entry once it has a docstring.
-KNOWN_UNDOCUMENTED_MEMBERS = {
-    "pyop.exceptions.InvalidAuthenticationRequest.redirectable",
-    "pyop.exceptions.InvalidClientId.redirectable",
-    "pyop.exceptions.InvalidRedirectURI.redirectable",
-}
+#: Public members without a docstring in the code, ``module.Class.member``. Remove an entry
+#: once it has a docstring.
+KNOWN_UNDOCUMENTED_MEMBERS: set[str] = set()
 
 
 def public_modules() -> list[str]:

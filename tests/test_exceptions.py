@@ -90,6 +90,15 @@ class TestBearerTokenError:
         # RFC 6750 3.1: a request without authentication gets no error code
         bare = BearerTokenError("", oauth_error="invalid_request", http_status=401)
         assert bare.www_authenticate == "Bearer"
+        assert BearerTokenError("no token", token_missing=True).www_authenticate == "Bearer"
+
+    def test_missing_token_gets_a_bare_challenge(self, provider: Any) -> None:
+        with pytest.raises(BearerTokenError) as info:
+            provider.handle_userinfo_request("", {})
+        assert info.value.token_missing is True
+        assert info.value.oauth_error == "invalid_token"
+        assert info.value.http_status == 401
+        assert info.value.www_authenticate == "Bearer"
 
     def test_status_override(self) -> None:
         assert BearerTokenError("x", http_status=400).http_status == 400
