@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyop.authz_state import AuthorizationState
 from pyop.crypto import SigningKey, b64url_decode, jws_sign
 from pyop.provider import Provider
-from pyop.storage import StorageBase
+from pyop.storage import RedisWrapper, SQLWrapper, StorageBase
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 from pyop.userinfo import Userinfo
 
@@ -56,8 +56,9 @@ USERS = {
 DEFAULT_BACKENDS = ("memory", "sqlite", "postgresql", "redis")
 #: ``postgresql-nosync``: PostgreSQL with ``synchronous_commit=off`` for the
 #: benchmark's connections (no WAL flush wait per write), to tell the cost of
-#: the disk from the cost of the round trips.
-ALL_BACKENDS = DEFAULT_BACKENDS + ("postgresql-nosync",)
+#: the disk from the cost of the round trips. ``sqlite-full``: SQLite with
+#: ``PRAGMA synchronous=FULL`` (an fsync per write) instead of the default NORMAL.
+ALL_BACKENDS = DEFAULT_BACKENDS + ("postgresql-nosync", "sqlite-full")
 
 #: Targets: ratio to the signature floor measured in the same run.
 TARGET_MEMORY = 1.5
@@ -127,7 +128,9 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
 
         options: dict[str, Any] = {}
         if backend == "postgresql-nosync":
-            options["connect_args"] = {"options": "-c synchronous_commit=off"}
+            options["postgresql_synchronous_commit"] = "off"
+        elif backend == "sqlite-full":
+            options["sqlite_synchronous"] = "FULL"
 
         def make(collection: str) -> StorageBase:
             store = StorageBase.from_uri(url, collection=collection, db_name=namespace,
@@ -376,12 +379,49 @@ def count_round_trips(deployment: Deployment) -> dict[str, Any]:
     }
 
 
+def driver_round_trip(store: StorageBase) -> Optional[Callable[[], Any]]:
+    """The cheapest call that reaches ``store``'s server (redis-py ``PING``, ``SELECT 1``
+    on a pooled DBAPI connection), or None for in-process stores."""
+    if isinstance(store, RedisWrapper):
+        client = store._client
+        return lambda: client.ping()
+    if isinstance(store, SQLWrapper):
+        engine = store._engine
+
+        def select_one() -> Any:
+            connection = engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute("SELECT 1")
+                row = cursor.fetchone()
+                cursor.close()
+                return row
+            finally:
+                connection.close()
+
+        return select_one
+    return None
+
+
+def median_call_seconds(fn: Callable[[], Any], calls: int = 400) -> float:
+    """Median duration of one call of ``fn`` over ``calls`` calls (after 20 warm-ups)."""
+    for _ in range(20):
+        fn()
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 @contextlib.contextmanager
 def _engine(backend: str) -> Iterator[Optional[str]]:
     if backend == "memory":
         yield None
         return
-    starter = {"sqlite": engines.sqlite_url, "postgresql": engines.postgresql_url,
+    starter = {"sqlite": engines.sqlite_url, "sqlite-full": engines.sqlite_url,
+               "postgresql": engines.postgresql_url,
                "postgresql-nosync": engines.postgresql_url, "redis": engines.redis_url}[backend]
     with starter() as url:
         yield url
@@ -400,6 +440,10 @@ def run_backend(backend: str, rs_key: SigningKey, settings: Settings,
                 floor = signature_floor(rs_key, payload)
                 m = measure(lambda: code_flow(deployment.provider), floor, settings.batches,
                             settings.batch_seconds)
+                trip = driver_round_trip(deployment.provider.authz_state.authorization_codes)
+                if trip is not None:
+                    trips["driver_round_trip_ms"] = median_call_seconds(trip) * 1e3
+                    trips["signature_ms"] = m.floor_median * 1e3
             finally:
                 deployment.close()
     except engines.EngineUnavailable as error:
@@ -502,7 +546,13 @@ def _format_trips(r: ScenarioResult) -> str:
     server = trips.get("server") or {}
     wire = (f"  | server: {trips['server_total']} "
             f"({' '.join(f'{k}={v}' for k, v in server.items())})") if server else ""
-    return f"  {r.backend:<11} {trips.get('total', 0):3d} calls: {stores}{wire}"
+    line = f"  {r.backend:<17} {trips.get('total', 0):3d} calls: {stores}{wire}"
+    if "driver_round_trip_ms" in trips:
+        rtt, signature = trips["driver_round_trip_ms"], trips["signature_ms"]
+        server_total = trips.get("server_total", 0)
+        line += (f"\n  {'':<17} bare driver round trip {rtt:.3f} ms (signature {signature:.3f} ms):"
+                 f" {server_total} of them = {server_total * rtt / signature:.2f}x signature")
+    return line
 
 
 def machine_info() -> dict[str, Any]:

@@ -1,37 +1,46 @@
-"""Where the time of an in-memory RS256 code flow goes, signature aside.
+"""Where the time of an RS256 code flow goes, signature aside.
 
-``python -m benchmarks.profile_flow [--flows N] [--top N]`` prints
+``python -m benchmarks.profile_flow [--flows N] [--top N] [--backend NAME]`` prints
 
 1. the median time of each step of the flow measured without a profiler
    (``parse``, ``authorize``, ``token`` minus one signature, ``userinfo``),
    next to one bare signature, so the non-signature budget can be read off;
 2. a cProfile of the same flows: the functions with the most own time, the
    RSA signature left out, and the own time grouped by area (pyop module,
-   ``oic``, ``json``, ``urllib``, other standard library).
+   ``oic``, ``json``, ``urllib``, other standard library, storage drivers).
+
+``--backend`` (``memory`` by default; ``sqlite``, ``postgresql``, ``redis``...) runs
+the flows on that storage backend, the engine started as ``python -m benchmarks``
+starts it.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import cProfile
 import os
 import pstats
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pyop.crypto import SigningKey
+from pyop.provider import Provider
 
 from .flows import (
+    ALL_BACKENDS,
     BASIC_AUTH,
     CODE_QUERY,
     REDIRECT_URI,
     USER_ID,
+    _engine,
     build_provider,
     check_code_flow,
     code_flow,
@@ -43,9 +52,22 @@ __all__ = ["step_breakdown", "profile_flows", "main"]
 _REDIRECT_Q = quote(REDIRECT_URI, safe="")
 
 
-def step_breakdown(key: SigningKey, flows: int) -> dict[str, float]:
+@contextlib.contextmanager
+def provider_on(key: SigningKey, backend: str = "memory") -> Iterator[Provider]:
+    """A benchmark provider on ``backend`` (its engine started for the block)."""
+    with _engine(backend) as url:
+        deployment = build_provider(key, backend, url, namespace="profile")
+        try:
+            yield deployment.provider
+        finally:
+            deployment.close()
+
+
+def step_breakdown(key: SigningKey, flows: int,
+                   provider: Optional[Provider] = None) -> dict[str, float]:
     """Median microseconds of each step over ``flows`` flows (no profiler)."""
-    provider = build_provider(key, "memory").provider
+    if provider is None:
+        provider = build_provider(key, "memory").provider
     floor = signature_floor(key, check_code_flow(code_flow(provider)))
     steps: dict[str, list[float]] = collections.defaultdict(list)
     clock = time.perf_counter
@@ -83,6 +105,9 @@ def _area(filename: str) -> str:
         return "pyop." + os.path.splitext(filename.split("/pyop/", 1)[1])[0].replace("/", ".")
     if "/oic/" in filename:
         return "oic (messages)"
+    for driver in ("sqlalchemy", "psycopg", "redis", "sqlite3", "pymongo"):
+        if f"/{driver}/" in filename:
+            return f"{driver} (driver)"
     if "/json/" in filename:
         return "json (stdlib)"
     if filename.endswith("urllib/parse.py"):
@@ -95,9 +120,11 @@ def _area(filename: str) -> str:
 
 
 def profile_flows(key: SigningKey, flows: int, top: int,
-                  out: Callable[[str], None] = print) -> dict[str, Any]:
+                  out: Callable[[str], None] = print,
+                  provider: Optional[Provider] = None) -> dict[str, Any]:
     """cProfile ``flows`` code flows; print the top own-time functions and the areas."""
-    provider = build_provider(key, "memory").provider
+    if provider is None:
+        provider = build_provider(key, "memory").provider
     for _ in range(50):
         code_flow(provider)
     profiler = cProfile.Profile()
@@ -142,16 +169,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--flows", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--alg", choices=("RS256", "ES256"), default="RS256")
+    parser.add_argument("--backend", choices=ALL_BACKENDS, default="memory",
+                        help="storage backend of the flows (default %(default)s)")
     args = parser.parse_args(argv)
     if args.alg == "RS256":
         key = SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     else:
         key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
-    print(f"Step breakdown, {args.alg}, memory, median of {args.flows} flows (no profiler):")
-    for name, micros in step_breakdown(key, args.flows).items():
-        print(f"  {micros:8.1f} us  {name}")
-    print()
-    profile_flows(key, args.flows, args.top)
+    with provider_on(key, args.backend) as provider:
+        print(f"Step breakdown, {args.alg}, {args.backend}, median of {args.flows} flows "
+              "(no profiler):")
+        for name, micros in step_breakdown(key, args.flows, provider).items():
+            print(f"  {micros:8.1f} us  {name}")
+        print()
+        profile_flows(key, args.flows, args.top, provider=provider)
     return 0
 
 

@@ -58,6 +58,10 @@ _MONGO_SCHEMES = frozenset({"mongodb", "mongodb+srv"})
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
+#: One encoder for :func:`canonical_json` (``json.dumps`` with options builds one per call).
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` as canonical JSON (sorted keys, no whitespace).
 
@@ -67,7 +71,7 @@ def canonical_json(value: Any) -> str:
     :raises TypeError: ``value`` is not JSON-serialisable.
     :raises ValueError: ``value`` contains NaN/Infinity (not JSON, RFC 8259 6).
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _CANONICAL_ENCODER.encode(value)
 
 
 def check_key(key: Any) -> str:
