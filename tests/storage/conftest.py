@@ -16,12 +16,14 @@ A missing engine skips its tests with a loud reason, except under
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -219,12 +221,38 @@ def postgres_url() -> Iterator[str]:
 # -- MongoDB -------------------------------------------------------------------------------
 
 
+#: mongomock methods a MongoDB server runs atomically per document but mongomock does as a
+#: find followed by a write; the race tests need the server's semantics.
+_MONGOMOCK_ATOMIC_METHODS = ("find_one_and_delete", "find_one_and_update", "find_one_and_replace",
+                             "update_one", "replace_one", "insert_one", "delete_one")
+
+
+def _serialise_mongomock(mongomock: Any) -> None:
+    """Make mongomock's single-document operations atomic across threads, as on a server."""
+    collection_class = mongomock.collection.Collection
+    if getattr(collection_class, "_pyop_serialised", False):
+        return
+    lock = threading.RLock()
+
+    def locked(method: Any) -> Any:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+        return wrapper
+
+    for name in _MONGOMOCK_ATOMIC_METHODS:
+        setattr(collection_class, name, locked(getattr(collection_class, name)))
+    collection_class._pyop_serialised = True
+
+
 @pytest.fixture(scope="session")
 def mongomock_client() -> Any:
     try:
         import mongomock
     except ImportError:
         engine_unavailable("mongomock is not installed")
+    _serialise_mongomock(mongomock)
     return mongomock.MongoClient()
 
 
