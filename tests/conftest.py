@@ -136,11 +136,11 @@ def require_servers() -> bool:
 
 
 
-# Hypothesis profiles: "ci" (default: 300 examples, derandomized, no example database) and
+# Hypothesis profiles: "ci" (default: 1000 examples, derandomized, no example database) and
 # "long" (20 000 examples) for local runs: pytest --hypothesis-profile=long. Registered at
 # import, before the Hypothesis plugin reads --hypothesis-profile.
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("ci", max_examples=300, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=1000, deadline=None, derandomize=True,
                           database=None, suppress_health_check=_QUIET)
 settings.register_profile("long", max_examples=20_000, deadline=None,
                           suppress_health_check=_QUIET)

@@ -4,7 +4,7 @@ Property: each call returns a message or raises one of the library's typed error
 (:class:`pyop.exceptions.OAuthError`, :class:`pyop.exceptions.InvalidSubjectIdentifier`)
 and nothing else; a failed call leaves the provider's state unchanged.
 
-Profiles: ``ci`` (300 examples per test, derandomized; used by default) and ``long``
+Profiles: ``ci`` (1000 examples per test, derandomized; used by default) and ``long``
 (20000 examples): ``pytest tests/test_fuzz.py --hypothesis-profile=long``.
 
 The profiles are registered in ``tests/conftest.py``, before the Hypothesis plugin reads
