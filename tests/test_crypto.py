@@ -165,11 +165,13 @@ class TestSignVerify:
 
 class TestJwsVerifyRejects:
     @pytest.fixture(scope="class")
-    def key(self, rsa_private_key: rsa.RSAPrivateKey) -> SigningKey:
+    @classmethod
+    def key(cls, rsa_private_key: rsa.RSAPrivateKey) -> SigningKey:
         return SigningKey(rsa_private_key, kid="main")
 
     @pytest.fixture(scope="class")
-    def token(self, key: SigningKey) -> str:
+    @classmethod
+    def token(cls, key: SigningKey) -> str:
         return jws_sign(PAYLOAD, key)
 
     def test_alg_none(self, key: SigningKey) -> None:
