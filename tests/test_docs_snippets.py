@@ -37,6 +37,7 @@ import pyop.storage.mongo
 from pyop.authz_state import AuthorizationState
 from pyop.keys import load_signing_key
 from pyop.provider import Provider
+from pyop.storage.base import SharedClients
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 from pyop.userinfo import Userinfo
 
@@ -324,7 +325,7 @@ def snippet_env(tmp_path: Path, signing_key_pem: str, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SUB_HASH_SALT", "a secret salt from the environment")
     with mongomock.patch(servers=(("localhost", 27017),)), \
-            mock.patch.object(pyop.storage.mongo, "_clients", {}):
+            mock.patch.object(pyop.storage.mongo, "_clients", SharedClients()):
         yield SnippetEnvironment(tmp_path, signing_key_pem)
 
 

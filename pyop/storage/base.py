@@ -22,13 +22,14 @@ import abc
 import json
 import logging
 import math
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import StorageError
 
-__all__ = ["StorageBase", "Clock", "canonical_json", "MISSING"]
+__all__ = ["StorageBase", "Clock", "canonical_json", "MISSING", "SharedClients"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,42 @@ def check_ttl(ttl: Any) -> Optional[Number]:
     if not math.isfinite(ttl) or ttl < 0:
         raise ValueError("ttl must be a non-negative number of seconds")
     return ttl or None
+
+
+class SharedClients:
+    """Process-wide driver clients shared by the wrappers of one URI, reference counted.
+
+    Keyed by (client factory, URI, options): the factory is part of the key so that a
+    factory replaced after a client was cached (pyop 3 tests patch ``pymongo.MongoClient``
+    with ``mongomock.MongoClient``, or ``redis.Redis.from_url`` with fakeredis) is honoured.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[Any, str, str], list[Any]] = {}
+
+    def acquire(self, factory: Callable[..., Any], uri: str,
+                options: dict[str, Any]) -> tuple[tuple[Any, str, str], Any]:
+        """The shared client for these arguments (created on first use) and its key."""
+        key = (factory, uri, repr(sorted(options.items())))
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = [factory(uri, **options), 0]
+            entry[1] += 1
+            return key, entry[0]
+
+    def release(self, key: tuple[Any, str, str]) -> Any:
+        """Drop one user of a client; returns the client to close when it was the last."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            entry[1] -= 1
+            if entry[1] > 0:
+                return None
+            del self._entries[key]
+            return entry[0]
 
 
 def missing_driver(extra: str, module: str, error: ImportError) -> ImportError:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from typing import Any, Optional
 
 from .base import (
     Clock,
+    SharedClients,
     StorageBase,
     canonical_json,
     check_expires_at,
@@ -48,11 +48,8 @@ logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1)
 
-_clients_lock = threading.Lock()
-#: Shared clients: (client factory, URI, options) -> [client, number of wrappers using it].
-#: The factory is part of the key so that a ``pymongo.MongoClient`` replaced after a client
-#: was cached (pyop 3 tests patch it with ``mongomock.MongoClient``) is honoured.
-_clients: dict[tuple[Any, str, str], list[Any]] = {}
+#: MongoClients shared by the wrappers of one URI (see :class:`SharedClients`).
+_clients = SharedClients()
 
 
 def _to_datetime(timestamp: float) -> datetime:
@@ -126,13 +123,8 @@ class MongoWrapper(StorageBase):
         if ("serverselectiontimeoutms" not in db_uri.lower()
                 and "serverSelectionTimeoutMS" not in client_kwargs):
             client_kwargs["serverSelectionTimeoutMS"] = 10000
-        self._cache_key = (factory, db_uri, repr(sorted(client_kwargs.items())))
-        with _clients_lock:
-            entry = _clients.get(self._cache_key)
-            if entry is None:
-                entry = _clients[self._cache_key] = [factory(db_uri, **client_kwargs), 0]
-            entry[1] += 1
-            return entry[0]
+        self._cache_key, client = _clients.acquire(factory, db_uri, client_kwargs)
+        return client
 
     def __repr__(self) -> str:
         return f"MongoWrapper(collection={self.collection!r}, ttl={self.ttl!r})"
@@ -229,16 +221,11 @@ class MongoWrapper(StorageBase):
         if self._cache_key is None:
             return
         cache_key, self._cache_key = self._cache_key, None
-        with _clients_lock:
-            entry = _clients.get(cache_key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del _clients[cache_key]
+        client = _clients.release(cache_key)
+        if client is None:
+            return
         try:
-            entry[0].close()
+            client.close()
         except self._errors as error:  # pragma: no cover
             logger.debug("MongoWrapper: error on close: %s", type(error).__name__)
 

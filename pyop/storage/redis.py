@@ -24,13 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Optional
 
 from .base import (
     Clock,
+    SharedClients,
     StorageBase,
     canonical_json,
     check_expires_at,
@@ -64,10 +64,8 @@ _GLOB_SPECIAL = set("*?[]\\")
 #: Attempts of the WATCH/MULTI/EXEC fallback before ``compare_and_set`` reports a miss.
 _CAS_ATTEMPTS = 100
 
-_clients_lock = threading.Lock()
-#: Shared clients (one connection pool per factory, URL and options):
-#: (factory, URL, options) -> [client, users].
-_clients: dict[tuple[Any, str, str], list[Any]] = {}
+#: Redis clients (one connection pool each) shared by the wrappers of one URL.
+_clients = SharedClients()
 
 
 def _glob_escape(text: str) -> str:
@@ -118,13 +116,7 @@ class RedisWrapper(StorageBase):
             redis_kwargs.setdefault("socket_timeout", 5)
             # Looked up now: a replaced Redis.from_url (fakeredis) is honoured.
             factory = redis.Redis.from_url
-            self._cache_key = (factory, db_uri, repr(sorted(redis_kwargs.items())))
-            with _clients_lock:
-                entry = _clients.get(self._cache_key)
-                if entry is None:
-                    entry = _clients[self._cache_key] = [factory(db_uri, **redis_kwargs), 0]
-                entry[1] += 1
-                client = entry[0]
+            self._cache_key, client = _clients.acquire(factory, db_uri, redis_kwargs)
         self._client = client
         self._cas = client.register_script(_CAS_SCRIPT)
         #: False once the server answered that it has no scripting (EVALSHA unknown).
@@ -249,16 +241,11 @@ class RedisWrapper(StorageBase):
         if self._cache_key is None:
             return
         cache_key, self._cache_key = self._cache_key, None
-        with _clients_lock:
-            entry = _clients.get(cache_key)
-            if entry is None:  # pragma: no cover
-                return
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del _clients[cache_key]
+        client = _clients.release(cache_key)
+        if client is None:  # pragma: no cover
+            return
         try:
-            entry[0].close()
+            client.close()
         except self._errors as error:  # pragma: no cover - closing never talks to the server
             logger.debug("RedisWrapper: error on close: %s", type(error).__name__)
 

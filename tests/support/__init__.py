@@ -32,6 +32,7 @@ import flask
 import mongomock
 
 import pyop.storage.mongo
+from pyop.storage.base import SharedClients
 
 __all__ = ["HTTPResponse", "ReadmeApp", "ReadmeRequest", "session", "readme_app_context",
            "DB_URI"]
@@ -135,7 +136,7 @@ def readme_app_context(workdir: str) -> Iterator[ModuleType]:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     with mongomock.patch(servers=(("localhost", 27017),)), \
-            mock.patch.object(pyop.storage.mongo, "_clients", {}):
+            mock.patch.object(pyop.storage.mongo, "_clients", SharedClients()):
         cwd = os.getcwd()
         os.chdir(workdir)
         try:
