@@ -393,6 +393,17 @@ class AuthorizationState:
             record = current
         logger.warning("could not record an access token in its grant (contention)")
 
+    def get_refresh_token(self, refresh_token_value: Any) -> Optional[dict[str, Any]]:
+        """The unexpired record of a refresh token, or None (unknown, expired, revoked).
+
+        A token replaced by rotation is returned too, with ``rotated`` set: it can no
+        longer be used, but revoking it still revokes its grant.
+        """
+        record = self._live(self.refresh_tokens, refresh_token_value)
+        if record is None or record.get("token_type") != "refresh_token":
+            return None
+        return record
+
     def revoke_refresh_token(self, refresh_token: str) -> None:
         """Revoke a refresh token and every token derived from it (its grant chain)."""
         value: Optional[str] = refresh_token

@@ -15,13 +15,17 @@ from urllib.parse import urlsplit
 from oic.oauth2.message import (
     OPTIONAL_LIST_OF_SP_SEP_STRINGS,
     OPTIONAL_LIST_OF_STRINGS,
+    SINGLE_OPTIONAL_INT,
     SINGLE_OPTIONAL_STRING,
     Message,
+    ParamDefinition,
 )
 from oic.oic import message as oic_message
 from oic.oic.message import SINGLE_OPTIONAL_BOOLEAN
 
 from .util import is_https_or_loopback_http
+
+_SINGLE_REQUIRED_BOOLEAN = ParamDefinition(bool, True, None, None, False)
 
 __all__ = [
     "AuthorizationRequest",
@@ -41,6 +45,7 @@ __all__ = [
     "EndSessionResponse",
     "UserInfoErrorResponse",
     "ClaimsRequest",
+    "TokenIntrospectionResponse",
     "Message",
 ]
 
@@ -79,7 +84,9 @@ class ProviderConfigurationResponse(oic_message.ProviderConfigurationResponse):
         {
             "code_challenge_methods_supported": OPTIONAL_LIST_OF_STRINGS,
             "introspection_endpoint": SINGLE_OPTIONAL_STRING,
+            "introspection_endpoint_auth_methods_supported": OPTIONAL_LIST_OF_STRINGS,
             "revocation_endpoint": SINGLE_OPTIONAL_STRING,
+            "revocation_endpoint_auth_methods_supported": OPTIONAL_LIST_OF_STRINGS,
             "authorization_response_iss_parameter_supported": SINGLE_OPTIONAL_BOOLEAN,
         }
     )
@@ -100,6 +107,29 @@ class ProviderConfigurationResponse(oic_message.ProviderConfigurationResponse):
         finally:
             self._dict["issuer"] = original
         return True
+
+
+class TokenIntrospectionResponse(Message):
+    """Token introspection response (RFC 7662 2.2).
+
+    ``active`` is required; the other members are present for active tokens only.
+    ``scope`` is the space-separated string of the RFC.
+    """
+
+    c_param = {
+        "active": _SINGLE_REQUIRED_BOOLEAN,
+        "scope": SINGLE_OPTIONAL_STRING,
+        "client_id": SINGLE_OPTIONAL_STRING,
+        "username": SINGLE_OPTIONAL_STRING,
+        "token_type": SINGLE_OPTIONAL_STRING,
+        "exp": SINGLE_OPTIONAL_INT,
+        "iat": SINGLE_OPTIONAL_INT,
+        "nbf": SINGLE_OPTIONAL_INT,
+        "sub": SINGLE_OPTIONAL_STRING,
+        "aud": OPTIONAL_LIST_OF_STRINGS,
+        "iss": SINGLE_OPTIONAL_STRING,
+        "jti": SINGLE_OPTIONAL_STRING,
+    }
 
 
 class EndSessionRequest(oic_message.EndSessionRequest):

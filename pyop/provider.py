@@ -29,8 +29,10 @@ from .client_authentication import (
 from .crypto import SUPPORTED_ALGS, SigningKey, b64url_encode
 from .exceptions import (
     InsufficientScope,
+    InvalidAccessToken,
     InvalidAuthenticationRequest,
     InvalidAuthorizationCode,
+    InvalidClientAuthentication,
     InvalidClientId,
     InvalidClientRegistrationRequest,
     InvalidConfiguration,
@@ -56,6 +58,7 @@ from .message import (
     ProviderConfigurationResponse,
     RegistrationRequest,
     RegistrationResponse,
+    TokenIntrospectionResponse,
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
@@ -820,6 +823,101 @@ class Provider:
         if new_refresh:
             response["refresh_token"] = new_refresh
         return response
+
+    # -- token introspection (RFC 7662) and revocation (RFC 7009) -------------------------------
+
+    _TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
+
+    def _parse_token_management_request(self, request_body: Any, http_headers: Optional[Any],
+                                        *, allow_public: bool) -> tuple[str, str, list[str]]:
+        """Authenticate the client; return ``(client_id, token, token types to try)``."""
+        parameters = parse_request_parameters(request_body, self.max_request_size)
+        duplicated = duplicated_parameters(parameters)
+        if duplicated:
+            raise InvalidRequestError(
+                "repeated parameters: {}".format(", ".join(duplicated)[:200]))
+        client_id, client = authenticate_client(self.clients, parameters, http_headers,
+                                                now=self._now())
+        if not allow_public and \
+                client.get("token_endpoint_auth_method", "client_secret_basic") == "none":
+            raise InvalidClientAuthentication("public clients may not introspect tokens")
+        token = parameters.get("token")
+        if not isinstance(token, str) or not token:
+            raise InvalidRequestError("missing token")
+        hint = parameters.get("token_type_hint")
+        order = list(self._TOKEN_TYPE_HINTS)
+        if hint == "refresh_token":  # unknown hints are ignored (RFC 7662 2.1, RFC 7009 2.1)
+            order.reverse()
+        return client_id, token, order
+
+    def _token_record(self, token_type: str, token: str) -> Optional[dict[str, Any]]:
+        """The unexpired record of a token of that type, or None."""
+        if token_type == "access_token":
+            try:
+                return self.authz_state.introspect_access_token(token)
+            except InvalidAccessToken:
+                return None
+        return self.authz_state.get_refresh_token(token)
+
+    def handle_introspection_request(self, request_body: Any, http_headers: Optional[Any] = None
+                                     ) -> TokenIntrospectionResponse:
+        """Answer a token introspection request (RFC 7662).
+
+        The caller must be a client authenticating as at the token endpoint; public
+        clients (``none``) are refused. A token is active only if it is live and was
+        issued to the calling client: any other token -- unknown, expired, revoked,
+        rotated, or of another client -- gets ``{"active": false}``. Send the result's
+        ``to_json()`` with ``Cache-Control: no-store``.
+
+        :param request_body: the form-encoded body (``token``, optional
+            ``token_type_hint``) as str/bytes, or a mapping.
+        :param http_headers: the request headers (``Authorization: Basic ...``).
+        :raises InvalidClientAuthentication: 401 ``invalid_client``.
+        :raises InvalidRequestError: no ``token``, repeated parameters (400).
+        """
+        client_id, token, order = self._parse_token_management_request(
+            request_body, http_headers, allow_public=False)
+        for token_type in order:
+            record = self._token_record(token_type, token)
+            if record is None:
+                continue
+            if record.get("client_id") != client_id or record.get("rotated"):
+                break
+            return TokenIntrospectionResponse(
+                active=True, scope=record.get("scope", ""), client_id=client_id,
+                sub=record.get("sub"), exp=record.get("exp"), iat=record.get("iat"),
+                token_type="Bearer" if token_type == "access_token" else "refresh_token",
+                iss=self.issuer)
+        return TokenIntrospectionResponse(active=False)
+
+    def handle_revocation_request(self, request_body: Any,
+                                  http_headers: Optional[Any] = None) -> None:
+        """Handle a token revocation request (RFC 7009); answer 200 with an empty body.
+
+        The client authenticates as at the token endpoint; public clients send
+        their ``client_id`` (RFC 7009 2.1). ``token_type_hint`` decides which kind
+        of token is looked up first. Revoking a refresh token revokes its grant
+        (the access tokens issued with it and its rotations). A token that is
+        unknown, expired or of another client is left alone, without error
+        (RFC 7009 2.2).
+
+        :raises InvalidClientAuthentication: 401 ``invalid_client``.
+        :raises InvalidRequestError: no ``token``, repeated parameters (400).
+        """
+        client_id, token, order = self._parse_token_management_request(
+            request_body, http_headers, allow_public=True)
+        for token_type in order:
+            record = self._token_record(token_type, token)
+            if record is None:
+                continue
+            if record.get("client_id") != client_id:
+                logger.info("revocation request for a token of another client: ignored")
+                return
+            if token_type == "access_token":
+                self.authz_state.revoke_access_token(token)
+            else:
+                self.authz_state.revoke_refresh_token(token)
+            return
 
     # -- UserInfo (OIDC Core 5.3, RFC 6750) ------------------------------------------------------
 
