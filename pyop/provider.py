@@ -510,10 +510,8 @@ class Provider:
         without a session, ``consent_required``, ``access_denied`` (OIDC Core
         3.1.2.6). Use its ``to_error_url()``.
         """
-        context = {name: authentication_request[name] for name in
-                   ("redirect_uri", "state", "response_type", "response_mode")
-                   if name in authentication_request}
-        return InvalidAuthenticationRequest(description, context, oauth_error,
+        return InvalidAuthenticationRequest(description, _error_context(authentication_request),
+                                            oauth_error,
                                             redirect_uri_verified=True, issuer=self.issuer)
 
     def requires_authentication(self, authentication_request: Mapping[str, Any],
@@ -685,12 +683,12 @@ class Provider:
                 if claims_now:
                     extra["extra_id_token_claims"] = dict(claims_now)
             code = self.authz_state.create_authorization_code(
-                _as_plain_dict(authentication_request), sub, user_id, scope, extra)
+                cast(Message, authentication_request).to_dict(), sub, user_id, scope, extra)
             response["code"] = code
         access_token = None
         if "token" in response_types:
             access_token = self.authz_state.create_access_token(
-                _as_plain_dict(authentication_request), sub, user_id, scope)
+                authentication_request, sub, user_id, scope)
             response["access_token"] = access_token.value
             response["token_type"] = access_token.type
             response["expires_in"] = access_token.expires_in
@@ -1138,9 +1136,4 @@ def _utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
         return None
 
 
-def _as_plain_dict(message: Mapping[str, Any]) -> dict[str, Any]:
-    if hasattr(message, "to_dict"):
-        result: dict[str, Any] = message.to_dict()
-        return result
-    return dict(message)
 
