@@ -191,6 +191,18 @@ def _jwk_of_jwkest(key: Any, private: bool) -> dict[str, Any]:
     return jwk
 
 
+def _check_alg_fits(key: PublicKey, alg: str) -> None:
+    """RS*/PS* need an RSA key, ES* the curve of RFC 7518 3.4, EdDSA Ed25519 (RFC 8037 3.1)."""
+    if isinstance(key, rsa.RSAPublicKey):
+        fits = alg[:2] in ("RS", "PS")
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        fits = alg == _default_alg(key)
+    else:
+        fits = alg == "EdDSA"
+    if not fits:
+        raise JWSError(f"alg {alg} does not fit this key type")
+
+
 class VerificationKey:
     """A public key that verifies JWS signatures of one algorithm."""
 
@@ -201,6 +213,40 @@ class VerificationKey:
             raise JWSError(f"unsupported alg {self.alg}")
         self.public_jwk: dict[str, Any] = _public_jwk_of(public_key)
         self.kid = kid or jwk_thumbprint(self.public_jwk)
+
+    @classmethod
+    def from_key(cls, key: Any) -> VerificationKey:
+        """Accept any key a provider may publish for verification.
+
+        A :class:`VerificationKey` (or :class:`SigningKey`) is returned as is; a
+        ``cryptography`` public or private key gets the default alg of its type
+        (RS256 for RSA, ES256/384/512 by curve, EdDSA for Ed25519); a JWK dict
+        (RFC 7517 4) or a pyjwkest key keeps its ``alg`` and ``kid``. The kid
+        defaults to the RFC 7638 thumbprint. Only the public key is kept.
+
+        :raises JWSError: an unsupported key type, or an alg that does not fit the
+            key (RFC 7518 3.3-3.5, RFC 8037 3.1).
+        """
+        if isinstance(key, VerificationKey):
+            result = key
+        elif isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey,
+                              ed25519.Ed25519PrivateKey)):
+            result = cls(key.public_key())
+        elif isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey,
+                              ed25519.Ed25519PublicKey)):
+            result = cls(key)
+        elif isinstance(key, Mapping):
+            result = cls.from_jwk(key)
+        else:
+            try:
+                jwk = _jwk_of_jwkest(key, private=False)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise JWSError("unsupported key type") from e
+            jwk["alg"] = getattr(key, "alg", None) or None
+            jwk["kid"] = getattr(key, "kid", None) or None
+            result = cls.from_jwk(jwk)
+        _check_alg_fits(result.public_key, result.alg)
+        return result
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any]) -> VerificationKey:
@@ -262,6 +308,8 @@ class SigningKey(VerificationKey):
             private_key
         ):
             raise JWSError(f"alg {self.alg} does not fit this EC curve")
+        if isinstance(private_key, ed25519.Ed25519PrivateKey) and self.alg != "EdDSA":
+            raise JWSError(f"alg {self.alg} does not fit an Ed25519 key (RFC 8037 3.1)")
 
     @classmethod
     def from_jwkest(cls, key: Any) -> SigningKey:

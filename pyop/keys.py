@@ -2,8 +2,8 @@
 
 Command line (``python -m pyop.keys``)::
 
-    python -m pyop.keys [--alg RS256|ES256] [--bits 2048] [--out signing_key.pem]
-                        [--kid KID] [--force]
+    python -m pyop.keys [--alg RS256|PS256|ES256|EdDSA] [--bits 2048]
+                        [--out signing_key.pem] [--kid KID] [--force]
 
 writes a new private key as PEM (file mode 0600; an existing file is kept
 unless ``--force``) and prints its public JWK (RFC 7517 4) on stdout.
@@ -11,7 +11,8 @@ unless ``--force``) and prints its public JWK (RFC 7517 4) on stdout.
 RSA keys are written in the traditional OpenSSL format (``BEGIN RSA PRIVATE
 KEY``), which ``jwkest.jwk.rsa_load`` reads, so the README's
 ``RSAKey(key=rsa_load('signing_key.pem'), use='sig', alg='RS256')`` works on
-them; EC keys are written as PKCS #8. Keys are made with ``cryptography``
+them; EC and Ed25519 keys are written as PKCS #8. A PEM file holds no alg:
+load a PS256 key with ``load_signing_key(path, alg="PS256")``. Keys are made with ``cryptography``
 (OpenSSL).
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .crypto import SigningKey
 
@@ -41,29 +42,32 @@ __all__ = [
 ]
 
 #: The algorithms ``generate_signing_key`` and the command line can create keys for.
-SUPPORTED_KEY_ALGS = ("RS256", "ES256")
+SUPPORTED_KEY_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
 
 #: Smallest RSA modulus accepted (RFC 7518 3.3: 2048 bits or larger).
 MIN_RSA_BITS = 2048
 
-GeneratedKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+GeneratedKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
 
 
 def generate_signing_key(alg: str = "RS256", bits: int = 2048) -> GeneratedKey:
     """Generate a private key for ``alg``.
 
-    :param alg: ``RS256`` (RSA, ``bits`` long, public exponent 65537) or
-        ``ES256`` (ECDSA on P-256; ``bits`` is ignored).
-    :param bits: RSA modulus size; at least 2048 (RFC 7518 3.3).
+    :param alg: ``RS256`` or ``PS256`` (RSA, ``bits`` long, public exponent 65537;
+        RFC 7518 3.3, 3.5), ``ES256`` (ECDSA on P-256, RFC 7518 3.4) or ``EdDSA``
+        (Ed25519, RFC 8037 3.1); ``bits`` is ignored for the last two.
+    :param bits: RSA modulus size; at least 2048 (RFC 7518 3.3, 3.5).
     :returns: a ``cryptography`` private key.
     :raises ValueError: unsupported ``alg`` or too small ``bits``.
     """
-    if alg == "RS256":
+    if alg in ("RS256", "PS256"):
         if bits < MIN_RSA_BITS:
             raise ValueError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
     raise ValueError("unsupported alg {!r}: choose one of {}".format(
         alg, ", ".join(SUPPORTED_KEY_ALGS)))
 
@@ -72,7 +76,7 @@ def private_key_to_pem(key: GeneratedKey) -> bytes:
     """Serialise a private key as unencrypted PEM.
 
     RSA: traditional OpenSSL (PKCS #1) format, readable by ``jwkest.jwk.rsa_load``;
-    EC: PKCS #8.
+    EC and Ed25519: PKCS #8.
     """
     fmt = (serialization.PrivateFormat.TraditionalOpenSSL if isinstance(key, rsa.RSAPrivateKey)
            else serialization.PrivateFormat.PKCS8)
@@ -109,9 +113,10 @@ def write_private_key(key: GeneratedKey, path: Union[str, os.PathLike[str]], *,
 
 def load_signing_key(path: Union[str, os.PathLike[str]], alg: Optional[str] = None,
                      kid: Optional[str] = None) -> SigningKey:
-    """Load a PEM private key (RSA or EC; PKCS #1, SEC 1 or PKCS #8, unencrypted).
+    """Load a PEM private key (RSA, EC or Ed25519; PKCS #1, SEC 1 or PKCS #8, unencrypted).
 
-    :param alg: the JWS alg; defaults to RS256 for RSA and ES256/384/512 by curve.
+    :param alg: the JWS alg; defaults to RS256 for RSA (pass ``PS256`` for RSASSA-PSS),
+        ES256/384/512 by curve and EdDSA for Ed25519.
     :param kid: key id; defaults to the RFC 7638 thumbprint.
     :returns: a :class:`pyop.crypto.SigningKey`, accepted by ``Provider``.
     :raises ValueError: not a PEM private key of a supported type, or ``alg``
@@ -123,9 +128,13 @@ def load_signing_key(path: Union[str, os.PathLike[str]], alg: Optional[str] = No
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: not an unencrypted PEM private key") from e
-    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise ValueError(f"{path}: only RSA and EC keys are supported")
-    return SigningKey(key, alg, kid)
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey,
+                            ed25519.Ed25519PrivateKey)):
+        raise ValueError(f"{path}: only RSA, EC and Ed25519 keys are supported")
+    try:
+        return SigningKey(key, alg, kid)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
 
 
 def public_jwk(key: Union[SigningKey, GeneratedKey], alg: Optional[str] = None,
@@ -147,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate an ID token signing key: writes the private key as PEM "
                     "(mode 0600) and prints the public JWK.")
     parser.add_argument("--alg", choices=SUPPORTED_KEY_ALGS, default="RS256",
-                        help="RS256 (RSA) or ES256 (ECDSA P-256); default RS256")
+                        help="RS256 or PS256 (RSA), ES256 (ECDSA P-256) or EdDSA (Ed25519); "
+                             "default RS256")
     parser.add_argument("--bits", type=int, default=2048,
                         help="RSA key size in bits (default 2048, at least 2048)")
     parser.add_argument("--out", default="signing_key.pem",
@@ -162,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.alg == "RS256" and args.bits < MIN_RSA_BITS:
+    if args.alg in ("RS256", "PS256") and args.bits < MIN_RSA_BITS:
         parser.error(f"--bits must be at least {MIN_RSA_BITS}")
     key = generate_signing_key(args.alg, args.bits)
     try:

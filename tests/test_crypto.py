@@ -443,6 +443,59 @@ class TestKeyConversion:
             SigningKey.from_key("nope")
 
 
+class TestVerificationKeyFromKey:
+    """``VerificationKey.from_key``: the forms accepted for ``published_keys``."""
+
+    def test_forms(self, keys: dict[str, Any]) -> None:
+        for private in keys.values():
+            signing = SigningKey(private)
+            assert VerificationKey.from_key(signing) is signing
+            from_private = VerificationKey.from_key(private)
+            from_public = VerificationKey.from_key(private.public_key())
+            from_jwk = VerificationKey.from_key(signing.to_jwk())
+            for key in (from_private, from_public, from_jwk):
+                assert type(key) is VerificationKey
+                assert key.to_jwk() == signing.to_jwk()
+
+    def test_private_jwk_dict_publishes_public_part_only(self, keys: dict[str, Any]) -> None:
+        private_jwk = {"kty": "OKP", "crv": "Ed25519", "x": SigningKey(
+            keys["Ed25519"]).public_jwk["x"], "d": "ignored", "kid": "ed-1"}
+        key = VerificationKey.from_key(private_jwk)
+        assert key.kid == "ed-1" and "d" not in key.to_jwk()
+
+    def test_jwkest_keys_keep_alg_and_kid(self, jwkest_signing_key: Any) -> None:
+        from jwkest.jwk import RSAKey
+
+        private = jwkest_signing_key.key
+        public = VerificationKey.from_key(RSAKey(key=private.publickey(), alg="PS256",
+                                                 kid="next"))
+        assert (public.alg, public.kid) == ("PS256", "next")
+        default = VerificationKey.from_key(RSAKey(key=private))
+        assert default.alg == "RS256" and default.kid == jwk_thumbprint(default.public_jwk)
+        assert "d" not in default.to_jwk()
+
+    @pytest.mark.parametrize("jwk", [
+        {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+         "alg": "RS256"},
+        {"kty": "RSA", "n": "sXch", "e": "AQAB", "alg": "ES256"},
+        {"kty": "RSA", "n": "sXch", "e": "AQAB", "alg": "HS256"},
+        {"kty": "oct", "k": "c2VjcmV0"},
+    ])
+    def test_refuses_alg_that_does_not_fit(self, jwk: dict[str, Any]) -> None:
+        with pytest.raises(JWSError):
+            VerificationKey.from_key(jwk)
+
+    def test_refuses_other_objects(self) -> None:
+        for not_a_key in ("nope", 5, None, b"key"):
+            with pytest.raises(JWSError):
+                VerificationKey.from_key(not_a_key)
+
+    def test_ed25519_signing_key_refuses_other_algs(self, keys: dict[str, Any]) -> None:
+        for alg in ("RS256", "PS256", "ES256"):
+            with pytest.raises(JWSError, match="Ed25519"):
+                SigningKey(keys["Ed25519"], alg)
+
+
 class TestHashes:
     @pytest.mark.parametrize("alg,hash_fn", [
         ("RS256", hashlib.sha256), ("PS256", hashlib.sha256), ("ES256", hashlib.sha256),

@@ -139,3 +139,35 @@ def test_load_signing_key_accepts_pkcs8_and_rejects_other_files(tmp_path: Path) 
     write_private_key(generate_signing_key("ES256"), ec_path)
     with pytest.raises(FileExistsError):
         write_private_key(generate_signing_key("ES256"), ec_path)
+
+
+@pytest.mark.parametrize("alg,kty", [("PS256", "RSA"), ("EdDSA", "OKP")])
+def test_cli_ps256_and_eddsa(tmp_path: Path, capsys: pytest.CaptureFixture[str], alg: str,
+                             kty: str) -> None:
+    out = tmp_path / "key.pem"
+    assert main(["--alg", alg, "--out", str(out), "--kid", f"{alg}-1"]) == 0
+    jwk = json.loads(capsys.readouterr().out)
+    assert jwk["kty"] == kty and jwk["alg"] == alg and jwk["kid"] == f"{alg}-1"
+    assert jwk["use"] == "sig" and "d" not in jwk
+    assert out.stat().st_mode & 0o777 == 0o600
+    key = load_signing_key(out, alg=alg, kid=f"{alg}-1")  # a PEM file holds no alg
+    assert key.to_jwk() == jwk
+    token = jws_sign({"sub": "x"}, key)
+    assert jws_verify(token, [VerificationKey.from_jwk(jwk)]) == {"sub": "x"}
+    provider = make_provider(key)
+    assert provider.jwks == {"keys": [jwk]}
+    assert provider.provider_configuration["id_token_signing_alg_values_supported"] == [alg]
+
+
+def test_generate_eddsa_and_load_default_alg(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = generate_signing_key("EdDSA")
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
+    assert public_jwk(key)["crv"] == "Ed25519"
+    path = tmp_path / "ed.pem"
+    write_private_key(key, path)
+    assert path.read_text().startswith("-----BEGIN PRIVATE KEY-----")  # PKCS #8
+    assert load_signing_key(path).alg == "EdDSA"
+    with pytest.raises(ValueError, match="does not fit"):
+        load_signing_key(path, alg="RS256")
