@@ -428,7 +428,10 @@ class ExampleProvider:
                                       {**_JSON_NO_STORE, "WWW-Authenticate": e.www_authenticate})
         except OAuthError as e:
             return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
-        return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
+        # JSON, or a signed JWT for clients that registered userinfo_signed_response_alg
+        reply = Response(response.to_body(), status=200, content_type=response.content_type)
+        reply.headers.update(_JSON_NO_STORE)
+        return reply
 
     def registration(self) -> ResponseReturnValue:
         """Open dynamic client registration (OIDC Dynamic Registration 3)."""

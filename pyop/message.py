@@ -9,7 +9,7 @@ loopback hosts).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from oic.oauth2.message import (
@@ -23,6 +23,7 @@ from oic.oauth2.message import (
 from oic.oic import message as oic_message
 from oic.oic.message import SINGLE_OPTIONAL_BOOLEAN
 
+from .crypto import SigningKey, jws_sign
 from .util import is_https_or_loopback_http
 
 _SINGLE_REQUIRED_BOOLEAN = ParamDefinition(bool, True, None, None, False)
@@ -46,6 +47,7 @@ __all__ = [
     "UserInfoErrorResponse",
     "ClaimsRequest",
     "TokenIntrospectionResponse",
+    "UserinfoResponse",
     "Message",
 ]
 
@@ -157,3 +159,35 @@ OpenIDSchema = oic_message.OpenIDSchema
 EndSessionResponse = oic_message.EndSessionResponse
 UserInfoErrorResponse = oic_message.UserInfoErrorResponse
 ClaimsRequest = oic_message.ClaimsRequest
+
+
+class UserinfoResponse(OpenIDSchema):
+    """A UserInfo response (OIDC Core 5.3.2): JSON, or a signed JWT for some clients.
+
+    ``to_json()`` is the plain JSON response, as in pyop 3. Hosts send
+    :meth:`to_body` with the ``Content-Type`` :attr:`content_type`, which also
+    serves clients that registered ``userinfo_signed_response_alg``
+    (OIDC Dynamic Registration 2): the body is then a JWS (RFC 7515 7.1) of the
+    claims plus ``iss`` and ``aud``, and the content type ``application/jwt``.
+    """
+
+    #: ``application/json``, or ``application/jwt`` once :meth:`sign` was called.
+    content_type = "application/json"
+    #: The compact JWS of the signed response, or None.
+    signed_jwt: Optional[str] = None
+
+    def sign(self, key: SigningKey, *, issuer: str, audience: str) -> str:
+        """Sign the claims with ``key`` (OIDC Core 5.3.2: with ``iss`` and ``aud``).
+
+        :returns: the compact JWS, also kept in :attr:`signed_jwt`.
+        """
+        payload = self.to_dict()
+        payload["iss"] = issuer
+        payload["aud"] = audience
+        self.signed_jwt = jws_sign(payload, key, {"typ": "JWT"})
+        self.content_type = "application/jwt"
+        return self.signed_jwt
+
+    def to_body(self) -> str:
+        """The response body: the signed JWT if any, else the JSON object."""
+        return self.signed_jwt if self.signed_jwt is not None else self.to_json()

@@ -26,7 +26,7 @@ from .client_authentication import (
     authenticate_client,
     hash_client_secret,
 )
-from .crypto import SUPPORTED_ALGS, SigningKey, b64url_encode
+from .crypto import SUPPORTED_ALGS, SigningKey, VerificationKey, b64url_encode
 from .exceptions import (
     InsufficientScope,
     InvalidAccessToken,
@@ -54,11 +54,11 @@ from .message import (
     EndSessionRequest,
     EndSessionResponse,
     Message,
-    OpenIDSchema,
     ProviderConfigurationResponse,
     RegistrationRequest,
     RegistrationResponse,
     TokenIntrospectionResponse,
+    UserinfoResponse,
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
@@ -143,6 +143,15 @@ class Provider:
     :param hash_client_secrets: registration stores a salted hash of the client
         secret (``client_secret_hash``) instead of the secret itself, for client
         storage that others may read (see :func:`~pyop.client_authentication.hash_client_secret`).
+    :param signing_keys: more private keys, each in any form accepted for ``signing_key``,
+        at most one per alg (the active key's included): used for clients that registered
+        ``id_token_signed_response_alg`` or ``userinfo_signed_response_alg`` with that alg
+        (OIDC Dynamic Registration 2). Published in :attr:`jwks`.
+    :param published_keys: keys published in :attr:`jwks` and accepted when verifying
+        our own ID tokens (``id_token_hint``), never used to sign: the next key before a
+        rotation and retired keys after it (see :doc:`keys`). Public or private keys:
+        anything :meth:`VerificationKey.from_key <pyop.crypto.VerificationKey.from_key>`
+        accepts.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -161,11 +170,15 @@ class Provider:
         clock: Optional[Callable[[], float]] = None,
         allow_unsigned_request_objects: bool = False,
         hash_client_secrets: bool = False,
+        signing_keys: Optional[Iterable[Any]] = None,
+        published_keys: Optional[Iterable[Any]] = None,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
         except ValueError as e:
             raise InvalidConfiguration(f"signing_key: {e}") from e
+        self._signing_keys, self._verification_keys = _key_sets(
+            self._signing_key, signing_keys or (), published_keys or ())
         self.signing_key = signing_key
         self.authz_state = authz_state
         self.clients = clients
@@ -215,7 +228,8 @@ class Provider:
             "jwks_uri": issuer.rstrip("/") + "/jwks",
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [self._signing_key.alg],
+            "id_token_signing_alg_values_supported": list(self._signing_keys),
+            "userinfo_signing_alg_values_supported": list(self._signing_keys),
             "response_modes_supported": list(_DEFAULT_RESPONSE_MODES),
             "grant_types_supported": ["authorization_code", "implicit"],
             "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
@@ -244,6 +258,12 @@ class Provider:
                 "id_token_signing_alg_values_supported: must contain the signing key's alg "
                 + self._signing_key.alg
                 )
+        for name in ("id_token_signing_alg_values_supported",
+                     "userinfo_signing_alg_values_supported"):
+            for alg in config.get(name) or []:
+                if alg not in self._signing_keys:
+                    # a client registering this alg would get tokens we cannot sign
+                    raise InvalidConfiguration(f"{name}: no signing key for alg {alg!r}")
         if any("code" in response_type_set(rt) for rt in config["response_types_supported"]) \
                 and not config.get("token_endpoint"):
             raise InvalidConfiguration(
@@ -312,8 +332,40 @@ class Provider:
 
     @property
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
-        """The JWK Set to publish at ``jwks_uri`` (RFC 7517 5): public keys only."""
-        return {"keys": [self._signing_key.to_jwk()]}
+        """The JWK Set to publish at ``jwks_uri`` (RFC 7517 5): public keys only.
+
+        The active signing key first, then the other ``signing_keys``, then the
+        ``published_keys``; each with ``kid``, ``alg`` and ``use: "sig"``.
+        """
+        return {"keys": [key.to_jwk() for key in self._verification_keys]}
+
+    @property
+    def signing_algs(self) -> list[str]:
+        """The JWS algs the provider can sign with (one key each), the active key's first."""
+        return list(self._signing_keys)
+
+    def _signing_key_for(self, client: Mapping[str, Any],
+                         member: str = "id_token_signed_response_alg") -> Optional[SigningKey]:
+        """The key for a client's registered alg (OIDC Dynamic Registration 2), in O(1).
+
+        The active key when the client registered none; None when the provider has
+        no key for the registered alg (a client configured by hand, or a key removed).
+        """
+        alg = client.get(member)
+        if alg is None:
+            return self._signing_key
+        key = self._signing_keys.get(alg) if isinstance(alg, str) else None
+        if key is None:
+            logger.error("no signing key for %s %.32r of client %.64r", member, alg,
+                         client.get("client_id"))
+        return key
+
+    def _id_token_key(self, client: Mapping[str, Any]) -> SigningKey:
+        key = self._signing_key_for(client)
+        if key is None:
+            raise UnauthorizedClient(
+                "the provider has no key for the client's id_token_signed_response_alg")
+        return key
 
     @property
     def issuer(self) -> str:
@@ -556,7 +608,7 @@ class Provider:
 
         OIDC Core 3.1.2.1 ``id_token_hint``; RP-Initiated Logout 1.0, 2.
         """
-        return verify_id_token_hint(id_token_hint, [self._signing_key], self.issuer)
+        return verify_id_token_hint(id_token_hint, self._verification_keys, self.issuer)
 
     def _subject_identifier(self, client: Mapping[str, Any], user_id: str) -> str:
         subject_type = client.get("subject_type", "public")
@@ -613,9 +665,10 @@ class Provider:
     def _id_token(self, *, client_id: str, sub: str, user_id: str, nonce: Optional[str],
                   claims: Mapping[str, Any], extra: ExtraClaims, auth_time: Optional[int] = None,
                   acr: Optional[str] = None, amr: Optional[Iterable[str]] = None,
-                  access_token: Optional[str] = None, code: Optional[str] = None) -> str:
+                  access_token: Optional[str] = None, code: Optional[str] = None,
+                  signing_key: Optional[SigningKey] = None) -> str:
         return create_id_token(
-            self._signing_key, self.issuer, client_id, sub, now=self._now(),
+            signing_key or self._signing_key, self.issuer, client_id, sub, now=self._now(),
             lifetime=self.id_token_lifetime, nonce=nonce, auth_time=auth_time, acr=acr,
             amr=list(amr) if amr is not None else None, access_token=access_token,
             authorization_code=code, claims=claims,
@@ -657,6 +710,7 @@ class Provider:
                 dict(authentication_request))
         client_id = authentication_request["client_id"]
         client = self._client(client_id)
+        id_token_key = self._id_token_key(client)  # before any code or token is issued
         response_types = response_type_set(authentication_request.get("response_type"))
         sub = self._subject_identifier(client, user_id)
         scope = self._granted_scope(authentication_request)
@@ -702,7 +756,8 @@ class Provider:
                 nonce=authentication_request.get("nonce"),
                 claims=self._user_claims(user_id, requested), extra=extra_id_token_claims,
                 auth_time=auth_time_int, acr=acr, amr=amr,
-                access_token=access_token.value if access_token else None, code=code)
+                access_token=access_token.value if access_token else None, code=code,
+                signing_key=id_token_key)
         if "state" in authentication_request:
             response["state"] = authentication_request["state"]
         response["iss"] = self.issuer  # RFC 9207 2
@@ -773,6 +828,7 @@ class Provider:
                 raise InvalidAuthorizationCode(
                     "redirect_uri differs from the authorization request")
             self._check_pkce(auth_req, parameters.get("code_verifier"))
+        id_token_key = self._id_token_key(client)  # before the code is spent
         access_token, refresh_token = self.authz_state.redeem_authorization_code(code, record)
 
         user_id = record["user_id"]
@@ -789,7 +845,7 @@ class Provider:
             client_id=client_id, sub=record["sub"], user_id=user_id,
             nonce=auth_req.get("nonce"), claims=self._user_claims(user_id, requested),
             extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
-            amr=record.get("amr"), access_token=access_token.value)
+            amr=record.get("amr"), access_token=access_token.value, signing_key=id_token_key)
         response = AccessTokenResponse(access_token=access_token.value,
                                        token_type=access_token.type,
                                        expires_in=access_token.expires_in, id_token=id_token,
@@ -920,8 +976,14 @@ class Provider:
     # -- UserInfo (OIDC Core 5.3, RFC 6750) ------------------------------------------------------
 
     def handle_userinfo_request(self, request: Any = None,
-                                http_headers: Optional[Any] = None) -> OpenIDSchema:
+                                http_headers: Optional[Any] = None) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
+
+        The result is an :class:`~pyop.message.OpenIDSchema` whose ``to_json()`` is the
+        JSON response (OIDC Core 5.3.2). Send ``result.to_body()`` with the
+        ``Content-Type`` ``result.content_type``: for a client that registered
+        ``userinfo_signed_response_alg`` that is a JWT signed with that alg, with the
+        ``iss`` and ``aud`` claims, as ``application/jwt`` (OIDC Core 5.3.2).
 
         :param request: the form body (POST) or query string (GET), possibly empty.
         :param http_headers: the request headers; ``Authorization: Bearer ...``.
@@ -943,7 +1005,18 @@ class Provider:
         requested.update(record.get("claims") or {})
         claims = self._user_claims(record["user_id"], requested)
         claims["sub"] = record["sub"]
-        return OpenIDSchema(**claims)
+        response = UserinfoResponse(**claims)
+        client_id = record.get("client_id")
+        if not isinstance(client_id, str):
+            return response
+        client = self.get_client(client_id)
+        if client is not None and client.get("userinfo_signed_response_alg") is not None:
+            key = self._signing_key_for(client, "userinfo_signed_response_alg")
+            if key is None:
+                raise InvalidUserinfoRequest(
+                    "the provider has no key for the client's userinfo_signed_response_alg")
+            response.sign(key, issuer=self.issuer, audience=client_id)
+        return response
 
     # -- Dynamic Client Registration (OIDC Dynamic Registration 3) -------------------------------
 
@@ -1109,6 +1182,42 @@ class Provider:
         if duplicated_parameters(parameters):
             raise InvalidEndSessionRequest("repeated parameters")
         return EndSessionRequest(**parameters)
+
+
+def _key_sets(active: SigningKey, signing_keys: Iterable[Any], published_keys: Iterable[Any]
+              ) -> tuple[dict[str, SigningKey], list[VerificationKey]]:
+    """The provider's signing keys by alg and every key it publishes, converted once.
+
+    :raises InvalidConfiguration: a key that cannot be used, two signing keys for one
+        alg, or two keys with the same ``kid`` (RFC 7517 4.5); the message names the field.
+    """
+    by_alg: dict[str, SigningKey] = {active.alg: active}
+    fields: list[tuple[str, VerificationKey]] = [("signing_key", active)]
+    for i, key in enumerate(signing_keys):
+        try:
+            signing = SigningKey.from_key(key)
+        except ValueError as e:
+            raise InvalidConfiguration(f"signing_keys[{i}]: {e}") from e
+        if signing.alg in by_alg:
+            raise InvalidConfiguration(
+                f"signing_keys[{i}]: a signing key for {signing.alg} is already configured "
+                "(at most one per alg; publish others with published_keys)")
+        by_alg[signing.alg] = signing
+        fields.append((f"signing_keys[{i}]", signing))
+    for i, key in enumerate(published_keys):
+        try:
+            fields.append((f"published_keys[{i}]", VerificationKey.from_key(key)))
+        except ValueError as e:
+            raise InvalidConfiguration(f"published_keys[{i}]: {e}") from e
+    kids: dict[str, str] = {}
+    for field, key in fields:
+        if key.kid in kids:
+            raise InvalidConfiguration(
+                f"{field}: duplicate kid {key.kid!r} (also {kids[key.kid]}); "
+                "give each key its own kid")
+        kids[key.kid] = field
+    published = [key for _field, key in fields]
+    return by_alg, published
 
 
 def _error_context(parameters: Mapping[str, Any]) -> dict[str, Any]:

@@ -213,18 +213,23 @@ def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: Provid
 
 
 def check_signing_algs(request: Mapping[str, Any], provider: Provider) -> None:
-    """``id_token_signed_response_alg`` must be one the provider signs with;
-    ``request_object_signing_alg`` one it verifies (OIDC Dynamic Registration 2)."""
-    alg = request.get("id_token_signed_response_alg")
-    if alg is not None and alg not in provider.configuration_information.get(
-            "id_token_signing_alg_values_supported", []):
-        raise _error(f"id_token_signed_response_alg {str(alg)[:32]!r} is not supported",
-                     request)
+    """``id_token_signed_response_alg`` and ``userinfo_signed_response_alg`` must be
+    algs the provider has a signing key for and publishes (never ``none``);
+    ``request_object_signing_alg`` one it verifies (OIDC Dynamic Registration 2).
+    Encryption is not supported."""
+    for name, published in (("id_token_signed_response_alg",
+                             "id_token_signing_alg_values_supported"),
+                            ("userinfo_signed_response_alg",
+                             "userinfo_signing_alg_values_supported")):
+        alg = request.get(name)
+        if alg is not None and (alg not in provider.signing_algs or alg not in (
+                provider.configuration_information.get(published) or [])):
+            raise _error(f"{name} {str(alg)[:32]!r} is not supported", request)
     alg = request.get("request_object_signing_alg")
     if alg is not None and alg not in provider.request_object_signing_algs:
         raise _error(f"request_object_signing_alg {str(alg)[:32]!r} is not supported", request)
-    for name in ("userinfo_signed_response_alg", "id_token_encrypted_response_alg",
-                 "userinfo_encrypted_response_alg", "request_object_encryption_alg"):
+    for name in ("id_token_encrypted_response_alg", "userinfo_encrypted_response_alg",
+                 "request_object_encryption_alg"):
         if name in request:
             raise _error(f"{name} is not supported", request)
 

@@ -36,7 +36,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "TokenErrorResponse", "RegistrationRequest", "RegistrationResponse",
         "ClientRegistrationErrorResponse", "ProviderConfigurationResponse", "IdToken",
         "OpenIDSchema", "EndSessionRequest", "EndSessionResponse", "UserInfoErrorResponse",
-        "ClaimsRequest", "TokenIntrospectionResponse", "Message"],
+        "ClaimsRequest", "TokenIntrospectionResponse", "UserinfoResponse", "Message"],
     "pyop.registration": [
         "check_redirect_uris", "check_response_and_grant_types",
         "check_token_endpoint_auth_method", "check_subject_type", "check_sector_identifier_uri",

@@ -202,7 +202,12 @@ class TestOtherChecks:
         check_signing_algs(metadata(id_token_signed_response_alg="RS256"), provider)
         refused(check_signing_algs, provider, metadata(id_token_signed_response_alg="ES256"))
         refused(check_signing_algs, provider, metadata(id_token_signed_response_alg="none"))
-        for name in ("userinfo_signed_response_alg", "id_token_encrypted_response_alg",
+        check_signing_algs(metadata(userinfo_signed_response_alg="RS256"), provider)
+        for alg in ("ES256", "none", "HS256"):
+            message = refused(check_signing_algs, provider,
+                              metadata(userinfo_signed_response_alg=alg))
+            assert "userinfo_signed_response_alg" in message
+        for name in ("id_token_encrypted_response_alg",
                      "userinfo_encrypted_response_alg", "request_object_encryption_alg"):
             message = refused(check_signing_algs, provider, metadata(**{name: "RS256"}))
             assert name in message

@@ -470,7 +470,8 @@ MALFORMED_METADATA: dict[str, dict[str, Any]] = {
     "id-token-alg-none": {"id_token_signed_response_alg": "none"},
     "id-token-alg-hs256": {"id_token_signed_response_alg": "HS256"},
     "id-token-alg-number": {"id_token_signed_response_alg": 5},
-    "userinfo-alg-unsupported": {"userinfo_signed_response_alg": "RS256"},
+    "userinfo-alg-unsupported": {"userinfo_signed_response_alg": "ES512"},
+    "userinfo-alg-none": {"userinfo_signed_response_alg": "none"},
     "default-max-age-string": {"default_max_age": "x"},
     "require-auth-time-string": {"require_auth_time": "x"},
 }
