@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import warnings
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -270,6 +271,28 @@ class TestSignedObjects:
         # RS256 is then not accepted
         error = parse_error(prov, query(sign_joserfc(claims(), client_rsa_key, "RS256")))
         assert error.oauth_error == "invalid_request_object"
+
+    def test_eddsa_when_configured(self, make_ro_provider: Callable[..., Provider],
+                                   client_db: dict[str, Any]) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        from joserfc.jwk import OKPKey
+
+        ed_key = ed25519.Ed25519PrivateKey.generate()
+        client_db[CLIENT_ID]["jwks"] = {"keys": [public_jwk(ed_key, kid="ed-1")]}
+        prov = make_ro_provider(ro_configuration(
+            request_object_signing_alg_values_supported=["EdDSA"]))
+        jose_ed = OKPKey.import_key(ed_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # joserfc: RFC 9864 prefers "Ed25519"
+            request_object = joserfc_jwt.encode({"alg": "EdDSA", "kid": "ed-1"}, claims(),
+                                                jose_ed, algorithms=["EdDSA"])
+        assert prov.parse_authentication_request(query(request_object))["nonce"] == \
+            "object-nonce"
+        # another Ed25519 key under the registered kid is refused
+        forged = sign_pyop(claims(), ed25519.Ed25519PrivateKey.generate(), "EdDSA", "ed-1")
+        assert parse_error(prov, query(forged)).oauth_error == "invalid_request_object"
 
     def test_jwks_stored_as_json_string(self, op: Provider,
                                         client_rsa_key: rsa.RSAPrivateKey) -> None:
