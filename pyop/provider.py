@@ -701,7 +701,8 @@ class Provider:
         :param acr: the Authentication Context Class Reference achieved.
         :param amr: the Authentication Methods References used.
         :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
-            the request was parsed.
+            the request was parsed; :class:`~pyop.exceptions.UnauthorizedClient` when the
+            provider has no key for the client's ``id_token_signed_response_alg``.
         :raises StorageError: the storage failed.
         """
         if not isinstance(authentication_request, Message):
@@ -775,7 +776,9 @@ class Provider:
         :param http_headers: the request headers (any mapping; names are case-insensitive).
         :param extra_id_token_claims: a dict or ``(user_id, client_id) -> dict``.
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
-        :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...).
+        :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...;
+            ``unauthorized_client`` when the provider has no key for the client's
+            ``id_token_signed_response_alg``, before the code is spent).
         """
         parameters = parse_request_parameters(request_body, self.max_request_size)
         duplicated = duplicated_parameters(parameters)
@@ -979,9 +982,9 @@ class Provider:
                                 http_headers: Optional[Any] = None) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
-        The result is an :class:`~pyop.message.OpenIDSchema` whose ``to_json()`` is the
-        JSON response (OIDC Core 5.3.2). Send ``result.to_body()`` with the
-        ``Content-Type`` ``result.content_type``: for a client that registered
+        The result is a :class:`~pyop.message.UserinfoResponse` (an ``OpenIDSchema``)
+        whose ``to_json()`` is the JSON response, as in pyop 3. Send ``result.to_body()``
+        with the ``Content-Type`` ``result.content_type``: for a client that registered
         ``userinfo_signed_response_alg`` that is a JWT signed with that alg, with the
         ``iss`` and ``aud`` claims, as ``application/jwt`` (OIDC Core 5.3.2).
 
@@ -991,6 +994,8 @@ class Provider:
         :raises InvalidUserinfoRequest: token in several places, malformed request (400).
         :raises InvalidAccessToken: unknown, expired or revoked token (401).
         :raises InsufficientScope: the token lacks ``openid`` (403).
+        :raises InvalidUserinfoRequest: also when the provider has no key for the
+            client's registered ``userinfo_signed_response_alg`` (logged as an error).
         """
         try:
             parameters = parse_request_parameters(request, self.max_request_size)
