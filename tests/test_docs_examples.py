@@ -436,6 +436,23 @@ def test_userinfo_errors(op: OP) -> None:
     assert twice.headers["WWW-Authenticate"] == 'Bearer error="invalid_request"'
 
 
+def test_signed_userinfo(op: OP) -> None:
+    """A client that registered userinfo_signed_response_alg gets application/jwt (OIDC Core
+    5.3.2); the host sends to_body() with content_type."""
+    op.provider.clients[RP] = {**op.provider.clients[RP], "userinfo_signed_response_alg": "RS256"}
+    access_token = redeem(op, sign_in(op)["code"]).json["access_token"]
+    response = op.get("/userinfo", headers={"Authorization": "Bearer " + access_token})
+    assert response.status_code == 200
+    assert response.mimetype == "application/jwt"
+    assert response.headers["Cache-Control"] == "no-store"
+    claims = id_token_claims(op, response.get_data(as_text=True))  # verified with /jwks
+    assert claims["iss"] == ISSUER and claims["aud"] == RP and claims["name"] == "Alice Liddell"
+
+    op.provider.clients[RP] = {**op.provider.clients[RP], "userinfo_signed_response_alg": "ES512"}
+    refused = op.get("/userinfo", headers={"Authorization": "Bearer " + access_token})
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_request"
+
+
 # -- registration --------------------------------------------------------------------------------
 
 def test_registration(op: OP) -> None:

@@ -163,6 +163,21 @@ def test_discovery_publishes_every_endpoint(client: FlaskClient) -> None:
     assert len(keys) == 1 and "d" not in keys[0] and keys[0]["kty"] == "RSA"
 
 
+def test_signed_userinfo_for_a_client_that_registered_it(client: FlaskClient) -> None:
+    config = client.get("/.well-known/openid-configuration").get_json()
+    assert config["userinfo_signing_alg_values_supported"] == ["RS256"]
+    registered = register(client, userinfo_signed_response_alg="RS256")
+    tokens = exchange(client, registered, code_flow(client, registered)["code"]).get_json()
+    userinfo = client.get("/userinfo",
+                          headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert userinfo.status_code == 200
+    assert userinfo.mimetype == "application/jwt"
+    assert userinfo.headers["Cache-Control"] == "no-store"
+    claims = verify_id_token(client, userinfo.get_data(as_text=True))  # checked with /jwks
+    assert claims["iss"] == ISSUER and claims["aud"] == registered["client_id"]
+    assert claims["name"] == "Alice Liddell"
+
+
 def test_secrets_and_key_are_created_once_and_kept(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = create_app({"issuer": ISSUER, "data_dir": str(data)})

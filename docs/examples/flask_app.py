@@ -319,8 +319,6 @@ def userinfo() -> ResponseReturnValue:
         # 400, 401 or 403, with WWW-Authenticate: Bearer error="..."
         return json_response(e.to_json(), e.http_status,
                              {**NO_STORE, "WWW-Authenticate": e.www_authenticate})
-    except OAuthError as e:  # e.g. no key for the client's userinfo_signed_response_alg
-        return json_response(e.to_json(), e.http_status, NO_STORE)
     # JSON, or a signed JWT (application/jwt) for clients that registered
     # userinfo_signed_response_alg (OIDC Core 5.3.2)
     reply = Response(response.to_body(), status=200, content_type=response.content_type)
