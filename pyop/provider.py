@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, Union, cast
 from urllib.parse import urlsplit
 
@@ -170,15 +170,16 @@ class Provider:
         clock: Optional[Callable[[], float]] = None,
         allow_unsigned_request_objects: bool = False,
         hash_client_secrets: bool = False,
-        signing_keys: Optional[Iterable[Any]] = None,
-        published_keys: Optional[Iterable[Any]] = None,
+        signing_keys: Optional[Sequence[Any]] = None,
+        published_keys: Optional[Sequence[Any]] = None,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
         except ValueError as e:
             raise InvalidConfiguration(f"signing_key: {e}") from e
         self._signing_keys, self._verification_keys = _key_sets(
-            self._signing_key, signing_keys or (), published_keys or ())
+            self._signing_key, [] if signing_keys is None else signing_keys,
+            [] if published_keys is None else published_keys)
         self.signing_key = signing_key
         self.authz_state = authz_state
         self.clients = clients
@@ -1189,13 +1190,16 @@ class Provider:
         return EndSessionRequest(**parameters)
 
 
-def _key_sets(active: SigningKey, signing_keys: Iterable[Any], published_keys: Iterable[Any]
+def _key_sets(active: SigningKey, signing_keys: Any, published_keys: Any
               ) -> tuple[dict[str, SigningKey], list[VerificationKey]]:
     """The provider's signing keys by alg and every key it publishes, converted once.
 
     :raises InvalidConfiguration: a key that cannot be used, two signing keys for one
         alg, or two keys with the same ``kid`` (RFC 7517 4.5); the message names the field.
     """
+    for name, value in (("signing_keys", signing_keys), ("published_keys", published_keys)):
+        if not isinstance(value, (list, tuple)):
+            raise InvalidConfiguration(f"{name}: must be a list of keys")
     by_alg: dict[str, SigningKey] = {active.alg: active}
     fields: list[tuple[str, VerificationKey]] = [("signing_key", active)]
     for i, key in enumerate(signing_keys):

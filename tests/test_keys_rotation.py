@@ -199,6 +199,13 @@ class TestConfiguration:
         with pytest.raises(InvalidConfiguration, match=r"signing_keys\[0\]"):  # public only
             make_provider(signing_key=keys["RS256"], signing_keys=[keys["ES256"].public_key])
 
+    @pytest.mark.parametrize("name", ["signing_keys", "published_keys"])
+    def test_a_single_key_instead_of_a_list(self, make_provider: Callable[..., Provider],
+                                            keys: dict[str, SigningKey], name: str) -> None:
+        for value in (keys["EdDSA"], keys["EdDSA"].to_jwk(), "key", iter([keys["EdDSA"]])):
+            with pytest.raises(InvalidConfiguration, match=f"{name}: must be a list"):
+                make_provider(signing_key=keys["RS256"], **{name: value})
+
     @pytest.mark.parametrize("name", ["id_token_signing_alg_values_supported",
                                       "userinfo_signing_alg_values_supported"])
     def test_advertised_algs_need_keys(self, make_provider: Callable[..., Provider],
