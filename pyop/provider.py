@@ -31,7 +31,10 @@ from .client_management import (
     CLIENT_SETTABLE_METADATA,
     DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE,
     SERVER_MANAGED_METADATA,
+    client_allowed_claims,
+    client_allowed_scope,
     narrow_claims,
+    narrow_claims_request,
     narrow_scope,
     new_registration_access_token,
     registration_access_token_matches,
@@ -65,6 +68,7 @@ from .message import (
     AccessTokenResponse,
     AuthorizationRequest,
     AuthorizationResponse,
+    ClaimsRequest,
     EndSessionRequest,
     EndSessionResponse,
     Message,
@@ -436,8 +440,11 @@ class Provider:
             if "offline_access" in scope and "consent" not in (authn_req.get("prompt") or []):
                 # OIDC Core 11: ignore offline_access unless consent is prompted for
                 authn_req["scope"] = [s for s in scope if s != "offline_access"]
+            client = self.get_client(authn_req.get("client_id")) or {}
+            self._narrow_scope_to_allow_list(authn_req, client)
             for validator in self.authentication_request_validators:
                 validator(authn_req)
+            self._narrow_claims_to_allow_list(authn_req, client)
             return authn_req
         except (InvalidClientId, InvalidRedirectURI):
             raise  # e.g. a request object's redirect_uri: never redirected
@@ -447,6 +454,30 @@ class Provider:
             e.issuer = self.issuer
             logger.info("invalid authentication request: %s", e.oauth_error)
             raise
+
+    @staticmethod
+    def _narrow_scope_to_allow_list(authn_req: AuthorizationRequest,
+                                    client: Mapping[str, Any]) -> None:
+        """Drop scope values outside the client's ``scope`` metadata (RFC 7591 2).
+
+        Run before the validators, so that a request left without ``openid`` is an
+        ``invalid_scope`` error (OIDC Core 3.1.2.1).
+        """
+        if client_allowed_scope(client) is None or "scope" not in authn_req:
+            return
+        authn_req["scope"] = narrow_scope(authn_req["scope"], client)
+
+    @staticmethod
+    def _narrow_claims_to_allow_list(authn_req: AuthorizationRequest,
+                                     client: Mapping[str, Any]) -> None:
+        """Drop the members of the ``claims`` parameter (OIDC Core 5.5) outside the
+        client's ``allowed_claims``."""
+        claims = authn_req.get("claims")
+        if claims is None or client_allowed_claims(client) is None:
+            return
+        if hasattr(claims, "to_dict"):
+            claims = claims.to_dict()
+        authn_req["claims"] = ClaimsRequest(**narrow_claims_request(claims, client))
 
     def _client_jwks(self, client_id: str, client: Mapping[str, Any], *,
                      refetch: bool = False) -> tuple[Optional[list[dict[str, Any]]], bool]:
@@ -675,7 +706,7 @@ class Provider:
         client = self._client(client_id)
         response_types = response_type_set(authentication_request.get("response_type"))
         sub = self._subject_identifier(client, user_id)
-        scope = self._granted_scope(authentication_request)
+        scope = narrow_scope(self._granted_scope(authentication_request), client)
         auth_time_int = int(auth_time) if auth_time is not None else None
         if auth_time_int is None and self._auth_time_required(authentication_request, client):
             # OIDC Core 3.1.2.1, 5.5.1; Registration 2: auth_time is then REQUIRED in the
@@ -716,7 +747,8 @@ class Provider:
             response["id_token"] = self._id_token(
                 client_id=client_id, sub=sub, user_id=user_id,
                 nonce=authentication_request.get("nonce"),
-                claims=self._user_claims(user_id, requested), extra=extra_id_token_claims,
+                claims=self._user_claims(user_id, narrow_claims(requested, client)),
+                extra=extra_id_token_claims,
                 auth_time=auth_time_int, acr=acr, amr=amr,
                 access_token=access_token.value if access_token else None, code=code)
         if "state" in authentication_request:
@@ -803,7 +835,8 @@ class Provider:
             extra = base
         id_token = self._id_token(
             client_id=client_id, sub=record["sub"], user_id=user_id,
-            nonce=auth_req.get("nonce"), claims=self._user_claims(user_id, requested),
+            nonce=auth_req.get("nonce"),
+            claims=self._user_claims(user_id, narrow_claims(requested, client)),
             extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
             amr=record.get("amr"), access_token=access_token.value)
         response = AccessTokenResponse(access_token=access_token.value,
@@ -823,6 +856,7 @@ class Provider:
         scope = scope_param.split() if isinstance(scope_param, str) else None
         if scope is not None and not scope:
             raise InvalidScope("empty scope")
+        scope = self._refresh_scope_in_allow_list(refresh_token, scope, client_id, client)
         # refresh tokens of public clients are rotated on every use (RFC 9700 4.14.2)
         access_token, new_refresh, record = self.authz_state.use_refresh_token(
             refresh_token, client_id, scope,
@@ -837,6 +871,32 @@ class Provider:
         if new_refresh:
             response["refresh_token"] = new_refresh
         return response
+
+    def _refresh_scope_in_allow_list(self, refresh_token: str, scope: Optional[list[str]],
+                                     client_id: str, client: Mapping[str, Any]
+                                     ) -> Optional[list[str]]:
+        """The scope to refresh with, within the client's ``scope`` metadata (RFC 7591 2).
+
+        Requested values outside it are dropped; without a request, a grant wider than
+        the allow-list (narrowed by the host since) is narrowed. Refresh never widens
+        the grant (RFC 6749 6): that is for ``use_refresh_token``.
+
+        :raises InvalidScope: nothing in the allow-list remains.
+        """
+        allowed = client_allowed_scope(client)
+        if allowed is None:
+            return scope
+        if scope is None:
+            record = self.authz_state.get_refresh_token(refresh_token)
+            granted = str(record.get("scope", "")).split() if record is not None \
+                and record.get("client_id") == client_id else []
+            if all(value in allowed for value in granted):
+                return None
+            scope = granted
+        narrowed = [value for value in scope if value in allowed]
+        if not narrowed:
+            raise InvalidScope("no requested scope value is allowed for the client")
+        return narrowed
 
     # -- token introspection (RFC 7662) and revocation (RFC 7009) -------------------------------
 
