@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuthError
+from authlib.integrations.requests_client import OAuthError as AuthlibOAuthError
 from authlib.oidc.core import CodeIDToken
 from flask import Flask, redirect
 from flask import request as flask_request
@@ -33,9 +33,7 @@ from pyop.exceptions import (
     BearerTokenError,
     InvalidAuthenticationRequest,
     InvalidClientRegistrationRequest,
-)
-from pyop.exceptions import (
-    OAuthError as PyopOAuthError,
+    OAuthError,
 )
 from pyop.provider import Provider
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
@@ -84,7 +82,7 @@ def host_app(provider_of: Any) -> Flask:
         try:
             response = provider_of().handle_token_request(
                 flask_request.get_data(as_text=True), flask_request.headers)
-        except PyopOAuthError as e:
+        except OAuthError as e:
             headers = dict(JSON_NO_STORE)
             if e.http_status == 401:
                 headers["WWW-Authenticate"] = "Basic"
@@ -255,7 +253,7 @@ def test_authlib_rp_after_secret_rotation(host: Host) -> None:
     new_secret = host.provider.rotate_client_secret(registered["client_id"])
     old = ClientInfo(registered["client_id"], REDIRECT_URI, "client_secret_basic",
                      registered["client_secret"])
-    with pytest.raises(OAuthError) as error:
+    with pytest.raises(AuthlibOAuthError) as error:
         authlib_code_flow(host, old, "openid")
     assert error.value.error == "invalid_client"
     new = ClientInfo(registered["client_id"], REDIRECT_URI, "client_secret_basic", new_secret)
