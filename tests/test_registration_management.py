@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 
 import pytest
 from conftest import CLIENT_ID, REDIRECT_URI, USER_ID, configuration
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyop.client_authentication import client_secret_matches
 from pyop.client_management import (
@@ -19,6 +21,7 @@ from pyop.client_management import (
     registration_client_uri,
     uses_client_secret,
 )
+from pyop.crypto import SigningKey
 from pyop.exceptions import (
     BearerTokenError,
     InvalidClientAuthentication,
@@ -26,6 +29,7 @@ from pyop.exceptions import (
     InvalidClientRegistrationRequest,
     InvalidRegistrationAccessToken,
     InvalidTokenRequest,
+    OAuthError,
 )
 from pyop.provider import Provider
 from pyop.storage import MemoryStorage
@@ -71,14 +75,19 @@ def token_request(provider: Provider, client_id: str, secret: str, code: str) ->
     return provider.handle_token_request(body, basic(client_id, secret))
 
 
-@pytest.fixture
-def op(make_provider: Callable[..., Provider]) -> Provider:
-    return make_provider(authz_kwargs={"refresh_token_lifetime": 3600})
+@pytest.fixture(scope="module")
+def converted_key(jwkest_signing_key: Any) -> SigningKey:
+    return SigningKey.from_key(jwkest_signing_key)
 
 
 @pytest.fixture
-def hashing_op(make_provider: Callable[..., Provider]) -> Provider:
-    return make_provider(hash_client_secrets=True)
+def op(make_provider: Callable[..., Provider], converted_key: SigningKey) -> Provider:
+    return make_provider(signing_key=converted_key, authz_kwargs={"refresh_token_lifetime": 3600})
+
+
+@pytest.fixture
+def hashing_op(make_provider: Callable[..., Provider], converted_key: SigningKey) -> Provider:
+    return make_provider(signing_key=converted_key, hash_client_secrets=True)
 
 
 class TestRegistrationResponse:
@@ -519,3 +528,38 @@ class TestSecurity:
         text = caplog.text + str(info.value) + info.value.to_json()
         for secret in (token, a["client_secret"], new_secret):
             assert secret not in text
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.text(max_size=200), st.binary(max_size=100),
+                      st.dictionaries(st.sampled_from(
+                          ["client_id", "client_secret", "redirect_uris", "scope",
+                           "token_endpoint_auth_method", "response_types", "grant_types",
+                           "registration_access_token", "jwks", "contacts"]), _JSON)),
+       client_id=st.one_of(st.none(), st.integers(), st.text(max_size=20)),
+       authorization=st.one_of(st.none(), st.text(max_size=60)),
+       use_token=st.booleans(), use_client_id=st.booleans())
+def test_fuzz_management_requests_raise_only_typed_errors(
+        make_provider: Callable[..., Provider], converted_key: SigningKey, body: Any,
+        client_id: Any, authorization: Any, use_token: bool, use_client_id: bool) -> None:
+    op = make_provider(signing_key=converted_key)
+    registered = register(op)
+    if use_client_id:
+        client_id = registered["client_id"]
+        if isinstance(body, dict) and "client_id" not in body:
+            body = {**body, "client_id": client_id}
+    headers = {} if authorization is None else {"Authorization": authorization}
+    if use_token:
+        headers = bearer(registered["registration_access_token"])
+    for call in (lambda: op.handle_client_read_request(client_id, headers),
+                 lambda: op.handle_client_update_request(client_id, body, headers),
+                 lambda: op.handle_client_delete_request(client_id, headers)):
+        try:
+            call()
+        except OAuthError:
+            pass
