@@ -58,6 +58,7 @@ from pyop.exceptions import (
     InvalidClientAuthentication,
     InvalidClientRegistrationRequest,
     InvalidEndSessionRequest,
+    InvalidRegistrationAccessToken,
     InvalidSubjectIdentifier,
     OAuthError,
     StorageError,
@@ -209,6 +210,8 @@ class ExampleProvider:
             ("/token", "token", self.token, ["POST"]),
             ("/userinfo", "userinfo", self.userinfo, ["GET", "POST"]),
             ("/registration", "registration", self.registration, ["POST"]),
+            ("/registration/<client_id>", "client_configuration", self.client_configuration,
+             ["GET", "PUT", "DELETE"]),
             ("/logout", "logout", self.logout, ["GET", "POST"]),
         ]
         for rule, endpoint, view, methods in rules:
@@ -440,6 +443,24 @@ class ExampleProvider:
         except InvalidClientRegistrationRequest as e:
             return self.json_response(e.to_json(), 400, _JSON_NO_STORE)
         return self.json_response(response.to_json(), 201, _JSON_NO_STORE)
+
+    def client_configuration(self, client_id: str) -> ResponseReturnValue:
+        """The client configuration endpoint (RFC 7592 2): read, update, delete."""
+        try:
+            if request.method == "GET":
+                response = self.provider.handle_client_read_request(client_id, request.headers)
+            elif request.method == "PUT":
+                response = self.provider.handle_client_update_request(
+                    client_id, request.get_data(), request.headers)
+            else:
+                self.provider.handle_client_delete_request(client_id, request.headers)
+                return Response(status=204, headers={"Cache-Control": "no-store"})
+        except InvalidRegistrationAccessToken as e:
+            return self.json_response(e.to_json(), e.http_status,
+                                      {**_JSON_NO_STORE, "WWW-Authenticate": e.www_authenticate})
+        except InvalidClientRegistrationRequest as e:
+            return self.json_response(e.to_json(), 400, _JSON_NO_STORE)
+        return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
 
     def logout(self) -> ResponseReturnValue:
         """RP-initiated logout (OIDC RP-Initiated Logout 1.0).

@@ -41,6 +41,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidUserinfoRequest",
     "InvalidClientRegistrationRequest",
+    "InvalidRegistrationAccessToken",
     "InvalidSubjectIdentifier",
     "InvalidEndSessionRequest",
     "InvalidConfiguration",
@@ -331,6 +332,20 @@ class InvalidClientRegistrationRequest(OAuthError):
 
     def to_json(self) -> str:
         """The JSON body of the error response (OIDC Dynamic Registration 3.3)."""
+        return json.dumps(self.to_dict())
+
+
+class InvalidRegistrationAccessToken(BearerTokenError):
+    """A client configuration request (RFC 7592 2) without a valid registration access token.
+
+    Missing, wrong or revoked token, a token of another client, or an unknown or
+    deleted client: all get the same 401 ``invalid_token`` (RFC 7592 2.1, RFC 6750
+    3.1), so the answer does not reveal whether the client exists. Send
+    ``WWW-Authenticate: <error.www_authenticate>`` and ``error.to_json()``.
+    """
+
+    def to_json(self) -> str:
+        """The JSON body of the error response (RFC 6750 3.1, RFC 6749 5.2)."""
         return json.dumps(self.to_dict())
 
 

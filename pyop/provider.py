@@ -24,7 +24,23 @@ from .authz_state import AuthorizationState
 from .client_authentication import (
     SUPPORTED_AUTH_METHODS,
     authenticate_client,
+    client_secret_matches,
     hash_client_secret,
+)
+from .client_management import (
+    CLIENT_SETTABLE_METADATA,
+    DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE,
+    SERVER_MANAGED_METADATA,
+    client_allowed_claims,
+    client_allowed_scope,
+    narrow_claims,
+    narrow_claims_request,
+    narrow_scope,
+    new_registration_access_token,
+    registration_access_token_matches,
+    registration_bearer_token,
+    registration_client_uri,
+    uses_client_secret,
 )
 from .crypto import SUPPORTED_ALGS, SigningKey, VerificationKey, b64url_encode
 from .exceptions import (
@@ -38,6 +54,7 @@ from .exceptions import (
     InvalidConfiguration,
     InvalidEndSessionRequest,
     InvalidRedirectURI,
+    InvalidRegistrationAccessToken,
     InvalidRequestError,
     InvalidScope,
     InvalidSubjectIdentifier,
@@ -51,6 +68,7 @@ from .message import (
     AccessTokenResponse,
     AuthorizationRequest,
     AuthorizationResponse,
+    ClaimsRequest,
     EndSessionRequest,
     EndSessionResponse,
     Message,
@@ -199,6 +217,8 @@ class Provider:
         self.jwks_fetcher: Callable[[str], Any] = fetch_jwks
         self._jwks_cache: dict[str, tuple[float, Optional[list[dict[str, Any]]]]] = {}
         self._jwks_cache_lock = threading.Lock()
+        #: Format of ``registration_client_uri`` (RFC 7592 3).
+        self.registration_client_uri_template = DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
 
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
@@ -473,8 +493,11 @@ class Provider:
             if "offline_access" in scope and "consent" not in (authn_req.get("prompt") or []):
                 # OIDC Core 11: ignore offline_access unless consent is prompted for
                 authn_req["scope"] = [s for s in scope if s != "offline_access"]
+            client = self.get_client(authn_req.get("client_id")) or {}
+            self._narrow_scope_to_allow_list(authn_req, client)
             for validator in self.authentication_request_validators:
                 validator(authn_req)
+            self._narrow_claims_to_allow_list(authn_req, client)
             return authn_req
         except (InvalidClientId, InvalidRedirectURI):
             raise  # e.g. a request object's redirect_uri: never redirected
@@ -484,6 +507,30 @@ class Provider:
             e.issuer = self.issuer
             logger.info("invalid authentication request: %s", e.oauth_error)
             raise
+
+    @staticmethod
+    def _narrow_scope_to_allow_list(authn_req: AuthorizationRequest,
+                                    client: Mapping[str, Any]) -> None:
+        """Drop scope values outside the client's ``scope`` metadata (RFC 7591 2).
+
+        Run before the validators, so that a request left without ``openid`` is an
+        ``invalid_scope`` error (OIDC Core 3.1.2.1).
+        """
+        if client_allowed_scope(client) is None or "scope" not in authn_req:
+            return
+        authn_req["scope"] = narrow_scope(authn_req["scope"], client)
+
+    @staticmethod
+    def _narrow_claims_to_allow_list(authn_req: AuthorizationRequest,
+                                     client: Mapping[str, Any]) -> None:
+        """Drop the members of the ``claims`` parameter (OIDC Core 5.5) outside the
+        client's ``allowed_claims``."""
+        claims = authn_req.get("claims")
+        if claims is None or client_allowed_claims(client) is None:
+            return
+        if hasattr(claims, "to_dict"):
+            claims = claims.to_dict()
+        authn_req["claims"] = ClaimsRequest(**narrow_claims_request(claims, client))
 
     def _client_jwks(self, client_id: str, client: Mapping[str, Any], *,
                      refetch: bool = False) -> tuple[Optional[list[dict[str, Any]]], bool]:
@@ -715,7 +762,7 @@ class Provider:
         id_token_key = self._id_token_key(client)  # before any code or token is issued
         response_types = response_type_set(authentication_request.get("response_type"))
         sub = self._subject_identifier(client, user_id)
-        scope = self._granted_scope(authentication_request)
+        scope = narrow_scope(self._granted_scope(authentication_request), client)
         auth_time_int = int(auth_time) if auth_time is not None else None
         if auth_time_int is None and self._auth_time_required(authentication_request, client):
             # OIDC Core 3.1.2.1, 5.5.1; Registration 2: auth_time is then REQUIRED in the
@@ -756,7 +803,8 @@ class Provider:
             response["id_token"] = self._id_token(
                 client_id=client_id, sub=sub, user_id=user_id,
                 nonce=authentication_request.get("nonce"),
-                claims=self._user_claims(user_id, requested), extra=extra_id_token_claims,
+                claims=self._user_claims(user_id, narrow_claims(requested, client)),
+                extra=extra_id_token_claims,
                 auth_time=auth_time_int, acr=acr, amr=amr,
                 access_token=access_token.value if access_token else None, code=code,
                 signing_key=id_token_key)
@@ -847,7 +895,8 @@ class Provider:
             extra = base
         id_token = self._id_token(
             client_id=client_id, sub=record["sub"], user_id=user_id,
-            nonce=auth_req.get("nonce"), claims=self._user_claims(user_id, requested),
+            nonce=auth_req.get("nonce"),
+            claims=self._user_claims(user_id, narrow_claims(requested, client)),
             extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
             amr=record.get("amr"), access_token=access_token.value, signing_key=id_token_key)
         response = AccessTokenResponse(access_token=access_token.value,
@@ -867,6 +916,7 @@ class Provider:
         scope = scope_param.split() if isinstance(scope_param, str) else None
         if scope is not None and not scope:
             raise InvalidScope("empty scope")
+        scope = self._refresh_scope_in_allow_list(refresh_token, scope, client_id, client)
         # refresh tokens of public clients are rotated on every use (RFC 9700 4.14.2)
         access_token, new_refresh, record = self.authz_state.use_refresh_token(
             refresh_token, client_id, scope,
@@ -881,6 +931,32 @@ class Provider:
         if new_refresh:
             response["refresh_token"] = new_refresh
         return response
+
+    def _refresh_scope_in_allow_list(self, refresh_token: str, scope: Optional[list[str]],
+                                     client_id: str, client: Mapping[str, Any]
+                                     ) -> Optional[list[str]]:
+        """The scope to refresh with, within the client's ``scope`` metadata (RFC 7591 2).
+
+        Requested values outside it are dropped; without a request, a grant wider than
+        the allow-list (narrowed by the host since) is narrowed. Refresh never widens
+        the grant (RFC 6749 6): that is for ``use_refresh_token``.
+
+        :raises InvalidScope: nothing in the allow-list remains.
+        """
+        allowed = client_allowed_scope(client)
+        if allowed is None:
+            return scope
+        if scope is None:
+            record = self.authz_state.get_refresh_token(refresh_token)
+            granted = str(record.get("scope", "")).split() if record is not None \
+                and record.get("client_id") == client_id else []
+            if all(value in allowed for value in granted):
+                return None
+            scope = granted
+        narrowed = [value for value in scope if value in allowed]
+        if not narrowed:
+            raise InvalidScope("no requested scope value is allowed for the client")
+        return narrowed
 
     # -- token introspection (RFC 7662) and revocation (RFC 7009) -------------------------------
 
@@ -993,10 +1069,14 @@ class Provider:
         :param http_headers: the request headers; ``Authorization: Bearer ...``.
         :raises BearerTokenError: no token (401 ``invalid_token``).
         :raises InvalidUserinfoRequest: token in several places, malformed request (400).
-        :raises InvalidAccessToken: unknown, expired or revoked token (401).
+        :raises InvalidAccessToken: unknown, expired or revoked token, or a token of a
+            client that was deleted since (401).
         :raises InsufficientScope: the token lacks ``openid`` (403).
         :raises InvalidUserinfoRequest: also when the provider has no key for the
             client's registered ``userinfo_signed_response_alg`` (logged as an error).
+
+        The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
+        narrow the claims released.
         """
         try:
             parameters = parse_request_parameters(request, self.max_request_size)
@@ -1005,23 +1085,23 @@ class Provider:
         token = extract_bearer_token_from_http_request(
             parameters, get_header(http_headers, "Authorization"))
         record = self.authz_state.introspect_access_token(token)
-        if "openid" not in record.get("scope", "").split():
+        client = self.get_client(record.get("client_id"))
+        if client is None:  # deleted since (RFC 7592 2.3)
+            raise InvalidAccessToken("the access token is unknown, expired or revoked")
+        scope = narrow_scope(record.get("scope", "").split(), client)
+        if "openid" not in scope:
             raise InsufficientScope("the access token was not granted the openid scope")
-        requested = self._scope_claims(record["scope"].split())
+        requested = self._scope_claims(scope)
         requested.update(record.get("claims") or {})
-        claims = self._user_claims(record["user_id"], requested)
+        claims = self._user_claims(record["user_id"], narrow_claims(requested, client))
         claims["sub"] = record["sub"]
         response = UserinfoResponse(**claims)
-        client_id = record.get("client_id")
-        if not isinstance(client_id, str):
-            return response
-        client = self.get_client(client_id)
-        if client is not None and client.get("userinfo_signed_response_alg") is not None:
+        if client.get("userinfo_signed_response_alg") is not None:
             key = self._signing_key_for(client, "userinfo_signed_response_alg")
             if key is None:
                 raise InvalidUserinfoRequest(
                     "the provider has no key for the client's userinfo_signed_response_alg")
-            response.sign(key, issuer=self.issuer, audience=client_id)
+            response.sign(key, issuer=self.issuer, audience=record["client_id"])
         return response
 
     # -- Dynamic Client Registration (OIDC Dynamic Registration 3) -------------------------------
@@ -1035,6 +1115,40 @@ class Provider:
         :raises InvalidClientRegistrationRequest: with ``to_json()`` for the 400 body.
         """
         metadata = self._parse_registration_body(request)
+        registration_req = self._verified_registration_request(metadata)
+
+        client_id = secrets.token_urlsafe(16)
+        while self.get_client(client_id) is not None:  # pragma: no cover - 128-bit collision
+            client_id = secrets.token_urlsafe(16)
+        # only registered metadata is kept: unknown members are ignored and the
+        # credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2)
+        client = self._client_metadata(registration_req)
+        client["client_id"] = client_id
+        client["client_id_issued_at"] = self._now()
+        response = dict(client)
+        if client["token_endpoint_auth_method"] != "none":
+            client_secret = secrets.token_urlsafe(32)
+            client["client_secret_expires_at"] = response["client_secret_expires_at"] = 0
+            response["client_secret"] = client_secret  # returned once
+            if self.hash_client_secrets:
+                client["client_secret_hash"] = hash_client_secret(client_secret)
+            else:
+                client["client_secret"] = client_secret
+        self._issue_registration_access_token(client, response)
+        try:
+            registration_response = RegistrationResponse(**response)
+        except Exception as e:  # oic refuses a value: nothing is stored (no half-registration)
+            raise InvalidClientRegistrationRequest(
+                "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
+        self.clients[client_id] = client
+        logger.info("registered client %s", client_id)
+        return registration_response
+
+    def _verified_registration_request(self, metadata: dict[str, Any]) -> RegistrationRequest:
+        """Client metadata checked as OIDC Dynamic Registration 2 and the validators say.
+
+        :raises InvalidClientRegistrationRequest: invalid metadata (400).
+        """
         if not metadata.get("redirect_uris"):
             raise InvalidClientRegistrationRequest("redirect_uris is required", metadata,
                                                    oauth_error="invalid_redirect_uri")
@@ -1061,34 +1175,23 @@ class Provider:
                 metadata, oauth_error="invalid_client_metadata") from e
         for validator in self.registration_request_validators:
             validator(registration_req)
+        return cast(RegistrationRequest, registration_req)
 
-        client_id = secrets.token_urlsafe(16)
-        while self.get_client(client_id) is not None:  # pragma: no cover - 128-bit collision
-            client_id = secrets.token_urlsafe(16)
-        # only registered metadata is kept: unknown members are ignored and the
-        # credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2)
+    @staticmethod
+    def _client_metadata(registration_req: RegistrationRequest) -> dict[str, Any]:
+        """The members of a verified registration request that are kept, with defaults.
+
+        Only registered metadata is kept: unknown members are ignored and the
+        credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2).
+        ``scope`` (RFC 7591 2) is kept too, normalised.
+        """
         client = {name: value for name, value in registration_req.to_dict().items()
                   if name in RegistrationRequest.c_param}
         client.update(registration_defaults(client))
-        client["client_id"] = client_id
-        client["client_id_issued_at"] = self._now()
-        response = dict(client)
-        if client["token_endpoint_auth_method"] != "none":
-            client_secret = secrets.token_urlsafe(32)
-            client["client_secret_expires_at"] = response["client_secret_expires_at"] = 0
-            response["client_secret"] = client_secret  # returned once
-            if self.hash_client_secrets:
-                client["client_secret_hash"] = hash_client_secret(client_secret)
-            else:
-                client["client_secret"] = client_secret
-        try:
-            registration_response = RegistrationResponse(**response)
-        except Exception as e:  # oic refuses a value: nothing is stored (no half-registration)
-            raise InvalidClientRegistrationRequest(
-                "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
-        self.clients[client_id] = client
-        logger.info("registered client %s", client_id)
-        return registration_response
+        scope = registration_req.get("scope")
+        if isinstance(scope, str):
+            client["scope"] = " ".join(scope.split())
+        return client
 
     @staticmethod
     def _parse_registration_body(request: Any) -> dict[str, Any]:
@@ -1108,6 +1211,204 @@ class Provider:
         if not isinstance(metadata, dict):
             raise InvalidClientRegistrationRequest("body must be a JSON object", None)
         return metadata
+
+    # -- Client configuration endpoint (RFC 7592; OIDC Dynamic Registration 4) -------------------
+
+    def _client_changed(self, client_id: str) -> None:
+        """Called once a client's metadata was replaced or the client deleted.
+
+        Nothing to do yet; the place for anything that keeps copies of client records.
+        """
+
+    def _registration_client_uri(self, client_id: str) -> Optional[str]:
+        endpoint = self.configuration_information.get("registration_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        return registration_client_uri(self.registration_client_uri_template, endpoint,
+                                       client_id)
+
+    def _issue_registration_access_token(self, client: dict[str, Any],
+                                         response: dict[str, Any]) -> None:
+        """Give a client a new registration access token when the provider has a
+        ``registration_endpoint`` (RFC 7592 3): its hash goes in ``client``, the token
+        and ``registration_client_uri`` in ``response``."""
+        uri = self._registration_client_uri(client["client_id"])
+        if uri is None:
+            return
+        token = new_registration_access_token()
+        client["registration_access_token_hash"] = hash_client_secret(token)
+        response["registration_access_token"] = token  # returned once
+        response["registration_client_uri"] = uri
+
+    def _set_client_secret(self, client: dict[str, Any], expires_at: int = 0) -> str:
+        """Give ``client`` a new secret (stored hashed with ``hash_client_secrets``)."""
+        client_secret = secrets.token_urlsafe(32)
+        if self.hash_client_secrets:
+            client["client_secret_hash"] = hash_client_secret(client_secret)
+            client.pop("client_secret", None)
+        else:
+            client["client_secret"] = client_secret
+            client.pop("client_secret_hash", None)
+        client["client_secret_expires_at"] = expires_at
+        return client_secret
+
+    def _managed_client(self, client_id: Any, http_headers: Optional[Any]
+                        ) -> tuple[str, dict[str, Any], str]:
+        """The client a configuration request is for, with the token it presented.
+
+        RFC 7592 2: the registration access token is the bearer token of the
+        ``Authorization`` header (RFC 6750 2.1).
+
+        :raises InvalidRegistrationAccessToken: no token, a wrong one, or an unknown
+            client -- the same 401 ``invalid_token`` (RFC 7592 2.1).
+        """
+        token = registration_bearer_token(http_headers)
+        if token is None:
+            raise InvalidRegistrationAccessToken("no registration access token",
+                                                 token_missing=True)
+        client = self.get_client(client_id)
+        if not registration_access_token_matches(client, token) or client is None:
+            logger.info("client configuration request with an invalid registration "
+                        "access token")
+            raise InvalidRegistrationAccessToken("invalid registration access token")
+        return cast(str, client_id), dict(client), token
+
+    def _client_information(self, client: Mapping[str, Any], token: str
+                            ) -> RegistrationResponse:
+        """The client information response (RFC 7592 3; OIDC Dynamic Registration 4.3).
+
+        The client's metadata, never a stored hash nor members only the host sets;
+        ``client_secret`` only when it is stored in clear. ``registration_access_token``
+        is the token the client presented (or a new one).
+        """
+        response = {name: value for name, value in client.items()
+                    if name in CLIENT_SETTABLE_METADATA or name in SERVER_MANAGED_METADATA}
+        response["registration_access_token"] = token
+        uri = self._registration_client_uri(client["client_id"])
+        if uri is not None:
+            response["registration_client_uri"] = uri
+        return RegistrationResponse(**response)
+
+    def handle_client_read_request(self, client_id: Any, http_headers: Optional[Any] = None
+                                   ) -> RegistrationResponse:
+        """Answer a client read request (RFC 7592 2.1; OIDC Dynamic Registration 4.2).
+
+        :param client_id: the client id of the ``registration_client_uri`` the
+            request was made to (the host's route extracts it).
+        :param http_headers: the request headers: ``Authorization: Bearer
+            <registration access token>``.
+        :returns: the client information (send ``to_json()`` with 200 and
+            ``Cache-Control: no-store``). ``client_secret`` is in it only when the
+            provider stores it in clear (not with ``hash_client_secrets``).
+        :raises InvalidRegistrationAccessToken: 401, for a missing or wrong token and
+            for an unknown client alike.
+        """
+        _, client, token = self._managed_client(client_id, http_headers)
+        return self._client_information(client, token)
+
+    def handle_client_update_request(self, client_id: Any, request_body: Any,
+                                     http_headers: Optional[Any] = None, *,
+                                     rotate_client_secret: bool = False,
+                                     rotate_registration_access_token: bool = False
+                                     ) -> RegistrationResponse:
+        """Replace a client's metadata (RFC 7592 2.2).
+
+        The body is the client's complete metadata, validated exactly as a
+        registration request; omitted members are removed. ``client_id`` must be
+        the client's; a ``client_secret`` must be its current one. Members the
+        provider manages (``client_secret``, ``client_id_issued_at``,
+        ``client_secret_expires_at``, ``registration_access_token``,
+        ``registration_client_uri``) are not taken from the body, and members only
+        the host sets (e.g. ``allowed_claims``) are kept.
+
+        A client moving to a method with a secret gets one; ``rotate_client_secret``
+        issues a new secret (the old one stops working). The registration access
+        token stays the same unless ``rotate_registration_access_token`` (RFC 7592
+        2.2 allows either); the response carries the token to use from now on.
+
+        :raises InvalidRegistrationAccessToken: 401, as for a read request.
+        :raises InvalidClientRegistrationRequest: 400 ``invalid_request`` (client_id
+            or client_secret not the client's, malformed body),
+            ``invalid_redirect_uri`` or ``invalid_client_metadata``.
+        """
+        client_id, current, token = self._managed_client(client_id, http_headers)
+        metadata = self._parse_registration_body(request_body)
+        if metadata.get("client_id") != client_id:
+            raise InvalidClientRegistrationRequest(
+                "client_id must be the identifier of the client", None)
+        presented_secret = metadata.get("client_secret")
+        if presented_secret is not None and not (
+                isinstance(presented_secret, str)
+                and client_secret_matches(current, presented_secret)):
+            raise InvalidClientRegistrationRequest(
+                "client_secret does not match the current client secret", None)
+        for name in SERVER_MANAGED_METADATA:
+            metadata.pop(name, None)
+        client = self._client_metadata(self._verified_registration_request(metadata))
+        for name, value in current.items():  # provider- and host-set members stay
+            if name not in CLIENT_SETTABLE_METADATA:
+                client.setdefault(name, value)
+        new_secret = None
+        if uses_client_secret(client):
+            if rotate_client_secret or not (client.get("client_secret")
+                                            or client.get("client_secret_hash")):
+                new_secret = self._set_client_secret(client)
+        else:
+            for name in ("client_secret", "client_secret_hash", "client_secret_expires_at"):
+                client.pop(name, None)
+        if rotate_registration_access_token:
+            token = new_registration_access_token()
+            client["registration_access_token_hash"] = hash_client_secret(token)
+        try:
+            response = self._client_information(client, token)
+            if new_secret is not None:
+                response["client_secret"] = new_secret  # returned once
+        except Exception as e:  # oic refuses a value: nothing is stored
+            raise InvalidClientRegistrationRequest(
+                "invalid client metadata", None, oauth_error="invalid_client_metadata") from e
+        self.clients[client_id] = client
+        self._client_changed(client_id)
+        logger.info("updated client %s", client_id)
+        return response
+
+    def handle_client_delete_request(self, client_id: Any,
+                                     http_headers: Optional[Any] = None) -> None:
+        """Delete a client (RFC 7592 2.3); the host answers 204 No Content.
+
+        The client can no longer authenticate, be authorized, nor use its
+        registration access token; its access tokens stop working at the UserInfo
+        endpoint.
+
+        :raises InvalidRegistrationAccessToken: 401, as for a read request.
+        """
+        client_id, _, _ = self._managed_client(client_id, http_headers)
+        try:
+            del self.clients[client_id]
+        except KeyError:  # deleted concurrently
+            pass
+        self._client_changed(client_id)
+        logger.info("deleted client %s", client_id)
+
+    def rotate_client_secret(self, client_id: str, *, expires_at: int = 0) -> str:
+        """Issue a new secret to a client and return it; the old one stops working.
+
+        For hosts (e.g. an administration page). The secret is stored hashed with
+        ``hash_client_secrets``.
+
+        :param expires_at: ``client_secret_expires_at``: UNIX time, or 0 for never.
+        :raises ValueError: unknown client, or one that does not use a secret.
+        """
+        found = self.get_client(client_id)
+        if found is None:
+            raise ValueError("unknown client")
+        client = dict(found)
+        if not uses_client_secret(client):
+            raise ValueError("the client does not authenticate with a client secret")
+        client_secret = self._set_client_secret(client, expires_at)
+        self.clients[client_id] = client
+        self._client_changed(client_id)
+        logger.info("rotated the secret of client %s", client_id)
+        return client_secret
 
     # -- RP-Initiated Logout 1.0 ---------------------------------------------------------------
 

@@ -30,6 +30,7 @@ __all__ = [
     "check_signing_algs",
     "check_metadata_uris",
     "check_client_keys",
+    "check_scope",
     "fetch_sector_identifier_uris",
     "grant_types_for_response_types",
     "DEFAULT_REGISTRATION_CHECKS",
@@ -281,6 +282,26 @@ def check_client_keys(request: Mapping[str, Any], provider: Provider) -> None:
         raise _error("jwks_uri must be an https URL", request)
 
 
+def check_scope(request: Mapping[str, Any], provider: Provider) -> None:
+    """``scope``: a string of space-separated scope values the provider supports.
+
+    RFC 7591 2: the scope values the client may use when requesting tokens; it
+    becomes the client's scope allow-list. A value the provider does not support
+    is refused (``invalid_client_metadata``) rather than silently dropped, so the
+    client learns at registration what it cannot have.
+    """
+    scope = request.get("scope")
+    if scope is None:
+        return
+    if not isinstance(scope, str) or not scope.split():
+        raise _error("scope must be a string of space-separated scope values", request)
+    supported = provider._allowed_scopes()
+    unsupported = [value for value in scope.split() if value not in supported]
+    if unsupported:
+        raise _error("scope values not supported: {}".format(
+            " ".join(unsupported)[:200]), request)
+
+
 DEFAULT_REGISTRATION_CHECKS = (
     check_redirect_uris,
     check_response_and_grant_types,
@@ -291,6 +312,7 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_signing_algs,
     check_metadata_uris,
     check_client_keys,
+    check_scope,
 )
 
 

@@ -658,3 +658,26 @@ def test_python_m_example_serves_discovery(tmp_path: Path, key_path: Path) -> No
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_client_configuration_endpoint(client: FlaskClient) -> None:
+    registered = register(client)
+    uri = urlsplit(registered["registration_client_uri"]).path
+    assert uri == "/registration/" + registered["client_id"]
+    auth = {"Authorization": "Bearer " + registered["registration_access_token"]}
+    read = client.get(uri, headers=auth)
+    assert read.status_code == 200 and read.headers["Cache-Control"] == "no-store"
+    metadata = read.get_json()
+    assert metadata["client_name"] == "Test RP"
+    metadata["client_name"] = "Renamed RP"
+    updated = client.put(uri, data=json.dumps(metadata), headers=auth,
+                         content_type="application/json")
+    assert updated.status_code == 200 and updated.get_json()["client_name"] == "Renamed RP"
+    refused = client.get(uri, headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_token"
+    assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    bad = client.put(uri, data=json.dumps({**metadata, "client_id": "other"}), headers=auth,
+                     content_type="application/json")
+    assert bad.status_code == 400
+    assert client.delete(uri, headers=auth).status_code == 204
+    assert client.get(uri, headers=auth).status_code == 401

@@ -34,6 +34,7 @@ from pyop.crypto import (
     jws_sign,
 )
 from pyop.exceptions import (
+    InvalidAccessToken,
     InvalidClientRegistrationRequest,
     InvalidConfiguration,
     InvalidEndSessionRequest,
@@ -332,13 +333,14 @@ class TestSignedUserinfo:
             multi_key_provider.handle_userinfo_request(
                 "", {"Authorization": "Bearer " + tokens["access_token"]})
 
-    def test_deleted_client_gets_json(self, multi_key_provider: Provider) -> None:
+    def test_deleted_client_gets_no_userinfo(self, multi_key_provider: Provider) -> None:
+        # a deleted client's access tokens stop working (RFC 7592 2.3)
         register_alg(multi_key_provider, userinfo_signed_response_alg="EdDSA")
         _, tokens = code_flow(multi_key_provider)
         del multi_key_provider.clients[CLIENT_ID]
-        response = multi_key_provider.handle_userinfo_request(
-            "", {"Authorization": "Bearer " + tokens["access_token"]})
-        assert response.content_type == "application/json"
+        with pytest.raises(InvalidAccessToken):
+            multi_key_provider.handle_userinfo_request(
+                "", {"Authorization": "Bearer " + tokens["access_token"]})
 
 
 # -- registration --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pyop.registration import (
     check_post_logout_redirect_uris,
     check_redirect_uris,
     check_response_and_grant_types,
+    check_scope,
     check_sector_identifier_uri,
     check_signing_algs,
     check_subject_type,
@@ -240,7 +241,7 @@ class TestOtherChecks:
             check_redirect_uris, check_response_and_grant_types,
             check_token_endpoint_auth_method, check_subject_type, check_sector_identifier_uri,
             check_post_logout_redirect_uris, check_signing_algs, check_metadata_uris,
-            check_client_keys)
+            check_client_keys, check_scope)
 
 
 class TestSectorIdentifierUri:
