@@ -21,6 +21,12 @@ from urllib.parse import urlsplit
 
 from .access_token import extract_bearer_token_from_http_request, get_header
 from .authz_state import AuthorizationState
+from .client_assertion import (
+    DEFAULT_MAX_ASSERTION_LIFETIME,
+    HMAC_ALGS,
+    ClientAssertionVerifier,
+    assertion_signing_algs,
+)
 from .client_authentication import (
     SUPPORTED_AUTH_METHODS,
     authenticate_client,
@@ -43,6 +49,7 @@ from .exceptions import (
     InvalidSubjectIdentifier,
     InvalidTokenRequest,
     InvalidUserinfoRequest,
+    TokenWithoutEndUser,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -143,6 +150,13 @@ class Provider:
     :param hash_client_secrets: registration stores a salted hash of the client
         secret (``client_secret_hash``) instead of the secret itself, for client
         storage that others may read (see :func:`~pyop.client_authentication.hash_client_secret`).
+        ``client_secret_jwt`` then cannot work and is neither offered nor registered.
+    :param client_assertion_replay_store: where the ``jti`` of used client
+        assertions are kept (``client_secret_jwt``, ``private_key_jwt``; RFC 7523 3):
+        any pyop storage shared by all workers. Defaults to the authorization code
+        storage, or, when that is sealed (stateless), its replay cache.
+    :param max_client_assertion_lifetime: client assertions whose ``exp`` is more
+        than this many seconds ahead are refused (default 300).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -161,6 +175,8 @@ class Provider:
         clock: Optional[Callable[[], float]] = None,
         allow_unsigned_request_objects: bool = False,
         hash_client_secrets: bool = False,
+        client_assertion_replay_store: Any = None,
+        max_client_assertion_lifetime: int = DEFAULT_MAX_ASSERTION_LIFETIME,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -185,6 +201,18 @@ class Provider:
         self.jwks_fetcher: Callable[[str], Any] = fetch_jwks
         self._jwks_cache: dict[str, tuple[float, Optional[list[dict[str, Any]]]]] = {}
         self._jwks_cache_lock = threading.Lock()
+        if client_assertion_replay_store is None:
+            codes = authz_state.authorization_codes
+            # sealed codes cannot hold records: their replay cache can (shared when configured)
+            client_assertion_replay_store = getattr(codes, "replay_cache", codes) if callable(
+                getattr(codes, "seal", None)) else codes
+        #: Verifies ``client_secret_jwt`` / ``private_key_jwt`` assertions (RFC 7523).
+        self.client_assertion_verifier = ClientAssertionVerifier(
+            client_assertion_replay_store,
+            lambda client_id, client, refetch: self._client_jwks(client_id, client,
+                                                                 refetch=refetch),
+            max_lifetime=max_client_assertion_lifetime,
+            allowed_algs=lambda: self.client_assertion_signing_algs)
 
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
@@ -218,7 +246,9 @@ class Provider:
             "id_token_signing_alg_values_supported": [self._signing_key.alg],
             "response_modes_supported": list(_DEFAULT_RESPONSE_MODES),
             "grant_types_supported": ["authorization_code", "implicit"],
-            "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+            "token_endpoint_auth_methods_supported": [
+                method for method in SUPPORTED_AUTH_METHODS
+                if not (self.hash_client_secrets and method == "client_secret_jwt")],
             "code_challenge_methods_supported": list(self.code_challenge_methods),
             "claims_parameter_supported": True,
             "request_parameter_supported": False,
@@ -239,6 +269,7 @@ class Provider:
                            "are not implemented; advertising false")
             config["request_uri_parameter_supported"] = False
         self._check_request_object_algs(config)
+        self._check_assertion_signing_algs(config)
         if self._signing_key.alg not in config["id_token_signing_alg_values_supported"]:
             raise InvalidConfiguration(
                 "id_token_signing_alg_values_supported: must contain the signing key's alg "
@@ -286,6 +317,51 @@ class Provider:
                         f"{name}: none needs allow_unsigned_request_objects=True")
             elif alg not in SUPPORTED_ALGS:
                 raise InvalidConfiguration(f"{name}: unsupported alg {alg!r}")
+
+    @staticmethod
+    def _check_assertion_signing_algs(config: ProviderConfigurationResponse) -> None:
+        """``token_endpoint_auth_signing_alg_values_supported``: derived from the JWT
+        authentication methods offered when not configured; never ``none`` (OIDC Discovery 3)."""
+        name = "token_endpoint_auth_signing_alg_values_supported"
+        algs = config.get(name)
+        if algs is None:
+            derived = assertion_signing_algs(
+                config.get("token_endpoint_auth_methods_supported") or [])
+            if derived:
+                config[name] = derived
+            return
+        if not isinstance(algs, list) or not all(isinstance(alg, str) for alg in algs):
+            raise InvalidConfiguration(f"{name}: must be a list of strings")
+        for alg in algs:
+            if alg not in HMAC_ALGS and alg not in SUPPORTED_ALGS:
+                raise InvalidConfiguration(f"{name}: unsupported alg {alg[:32]!r}")
+
+    @property
+    def client_assertion_signing_algs(self) -> list[str]:
+        """The JWS algorithms accepted for client assertions (never ``none``)."""
+        algs = self.configuration_information.get(
+            "token_endpoint_auth_signing_alg_values_supported")
+        if algs is None:
+            return assertion_signing_algs(self.configuration_information.get(
+                "token_endpoint_auth_methods_supported") or [])
+        return [alg for alg in algs if alg in HMAC_ALGS or alg in SUPPORTED_ALGS]
+
+    def _authenticate_client(self, parameters: Mapping[str, Any], http_headers: Optional[Any],
+                             endpoint: Optional[str] = None) -> tuple[str, Mapping[str, Any]]:
+        """Authenticate the client of a request at the token, introspection or revocation
+        endpoint; a client assertion's ``aud`` may name the issuer, the token endpoint or
+        (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9)."""
+        if "client_assertion" not in parameters and "client_assertion_type" not in parameters:
+            return authenticate_client(self.clients, parameters, http_headers, now=self._now())
+        config = self.configuration_information
+        audiences = [self.issuer]
+        for name in ("token_endpoint", endpoint):
+            url = config.get(name) if name else None
+            if isinstance(url, str):
+                audiences.append(url)
+        return authenticate_client(self.clients, parameters, http_headers, now=self._now(),
+                                   assertion_verifier=self.client_assertion_verifier,
+                                   audiences=audiences)
 
     @property
     def request_parameter_supported(self) -> bool:
@@ -712,7 +788,8 @@ class Provider:
 
     def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
                              extra_id_token_claims: ExtraClaims = None) -> AccessTokenResponse:
-        """Handle a token request: ``authorization_code`` or ``refresh_token`` grant.
+        """Handle a token request: ``authorization_code``, ``refresh_token`` or
+        ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4).
 
         Send the result with ``Cache-Control: no-store`` (RFC 6749 5.1).
 
@@ -727,12 +804,11 @@ class Provider:
         if duplicated:
             raise InvalidTokenRequest("repeated parameters: {}".format(", ".join(duplicated)[:200]),
                                       oauth_error="invalid_request")
-        client_id, client = authenticate_client(self.clients, parameters, http_headers,
-                                                now=self._now())
+        client_id, client = self._authenticate_client(parameters, http_headers)
         grant_type = parameters.get("grant_type")
         if grant_type is None:
             raise InvalidTokenRequest("missing grant_type", oauth_error="invalid_request")
-        if grant_type not in ("authorization_code", "refresh_token") or \
+        if grant_type not in ("authorization_code", "refresh_token", "client_credentials") or \
                 grant_type not in self.grant_types_supported:
             raise UnsupportedGrantType("grant_type not supported")
         registered = client.get("grant_types")
@@ -740,7 +816,47 @@ class Provider:
             raise UnauthorizedClient("the client is not registered for this grant_type")
         if grant_type == "authorization_code":
             return self._do_code_exchange(parameters, client_id, client, extra_id_token_claims)
+        if grant_type == "client_credentials":
+            return self._do_client_credentials(parameters, client_id, client)
         return self._do_token_refresh(parameters, client_id, client)
+
+    def _do_client_credentials(self, parameters: Mapping[str, Any], client_id: str,
+                               client: Mapping[str, Any]) -> AccessTokenResponse:
+        """The ``client_credentials`` grant (RFC 6749 4.4): an access token for the client
+        itself -- no ID token, no refresh token (4.4.3).
+
+        Only confidential clients that registered the grant explicitly (``grant_types``)
+        may use it. The scope granted is the requested one (or, without ``scope``, the
+        client's registered ``scope`` metadata, RFC 7591 2) narrowed to the scopes the
+        provider supports and, when the client registered ``scope``, to those; ``openid``
+        and ``offline_access`` are never granted (no end-user). The response always
+        names the scope granted (RFC 6749 5.1).
+
+        :raises UnauthorizedClient: public client, or grant not registered.
+        :raises InvalidScope: scopes were requested and none may be granted.
+        """
+        if "client_credentials" not in (client.get("grant_types") or []) or \
+                client.get("token_endpoint_auth_method", "client_secret_basic") == "none":
+            raise UnauthorizedClient("the client is not registered for client_credentials")
+        registered_scope = client.get("scope")
+        client_scopes = registered_scope.split() if isinstance(registered_scope, str) else None
+        scope_param = parameters.get("scope")
+        if scope_param is not None and not isinstance(scope_param, str):
+            raise InvalidTokenRequest("malformed scope", oauth_error="invalid_request")
+        requested = scope_param.split() if scope_param is not None else (client_scopes or [])
+        allowed = self._allowed_scopes() - {"openid", "offline_access"}
+        granted: list[str] = []
+        for value in requested:
+            if value in allowed and (client_scopes is None or value in client_scopes) \
+                    and value not in granted:
+                granted.append(value)
+        if requested and not granted:
+            raise InvalidScope("none of the requested scopes may be granted to this client")
+        access_token = self.authz_state.create_client_access_token(client_id, granted)
+        logger.info("client %s: access token issued through client_credentials", client_id)
+        return AccessTokenResponse(access_token=access_token.value,
+                                   token_type=access_token.type,
+                                   expires_in=access_token.expires_in, scope=" ".join(granted))
 
     @staticmethod
     def _check_pkce(auth_req: Mapping[str, Any], verifier: Any) -> None:
@@ -827,15 +943,15 @@ class Provider:
     _TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 
     def _parse_token_management_request(self, request_body: Any, http_headers: Optional[Any],
-                                        *, allow_public: bool) -> tuple[str, str, list[str]]:
+                                        *, allow_public: bool, endpoint: Optional[str] = None
+                                        ) -> tuple[str, str, list[str]]:
         """Authenticate the client; return ``(client_id, token, token types to try)``."""
         parameters = parse_request_parameters(request_body, self.max_request_size)
         duplicated = duplicated_parameters(parameters)
         if duplicated:
             raise InvalidRequestError(
                 "repeated parameters: {}".format(", ".join(duplicated)[:200]))
-        client_id, client = authenticate_client(self.clients, parameters, http_headers,
-                                                now=self._now())
+        client_id, client = self._authenticate_client(parameters, http_headers, endpoint)
         if not allow_public and \
                 client.get("token_endpoint_auth_method", "client_secret_basic") == "none":
             raise InvalidClientAuthentication("public clients may not introspect tokens")
@@ -874,7 +990,7 @@ class Provider:
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
         client_id, token, order = self._parse_token_management_request(
-            request_body, http_headers, allow_public=False)
+            request_body, http_headers, allow_public=False, endpoint="introspection_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)
             if record is None:
@@ -903,7 +1019,7 @@ class Provider:
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
         client_id, token, order = self._parse_token_management_request(
-            request_body, http_headers, allow_public=True)
+            request_body, http_headers, allow_public=True, endpoint="revocation_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)
             if record is None:
@@ -929,6 +1045,8 @@ class Provider:
         :raises InvalidUserinfoRequest: token in several places, malformed request (400).
         :raises InvalidAccessToken: unknown, expired or revoked token (401).
         :raises InsufficientScope: the token lacks ``openid`` (403).
+        :raises TokenWithoutEndUser: a ``client_credentials`` token (403; an
+            :class:`InsufficientScope`).
         """
         try:
             parameters = parse_request_parameters(request, self.max_request_size)
@@ -937,6 +1055,10 @@ class Provider:
         token = extract_bearer_token_from_http_request(
             parameters, get_header(http_headers, "Authorization"))
         record = self.authz_state.introspect_access_token(token)
+        if "user_id" not in record:
+            raise TokenWithoutEndUser(
+                "the access token was issued to a client for itself (client_credentials): "
+                "there is no end-user")
         if "openid" not in record.get("scope", "").split():
             raise InsufficientScope("the access token was not granted the openid scope")
         requested = self._scope_claims(record["scope"].split())
