@@ -829,8 +829,8 @@ class Provider:
         may use it. The scope granted is the requested one (or, without ``scope``, the
         client's registered ``scope`` metadata, RFC 7591 2) narrowed to the scopes the
         provider supports and, when the client registered ``scope``, to those; ``openid``
-        and ``offline_access`` are never granted (no end-user). The response always
-        names the scope granted (RFC 6749 5.1).
+        and ``offline_access`` are never granted (no end-user). The response names the
+        scope granted, unless it is empty (RFC 6749 5.1).
 
         :raises UnauthorizedClient: public client, or grant not registered.
         :raises InvalidScope: scopes were requested and none may be granted.
@@ -980,8 +980,10 @@ class Provider:
         The caller must be a client authenticating as at the token endpoint; public
         clients (``none``) are refused. A token is active only if it is live and was
         issued to the calling client: any other token -- unknown, expired, revoked,
-        rotated, or of another client -- gets ``{"active": false}``. Send the result's
-        ``to_json()`` with ``Cache-Control: no-store``.
+        rotated, or of another client -- gets ``{"active": false}``. A token of the
+        ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
+        ``sub`` (RFC 7662 2.2). Send the result's ``to_json()`` with
+        ``Cache-Control: no-store``.
 
         :param request_body: the form-encoded body (``token``, optional
             ``token_type_hint``) as str/bytes, or a mapping.
@@ -997,11 +999,14 @@ class Provider:
                 continue
             if record.get("client_id") != client_id or record.get("rotated"):
                 break
-            return TokenIntrospectionResponse(
+            response = TokenIntrospectionResponse(
                 active=True, scope=record.get("scope", ""), client_id=client_id,
-                sub=record.get("sub"), exp=record.get("exp"), iat=record.get("iat"),
+                exp=record.get("exp"), iat=record.get("iat"),
                 token_type="Bearer" if token_type == "access_token" else "refresh_token",
                 iss=self.issuer)
+            if record.get("sub") is not None:  # client_credentials tokens have no end-user
+                response["sub"] = record["sub"]
+            return response
         return TokenIntrospectionResponse(active=False)
 
     def handle_revocation_request(self, request_body: Any,
