@@ -1122,7 +1122,10 @@ class Provider:
         client["client_id_issued_at"] = self._now()
         response = dict(client)
         if client["token_endpoint_auth_method"] != "none":
-            client_secret = secrets.token_urlsafe(32)
+            # client_secret_jwt: the secret is an HMAC key, as long as the longest hash it
+            # may key (HS512, RFC 7518 3.2)
+            client_secret = secrets.token_urlsafe(
+                64 if client["token_endpoint_auth_method"] == "client_secret_jwt" else 32)
             client["client_secret_expires_at"] = response["client_secret_expires_at"] = 0
             response["client_secret"] = client_secret  # returned once
             if self.hash_client_secrets:

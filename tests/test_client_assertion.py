@@ -669,6 +669,7 @@ def registration_refused(provider: Provider, **metadata: Any) -> str:
 def test_registration_and_use_of_client_secret_jwt(op: Provider, clock: FakeClock) -> None:
     response = register(op, token_endpoint_auth_method="client_secret_jwt",
                         token_endpoint_auth_signing_alg="HS384")
+    assert len(response["client_secret"].encode()) >= 64  # an HS512 key (RFC 7518 3.2)
     claims = claims_for(response["client_id"], clock())
     authenticate(op, hs_sign(claims, response["client_secret"], "HS384"))
 
