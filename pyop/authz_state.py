@@ -285,6 +285,16 @@ class AuthorizationState:
         }
         return self._create_access_token(grant, self._now())
 
+    def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
+        """Issue an access token to a client for itself (``client_credentials``, RFC 6749 4.4).
+
+        The record has the client and the scope, and no ``sub`` or ``user_id``: no
+        end-user is involved. No refresh token goes with it (RFC 6749 4.4.3).
+        """
+        grant = {"client_id": client_id, "scope": " ".join(scope),
+                 "grant_type": "client_credentials"}
+        return self._create_access_token(grant, self._now())
+
     def introspect_access_token(self, access_token_value: Any) -> dict[str, Any]:
         """The live record of an access token; :class:`InvalidAccessToken` if none."""
         record = self._live(self.access_tokens, access_token_value)

@@ -1,4 +1,9 @@
-"""Client authentication at the token endpoint (RFC 6749 2.3, OIDC Core 9)."""
+"""Client authentication at the token endpoint (RFC 6749 2.3, OIDC Core 9).
+
+``client_secret_basic``, ``client_secret_post`` and ``none`` are handled here;
+JWT assertions (``client_secret_jwt``, ``private_key_jwt``) by
+:class:`~pyop.client_assertion.ClientAssertionVerifier`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 from urllib.parse import unquote_plus
 
 from .access_token import get_header
+from .client_assertion import JWT_BEARER_ASSERTION_TYPE, ClientAssertionVerifier
 from .exceptions import InvalidClientAuthentication, InvalidRequestError
 
 __all__ = ["authenticate_client", "verify_client_authentication", "parse_basic_authorization",
@@ -21,7 +28,8 @@ __all__ = ["authenticate_client", "verify_client_authentication", "parse_basic_a
 logger = logging.getLogger(__name__)
 
 #: Client authentication methods this module implements.
-SUPPORTED_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+SUPPORTED_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt",
+                          "private_key_jwt", "none")
 
 
 def parse_basic_authorization(header: str) -> tuple[str, str]:
@@ -138,12 +146,15 @@ def verify_client_authentication(
     http_headers: Optional[Any] = None,
     *,
     now: Optional[float] = None,
+    assertion_verifier: Optional[ClientAssertionVerifier] = None,
+    audiences: Iterable[str] = (),
 ) -> str:
     """Authenticate the client of a token request; returns its ``client_id``.
 
     See :func:`authenticate_client`, which also returns the client's metadata.
     """
-    return authenticate_client(clients, parsed_request, http_headers, now=now)[0]
+    return authenticate_client(clients, parsed_request, http_headers, now=now,
+                               assertion_verifier=assertion_verifier, audiences=audiences)[0]
 
 
 def authenticate_client(
@@ -152,6 +163,8 @@ def authenticate_client(
     http_headers: Optional[Any] = None,
     *,
     now: Optional[float] = None,
+    assertion_verifier: Optional[ClientAssertionVerifier] = None,
+    audiences: Iterable[str] = (),
 ) -> tuple[str, Mapping[str, Any]]:
     """Authenticate the client of a token request; returns ``(client_id, metadata)``.
 
@@ -160,9 +173,14 @@ def authenticate_client(
     Dynamic Registration 2). Secrets are compared in constant time. Clients
     must not use more than one method (RFC 6749 2.3).
 
+    A ``client_assertion`` (RFC 7523 2.2, OIDC Core 9) is verified by
+    ``assertion_verifier`` with ``audiences`` as the accepted ``aud`` values;
+    without a verifier, assertions are refused.
+
     :raises InvalidClientAuthentication: unknown client, wrong or missing secret,
-        wrong method (401 ``invalid_client``).
-    :raises InvalidRequestError: credentials both in the header and the body.
+        wrong method, invalid assertion (401 ``invalid_client``).
+    :raises InvalidRequestError: credentials both in the header and the body,
+        an assertion together with another method.
     """
     try:
         authz_header = get_header(http_headers, "Authorization")
@@ -172,6 +190,9 @@ def authenticate_client(
     body_secret = parsed_request.get("client_secret")
     if isinstance(body_id, list) or isinstance(body_secret, list):
         raise InvalidRequestError("duplicate client credentials")
+    if "client_assertion" in parsed_request or "client_assertion_type" in parsed_request:
+        return _authenticate_by_assertion(clients, parsed_request, authz_header, now=now,
+                                          verifier=assertion_verifier, audiences=audiences)
 
     if authz_header is not None and authz_header.strip():
         if body_secret is not None:
@@ -203,4 +224,35 @@ def authenticate_client(
         expires_at = client.get("client_secret_expires_at")
         if now is not None and isinstance(expires_at, int) and 0 < expires_at <= now:
             raise InvalidClientAuthentication("client secret expired")
+    return client_id, client
+
+
+def _authenticate_by_assertion(
+    clients: Mapping[str, Any],
+    parsed_request: Mapping[str, Any],
+    authz_header: Optional[str],
+    *,
+    now: Optional[float],
+    verifier: Optional[ClientAssertionVerifier],
+    audiences: Iterable[str],
+) -> tuple[str, Mapping[str, Any]]:
+    """``client_secret_jwt`` / ``private_key_jwt`` (RFC 7521 4.2, RFC 7523 2.2)."""
+    if (authz_header is not None and authz_header.strip()) \
+            or parsed_request.get("client_secret") is not None:
+        raise InvalidRequestError("more than one client authentication method")
+    assertion_type = parsed_request.get("client_assertion_type")
+    assertion = parsed_request.get("client_assertion")
+    if isinstance(assertion_type, list) or isinstance(assertion, list):
+        raise InvalidRequestError("duplicate client assertion parameters")
+    if assertion_type is None or assertion is None:
+        raise InvalidRequestError("client_assertion and client_assertion_type go together")
+    if assertion_type != JWT_BEARER_ASSERTION_TYPE:
+        raise InvalidClientAuthentication("unsupported client_assertion_type")
+    if verifier is None:
+        raise InvalidClientAuthentication("client assertions are not accepted here")
+    body_id = parsed_request.get("client_id")
+    client_id, client, _method = verifier.verify(
+        assertion, clients, audiences=audiences,
+        now=now if now is not None else time.time(),
+        client_id=body_id if body_id is not None else None)
     return client_id, client

@@ -39,6 +39,7 @@ __all__ = [
     "BearerTokenError",
     "InvalidAccessToken",
     "InsufficientScope",
+    "TokenWithoutEndUser",
     "InvalidUserinfoRequest",
     "InvalidClientRegistrationRequest",
     "InvalidRegistrationAccessToken",
@@ -307,6 +308,12 @@ class InsufficientScope(BearerTokenError):
 
     default_oauth_error = "insufficient_scope"
     http_status = 403
+
+
+class TokenWithoutEndUser(InsufficientScope):
+    """An access token issued to a client for itself (``client_credentials``, RFC 6749 4.4)
+    presented at the UserInfo endpoint: there is no end-user to describe (OIDC Core 5.3).
+    403 ``insufficient_scope``."""
 
 
 class InvalidUserinfoRequest(BearerTokenError):

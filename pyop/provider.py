@@ -21,6 +21,12 @@ from urllib.parse import urlsplit
 
 from .access_token import extract_bearer_token_from_http_request, get_header
 from .authz_state import AuthorizationState
+from .client_assertion import (
+    DEFAULT_MAX_ASSERTION_LIFETIME,
+    HMAC_ALGS,
+    ClientAssertionVerifier,
+    assertion_signing_algs,
+)
 from .client_authentication import (
     SUPPORTED_AUTH_METHODS,
     authenticate_client,
@@ -60,6 +66,7 @@ from .exceptions import (
     InvalidSubjectIdentifier,
     InvalidTokenRequest,
     InvalidUserinfoRequest,
+    TokenWithoutEndUser,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -161,6 +168,7 @@ class Provider:
     :param hash_client_secrets: registration stores a salted hash of the client
         secret (``client_secret_hash``) instead of the secret itself, for client
         storage that others may read (see :func:`~pyop.client_authentication.hash_client_secret`).
+        ``client_secret_jwt`` then cannot work and is neither offered nor registered.
     :param signing_keys: more private keys, each in any form accepted for ``signing_key``,
         at most one per alg (the active key's included): used for clients that registered
         ``id_token_signed_response_alg`` or ``userinfo_signed_response_alg`` with that alg
@@ -170,6 +178,12 @@ class Provider:
         rotation and retired keys after it (see :doc:`keys`). Public or private keys:
         anything :meth:`VerificationKey.from_key <pyop.crypto.VerificationKey.from_key>`
         accepts.
+    :param client_assertion_replay_store: where the ``jti`` of used client
+        assertions are kept (``client_secret_jwt``, ``private_key_jwt``; RFC 7523 3):
+        any pyop storage shared by all workers. Defaults to the authorization code
+        storage, or, when that is sealed (stateless), its replay cache.
+    :param max_client_assertion_lifetime: client assertions whose ``exp`` is more
+        than this many seconds ahead are refused (default 300).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -190,6 +204,8 @@ class Provider:
         hash_client_secrets: bool = False,
         signing_keys: Optional[Sequence[Any]] = None,
         published_keys: Optional[Sequence[Any]] = None,
+        client_assertion_replay_store: Any = None,
+        max_client_assertion_lifetime: int = DEFAULT_MAX_ASSERTION_LIFETIME,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -219,6 +235,18 @@ class Provider:
         self._jwks_cache_lock = threading.Lock()
         #: Format of ``registration_client_uri`` (RFC 7592 3).
         self.registration_client_uri_template = DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
+        if client_assertion_replay_store is None:
+            codes = authz_state.authorization_codes
+            # sealed codes cannot hold records: their replay cache can (shared when configured)
+            client_assertion_replay_store = getattr(codes, "replay_cache", codes) if callable(
+                getattr(codes, "seal", None)) else codes
+        #: Verifies ``client_secret_jwt`` / ``private_key_jwt`` assertions (RFC 7523).
+        self.client_assertion_verifier = ClientAssertionVerifier(
+            client_assertion_replay_store,
+            lambda client_id, client, refetch: self._client_jwks(client_id, client,
+                                                                 refetch=refetch),
+            max_lifetime=max_client_assertion_lifetime,
+            allowed_algs=lambda: self.client_assertion_signing_algs)
 
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
@@ -253,7 +281,9 @@ class Provider:
             "userinfo_signing_alg_values_supported": list(self._signing_keys),
             "response_modes_supported": list(_DEFAULT_RESPONSE_MODES),
             "grant_types_supported": ["authorization_code", "implicit"],
-            "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+            "token_endpoint_auth_methods_supported": [
+                method for method in SUPPORTED_AUTH_METHODS
+                if not (self.hash_client_secrets and method == "client_secret_jwt")],
             "code_challenge_methods_supported": list(self.code_challenge_methods),
             "claims_parameter_supported": True,
             "request_parameter_supported": False,
@@ -274,6 +304,7 @@ class Provider:
                            "are not implemented; advertising false")
             config["request_uri_parameter_supported"] = False
         self._check_request_object_algs(config)
+        self._check_assertion_signing_algs(config)
         if self._signing_key.alg not in config["id_token_signing_alg_values_supported"]:
             raise InvalidConfiguration(
                 "id_token_signing_alg_values_supported: must contain the signing key's alg "
@@ -327,6 +358,51 @@ class Provider:
                         f"{name}: none needs allow_unsigned_request_objects=True")
             elif alg not in SUPPORTED_ALGS:
                 raise InvalidConfiguration(f"{name}: unsupported alg {alg!r}")
+
+    @staticmethod
+    def _check_assertion_signing_algs(config: ProviderConfigurationResponse) -> None:
+        """``token_endpoint_auth_signing_alg_values_supported``: derived from the JWT
+        authentication methods offered when not configured; never ``none`` (OIDC Discovery 3)."""
+        name = "token_endpoint_auth_signing_alg_values_supported"
+        algs = config.get(name)
+        if algs is None:
+            derived = assertion_signing_algs(
+                config.get("token_endpoint_auth_methods_supported") or [])
+            if derived:
+                config[name] = derived
+            return
+        if not isinstance(algs, list) or not all(isinstance(alg, str) for alg in algs):
+            raise InvalidConfiguration(f"{name}: must be a list of strings")
+        for alg in algs:
+            if alg not in HMAC_ALGS and alg not in SUPPORTED_ALGS:
+                raise InvalidConfiguration(f"{name}: unsupported alg {alg[:32]!r}")
+
+    @property
+    def client_assertion_signing_algs(self) -> list[str]:
+        """The JWS algorithms accepted for client assertions (never ``none``)."""
+        algs = self.configuration_information.get(
+            "token_endpoint_auth_signing_alg_values_supported")
+        if algs is None:
+            return assertion_signing_algs(self.configuration_information.get(
+                "token_endpoint_auth_methods_supported") or [])
+        return [alg for alg in algs if alg in HMAC_ALGS or alg in SUPPORTED_ALGS]
+
+    def _authenticate_client(self, parameters: Mapping[str, Any], http_headers: Optional[Any],
+                             endpoint: Optional[str] = None) -> tuple[str, Mapping[str, Any]]:
+        """Authenticate the client of a request at the token, introspection or revocation
+        endpoint; a client assertion's ``aud`` may name the issuer, the token endpoint or
+        (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9)."""
+        if "client_assertion" not in parameters and "client_assertion_type" not in parameters:
+            return authenticate_client(self.clients, parameters, http_headers, now=self._now())
+        config = self.configuration_information
+        audiences = [self.issuer]
+        for name in ("token_endpoint", endpoint):
+            url = config.get(name) if name else None
+            if isinstance(url, str):
+                audiences.append(url)
+        return authenticate_client(self.clients, parameters, http_headers, now=self._now(),
+                                   assertion_verifier=self.client_assertion_verifier,
+                                   audiences=audiences)
 
     @property
     def request_parameter_supported(self) -> bool:
@@ -817,7 +893,8 @@ class Provider:
 
     def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
                              extra_id_token_claims: ExtraClaims = None) -> AccessTokenResponse:
-        """Handle a token request: ``authorization_code`` or ``refresh_token`` grant.
+        """Handle a token request: ``authorization_code``, ``refresh_token`` or
+        ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4).
 
         Send the result with ``Cache-Control: no-store`` (RFC 6749 5.1).
 
@@ -834,12 +911,11 @@ class Provider:
         if duplicated:
             raise InvalidTokenRequest("repeated parameters: {}".format(", ".join(duplicated)[:200]),
                                       oauth_error="invalid_request")
-        client_id, client = authenticate_client(self.clients, parameters, http_headers,
-                                                now=self._now())
+        client_id, client = self._authenticate_client(parameters, http_headers)
         grant_type = parameters.get("grant_type")
         if grant_type is None:
             raise InvalidTokenRequest("missing grant_type", oauth_error="invalid_request")
-        if grant_type not in ("authorization_code", "refresh_token") or \
+        if grant_type not in ("authorization_code", "refresh_token", "client_credentials") or \
                 grant_type not in self.grant_types_supported:
             raise UnsupportedGrantType("grant_type not supported")
         registered = client.get("grant_types")
@@ -847,7 +923,47 @@ class Provider:
             raise UnauthorizedClient("the client is not registered for this grant_type")
         if grant_type == "authorization_code":
             return self._do_code_exchange(parameters, client_id, client, extra_id_token_claims)
+        if grant_type == "client_credentials":
+            return self._do_client_credentials(parameters, client_id, client)
         return self._do_token_refresh(parameters, client_id, client)
+
+    def _do_client_credentials(self, parameters: Mapping[str, Any], client_id: str,
+                               client: Mapping[str, Any]) -> AccessTokenResponse:
+        """The ``client_credentials`` grant (RFC 6749 4.4): an access token for the client
+        itself -- no ID token, no refresh token (4.4.3).
+
+        Only confidential clients that registered the grant explicitly (``grant_types``)
+        may use it. The scope granted is the requested one (or, without ``scope``, the
+        client's registered ``scope`` metadata, RFC 7591 2) narrowed to the scopes the
+        provider supports and, when the client registered ``scope``, to those; ``openid``
+        and ``offline_access`` are never granted (no end-user). The response names the
+        scope granted, unless it is empty (RFC 6749 5.1).
+
+        :raises UnauthorizedClient: public client, or grant not registered.
+        :raises InvalidScope: scopes were requested and none may be granted.
+        """
+        if "client_credentials" not in (client.get("grant_types") or []) or \
+                client.get("token_endpoint_auth_method", "client_secret_basic") == "none":
+            raise UnauthorizedClient("the client is not registered for client_credentials")
+        registered_scope = client.get("scope")
+        client_scopes = registered_scope.split() if isinstance(registered_scope, str) else None
+        scope_param = parameters.get("scope")
+        if scope_param is not None and not isinstance(scope_param, str):
+            raise InvalidTokenRequest("malformed scope", oauth_error="invalid_request")
+        requested = scope_param.split() if scope_param is not None else (client_scopes or [])
+        allowed = self._allowed_scopes() - {"openid", "offline_access"}
+        granted: list[str] = []
+        for value in requested:
+            if value in allowed and (client_scopes is None or value in client_scopes) \
+                    and value not in granted:
+                granted.append(value)
+        if requested and not granted:
+            raise InvalidScope("none of the requested scopes may be granted to this client")
+        access_token = self.authz_state.create_client_access_token(client_id, granted)
+        logger.info("client %s: access token issued through client_credentials", client_id)
+        return AccessTokenResponse(access_token=access_token.value,
+                                   token_type=access_token.type,
+                                   expires_in=access_token.expires_in, scope=" ".join(granted))
 
     @staticmethod
     def _check_pkce(auth_req: Mapping[str, Any], verifier: Any) -> None:
@@ -963,15 +1079,15 @@ class Provider:
     _TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 
     def _parse_token_management_request(self, request_body: Any, http_headers: Optional[Any],
-                                        *, allow_public: bool) -> tuple[str, str, list[str]]:
+                                        *, allow_public: bool, endpoint: Optional[str] = None
+                                        ) -> tuple[str, str, list[str]]:
         """Authenticate the client; return ``(client_id, token, token types to try)``."""
         parameters = parse_request_parameters(request_body, self.max_request_size)
         duplicated = duplicated_parameters(parameters)
         if duplicated:
             raise InvalidRequestError(
                 "repeated parameters: {}".format(", ".join(duplicated)[:200]))
-        client_id, client = authenticate_client(self.clients, parameters, http_headers,
-                                                now=self._now())
+        client_id, client = self._authenticate_client(parameters, http_headers, endpoint)
         if not allow_public and \
                 client.get("token_endpoint_auth_method", "client_secret_basic") == "none":
             raise InvalidClientAuthentication("public clients may not introspect tokens")
@@ -1000,8 +1116,10 @@ class Provider:
         The caller must be a client authenticating as at the token endpoint; public
         clients (``none``) are refused. A token is active only if it is live and was
         issued to the calling client: any other token -- unknown, expired, revoked,
-        rotated, or of another client -- gets ``{"active": false}``. Send the result's
-        ``to_json()`` with ``Cache-Control: no-store``.
+        rotated, or of another client -- gets ``{"active": false}``. A token of the
+        ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
+        ``sub`` (RFC 7662 2.2). Send the result's ``to_json()`` with
+        ``Cache-Control: no-store``.
 
         :param request_body: the form-encoded body (``token``, optional
             ``token_type_hint``) as str/bytes, or a mapping.
@@ -1010,18 +1128,21 @@ class Provider:
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
         client_id, token, order = self._parse_token_management_request(
-            request_body, http_headers, allow_public=False)
+            request_body, http_headers, allow_public=False, endpoint="introspection_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)
             if record is None:
                 continue
             if record.get("client_id") != client_id or record.get("rotated"):
                 break
-            return TokenIntrospectionResponse(
+            response = TokenIntrospectionResponse(
                 active=True, scope=record.get("scope", ""), client_id=client_id,
-                sub=record.get("sub"), exp=record.get("exp"), iat=record.get("iat"),
+                exp=record.get("exp"), iat=record.get("iat"),
                 token_type="Bearer" if token_type == "access_token" else "refresh_token",
                 iss=self.issuer)
+            if record.get("sub") is not None:  # client_credentials tokens have no end-user
+                response["sub"] = record["sub"]
+            return response
         return TokenIntrospectionResponse(active=False)
 
     def handle_revocation_request(self, request_body: Any,
@@ -1039,7 +1160,7 @@ class Provider:
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
         client_id, token, order = self._parse_token_management_request(
-            request_body, http_headers, allow_public=True)
+            request_body, http_headers, allow_public=True, endpoint="revocation_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)
             if record is None:
@@ -1074,6 +1195,8 @@ class Provider:
         :raises InsufficientScope: the token lacks ``openid`` (403).
         :raises InvalidUserinfoRequest: also when the provider has no key for the
             client's registered ``userinfo_signed_response_alg`` (logged as an error).
+        :raises TokenWithoutEndUser: a ``client_credentials`` token (403; an
+            :class:`InsufficientScope`).
 
         The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
         narrow the claims released.
@@ -1085,6 +1208,10 @@ class Provider:
         token = extract_bearer_token_from_http_request(
             parameters, get_header(http_headers, "Authorization"))
         record = self.authz_state.introspect_access_token(token)
+        if "user_id" not in record:
+            raise TokenWithoutEndUser(
+                "the access token was issued to a client for itself (client_credentials): "
+                "there is no end-user")
         client = self.get_client(record.get("client_id"))
         if client is None:  # deleted since (RFC 7592 2.3)
             raise InvalidAccessToken("the access token is unknown, expired or revoked")
@@ -1126,14 +1253,9 @@ class Provider:
         client["client_id"] = client_id
         client["client_id_issued_at"] = self._now()
         response = dict(client)
-        if client["token_endpoint_auth_method"] != "none":
-            client_secret = secrets.token_urlsafe(32)
-            client["client_secret_expires_at"] = response["client_secret_expires_at"] = 0
-            response["client_secret"] = client_secret  # returned once
-            if self.hash_client_secrets:
-                client["client_secret_hash"] = hash_client_secret(client_secret)
-            else:
-                client["client_secret"] = client_secret
+        if uses_client_secret(client):
+            response["client_secret"] = self._set_client_secret(client)  # returned once
+            response["client_secret_expires_at"] = client["client_secret_expires_at"]
         self._issue_registration_access_token(client, response)
         try:
             registration_response = RegistrationResponse(**response)
@@ -1241,8 +1363,13 @@ class Provider:
         response["registration_client_uri"] = uri
 
     def _set_client_secret(self, client: dict[str, Any], expires_at: int = 0) -> str:
-        """Give ``client`` a new secret (stored hashed with ``hash_client_secrets``)."""
-        client_secret = secrets.token_urlsafe(32)
+        """Give ``client`` a new secret (stored hashed with ``hash_client_secrets``).
+
+        A ``client_secret_jwt`` secret is an HMAC key as long as the longest hash it may
+        key (HS512, RFC 7518 3.2).
+        """
+        client_secret = secrets.token_urlsafe(
+            64 if client.get("token_endpoint_auth_method") == "client_secret_jwt" else 32)
         if self.hash_client_secrets:
             client["client_secret_hash"] = hash_client_secret(client_secret)
             client.pop("client_secret", None)

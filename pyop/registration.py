@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlsplit
 
+from .client_assertion import HMAC_ALGS
 from .client_authentication import SUPPORTED_AUTH_METHODS
 from .exceptions import InvalidClientRegistrationRequest
 from .request_object import parse_jwk_set
@@ -132,14 +133,45 @@ def check_response_and_grant_types(request: Mapping[str, Any], provider: Provide
 
 
 def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provider) -> None:
-    """``token_endpoint_auth_method`` must be supported (OIDC Dynamic Registration 2)."""
+    """``token_endpoint_auth_method`` must be supported (OIDC Dynamic Registration 2).
+
+    ``client_secret_jwt`` needs the secret itself (refused with
+    ``hash_client_secrets``); ``private_key_jwt`` needs ``jwks`` or ``jwks_uri``
+    (OIDC Core 9). ``token_endpoint_auth_signing_alg`` must be one the provider
+    accepts for the method: HS* for ``client_secret_jwt``, asymmetric for
+    ``private_key_jwt``, never ``none`` (OIDC Dynamic Registration 2). The
+    ``client_credentials`` grant is for confidential clients only (RFC 6749 4.4).
+    """
     method = request.get("token_endpoint_auth_method")
+    _check_auth_signing_alg(request, provider, method or "client_secret_basic")
+    if "client_credentials" in (request.get("grant_types") or []) and method == "none":
+        raise _error("the client_credentials grant needs a confidential client", request)
     if method is None:
         return
     supported = provider.configuration_information.get(
         "token_endpoint_auth_methods_supported", SUPPORTED_AUTH_METHODS)
+    if method == "client_secret_jwt" and provider.hash_client_secrets:
+        raise _error("client_secret_jwt is not available: client secrets are stored hashed",
+                     request)
     if method not in supported or method not in SUPPORTED_AUTH_METHODS:
         raise _error(f"token_endpoint_auth_method {method!r} is not supported", request)
+    if method == "private_key_jwt" and request.get("jwks") is None \
+            and request.get("jwks_uri") is None:
+        raise _error("private_key_jwt needs jwks or jwks_uri", request)
+
+
+def _check_auth_signing_alg(request: Mapping[str, Any], provider: Provider, method: str) -> None:
+    alg = request.get("token_endpoint_auth_signing_alg")
+    if alg is None:
+        return
+    if method not in ("client_secret_jwt", "private_key_jwt"):
+        raise _error("token_endpoint_auth_signing_alg needs client_secret_jwt or "
+                     "private_key_jwt", request)
+    family_ok = (alg in HMAC_ALGS) == (method == "client_secret_jwt")
+    if not isinstance(alg, str) or not family_ok \
+            or alg not in provider.client_assertion_signing_algs:
+        raise _error(f"token_endpoint_auth_signing_alg {str(alg)[:32]!r} is not supported "
+                     f"for {method}", request)
 
 
 def check_subject_type(request: Mapping[str, Any], provider: Provider) -> None:

@@ -148,7 +148,10 @@ class TestDiscovery:
         published = make_provider(config=config).provider_configuration
         assert published["jwks_uri"] == ISSUER + "/jwks"
         assert published["token_endpoint_auth_methods_supported"] == [
-            "client_secret_basic", "client_secret_post", "none"]
+            "client_secret_basic", "client_secret_post", "client_secret_jwt",
+            "private_key_jwt", "none"]
+        assert published["token_endpoint_auth_signing_alg_values_supported"][:3] == [
+            "HS256", "HS384", "HS512"]
         assert published["code_challenge_methods_supported"] == ["S256"]
         assert published["grant_types_supported"] == ["authorization_code", "implicit"]
         assert published["response_types_supported"] == ["code"]

@@ -161,10 +161,12 @@ class TestOtherChecks:
     def test_token_endpoint_auth_method(self, provider: Provider,
                                         make_provider: Callable[..., Provider],
                                         converted_key: SigningKey) -> None:
-        for method in (None, "client_secret_basic", "client_secret_post", "none"):
+        for method in (None, "client_secret_basic", "client_secret_post", "none",
+                       "client_secret_jwt"):
             check_token_endpoint_auth_method(metadata(token_endpoint_auth_method=method),
                                              provider)
-        for method in ("private_key_jwt", "client_secret_jwt", "tls_client_auth", "NONE"):
+        # private_key_jwt without jwks/jwks_uri: refused
+        for method in ("private_key_jwt", "tls_client_auth", "NONE"):
             refused(check_token_endpoint_auth_method, provider,
                     metadata(token_endpoint_auth_method=method))
         config = configuration()
@@ -173,7 +175,7 @@ class TestOtherChecks:
         prov = make_provider(config=config, signing_key=converted_key)
         refused(check_token_endpoint_auth_method, prov,
                 metadata(token_endpoint_auth_method="none"))
-        refused(check_token_endpoint_auth_method, prov,  # advertised but not implemented
+        refused(check_token_endpoint_auth_method, prov,  # no keys to verify assertions with
                 metadata(token_endpoint_auth_method="private_key_jwt"))
 
     def test_subject_type(self, provider: Provider, make_provider: Callable[..., Provider],

@@ -315,7 +315,7 @@ def test_dynreg_2_default_auth_method_issues_strong_secret(op: Any) -> None:
     assert op.clients[CLIENT_ID]["client_secret"] == CLIENT_SECRET
 
 
-@pytest.mark.parametrize("method", ["private_key_jwt", "client_secret_jwt", "tls_client_auth",
+@pytest.mark.parametrize("method", ["private_key_jwt", "tls_client_auth",
                                     "self_signed_tls_client_auth", "bogus", "NONE",
                                     "client_secret_basic "])
 def test_dynreg_2_unsupported_token_endpoint_auth_method(op: Any, method: str) -> None:
