@@ -24,14 +24,13 @@ from authlib.oauth2.rfc7523.assertion import client_secret_jwt_sign, private_key
 from conftest import USERS
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from flask import Flask, Response, request
+from flask import Flask
 from joserfc.jwk import ECKey, OctKey, RSAKey
+from support.token_routes import add_token_routes
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pyop.authz_state import AuthorizationState
 from pyop.crypto import VerificationKey
-from pyop.exceptions import InvalidClientAuthentication
-from pyop.exceptions import OAuthError as PyopOAuthError
 from pyop.provider import Provider
 from pyop.request_object import fetch_jwks
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
@@ -67,40 +66,7 @@ class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
 
 
 def flask_app(provider: Provider, client_jwks: dict[str, Any]) -> Flask:
-    app = Flask(__name__)
-
-    def error_response(e: PyopOAuthError) -> Response:
-        response = Response(e.to_json(), status=e.http_status, content_type="application/json")
-        if isinstance(e, InvalidClientAuthentication):
-            response.headers["WWW-Authenticate"] = "Basic"
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.post("/token")
-    def token_endpoint() -> Response:
-        try:
-            result = provider.handle_token_request(request.get_data(), request.headers)
-        except PyopOAuthError as e:
-            return error_response(e)
-        return Response(result.to_json(), content_type="application/json",
-                        headers={"Cache-Control": "no-store"})
-
-    @app.post("/introspect")
-    def introspection_endpoint() -> Response:
-        try:
-            result = provider.handle_introspection_request(request.get_data(), request.headers)
-        except PyopOAuthError as e:
-            return error_response(e)
-        return Response(result.to_json(), content_type="application/json",
-                        headers={"Cache-Control": "no-store"})
-
-    @app.post("/revoke")
-    def revocation_endpoint() -> Response:
-        try:
-            provider.handle_revocation_request(request.get_data(), request.headers)
-        except PyopOAuthError as e:
-            return error_response(e)
-        return Response("", status=200)
+    app = add_token_routes(Flask(__name__), provider, token=True)
 
     @app.get("/rp-jwks")  # the RP's own key set (served here for the test)
     def rp_jwks() -> Any:

@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from conftest import CLIENT_ID, CLIENT_SECRET, PUBLIC_CLIENT_ID, REDIRECT_URI, USER_ID
-from flask import Flask, Response, request
+from flask import Flask
+from support.token_routes import add_token_routes
 from test_introspection import OTHER_ID, OTHER_SECRET, basic_auth, issue_tokens, two_clients
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -26,7 +27,6 @@ from pyop.exceptions import (
     InvalidClientAuthentication,
     InvalidRefreshToken,
     InvalidRequestError,
-    OAuthError,
 )
 from pyop.provider import Provider
 
@@ -159,33 +159,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 def flask_app(provider: Provider) -> Flask:
     """The two routes of docs/token-lifecycle.rst."""
-    app = Flask(__name__)
-
-    def error_response(e: OAuthError) -> Response:
-        response = Response(e.to_json(), status=e.http_status, content_type="application/json")
-        if isinstance(e, InvalidClientAuthentication):
-            response.headers["WWW-Authenticate"] = "Basic"
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.post("/introspect")
-    def introspection_endpoint() -> Response:
-        try:
-            result = provider.handle_introspection_request(request.get_data(), request.headers)
-        except OAuthError as e:
-            return error_response(e)
-        return Response(result.to_json(), content_type="application/json",
-                        headers={"Cache-Control": "no-store"})
-
-    @app.post("/revoke")
-    def revocation_endpoint() -> Response:
-        try:
-            provider.handle_revocation_request(request.get_data(), request.headers)
-        except OAuthError as e:
-            return error_response(e)
-        return Response("", status=200)
-
-    return app
+    return add_token_routes(Flask(__name__), provider)
 
 
 @pytest.fixture
