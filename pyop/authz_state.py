@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, Callable, Optional
 
+from ._cache import TTLCache
 from .access_token import AccessToken
 from .exceptions import (
     InvalidAccessToken,
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: Maximum number of refresh tokens followed when revoking a grant.
 _MAX_GRANT_CHAIN = 1000
+#: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.
+_SUBJECT_CACHE_SIZE = 10_000
 
 
 def new_token_value() -> str:
@@ -59,6 +62,10 @@ class AuthorizationState:
     :param refresh_token_threshold: when > 0, a refresh token whose remaining
         lifetime is below this many seconds is replaced (rotated) when used.
     :param clock: returns the current UNIX time; injectable for tests.
+    :param subject_identifier_cache_ttl: seconds during which this process does not
+        write a subject identifier again once it has written it (off by default: the
+        mapping is written on every authorization). A logout made through another
+        process is then not repaired by a new login here before the entry expires.
     """
 
     def __init__(
@@ -74,9 +81,20 @@ class AuthorizationState:
         refresh_token_lifetime: Optional[int] = None,
         refresh_token_threshold: Optional[int] = None,
         clock: Callable[[], float] = time.time,
+        subject_identifier_cache_ttl: Optional[float] = None,
     ) -> None:
         self.subject_identifier_factory = subject_identifier_factory
         self.clock = clock
+        if subject_identifier_cache_ttl is not None and (
+                isinstance(subject_identifier_cache_ttl, bool)
+                or not isinstance(subject_identifier_cache_ttl, (int, float))
+                or not 0 <= subject_identifier_cache_ttl < float("inf")):
+            raise ValueError("subject_identifier_cache_ttl must be a number of seconds >= 0")
+        #: sub -> user_id of the mappings this process wrote recently
+        self._written_subjects: Optional[TTLCache[str]] = None
+        if subject_identifier_cache_ttl:
+            self._written_subjects = TTLCache(subject_identifier_cache_ttl, _SUBJECT_CACHE_SIZE,
+                                              lambda: self.clock())
         self.authorization_codes: StorageBase = self._as_storage(authorization_code_db)
         self.access_tokens: StorageBase = self._as_storage(access_token_db)
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
@@ -149,10 +167,16 @@ class AuthorizationState:
         else:
             raise ValueError(f"unknown subject_type {subject_type!r}")
         db = self.subject_identifiers
-        if not _is_sealed(db):
-            # one atomic write; no in-process cache, so a logout or a store change made by
-            # another process is always seen
-            db.add(sub, {"user_id": user_id, "type": subject_type})
+        if _is_sealed(db):
+            return sub
+        written = self._written_subjects
+        if written is not None and written.get(sub) == user_id:
+            return sub  # written by this process less than subject_identifier_cache_ttl ago
+        # one atomic write (without the cache: on every authorization, so a logout or a
+        # store change made by another process is always repaired)
+        db.add(sub, {"user_id": user_id, "type": subject_type})
+        if written is not None:
+            written.put(sub, user_id)
         return sub
 
     def get_user_id_for_subject_identifier(self, subject_identifier: str) -> str:
@@ -165,6 +189,8 @@ class AuthorizationState:
 
     def delete_state_for_subject_identifier(self, subject_identifier: str) -> None:
         """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown."""
+        if self._written_subjects is not None and isinstance(subject_identifier, str):
+            self._written_subjects.discard(subject_identifier)
         if not isinstance(subject_identifier, str) or not self.subject_identifiers.delete(
                 subject_identifier):
             raise InvalidSubjectIdentifier("unknown subject identifier")

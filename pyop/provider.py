@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union, cast
 from urllib.parse import urlsplit
 
+from ._cache import TTLCache
 from .access_token import extract_bearer_token_from_http_request, get_header
 from .authz_state import AuthorizationState
 from .client_authentication import (
@@ -119,6 +120,20 @@ _JWKS_REFETCH_INTERVAL = 30
 _JWKS_CACHE_SIZE = 1024
 
 
+class _ClientLookup:
+    """``clients.get`` for :func:`authenticate_client`, through :meth:`Provider.get_client`
+    (the request's client, then the client cache when enabled)."""
+
+    __slots__ = ("_provider",)
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+
+    def get(self, client_id: Any, default: Any = None) -> Any:
+        client = self._provider.get_client(client_id)
+        return default if client is None else client
+
+
 class Provider:
     """An OpenID Connect Provider.
 
@@ -143,6 +158,11 @@ class Provider:
     :param hash_client_secrets: registration stores a salted hash of the client
         secret (``client_secret_hash``) instead of the secret itself, for client
         storage that others may read (see :func:`~pyop.client_authentication.hash_client_secret`).
+    :param client_cache_ttl: seconds client metadata read from ``clients`` is reused
+        in this process (off by default: every request reads the client). A change
+        made by another process is seen after at most this many seconds.
+    :param client_cache_size: how many clients the cache keeps (least recently used
+        are dropped first).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -161,6 +181,8 @@ class Provider:
         clock: Optional[Callable[[], float]] = None,
         allow_unsigned_request_objects: bool = False,
         hash_client_secrets: bool = False,
+        client_cache_ttl: Optional[float] = None,
+        client_cache_size: int = 1024,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -185,6 +207,22 @@ class Provider:
         self.jwks_fetcher: Callable[[str], Any] = fetch_jwks
         self._jwks_cache: dict[str, tuple[float, Optional[list[dict[str, Any]]]]] = {}
         self._jwks_cache_lock = threading.Lock()
+        if client_cache_ttl is not None and (
+                isinstance(client_cache_ttl, bool)
+                or not isinstance(client_cache_ttl, (int, float))
+                or not 0 <= client_cache_ttl < float("inf")):
+            raise InvalidConfiguration("client_cache_ttl: must be a number of seconds >= 0")
+        if isinstance(client_cache_size, bool) or not isinstance(client_cache_size, int) \
+                or client_cache_size < 1:
+            raise InvalidConfiguration("client_cache_size: must be an integer >= 1")
+        # only clients that exist are cached: an unknown client_id is read every time, so
+        # a client registered by another process is seen at once, and made-up ids do not
+        # fill the cache
+        self._client_cache: Optional[TTLCache[Mapping[str, Any]]] = None
+        if client_cache_ttl:
+            self._client_cache = TTLCache(client_cache_ttl, client_cache_size,
+                                          lambda: self.clock())
+        self._client_lookup = cast(Mapping[str, Any], _ClientLookup(self))
 
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
@@ -332,18 +370,34 @@ class Provider:
         """The metadata of a registered client, or None.
 
         Within one ``parse_authentication_request``/``handle_token_request``
-        call the client is read from storage once and reused.
+        call the client is read from storage once and reused. With
+        ``client_cache_ttl``, a client read is reused for that many seconds.
         """
         if not isinstance(client_id, str):
             return None
         cached = _request_client.get()
         if cached is not None and cached[0] == client_id:
             return cached[1]
+        cache = self._client_cache
+        if cache is not None:
+            hit = cache.get(client_id)
+            if hit is not None:
+                return hit
         try:
             client = self.clients.get(client_id)
         except (TypeError, ValueError):
             return None
-        return client if isinstance(client, Mapping) else None
+        if not isinstance(client, Mapping):
+            return None
+        if cache is not None:
+            cache.put(client_id, client)
+        return client
+
+    def _client_changed(self, client_id: str) -> None:
+        """Forget this process's cached metadata of a client (call on any change to it:
+        registration, update, deletion)."""
+        if self._client_cache is not None:
+            self._client_cache.discard(client_id)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -727,7 +781,7 @@ class Provider:
         if duplicated:
             raise InvalidTokenRequest("repeated parameters: {}".format(", ".join(duplicated)[:200]),
                                       oauth_error="invalid_request")
-        client_id, client = authenticate_client(self.clients, parameters, http_headers,
+        client_id, client = authenticate_client(self._client_lookup, parameters, http_headers,
                                                 now=self._now())
         grant_type = parameters.get("grant_type")
         if grant_type is None:
@@ -834,7 +888,7 @@ class Provider:
         if duplicated:
             raise InvalidRequestError(
                 "repeated parameters: {}".format(", ".join(duplicated)[:200]))
-        client_id, client = authenticate_client(self.clients, parameters, http_headers,
+        client_id, client = authenticate_client(self._client_lookup, parameters, http_headers,
                                                 now=self._now())
         if not allow_public and \
                 client.get("token_endpoint_auth_method", "client_secret_basic") == "none":
@@ -1008,6 +1062,7 @@ class Provider:
             raise InvalidClientRegistrationRequest(
                 "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
+        self._client_changed(client_id)
         logger.info("registered client %s", client_id)
         return registration_response
 
