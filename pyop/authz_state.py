@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: Maximum number of refresh tokens followed when revoking a grant.
 _MAX_GRANT_CHAIN = 1000
+#: Members of a code record kept in its "used" record (with ``used``, ``exp``, ``issued``).
+_USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type")
 #: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.
 _SUBJECT_CACHE_SIZE = 10_000
 
@@ -249,9 +251,11 @@ class AuthorizationState:
             if record.get("used"):
                 self._revoke_code_grant(record)
                 raise InvalidAuthorizationCode("authorization code already used")
-            # the "used" record outlives the code, so a late replay still revokes the tokens
+            # the "used" record outlives the code, so a late replay still revokes the tokens;
+            # it keeps what a replay needs, not the authentication request (half the bytes
+            # to serialise and store)
             keep_until = max(int(record["exp"]), now + self.access_token_lifetime)
-            used = dict(record)
+            used = {name: record[name] for name in _USED_CODE_FIELDS if name in record}
             used["used"] = True
             used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
