@@ -243,7 +243,15 @@ class AuthorizationState:
         now = self._now()
         access_value = new_token_value()
         refresh_value = new_token_value() if self.issues_refresh_tokens else None
+        grant = {
+            "client_id": record["client_id"],
+            "sub": record["sub"],
+            "user_id": record["user_id"],
+            "scope": record["scope"],
+            "claims": claims_request_member(record.get("auth_req", {}), "userinfo") or None,
+        }
         codes = self.authorization_codes
+        access_token: Optional[AccessToken] = None
         if _is_sealed(codes):
             if codes.consume(authorization_code) is None:
                 raise InvalidAuthorizationCode("authorization code already used")
@@ -259,22 +267,28 @@ class AuthorizationState:
             used["used"] = True
             used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
-            if not codes.compare_and_set(authorization_code, record, used,
-                                         expires_at=keep_until):
+            tokens = self.access_tokens
+            if _is_sealed(tokens):
+                replaced = codes.compare_and_set(authorization_code, record, used,
+                                                 expires_at=keep_until)
+            else:
+                # the access token is stored only if the code was marked used: one round
+                # trip for both where the backend allows it (Redis, PostgreSQL)
+                access_record = self._access_token_record(grant, now)
+                replaced = codes.compare_and_set_then_set(
+                    authorization_code, record, used, keep_until,
+                    tokens, access_value, access_record, access_record["exp"])
+                if replaced:
+                    access_token = AccessToken(access_value, self.access_token_lifetime)
+            if not replaced:
                 logger.warning("concurrent or repeated redemption of an authorization code")
                 current = codes.get(authorization_code)
                 if isinstance(current, dict):
                     self._revoke_code_grant(current)
                 raise InvalidAuthorizationCode("authorization code already used")
 
-        grant = {
-            "client_id": record["client_id"],
-            "sub": record["sub"],
-            "user_id": record["user_id"],
-            "scope": record["scope"],
-            "claims": claims_request_member(record.get("auth_req", {}), "userinfo") or None,
-        }
-        access_token = self._create_access_token(grant, now, access_value)
+        if access_token is None:
+            access_token = self._create_access_token(grant, now, access_value)
         refresh_token = None
         if refresh_value is not None:
             refresh_token = self._create_refresh_token(grant, access_token.value, now,
@@ -293,12 +307,16 @@ class AuthorizationState:
 
     # -- access tokens (RFC 6750) --------------------------------------------------------------
 
-    def _create_access_token(self, grant: Mapping[str, Any], now: int,
-                             value: Optional[str] = None) -> AccessToken:
+    def _access_token_record(self, grant: Mapping[str, Any], now: int) -> dict[str, Any]:
         record = dict(grant)
         record["iat"] = now
         record["exp"] = now + self.access_token_lifetime
         record["token_type"] = "access_token"
+        return record
+
+    def _create_access_token(self, grant: Mapping[str, Any], now: int,
+                             value: Optional[str] = None) -> AccessToken:
+        record = self._access_token_record(grant, now)
         stored = self._store(self.access_tokens, record, record["exp"], value)
         return AccessToken(stored, self.access_token_lifetime)
 
