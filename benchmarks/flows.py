@@ -575,11 +575,11 @@ def _format_trips(r: ScenarioResult) -> str:
     server = trips.get("server") or {}
     wire = (f"  | server: {trips['server_total']} "
             f"({' '.join(f'{k}={v}' for k, v in server.items())})") if server else ""
-    line = f"  {r.backend:<17} {trips.get('total', 0):3d} calls: {stores}{wire}"
+    line = f"  {r.backend:<24} {trips.get('total', 0):3d} calls: {stores}{wire}"
     if "driver_round_trip_ms" in trips:
         rtt, signature = trips["driver_round_trip_ms"], trips["signature_ms"]
         server_total = trips.get("server_total", 0)
-        line += (f"\n  {'':<17} bare driver round trip {rtt:.3f} ms (signature {signature:.3f} ms):"
+        line += (f"\n  {'':<24} bare driver round trip {rtt:.3f} ms (signature {signature:.3f} ms):"
                  f" {server_total} of them = {server_total * rtt / signature:.2f}x signature")
     return line
 
