@@ -608,7 +608,7 @@ def _short_label(name: str) -> str:
     label, _, backend = name.partition(" [")
     label = (label.replace("code flow", "code").replace("implicit id_token token", "implicit")
              .replace("discovery configuration", "discovery").replace("discovery JWKS", "JWKS"))
-    return label + "\n" + backend.rstrip("]")
+    return label + "\n" + backend.rstrip("]").replace("+", "\n+").replace("-nosync", "\nnosync")
 
 
 def write_chart(results: list[ScenarioResult], path: str) -> Optional[str]:
