@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 MONGO = ["pymongo>=4.6"]
-REDIS = ["redis>=5.0"]
+REDIS = ["redis>=5.0", "hiredis>=3.0"]
 SQL = ["SQLAlchemy>=2.0"]
 POSTGRESQL = SQL + ["psycopg[binary]>=3.1"]
 EXAMPLE = ["Flask>=3.0", "SQLAlchemy>=2.0", "waitress>=3.0"]

@@ -22,7 +22,8 @@ from pyop.storage import RedisWrapper, SQLWrapper, StorageBase
 __all__ = ["PRIMITIVES", "CountingStore", "counting_stores", "count_server_calls"]
 
 #: The primitives of the storage contract that touch the data.
-PRIMITIVES = ("get", "set", "delete", "consume", "compare_and_set", "add")
+PRIMITIVES = ("get", "set", "delete", "consume", "compare_and_set", "compare_and_set_then_set",
+              "add")
 
 
 class CountingStore(StorageBase):
@@ -63,6 +64,18 @@ class CountingStore(StorageBase):
                         expires_at: Optional[float] = None) -> bool:
         self.counts["compare_and_set"] += 1
         return bool(self.inner.compare_and_set(key, expected, new, expires_at=expires_at))
+
+    def compare_and_set_then_set(self, key: str, expected: Any, new: Any,
+                                 expires_at: Optional[float], other: StorageBase,
+                                 other_key: str, other_value: Any,
+                                 other_expires_at: Optional[float] = None) -> bool:
+        """Counted once, on this store; the inner stores do it as they would unwrapped
+        (in one round trip where the backend can)."""
+        self.counts["compare_and_set_then_set"] += 1
+        inner_other = other.inner if isinstance(other, CountingStore) else other
+        return bool(self.inner.compare_and_set_then_set(
+            key, expected, new, expires_at, inner_other, other_key, other_value,
+            other_expires_at))
 
     def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:
         self.counts["add"] += 1

@@ -53,12 +53,28 @@ USERS = {
         "email": "alice@example.com", "email_verified": True, "nickname": "al",
     }
 }
-DEFAULT_BACKENDS = ("memory", "sqlite", "postgresql", "redis")
+#: ``NAME+caches``: the same backend with the opt-in in-process caches on
+#: (``Provider(client_cache_ttl=CLIENT_CACHE_TTL)``,
+#: ``AuthorizationState(subject_identifier_cache_ttl=SUBJECT_CACHE_TTL)``); reported on
+#: lines of their own, next to the default configuration.
+DEFAULT_BACKENDS = ("memory", "sqlite", "postgresql", "redis", "memory+caches",
+                    "postgresql+caches", "redis+caches")
+CLIENT_CACHE_TTL = 30
+SUBJECT_CACHE_TTL = 300
 #: ``postgresql-nosync``: PostgreSQL with ``synchronous_commit=off`` for the
 #: benchmark's connections (no WAL flush wait per write), to tell the cost of
 #: the disk from the cost of the round trips. ``sqlite-full``: SQLite with
 #: ``PRAGMA synchronous=FULL`` (an fsync per write) instead of the default NORMAL.
-ALL_BACKENDS = DEFAULT_BACKENDS + ("postgresql-nosync", "sqlite-full")
+ALL_BACKENDS = DEFAULT_BACKENDS + ("sqlite+caches", "postgresql-nosync", "sqlite-full",
+                                   "postgresql-nosync+caches")
+
+
+def split_backend(backend: str) -> tuple[str, bool]:
+    """``"redis+caches"`` -> ``("redis", True)``; ``"redis"`` -> ``("redis", False)``."""
+    engine, plus, suffix = backend.partition("+")
+    if plus and suffix != "caches":
+        raise ValueError(f"unknown backend variant {backend!r}")
+    return engine, bool(plus)
 
 #: Targets: ratio to the signature floor measured in the same run.
 TARGET_MEMORY = 1.5
@@ -115,21 +131,28 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
     ``memory`` is the default ``AuthorizationState`` (no dbs) and a plain dict of
     clients, as in the README. The other backends get one collection per store
     via ``StorageBase.from_uri``, clients included: that is what a deployment
-    with several worker processes needs.
+    with several worker processes needs. ``NAME+caches`` turns the opt-in in-process
+    caches on (client metadata, written subject identifiers).
     """
     stores: list[StorageBase] = []
     factory = HashBasedSubjectIdentifierFactory("bench-salt")
     clients: Any
-    if backend == "memory":
-        authz = AuthorizationState(factory)
+    engine, caches = split_backend(backend)
+    authz_options: dict[str, Any] = {}
+    provider_options: dict[str, Any] = {}
+    if caches:
+        authz_options["subject_identifier_cache_ttl"] = SUBJECT_CACHE_TTL
+        provider_options["client_cache_ttl"] = CLIENT_CACHE_TTL
+    if engine == "memory":
+        authz = AuthorizationState(factory, **authz_options)
         clients = {CLIENT_ID: client_metadata()}
     else:
         assert url is not None
 
         options: dict[str, Any] = {}
-        if backend == "postgresql-nosync":
+        if engine == "postgresql-nosync":
             options["postgresql_synchronous_commit"] = "off"
-        elif backend == "sqlite-full":
+        elif engine == "sqlite-full":
             options["sqlite_synchronous"] = "FULL"
 
         def make(collection: str) -> StorageBase:
@@ -139,10 +162,12 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
             return store
 
         authz = AuthorizationState(factory, make("authz_codes"), make("access_tokens"),
-                                   make("refresh_tokens"), make("subject_identifiers"))
+                                   make("refresh_tokens"), make("subject_identifiers"),
+                                   **authz_options)
         clients = make("clients")
         clients[CLIENT_ID] = client_metadata()
-    provider = Provider(key, configuration(key.alg), authz, clients, Userinfo(dict(USERS)))
+    provider = Provider(key, configuration(key.alg), authz, clients, Userinfo(dict(USERS)),
+                        **provider_options)
 
     def close() -> None:
         for store in stores:
@@ -417,6 +442,7 @@ def median_call_seconds(fn: Callable[[], Any], calls: int = 400) -> float:
 
 @contextlib.contextmanager
 def _engine(backend: str) -> Iterator[Optional[str]]:
+    backend, _ = split_backend(backend)
     if backend == "memory":
         yield None
         return
@@ -451,10 +477,13 @@ def run_backend(backend: str, rs_key: SigningKey, settings: Settings,
         return ScenarioResult(name, backend, "RS256", skipped=str(error))
     result = ScenarioResult.from_measurement(name, backend, "RS256", m)
     result.round_trips = trips
-    if backend == "memory":
-        result.target = Target("memory RS256 full flow", m.ratio, TARGET_MEMORY)
-    elif backend in ("redis", "postgresql"):
-        result.target = Target(f"{backend} RS256 full flow", m.ratio, TARGET_SERVER)
+    engine, caches = split_backend(backend)
+    label = " (with client_cache_ttl and subject_identifier_cache_ttl)" if caches else \
+        " (default configuration)"
+    if engine == "memory":
+        result.target = Target("memory RS256 full flow" + label, m.ratio, TARGET_MEMORY)
+    elif engine in ("redis", "postgresql"):
+        result.target = Target(f"{engine} RS256 full flow" + label, m.ratio, TARGET_SERVER)
     log("  " + _format_line(result))
     return result
 
@@ -546,11 +575,11 @@ def _format_trips(r: ScenarioResult) -> str:
     server = trips.get("server") or {}
     wire = (f"  | server: {trips['server_total']} "
             f"({' '.join(f'{k}={v}' for k, v in server.items())})") if server else ""
-    line = f"  {r.backend:<17} {trips.get('total', 0):3d} calls: {stores}{wire}"
+    line = f"  {r.backend:<24} {trips.get('total', 0):3d} calls: {stores}{wire}"
     if "driver_round_trip_ms" in trips:
         rtt, signature = trips["driver_round_trip_ms"], trips["signature_ms"]
         server_total = trips.get("server_total", 0)
-        line += (f"\n  {'':<17} bare driver round trip {rtt:.3f} ms (signature {signature:.3f} ms):"
+        line += (f"\n  {'':<24} bare driver round trip {rtt:.3f} ms (signature {signature:.3f} ms):"
                  f" {server_total} of them = {server_total * rtt / signature:.2f}x signature")
     return line
 
@@ -579,7 +608,7 @@ def _short_label(name: str) -> str:
     label, _, backend = name.partition(" [")
     label = (label.replace("code flow", "code").replace("implicit id_token token", "implicit")
              .replace("discovery configuration", "discovery").replace("discovery JWKS", "JWKS"))
-    return label + "\n" + backend.rstrip("]")
+    return label + "\n" + backend.rstrip("]").replace("+", "\n+").replace("-nosync", "\nnosync")
 
 
 def write_chart(results: list[ScenarioResult], path: str) -> Optional[str]:

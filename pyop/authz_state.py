@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, Callable, Optional
 
+from ._cache import TTLCache
 from .access_token import AccessToken
 from .exceptions import (
     InvalidAccessToken,
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 #: Maximum number of refresh tokens followed when revoking a grant.
 _MAX_GRANT_CHAIN = 1000
+#: Members of a code record kept in its "used" record (with ``used``, ``exp``, ``issued``).
+_USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type")
+#: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.
+_SUBJECT_CACHE_SIZE = 10_000
 
 
 def new_token_value() -> str:
@@ -59,6 +64,10 @@ class AuthorizationState:
     :param refresh_token_threshold: when > 0, a refresh token whose remaining
         lifetime is below this many seconds is replaced (rotated) when used.
     :param clock: returns the current UNIX time; injectable for tests.
+    :param subject_identifier_cache_ttl: seconds during which this process does not
+        write a subject identifier again once it has written it (off by default: the
+        mapping is written on every authorization). A logout made through another
+        process is then not repaired by a new login here before the entry expires.
     """
 
     def __init__(
@@ -74,9 +83,20 @@ class AuthorizationState:
         refresh_token_lifetime: Optional[int] = None,
         refresh_token_threshold: Optional[int] = None,
         clock: Callable[[], float] = time.time,
+        subject_identifier_cache_ttl: Optional[float] = None,
     ) -> None:
         self.subject_identifier_factory = subject_identifier_factory
         self.clock = clock
+        if subject_identifier_cache_ttl is not None and (
+                isinstance(subject_identifier_cache_ttl, bool)
+                or not isinstance(subject_identifier_cache_ttl, (int, float))
+                or not 0 <= subject_identifier_cache_ttl < float("inf")):
+            raise ValueError("subject_identifier_cache_ttl must be a number of seconds >= 0")
+        #: sub -> user_id of the mappings this process wrote recently
+        self._written_subjects: Optional[TTLCache[str]] = None
+        if subject_identifier_cache_ttl:
+            self._written_subjects = TTLCache(subject_identifier_cache_ttl, _SUBJECT_CACHE_SIZE,
+                                              lambda: self.clock())
         self.authorization_codes: StorageBase = self._as_storage(authorization_code_db)
         self.access_tokens: StorageBase = self._as_storage(access_token_db)
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
@@ -149,10 +169,16 @@ class AuthorizationState:
         else:
             raise ValueError(f"unknown subject_type {subject_type!r}")
         db = self.subject_identifiers
-        if not _is_sealed(db):
-            # one atomic write; no in-process cache, so a logout or a store change made by
-            # another process is always seen
-            db.add(sub, {"user_id": user_id, "type": subject_type})
+        if _is_sealed(db):
+            return sub
+        written = self._written_subjects
+        if written is not None and written.get(sub) == user_id:
+            return sub  # written by this process less than subject_identifier_cache_ttl ago
+        # one atomic write (without the cache: on every authorization, so a logout or a
+        # store change made by another process is always repaired)
+        db.add(sub, {"user_id": user_id, "type": subject_type})
+        if written is not None:
+            written.put(sub, user_id)
         return sub
 
     def get_user_id_for_subject_identifier(self, subject_identifier: str) -> str:
@@ -165,6 +191,8 @@ class AuthorizationState:
 
     def delete_state_for_subject_identifier(self, subject_identifier: str) -> None:
         """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown."""
+        if self._written_subjects is not None and isinstance(subject_identifier, str):
+            self._written_subjects.discard(subject_identifier)
         if not isinstance(subject_identifier, str) or not self.subject_identifiers.delete(
                 subject_identifier):
             raise InvalidSubjectIdentifier("unknown subject identifier")
@@ -215,28 +243,6 @@ class AuthorizationState:
         now = self._now()
         access_value = new_token_value()
         refresh_value = new_token_value() if self.issues_refresh_tokens else None
-        codes = self.authorization_codes
-        if _is_sealed(codes):
-            if codes.consume(authorization_code) is None:
-                raise InvalidAuthorizationCode("authorization code already used")
-        else:
-            if record.get("used"):
-                self._revoke_code_grant(record)
-                raise InvalidAuthorizationCode("authorization code already used")
-            # the "used" record outlives the code, so a late replay still revokes the tokens
-            keep_until = max(int(record["exp"]), now + self.access_token_lifetime)
-            used = dict(record)
-            used["used"] = True
-            used["exp"] = keep_until
-            used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
-            if not codes.compare_and_set(authorization_code, record, used,
-                                         expires_at=keep_until):
-                logger.warning("concurrent or repeated redemption of an authorization code")
-                current = codes.get(authorization_code)
-                if isinstance(current, dict):
-                    self._revoke_code_grant(current)
-                raise InvalidAuthorizationCode("authorization code already used")
-
         grant = {
             "client_id": record["client_id"],
             "sub": record["sub"],
@@ -244,7 +250,45 @@ class AuthorizationState:
             "scope": record["scope"],
             "claims": claims_request_member(record.get("auth_req", {}), "userinfo") or None,
         }
-        access_token = self._create_access_token(grant, now, access_value)
+        codes = self.authorization_codes
+        access_token: Optional[AccessToken] = None
+        if _is_sealed(codes):
+            if codes.consume(authorization_code) is None:
+                raise InvalidAuthorizationCode("authorization code already used")
+        else:
+            if record.get("used"):
+                self._revoke_code_grant(record)
+                raise InvalidAuthorizationCode("authorization code already used")
+            # the "used" record outlives the code, so a late replay still revokes the tokens;
+            # it keeps what a replay needs, not the authentication request (half the bytes
+            # to serialise and store)
+            keep_until = max(int(record["exp"]), now + self.access_token_lifetime)
+            used = {name: record[name] for name in _USED_CODE_FIELDS if name in record}
+            used["used"] = True
+            used["exp"] = keep_until
+            used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
+            tokens = self.access_tokens
+            if _is_sealed(tokens):
+                replaced = codes.compare_and_set(authorization_code, record, used,
+                                                 expires_at=keep_until)
+            else:
+                # the access token is stored only if the code was marked used: one round
+                # trip for both where the backend allows it (Redis, PostgreSQL)
+                access_record = self._access_token_record(grant, now)
+                replaced = codes.compare_and_set_then_set(
+                    authorization_code, record, used, keep_until,
+                    tokens, access_value, access_record, access_record["exp"])
+                if replaced:
+                    access_token = AccessToken(access_value, self.access_token_lifetime)
+            if not replaced:
+                logger.warning("concurrent or repeated redemption of an authorization code")
+                current = codes.get(authorization_code)
+                if isinstance(current, dict):
+                    self._revoke_code_grant(current)
+                raise InvalidAuthorizationCode("authorization code already used")
+
+        if access_token is None:
+            access_token = self._create_access_token(grant, now, access_value)
         refresh_token = None
         if refresh_value is not None:
             refresh_token = self._create_refresh_token(grant, access_token.value, now,
@@ -263,12 +307,16 @@ class AuthorizationState:
 
     # -- access tokens (RFC 6750) --------------------------------------------------------------
 
-    def _create_access_token(self, grant: Mapping[str, Any], now: int,
-                             value: Optional[str] = None) -> AccessToken:
+    def _access_token_record(self, grant: Mapping[str, Any], now: int) -> dict[str, Any]:
         record = dict(grant)
         record["iat"] = now
         record["exp"] = now + self.access_token_lifetime
         record["token_type"] = "access_token"
+        return record
+
+    def _create_access_token(self, grant: Mapping[str, Any], now: int,
+                             value: Optional[str] = None) -> AccessToken:
+        record = self._access_token_record(grant, now)
         stored = self._store(self.access_tokens, record, record["exp"], value)
         return AccessToken(stored, self.access_token_lifetime)
 

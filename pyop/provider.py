@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, Union, cast
 from urllib.parse import urlsplit
 
+from ._cache import TTLCache
 from .access_token import extract_bearer_token_from_http_request, get_header
 from .authz_state import AuthorizationState
 from .client_assertion import (
@@ -144,6 +145,20 @@ _JWKS_REFETCH_INTERVAL = 30
 _JWKS_CACHE_SIZE = 1024
 
 
+class _ClientLookup:
+    """``clients.get`` for :func:`authenticate_client`, through :meth:`Provider.get_client`
+    (the request's client, then the client cache when enabled)."""
+
+    __slots__ = ("_provider",)
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+
+    def get(self, client_id: Any, default: Any = None) -> Any:
+        client = self._provider.get_client(client_id)
+        return default if client is None else client
+
+
 class Provider:
     """An OpenID Connect Provider.
 
@@ -184,6 +199,11 @@ class Provider:
         storage, or, when that is sealed (stateless), its replay cache.
     :param max_client_assertion_lifetime: client assertions whose ``exp`` is more
         than this many seconds ahead are refused (default 300).
+    :param client_cache_ttl: seconds client metadata read from ``clients`` is reused
+        in this process (off by default: every request reads the client). A change
+        made by another process is seen after at most this many seconds.
+    :param client_cache_size: how many clients the cache keeps (least recently used
+        are dropped first).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -206,6 +226,8 @@ class Provider:
         published_keys: Optional[Sequence[Any]] = None,
         client_assertion_replay_store: Any = None,
         max_client_assertion_lifetime: int = DEFAULT_MAX_ASSERTION_LIFETIME,
+        client_cache_ttl: Optional[float] = None,
+        client_cache_size: int = 1024,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -247,6 +269,22 @@ class Provider:
                                                                  refetch=refetch),
             max_lifetime=max_client_assertion_lifetime,
             allowed_algs=lambda: self.client_assertion_signing_algs)
+        if client_cache_ttl is not None and (
+                isinstance(client_cache_ttl, bool)
+                or not isinstance(client_cache_ttl, (int, float))
+                or not 0 <= client_cache_ttl < float("inf")):
+            raise InvalidConfiguration("client_cache_ttl: must be a number of seconds >= 0")
+        if isinstance(client_cache_size, bool) or not isinstance(client_cache_size, int) \
+                or client_cache_size < 1:
+            raise InvalidConfiguration("client_cache_size: must be an integer >= 1")
+        # only clients that exist are cached: an unknown client_id is read every time, so
+        # a client registered by another process is seen at once, and made-up ids do not
+        # fill the cache
+        self._client_cache: Optional[TTLCache[Mapping[str, Any]]] = None
+        if client_cache_ttl:
+            self._client_cache = TTLCache(client_cache_ttl, client_cache_size,
+                                          lambda: self.clock())
+        self._client_lookup = cast(Mapping[str, Any], _ClientLookup(self))
 
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
@@ -393,14 +431,15 @@ class Provider:
         endpoint; a client assertion's ``aud`` may name the issuer, the token endpoint or
         (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9)."""
         if "client_assertion" not in parameters and "client_assertion_type" not in parameters:
-            return authenticate_client(self.clients, parameters, http_headers, now=self._now())
+            return authenticate_client(self._client_lookup, parameters, http_headers,
+                                       now=self._now())
         config = self.configuration_information
         audiences = [self.issuer]
         for name in ("token_endpoint", endpoint):
             url = config.get(name) if name else None
             if isinstance(url, str):
                 audiences.append(url)
-        return authenticate_client(self.clients, parameters, http_headers, now=self._now(),
+        return authenticate_client(self._client_lookup, parameters, http_headers, now=self._now(),
                                    assertion_verifier=self.client_assertion_verifier,
                                    audiences=audiences)
 
@@ -481,18 +520,38 @@ class Provider:
         """The metadata of a registered client, or None.
 
         Within one ``parse_authentication_request``/``handle_token_request``
-        call the client is read from storage once and reused.
+        call the client is read from storage once and reused. With
+        ``client_cache_ttl``, a client read is reused for that many seconds.
         """
         if not isinstance(client_id, str):
             return None
         cached = _request_client.get()
         if cached is not None and cached[0] == client_id:
             return cached[1]
+        cache = self._client_cache
+        if cache is not None:
+            hit = cache.get(client_id)
+            if hit is not None:
+                return hit
+        client = self._stored_client(client_id)
+        if client is not None and cache is not None:
+            cache.put(client_id, client)
+        return client
+
+    def _stored_client(self, client_id: str) -> Optional[Mapping[str, Any]]:
+        """The client as ``clients`` has it now (no cache): for read-modify-write of
+        client metadata (RFC 7592 updates, secret rotation)."""
         try:
             client = self.clients.get(client_id)
         except (TypeError, ValueError):
             return None
         return client if isinstance(client, Mapping) else None
+
+    def _client_changed(self, client_id: str) -> None:
+        """Forget this process's cached metadata of a client (call on any change to it:
+        registration, update, deletion)."""
+        if self._client_cache is not None:
+            self._client_cache.discard(client_id)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -1263,6 +1322,7 @@ class Provider:
             raise InvalidClientRegistrationRequest(
                 "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
+        self._client_changed(client_id)
         logger.info("registered client %s", client_id)
         return registration_response
 
@@ -1336,12 +1396,6 @@ class Provider:
 
     # -- Client configuration endpoint (RFC 7592; OIDC Dynamic Registration 4) -------------------
 
-    def _client_changed(self, client_id: str) -> None:
-        """Called once a client's metadata was replaced or the client deleted.
-
-        Nothing to do yet; the place for anything that keeps copies of client records.
-        """
-
     def _registration_client_uri(self, client_id: str) -> Optional[str]:
         endpoint = self.configuration_information.get("registration_endpoint")
         if not isinstance(endpoint, str) or not endpoint:
@@ -1393,7 +1447,7 @@ class Provider:
         if token is None:
             raise InvalidRegistrationAccessToken("no registration access token",
                                                  token_missing=True)
-        client = self.get_client(client_id)
+        client = self._stored_client(client_id)
         if not registration_access_token_matches(client, token) or client is None:
             logger.info("client configuration request with an invalid registration "
                         "access token")
@@ -1525,7 +1579,7 @@ class Provider:
         :param expires_at: ``client_secret_expires_at``: UNIX time, or 0 for never.
         :raises ValueError: unknown client, or one that does not use a secret.
         """
-        found = self.get_client(client_id)
+        found = self._stored_client(client_id) if isinstance(client_id, str) else None
         if found is None:
             raise ValueError("unknown client")
         client = dict(found)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional, Union
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .exceptions import InvalidRequestError
 
@@ -28,12 +29,24 @@ def response_type_set(response_type: Union[None, str, Iterable[Any]]) -> frozens
     if response_type is None:
         return frozenset()
     if isinstance(response_type, str):
-        return frozenset(response_type.split())
+        return _split_response_type(response_type)
     values: set[str] = set()
     for item in response_type:
         if isinstance(item, str):
-            values.update(item.split())
+            values.update(_split_response_type(item))
     return frozenset(values)
+
+
+@functools.lru_cache(maxsize=64)
+def _split_cached(value: str) -> frozenset[str]:
+    return frozenset(value.split())
+
+
+def _split_response_type(value: str) -> frozenset[str]:
+    """``frozenset(value.split())``; the few short values seen in practice are cached."""
+    if len(value) > 64:
+        return frozenset(value.split())
+    return _split_cached(value)
 
 
 def should_fragment_encode(authentication_request: Mapping[str, Any]) -> bool:
@@ -202,10 +215,43 @@ def _utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
         return None
 
 
+#: Most fields a query string or form body may have (as ``parse_qsl(max_num_fields=...)``).
+_MAX_FIELDS = 1000
+
+
+def _parse_qsl(query: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(query, keep_blank_values=True, errors="strict",
+    max_num_fields=1000)`` for a ``str``, with the same result, calling ``unquote`` only
+    for the names and values that have a ``%`` (most have none).
+
+    :raises ValueError: too many fields.
+    :raises UnicodeDecodeError: percent-encoded octets that are not UTF-8.
+    """
+    if not query:
+        return []
+    if 1 + query.count("&") > _MAX_FIELDS:
+        raise ValueError("Max number of fields exceeded")
+    pairs = []
+    for field in query.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name, errors="strict")
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value, errors="strict")
+        pairs.append((name, value))
+    return pairs
+
+
 def _parse_qsl_or_error(query: str) -> Union[list[tuple[str, str]], str]:
     """The pairs of a query string, or an error message (see :func:`_utf8_or_none`)."""
     try:
-        return parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=1000)
+        return _parse_qsl(query)
     except UnicodeDecodeError:
         return "request is not valid UTF-8"
     except ValueError:

@@ -147,6 +147,9 @@ class TestAuthorizationCodes:
         used = state.get_authorization_code(code)
         assert used["used"] is True
         assert used["issued"] == {"access_token": access.value, "refresh_token": refresh}
+        # what a replay needs, without the authentication request
+        assert "auth_req" not in used
+        assert used["client_id"] == CLIENT_ID and used["token_type"] == "authorization_code"
 
     def test_no_refresh_token_without_lifetime(self, clock: FakeClock) -> None:
         state = make_state(clock)

@@ -38,8 +38,8 @@ def test_benchmark_entry_point_runs_quickly(tmp_path: Path) -> None:
         assert scenario["skipped"] or scenario["ms_per_op"] > 0
     memory = next(s for s in results["scenarios"] if s["name"] == "code flow RS256 [memory]")
     trips = memory["round_trips"]
-    assert trips["per_store"]["authorization_codes"]["compare_and_set"] == 1
-    assert trips["total"] >= 5
+    assert trips["per_store"]["authorization_codes"]["compare_and_set_then_set"] == 1
+    assert trips["total"] >= 4
     assert results["memcheck"]["live_after_purge"] == 0
     assert all("passed" in target for target in results["targets"])
 

@@ -13,7 +13,7 @@ from conftest import CLIENT_ID, REDIRECT_URI, USER_ID, configuration
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyop.client_authentication import client_secret_matches
+from pyop.client_authentication import client_secret_matches, hash_client_secret
 from pyop.client_management import (
     new_registration_access_token,
     registration_access_token_matches,
@@ -373,7 +373,6 @@ class TestHelpers:
         assert registration_bearer_token(headers) == expected
 
     def test_token_matching(self) -> None:
-        from pyop.client_authentication import hash_client_secret
 
         token = new_registration_access_token()
         client = {"registration_access_token_hash": hash_client_secret(token)}
@@ -563,3 +562,59 @@ def test_fuzz_management_requests_raise_only_typed_errors(
             call()
         except OAuthError:
             pass
+
+
+class TestWithClientCache:
+    """RFC 7592 changes take effect at once in the process that made them, also with
+    the opt-in client cache; the management calls read the stored client, not the cache."""
+
+    @pytest.fixture
+    def cached_op(self, make_provider: Callable[..., Provider],
+                  converted_key: SigningKey) -> Provider:
+        return make_provider(signing_key=converted_key, client_cache_ttl=300)
+
+    def test_deleted_client_cannot_authenticate(self, cached_op: Provider) -> None:
+        info = register(cached_op)
+        client_id, secret = info["client_id"], info["client_secret"]
+        code = code_for(cached_op, client_id)  # the client is now cached
+        cached_op.handle_client_delete_request(
+            client_id, bearer(info["registration_access_token"]))
+        with pytest.raises(InvalidClientAuthentication):
+            token_request(cached_op, client_id, secret, code)
+        with pytest.raises(InvalidClientId):
+            cached_op.parse_authentication_request(authentication_query(client_id))
+
+    def test_update_seen_at_once(self, cached_op: Provider) -> None:
+        info = register(cached_op)
+        client_id = info["client_id"]
+        code_for(cached_op, client_id)  # cached with the old redirect_uris
+        cached_op.handle_client_update_request(
+            client_id, update_body(info, redirect_uris=[OTHER_URI]),
+            bearer(info["registration_access_token"]))
+        with pytest.raises(OAuthError):
+            cached_op.parse_authentication_request(authentication_query(client_id))
+
+    def test_rotated_secret_replaces_the_old_one_at_once(self, cached_op: Provider) -> None:
+        info = register(cached_op)
+        client_id, old_secret = info["client_id"], info["client_secret"]
+        token_request(cached_op, client_id, old_secret, code_for(cached_op, client_id))
+        new_secret = cached_op.rotate_client_secret(client_id)
+        with pytest.raises(InvalidClientAuthentication):
+            token_request(cached_op, client_id, old_secret, code_for(cached_op, client_id))
+        assert token_request(cached_op, client_id, new_secret,
+                             code_for(cached_op, client_id))["access_token"]
+
+    def test_update_reads_the_stored_client_not_the_cache(self, cached_op: Provider) -> None:
+        info = register(cached_op)
+        client_id = info["client_id"]
+        code_for(cached_op, client_id)  # cached
+        # another process rotated the registration access token meanwhile
+        stored = dict(cached_op.clients[client_id])
+        other_token = new_registration_access_token()
+        stored["registration_access_token_hash"] = hash_client_secret(other_token)
+        cached_op.clients[client_id] = stored
+        with pytest.raises(InvalidRegistrationAccessToken):
+            cached_op.handle_client_read_request(
+                client_id, bearer(info["registration_access_token"]))
+        assert cached_op.handle_client_read_request(
+            client_id, bearer(other_token))["client_id"] == client_id

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyop.exceptions import InvalidRequestError
 from pyop.message import AuthorizationRequest
@@ -196,3 +198,34 @@ class TestHelpers:
         result = claims_request_member(message, "userinfo")
         result["new"] = None  # a copy: the request is not modified
         assert "new" not in claims_request_member(message, "userinfo")
+
+
+_QUERY_ALPHABET = st.sampled_from(["a", "b", "=", "&", "+", "%", "%20", "%41", "%e9", "%C3%A9",
+                                    "%ZZ", "%2B", "%26", "%3D", " ", "~", "\u00e9", "%C3"])
+
+
+@settings(max_examples=500)
+@given(st.lists(_QUERY_ALPHABET, max_size=40).map("".join))
+def test_query_parsing_matches_parse_qsl(query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from pyop.util import _parse_qsl
+
+    try:
+        expected: Any = parse_qsl(query, keep_blank_values=True, errors="strict",
+                                  max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError) as e:
+        expected = type(e)
+    try:
+        actual: Any = _parse_qsl(query)
+    except (UnicodeDecodeError, ValueError) as e:
+        actual = type(e)
+    assert actual == expected
+
+
+def test_query_parsing_field_limit() -> None:
+    from pyop.util import _parse_qsl
+
+    assert len(_parse_qsl("&".join(["a=b"] * 1000))) == 1000
+    with pytest.raises(ValueError):
+        _parse_qsl("&".join(["a=b"] * 1001))

@@ -165,7 +165,9 @@ class StorageBase(abc.ABC):
 
     Primitives (abstract): :meth:`get`, :meth:`set`, :meth:`delete`,
     :meth:`consume`, :meth:`compare_and_set`, :meth:`add`,
-    :meth:`purge_expired`, :meth:`close` and :meth:`keys`.
+    :meth:`purge_expired`, :meth:`close` and :meth:`keys`; and
+    :meth:`compare_and_set_then_set`, built on them, which backends may do in
+    one round trip.
 
     A record is *live* while its ``expires_at`` is ``None`` or later than
     now; expired records are treated as absent by every operation, whether
@@ -229,6 +231,28 @@ class StorageBase(abc.ABC):
         :param expires_at: the new absolute expiry; ``None`` keeps the
             record's current expiry.
         """
+
+    def compare_and_set_then_set(self, key: str, expected: Any, new: Any,
+                                 expires_at: Optional[float], other: StorageBase,
+                                 other_key: str, other_value: Any,
+                                 other_expires_at: Optional[float] = None) -> bool:
+        """:meth:`compare_and_set` on this store and, only if it replaced the value,
+        ``other.set(other_key, other_value, other_expires_at)``; returns whether the
+        compare-and-set succeeded.
+
+        Used to mark an authorization code used and store the access token issued
+        for it (RFC 6749 4.1.2). This default makes the two calls. Backends that
+        can do both in one round trip, atomically, do so when ``other`` is on the
+        same server: Redis (one Lua script, same client) and PostgreSQL (one
+        statement, same engine). The compare-and-set is atomic in every case.
+
+        :raises StorageError: either write failed (with the default, the
+            compare-and-set may then have succeeded without the second write).
+        """
+        if not self.compare_and_set(key, expected, new, expires_at=expires_at):
+            return False
+        other.set(other_key, other_value, expires_at=other_expires_at)
+        return True
 
     @abc.abstractmethod
     def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:

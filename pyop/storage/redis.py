@@ -8,7 +8,8 @@ expiry; nothing is left behind and :meth:`RedisWrapper.purge_expired` has
 nothing to do.
 
 Atomicity: ``consume`` is ``GETDEL``, ``add`` is ``SET NX``,
-``compare_and_set`` a Lua script (``EVALSHA``) run atomically by the server.
+``compare_and_set`` a Lua script (``EVALSHA``) run atomically by the server, and
+``compare_and_set_then_set`` another one when both stores use the same client.
 On a server without scripting (``EVALSHA`` is an unknown command, as on
 ``fakeredis`` without ``lupa``) ``compare_and_set`` falls back to an
 optimistic ``WATCH``/``MULTI``/``EXEC`` transaction, atomic as well.
@@ -55,6 +56,26 @@ if ARGV[3] == '' then
   redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 else
   redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+end
+return 1
+"""
+
+#: compare_and_set on KEYS[1] (ARGV[1..3] as for _CAS_SCRIPT), then, only if it replaced
+#: the value, SET KEYS[2] ARGV[4] with ARGV[5] the absolute expiry in ms or "" for none.
+_CAS_THEN_SET_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or current ~= ARGV[1] then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+end
+if ARGV[5] == '' then
+  redis.call('SET', KEYS[2], ARGV[4])
+else
+  redis.call('SET', KEYS[2], ARGV[4], 'PXAT', ARGV[5])
 end
 return 1
 """
@@ -119,6 +140,7 @@ class RedisWrapper(StorageBase):
             self._cache_key, client = _clients.acquire(factory, db_uri, redis_kwargs)
         self._client = client
         self._cas = client.register_script(_CAS_SCRIPT)
+        self._cas_then_set = client.register_script(_CAS_THEN_SET_SCRIPT)
         #: False once the server answered that it has no scripting (EVALSHA unknown).
         self._scripting = True
 
@@ -193,6 +215,35 @@ class RedisWrapper(StorageBase):
             return self._compare_and_set_watch(name, expected_raw, new_raw, pxat)
         except self._errors as error:
             raise wrap_error("compare_and_set", self.collection, error) from error
+
+    def compare_and_set_then_set(self, key: str, expected: Any, new: Any,
+                                 expires_at: Optional[float], other: StorageBase,
+                                 other_key: str, other_value: Any,
+                                 other_expires_at: Optional[float] = None) -> bool:
+        """One Lua script (one round trip, atomic) when ``other`` is a Redis store on the
+        same client; else :meth:`StorageBase.compare_and_set_then_set`."""
+        if not (isinstance(other, RedisWrapper) and other._client is self._client
+                and self._scripting):
+            return super().compare_and_set_then_set(key, expected, new, expires_at, other,
+                                                    other_key, other_value, other_expires_at)
+        name, other_name = self._key(key), other._key(other_key)
+        expected_raw, new_raw = canonical_json(expected), canonical_json(new)
+        other_raw = canonical_json(other_value)
+        pxat = None if expires_at is None else _to_ms(check_expires_at(expires_at))
+        other_pxat = other._expiry_ms(other_expires_at)
+        try:
+            try:
+                return bool(self._cas_then_set(keys=[name, other_name], args=[
+                    expected_raw, new_raw, "" if pxat is None else str(pxat),
+                    other_raw, "" if other_pxat is None else str(other_pxat)]))
+            except self._response_error as error:
+                if "unknown command" not in str(error).lower():
+                    raise
+        except self._errors as error:
+            raise wrap_error("compare_and_set", self.collection, error) from error
+        # no scripting on this server: compare_and_set notes it and uses WATCH/MULTI/EXEC
+        return super().compare_and_set_then_set(key, expected, new, expires_at, other,
+                                                other_key, other_value, other_expires_at)
 
     def _compare_and_set_watch(self, name: str, expected_raw: str, new_raw: str,
                                pxat: Optional[int]) -> bool:

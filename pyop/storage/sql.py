@@ -22,6 +22,9 @@ liveness test ``expires_at IS NULL OR expires_at > :now``:
   MariaDB >= 10.5); elsewhere ``SELECT`` then a ``DELETE`` conditioned on the
   value read, whose row count decides (the primary key makes it exactly-once).
 * ``compare_and_set``: ``UPDATE ... WHERE value = :expected_json``; row count.
+* ``compare_and_set_then_set`` on PostgreSQL, both stores on one engine: that
+  ``UPDATE`` in a ``WITH`` whose ``RETURNING`` gates the upsert of the second row
+  (one statement).
 * ``add``: PostgreSQL: ``INSERT ... ON CONFLICT DO NOTHING`` and an ``UPDATE``
   of an expired row, in one statement (data-modifying CTEs) that writes
   nothing when a live row exists; SQLite: ``INSERT ... ON CONFLICT DO UPDATE
@@ -190,11 +193,31 @@ class _Statements:
             ).bindparams(bp("ns", type_=sa.String()), bp("k", type_=sa.String()),
                          bp("v", type_=sa.Text()), bp("exp", type_=sa.Double()),
                          bp("now", type_=sa.Double()))
+        self.cas_then_set_postgresql: Any = None
+        if dialect_name == "postgresql":
+            # compare_and_set_then_set in one statement: the upsert of the second row
+            # reads the RETURNING of the conditional UPDATE, so it happens only if the
+            # update did; one round trip, one transaction (one WAL flush instead of two)
+            self.cas_then_set_postgresql = sa.text(
+                "WITH cas AS (UPDATE pyop_storage SET value = :v, expires_at = :exp "
+                "WHERE collection = :ns AND key = :k "
+                "AND (expires_at IS NULL OR expires_at > :now) AND value = :expected "
+                "RETURNING 1) "
+                "INSERT INTO pyop_storage (collection, key, value, expires_at) "
+                "SELECT :ns2, :k2, :v2, :exp2 WHERE EXISTS (SELECT 1 FROM cas) "
+                "ON CONFLICT (collection, key) DO UPDATE "
+                "SET value = excluded.value, expires_at = excluded.expires_at RETURNING 1"
+            ).bindparams(bp("ns", type_=sa.String()), bp("k", type_=sa.String()),
+                         bp("v", type_=sa.Text()), bp("exp", type_=sa.Double()),
+                         bp("now", type_=sa.Double()), bp("expected", type_=sa.Text()),
+                         bp("ns2", type_=sa.String()), bp("k2", type_=sa.String()),
+                         bp("v2", type_=sa.Text()), bp("exp2", type_=sa.Double()))
         #: The request-path statements, run straight on the DBAPI cursor where
         #: :func:`_direct_driver` allows (ids of the statement objects).
         self.direct = frozenset(id(stmt) for stmt in (
             self.get, self.delete, self.consume, self.cas, self.cas_expiry, self.upsert,
-            self.add_upsert_returning, self.add_postgresql) if stmt is not None)
+            self.add_upsert_returning, self.add_postgresql, self.cas_then_set_postgresql)
+            if stmt is not None)
         self.upsert_mysql: Any = None
         if dialect_name in ("mysql", "mariadb"):
             from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -700,6 +723,31 @@ class SQLWrapper(StorageBase):
         now = params["now"] = self._clock()
         replaced = bool(self._execute("compare_and_set", stmt, params) == 1)
         self._maybe_purge(now)
+        return replaced
+
+    def compare_and_set_then_set(self, key: str, expected: Any, new: Any,
+                                 expires_at: Optional[float], other: StorageBase,
+                                 other_key: str, other_value: Any,
+                                 other_expires_at: Optional[float] = None) -> bool:
+        """One statement (one round trip, one transaction) on PostgreSQL when ``other``
+        is a store on the same engine; else :meth:`StorageBase.compare_and_set_then_set`."""
+        stmt = self._sql.cas_then_set_postgresql
+        if (stmt is None or not self._upsert or expires_at is None
+                or not isinstance(other, SQLWrapper) or other._engine is not self._engine
+                or (other._namespace == self._namespace and other_key == key)):
+            return super().compare_and_set_then_set(key, expected, new, expires_at, other,
+                                                    other_key, other_value, other_expires_at)
+        check_key(key)
+        check_key(other_key)
+        now = self._clock()
+        params: dict[str, Any] = {
+            "ns": self._namespace, "k": key, "expected": canonical_json(expected),
+            "v": canonical_json(new), "exp": check_expires_at(expires_at), "now": now,
+            "ns2": other._namespace, "k2": other_key, "v2": canonical_json(other_value),
+            "exp2": other._resolve_expiry(other_expires_at, now)}
+        replaced = self._execute("compare_and_set", stmt, params, "scalar") is not None
+        self._maybe_purge(now)
+        other._maybe_purge(now)
         return replaced
 
     def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:

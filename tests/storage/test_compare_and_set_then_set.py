@@ -1,0 +1,119 @@
+"""``compare_and_set_then_set``: a compare-and-set, then a write to another store only if it
+succeeded (a code marked used, then its access token stored; RFC 6749 4.1.2).
+
+On every backend of the contract suite, with the second store on the same backend (one
+round trip on Redis and PostgreSQL) and on another one (the default: two calls).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from pyop.storage import MemoryStorage, StorageBase
+
+from .conftest import CONTRACT_BACKENDS, Backend, backend_params, build_backend
+from .test_races import KEYS, THREADS, race
+
+CODE = {"client_id": "c", "exp": 10, "used": None}
+USED = {"client_id": "c", "exp": 20, "used": True}
+TOKEN = {"token_type": "access_token", "sub": "s"}
+
+
+def _pair(backend: Backend) -> tuple[StorageBase, StorageBase]:
+    return backend.make(), backend.make()
+
+
+def test_replaces_and_writes_the_other_record(backend: Backend) -> None:
+    codes, tokens = _pair(backend)
+    codes.set("code", CODE, expires_at=backend.now() + 600)
+    expires = backend.now() + 3600
+    assert codes.compare_and_set_then_set("code", CODE, USED, backend.now() + 1200, tokens,
+                                          "at", TOKEN, expires) is True
+    assert codes.get("code") == USED
+    assert tokens.get("at") == TOKEN
+
+
+def test_other_record_expires(backend: Backend) -> None:
+    if not backend.fake_clock:
+        pytest.skip("expiry decided by the server's own clock (checked in test_contract)")
+    codes, tokens = _pair(backend)
+    codes.set("code", CODE, expires_at=backend.now() + 600)
+    assert codes.compare_and_set_then_set("code", CODE, USED, backend.now() + 1200, tokens,
+                                          "at", TOKEN, backend.now() + 60)
+    backend.advance(61)
+    assert tokens.get("at") is None
+    assert codes.get("code") == USED
+
+
+@pytest.mark.parametrize("stored", [None, {"client_id": "c", "exp": 10, "used": True}])
+def test_no_match_writes_nothing(backend: Backend, stored: Any) -> None:
+    codes, tokens = _pair(backend)
+    if stored is not None:
+        codes.set("code", stored, expires_at=backend.now() + 600)
+    assert codes.compare_and_set_then_set("code", CODE, USED, backend.now() + 1200, tokens,
+                                          "at", TOKEN, backend.now() + 3600) is False
+    assert tokens.get("at") is None
+    assert codes.get("code") == stored
+
+
+def test_expired_record_never_matches(backend: Backend) -> None:
+    if not backend.fake_clock:
+        pytest.skip("expiry decided by the server's own clock")
+    codes, tokens = _pair(backend)
+    codes.set("code", CODE, expires_at=backend.now() + 10)
+    backend.advance(11)
+    assert codes.compare_and_set_then_set("code", CODE, USED, backend.now() + 1200, tokens,
+                                          "at", TOKEN, backend.now() + 3600) is False
+    assert tokens.get("at") is None
+
+
+def test_other_store_of_another_kind(backend: Backend) -> None:
+    codes = backend.make()
+    tokens = MemoryStorage(clock=backend.clock)
+    codes.set("code", CODE, expires_at=backend.now() + 600)
+    assert codes.compare_and_set_then_set("code", CODE, USED, backend.now() + 1200, tokens,
+                                          "at", TOKEN, backend.now() + 3600)
+    assert tokens.get("at") == TOKEN and codes.get("code") == USED
+
+
+RACE_BACKENDS = [b for b in CONTRACT_BACKENDS if b != "sqlite-generic"]
+
+
+@pytest.fixture(params=backend_params(RACE_BACKENDS))
+def race_backend(request: pytest.FixtureRequest) -> Any:
+    built = build_backend(request.param, request)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def test_concurrent_redemptions_one_winner_one_token(race_backend: Backend) -> None:
+    codes, tokens = race_backend.make(), race_backend.make()
+    pairs = [(codes, tokens)]
+    if race_backend.name not in ("memory", "dict"):  # a store pair per thread, as workers
+        pairs += [(race_backend.make(collection=codes.collection),  # type: ignore[attr-defined]
+                   race_backend.make(collection=tokens.collection))  # type: ignore[attr-defined]
+                  for _ in range(THREADS - 1)]
+    for r in range(KEYS):
+        codes.set(f"code{r}", {"r": r}, expires_at=race_backend.now() + 600)
+    assigned: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def redeem(r: int) -> bool:
+        with lock:
+            index = assigned.setdefault(threading.get_ident(), len(assigned) % len(pairs))
+        mine_codes, mine_tokens = pairs[index]
+        return mine_codes.compare_and_set_then_set(
+            f"code{r}", {"r": r}, {"r": r, "used": True}, race_backend.now() + 1200,
+            mine_tokens, f"at{r}-{threading.get_ident()}", {"r": r},
+            race_backend.now() + 3600)
+
+    results = race(redeem)
+    live_tokens = set(tokens.keys())
+    for r, outcomes in enumerate(results):
+        assert outcomes.count(True) == 1, f"key {r}: {outcomes}"
+        assert sum(1 for key in live_tokens if key.startswith(f"at{r}-")) == 1, r
