@@ -6,7 +6,8 @@ flow) in batches that alternate with batches of one RS256 signature, like
 ``python -m benchmarks`` does for whole flows, and prints the median time per
 call and its ratio to the signature. Reading a flow's cost off it: a code flow
 makes ``get`` ×6 (4 client reads, the code, the access token), ``set`` ×2,
-``compare_and_set`` ×1 and ``add`` of a known key ×1.
+``compare_and_set_then_set`` ×1 (one round trip on Redis and PostgreSQL, two
+elsewhere) and ``add`` of a known key ×1.
 
 Also a bare round trip of the driver (``SELECT 1`` through the DBAPI cursor,
 Redis ``PING`` through redis-py), the floor under any statement or command, and
