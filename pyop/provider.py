@@ -1502,10 +1502,12 @@ class Provider:
         ``registration_client_uri``) are not taken from the body, and members only
         the host sets (e.g. ``allowed_claims``) are kept.
 
-        A client moving to a method with a secret gets one; ``rotate_client_secret``
-        issues a new secret (the old one stops working). The registration access
-        token stays the same unless ``rotate_registration_access_token`` (RFC 7592
-        2.2 allows either); the response carries the token to use from now on.
+        A client moving to a method with a secret gets one, and one moving to
+        ``client_secret_jwt`` a new 512-bit one (its HMAC key, RFC 7518 3.2);
+        ``rotate_client_secret`` issues a new secret (the old one stops working). The
+        registration access token stays the same unless
+        ``rotate_registration_access_token`` (RFC 7592 2.2 allows either); the response
+        carries the token to use from now on.
 
         :raises InvalidRegistrationAccessToken: 401, as for a read request.
         :raises InvalidClientRegistrationRequest: 400 ``invalid_request`` (client_id
@@ -1531,8 +1533,12 @@ class Provider:
                 client.setdefault(name, value)
         new_secret = None
         if uses_client_secret(client):
-            if rotate_client_secret or not (client.get("client_secret")
-                                            or client.get("client_secret_hash")):
+            # a client moving to client_secret_jwt gets a secret fit to be its HMAC key
+            # (HS512, RFC 7518 3.2), not the shorter one of its former method
+            to_secret_jwt = client.get("token_endpoint_auth_method") == "client_secret_jwt" \
+                and current.get("token_endpoint_auth_method") != "client_secret_jwt"
+            if rotate_client_secret or to_secret_jwt or not (client.get("client_secret")
+                                                             or client.get("client_secret_hash")):
                 new_secret = self._set_client_secret(client)
         else:
             for name in ("client_secret", "client_secret_hash", "client_secret_expires_at"):
