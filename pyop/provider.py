@@ -704,6 +704,14 @@ class Provider:
             self._jwks_cache[uri] = (now, keys)
         return keys, True
 
+    def _forget_jwks(self, *uris: Any) -> None:
+        """Drop cached ``jwks_uri`` documents: a client that changed its registration
+        (RFC 7592 2.2, 2.3) may have removed keys from them."""
+        with self._jwks_cache_lock:
+            for uri in uris:
+                if isinstance(uri, str):
+                    self._jwks_cache.pop(uri, None)
+
     def _merge_request_object(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """Verify the ``request`` object and merge it over the query (OIDC Core 6.3).
 
@@ -1507,7 +1515,8 @@ class Provider:
         ``rotate_client_secret`` issues a new secret (the old one stops working). The
         registration access token stays the same unless
         ``rotate_registration_access_token`` (RFC 7592 2.2 allows either); the response
-        carries the token to use from now on.
+        carries the token to use from now on. A cached ``jwks_uri`` document of the
+        client is dropped: the update may follow a key removal.
 
         :raises InvalidRegistrationAccessToken: 401, as for a read request.
         :raises InvalidClientRegistrationRequest: 400 ``invalid_request`` (client_id
@@ -1555,6 +1564,7 @@ class Provider:
                 "invalid client metadata", None, oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
         self._client_changed(client_id)
+        self._forget_jwks(current.get("jwks_uri"), client.get("jwks_uri"))
         logger.info("updated client %s", client_id)
         return response
 
@@ -1568,12 +1578,13 @@ class Provider:
 
         :raises InvalidRegistrationAccessToken: 401, as for a read request.
         """
-        client_id, _, _ = self._managed_client(client_id, http_headers)
+        client_id, current, _ = self._managed_client(client_id, http_headers)
         try:
             del self.clients[client_id]
         except KeyError:  # deleted concurrently
             pass
         self._client_changed(client_id)
+        self._forget_jwks(current.get("jwks_uri"))
         logger.info("deleted client %s", client_id)
 
     def rotate_client_secret(self, client_id: str, *, expires_at: int = 0) -> str:
