@@ -27,6 +27,7 @@ from .client_assertion import (
     HMAC_ALGS,
     ClientAssertionVerifier,
     assertion_signing_algs,
+    method_for_alg,
 )
 from .client_authentication import (
     SUPPORTED_AUTH_METHODS,
@@ -343,6 +344,7 @@ class Provider:
             config["request_uri_parameter_supported"] = False
         self._check_request_object_algs(config)
         self._check_assertion_signing_algs(config)
+        self._check_registrable_auth_methods(config)
         if self._signing_key.alg not in config["id_token_signing_alg_values_supported"]:
             raise InvalidConfiguration(
                 "id_token_signing_alg_values_supported: must contain the signing key's alg "
@@ -414,6 +416,26 @@ class Provider:
         for alg in algs:
             if alg not in HMAC_ALGS and alg not in SUPPORTED_ALGS:
                 raise InvalidConfiguration(f"{name}: unsupported alg {alg[:32]!r}")
+
+    def _check_registrable_auth_methods(self, config: ProviderConfigurationResponse) -> None:
+        """With a ``registration_endpoint``, what discovery advertises for client
+        authentication must be what registration accepts (OIDC Discovery 3, OIDC Dynamic
+        Registration 2): no ``client_secret_jwt`` with ``hash_client_secrets``, and no
+        assertion alg of a method that is not offered. Without one, hosts may list more
+        for the clients they configure themselves."""
+        if not config.get("registration_endpoint"):
+            return
+        methods = config.get("token_endpoint_auth_methods_supported") or []
+        if self.hash_client_secrets and "client_secret_jwt" in methods:
+            raise InvalidConfiguration(
+                "token_endpoint_auth_methods_supported: client_secret_jwt cannot be registered "
+                "with hash_client_secrets")
+        name = "token_endpoint_auth_signing_alg_values_supported"
+        for alg in config.get(name) or []:
+            if method_for_alg(alg) not in methods or (
+                    self.hash_client_secrets and alg in HMAC_ALGS):
+                raise InvalidConfiguration(
+                    f"{name}: {alg} belongs to a method that cannot be registered")
 
     @property
     def client_assertion_signing_algs(self) -> list[str]:
