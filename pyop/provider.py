@@ -1284,8 +1284,8 @@ class Provider:
         :raises InsufficientScope: the token lacks ``openid`` (403).
         :raises InvalidUserinfoRequest: also when the provider has no key for the
             client's registered ``userinfo_signed_response_alg`` (logged as an error).
-        :raises TokenWithoutEndUser: a ``client_credentials`` token (403; an
-            :class:`InsufficientScope`).
+        :raises TokenWithoutEndUser: a ``client_credentials`` token of a client that
+            still exists (403; an :class:`InsufficientScope`).
 
         The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
         narrow the claims released.
@@ -1297,13 +1297,13 @@ class Provider:
         token = extract_bearer_token_from_http_request(
             parameters, get_header(http_headers, "Authorization"))
         record = self.authz_state.introspect_access_token(token)
+        client = self.get_client(record.get("client_id"))
+        if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
+            raise InvalidAccessToken("the access token is unknown, expired or revoked")
         if "user_id" not in record:
             raise TokenWithoutEndUser(
                 "the access token was issued to a client for itself (client_credentials): "
                 "there is no end-user")
-        client = self.get_client(record.get("client_id"))
-        if client is None:  # deleted since (RFC 7592 2.3)
-            raise InvalidAccessToken("the access token is unknown, expired or revoked")
         scope = narrow_scope(record.get("scope", "").split(), client)
         if "openid" not in scope:
             raise InsufficientScope("the access token was not granted the openid scope")

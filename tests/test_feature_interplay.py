@@ -551,3 +551,17 @@ def test_deleted_client_is_gone_with_caches_on(
             user_access_token(op, info["client_id"])
         with pytest.raises(InvalidAccessToken):
             op.handle_userinfo_request(None, bearer(token))
+
+
+def test_deleted_clients_client_credentials_token_at_userinfo(op: Provider) -> None:
+    """A token of a deleted client is dead at UserInfo (401 ``invalid_token``, RFC 6750
+    3.1), whatever grant issued it: a 403 would tell that it had been valid."""
+    info = register(op, grant_types=["authorization_code", "client_credentials"])
+    token = client_credentials(op, {}, basic(info["client_id"], info["client_secret"]),
+                               scope="api")["access_token"]
+    with pytest.raises(TokenWithoutEndUser):
+        op.handle_userinfo_request(None, bearer(token))
+    delete(op, info)
+    with pytest.raises(InvalidAccessToken) as error:
+        op.handle_userinfo_request(None, bearer(token))
+    assert error.value.http_status == 401
