@@ -1616,7 +1616,9 @@ class Provider:
         ``hash_client_secrets``.
 
         :param expires_at: ``client_secret_expires_at``: UNIX time, or 0 for never.
-        :raises ValueError: unknown client, or one that does not use a secret.
+        :raises ValueError: unknown client, or one that does not use a secret; a
+            ``client_secret_jwt`` client with ``hash_client_secrets`` (a stored hash
+            cannot check its HMAC, OIDC Core 9: the client would be locked out).
         """
         found = self._stored_client(client_id) if isinstance(client_id, str) else None
         if found is None:
@@ -1624,6 +1626,10 @@ class Provider:
         client = dict(found)
         if not uses_client_secret(client):
             raise ValueError("the client does not authenticate with a client secret")
+        if self.hash_client_secrets and \
+                client.get("token_endpoint_auth_method") == "client_secret_jwt":
+            raise ValueError("client_secret_jwt needs its secret in clear: not rotated with "
+                             "hash_client_secrets")
         client_secret = self._set_client_secret(client, expires_at)
         self.clients[client_id] = client
         self._client_changed(client_id)

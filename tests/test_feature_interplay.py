@@ -565,3 +565,40 @@ def test_deleted_clients_client_credentials_token_at_userinfo(op: Provider) -> N
     with pytest.raises(InvalidAccessToken) as error:
         op.handle_userinfo_request(None, bearer(token))
     assert error.value.http_status == 401
+
+
+def test_rotating_a_client_secret_jwt_secret_with_hashed_secrets_is_refused(
+        make_provider: Callable[..., Provider], clock: FakeClock) -> None:
+    """A client_secret_jwt client keeps working: its secret is its HMAC key, which a
+    stored hash cannot check (RFC 7523 3, OIDC Core 9)."""
+    values = config(token_endpoint_auth_methods_supported=["client_secret_basic",
+                                                           "client_secret_jwt"])
+    del values["registration_endpoint"]
+    secret = secrets.token_urlsafe(64)
+    op = make_provider(config=values, hash_client_secrets=True, client_db={"svc": {
+        "client_id": "svc", "client_secret": secret, "redirect_uris": [WEB_URI],
+        "token_endpoint_auth_method": "client_secret_jwt",
+        "grant_types": ["client_credentials"]}})
+    with pytest.raises(ValueError, match="client_secret_jwt"):
+        op.rotate_client_secret("svc")
+    assert op.clients["svc"]["client_secret"] == secret
+    assert client_credentials(op, assertion_params("svc", secret, clock()))["access_token"]
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post",
+                                    "client_secret_jwt", "private_key_jwt", "none"])
+def test_read_then_update_with_the_same_metadata_changes_nothing(
+        op: Provider, method: str, client_keys: tuple[SigningKey, SigningKey]) -> None:
+    metadata: dict[str, Any] = {"token_endpoint_auth_method": method, "scope": "openid api",
+                                "userinfo_signed_response_alg": "ES256",
+                                "id_token_signed_response_alg": "ES256"}
+    if method == "private_key_jwt":
+        metadata.update(jwks={"keys": [client_keys[0].to_jwk()]},
+                        token_endpoint_auth_signing_alg="RS256")
+    info = register(op, **metadata)
+    before = dict(op.clients[info["client_id"]])
+    read = op.handle_client_read_request(
+        info["client_id"], bearer(info["registration_access_token"])).to_dict()
+    updated = update(op, read)
+    assert op.clients[info["client_id"]] == before
+    assert updated.get("client_secret") == info.get("client_secret")
