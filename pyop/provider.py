@@ -1169,8 +1169,9 @@ class Provider:
 
     def _parse_token_management_request(self, request_body: Any, http_headers: Optional[Any],
                                         *, allow_public: bool, endpoint: Optional[str] = None
-                                        ) -> tuple[str, str, list[str]]:
-        """Authenticate the client; return ``(client_id, token, token types to try)``."""
+                                        ) -> tuple[str, Mapping[str, Any], str, list[str]]:
+        """Authenticate the client; return ``(client_id, client, token, token types to
+        try)``."""
         parameters = parse_request_parameters(request_body, self.max_request_size)
         duplicated = duplicated_parameters(parameters)
         if duplicated:
@@ -1187,7 +1188,7 @@ class Provider:
         order = list(self._TOKEN_TYPE_HINTS)
         if hint == "refresh_token":  # unknown hints are ignored (RFC 7662 2.1, RFC 7009 2.1)
             order.reverse()
-        return client_id, token, order
+        return client_id, client, token, order
 
     def _token_record(self, token_type: str, token: str) -> Optional[dict[str, Any]]:
         """The unexpired record of a token of that type, or None."""
@@ -1207,7 +1208,8 @@ class Provider:
         issued to the calling client: any other token -- unknown, expired, revoked,
         rotated, or of another client -- gets ``{"active": false}``. A token of the
         ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
-        ``sub`` (RFC 7662 2.2). Send the result's ``to_json()`` with
+        ``sub`` (RFC 7662 2.2). ``scope`` is the token's, narrowed to the client's ``scope``
+        allow-list as it is now (RFC 7591 2), as at UserInfo. Send the result's ``to_json()`` with
         ``Cache-Control: no-store``.
 
         :param request_body: the form-encoded body (``token``, optional
@@ -1216,7 +1218,7 @@ class Provider:
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
-        client_id, token, order = self._parse_token_management_request(
+        client_id, client, token, order = self._parse_token_management_request(
             request_body, http_headers, allow_public=False, endpoint="introspection_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)
@@ -1224,8 +1226,10 @@ class Provider:
                 continue
             if record.get("client_id") != client_id or record.get("rotated"):
                 break
+            # the client's scope allow-list as it is now, as at UserInfo (RFC 7591 2)
+            scope = " ".join(narrow_scope(str(record.get("scope", "")).split(), client))
             response = TokenIntrospectionResponse(
-                active=True, scope=record.get("scope", ""), client_id=client_id,
+                active=True, scope=scope, client_id=client_id,
                 exp=record.get("exp"), iat=record.get("iat"),
                 token_type="Bearer" if token_type == "access_token" else "refresh_token",
                 iss=self.issuer)
@@ -1248,7 +1252,7 @@ class Provider:
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
-        client_id, token, order = self._parse_token_management_request(
+        client_id, _, token, order = self._parse_token_management_request(
             request_body, http_headers, allow_public=True, endpoint="revocation_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)

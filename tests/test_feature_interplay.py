@@ -602,3 +602,18 @@ def test_read_then_update_with_the_same_metadata_changes_nothing(
     updated = update(op, read)
     assert op.clients[info["client_id"]] == before
     assert updated.get("client_secret") == info.get("client_secret")
+
+
+def test_introspection_applies_the_scope_allow_list_as_it_is_now(op: Provider) -> None:
+    """Narrowing a client's ``scope`` takes effect for the tokens it holds, at UserInfo
+    and at introspection alike: the answer names what the token is good for now."""
+    info = register(op, grant_types=["authorization_code", "client_credentials"],
+                    scope="openid profile email api admin")
+    headers = basic(info["client_id"], info["client_secret"])
+    service_token = client_credentials(op, {}, headers, scope="api admin")["access_token"]
+    user_token = user_access_token(op, info["client_id"])
+    assert introspect(op, user_token, {}, headers)["scope"] == "openid profile email"
+    update(op, info, scope="openid profile api")
+    assert introspect(op, service_token, {}, headers)["scope"] == "api"
+    assert introspect(op, user_token, {}, headers)["scope"] == "openid profile"
+    assert "email" not in op.handle_userinfo_request(None, bearer(user_token)).to_dict()
