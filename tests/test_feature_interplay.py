@@ -617,3 +617,21 @@ def test_introspection_applies_the_scope_allow_list_as_it_is_now(op: Provider) -
     assert introspect(op, service_token, {}, headers)["scope"] == "api"
     assert introspect(op, user_token, {}, headers)["scope"] == "openid profile"
     assert "email" not in op.handle_userinfo_request(None, bearer(user_token)).to_dict()
+
+
+def test_client_credentials_never_grants_openid_or_offline_access_even_if_allowed(
+        make_provider: Callable[..., Provider]) -> None:
+    """No end-user, so no ``openid`` and no refresh token (RFC 6749 4.4.3), even for a
+    client whose ``scope`` allow-list holds both."""
+    op = make_provider(config=config(), client_db=MemoryStorage(),
+                       authz_kwargs={"refresh_token_lifetime": 3600})
+    info = register(op, grant_types=["authorization_code", "refresh_token",
+                                     "client_credentials"],
+                    scope="openid offline_access api")
+    headers = basic(info["client_id"], info["client_secret"])
+    granted = client_credentials(op, {}, headers, scope="openid offline_access api")
+    assert granted["scope"] == "api" and "refresh_token" not in granted
+    assert client_credentials(op, {}, headers)["scope"] == "api"
+    with pytest.raises(InvalidTokenRequest) as error:
+        client_credentials(op, {}, headers, scope="openid offline_access")
+    assert error.value.oauth_error == "invalid_scope"
