@@ -27,6 +27,7 @@ from .client_assertion import (
     HMAC_ALGS,
     ClientAssertionVerifier,
     assertion_signing_algs,
+    method_for_alg,
 )
 from .client_authentication import (
     SUPPORTED_AUTH_METHODS,
@@ -343,6 +344,7 @@ class Provider:
             config["request_uri_parameter_supported"] = False
         self._check_request_object_algs(config)
         self._check_assertion_signing_algs(config)
+        self._check_registrable_auth_methods(config)
         if self._signing_key.alg not in config["id_token_signing_alg_values_supported"]:
             raise InvalidConfiguration(
                 "id_token_signing_alg_values_supported: must contain the signing key's alg "
@@ -414,6 +416,26 @@ class Provider:
         for alg in algs:
             if alg not in HMAC_ALGS and alg not in SUPPORTED_ALGS:
                 raise InvalidConfiguration(f"{name}: unsupported alg {alg[:32]!r}")
+
+    def _check_registrable_auth_methods(self, config: ProviderConfigurationResponse) -> None:
+        """With a ``registration_endpoint``, what discovery advertises for client
+        authentication must be what registration accepts (OIDC Discovery 3, OIDC Dynamic
+        Registration 2): no ``client_secret_jwt`` with ``hash_client_secrets``, and no
+        assertion alg of a method that is not offered. Without one, hosts may list more
+        for the clients they configure themselves."""
+        if not config.get("registration_endpoint"):
+            return
+        methods = config.get("token_endpoint_auth_methods_supported") or []
+        if self.hash_client_secrets and "client_secret_jwt" in methods:
+            raise InvalidConfiguration(
+                "token_endpoint_auth_methods_supported: client_secret_jwt cannot be registered "
+                "with hash_client_secrets")
+        name = "token_endpoint_auth_signing_alg_values_supported"
+        for alg in config.get(name) or []:
+            if method_for_alg(alg) not in methods or (
+                    self.hash_client_secrets and alg in HMAC_ALGS):
+                raise InvalidConfiguration(
+                    f"{name}: {alg} belongs to a method that cannot be registered")
 
     @property
     def client_assertion_signing_algs(self) -> list[str]:
@@ -703,6 +725,14 @@ class Provider:
                 del self._jwks_cache[next(iter(self._jwks_cache))]  # the oldest entry
             self._jwks_cache[uri] = (now, keys)
         return keys, True
+
+    def _forget_jwks(self, *uris: Any) -> None:
+        """Drop cached ``jwks_uri`` documents: a client that changed its registration
+        (RFC 7592 2.2, 2.3) may have removed keys from them."""
+        with self._jwks_cache_lock:
+            for uri in uris:
+                if isinstance(uri, str):
+                    self._jwks_cache.pop(uri, None)
 
     def _merge_request_object(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """Verify the ``request`` object and merge it over the query (OIDC Core 6.3).
@@ -1139,8 +1169,9 @@ class Provider:
 
     def _parse_token_management_request(self, request_body: Any, http_headers: Optional[Any],
                                         *, allow_public: bool, endpoint: Optional[str] = None
-                                        ) -> tuple[str, str, list[str]]:
-        """Authenticate the client; return ``(client_id, token, token types to try)``."""
+                                        ) -> tuple[str, Mapping[str, Any], str, list[str]]:
+        """Authenticate the client; return ``(client_id, client, token, token types to
+        try)``."""
         parameters = parse_request_parameters(request_body, self.max_request_size)
         duplicated = duplicated_parameters(parameters)
         if duplicated:
@@ -1157,7 +1188,7 @@ class Provider:
         order = list(self._TOKEN_TYPE_HINTS)
         if hint == "refresh_token":  # unknown hints are ignored (RFC 7662 2.1, RFC 7009 2.1)
             order.reverse()
-        return client_id, token, order
+        return client_id, client, token, order
 
     def _token_record(self, token_type: str, token: str) -> Optional[dict[str, Any]]:
         """The unexpired record of a token of that type, or None."""
@@ -1177,7 +1208,8 @@ class Provider:
         issued to the calling client: any other token -- unknown, expired, revoked,
         rotated, or of another client -- gets ``{"active": false}``. A token of the
         ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
-        ``sub`` (RFC 7662 2.2). Send the result's ``to_json()`` with
+        ``sub`` (RFC 7662 2.2). ``scope`` is the token's, narrowed to the client's ``scope``
+        allow-list as it is now (RFC 7591 2), as at UserInfo. Send the result's ``to_json()`` with
         ``Cache-Control: no-store``.
 
         :param request_body: the form-encoded body (``token``, optional
@@ -1186,7 +1218,7 @@ class Provider:
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
-        client_id, token, order = self._parse_token_management_request(
+        client_id, client, token, order = self._parse_token_management_request(
             request_body, http_headers, allow_public=False, endpoint="introspection_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)
@@ -1194,8 +1226,10 @@ class Provider:
                 continue
             if record.get("client_id") != client_id or record.get("rotated"):
                 break
+            # the client's scope allow-list as it is now, as at UserInfo (RFC 7591 2)
+            scope = " ".join(narrow_scope(str(record.get("scope", "")).split(), client))
             response = TokenIntrospectionResponse(
-                active=True, scope=record.get("scope", ""), client_id=client_id,
+                active=True, scope=scope, client_id=client_id,
                 exp=record.get("exp"), iat=record.get("iat"),
                 token_type="Bearer" if token_type == "access_token" else "refresh_token",
                 iss=self.issuer)
@@ -1218,7 +1252,7 @@ class Provider:
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         :raises InvalidRequestError: no ``token``, repeated parameters (400).
         """
-        client_id, token, order = self._parse_token_management_request(
+        client_id, _, token, order = self._parse_token_management_request(
             request_body, http_headers, allow_public=True, endpoint="revocation_endpoint")
         for token_type in order:
             record = self._token_record(token_type, token)
@@ -1254,8 +1288,8 @@ class Provider:
         :raises InsufficientScope: the token lacks ``openid`` (403).
         :raises InvalidUserinfoRequest: also when the provider has no key for the
             client's registered ``userinfo_signed_response_alg`` (logged as an error).
-        :raises TokenWithoutEndUser: a ``client_credentials`` token (403; an
-            :class:`InsufficientScope`).
+        :raises TokenWithoutEndUser: a ``client_credentials`` token of a client that
+            still exists (403; an :class:`InsufficientScope`).
 
         The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
         narrow the claims released.
@@ -1267,13 +1301,13 @@ class Provider:
         token = extract_bearer_token_from_http_request(
             parameters, get_header(http_headers, "Authorization"))
         record = self.authz_state.introspect_access_token(token)
+        client = self.get_client(record.get("client_id"))
+        if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
+            raise InvalidAccessToken("the access token is unknown, expired or revoked")
         if "user_id" not in record:
             raise TokenWithoutEndUser(
                 "the access token was issued to a client for itself (client_credentials): "
                 "there is no end-user")
-        client = self.get_client(record.get("client_id"))
-        if client is None:  # deleted since (RFC 7592 2.3)
-            raise InvalidAccessToken("the access token is unknown, expired or revoked")
         scope = narrow_scope(record.get("scope", "").split(), client)
         if "openid" not in scope:
             raise InsufficientScope("the access token was not granted the openid scope")
@@ -1502,10 +1536,13 @@ class Provider:
         ``registration_client_uri``) are not taken from the body, and members only
         the host sets (e.g. ``allowed_claims``) are kept.
 
-        A client moving to a method with a secret gets one; ``rotate_client_secret``
-        issues a new secret (the old one stops working). The registration access
-        token stays the same unless ``rotate_registration_access_token`` (RFC 7592
-        2.2 allows either); the response carries the token to use from now on.
+        A client moving to a method with a secret gets one, and one moving to
+        ``client_secret_jwt`` a new 512-bit one (its HMAC key, RFC 7518 3.2);
+        ``rotate_client_secret`` issues a new secret (the old one stops working). The
+        registration access token stays the same unless
+        ``rotate_registration_access_token`` (RFC 7592 2.2 allows either); the response
+        carries the token to use from now on. A cached ``jwks_uri`` document of the
+        client is dropped: the update may follow a key removal.
 
         :raises InvalidRegistrationAccessToken: 401, as for a read request.
         :raises InvalidClientRegistrationRequest: 400 ``invalid_request`` (client_id
@@ -1531,8 +1568,12 @@ class Provider:
                 client.setdefault(name, value)
         new_secret = None
         if uses_client_secret(client):
-            if rotate_client_secret or not (client.get("client_secret")
-                                            or client.get("client_secret_hash")):
+            # a client moving to client_secret_jwt gets a secret fit to be its HMAC key
+            # (HS512, RFC 7518 3.2), not the shorter one of its former method
+            to_secret_jwt = client.get("token_endpoint_auth_method") == "client_secret_jwt" \
+                and current.get("token_endpoint_auth_method") != "client_secret_jwt"
+            if rotate_client_secret or to_secret_jwt or not (client.get("client_secret")
+                                                             or client.get("client_secret_hash")):
                 new_secret = self._set_client_secret(client)
         else:
             for name in ("client_secret", "client_secret_hash", "client_secret_expires_at"):
@@ -1549,6 +1590,7 @@ class Provider:
                 "invalid client metadata", None, oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
         self._client_changed(client_id)
+        self._forget_jwks(current.get("jwks_uri"), client.get("jwks_uri"))
         logger.info("updated client %s", client_id)
         return response
 
@@ -1562,12 +1604,13 @@ class Provider:
 
         :raises InvalidRegistrationAccessToken: 401, as for a read request.
         """
-        client_id, _, _ = self._managed_client(client_id, http_headers)
+        client_id, current, _ = self._managed_client(client_id, http_headers)
         try:
             del self.clients[client_id]
         except KeyError:  # deleted concurrently
             pass
         self._client_changed(client_id)
+        self._forget_jwks(current.get("jwks_uri"))
         logger.info("deleted client %s", client_id)
 
     def rotate_client_secret(self, client_id: str, *, expires_at: int = 0) -> str:
@@ -1577,7 +1620,9 @@ class Provider:
         ``hash_client_secrets``.
 
         :param expires_at: ``client_secret_expires_at``: UNIX time, or 0 for never.
-        :raises ValueError: unknown client, or one that does not use a secret.
+        :raises ValueError: unknown client, or one that does not use a secret; a
+            ``client_secret_jwt`` client with ``hash_client_secrets`` (a stored hash
+            cannot check its HMAC, OIDC Core 9: the client would be locked out).
         """
         found = self._stored_client(client_id) if isinstance(client_id, str) else None
         if found is None:
@@ -1585,6 +1630,10 @@ class Provider:
         client = dict(found)
         if not uses_client_secret(client):
             raise ValueError("the client does not authenticate with a client secret")
+        if self.hash_client_secrets and \
+                client.get("token_endpoint_auth_method") == "client_secret_jwt":
+            raise ValueError("client_secret_jwt needs its secret in clear: not rotated with "
+                             "hash_client_secrets")
         client_secret = self._set_client_secret(client, expires_at)
         self.clients[client_id] = client
         self._client_changed(client_id)
