@@ -482,9 +482,28 @@ class Provider:
     def provider_configuration(self) -> ProviderConfigurationResponse:
         """The verified provider metadata to publish at ``/.well-known/openid-configuration``.
 
-        Reflects later changes to :attr:`configuration_information`.
+        Reflects later changes to :attr:`configuration_information`. With an
+        ``introspection_endpoint`` or ``revocation_endpoint``, the client
+        authentication methods (and assertion algorithms) those endpoints accept are
+        published unless configured: they are the token endpoint's, without ``none``
+        for introspection (RFC 8414 2 -- omitted, a client would assume
+        ``client_secret_basic`` only).
         """
-        config = ProviderConfigurationResponse(**self.configuration_information.to_dict())
+        metadata = self.configuration_information.to_dict()
+        token_methods = metadata.get("token_endpoint_auth_methods_supported") or []
+        token_algs = metadata.get("token_endpoint_auth_signing_alg_values_supported")
+        for endpoint, public in (("introspection_endpoint", False),
+                                 ("revocation_endpoint", True)):
+            if not metadata.get(endpoint):
+                continue
+            methods_name = endpoint + "_auth_methods_supported"
+            if methods_name not in metadata:
+                metadata[methods_name] = [method for method in token_methods
+                                          if public or method != "none"]
+            algs_name = endpoint + "_auth_signing_alg_values_supported"
+            if token_algs and algs_name not in metadata:
+                metadata[algs_name] = list(token_algs)
+        config = ProviderConfigurationResponse(**metadata)
         config.verify()
         return config
 
@@ -569,9 +588,14 @@ class Provider:
             return None
         return client if isinstance(client, Mapping) else None
 
-    def _client_changed(self, client_id: str) -> None:
-        """Forget this process's cached metadata of a client (call on any change to it:
-        registration, update, deletion)."""
+    def client_changed(self, client_id: str) -> None:
+        """Forget this process's cached metadata of a client (``client_cache_ttl``).
+
+        Registration, the RFC 7592 update and delete handlers and
+        :meth:`rotate_client_secret` call it; a host that changes ``clients``
+        directly calls it with the client id so this process sees the change at
+        once. Other processes see it when their cache entry expires.
+        """
         if self._client_cache is not None:
             self._client_cache.discard(client_id)
 
@@ -1356,7 +1380,7 @@ class Provider:
             raise InvalidClientRegistrationRequest(
                 "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
-        self._client_changed(client_id)
+        self.client_changed(client_id)
         logger.info("registered client %s", client_id)
         return registration_response
 
@@ -1589,7 +1613,7 @@ class Provider:
             raise InvalidClientRegistrationRequest(
                 "invalid client metadata", None, oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
-        self._client_changed(client_id)
+        self.client_changed(client_id)
         self._forget_jwks(current.get("jwks_uri"), client.get("jwks_uri"))
         logger.info("updated client %s", client_id)
         return response
@@ -1609,7 +1633,7 @@ class Provider:
             del self.clients[client_id]
         except KeyError:  # deleted concurrently
             pass
-        self._client_changed(client_id)
+        self.client_changed(client_id)
         self._forget_jwks(current.get("jwks_uri"))
         logger.info("deleted client %s", client_id)
 
@@ -1636,7 +1660,7 @@ class Provider:
                              "hash_client_secrets")
         client_secret = self._set_client_secret(client, expires_at)
         self.clients[client_id] = client
-        self._client_changed(client_id)
+        self.client_changed(client_id)
         logger.info("rotated the secret of client %s", client_id)
         return client_secret
 

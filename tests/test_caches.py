@@ -119,7 +119,7 @@ class TestClientCache:
         provider.get_client(CLIENT_ID)
         del client_db.inner[CLIENT_ID]
         assert provider.get_client(CLIENT_ID) is not None  # cached
-        provider._client_changed(CLIENT_ID)
+        provider.client_changed(CLIENT_ID)
         assert provider.get_client(CLIENT_ID) is None
         with pytest.raises(InvalidClientId):
             provider.parse_authentication_request(AUTH_QUERY)
@@ -127,14 +127,14 @@ class TestClientCache:
     def test_client_changed_without_cache_is_a_no_op(
             self, make_provider: Callable[..., Provider]) -> None:
         provider = make_provider()
-        provider._client_changed(CLIENT_ID)
+        provider.client_changed(CLIENT_ID)
         assert provider.get_client(CLIENT_ID) is not None
 
     def test_registration_invalidates(self, make_provider: Callable[..., Provider],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
         provider = make_provider(client_cache_ttl=30)
         changed: list[str] = []
-        monkeypatch.setattr(provider, "_client_changed", changed.append)
+        monkeypatch.setattr(provider, "client_changed", changed.append)
         response = provider.handle_client_registration_request(
             {"redirect_uris": ["https://rp2.example.com/cb"]})
         assert changed == [response["client_id"]]

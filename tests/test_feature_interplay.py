@@ -411,7 +411,7 @@ def test_signed_userinfo_holds_only_allowed_claims(op: Provider, es256: SigningK
     stored = dict(op.clients[client_id])
     stored["allowed_claims"] = ["email"]
     op.clients[client_id] = stored
-    op._client_changed(client_id)
+    op.client_changed(client_id)
     token = user_access_token(op, client_id)
     response = op.handle_userinfo_request(None, bearer(token))
     assert response.content_type == "application/jwt"

@@ -192,7 +192,36 @@ def test_endpoints_advertised_only_when_configured(make_provider: Callable[..., 
     assert published["introspection_endpoint_auth_methods_supported"] == [
         "client_secret_basic"]
     assert published["revocation_endpoint"] == ISSUER + "/revoke"
+    # not configured: the token endpoint's methods, which the endpoint accepts (RFC 8414 2)
+    assert published["revocation_endpoint_auth_methods_supported"] == published[
+        "token_endpoint_auth_methods_supported"]
+
+
+def test_endpoint_auth_methods_derived_from_the_token_endpoint(
+        make_provider: Callable[..., Provider]) -> None:
+    config = configuration()
+    config.update(introspection_endpoint=ISSUER + "/introspect",
+                  revocation_endpoint=ISSUER + "/revoke",
+                  token_endpoint_auth_methods_supported=[
+                      "client_secret_basic", "private_key_jwt", "none"])
+    provider = make_provider(config=config)
+    published = provider.provider_configuration.to_dict()
+    # public clients may revoke but not introspect
+    assert published["introspection_endpoint_auth_methods_supported"] == [
+        "client_secret_basic", "private_key_jwt"]
+    assert published["revocation_endpoint_auth_methods_supported"] == [
+        "client_secret_basic", "private_key_jwt", "none"]
+    algs = published["token_endpoint_auth_signing_alg_values_supported"]
+    assert algs and "HS256" not in algs
+    assert published["introspection_endpoint_auth_signing_alg_values_supported"] == algs
+    assert published["revocation_endpoint_auth_signing_alg_values_supported"] == algs
+    # an endpoint set after construction gets them too
+    provider.configuration_information.pop("revocation_endpoint")
+    published = provider.provider_configuration.to_dict()
     assert "revocation_endpoint_auth_methods_supported" not in published
+    provider.configuration_information["revocation_endpoint"] = ISSUER + "/revoke2"
+    assert "revocation_endpoint_auth_methods_supported" in (
+        provider.provider_configuration.to_dict())
 
 
 def test_response_message() -> None:
