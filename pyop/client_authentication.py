@@ -211,7 +211,7 @@ def authenticate_client(
         raise InvalidClientAuthentication("no client authentication in the request")
 
     client = clients.get(client_id) if hasattr(clients, "get") else None
-    if not isinstance(client, Mapping):
+    if type(client) is not dict and not isinstance(client, Mapping):
         logger.info("token request from unknown client")
         raise InvalidClientAuthentication("unknown client or wrong credentials")
     registered = client.get("token_endpoint_auth_method", "client_secret_basic")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Optional
 
@@ -39,11 +38,13 @@ class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
         self._key = hash_salt.encode("utf-8") if isinstance(hash_salt, str) else bytes(hash_salt)
 
     def _hash(self, *fields: str) -> str:
-        data = b"".join(
-            len(encoded).to_bytes(4, "big") + encoded
-            for encoded in (field.encode("utf-8") for field in fields)
-        )
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+        parts = []
+        for field in fields:
+            encoded = field.encode("utf-8")
+            parts.append(len(encoded).to_bytes(4, "big"))
+            parts.append(encoded)
+        # the one-shot HMAC (OpenSSL) gives what hmac.new(...).hexdigest() gives
+        return hmac.digest(self._key, b"".join(parts), "sha256").hex()
 
     def create_public_identifier(self, user_id: str) -> str:
         return self._hash("public", str(user_id))
