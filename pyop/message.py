@@ -9,7 +9,7 @@ loopback hosts).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 from urllib.parse import urlsplit
 
 from oic.oauth2.message import (
@@ -93,7 +93,7 @@ class AuthorizationRequest(_DictGet, oic_message.AuthorizationRequest):
         for key, value in self._dict.items():
             param = spec.get(key)
             if param is None:
-                return super().to_dict(lev)  # e.g. "name#lang" members
+                return cast(dict[str, Any], super().to_dict(lev))  # e.g. "name#lang" members
             if param.serializer:
                 value = param.serializer(value, "dict", lev + 1)
             kind = type(value)
@@ -101,7 +101,7 @@ class AuthorizationRequest(_DictGet, oic_message.AuthorizationRequest):
                                                                 or type(value[0]) is str)):
                 result[key] = value
             else:
-                return super().to_dict(lev)
+                return cast(dict[str, Any], super().to_dict(lev))
         return result
 
 
