@@ -50,7 +50,9 @@ def parse_basic_authorization(header: str) -> tuple[str, str]:
     if decoded is None or ":" not in decoded:
         raise InvalidClientAuthentication("malformed Basic authorization header")
     client_id, client_secret = decoded.split(":", 1)
-    client_id, client_secret = unquote_plus(client_id), unquote_plus(client_secret)
+    # (unquote_plus changes nothing without "%" or "+")
+    if "%" in decoded or "+" in decoded:
+        client_id, client_secret = unquote_plus(client_id), unquote_plus(client_secret)
     if not client_id:
         raise InvalidClientAuthentication("malformed Basic authorization header")
     return client_id, client_secret
