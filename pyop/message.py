@@ -9,7 +9,8 @@ loopback hosts).
 
 from __future__ import annotations
 
-from typing import Any, Optional, cast
+from collections.abc import Mapping
+from typing import Any, Optional, TypeVar, cast
 from urllib.parse import urlsplit
 
 from oic.oauth2.message import (
@@ -260,3 +261,44 @@ def issued_token_response(access_token: str, token_type: str, expires_in: int,
         return response
     return AccessTokenResponse(access_token=access_token, token_type=token_type,
                                expires_in=expires_in, id_token=id_token, scope=scope)
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
+    """``cls().from_dict(values)`` (what ``cls(**values)`` does), without ``oic``'s per-member
+    dispatch when the result is known without it.
+
+    That is when each value is a non-empty ``str``, an ``int`` or a ``bool`` (exactly these
+    types) and is either a member of ``cls`` declared with that type (kept as is by
+    ``oic``), a member declared as a list of strings with a deserializer, given as a
+    ``str`` (``oic`` stores ``deserializer(value, sformat="urlencoded")``: the
+    space-separated values), or not a member at all (stored as is by ``oic`` too, unless
+    the class has a ``"*"`` member or the name a ``#`` language tag). Anything else --
+    lists, objects, ``None``, empty strings, a value of another type, which ``oic``
+    converts, drops or rejects -- goes through ``oic``, with its errors.
+    """
+    spec = cls.c_param
+    members: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = type(value)
+        if not (kind is str and value) and kind is not int and kind is not bool:
+            break
+        param = spec.get(name)
+        if param is None:
+            if "#" in name or "*" in spec:
+                break
+        elif param.type is not kind:
+            if not (kind is str and param.type == [str] and param.deserializer is not None):
+                break
+            try:
+                value = param.deserializer(value, sformat="urlencoded")
+            except Exception:  # noqa: BLE001 - oic turns it into its own error
+                break
+        members[name] = value
+    else:
+        message = cls()
+        message._dict.update(members)
+        return message
+    return cls().from_dict(values)  # type: ignore[no-any-return]

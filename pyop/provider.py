@@ -86,6 +86,7 @@ from .message import (
     TokenIntrospectionResponse,
     UserinfoResponse,
     issued_token_response,
+    message_from_plain_values,
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
@@ -618,7 +619,7 @@ class Provider:
                 if not isinstance(parameters["claims"], dict):
                     raise InvalidAuthenticationRequest("claims must be a JSON object", context)
             try:
-                authn_req: AuthorizationRequest = AuthorizationRequest().from_dict(parameters)
+                authn_req = message_from_plain_values(AuthorizationRequest, parameters)
             except Exception as e:  # oic raises many types for malformed values
                 raise InvalidAuthenticationRequest(
                     f"malformed request: {type(e).__name__}", context) from e
@@ -1281,7 +1282,7 @@ class Provider:
         requested.update(record.get("claims") or {})
         claims = self._user_claims(record["user_id"], narrow_claims(requested, client))
         claims["sub"] = record["sub"]
-        response = UserinfoResponse(**claims)
+        response = message_from_plain_values(UserinfoResponse, claims)
         if client.get("userinfo_signed_response_alg") is not None:
             key = self._signing_key_for(client, "userinfo_signed_response_alg")
             if key is None:

@@ -153,7 +153,7 @@ _REQUEST_VALUES = st.one_of(
 _REQUEST_NAMES = st.sampled_from(
     ["client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "prompt",
      "max_age", "ui_locales", "acr_values", "claims", "code_challenge", "display", "name#en",
-     "unknown", "registration"])
+     "unknown", "registration", "self"])
 
 
 def _oic_result(call: Any) -> tuple[str, Any]:
@@ -219,3 +219,64 @@ def test_issued_token_response_matches_oic(access_token: str, token_type: str, e
         assert actual[1].to_json() == expected[1].to_json()
     else:
         assert actual[1] is expected[1]
+
+
+_CLAIM_NAMES = st.sampled_from(["sub", "self", "name", "email", "email_verified", "updated_at",
+                                "address", "custom", "name#fr", "birthdate", "_claim_names"])
+_CLAIM_VALUES = st.one_of(st.text(max_size=5), st.integers(-3, 3), st.booleans(), st.none(),
+                          st.floats(0, 2), st.lists(st.text(max_size=3), max_size=2),
+                          st.dictionaries(st.sampled_from(["country", "x"]), st.text(max_size=3),
+                                          max_size=2))
+
+
+@given(st.dictionaries(_CLAIM_NAMES, _CLAIM_VALUES, max_size=6))
+def test_message_from_plain_values_matches_oic(claims: dict[str, Any]) -> None:
+    from pyop.message import UserinfoResponse, message_from_plain_values
+
+    expected = _oic_result(lambda: UserinfoResponse().from_dict(claims))
+    actual = _oic_result(lambda: message_from_plain_values(UserinfoResponse, claims))
+    assert actual[0] == expected[0]
+    if actual[0] == "ok":
+        assert type(actual[1]) is UserinfoResponse
+        assert list(actual[1].items()) == list(expected[1].items())
+        assert actual[1].to_json() == expected[1].to_json()
+    else:
+        assert actual[1] is expected[1]
+
+
+def test_message_from_plain_values_fills_plain_members_directly() -> None:
+    from pyop.message import UserinfoResponse, message_from_plain_values
+
+    claims = {"sub": "abc", "name": "Alice", "email_verified": True, "updated_at": 5, "x": 1}
+    response = message_from_plain_values(UserinfoResponse, claims)
+    assert response.to_dict() == claims
+    assert response.content_type == "application/json"
+    # a value oic converts or drops goes through oic
+    assert message_from_plain_values(UserinfoResponse, {"sub": "a", "email": ""}).to_dict() \
+        == {"sub": "a"}
+
+
+@given(st.dictionaries(_REQUEST_NAMES, st.one_of(_REQUEST_VALUES, st.booleans(), st.none()),
+                       max_size=8))
+def test_message_from_plain_values_matches_oic_for_requests(values: dict[str, Any]) -> None:
+    from pyop.message import message_from_plain_values
+
+    expected = _oic_result(lambda: AuthorizationRequest().from_dict(values))
+    actual = _oic_result(lambda: message_from_plain_values(AuthorizationRequest, values))
+    assert actual[0] == expected[0]
+    if actual[0] == "ok":
+        assert type(actual[1]) is AuthorizationRequest
+        assert list(actual[1].items()) == list(expected[1].items())
+    else:
+        assert actual[1] is expected[1]
+
+
+def test_message_from_plain_values_of_a_parsed_request() -> None:
+    from pyop.message import message_from_plain_values
+
+    values = {"client_id": "c", "redirect_uri": "https://rp/cb", "response_type": "code",
+              "scope": "openid  email", "prompt": "login consent", "state": "s"}
+    request = message_from_plain_values(AuthorizationRequest, values)
+    assert list(request.items()) == list(AuthorizationRequest().from_dict(values).items())
+    assert request["scope"] == ["openid", "", "email"]
+    assert request["prompt"] == ["login", "consent"]
