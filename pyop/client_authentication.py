@@ -50,7 +50,9 @@ def parse_basic_authorization(header: str) -> tuple[str, str]:
     if decoded is None or ":" not in decoded:
         raise InvalidClientAuthentication("malformed Basic authorization header")
     client_id, client_secret = decoded.split(":", 1)
-    client_id, client_secret = unquote_plus(client_id), unquote_plus(client_secret)
+    # (unquote_plus changes nothing without "%" or "+")
+    if "%" in decoded or "+" in decoded:
+        client_id, client_secret = unquote_plus(client_id), unquote_plus(client_secret)
     if not client_id:
         raise InvalidClientAuthentication("malformed Basic authorization header")
     return client_id, client_secret
@@ -211,7 +213,7 @@ def authenticate_client(
         raise InvalidClientAuthentication("no client authentication in the request")
 
     client = clients.get(client_id) if hasattr(clients, "get") else None
-    if not isinstance(client, Mapping):
+    if type(client) is not dict and not isinstance(client, Mapping):
         logger.info("token request from unknown client")
         raise InvalidClientAuthentication("unknown client or wrong credentials")
     registered = client.get("token_endpoint_auth_method", "client_secret_basic")

@@ -121,6 +121,8 @@ def uses_client_secret(client: Mapping[str, Any]) -> bool:
 
 
 def _names(value: Any) -> Optional[frozenset[str]]:
+    if value is None:  # no allow-list: the usual case
+        return None
     if isinstance(value, str):
         return frozenset(value.split())
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -9,7 +9,8 @@ loopback hosts).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from collections.abc import Mapping
+from typing import Any, Optional, TypeVar, cast
 from urllib.parse import urlsplit
 
 from oic.oauth2.message import (
@@ -27,6 +28,22 @@ from .crypto import SigningKey, jws_sign
 from .util import is_https_or_loopback_http
 
 _SINGLE_REQUIRED_BOOLEAN = ParamDefinition(bool, True, None, None, False)
+
+
+class _DictGet:
+    """``get`` as one dict lookup.
+
+    ``oic``'s ``Message.get`` is ``try: return self[item] except KeyError: return
+    default`` with ``__getitem__`` reading ``self._dict``: the same result, but two
+    Python calls and, for an absent member, a raised and caught ``KeyError``. The
+    provider reads its configuration and the authentication request with ``get`` many
+    times per request. Mixed into the classes below only (before the ``oic`` class).
+    """
+
+    _dict: dict[str, Any]
+
+    def get(self, item: Any, default: Any = None) -> Any:
+        return self._dict.get(item, default)
 
 __all__ = [
     "AuthorizationRequest",
@@ -52,7 +69,7 @@ __all__ = [
 ]
 
 
-class AuthorizationRequest(oic_message.AuthorizationRequest):
+class AuthorizationRequest(_DictGet, oic_message.AuthorizationRequest):
     """OIDC authentication request (OIDC Core 3.1.2.1) with PKCE (RFC 7636 4.3)."""
 
     c_param = oic_message.AuthorizationRequest.c_param.copy()
@@ -62,6 +79,31 @@ class AuthorizationRequest(oic_message.AuthorizationRequest):
             "code_challenge_method": SINGLE_OPTIONAL_STRING,
         }
     )
+
+    def to_dict(self, lev: int = 0) -> dict[str, Any]:
+        """``oic``'s ``to_dict`` (same result), in one pass over the members.
+
+        Members that are all parameters of the request whose (serialised) values are
+        strings, integers or lists starting with a string -- the requests
+        :meth:`~pyop.provider.Provider.parse_authentication_request` returns, unless
+        they have a ``claims`` parameter -- are copied directly; any other request is
+        left to ``oic``.
+        """
+        spec = self.c_param
+        result: dict[str, Any] = {}
+        for key, value in self._dict.items():
+            param = spec.get(key)
+            if param is None:
+                return cast(dict[str, Any], super().to_dict(lev))  # e.g. "name#lang" members
+            if param.serializer:
+                value = param.serializer(value, "dict", lev + 1)
+            kind = type(value)
+            if kind is str or kind is int or (kind is list and (not value
+                                                                or type(value[0]) is str)):
+                result[key] = value
+            else:
+                return cast(dict[str, Any], super().to_dict(lev))
+        return result
 
 
 class AccessTokenRequest(oic_message.AccessTokenRequest):
@@ -75,7 +117,7 @@ class RefreshAccessTokenRequest(oic_message.RefreshAccessTokenRequest):
     """Refresh request (RFC 6749 6)."""
 
 
-class ProviderConfigurationResponse(oic_message.ProviderConfigurationResponse):
+class ProviderConfigurationResponse(_DictGet, oic_message.ProviderConfigurationResponse):
     """OpenID Provider Metadata (OIDC Discovery 3) plus RFC 8414/7636/9207 members.
 
     ``verify()`` allows an ``http`` issuer for loopback hosts only.
@@ -191,3 +233,72 @@ class UserinfoResponse(OpenIDSchema):
     def to_body(self) -> str:
         """The response body: the signed JWT if any, else the JSON object."""
         return self.signed_jwt if self.signed_jwt is not None else self.to_json()
+
+
+def issued_token_response(access_token: str, token_type: str, expires_in: int,
+                          id_token: str, scope: str) -> AccessTokenResponse:
+    """``AccessTokenResponse(access_token=..., token_type=..., expires_in=..., id_token=...,
+    scope=...)`` for values the provider has just issued, without ``oic``'s per-member
+    type dispatch.
+
+    Equal to that construction (the same members in the same order, ``scope`` split on
+    single spaces into a list, empty strings left out): the members are filled in
+    directly only when every value has exactly the type ``oic`` would keep as it is
+    (``str``, and ``int`` for ``expires_in``); anything else goes through ``oic``.
+    """
+    if type(access_token) is str and type(token_type) is str and type(expires_in) is int \
+            and type(id_token) is str and type(scope) is str:
+        response = AccessTokenResponse()
+        values = response._dict
+        for name, value in (("access_token", access_token), ("token_type", token_type)):
+            if value:
+                values[name] = value
+        values["expires_in"] = expires_in
+        if id_token:
+            values["id_token"] = id_token
+        if scope:
+            values["scope"] = scope.split(" ")
+        return response
+    return AccessTokenResponse(access_token=access_token, token_type=token_type,
+                               expires_in=expires_in, id_token=id_token, scope=scope)
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
+    """``cls().from_dict(values)`` (what ``cls(**values)`` does), without ``oic``'s per-member
+    dispatch when the result is known without it.
+
+    That is when each value is a non-empty ``str``, an ``int`` or a ``bool`` (exactly these
+    types) and is either a member of ``cls`` declared with that type (kept as is by
+    ``oic``), a member declared as a list of strings with a deserializer, given as a
+    ``str`` (``oic`` stores ``deserializer(value, sformat="urlencoded")``: the
+    space-separated values), or not a member at all (stored as is by ``oic`` too, unless
+    the class has a ``"*"`` member or the name a ``#`` language tag). Anything else --
+    lists, objects, ``None``, empty strings, a value of another type, which ``oic``
+    converts, drops or rejects -- goes through ``oic``, with its errors.
+    """
+    spec = cls.c_param
+    members: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = type(value)
+        if not (kind is str and value) and kind is not int and kind is not bool:
+            break
+        param = spec.get(name)
+        if param is None:
+            if "#" in name or "*" in spec:
+                break
+        elif param.type is not kind:
+            if not (kind is str and param.type == [str] and param.deserializer is not None):
+                break
+            try:
+                value = param.deserializer(value, sformat="urlencoded")
+            except Exception:  # noqa: BLE001 - oic turns it into its own error
+                break
+        members[name] = value
+    else:
+        message = cls()
+        message._dict.update(members)
+        return message
+    return cls().from_dict(values)  # type: ignore[no-any-return]

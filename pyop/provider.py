@@ -86,6 +86,8 @@ from .message import (
     RegistrationResponse,
     TokenIntrospectionResponse,
     UserinfoResponse,
+    issued_token_response,
+    message_from_plain_values,
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
@@ -586,7 +588,7 @@ class Provider:
             client = self.clients.get(client_id)
         except (TypeError, ValueError):
             return None
-        return client if isinstance(client, Mapping) else None
+        return client if type(client) is dict or isinstance(client, Mapping) else None
 
     def client_changed(self, client_id: str) -> None:
         """Forget this process's cached metadata of a client (``client_cache_ttl``).
@@ -663,7 +665,7 @@ class Provider:
                 if not isinstance(parameters["claims"], dict):
                     raise InvalidAuthenticationRequest("claims must be a JSON object", context)
             try:
-                authn_req: AuthorizationRequest = AuthorizationRequest().from_dict(parameters)
+                authn_req = message_from_plain_values(AuthorizationRequest, parameters)
             except Exception as e:  # oic raises many types for malformed values
                 raise InvalidAuthenticationRequest(
                     f"malformed request: {type(e).__name__}", context) from e
@@ -917,7 +919,8 @@ class Provider:
         if "max_age" in authentication_request or client.get("require_auth_time"):
             return True
         requested = claims_request_member(authentication_request, "id_token").get("auth_time")
-        return isinstance(requested, Mapping) and requested.get("essential") is True
+        return requested is not None and isinstance(requested, Mapping) \
+            and requested.get("essential") is True
 
     def authorize(self, authentication_request: Mapping[str, Any], user_id: str,
                   extra_id_token_claims: ExtraClaims = None, *,
@@ -968,7 +971,7 @@ class Provider:
                 extra["acr"] = acr
             if amr is not None:
                 extra["amr"] = list(amr)
-            if isinstance(extra_id_token_claims, Mapping):
+            if extra_id_token_claims is not None and isinstance(extra_id_token_claims, Mapping):
                 extra["extra_id_token_claims"] = dict(extra_id_token_claims)
             elif callable(extra_id_token_claims):
                 claims_now = extra_id_token_claims(user_id, client_id)
@@ -1128,10 +1131,8 @@ class Provider:
             claims=self._user_claims(user_id, narrow_claims(requested, client)),
             extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
             amr=record.get("amr"), access_token=access_token.value, signing_key=id_token_key)
-        response = AccessTokenResponse(access_token=access_token.value,
-                                       token_type=access_token.type,
-                                       expires_in=access_token.expires_in, id_token=id_token,
-                                       scope=record["scope"])
+        response = issued_token_response(access_token.value, access_token.type,
+                                         access_token.expires_in, id_token, record["scope"])
         if refresh_token:
             response["refresh_token"] = refresh_token
         return response
@@ -1339,7 +1340,7 @@ class Provider:
         requested.update(record.get("claims") or {})
         claims = self._user_claims(record["user_id"], narrow_claims(requested, client))
         claims["sub"] = record["sub"]
-        response = UserinfoResponse(**claims)
+        response = message_from_plain_values(UserinfoResponse, claims)
         if client.get("userinfo_signed_response_alg") is not None:
             key = self._signing_key_for(client, "userinfo_signed_response_alg")
             if key is None:

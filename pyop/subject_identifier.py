@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = ["SubjectIdentifierFactory", "HashBasedSubjectIdentifierFactory"]
 
@@ -37,13 +37,27 @@ class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
         if not hash_salt:
             raise ValueError("hash_salt must be a non-empty secret")
         self._key = hash_salt.encode("utf-8") if isinstance(hash_salt, str) else bytes(hash_salt)
+        #: HMAC-SHA256 keyed, nothing hashed yet: copied for each identifier (never updated)
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_keyed"]  # HMAC objects cannot be pickled or copied by copy.deepcopy
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
 
     def _hash(self, *fields: str) -> str:
-        data = b"".join(
-            len(encoded).to_bytes(4, "big") + encoded
-            for encoded in (field.encode("utf-8") for field in fields)
-        )
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+        parts = []
+        for field in fields:
+            encoded = field.encode("utf-8")
+            parts.append(len(encoded).to_bytes(4, "big"))
+            parts.append(encoded)
+        mac = self._keyed.copy()  # hmac.new(self._key, data, hashlib.sha256), key already set up
+        mac.update(b"".join(parts))
+        return mac.hexdigest()
 
     def create_public_identifier(self, user_id: str) -> str:
         return self._hash("public", str(user_id))

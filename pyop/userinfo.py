@@ -51,7 +51,9 @@ class Userinfo:
         claims: dict[str, Any] = {}
         for name, request in requested_claims.items():
             if name not in userinfo:
-                if isinstance(request, Mapping) and request.get("essential"):
+                # (None, the usual request, first: isinstance on an ABC is slow)
+                if request is not None and isinstance(request, Mapping) \
+                        and request.get("essential"):
                     logger.info("essential claim %s not available for the user", name)
                 continue
             value = userinfo[name]

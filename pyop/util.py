@@ -285,12 +285,14 @@ def parse_request_parameters(
     if isinstance(request, str):
         if len(request) > max_size:
             raise InvalidRequestError("request too large")
-        if _SURROGATES.search(request):
+        if not request.isascii() and _SURROGATES.search(request):
             raise InvalidRequestError("request is not valid UTF-8")
         parsed = _parse_qsl_or_error(request)
         if isinstance(parsed, str):
             raise InvalidRequestError(parsed)
         pairs = parsed
+        # a NUL can only come from the text itself or from "%00"
+        may_have_nul = "\x00" in request or "%00" in request
     elif isinstance(request, Mapping):
         pairs = []
         total = 0
@@ -309,6 +311,7 @@ def parse_request_parameters(
                 pairs.append((key, item))
         if total > max_size:
             raise InvalidRequestError("request too large")
+        may_have_nul = True
     else:
         raise InvalidRequestError("unsupported request type")
 
@@ -316,7 +319,7 @@ def parse_request_parameters(
     for key, value in pairs:
         if value == "":
             continue
-        if "\x00" in key or "\x00" in value:
+        if may_have_nul and ("\x00" in key or "\x00" in value):
             raise InvalidRequestError("NUL character in request")
         previous = result.get(key)
         if previous is None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from oic.oic import message as oic_message
 
 from pyop.message import (
@@ -19,6 +22,7 @@ from pyop.message import (
     ProviderConfigurationResponse,
     RefreshAccessTokenRequest,
     RegistrationRequest,
+    issued_token_response,
 )
 
 BASE_CONFIG = {
@@ -136,3 +140,143 @@ class TestResponses:
 
     def test_registration_request_is_oic(self) -> None:
         assert RegistrationRequest is oic_message.RegistrationRequest
+
+
+# -- the shortcuts on the code flow's path: same results as oic -------------------------------
+
+_REQUEST_VALUES = st.one_of(
+    st.text(max_size=12), st.integers(min_value=-5, max_value=10 ** 6),
+    st.lists(st.text(max_size=6), max_size=3),
+    st.dictionaries(st.sampled_from(["userinfo", "id_token"]),
+                    st.dictionaries(st.sampled_from(["email", "name"]), st.none(), max_size=2),
+                    max_size=2))
+_REQUEST_NAMES = st.sampled_from(
+    ["client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "prompt",
+     "max_age", "ui_locales", "acr_values", "claims", "code_challenge", "display", "name#en",
+     "unknown", "registration", "self"])
+
+
+def _oic_result(call: Any) -> tuple[str, Any]:
+    try:
+        return "ok", call()
+    except Exception as e:  # noqa: BLE001 - compared with the shortcut's exception
+        return "error", type(e)
+
+
+@given(st.dictionaries(_REQUEST_NAMES, _REQUEST_VALUES, max_size=8))
+def test_authorization_request_to_dict_matches_oic(values: dict[str, Any]) -> None:
+    built = _oic_result(lambda: AuthorizationRequest().from_dict(values))
+    if built[0] != "ok":
+        return
+    request = built[1]
+    expected = _oic_result(lambda: Message.to_dict(request))
+    actual = _oic_result(lambda: request.to_dict())
+    assert actual == expected
+    if actual[0] == "ok":
+        assert list(actual[1]) == list(expected[1])
+
+
+def test_authorization_request_to_dict_of_a_parsed_request() -> None:
+    request = AuthorizationRequest().from_dict({
+        "client_id": "c", "redirect_uri": "https://rp/cb", "response_type": "code id_token",
+        "scope": "openid email", "state": "s", "nonce": "n", "prompt": "login consent",
+        "max_age": "30"})
+    assert request.to_dict() == Message.to_dict(request) == {
+        "client_id": "c", "redirect_uri": "https://rp/cb", "response_type": "code id_token",
+        "scope": "openid email", "state": "s", "nonce": "n", "prompt": ["login", "consent"],
+        "max_age": 30}
+    request["claims"] = oic_message.ClaimsRequest(userinfo={"email": None})
+    assert request.to_dict() == Message.to_dict(request)
+    assert request.to_dict()["claims"] == {"userinfo": {"email": None}}
+
+
+@pytest.mark.parametrize("cls", [AuthorizationRequest, ProviderConfigurationResponse])
+def test_get_is_oic_get(cls: Any) -> None:
+    message = cls(scope="openid email", issuer="https://op.example.com")
+    for name in ("scope", "issuer", "absent"):
+        assert message.get(name) == Message.get(message, name)
+        assert message.get(name, 7) == Message.get(message, name, 7)
+    message["scope"] = ["openid"]
+    assert message.get("scope") == ["openid"]
+    del message["scope"]
+    assert message.get("scope", "gone") == "gone"
+
+
+@given(st.text(max_size=8), st.text(max_size=8),
+       st.one_of(st.integers(min_value=0, max_value=10 ** 6), st.booleans(), st.floats(0, 99)),
+       st.text(max_size=8), st.text(alphabet=" ab", max_size=6))
+def test_issued_token_response_matches_oic(access_token: str, token_type: str, expires_in: Any,
+                                           id_token: str, scope: str) -> None:
+    expected = _oic_result(lambda: AccessTokenResponse(
+        access_token=access_token, token_type=token_type, expires_in=expires_in,
+        id_token=id_token, scope=scope))
+    actual = _oic_result(lambda: issued_token_response(access_token, token_type, expires_in,
+                                                       id_token, scope))
+    assert actual[0] == expected[0]
+    if actual[0] == "ok":
+        assert type(actual[1]) is AccessTokenResponse
+        assert list(actual[1].items()) == list(expected[1].items())
+        assert actual[1].to_json() == expected[1].to_json()
+    else:
+        assert actual[1] is expected[1]
+
+
+_CLAIM_NAMES = st.sampled_from(["sub", "self", "name", "email", "email_verified", "updated_at",
+                                "address", "custom", "name#fr", "birthdate", "_claim_names"])
+_CLAIM_VALUES = st.one_of(st.text(max_size=5), st.integers(-3, 3), st.booleans(), st.none(),
+                          st.floats(0, 2), st.lists(st.text(max_size=3), max_size=2),
+                          st.dictionaries(st.sampled_from(["country", "x"]), st.text(max_size=3),
+                                          max_size=2))
+
+
+@given(st.dictionaries(_CLAIM_NAMES, _CLAIM_VALUES, max_size=6))
+def test_message_from_plain_values_matches_oic(claims: dict[str, Any]) -> None:
+    from pyop.message import UserinfoResponse, message_from_plain_values
+
+    expected = _oic_result(lambda: UserinfoResponse().from_dict(claims))
+    actual = _oic_result(lambda: message_from_plain_values(UserinfoResponse, claims))
+    assert actual[0] == expected[0]
+    if actual[0] == "ok":
+        assert type(actual[1]) is UserinfoResponse
+        assert list(actual[1].items()) == list(expected[1].items())
+        assert actual[1].to_json() == expected[1].to_json()
+    else:
+        assert actual[1] is expected[1]
+
+
+def test_message_from_plain_values_fills_plain_members_directly() -> None:
+    from pyop.message import UserinfoResponse, message_from_plain_values
+
+    claims = {"sub": "abc", "name": "Alice", "email_verified": True, "updated_at": 5, "x": 1}
+    response = message_from_plain_values(UserinfoResponse, claims)
+    assert response.to_dict() == claims
+    assert response.content_type == "application/json"
+    # a value oic converts or drops goes through oic
+    assert message_from_plain_values(UserinfoResponse, {"sub": "a", "email": ""}).to_dict() \
+        == {"sub": "a"}
+
+
+@given(st.dictionaries(_REQUEST_NAMES, st.one_of(_REQUEST_VALUES, st.booleans(), st.none()),
+                       max_size=8))
+def test_message_from_plain_values_matches_oic_for_requests(values: dict[str, Any]) -> None:
+    from pyop.message import message_from_plain_values
+
+    expected = _oic_result(lambda: AuthorizationRequest().from_dict(values))
+    actual = _oic_result(lambda: message_from_plain_values(AuthorizationRequest, values))
+    assert actual[0] == expected[0]
+    if actual[0] == "ok":
+        assert type(actual[1]) is AuthorizationRequest
+        assert list(actual[1].items()) == list(expected[1].items())
+    else:
+        assert actual[1] is expected[1]
+
+
+def test_message_from_plain_values_of_a_parsed_request() -> None:
+    from pyop.message import message_from_plain_values
+
+    values = {"client_id": "c", "redirect_uri": "https://rp/cb", "response_type": "code",
+              "scope": "openid  email", "prompt": "login consent", "state": "s"}
+    request = message_from_plain_values(AuthorizationRequest, values)
+    assert list(request.items()) == list(AuthorizationRequest().from_dict(values).items())
+    assert request["scope"] == ["openid", "", "email"]
+    assert request["prompt"] == ["login", "consent"]

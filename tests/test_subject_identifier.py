@@ -67,3 +67,22 @@ def test_base_class_is_abstract() -> None:
         factory.create_public_identifier("alice")
     with pytest.raises(NotImplementedError):
         factory.create_pairwise_identifier("alice", "sector")
+
+
+def test_hash_based_identifiers_are_hmac_sha256_of_length_prefixed_fields() -> None:
+    import copy
+    import pickle
+
+    factory = HashBasedSubjectIdentifierFactory("s3cret")
+
+    def expected(*fields: str) -> str:
+        data = b"".join(len(f.encode()).to_bytes(4, "big") + f.encode() for f in fields)
+        return hmac.new(b"s3cret", data, hashlib.sha256).hexdigest()
+
+    for _ in range(2):  # the keyed template is copied, never consumed
+        assert factory.create_public_identifier("alice") == expected("public", "alice")
+        assert factory.create_pairwise_identifier("alice", "rp.example.com") == \
+            expected("pairwise", "rp.example.com", "alice")
+    for clone in (pickle.loads(pickle.dumps(factory)),  # noqa: S301 - our own bytes
+                  copy.deepcopy(factory)):
+        assert clone.create_public_identifier("bob") == expected("public", "bob")

@@ -92,7 +92,9 @@ class TestParseRequestParameters:
         with pytest.raises(InvalidRequestError, match="UTF-8"):
             parse_request_parameters(request_)
 
-    @pytest.mark.parametrize("request_", ["a=%00", "a%00=1", {"a": "\x00"}, {"a\x00": "1"}])
+    @pytest.mark.parametrize("request_", ["a=%00", "a%00=1", {"a": "\x00"}, {"a\x00": "1"},
+                                          "a=\x00", "b=1&a\x00=1", b"a=%00", b"a=\x00",
+                                          "a=x%2500&b=%00"])
     def test_nul(self, request_: Any) -> None:
         with pytest.raises(InvalidRequestError, match="NUL"):
             parse_request_parameters(request_)
