@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 #: KEYS[1] = key; ARGV[1] = expected JSON, ARGV[2] = new JSON,
 #: ARGV[3] = absolute expiry in ms or "" to keep the current one.
-_CAS_SCRIPT = """
+_CAS_STEPS = """
 local current = redis.call('GET', KEYS[1])
 if (not current) or current ~= ARGV[1] then
   return 0
@@ -57,21 +57,12 @@ if ARGV[3] == '' then
 else
   redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 end
-return 1
 """
+_CAS_SCRIPT = _CAS_STEPS + "return 1\n"
 
 #: compare_and_set on KEYS[1] (ARGV[1..3] as for _CAS_SCRIPT), then, only if it replaced
 #: the value, SET KEYS[2] ARGV[4] with ARGV[5] the absolute expiry in ms or "" for none.
-_CAS_THEN_SET_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if (not current) or current ~= ARGV[1] then
-  return 0
-end
-if ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
-end
+_CAS_THEN_SET_SCRIPT = _CAS_STEPS + """
 if ARGV[5] == '' then
   redis.call('SET', KEYS[2], ARGV[4])
 else

@@ -410,3 +410,17 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield built
     finally:
         built.close()
+
+
+# sqlite-generic runs the same portable SQL as postgresql-generic: race it on PostgreSQL only.
+RACE_BACKENDS = [b for b in CONTRACT_BACKENDS if b != "sqlite-generic"]
+
+
+@pytest.fixture(params=backend_params(RACE_BACKENDS))
+def race_backend(request: pytest.FixtureRequest) -> Any:
+    """A fresh backend of the race suites (every contract backend but sqlite-generic)."""
+    built = build_backend(request.param, request)
+    try:
+        yield built
+    finally:
+        built.close()

@@ -14,7 +14,7 @@ import pytest
 
 from pyop.storage import MemoryStorage, StorageBase
 
-from .conftest import CONTRACT_BACKENDS, Backend, backend_params, build_backend
+from .conftest import Backend
 from .test_races import KEYS, THREADS, race
 
 CODE = {"client_id": "c", "exp": 10, "used": None}
@@ -77,18 +77,6 @@ def test_other_store_of_another_kind(backend: Backend) -> None:
     assert codes.compare_and_set_then_set("code", CODE, USED, backend.now() + 1200, tokens,
                                           "at", TOKEN, backend.now() + 3600)
     assert tokens.get("at") == TOKEN and codes.get("code") == USED
-
-
-RACE_BACKENDS = [b for b in CONTRACT_BACKENDS if b != "sqlite-generic"]
-
-
-@pytest.fixture(params=backend_params(RACE_BACKENDS))
-def race_backend(request: pytest.FixtureRequest) -> Any:
-    built = build_backend(request.param, request)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def test_concurrent_redemptions_one_winner_one_token(race_backend: Backend) -> None:

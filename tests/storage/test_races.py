@@ -14,23 +14,10 @@ import pytest
 
 from pyop.storage import MemoryStorage, StatelessWrapper, StorageBase
 
-from .conftest import CONTRACT_BACKENDS, Backend, backend_params, build_backend
+from .conftest import RACE_BACKENDS, Backend, backend_params
 
 THREADS = 8
 KEYS = 50
-
-# sqlite-generic runs the same portable SQL as postgresql-generic: race it on PostgreSQL only.
-RACE_BACKENDS = [b for b in CONTRACT_BACKENDS if b != "sqlite-generic"]
-
-
-@pytest.fixture(params=backend_params(RACE_BACKENDS))
-def race_backend(request: pytest.FixtureRequest) -> Any:
-    built = build_backend(request.param, request)
-    try:
-        yield built
-    finally:
-        built.close()
-
 
 def race(operation: Callable[[int], Any], rounds: int = KEYS,
          threads: int = THREADS) -> list[list[Any]]:
