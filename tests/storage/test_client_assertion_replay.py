@@ -25,9 +25,7 @@ from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 from pyop.userinfo import Userinfo
 
 from .conftest import Backend
-from .test_races import THREADS, _stores, _thread_store, race, race_backend
-
-__all__ = ["race_backend"]  # the fixture, imported to be used here
+from .test_races import THREADS, _stores, _thread_store, race
 
 ISSUER = "https://op.example.com"
 CLIENT = "jwt-client"
