@@ -252,6 +252,7 @@ class AuthorizationState:
         }
         codes = self.authorization_codes
         access_token: Optional[AccessToken] = None
+        refresh_token: Optional[str] = None
         if _is_sealed(codes):
             if codes.consume(authorization_code) is None:
                 raise InvalidAuthorizationCode("authorization code already used")
@@ -268,20 +269,32 @@ class AuthorizationState:
             used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
             tokens = self.access_tokens
-            if _is_sealed(tokens):
-                replaced = codes.compare_and_set(authorization_code, record, used,
-                                                 expires_at=keep_until)
-            else:
-                # the access token is stored only if the code was marked used: one round
-                # trip for both where the backend allows it (Redis, PostgreSQL)
-                access_record = self._access_token_record(grant, now)
-                replaced = codes.compare_and_set_then_set(
-                    authorization_code, record, used, keep_until,
-                    tokens, access_value, access_record, access_record["exp"])
-                if replaced:
-                    access_token = AccessToken(access_value, self.access_token_lifetime)
+            if refresh_value is not None and not _is_sealed(self.refresh_tokens) \
+                    and not _is_sealed(tokens):
+                # written before the code is marked used, so a replay that finds the code
+                # used finds this token too and revokes it (no window after the mark);
+                # removed again if this redemption loses or the storage fails
+                refresh_token = self._create_refresh_token(grant, access_value, now,
+                                                           refresh_value)
+            try:
+                if _is_sealed(tokens):
+                    replaced = codes.compare_and_set(authorization_code, record, used,
+                                                     expires_at=keep_until)
+                else:
+                    # the access token is stored only if the code was marked used: one
+                    # round trip for both where the backend allows it (Redis, PostgreSQL)
+                    access_record = self._access_token_record(grant, now)
+                    replaced = codes.compare_and_set_then_set(
+                        authorization_code, record, used, keep_until,
+                        tokens, access_value, access_record, access_record["exp"])
+            except Exception:
+                self._discard_refresh_token(refresh_token)
+                raise
+            if replaced and not _is_sealed(tokens):
+                access_token = AccessToken(access_value, self.access_token_lifetime)
             if not replaced:
                 logger.warning("concurrent or repeated redemption of an authorization code")
+                self._discard_refresh_token(refresh_token)
                 current = codes.get(authorization_code)
                 if isinstance(current, dict):
                     self._revoke_code_grant(current)
@@ -289,11 +302,20 @@ class AuthorizationState:
 
         if access_token is None:
             access_token = self._create_access_token(grant, now, access_value)
-        refresh_token = None
-        if refresh_value is not None:
+        if refresh_value is not None and refresh_token is None:
             refresh_token = self._create_refresh_token(grant, access_token.value, now,
                                                        refresh_value)
         return access_token, refresh_token
+
+    def _discard_refresh_token(self, refresh_token: Optional[str]) -> None:
+        """Remove a refresh token written for a redemption that did not complete (it was
+        never sent); a storage failure here is logged, the token is unknown to anyone."""
+        if refresh_token is None:
+            return
+        try:
+            self.refresh_tokens.delete(refresh_token)
+        except Exception:  # noqa: BLE001 - the original outcome is what the caller needs
+            logger.warning("could not remove the refresh token of an incomplete redemption")
 
     def _revoke_code_grant(self, used_record: Mapping[str, Any]) -> None:
         issued = used_record.get("issued") or {}

@@ -17,6 +17,7 @@ from pyop.exceptions import (
     InvalidRefreshToken,
     InvalidScope,
     InvalidSubjectIdentifier,
+    StorageError,
 )
 from pyop.message import AuthorizationRequest
 from pyop.storage import MemoryStorage, StatelessWrapper
@@ -175,6 +176,57 @@ class TestAuthorizationCodes:
             state.redeem_authorization_code(code, stale)  # compare-and-set fails
         with pytest.raises(InvalidAccessToken):
             state.introspect_access_token(access.value)
+
+    def test_replay_right_after_the_mark_revokes_the_refresh_token_too(
+            self, clock: FakeClock) -> None:
+        """A replay landing between the winner's mark and its return still finds every
+        token of the grant (RFC 6749 4.1.2, RFC 9700 4.14.2)."""
+        replayed: dict[str, Any] = {}
+
+        class ReplayAfterMark(MemoryStorage):
+            def compare_and_set_then_set(self, key: str, expected: Any, new: Any,
+                                         expires_at: Optional[float], other: Any,
+                                         other_key: str, other_value: Any,
+                                         other_expires_at: Optional[float] = None) -> bool:
+                won = super().compare_and_set_then_set(key, expected, new, expires_at, other,
+                                                       other_key, other_value,
+                                                       other_expires_at)
+                if won and not replayed:
+                    replayed["done"] = True
+                    with pytest.raises(InvalidAuthorizationCode):
+                        state.redeem_authorization_code(key, self.get(key))
+                return won
+
+        state = make_state(clock, refresh_token_lifetime=3600,
+                           authorization_code_db=ReplayAfterMark(clock=clock))
+        access, refresh = redeem(state, issue_code(state))
+        assert replayed and refresh is not None
+        with pytest.raises(InvalidAccessToken):
+            state.introspect_access_token(access.value)
+        assert state.get_refresh_token(refresh) is None
+
+    def test_losing_redemption_leaves_no_refresh_token(self, clock: FakeClock) -> None:
+        refresh_db = MemoryStorage(clock=clock)
+        state = make_state(clock, refresh_token_lifetime=3600,
+                           authorization_code_db=FailingCAS(clock=clock),
+                           refresh_token_db=refresh_db)
+        code = issue_code(state)
+        with pytest.raises(InvalidAuthorizationCode):
+            redeem(state, code)
+        assert len(refresh_db) == 0
+
+    def test_losing_redemption_reports_the_loss_when_cleanup_fails(
+            self, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+        class NoDelete(MemoryStorage):
+            def delete(self, key: str) -> bool:
+                raise StorageError("down")
+
+        state = make_state(clock, refresh_token_lifetime=3600,
+                           authorization_code_db=FailingCAS(clock=clock),
+                           refresh_token_db=NoDelete(clock=clock))
+        with pytest.raises(InvalidAuthorizationCode):
+            redeem(state, issue_code(state))
+        assert "could not remove the refresh token" in caplog.text
 
     def test_replay_of_a_corrupt_used_record(self, clock: FakeClock) -> None:
         codes: dict[str, Any] = {}
