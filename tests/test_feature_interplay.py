@@ -494,18 +494,25 @@ def test_assertion_algs_of_a_method_not_offered_are_not_advertised(
     assert "token_endpoint_auth_signing_alg_values_supported" in str(error.value)
 
 
+def hashed_secrets_op_with_a_secret_jwt_client(make_provider: Callable[..., Provider]
+                                               ) -> Provider:
+    """No registration endpoint, hashed secrets, and a hand-configured client_secret_jwt
+    client "svc" whose secret is stored in clear."""
+    values = config(token_endpoint_auth_methods_supported=["client_secret_basic",
+                                                           "client_secret_jwt"])
+    del values["registration_endpoint"]
+    return make_provider(config=values, hash_client_secrets=True, client_db={"svc": {
+        "client_id": "svc", "client_secret": secrets.token_urlsafe(64),
+        "redirect_uris": [WEB_URI], "token_endpoint_auth_method": "client_secret_jwt",
+        "grant_types": ["client_credentials"]}})
+
+
 def test_without_registration_hand_configured_client_secret_jwt_with_hashed_secrets(
         make_provider: Callable[..., Provider], clock: FakeClock) -> None:
     """Without a registration_endpoint nothing is registered: a host storing hashed secrets
     may still offer client_secret_jwt to clients it configures with a secret in clear."""
-    values = config(token_endpoint_auth_methods_supported=["client_secret_basic",
-                                                           "client_secret_jwt"])
-    del values["registration_endpoint"]
-    secret = secrets.token_urlsafe(64)
-    op = make_provider(config=values, hash_client_secrets=True, client_db={"svc": {
-        "client_id": "svc", "client_secret": secret, "redirect_uris": [WEB_URI],
-        "token_endpoint_auth_method": "client_secret_jwt",
-        "grant_types": ["client_credentials"]}})
+    op = hashed_secrets_op_with_a_secret_jwt_client(make_provider)
+    secret = op.clients["svc"]["client_secret"]
     assert "HS256" in op.provider_configuration[
         "token_endpoint_auth_signing_alg_values_supported"]
     assert client_credentials(op, assertion_params("svc", secret, clock()))["access_token"]
@@ -571,14 +578,8 @@ def test_rotating_a_client_secret_jwt_secret_with_hashed_secrets_is_refused(
         make_provider: Callable[..., Provider], clock: FakeClock) -> None:
     """A client_secret_jwt client keeps working: its secret is its HMAC key, which a
     stored hash cannot check (RFC 7523 3, OIDC Core 9)."""
-    values = config(token_endpoint_auth_methods_supported=["client_secret_basic",
-                                                           "client_secret_jwt"])
-    del values["registration_endpoint"]
-    secret = secrets.token_urlsafe(64)
-    op = make_provider(config=values, hash_client_secrets=True, client_db={"svc": {
-        "client_id": "svc", "client_secret": secret, "redirect_uris": [WEB_URI],
-        "token_endpoint_auth_method": "client_secret_jwt",
-        "grant_types": ["client_credentials"]}})
+    op = hashed_secrets_op_with_a_secret_jwt_client(make_provider)
+    secret = op.clients["svc"]["client_secret"]
     with pytest.raises(ValueError, match="client_secret_jwt"):
         op.rotate_client_secret("svc")
     assert op.clients["svc"]["client_secret"] == secret
