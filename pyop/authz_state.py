@@ -360,11 +360,14 @@ class AuthorizationState:
             if replaced and not _is_sealed(tokens):
                 access_token = AccessToken(access_value, self.access_token_lifetime)
             if not replaced:
-                logger.warning("concurrent or repeated redemption of an authorization code")
                 self._discard_refresh_token(refresh_token)
                 current = codes.get(authorization_code)
-                if isinstance(current, dict):
-                    self._revoke_code_grant(current)
+                if not isinstance(current, dict):
+                    # gone since the record was read or cached (expired, deleted): the
+                    # answer a read would have given
+                    raise InvalidAuthorizationCode("unknown or expired authorization code")
+                logger.warning("concurrent or repeated redemption of an authorization code")
+                self._revoke_code_grant(current)
                 raise InvalidAuthorizationCode("authorization code already used")
 
         if access_token is None:

@@ -357,3 +357,17 @@ def test_record_that_is_not_json_is_not_cached(clock: FakeClock) -> None:
                                            USER_ID, ["openid"])
     record, cached = state.authorization_code_for_redemption(code)
     assert not cached and record["auth_req"]["odd"] == {1, 2}
+
+
+@pytest.mark.parametrize("cache_size", [16, None], ids=["cache", "no-cache"])
+def test_code_gone_from_storage_answers_as_a_read(
+        make_provider: Callable[..., Provider], stores: Stores,
+        cache_size: Optional[int]) -> None:
+    """A code deleted (or expired) in storage before its exp: the same answer either way,
+    although the cached path learns it only from the failed compare-and-set."""
+    provider = stores.process(make_provider, cache_size)
+    code = issue(provider)
+    stores.codes.delete(code)
+    with pytest.raises(InvalidAuthorizationCode, match="^unknown or expired authorization"):
+        redeem(provider, code)
+    assert len(stores.refresh_tokens) == 0  # written before the mark, removed again
