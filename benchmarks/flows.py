@@ -55,12 +55,14 @@ USERS = {
 }
 #: ``NAME+caches``: the same backend with the opt-in in-process caches on
 #: (``Provider(client_cache_ttl=CLIENT_CACHE_TTL)``,
-#: ``AuthorizationState(subject_identifier_cache_ttl=SUBJECT_CACHE_TTL)``); reported on
+#: ``AuthorizationState(subject_identifier_cache_ttl=SUBJECT_CACHE_TTL,
+#: authorization_code_cache_size=CODE_CACHE_SIZE)``); reported on
 #: lines of their own, next to the default configuration.
 DEFAULT_BACKENDS = ("memory", "sqlite", "postgresql", "redis", "memory+caches",
                     "postgresql+caches", "redis+caches")
 CLIENT_CACHE_TTL = 30
 SUBJECT_CACHE_TTL = 300
+CODE_CACHE_SIZE = 1024
 #: ``postgresql-nosync``: PostgreSQL with ``synchronous_commit=off`` for the
 #: benchmark's connections (no WAL flush wait per write), to tell the cost of
 #: the disk from the cost of the round trips. ``sqlite-full``: SQLite with
@@ -132,7 +134,7 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
     clients, as in the README. The other backends get one collection per store
     via ``StorageBase.from_uri``, clients included: that is what a deployment
     with several worker processes needs. ``NAME+caches`` turns the opt-in in-process
-    caches on (client metadata, written subject identifiers).
+    caches on (client metadata, written subject identifiers, issued codes).
     """
     stores: list[StorageBase] = []
     factory = HashBasedSubjectIdentifierFactory("bench-salt")
@@ -142,6 +144,7 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
     provider_options: dict[str, Any] = {}
     if caches:
         authz_options["subject_identifier_cache_ttl"] = SUBJECT_CACHE_TTL
+        authz_options["authorization_code_cache_size"] = CODE_CACHE_SIZE
         provider_options["client_cache_ttl"] = CLIENT_CACHE_TTL
     if engine == "memory":
         authz = AuthorizationState(factory, **authz_options)
@@ -478,7 +481,8 @@ def run_backend(backend: str, rs_key: SigningKey, settings: Settings,
     result = ScenarioResult.from_measurement(name, backend, "RS256", m)
     result.round_trips = trips
     engine, caches = split_backend(backend)
-    label = " (with client_cache_ttl and subject_identifier_cache_ttl)" if caches else \
+    label = " (with client_cache_ttl, subject_identifier_cache_ttl and " \
+        "authorization_code_cache_size)" if caches else \
         " (default configuration)"
     if engine == "memory":
         result.target = Target("memory RS256 full flow" + label, m.ratio, TARGET_MEMORY)

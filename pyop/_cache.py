@@ -35,10 +35,12 @@ class TTLCache(Generic[V]):
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: str, value: V) -> None:
-        """Store ``value`` for ``ttl`` seconds from now, dropping the least recently used
-        entries beyond ``max_size``."""
+    def put(self, key: str, value: V, expires_at: Optional[float] = None) -> None:
+        """Store ``value`` for ``ttl`` seconds from now (or until ``expires_at``, if that is
+        sooner), dropping the least recently used entries beyond ``max_size``."""
         expires = self.clock() + self.ttl
+        if expires_at is not None and expires_at < expires:
+            expires = expires_at
         with self._lock:
             self._entries[key] = (expires, value)
             self._entries.move_to_end(key)

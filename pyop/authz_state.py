@@ -8,6 +8,7 @@ code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -24,6 +25,7 @@ from .exceptions import (
     InvalidSubjectIdentifier,
 )
 from .storage import DictStorage, MemoryStorage, StorageBase, as_storage
+from .storage.base import canonical_json
 from .subject_identifier import SubjectIdentifierFactory
 from .util import claims_request_member
 
@@ -68,6 +70,12 @@ class AuthorizationState:
         write a subject identifier again once it has written it (off by default: the
         mapping is written on every authorization). A logout made through another
         process is then not repaired by a new login here before the entry expires.
+    :param authorization_code_cache_size: how many of the codes this process issued it
+        keeps in memory (least recently used first out; off by default), so that the token
+        endpoint of this process redeems them without reading them back from
+        ``authorization_code_db`` (see :meth:`authorization_code_for_redemption`). Entries
+        expire with their code and are dropped when the code is redeemed here. Not used
+        with sealed (stateless) code storage.
     """
 
     def __init__(
@@ -84,6 +92,7 @@ class AuthorizationState:
         refresh_token_threshold: Optional[int] = None,
         clock: Callable[[], float] = time.time,
         subject_identifier_cache_ttl: Optional[float] = None,
+        authorization_code_cache_size: Optional[int] = None,
     ) -> None:
         self.subject_identifier_factory = subject_identifier_factory
         self.clock = clock
@@ -97,7 +106,19 @@ class AuthorizationState:
         if subject_identifier_cache_ttl:
             self._written_subjects = TTLCache(subject_identifier_cache_ttl, _SUBJECT_CACHE_SIZE,
                                               lambda: self.clock())
+        if authorization_code_cache_size is not None and (
+                isinstance(authorization_code_cache_size, bool)
+                or not isinstance(authorization_code_cache_size, int)
+                or authorization_code_cache_size < 1):
+            raise ValueError("authorization_code_cache_size must be an integer >= 1 (or None)")
         self.authorization_codes: StorageBase = self._as_storage(authorization_code_db)
+        #: code -> canonical JSON of the record, for the unredeemed codes this process
+        #: issued; an entry expires at its code's ``exp``
+        self._issued_codes: Optional[TTLCache[str]] = None
+        if authorization_code_cache_size is not None and not _is_sealed(
+                self.authorization_codes):
+            self._issued_codes = TTLCache(float(authorization_code_lifetime),
+                                          authorization_code_cache_size, lambda: self.clock())
         self.access_tokens: StorageBase = self._as_storage(access_token_db)
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
         self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
@@ -220,7 +241,17 @@ class AuthorizationState:
         }
         if extra:
             record.update(extra)
-        return self._store(self.authorization_codes, record, record["exp"])
+        code = self._store(self.authorization_codes, record, record["exp"])
+        issued = self._issued_codes
+        if issued is not None:
+            # the record as storage holds it (JSON), so a hit returns what a read would;
+            # never kept past the code's exp
+            try:
+                raw = canonical_json(record)
+            except (TypeError, ValueError):  # not JSON (a plain dict store keeps it as is)
+                return code
+            issued.put(code, raw, expires_at=record["exp"])
+        return code
 
     def get_authorization_code(self, authorization_code: Any) -> dict[str, Any]:
         """The record of an unexpired code (used or not); :class:`InvalidAuthorizationCode`."""
@@ -228,6 +259,38 @@ class AuthorizationState:
         if record is None or record.get("token_type") != "authorization_code":
             raise InvalidAuthorizationCode("unknown or expired authorization code")
         return record
+
+    def authorization_code_for_redemption(self, authorization_code: Any
+                                          ) -> tuple[dict[str, Any], bool]:
+        """The record of a code about to be redeemed, and whether it came from this
+        process's cache of the codes it issued (``authorization_code_cache_size``).
+
+        A code record does not change until the code is redeemed, and
+        :meth:`redeem_authorization_code` marks it used with a compare-and-set against
+        the whole record, so a cached record is safe to redeem with: if another process
+        redeemed the code meanwhile, the compare-and-set fails and the tokens issued from
+        it are revoked, as with a record read from storage (RFC 6749 4.1.2). A cached
+        record is always unused; a caller whose checks fail on it must read the stored
+        record (:meth:`get_authorization_code`) and decide on that one, since the code
+        may have been used meanwhile (a replay must still revoke). Without a cache entry
+        (cache off, another process issued the code, expired, evicted) this reads
+        storage like :meth:`get_authorization_code`.
+
+        :raises InvalidAuthorizationCode: unknown or expired code.
+        """
+        issued = self._issued_codes
+        if issued is not None and isinstance(authorization_code, str):
+            raw = issued.get(authorization_code)
+            if raw is not None:
+                record: dict[str, Any] = json.loads(raw)
+                if record.get("token_type") == "authorization_code":  # as a read checks
+                    return record, True
+        return self.get_authorization_code(authorization_code), False
+
+    def forget_issued_authorization_code(self, authorization_code: Any) -> None:
+        """Drop a code from this process's cache of issued codes (no error if absent)."""
+        if self._issued_codes is not None and isinstance(authorization_code, str):
+            self._issued_codes.discard(authorization_code)
 
     def redeem_authorization_code(self, authorization_code: str,
                                   record: Mapping[str, Any]) -> tuple[AccessToken, Optional[str]]:
@@ -238,8 +301,12 @@ class AuthorizationState:
         (RFC 6749 4.1.2). On sealed (stateless) storage the replay cache makes
         the code single-use.
 
+        The code leaves this process's cache of issued codes
+        (``authorization_code_cache_size``), whatever the outcome.
+
         :raises InvalidAuthorizationCode: the code was already used.
         """
+        self.forget_issued_authorization_code(authorization_code)
         now = self._now()
         access_value = new_token_value()
         refresh_value = new_token_value() if self.issues_refresh_tokens else None
@@ -293,11 +360,14 @@ class AuthorizationState:
             if replaced and not _is_sealed(tokens):
                 access_token = AccessToken(access_value, self.access_token_lifetime)
             if not replaced:
-                logger.warning("concurrent or repeated redemption of an authorization code")
                 self._discard_refresh_token(refresh_token)
                 current = codes.get(authorization_code)
-                if isinstance(current, dict):
-                    self._revoke_code_grant(current)
+                if not isinstance(current, dict):
+                    # gone since the record was read or cached (expired, deleted): the
+                    # answer a read would have given
+                    raise InvalidAuthorizationCode("unknown or expired authorization code")
+                logger.warning("concurrent or repeated redemption of an authorization code")
+                self._revoke_code_grant(current)
                 raise InvalidAuthorizationCode("authorization code already used")
 
         if access_token is None:

@@ -1097,21 +1097,50 @@ class Provider:
         if not hmac.compare_digest(computed.encode("ascii"), str(challenge).encode("ascii")):
             raise InvalidAuthorizationCode("code_verifier does not match the code_challenge")
 
+    def _check_code_record(self, record: Mapping[str, Any], parameters: Mapping[str, Any],
+                           client_id: str) -> None:
+        """The token request matches the code: same client (RFC 6749 4.1.3) and, for a code
+        not used yet, the ``redirect_uri`` of the authorization request and the PKCE
+        verifier (RFC 7636 4.6). A used code skips the latter two: its redemption revokes
+        the tokens issued from it (RFC 6749 4.1.2).
+
+        :raises InvalidAuthorizationCode: a check failed.
+        """
+        if record.get("client_id") != client_id:
+            raise InvalidAuthorizationCode("the code was issued to another client")
+        if not record.get("used"):
+            auth_req = record.get("auth_req") or {}
+            if parameters.get("redirect_uri") != auth_req.get("redirect_uri"):
+                raise InvalidAuthorizationCode(
+                    "redirect_uri differs from the authorization request")
+            self._check_pkce(auth_req, parameters.get("code_verifier"))
+
     def _do_code_exchange(self, parameters: Mapping[str, Any], client_id: str,
                           client: Mapping[str, Any],
                           extra_id_token_claims: ExtraClaims) -> AccessTokenResponse:
         code = parameters.get("code")
         if not isinstance(code, str):
             raise InvalidTokenRequest("missing code", oauth_error="invalid_request")
-        record = self.authz_state.get_authorization_code(code)
-        if record.get("client_id") != client_id:
-            raise InvalidAuthorizationCode("the code was issued to another client")
+        record, cached = self.authz_state.authorization_code_for_redemption(code)
+        if cached:
+            # an unused record this process issued (no read); if a check fails on it, the
+            # stored record decides, as without the cache: the code may have been used
+            # since, and then a replay revokes the tokens issued from it (RFC 6749 4.1.2)
+            try:
+                self._check_code_record(record, parameters, client_id)
+            except InvalidAuthorizationCode:
+                try:
+                    stored = self.authz_state.get_authorization_code(code)
+                except InvalidAuthorizationCode:
+                    self.authz_state.forget_issued_authorization_code(code)
+                    raise
+                if stored != record:  # used (or changed) since: the entry is stale
+                    self.authz_state.forget_issued_authorization_code(code)
+                record = stored
+                self._check_code_record(record, parameters, client_id)
+        else:
+            self._check_code_record(record, parameters, client_id)
         auth_req = record.get("auth_req") or {}
-        if not record.get("used"):
-            if parameters.get("redirect_uri") != auth_req.get("redirect_uri"):
-                raise InvalidAuthorizationCode(
-                    "redirect_uri differs from the authorization request")
-            self._check_pkce(auth_req, parameters.get("code_verifier"))
         id_token_key = self._id_token_key(client)  # before the code is spent
         access_token, refresh_token = self.authz_state.redeem_authorization_code(code, record)
 

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, TypeVar
 
 import pytest
 
+from pyop.authz_state import AuthorizationState
+from pyop.exceptions import InvalidAuthorizationCode
 from pyop.storage import MemoryStorage, StatelessWrapper, StorageBase
+from pyop.storage.base import canonical_json
+from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
 from .conftest import RACE_BACKENDS, Backend, backend_params
 
 THREADS = 8
 KEYS = 50
+T = TypeVar("T")
+#: Codes raced by the code-cache race (each round is a full redemption per thread).
+CACHED_KEYS = 20
 
 def race(operation: Callable[[int], Any], rounds: int = KEYS,
          threads: int = THREADS) -> list[list[Any]]:
@@ -62,11 +70,11 @@ def _stores(backend: Backend) -> list[StorageBase]:
     return [first] + [backend.make(collection=collection) for _ in range(THREADS - 1)]
 
 
-def _thread_store(stores: list[StorageBase]) -> Callable[[], StorageBase]:
+def _thread_store(stores: Sequence[T]) -> Callable[[], T]:
     index: dict[int, int] = {}
     lock = threading.Lock()
 
-    def get() -> StorageBase:
+    def get() -> T:
         ident = threading.get_ident()
         with lock:
             if ident not in index:
@@ -125,6 +133,41 @@ def test_concurrent_add_over_expired_record_exactly_one_winner(race_backend: Bac
                                         expires_at=race_backend.now() + 3600))
     for r, outcomes in enumerate(results):
         assert outcomes.count(True) == 1, f"key {r}: {outcomes}"
+
+
+def test_concurrent_redemption_from_each_process_cache_exactly_one_winner(
+        race_backend: Backend) -> None:
+    """Every "process" (one AuthorizationState per thread, its own connections) holds the
+    unused code record in its cache of issued codes (``authorization_code_cache_size``)
+    and redeems without reading it: the compare-and-set still lets exactly one win."""
+    codes, tokens = _stores(race_backend), _stores(race_backend)
+    states = [AuthorizationState(HashBasedSubjectIdentifierFactory("salt"), codes[i],
+                                 tokens[i], clock=race_backend.now,
+                                 authorization_code_cache_size=KEYS) for i in range(THREADS)]
+    issued = [states[0].create_authorization_code({"client_id": "c"}, "sub", "alice",
+                                                  ["openid"]) for _ in range(CACHED_KEYS)]
+    for state in states[1:]:  # as if each process had issued the code
+        for code in issued:
+            record = states[0].get_authorization_code(code)
+            assert state._issued_codes is not None
+            state._issued_codes.put(code, canonical_json(record), expires_at=record["exp"])
+    mine = _thread_store(states)
+
+    def redeem(r: int) -> Optional[str]:
+        state = mine()
+        record, cached = state.authorization_code_for_redemption(issued[r])
+        assert cached
+        try:
+            return state.redeem_authorization_code(issued[r], record)[0].value
+        except InvalidAuthorizationCode:
+            return None
+
+    results = race(redeem, rounds=CACHED_KEYS)
+    for r, outcomes in enumerate(results):
+        winners = [o for o in outcomes if o is not None]
+        assert len(winners) == 1, f"code {r}: {outcomes}"
+        used = states[0].get_authorization_code(issued[r])
+        assert used["used"] is True and used["issued"]["access_token"] == winners[0]
 
 
 @pytest.mark.parametrize("replay", ["memory", pytest.param("redis", marks=pytest.mark.servers)])
