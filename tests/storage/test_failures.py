@@ -10,10 +10,9 @@ from typing import Any, Callable
 
 import pytest
 
+from benchmarks.engines import free_port
 from pyop.exceptions import StorageError
 from pyop.storage import MongoWrapper, RedisWrapper, SQLWrapper, StorageBase
-
-from .conftest import free_port
 
 OPERATIONS: list[tuple[str, Callable[[StorageBase], Any]]] = [
     ("get", lambda s: s.get("k")),

@@ -15,11 +15,11 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from benchmarks.engines import free_port
 from pyop.crypto import SigningKey
 from pyop.exceptions import OAuthError, StorageError
 from pyop.storage import StorageBase
 
-from .conftest import free_port
 from .provider_support import (
     Stores,
     authorize,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.engines import free_port
 from pyop.crypto import SigningKey
 from pyop.storage import MongoWrapper, RedisWrapper, StorageBase
 
-from .conftest import free_port
 from .provider_support import (
     Stores,
     authorize,
