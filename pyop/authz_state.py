@@ -292,8 +292,9 @@ class AuthorizationState:
         if self._issued_codes is not None and isinstance(authorization_code, str):
             self._issued_codes.discard(authorization_code)
 
-    def redeem_authorization_code(self, authorization_code: str,
-                                  record: Mapping[str, Any]) -> tuple[AccessToken, Optional[str]]:
+    def redeem_authorization_code(
+            self, authorization_code: str, record: Mapping[str, Any], *,
+            access_token_value: Optional[str] = None) -> tuple[AccessToken, Optional[str]]:
         """Exchange a code for an access token (and refresh token), exactly once.
 
         The code record is atomically replaced by a "used" record naming the
@@ -304,11 +305,19 @@ class AuthorizationState:
         The code leaves this process's cache of issued codes
         (``authorization_code_cache_size``), whatever the outcome.
 
+        :param access_token_value: the value of the access token to issue, made by the
+            caller with :func:`new_token_value` so that it can compute the ID token's
+            ``at_hash`` (OIDC Core 3.1.3.6) before the redemption completes; generated
+            here when None. Not with sealed (stateless) access tokens, whose value is
+            the sealed record (:attr:`access_token_values_are_random` is False).
         :raises InvalidAuthorizationCode: the code was already used.
+        :raises ValueError: ``access_token_value`` given with sealed access tokens.
         """
+        if access_token_value is not None and not self.access_token_values_are_random:
+            raise ValueError("sealed access tokens: their value cannot be chosen in advance")
         self.forget_issued_authorization_code(authorization_code)
         now = self._now()
-        access_value = new_token_value()
+        access_value = access_token_value or new_token_value()
         refresh_value = new_token_value() if self.issues_refresh_tokens else None
         grant = {
             "client_id": record["client_id"],
@@ -376,6 +385,13 @@ class AuthorizationState:
             refresh_token = self._create_refresh_token(grant, access_token.value, now,
                                                        refresh_value)
         return access_token, refresh_token
+
+    @property
+    def access_token_values_are_random(self) -> bool:
+        """Whether access token values are random strings known before the token is
+        stored (every storage but sealed, stateless ones, whose value is the sealed
+        record): :meth:`redeem_authorization_code` then accepts ``access_token_value``."""
+        return not _is_sealed(self.access_tokens)
 
     def _discard_refresh_token(self, refresh_token: Optional[str]) -> None:
         """Remove a refresh token written for a redemption that did not complete (it was
