@@ -508,7 +508,6 @@ class SQLWrapper(StorageBase):
         self._namespace = f"{db_name}:{collection}" if db_name else collection
         if len(self._namespace) > 255:
             raise ValueError("db_name and collection must be at most 255 characters together")
-        self._unlogged = postgresql_unlogged
         self._table = storage_table(postgresql_unlogged)
         self._table_name: str = self._table.name
         self._cache_key: Optional[str] = None
