@@ -9,7 +9,18 @@ All collections share one table, ``pyop_storage``::
 
 created on first use (``metadata.create_all(checkfirst=True)``).
 
-Every primitive is one statement, built once per dialect with bind
+On PostgreSQL a wrapper created with ``postgresql_unlogged=True`` keeps its
+rows in a second table of the same shape, ``pyop_storage_unlogged``, created
+on first use with ``CREATE UNLOGGED TABLE`` (PostgreSQL documentation, "CREATE
+TABLE", ``UNLOGGED``): writes to it generate no WAL, so the commit of a
+statement that only touches it does not wait for a WAL flush; after a server
+crash (not a clean shutdown) the table is truncated, and it is not replicated
+to streaming standbys (empty after a failover). Meant for authorization codes
+and access tokens, where a lost record fails safe (an unknown code or token);
+never for refresh tokens, subject identifiers, clients or a client-assertion
+replay cache. See :class:`SQLWrapper` and ``docs/storage.rst``.
+
+Every primitive is one statement, built once per dialect and table with bind
 parameters (no SQL expression is built on a request path), run on a
 connection in autocommit mode: one round trip, no ``BEGIN``/``COMMIT``.
 Engines created here are created with ``isolation_level="AUTOCOMMIT"``, so a
@@ -24,7 +35,8 @@ liveness test ``expires_at IS NULL OR expires_at > :now``:
 * ``compare_and_set``: ``UPDATE ... WHERE value = :expected_json``; row count.
 * ``compare_and_set_then_set`` on PostgreSQL, both stores on one engine: that
   ``UPDATE`` in a ``WITH`` whose ``RETURNING`` gates the upsert of the second row
-  (one statement).
+  (one statement, also when one table is ``pyop_storage`` and the other
+  ``pyop_storage_unlogged``).
 * ``add``: PostgreSQL: ``INSERT ... ON CONFLICT DO NOTHING`` and an ``UPDATE``
   of an expired row, in one statement (data-modifying CTEs) that writes
   nothing when a live row exists; SQLite: ``INSERT ... ON CONFLICT DO UPDATE
@@ -62,11 +74,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy import Table
     from sqlalchemy.engine import Engine
 
-__all__ = ["SQLWrapper", "TABLE_NAME"]
+__all__ = ["SQLWrapper", "TABLE_NAME", "UNLOGGED_TABLE_NAME"]
 
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "pyop_storage"
+#: The table of the wrappers created with ``postgresql_unlogged=True`` (PostgreSQL only).
+UNLOGGED_TABLE_NAME = "pyop_storage_unlogged"
 
 #: Values of SQLite's ``PRAGMA synchronous`` accepted by ``sqlite_synchronous``.
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -88,14 +102,18 @@ def _import_sqlalchemy() -> Any:
 
 
 _table_lock = threading.Lock()
-_table: Optional[Table] = None
+#: The two tables, by name, built when SQLAlchemy is first needed.
+_tables: dict[str, Table] = {}
 
 
-def storage_table() -> Table:
-    """The ``pyop_storage`` table (built once, when SQLAlchemy is first needed)."""
-    global _table
+def storage_table(unlogged: bool = False) -> Table:
+    """The ``pyop_storage`` table, or with ``unlogged`` the ``pyop_storage_unlogged`` one
+    (PostgreSQL ``CREATE UNLOGGED TABLE``). Each has a :class:`~sqlalchemy.MetaData` of
+    its own, so creating one never creates the other. Built once."""
+    name = UNLOGGED_TABLE_NAME if unlogged else TABLE_NAME
     with _table_lock:
-        if _table is None:
+        table = _tables.get(name)
+        if table is None:
             sa = _import_sqlalchemy()
             from sqlalchemy.dialects import mysql
 
@@ -105,19 +123,20 @@ def storage_table() -> Table:
                     mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
 
             metadata = sa.MetaData()
-            _table = sa.Table(
-                TABLE_NAME, metadata,
+            table = _tables[name] = sa.Table(
+                name, metadata,
                 sa.Column("collection", _binary_string(255), primary_key=True),
                 sa.Column("key", _binary_string(512), primary_key=True),
                 sa.Column("value", sa.Text().with_variant(
                     mysql.LONGTEXT(collation="utf8mb4_bin"), "mysql", "mariadb"), nullable=False),
                 sa.Column("expires_at", sa.Double(), nullable=True, index=True),
+                prefixes=["UNLOGGED"] if unlogged else [],
             )
-        return _table
+        return table
 
 
 class _Statements:
-    """Every statement of the backend, built once per dialect with bind parameters.
+    """Every statement of the backend, built once per dialect and table with bind parameters.
 
     Parameters: ``ns`` (the namespaced collection), ``k`` (key), ``now``
     (clock time deciding liveness), ``v`` (value JSON), ``exp`` (expiry or
@@ -127,9 +146,11 @@ class _Statements:
     statement is memoised).
     """
 
-    def __init__(self, dialect_name: str) -> None:
+    def __init__(self, dialect_name: str, unlogged: bool = False) -> None:
         sa = _import_sqlalchemy()
-        t = storage_table()
+        t = storage_table(unlogged)
+        #: The table's name, in the raw SQL below (one of the two constants, never input).
+        name = t.name
         bp = sa.bindparam
         collection = t.c.collection == bp("ns")
         row = collection & (t.c.key == bp("k"))
@@ -180,43 +201,50 @@ class _Statements:
             # add() of a key that is live (a known subject identifier, on every
             # authorization) must not write, so: INSERT ... DO NOTHING, then UPDATE the
             # row only if it has expired; the SELECT tells whether a live row was seen.
+            # (S608: the table name is one of the two constants, never input)
             self.add_postgresql = sa.text(
-                "WITH ins AS (INSERT INTO pyop_storage (collection, key, value, expires_at) "
+                f"WITH ins AS (INSERT INTO {name} (collection, key, value, expires_at) "  # noqa: S608
                 "VALUES (:ns, :k, :v, :exp) ON CONFLICT (collection, key) DO NOTHING "
                 "RETURNING 1), "
-                "upd AS (UPDATE pyop_storage SET value = :v, expires_at = :exp "
+                f"upd AS (UPDATE {name} SET value = :v, expires_at = :exp "
                 "WHERE collection = :ns AND key = :k AND expires_at IS NOT NULL "
                 "AND expires_at <= :now AND NOT EXISTS (SELECT 1 FROM ins) RETURNING 1) "
                 "SELECT (SELECT count(*) FROM ins) + (SELECT count(*) FROM upd), "
-                "(SELECT count(*) FROM pyop_storage WHERE collection = :ns AND key = :k "
+                f"(SELECT count(*) FROM {name} WHERE collection = :ns AND key = :k "
                 "AND (expires_at IS NULL OR expires_at > :now))"
             ).bindparams(bp("ns", type_=sa.String()), bp("k", type_=sa.String()),
                          bp("v", type_=sa.Text()), bp("exp", type_=sa.Double()),
                          bp("now", type_=sa.Double()))
-        self.cas_then_set_postgresql: Any = None
+        #: compare_and_set_then_set by the table of the other store (the CTE updates
+        #: this table and upserts into that one): empty but on PostgreSQL.
+        self.cas_then_set_postgresql: dict[str, Any] = {}
         if dialect_name == "postgresql":
             # compare_and_set_then_set in one statement: the upsert of the second row
             # reads the RETURNING of the conditional UPDATE, so it happens only if the
-            # update did; one round trip, one transaction (one WAL flush instead of two)
-            self.cas_then_set_postgresql = sa.text(
-                "WITH cas AS (UPDATE pyop_storage SET value = :v, expires_at = :exp "
-                "WHERE collection = :ns AND key = :k "
-                "AND (expires_at IS NULL OR expires_at > :now) AND value = :expected "
-                "RETURNING 1) "
-                "INSERT INTO pyop_storage (collection, key, value, expires_at) "
-                "SELECT :ns2, :k2, :v2, :exp2 WHERE EXISTS (SELECT 1 FROM cas) "
-                "ON CONFLICT (collection, key) DO UPDATE "
-                "SET value = excluded.value, expires_at = excluded.expires_at RETURNING 1"
-            ).bindparams(bp("ns", type_=sa.String()), bp("k", type_=sa.String()),
-                         bp("v", type_=sa.Text()), bp("exp", type_=sa.Double()),
-                         bp("now", type_=sa.Double()), bp("expected", type_=sa.Text()),
-                         bp("ns2", type_=sa.String()), bp("k2", type_=sa.String()),
-                         bp("v2", type_=sa.Text()), bp("exp2", type_=sa.Double()))
+            # update did; one round trip, one transaction (one WAL flush instead of two,
+            # none when both tables are unlogged)
+            for other in (TABLE_NAME, UNLOGGED_TABLE_NAME):
+                self.cas_then_set_postgresql[other] = sa.text(
+                    f"WITH cas AS (UPDATE {name} SET value = :v, expires_at = :exp "  # noqa: S608
+                    "WHERE collection = :ns AND key = :k "
+                    "AND (expires_at IS NULL OR expires_at > :now) AND value = :expected "
+                    "RETURNING 1) "
+                    f"INSERT INTO {other} (collection, key, value, expires_at) "
+                    "SELECT :ns2, :k2, :v2, :exp2 WHERE EXISTS (SELECT 1 FROM cas) "
+                    "ON CONFLICT (collection, key) DO UPDATE "
+                    "SET value = excluded.value, expires_at = excluded.expires_at "
+                    "RETURNING 1"
+                ).bindparams(bp("ns", type_=sa.String()), bp("k", type_=sa.String()),
+                             bp("v", type_=sa.Text()), bp("exp", type_=sa.Double()),
+                             bp("now", type_=sa.Double()), bp("expected", type_=sa.Text()),
+                             bp("ns2", type_=sa.String()), bp("k2", type_=sa.String()),
+                             bp("v2", type_=sa.Text()), bp("exp2", type_=sa.Double()))
         #: The request-path statements, run straight on the DBAPI cursor where
         #: :func:`_direct_driver` allows (ids of the statement objects).
         self.direct = frozenset(id(stmt) for stmt in (
             self.get, self.delete, self.consume, self.cas, self.cas_expiry, self.upsert,
-            self.add_upsert_returning, self.add_postgresql, self.cas_then_set_postgresql)
+            self.add_upsert_returning, self.add_postgresql,
+            *self.cas_then_set_postgresql.values())
             if stmt is not None)
         self.upsert_mysql: Any = None
         if dialect_name in ("mysql", "mariadb"):
@@ -228,14 +256,15 @@ class _Statements:
 
 
 _statements_lock = threading.Lock()
-_statements: dict[str, _Statements] = {}
+_statements: dict[tuple[str, bool], _Statements] = {}
 
 
-def _statements_for(dialect_name: str) -> _Statements:
+def _statements_for(dialect_name: str, unlogged: bool = False) -> _Statements:
+    """The statements of one dialect on ``pyop_storage`` (or ``pyop_storage_unlogged``)."""
     with _statements_lock:
-        built = _statements.get(dialect_name)
+        built = _statements.get((dialect_name, unlogged))
         if built is None:
-            built = _statements[dialect_name] = _Statements(dialect_name)
+            built = _statements[(dialect_name, unlogged)] = _Statements(dialect_name, unlogged)
         return built
 
 
@@ -289,7 +318,7 @@ _DIRECT_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg"),
 
 
 class _EngineEntry:
-    __slots__ = ("engine", "refs", "table_ready", "lock", "serialise", "autocommit",
+    __slots__ = ("engine", "refs", "tables_ready", "lock", "serialise", "autocommit",
                  "compiled")
 
     def __init__(self, engine: Optional[Engine], serialise: bool, autocommit: bool) -> None:
@@ -297,7 +326,8 @@ class _EngineEntry:
         #: is then the value of a weak mapping keyed by that engine).
         self.engine = engine
         self.refs = 0
-        self.table_ready = False
+        #: Names of the tables known to exist on this engine (created or checked here).
+        self.tables_ready: set[str] = set()
         #: Serialises every statement on in-memory SQLite (one shared connection).
         self.lock = threading.RLock()
         self.serialise = serialise
@@ -409,7 +439,8 @@ class SQLWrapper(StorageBase):
     :param db_uri: SQLAlchemy database URL.
     :param db_name: optional namespace, prefixed to the collection name
         (the database itself is chosen by the URL).
-    :param collection: the collection (rows of the shared table).
+    :param collection: the collection (rows of the shared table; the same name in
+        ``pyop_storage`` and ``pyop_storage_unlogged`` is two distinct collections).
     :param ttl: default lifetime in seconds for writes without ``expires_at``.
     :param clock: current UNIX time; decides expiry.
     :param engine: an existing SQLAlchemy ``Engine`` to use (not disposed by
@@ -428,9 +459,28 @@ class SQLWrapper(StorageBase):
         a PostgreSQL crash can then lose the last acknowledged writes, so a
         redeemed code or rotated refresh token can become usable again. Not
         for stores whose single use matters; see ``docs/storage.rst``.
+    :param postgresql_unlogged: keep this wrapper's rows in the PostgreSQL
+        ``UNLOGGED`` table ``pyop_storage_unlogged`` (:data:`UNLOGGED_TABLE_NAME`)
+        instead of ``pyop_storage``; default ``False``. PostgreSQL documentation,
+        "CREATE TABLE", ``UNLOGGED``: writes to an unlogged table generate no WAL,
+        so a commit that only touches it does not wait for a WAL flush; the table
+        is truncated after a crash of the server (not after a clean shutdown) and
+        is not replicated to streaming standbys, so it is empty after a failover.
+        For authorization codes and access tokens this fails safe: a lost code or
+        token is unknown (``invalid_grant``, ``invalid_token``: the user signs in
+        again), and a code lost with its "used" mark cannot be replayed either;
+        what is lost is the revocation of the tokens of a code replayed after the
+        crash but redeemed before it (RFC 6749 4.1.2). Unlike
+        ``postgresql_synchronous_commit="off"``, a crash never brings a redeemed
+        code back: the rows disappear entirely. Not for refresh tokens, subject
+        identifiers, clients or a client-assertion replay cache (a ``jti`` lost
+        would be accepted again within the assertion's lifetime). Works with an
+        injected ``engine`` too (it only chooses the table).
     :param engine_kwargs: extra arguments for ``sqlalchemy.create_engine``.
     :raises ImportError: SQLAlchemy is not installed (``pip install pyop[sql]``).
-    :raises ValueError: no collection given; an option the database does not have.
+    :raises ValueError: no collection given; an option the database does not have
+        (``postgresql_unlogged=True`` on anything but PostgreSQL).
+    :raises TypeError: an option of the wrong type (``postgresql_unlogged`` not a bool).
     """
 
     def __init__(self, db_uri: str, db_name: Optional[str] = None,
@@ -438,10 +488,13 @@ class SQLWrapper(StorageBase):
                  clock: Clock = time.time, engine: Optional[Engine] = None,
                  purge_interval: float = 60, sqlite_synchronous: Optional[str] = None,
                  postgresql_synchronous_commit: Optional[str] = None,
+                 postgresql_unlogged: bool = False,
                  **engine_kwargs: Any) -> None:
         sa = _import_sqlalchemy()
         if not collection:
             raise ValueError("SQLWrapper needs a collection name")
+        if not isinstance(postgresql_unlogged, bool):
+            raise TypeError("postgresql_unlogged must be a bool")
         sqlite_synchronous = _check_choice("sqlite_synchronous", sqlite_synchronous,
                                            SQLITE_SYNCHRONOUS, upper=True)
         synchronous_commit = _check_choice(
@@ -455,10 +508,14 @@ class SQLWrapper(StorageBase):
         self._namespace = f"{db_name}:{collection}" if db_name else collection
         if len(self._namespace) > 255:
             raise ValueError("db_name and collection must be at most 255 characters together")
-        self._table = storage_table()
+        self._table = storage_table(postgresql_unlogged)
+        self._table_name: str = self._table.name
         self._cache_key: Optional[str] = None
         if engine is None:
             url_text = normalise_url(db_uri)
+            if (postgresql_unlogged
+                    and sa.engine.make_url(url_text).get_backend_name() != "postgresql"):
+                raise ValueError("postgresql_unlogged applies to PostgreSQL only")
             self._cache_key = "|".join((
                 url_text, repr(sorted(engine_kwargs.items())),
                 sqlite_synchronous or SQLITE_SYNCHRONOUS_DEFAULT, synchronous_commit or ""))
@@ -474,6 +531,8 @@ class SQLWrapper(StorageBase):
             if sqlite_synchronous is not None or synchronous_commit is not None:
                 raise ValueError("sqlite_synchronous and postgresql_synchronous_commit apply "
                                  "to engines created by pyop; configure your own engine")
+            if postgresql_unlogged and engine.dialect.name != "postgresql":
+                raise ValueError("postgresql_unlogged applies to PostgreSQL only")
             with _engines_lock:
                 entry = _injected_engines.get(engine)
                 if entry is None:
@@ -497,7 +556,7 @@ class SQLWrapper(StorageBase):
         self._delete_returning = bool(getattr(dialect, "delete_returning", False))
         self._insert_returning = bool(getattr(dialect, "insert_returning", False))
         self._upsert = self._dialect_name in ("postgresql", "sqlite")
-        self._sql = _statements_for(self._dialect_name)
+        self._sql = _statements_for(self._dialect_name, postgresql_unlogged)
         #: Request-path statements go straight to the DBAPI cursor (see :meth:`_execute`).
         self._direct = entry.autocommit and (self._dialect_name, dialect.driver) in _DIRECT_DRIVERS
         self._dbapi_error: type[BaseException] = getattr(
@@ -525,14 +584,15 @@ class SQLWrapper(StorageBase):
         become :class:`StorageError`.
         """
         entry = self._entry
-        if (self._direct and entry.table_ready and id(stmt) in self._sql.direct
+        if (self._direct and self._table_name in entry.tables_ready
+                and id(stmt) in self._sql.direct
                 and not self._instrumented()):
             if entry.serialise:
                 with entry.lock:
                     return self._execute_direct(operation, stmt, params, result)
             return self._execute_direct(operation, stmt, params, result)
         try:
-            if not entry.table_ready:
+            if self._table_name not in entry.tables_ready:
                 self._create_table()
             if entry.serialise:
                 with entry.lock, self._runner.connect() as conn:
@@ -616,16 +676,27 @@ class SQLWrapper(StorageBase):
         return list(cursor.scalars())
 
     def _create_table(self) -> None:
+        """Create this wrapper's table (and its index) unless this engine has it already."""
         entry = self._entry
         with entry.lock:
-            if not entry.table_ready:
+            if self._table_name not in entry.tables_ready:
                 try:
                     self._create_all()
                 except (self._sa.exc.IntegrityError, self._sa.exc.ProgrammingError):
                     # Another process created it between our check and our CREATE.
                     self._create_all()
-                entry.table_ready = True
-                logger.debug("SQLWrapper: table %s ready", TABLE_NAME)
+                entry.tables_ready.add(self._table_name)
+                logger.debug("SQLWrapper: table %s ready", self._table_name)
+
+    def _ensure_table(self, operation: str) -> None:
+        """:meth:`_create_table` for a statement that writes to this wrapper's table but is
+        run by another wrapper (``compare_and_set_then_set``); errors as :class:`StorageError`."""
+        if self._table_name in self._entry.tables_ready:
+            return
+        try:
+            self._create_table()
+        except self._errors as error:
+            raise wrap_error(operation, self._namespace, error) from error
 
     def _create_all(self) -> None:
         """``CREATE TABLE``/``CREATE INDEX`` in one transaction (DDL is transactional on
@@ -730,15 +801,20 @@ class SQLWrapper(StorageBase):
                                  other_key: str, other_value: Any,
                                  other_expires_at: Optional[float] = None) -> bool:
         """One statement (one round trip, one transaction) on PostgreSQL when ``other``
-        is a store on the same engine; else :meth:`StorageBase.compare_and_set_then_set`."""
-        stmt = self._sql.cas_then_set_postgresql
-        if (stmt is None or not self._upsert or expires_at is None
+        is a store on the same engine, in the same table or not (logged and unlogged);
+        else :meth:`StorageBase.compare_and_set_then_set`."""
+        statements = self._sql.cas_then_set_postgresql
+        if (not statements or not self._upsert or expires_at is None
                 or not isinstance(other, SQLWrapper) or other._engine is not self._engine
-                or (other._namespace == self._namespace and other_key == key)):
+                or (other._table_name == self._table_name
+                    and other._namespace == self._namespace and other_key == key)):
             return super().compare_and_set_then_set(key, expected, new, expires_at, other,
                                                     other_key, other_value, other_expires_at)
+        stmt = statements[other._table_name]
         check_key(key)
         check_key(other_key)
+        if other._table_name != self._table_name:
+            other._ensure_table("compare_and_set")
         now = self._clock()
         params: dict[str, Any] = {
             "ns": self._namespace, "k": key, "expected": canonical_json(expected),

@@ -6,6 +6,8 @@
   wheel (as root it runs the server as a ``pgserver`` system user it
   creates itself); else the system's ``initdb``/``pg_ctl`` (as root, run
   as ``nobody``). ``PYOP_TEST_POSTGRESQL=system`` forces the last one.
+  Backends ``postgresql``, ``postgresql-generic`` (portable SQL) and
+  ``postgresql-unlogged`` (``postgresql_unlogged=True``: the UNLOGGED table).
 * SQLite: a file in the test's tmp_path, and ``sqlite://`` in memory.
 * MongoDB: ``mongomock``; a real server too when ``PYOP_TEST_MONGODB_URI`` is set.
 
@@ -314,12 +316,13 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
         return Backend(name, lambda c, ttl, clock: SQLWrapper("sqlite://", None, c, ttl,
                                                               clock=clock),
                        physical_count=_sql_count)
-    if name in ("postgresql", "postgresql-generic"):
+    if name in ("postgresql", "postgresql-generic", "postgresql-unlogged"):
         url = request.getfixturevalue("postgres_url")
         generic = name.endswith("generic")
+        unlogged = name.endswith("unlogged")
 
         def make_pg(c: str, ttl: Optional[float], clock: Callable[[], float]) -> StorageBase:
-            store = SQLWrapper(url, "pyop", c, ttl, clock=clock)
+            store = SQLWrapper(url, "pyop", c, ttl, clock=clock, postgresql_unlogged=unlogged)
             return _force_generic_sql(store) if generic else store
 
         return Backend(name, make_pg, physical_count=_sql_count)
@@ -344,13 +347,15 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
 
 #: Every backend the contract suite runs against.
 CONTRACT_BACKENDS = ["memory", "dict", "sqlite", "sqlite-generic", "sqlite-memory",
-                     "postgresql", "postgresql-generic", "redis", "mongomock"]
+                     "postgresql", "postgresql-generic", "postgresql-unlogged", "redis",
+                     "mongomock"]
 if MONGODB_URI:
     CONTRACT_BACKENDS.append("mongodb")
 
 
 #: Backends that run a real server (marked ``servers``; deselect with ``-m "not servers"``).
-SERVER_BACKENDS = {"postgresql", "postgresql-generic", "redis", "mongodb"}
+SERVER_BACKENDS = {"postgresql", "postgresql-generic", "postgresql-unlogged", "redis",
+                   "mongodb"}
 
 
 def backend_params(names: list[str]) -> list[Any]:
