@@ -93,3 +93,43 @@ def test_load_benchmark_app_serves_a_code_flow(monkeypatch: pytest.MonkeyPatch) 
     assert json.loads(data)["sub"]
     status, _, _ = call("GET", "/userinfo", authorization="Bearer " + access_token + "x")
     assert status.startswith("401")
+
+
+def test_backend_names_and_their_variants(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.flows import (
+        ALL_BACKENDS,
+        TARGET_VARIANTS,
+        describe_variants,
+        split_backend,
+    )
+
+    assert split_backend("redis") == ("redis", frozenset())
+    assert split_backend("postgresql-unlogged+caches+executor") == (
+        "postgresql-unlogged", frozenset({"caches", "executor"}))
+    for wrong in ("redis+executor+caches", "redis+caches+caches", "redis+fast"):
+        with pytest.raises(ValueError):
+            split_backend(wrong)
+    for name in ALL_BACKENDS:
+        split_backend(name)  # every advertised name parses
+    assert split_backend("redis+caches+executor")[1] == TARGET_VARIANTS
+    assert describe_variants("postgresql", frozenset()) == " (default configuration)"
+    assert "UNLOGGED" in describe_variants("postgresql-unlogged", TARGET_VARIANTS)
+
+
+def test_executor_variant_runs_a_flow_and_closes_its_pool(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from benchmarks.flows import build_provider, check_code_flow, code_flow
+    from pyop.crypto import SigningKey
+
+    deployment = build_provider(SigningKey(ec.generate_private_key(ec.SECP256R1())),
+                                "memory+caches+executor")
+    executor = deployment.provider.executor
+    assert executor is not None
+    assert check_code_flow(code_flow(deployment.provider))["aud"]
+    deployment.close()
+    with pytest.raises(RuntimeError):  # shut down with the deployment
+        executor.submit(print)
