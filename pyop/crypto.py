@@ -310,6 +310,34 @@ class SigningKey(VerificationKey):
             raise JWSError(f"alg {self.alg} does not fit this EC curve")
         if isinstance(private_key, ed25519.Ed25519PrivateKey) and self.alg != "EdDSA":
             raise JWSError(f"alg {self.alg} does not fit an Ed25519 key (RFC 8037 3.1)")
+        self._sign = _signer(private_key, self.alg)
+        self._signer_alg = self.alg
+        #: base64url JWS header segments already encoded, by their extra header members,
+        #: for the alg and kid in ``_segments_for`` (dropped if either attribute changes)
+        self._header_segments: dict[tuple[tuple[str, type, Any], ...], str] = {}
+        self._segments_for = (self.alg, self.kid)
+
+    def header_segment(self, headers: Optional[Mapping[str, Any]] = None) -> str:
+        """The base64url JWS Protected Header ``{"alg", "kid", **headers}`` (RFC 7515 7.1),
+        encoded once per distinct ``headers`` (at most 32 kept)."""
+        if self._segments_for != (self.alg, self.kid):
+            self._header_segments = {}
+            self._segments_for = (self.alg, self.kid)
+        try:
+            # (the type too: True == 1 and 1 == 1.0 are equal keys, not equal headers)
+            cache_key = tuple((k, v.__class__, v) for k, v in headers.items()) if headers else ()
+            return self._header_segments[cache_key]
+        except TypeError:  # an unhashable header value: not cached
+            cache_key = None
+        except KeyError:
+            pass
+        header: dict[str, Any] = {"alg": self.alg, "kid": self.kid}
+        if headers:
+            header.update(headers)
+        segment = b64url_encode(_COMPACT_ENCODER.encode(header).encode("utf-8"))
+        if cache_key is not None and len(self._header_segments) < 32:
+            self._header_segments[cache_key] = segment
+        return segment
 
     @classmethod
     def from_jwkest(cls, key: Any) -> SigningKey:
@@ -334,32 +362,48 @@ class SigningKey(VerificationKey):
 
     def sign(self, signing_input: bytes) -> bytes:
         """Raw JWS signature of ``signing_input`` (RFC 7518 3)."""
-        alg = self.alg
-        key = self.private_key
-        if isinstance(key, rsa.RSAPrivateKey):
-            h = _HASHES[alg[2:]]()
-            if alg.startswith("PS"):
-                return key.sign(signing_input,
-                                padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size), h)
-            return key.sign(signing_input, padding.PKCS1v15(), h)
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            size = (key.curve.key_size + 7) // 8
-            der = key.sign(signing_input, ec.ECDSA(_HASHES[alg[2:]]()))
-            r, s = decode_dss_signature(der)
+        if self._signer_alg != self.alg:  # the alg attribute was changed: follow it
+            self._sign = _signer(self.private_key, self.alg)
+            self._signer_alg = self.alg
+        return self._sign(signing_input)
+
+
+def _signer(key: PrivateKey, alg: str) -> Callable[[bytes], bytes]:
+    """``signing_input -> raw JWS signature`` for ``key`` and ``alg`` (RFC 7518 3.3-3.5,
+    RFC 8037 3.1), with the padding and hash objects made once."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        h = _HASHES[alg[2:]]()
+        rsa_padding: padding.AsymmetricPadding = (
+            padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
+            if alg.startswith("PS") else padding.PKCS1v15())
+        rsa_key = key
+        return lambda signing_input: rsa_key.sign(signing_input, rsa_padding, h)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        size = (key.curve.key_size + 7) // 8
+        ecdsa = ec.ECDSA(_HASHES[alg[2:]]())
+        ec_key = key
+
+        def sign_ec(signing_input: bytes) -> bytes:
+            # DER (r, s) to the fixed-size R || S of RFC 7518 3.4
+            r, s = decode_dss_signature(ec_key.sign(signing_input, ecdsa))
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        return key.sign(signing_input)
+
+        return sign_ec
+    ed_key = key
+    return lambda signing_input: ed_key.sign(signing_input)
+
+
+#: ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call.
+_COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def jws_sign(payload: Mapping[str, Any], key: SigningKey,
              headers: Optional[Mapping[str, Any]] = None) -> str:
     """Compact JWS of a JSON payload (RFC 7515 7.1)."""
-    header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
-    if headers:
-        header.update(headers)
     signing_input = (
-        b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
+        key.header_segment(headers)
         + "."
-        + b64url_encode(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+        + b64url_encode(_COMPACT_ENCODER.encode(payload).encode("utf-8"))
     ).encode("ascii")
     return signing_input.decode("ascii") + "." + b64url_encode(key.sign(signing_input))
 

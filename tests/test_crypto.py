@@ -560,3 +560,60 @@ def test_invalid_signature_is_cryptography_exception() -> None:
     private = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(InvalidSignature):
         private.public_key().verify(encode_dss_signature(1, 1), b"x", ec.ECDSA(hashes.SHA256()))
+
+
+class TestPreparedSigning:
+    """``SigningKey`` prepares its signer and JWS header once; results are unchanged."""
+
+    @pytest.mark.parametrize("make, alg", [
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "PS384"),
+        (lambda: ec.generate_private_key(ec.SECP384R1()), "ES384"),
+        (lambda: ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+    ])
+    def test_header_segment_is_the_encoded_header(self, make: Any, alg: str) -> None:
+        key = SigningKey(make(), alg)
+        for headers in (None, {"typ": "JWT"}, {"typ": "JWT"}, {"typ": "JWT", "cty": "x"}):
+            expected = {"alg": alg, "kid": key.kid, **(headers or {})}
+            segment = key.header_segment(headers)
+            assert json.loads(b64url_decode(segment)) == expected
+            token = jws_sign({"a": 1}, key, headers)
+            assert token.split(".")[0] == segment
+            assert jws_verify(token, [VerificationKey(key.private_key.public_key(), alg,
+                                                      key.kid)]) == {"a": 1}
+
+    def test_equal_but_differently_typed_header_values_are_not_confused(self) -> None:
+        key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+        one, true = key.header_segment({"x": 1}), key.header_segment({"x": True})
+        assert json.loads(b64url_decode(one))["x"] == 1
+        assert json.loads(b64url_decode(true))["x"] is True
+        assert json.loads(b64url_decode(key.header_segment({"x": 1.0})))["x"] == 1.0
+        assert b64url_decode(key.header_segment({"x": 1.0})) != b64url_decode(one)
+
+    def test_unhashable_header_values_are_encoded_each_time(self) -> None:
+        key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+        segment = key.header_segment({"crit": ["exp"]})
+        assert json.loads(b64url_decode(segment))["crit"] == ["exp"]
+        assert key._header_segments == {}
+
+    def test_changed_kid_and_alg_are_followed(self) -> None:
+        key = SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        public = key.private_key.public_key()
+        jws_sign({"a": 1}, key)
+        key.kid = "renamed"
+        key.alg = "PS256"
+        token = jws_sign({"a": 1}, key)
+        header = json.loads(b64url_decode(token.split(".")[0]))
+        assert header == {"alg": "PS256", "kid": "renamed"}
+        assert jws_verify(token, [VerificationKey(public, "PS256", "renamed")]) == {"a": 1}
+        # PS256 signatures do not verify as RS256: the signer followed the alg
+        with pytest.raises(JWSError):
+            jws_verify(token.replace(token.split(".")[0], b64url_encode(
+                json.dumps({"alg": "RS256", "kid": "renamed"}).encode())),
+                [VerificationKey(public, "RS256", "renamed")])
+
+    def test_header_cache_is_bounded(self) -> None:
+        key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+        for i in range(100):
+            assert json.loads(b64url_decode(key.header_segment({"n": i})))["n"] == i
+        assert len(key._header_segments) <= 32
