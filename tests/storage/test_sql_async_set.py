@@ -32,7 +32,7 @@ from .provider_support import (
     refresh,
     userinfo,
 )
-from .test_races import race
+from .test_races import THREADS, race
 
 sa = pytest.importorskip("sqlalchemy")
 
@@ -440,8 +440,6 @@ def test_concurrent_code_redemption_has_one_winner(postgres_url: str,
                                                    rsa_private_key: Any) -> None:
     """8 workers (a Provider and stores each) redeem each of 20 codes at once: one wins."""
     from pyop.crypto import SigningKey
-
-    from .test_races import THREADS
 
     namespace, rounds = new_namespace(), 20
     built = [_provider_stores(postgres_url, namespace) for _ in range(THREADS)]
