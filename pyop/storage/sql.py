@@ -20,6 +20,18 @@ and access tokens, where a lost record fails safe (an unknown code or token);
 never for refresh tokens, subject identifiers, clients or a client-assertion
 replay cache. See :class:`SQLWrapper` and ``docs/storage.rst``.
 
+On PostgreSQL a wrapper created with ``postgresql_asynchronous_set=True`` runs
+the upsert of ``set`` as ``WITH async_commit AS (SELECT
+set_config('synchronous_commit', 'off', true)) INSERT ... SELECT ... FROM
+async_commit ON CONFLICT ...``: the setting is local to the statement's own
+transaction (autocommit), so that commit does not wait for the WAL flush
+(PostgreSQL documentation, "Asynchronous Commit") and the session keeps its
+setting. Its other writes (``compare_and_set``, ``compare_and_set_then_set``,
+``add``, ``consume``, ``delete``) commit as before, synchronously with the
+default ``synchronous_commit=on``. Meant for authorization codes: a code whose
+issue is lost in a crash is unknown (fails safe), and marking it used stays
+durable (a synchronous commit also flushes all the WAL written before it).
+
 Every primitive is one statement, built once per dialect and table with bind
 parameters (no SQL expression is built on a request path), run on a
 connection in autocommit mode: one round trip, no ``BEGIN``/``COMMIT``.
@@ -215,6 +227,25 @@ class _Statements:
             ).bindparams(bp("ns", type_=sa.String()), bp("k", type_=sa.String()),
                          bp("v", type_=sa.Text()), bp("exp", type_=sa.Double()),
                          bp("now", type_=sa.Double()))
+        #: set() of the wrappers created with ``postgresql_asynchronous_set=True``:
+        #: PostgreSQL only.
+        self.upsert_asynchronous_postgresql: Any = None
+        if dialect_name == "postgresql":
+            # The upsert of set() in a transaction of its own (autocommit) that commits
+            # asynchronously: set_config(..., is_local => true) changes synchronous_commit
+            # for the current transaction only, so the commit does not wait for the WAL
+            # flush and the session's setting is unchanged afterwards. The INSERT reads
+            # the CTE, so set_config runs (once) before the commit. Conditional writes
+            # (compare_and_set, add, consume, delete) never use it: they stay durable.
+            self.upsert_asynchronous_postgresql = sa.text(
+                "WITH async_commit AS "  # noqa: S608 - the table name is a constant
+                "(SELECT set_config('synchronous_commit', 'off', true)) "
+                f"INSERT INTO {name} (collection, key, value, expires_at) "
+                "SELECT :ns, :k, :v, :exp FROM async_commit "
+                "ON CONFLICT (collection, key) DO UPDATE "
+                "SET value = excluded.value, expires_at = excluded.expires_at"
+            ).bindparams(bp("ns", type_=sa.String()), bp("k", type_=sa.String()),
+                         bp("v", type_=sa.Text()), bp("exp", type_=sa.Double()))
         #: compare_and_set_then_set by the table of the other store (the CTE updates
         #: this table and upserts into that one): empty but on PostgreSQL.
         self.cas_then_set_postgresql: dict[str, Any] = {}
@@ -244,7 +275,7 @@ class _Statements:
         self.direct = frozenset(id(stmt) for stmt in (
             self.get, self.delete, self.consume, self.cas, self.cas_expiry, self.upsert,
             self.add_upsert_returning, self.add_postgresql,
-            *self.cas_then_set_postgresql.values())
+            self.upsert_asynchronous_postgresql, *self.cas_then_set_postgresql.values())
             if stmt is not None)
         self.upsert_mysql: Any = None
         if dialect_name in ("mysql", "mariadb"):
@@ -358,6 +389,12 @@ def _check_choice(name: str, value: Optional[str], choices: tuple[str, ...],
     if normalised not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}")
     return normalised
+
+
+def _postgresql_only(unlogged: bool) -> str:
+    """The message of the ValueError for a PostgreSQL option given on another database."""
+    option = "postgresql_unlogged" if unlogged else "postgresql_asynchronous_set"
+    return f"{option} applies to PostgreSQL only"
 
 
 def _create_engine(url_text: str, engine_kwargs: dict[str, Any],
@@ -476,11 +513,33 @@ class SQLWrapper(StorageBase):
         identifiers, clients or a client-assertion replay cache (a ``jti`` lost
         would be accepted again within the assertion's lifetime). Works with an
         injected ``engine`` too (it only chooses the table).
+    :param postgresql_asynchronous_set: make :meth:`set` (and only it) commit
+        asynchronously on PostgreSQL; default ``False``. The upsert sets
+        ``synchronous_commit`` to ``off`` for its own transaction
+        (``set_config(..., true)`` in the same statement), so its commit does not
+        wait for the WAL flush; the session's setting is unchanged afterwards.
+        PostgreSQL documentation, "Asynchronous Commit": the row is visible to
+        other sessions at once and durable once the WAL writer flushes it (within
+        3 x ``wal_writer_delay``); a crash of the server can lose the sets of that
+        last moment, never a conditional write: ``compare_and_set``,
+        ``compare_and_set_then_set``, ``add``, ``consume`` and ``delete`` still
+        commit synchronously (with the default ``synchronous_commit=on``), and a
+        synchronous commit flushes all the WAL written before it. For
+        authorization codes this fails safe: a code whose issue is lost is unknown
+        (``invalid_grant``), and a code marked used stays used. Subject identifiers
+        are written with :meth:`add`, so unaffected; not for refresh tokens (a lost
+        one ends the client's offline access) or clients. Unlike
+        ``postgresql_synchronous_commit="off"``, a crash never brings a redeemed
+        code back; unlike ``postgresql_unlogged``, the table stays logged and
+        replicated. Works with an injected ``engine`` and together with the two
+        other options (with ``postgresql_synchronous_commit="off"`` it changes nothing).
     :param engine_kwargs: extra arguments for ``sqlalchemy.create_engine``.
     :raises ImportError: SQLAlchemy is not installed (``pip install pyop[sql]``).
     :raises ValueError: no collection given; an option the database does not have
-        (``postgresql_unlogged=True`` on anything but PostgreSQL).
-    :raises TypeError: an option of the wrong type (``postgresql_unlogged`` not a bool).
+        (``postgresql_unlogged=True`` or ``postgresql_asynchronous_set=True`` on
+        anything but PostgreSQL).
+    :raises TypeError: an option of the wrong type (``postgresql_unlogged`` or
+        ``postgresql_asynchronous_set`` not a bool).
     """
 
     def __init__(self, db_uri: str, db_name: Optional[str] = None,
@@ -489,12 +548,15 @@ class SQLWrapper(StorageBase):
                  purge_interval: float = 60, sqlite_synchronous: Optional[str] = None,
                  postgresql_synchronous_commit: Optional[str] = None,
                  postgresql_unlogged: bool = False,
+                 postgresql_asynchronous_set: bool = False,
                  **engine_kwargs: Any) -> None:
         sa = _import_sqlalchemy()
         if not collection:
             raise ValueError("SQLWrapper needs a collection name")
         if not isinstance(postgresql_unlogged, bool):
             raise TypeError("postgresql_unlogged must be a bool")
+        if not isinstance(postgresql_asynchronous_set, bool):
+            raise TypeError("postgresql_asynchronous_set must be a bool")
         sqlite_synchronous = _check_choice("sqlite_synchronous", sqlite_synchronous,
                                            SQLITE_SYNCHRONOUS, upper=True)
         synchronous_commit = _check_choice(
@@ -513,9 +575,9 @@ class SQLWrapper(StorageBase):
         self._cache_key: Optional[str] = None
         if engine is None:
             url_text = normalise_url(db_uri)
-            if (postgresql_unlogged
+            if ((postgresql_unlogged or postgresql_asynchronous_set)
                     and sa.engine.make_url(url_text).get_backend_name() != "postgresql"):
-                raise ValueError("postgresql_unlogged applies to PostgreSQL only")
+                raise ValueError(_postgresql_only(postgresql_unlogged))
             self._cache_key = "|".join((
                 url_text, repr(sorted(engine_kwargs.items())),
                 sqlite_synchronous or SQLITE_SYNCHRONOUS_DEFAULT, synchronous_commit or ""))
@@ -531,8 +593,9 @@ class SQLWrapper(StorageBase):
             if sqlite_synchronous is not None or synchronous_commit is not None:
                 raise ValueError("sqlite_synchronous and postgresql_synchronous_commit apply "
                                  "to engines created by pyop; configure your own engine")
-            if postgresql_unlogged and engine.dialect.name != "postgresql":
-                raise ValueError("postgresql_unlogged applies to PostgreSQL only")
+            if ((postgresql_unlogged or postgresql_asynchronous_set)
+                    and engine.dialect.name != "postgresql"):
+                raise ValueError(_postgresql_only(postgresql_unlogged))
             with _engines_lock:
                 entry = _injected_engines.get(engine)
                 if entry is None:
@@ -557,6 +620,10 @@ class SQLWrapper(StorageBase):
         self._insert_returning = bool(getattr(dialect, "insert_returning", False))
         self._upsert = self._dialect_name in ("postgresql", "sqlite")
         self._sql = _statements_for(self._dialect_name, postgresql_unlogged)
+        #: The upsert of :meth:`set` (PostgreSQL, SQLite): with
+        #: ``postgresql_asynchronous_set`` the one that commits asynchronously.
+        self._set_upsert: Any = (self._sql.upsert_asynchronous_postgresql
+                                 if postgresql_asynchronous_set else self._sql.upsert)
         #: Request-path statements go straight to the DBAPI cursor (see :meth:`_execute`).
         self._direct = entry.autocommit and (self._dialect_name, dialect.driver) in _DIRECT_DRIVERS
         self._dbapi_error: type[BaseException] = getattr(
@@ -741,7 +808,7 @@ class SQLWrapper(StorageBase):
         params = {"ns": self._namespace, "k": key, "v": raw,
                   "exp": self._resolve_expiry(expires_at, now)}
         if self._upsert:
-            self._execute("set", self._sql.upsert, params)
+            self._execute("set", self._set_upsert, params)
         elif self._sql.upsert_mysql is not None:
             self._execute("set", self._sql.upsert_mysql, params)
         else:

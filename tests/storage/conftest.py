@@ -6,8 +6,10 @@
   wheel (as root it runs the server as a ``pgserver`` system user it
   creates itself); else the system's ``initdb``/``pg_ctl`` (as root, run
   as ``nobody``). ``PYOP_TEST_POSTGRESQL=system`` forces the last one.
-  Backends ``postgresql``, ``postgresql-generic`` (portable SQL) and
-  ``postgresql-unlogged`` (``postgresql_unlogged=True``: the UNLOGGED table).
+  Backends ``postgresql``, ``postgresql-generic`` (portable SQL),
+  ``postgresql-unlogged`` (``postgresql_unlogged=True``: the UNLOGGED table) and
+  ``postgresql-asyncset`` (``postgresql_asynchronous_set=True``: set() commits
+  asynchronously).
 * SQLite: a file in the test's tmp_path, and ``sqlite://`` in memory.
 * MongoDB: ``mongomock``; a real server too when ``PYOP_TEST_MONGODB_URI`` is set.
 
@@ -316,13 +318,16 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
         return Backend(name, lambda c, ttl, clock: SQLWrapper("sqlite://", None, c, ttl,
                                                               clock=clock),
                        physical_count=_sql_count)
-    if name in ("postgresql", "postgresql-generic", "postgresql-unlogged"):
+    if name in ("postgresql", "postgresql-generic", "postgresql-unlogged",
+                "postgresql-asyncset"):
         url = request.getfixturevalue("postgres_url")
         generic = name.endswith("generic")
         unlogged = name.endswith("unlogged")
+        asynchronous_set = name.endswith("asyncset")
 
         def make_pg(c: str, ttl: Optional[float], clock: Callable[[], float]) -> StorageBase:
-            store = SQLWrapper(url, "pyop", c, ttl, clock=clock, postgresql_unlogged=unlogged)
+            store = SQLWrapper(url, "pyop", c, ttl, clock=clock, postgresql_unlogged=unlogged,
+                               postgresql_asynchronous_set=asynchronous_set)
             return _force_generic_sql(store) if generic else store
 
         return Backend(name, make_pg, physical_count=_sql_count)
@@ -347,15 +352,15 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
 
 #: Every backend the contract suite runs against.
 CONTRACT_BACKENDS = ["memory", "dict", "sqlite", "sqlite-generic", "sqlite-memory",
-                     "postgresql", "postgresql-generic", "postgresql-unlogged", "redis",
-                     "mongomock"]
+                     "postgresql", "postgresql-generic", "postgresql-unlogged",
+                     "postgresql-asyncset", "redis", "mongomock"]
 if MONGODB_URI:
     CONTRACT_BACKENDS.append("mongodb")
 
 
 #: Backends that run a real server (marked ``servers``; deselect with ``-m "not servers"``).
-SERVER_BACKENDS = {"postgresql", "postgresql-generic", "postgresql-unlogged", "redis",
-                   "mongodb"}
+SERVER_BACKENDS = {"postgresql", "postgresql-generic", "postgresql-unlogged",
+                   "postgresql-asyncset", "redis", "mongodb"}
 
 
 def backend_params(names: list[str]) -> list[Any]:
