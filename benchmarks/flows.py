@@ -697,7 +697,8 @@ def write_chart(results: list[ScenarioResult], path: str) -> Optional[str]:
         return "matplotlib is not installed (pip install matplotlib): chart skipped"
     ran = [r for r in results if r.skipped is None and r.ms_per_op is not None]
     labels = [_short_label(r.name) for r in ran]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 8.5), constrained_layout=True)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(11.0, 0.85 * len(ran)), 9),
+                                   constrained_layout=True)
     positions = list(range(len(ran)))
     ax1.bar(positions, [r.ops_per_s or 0 for r in ran], color="#4c72b0")
     for pos, r in zip(positions, ran):
