@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Union, cast
 from urllib.parse import urlsplit
 
 from ._cache import TTLCache
-from .access_token import extract_bearer_token_from_http_request, get_header
+from .access_token import AccessToken, extract_bearer_token_from_http_request, get_header
 from .authz_state import AuthorizationState, new_token_value
 from .client_assertion import (
     DEFAULT_MAX_ASSERTION_LIFETIME,
@@ -1166,17 +1166,24 @@ class Provider:
         id_token_key = self._id_token_key(client)  # before the code is spent
         authz_state = self.authz_state
         executor = self.executor
-        if (executor is None or record.get("used")  # a replay: revoked, no ID token
-                or not authz_state.access_token_values_are_random):
+        redemption: Optional[Future[tuple[AccessToken, Optional[str]]]] = None
+        access_value = ""
+        if (executor is not None and not record.get("used")  # a replay: revoked, no ID token
+                and authz_state.access_token_values_are_random):
+            access_value = new_token_value()
+            try:
+                redemption = executor.submit(authz_state.redeem_authorization_code, code,
+                                             record, access_token_value=access_value)
+            except RuntimeError:  # shut down (the host is stopping): redeem here
+                logger.warning("the provider's executor refused the code redemption; "
+                               "redeeming in the calling thread")
+        if redemption is None:
             access_token, refresh_token = authz_state.redeem_authorization_code(code, record)
             id_token = self._code_id_token(record, client_id, client, extra_id_token_claims,
                                            access_token.value, id_token_key)
         else:
             # the storage write runs on the executor while this thread signs; the ID token
             # is sent only if the redemption succeeded (else it is dropped unsent)
-            access_value = new_token_value()
-            redemption = executor.submit(authz_state.redeem_authorization_code, code, record,
-                                         access_token_value=access_value)
             try:
                 id_token = self._code_id_token(record, client_id, client,
                                                extra_id_token_claims, access_value,

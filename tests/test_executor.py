@@ -251,6 +251,20 @@ class TestCodeExchange:
         assert "code redemption failed" in caplog.text
         assert code not in caplog.text
 
+    def test_shut_down_executor_redeems_inline(
+            self, make_provider: Callable[..., Provider], executor: RecordingExecutor,
+            caplog: pytest.LogCaptureFixture) -> None:
+        provider = make_provider(executor=executor)
+        executor.shutdown()
+        code = issue(provider)
+        tokens = redeem(provider, code)
+        assert executor.threads == []  # nothing ran on the executor
+        assert payload(tokens["id_token"])["at_hash"] == at_hash(tokens["access_token"])
+        assert userinfo(provider, tokens["access_token"])["sub"]
+        assert "redeeming in the calling thread" in caplog.text
+        with pytest.raises(InvalidAuthorizationCode):
+            redeem(provider, code)
+
     def test_sealed_access_tokens_redeem_inline(
             self, make_provider: Callable[..., Provider], executor: RecordingExecutor) -> None:
         sealed = StatelessWrapper("access_tokens", "a" * 32)
