@@ -11,7 +11,6 @@ statement, its scope, the options' checks and a provider keeping its codes this 
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from .provider_support import (
     refresh,
     userinfo,
 )
+from .sql_support import recorded_statements, sql_stores
 from .test_races import THREADS, race
 
 sa = pytest.importorskip("sqlalchemy")
@@ -44,41 +44,10 @@ PREFIX = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', t
 
 @pytest.fixture
 def stores(postgres_url: str) -> Iterator[Any]:
-    """``make(**options)``: a PostgreSQL store in a fresh namespace (asynchronous set unless
-    ``postgresql_asynchronous_set=False`` is given)."""
-    namespace = new_namespace()
-    made: list[SQLWrapper] = []
-
-    def make(collection: str = "", **options: Any) -> SQLWrapper:
-        options.setdefault("postgresql_asynchronous_set", True)
-        store = SQLWrapper(postgres_url, namespace, collection or "c" + uuid.uuid4().hex[:8],
-                           **options)
-        made.append(store)
-        return store
-
-    try:
+    """``make(collection="", **options)``: a PostgreSQL store in a fresh namespace
+    (asynchronous set unless ``postgresql_asynchronous_set=False`` is given)."""
+    with sql_stores(postgres_url, postgresql_asynchronous_set=True) as make:
         yield make
-    finally:
-        for store in made:
-            with contextlib.suppress(Exception):
-                for key in list(store.keys()):
-                    store.delete(key)
-            store.close()
-
-
-@contextlib.contextmanager
-def _statements(engine: Any) -> Iterator[list[str]]:
-    """The SQL statements run on ``engine`` while the block runs (listener removed after)."""
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
 
 
 def _single_connection(stores: Any, **options: Any) -> SQLWrapper:
@@ -144,7 +113,7 @@ def test_ttl_applies(postgres_url: str) -> None:
 def test_set_is_one_statement(stores: Any) -> None:
     store = stores()
     store.set("warm", 1)  # the table exists: only the statement under test is counted
-    with _statements(store._engine) as seen:
+    with recorded_statements(store._engine) as seen:
         store.set("k", {"a": 1}, expires_at=store._clock() + 600)
     assert len(seen) == 1, seen
     assert seen[0].startswith(PREFIX + "INSERT INTO pyop_storage ")
@@ -156,7 +125,7 @@ def test_only_set_changes(stores: Any) -> None:
     """Every other write is the statement of a store without the option."""
     store = stores()
     store.set("warm", CODE, expires_at=store._clock() + 600)
-    with _statements(store._engine) as seen:
+    with recorded_statements(store._engine) as seen:
         assert store.add("new", 1)
         assert not store.add("new", 2)
         assert store.compare_and_set("warm", CODE, USED, store._clock() + 600)
@@ -190,7 +159,7 @@ def test_set_through_sqlalchemy(stores: Any) -> None:
     """The same statement on the SQLAlchemy path (an instrumented engine, a table not yet
     known to exist): the bind parameters are typed for the INSERT ... SELECT."""
     store = stores()
-    with _statements(store._engine) as seen:  # a listener: no direct path
+    with recorded_statements(store._engine) as seen:  # a listener: no direct path
         store.set("k", {"a": 1}, expires_at=store._clock() + 600)
         store.set("none", None)  # expires_at NULL
         store.set("k", "again")
@@ -313,7 +282,7 @@ def test_injected_postgresql_engine(postgres_url: str) -> None:
     store = SQLWrapper("ignored://", new_namespace(), "c", engine=engine,
                        postgresql_asynchronous_set=True)
     try:
-        with _statements(engine) as seen:
+        with recorded_statements(engine) as seen:
             store.set("k", {"a": 1})
         assert any(statement.startswith(PREFIX) for statement in seen)
         assert store.consume("k") == {"a": 1}
@@ -326,7 +295,7 @@ def test_injected_postgresql_engine(postgres_url: str) -> None:
 def test_combined_with_unlogged_and_synchronous_commit(stores: Any) -> None:
     unlogged = stores(postgresql_unlogged=True)
     off = stores(postgresql_synchronous_commit="off")
-    with _statements(unlogged._engine) as seen:
+    with recorded_statements(unlogged._engine) as seen:
         unlogged.set("k", 1)
     assert seen[-1].startswith(PREFIX + "INSERT INTO pyop_storage_unlogged ")
     assert unlogged.get("k") == 1
@@ -403,7 +372,7 @@ def test_provider_with_codes_set_asynchronously(postgres_url: str,
                                  refresh_token_threshold=7200)
         other = make_provider(second, key, refresh_token_lifetime=3600,
                               refresh_token_threshold=7200)
-        with _statements(first.codes._engine) as seen:
+        with recorded_statements(first.codes._engine) as seen:
             code = authorize(provider)
         assert sum(statement.startswith(PREFIX) for statement in seen) == 1
         tokens = exchange(other, code)  # visible at once to another session

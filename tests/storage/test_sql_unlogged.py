@@ -10,7 +10,6 @@ atomic), a provider keeping codes and access tokens unlogged, and the WAL not wr
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import uuid
@@ -34,6 +33,7 @@ from .provider_support import (
     refresh,
     userinfo,
 )
+from .sql_support import recorded_statements, sql_stores
 from .test_races import THREADS, race
 
 sa = pytest.importorskip("sqlalchemy")
@@ -46,23 +46,8 @@ TOKEN = {"token_type": "access_token", "sub": "s"}
 @pytest.fixture
 def stores(postgres_url: str) -> Iterator[Any]:
     """``make(unlogged, collection=None)``: a PostgreSQL store in a fresh namespace."""
-    namespace = new_namespace()
-    made: list[SQLWrapper] = []
-
-    def make(unlogged: bool, collection: str = "") -> SQLWrapper:
-        store = SQLWrapper(postgres_url, namespace, collection or "c" + uuid.uuid4().hex[:8],
-                           postgresql_unlogged=unlogged)
-        made.append(store)
-        return store
-
-    try:
-        yield make
-    finally:
-        for store in made:
-            with contextlib.suppress(Exception):
-                for key in list(store.keys()):
-                    store.delete(key)
-            store.close()
+    with sql_stores(postgres_url) as make:
+        yield lambda unlogged, collection="": make(collection, postgresql_unlogged=unlogged)
 
 
 def _rows(store: SQLWrapper, table: str) -> dict[str, Any]:
@@ -78,21 +63,6 @@ def _persistence(store: SQLWrapper, table: str) -> str:
         return str(conn.exec_driver_sql(
             "SELECT relpersistence FROM pg_class WHERE oid = %(t)s::regclass",
             {"t": table}).scalar_one())
-
-
-@contextlib.contextmanager
-def _statements(engine: Any) -> Iterator[list[str]]:
-    """The SQL statements run on ``engine`` while the block runs (listener removed after)."""
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
 
 
 # -- the table ----------------------------------------------------------------------------
@@ -248,7 +218,7 @@ def test_cas_then_set_is_one_statement(stores: Any, codes_unlogged: bool,
     codes, tokens = stores(codes_unlogged), stores(tokens_unlogged)
     codes.set("code", CODE, expires_at=codes._clock() + 600)
     tokens.set("warm", 1)  # both tables exist: only the statement under test is counted
-    with _statements(codes._engine) as seen:
+    with recorded_statements(codes._engine) as seen:
         assert codes.compare_and_set_then_set("code", CODE, USED, codes._clock() + 1200,
                                               tokens, "at", TOKEN, codes._clock() + 3600)
     assert len(seen) == 1, seen
@@ -282,7 +252,7 @@ def test_cas_then_set_same_collection_and_key_in_the_two_tables(stores: Any) -> 
     codes, same_name = stores(True, "x"), stores(False, "x")
     codes.set("k", CODE, expires_at=codes._clock() + 600)
     same_name.set("warm", 1)
-    with _statements(codes._engine) as seen:
+    with recorded_statements(codes._engine) as seen:
         assert codes.compare_and_set_then_set("k", CODE, USED, codes._clock() + 1200,
                                               same_name, "k", TOKEN)
     assert len(seen) == 1
