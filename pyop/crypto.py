@@ -312,30 +312,26 @@ class SigningKey(VerificationKey):
             raise JWSError(f"alg {self.alg} does not fit an Ed25519 key (RFC 8037 3.1)")
         self._sign = _signer(private_key, self.alg)
         self._signer_alg = self.alg
-        #: base64url JWS header segments already encoded, by their extra header members,
-        #: for the alg and kid in ``_segments_for`` (dropped if either attribute changes)
-        self._header_segments: dict[tuple[tuple[str, type, Any], ...], str] = {}
-        self._segments_for = (self.alg, self.kid)
+        #: base64url JWS header segments already encoded, by alg, kid and extra members
+        self._header_segments: dict[tuple[Any, ...], str] = {}
 
     def header_segment(self, headers: Optional[Mapping[str, Any]] = None) -> str:
         """The base64url JWS Protected Header ``{"alg", "kid", **headers}`` (RFC 7515 7.1),
-        encoded once per distinct ``headers`` (at most 32 kept)."""
-        if self._segments_for != (self.alg, self.kid):
-            self._header_segments = {}
-            self._segments_for = (self.alg, self.kid)
+        encoded once per distinct alg, kid and ``headers`` (at most 32 kept)."""
+        # (the type too: True == 1 and 1 == 1.0 are equal keys, not equal headers)
+        cache_key = (self.alg, self.kid, *(
+            (k, v.__class__, v) for k, v in (headers.items() if headers else ())))
         try:
-            # (the type too: True == 1 and 1 == 1.0 are equal keys, not equal headers)
-            cache_key = tuple((k, v.__class__, v) for k, v in headers.items()) if headers else ()
             return self._header_segments[cache_key]
-        except TypeError:  # an unhashable header value: not cached
-            cache_key = None
         except KeyError:
-            pass
+            cacheable = True
+        except TypeError:  # an unhashable header value: not cached
+            cacheable = False
         header: dict[str, Any] = {"alg": self.alg, "kid": self.kid}
         if headers:
             header.update(headers)
         segment = b64url_encode(_COMPACT_ENCODER.encode(header).encode("utf-8"))
-        if cache_key is not None and len(self._header_segments) < 32:
+        if cacheable and len(self._header_segments) < 32:
             self._header_segments[cache_key] = segment
         return segment
 

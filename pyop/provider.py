@@ -1164,26 +1164,16 @@ class Provider:
         else:
             self._check_code_record(record, parameters, client_id)
         id_token_key = self._id_token_key(client)  # before the code is spent
-        authz_state = self.authz_state
-        executor = self.executor
-        redemption: Optional[Future[tuple[AccessToken, Optional[str]]]] = None
-        access_value = ""
-        if (executor is not None and not record.get("used")  # a replay: revoked, no ID token
-                and authz_state.access_token_values_are_random):
-            access_value = new_token_value()
-            try:
-                redemption = executor.submit(authz_state.redeem_authorization_code, code,
-                                             record, access_token_value=access_value)
-            except RuntimeError:  # shut down (the host is stopping): redeem here
-                logger.warning("the provider's executor refused the code redemption; "
-                               "redeeming in the calling thread")
-        if redemption is None:
-            access_token, refresh_token = authz_state.redeem_authorization_code(code, record)
+        started = self._redeem_on_executor(code, record)
+        if started is None:
+            access_token, refresh_token = self.authz_state.redeem_authorization_code(
+                code, record)
             id_token = self._code_id_token(record, client_id, client, extra_id_token_claims,
                                            access_token.value, id_token_key)
         else:
             # the storage write runs on the executor while this thread signs; the ID token
             # is sent only if the redemption succeeded (else it is dropped unsent)
+            redemption, access_value = started
             try:
                 id_token = self._code_id_token(record, client_id, client,
                                                extra_id_token_claims, access_value,
@@ -1199,6 +1189,27 @@ class Provider:
         if refresh_token:
             response["refresh_token"] = refresh_token
         return response
+
+    def _redeem_on_executor(self, code: str, record: Mapping[str, Any]
+                            ) -> Optional[tuple[Future[tuple[AccessToken, Optional[str]]], str]]:
+        """Submit the redemption of ``code`` to :attr:`executor`, with the access token value
+        drawn here (for ``at_hash``); None to redeem in the calling thread: no executor, a
+        replay (its stored record is "used": revoked, no ID token), sealed access tokens,
+        or an executor that was shut down."""
+        executor = self.executor
+        authz_state = self.authz_state
+        if executor is None or record.get("used") or \
+                not authz_state.access_token_values_are_random:
+            return None
+        access_value = new_token_value()
+        try:
+            redemption = executor.submit(authz_state.redeem_authorization_code, code, record,
+                                         access_token_value=access_value)
+        except RuntimeError:  # shut down (the host is stopping)
+            logger.warning("the provider's executor refused the code redemption; "
+                           "redeeming in the calling thread")
+            return None
+        return redemption, access_value
 
     def _code_id_token(self, record: Mapping[str, Any], client_id: str,
                        client: Mapping[str, Any], extra_id_token_claims: ExtraClaims,
