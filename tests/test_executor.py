@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USER_ID
+from support.races import race
 
 from pyop.authz_state import new_token_value
 from pyop.exceptions import (
@@ -159,30 +160,15 @@ class TestCodeExchange:
     def test_concurrent_redemptions_one_wins(self, make_provider: Callable[..., Provider],
                                              executor: RecordingExecutor) -> None:
         provider = make_provider(executor=executor)
+        codes = [issue(provider) for _ in range(20)]
 
-        def race(code: str) -> list[Any]:
-            barrier = threading.Barrier(4)
-            outcomes: list[Any] = []
-            lock = threading.Lock()
+        def attempt(round_: int) -> Any:
+            try:
+                return redeem(provider, codes[round_])["access_token"]
+            except InvalidAuthorizationCode as error:
+                return error
 
-            def attempt() -> None:
-                barrier.wait()
-                try:
-                    result: Any = redeem(provider, code)["access_token"]
-                except InvalidAuthorizationCode as error:
-                    result = error
-                with lock:
-                    outcomes.append(result)
-
-            threads = [threading.Thread(target=attempt) for _ in range(4)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            return outcomes
-
-        for _ in range(20):
-            outcomes = race(issue(provider))
+        for outcomes in race(attempt, rounds=len(codes), threads=4):
             winners = [o for o in outcomes if isinstance(o, str)]
             assert len(outcomes) == 4 and len(winners) == 1
             # each loser found the code used and revoked what the winner got (4.1.2)

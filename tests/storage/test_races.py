@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 import pytest
+from support.races import KEYS, THREADS, race
 
 from pyop.authz_state import AuthorizationState
 from pyop.exceptions import InvalidAuthorizationCode
@@ -21,45 +22,9 @@ from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
 from .conftest import RACE_BACKENDS, Backend, backend_params
 
-THREADS = 8
-KEYS = 50
 T = TypeVar("T")
 #: Codes raced by the code-cache race (each round is a full redemption per thread).
 CACHED_KEYS = 20
-
-def race(operation: Callable[[int], Any], rounds: int = KEYS,
-         threads: int = THREADS) -> list[list[Any]]:
-    """Run ``operation(round)`` in ``threads`` threads, released together each round.
-
-    Returns the results per round. Exceptions fail the test.
-    """
-    barrier = threading.Barrier(threads)
-    results: list[list[Any]] = [[] for _ in range(rounds)]
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        for r in range(rounds):
-            try:
-                barrier.wait(timeout=30)
-                outcome = operation(r)
-            except BaseException as error:  # noqa: BLE001 - reported below
-                with lock:
-                    errors.append(error)
-                barrier.abort()
-                return
-            with lock:
-                results[r].append(outcome)
-
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(60)
-    if errors:
-        raise errors[0]
-    return results
-
 
 def _stores(backend: Backend) -> list[StorageBase]:
     """One store per thread where backends are shared (like separate workers), else one."""
