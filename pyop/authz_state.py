@@ -39,11 +39,20 @@ _MAX_GRANT_CHAIN = 1000
 _USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type")
 #: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.
 _SUBJECT_CACHE_SIZE = 10_000
+#: Access tokens remembered as issued, with ``access_token_cache_ttl``.
+_ACCESS_TOKEN_CACHE_SIZE = 10_000
 
 
 def new_token_value() -> str:
     """A random token value: 256 bits from :mod:`secrets` (RFC 6749 10.10)."""
     return secrets.token_urlsafe(32)
+
+
+def _check_cache_ttl(name: str, ttl: Any) -> None:
+    """Reject a cache lifetime that is not None or a finite number of seconds >= 0."""
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))
+                            or not 0 <= ttl < float("inf")):
+        raise ValueError(f"{name} must be a number of seconds >= 0")
 
 
 def _is_sealed(store: Any) -> bool:
@@ -76,6 +85,15 @@ class AuthorizationState:
         ``authorization_code_db`` (see :meth:`authorization_code_for_redemption`). Entries
         expire with their code and are dropped when the code is redeemed here. Not used
         with sealed (stateless) code storage.
+    :param access_token_cache_ttl: seconds during which this process answers for an access
+        token it issued from memory instead of reading it back from ``access_token_db``
+        (:meth:`introspect_access_token`, hence UserInfo and introspection; off by
+        default). A revocation made through this process is seen at once; one made
+        through another process (RFC 7009 revocation, a replayed code, a revoked refresh
+        token) is seen here only when the entry expires, so a revoked token can keep
+        working for up to this many seconds in this process (the propagation window
+        RFC 7009 2.2 asks to keep short). At most 10 000 tokens are remembered. Not used
+        with sealed (stateless) access tokens.
     """
 
     def __init__(
@@ -93,14 +111,11 @@ class AuthorizationState:
         clock: Callable[[], float] = time.time,
         subject_identifier_cache_ttl: Optional[float] = None,
         authorization_code_cache_size: Optional[int] = None,
+        access_token_cache_ttl: Optional[float] = None,
     ) -> None:
         self.subject_identifier_factory = subject_identifier_factory
         self.clock = clock
-        if subject_identifier_cache_ttl is not None and (
-                isinstance(subject_identifier_cache_ttl, bool)
-                or not isinstance(subject_identifier_cache_ttl, (int, float))
-                or not 0 <= subject_identifier_cache_ttl < float("inf")):
-            raise ValueError("subject_identifier_cache_ttl must be a number of seconds >= 0")
+        _check_cache_ttl("subject_identifier_cache_ttl", subject_identifier_cache_ttl)
         #: sub -> user_id of the mappings this process wrote recently
         self._written_subjects: Optional[TTLCache[str]] = None
         if subject_identifier_cache_ttl:
@@ -120,6 +135,14 @@ class AuthorizationState:
             self._issued_codes = TTLCache(float(authorization_code_lifetime),
                                           authorization_code_cache_size, lambda: self.clock())
         self.access_tokens: StorageBase = self._as_storage(access_token_db)
+        _check_cache_ttl("access_token_cache_ttl", access_token_cache_ttl)
+        #: access token value -> canonical JSON of its record, for the tokens this process
+        #: issued less than ``access_token_cache_ttl`` seconds ago (and not revoked here)
+        self._issued_access_tokens: Optional[TTLCache[str]] = None
+        if access_token_cache_ttl and not _is_sealed(self.access_tokens):
+            self._issued_access_tokens = TTLCache(float(access_token_cache_ttl),
+                                                  _ACCESS_TOKEN_CACHE_SIZE,
+                                                  lambda: self.clock())
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
         self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
         self.authorization_code_lifetime = authorization_code_lifetime
@@ -368,6 +391,7 @@ class AuthorizationState:
                 raise
             if replaced and not _is_sealed(tokens):
                 access_token = AccessToken(access_value, self.access_token_lifetime)
+                self._cache_issued_access_token(access_value, access_record)
             if not replaced:
                 self._discard_refresh_token(refresh_token)
                 current = codes.get(authorization_code)
@@ -407,7 +431,7 @@ class AuthorizationState:
         issued = used_record.get("issued") or {}
         access = issued.get("access_token")
         if isinstance(access, str):
-            self.access_tokens.delete(access)
+            self._delete_access_token(access)
         refresh = issued.get("refresh_token")
         if isinstance(refresh, str):
             self.revoke_refresh_token(refresh)
@@ -426,7 +450,25 @@ class AuthorizationState:
                              value: Optional[str] = None) -> AccessToken:
         record = self._access_token_record(grant, now)
         stored = self._store(self.access_tokens, record, record["exp"], value)
+        self._cache_issued_access_token(stored, record)
         return AccessToken(stored, self.access_token_lifetime)
+
+    def _cache_issued_access_token(self, value: str, record: Mapping[str, Any]) -> None:
+        """Remember a token this process just stored (``access_token_cache_ttl``)."""
+        issued = self._issued_access_tokens
+        if issued is None:
+            return
+        try:
+            raw = canonical_json(record)
+        except (TypeError, ValueError):  # not JSON (a plain dict store keeps it as is)
+            return
+        issued.put(value, raw, expires_at=record["exp"])
+
+    def _delete_access_token(self, value: str) -> bool:
+        """Delete a stored access token and forget it in this process; True if it was stored."""
+        if self._issued_access_tokens is not None:
+            self._issued_access_tokens.discard(value)
+        return bool(self.access_tokens.delete(value))
 
     def create_access_token(self, authorization_request: Mapping[str, Any],
                             subject_identifier: str, user_id: str,
@@ -452,7 +494,20 @@ class AuthorizationState:
         return self._create_access_token(grant, self._now())
 
     def introspect_access_token(self, access_token_value: Any) -> dict[str, Any]:
-        """The live record of an access token; :class:`InvalidAccessToken` if none."""
+        """The live record of an access token; :class:`InvalidAccessToken` if none.
+
+        With ``access_token_cache_ttl``, a token this process issued less than that many
+        seconds ago (and did not revoke) is answered from memory, without reading
+        ``access_token_db``.
+        """
+        issued = self._issued_access_tokens
+        if issued is not None and isinstance(access_token_value, str):
+            raw = issued.get(access_token_value)
+            if raw is not None:
+                cached: dict[str, Any] = json.loads(raw)
+                if cached.get("exp", 0) > self._now():
+                    return cached
+                issued.discard(access_token_value)
         record = self._live(self.access_tokens, access_token_value)
         if record is None or record.get("token_type") != "access_token":
             raise InvalidAccessToken("the access token is unknown, expired or revoked")
@@ -460,7 +515,7 @@ class AuthorizationState:
 
     def revoke_access_token(self, access_token_value: str) -> bool:
         """Revoke an access token; True if it was live."""
-        return bool(self.access_tokens.delete(access_token_value))
+        return self._delete_access_token(access_token_value)
 
     # -- refresh tokens (RFC 6749 6) -----------------------------------------------------------
 
@@ -582,6 +637,6 @@ class AuthorizationState:
                 break
             for entry in record.get("access_tokens") or []:
                 if isinstance(entry, list) and entry and isinstance(entry[0], str):
-                    self.access_tokens.delete(entry[0])
+                    self._delete_access_token(entry[0])
             value = record.get("replaced_by")
 
