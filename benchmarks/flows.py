@@ -57,7 +57,8 @@ USERS = {
 #: ``NAME+caches``: the same backend with the opt-in in-process caches on
 #: (``Provider(client_cache_ttl=CLIENT_CACHE_TTL)``,
 #: ``AuthorizationState(subject_identifier_cache_ttl=SUBJECT_CACHE_TTL,
-#: authorization_code_cache_size=CODE_CACHE_SIZE)``); ``+executor``: with
+#: authorization_code_cache_size=CODE_CACHE_SIZE,
+#: access_token_cache_ttl=ACCESS_TOKEN_CACHE_TTL)``); ``+executor``: with
 #: ``Provider(executor=ThreadPoolExecutor(EXECUTOR_WORKERS))`` (the code redemption is
 #: written while the ID token is signed). Each variant is reported on a line of its own.
 #: ``postgresql-asyncset``: the code store's ``set`` (issuing a code) commits without
@@ -71,6 +72,7 @@ DEFAULT_BACKENDS = ("memory", "sqlite", "postgresql", "redis", "memory+caches",
 CLIENT_CACHE_TTL = 30
 SUBJECT_CACHE_TTL = 300
 CODE_CACHE_SIZE = 1024
+ACCESS_TOKEN_CACHE_TTL = 10
 EXECUTOR_WORKERS = 4
 #: ``postgresql-nosync``: PostgreSQL with ``synchronous_commit=off`` for the
 #: benchmark's connections (no WAL flush wait per write), to tell the cost of
@@ -153,7 +155,8 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
     clients, as in the README. The other backends get one collection per store
     via ``StorageBase.from_uri``, clients included: that is what a deployment
     with several worker processes needs. ``NAME+caches`` turns the opt-in in-process
-    caches on (client metadata, written subject identifiers, issued codes); ``+executor``
+    caches on (client metadata, written subject identifiers, issued codes and access
+    tokens); ``+executor``
     gives the provider a thread pool for code redemptions.
     """
     stores: list[StorageBase] = []
@@ -166,6 +169,7 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
     if "caches" in variants:
         authz_options["subject_identifier_cache_ttl"] = SUBJECT_CACHE_TTL
         authz_options["authorization_code_cache_size"] = CODE_CACHE_SIZE
+        authz_options["access_token_cache_ttl"] = ACCESS_TOKEN_CACHE_TTL
         provider_options["client_cache_ttl"] = CLIENT_CACHE_TTL
     if "executor" in variants:
         pool = ThreadPoolExecutor(EXECUTOR_WORKERS, thread_name_prefix="pyop-redeem")
@@ -549,7 +553,7 @@ def describe_variants(engine: str, variants: frozenset[str]) -> str:
     options = []
     if "caches" in variants:
         options.append("client_cache_ttl, subject_identifier_cache_ttl, "
-                       "authorization_code_cache_size")
+                       "authorization_code_cache_size, access_token_cache_ttl")
     if "executor" in variants:
         options.append("executor")
     if engine == "postgresql-unlogged":
