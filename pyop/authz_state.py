@@ -381,18 +381,22 @@ class AuthorizationState:
                                                      expires_at=keep_until)
                 else:
                     # the access token is stored only if the code was marked used: one
-                    # round trip for both where the backend allows it (Redis, PostgreSQL)
+                    # round trip for both where the backend allows it (Redis, PostgreSQL);
+                    # remembered before, so that a replay revoking it as soon as the code
+                    # is marked used forgets it here too
                     access_record = self._access_token_record(grant, now)
+                    self._cache_issued_access_token(access_value, access_record)
                     replaced = codes.compare_and_set_then_set(
                         authorization_code, record, used, keep_until,
                         tokens, access_value, access_record, access_record["exp"])
             except Exception:
+                self._forget_access_token(access_value)
                 self._discard_refresh_token(refresh_token)
                 raise
             if replaced and not _is_sealed(tokens):
                 access_token = AccessToken(access_value, self.access_token_lifetime)
-                self._cache_issued_access_token(access_value, access_record)
             if not replaced:
+                self._forget_access_token(access_value)
                 self._discard_refresh_token(refresh_token)
                 current = codes.get(authorization_code)
                 if not isinstance(current, dict):
@@ -449,12 +453,22 @@ class AuthorizationState:
     def _create_access_token(self, grant: Mapping[str, Any], now: int,
                              value: Optional[str] = None) -> AccessToken:
         record = self._access_token_record(grant, now)
-        stored = self._store(self.access_tokens, record, record["exp"], value)
-        self._cache_issued_access_token(stored, record)
+        if self._issued_access_tokens is not None:  # never with sealed access tokens
+            # remembered before it is stored: the value may already be known (a refresh
+            # token's grant lists it), and a revocation in this process made as soon as it
+            # is stored must find the entry to forget it
+            value = value or new_token_value()
+            self._cache_issued_access_token(value, record)
+        try:
+            stored = self._store(self.access_tokens, record, record["exp"], value)
+        except Exception:
+            if value is not None:
+                self._forget_access_token(value)
+            raise
         return AccessToken(stored, self.access_token_lifetime)
 
     def _cache_issued_access_token(self, value: str, record: Mapping[str, Any]) -> None:
-        """Remember a token this process just stored (``access_token_cache_ttl``)."""
+        """Remember a token this process is storing (``access_token_cache_ttl``)."""
         issued = self._issued_access_tokens
         if issued is None:
             return
@@ -464,10 +478,14 @@ class AuthorizationState:
             return
         issued.put(value, raw, expires_at=record["exp"])
 
+    def _forget_access_token(self, value: Any) -> None:
+        """Drop an access token from this process's cache (no error if absent)."""
+        if self._issued_access_tokens is not None and isinstance(value, str):
+            self._issued_access_tokens.discard(value)
+
     def _delete_access_token(self, value: str) -> bool:
         """Delete a stored access token and forget it in this process; True if it was stored."""
-        if self._issued_access_tokens is not None:
-            self._issued_access_tokens.discard(value)
+        self._forget_access_token(value)
         return bool(self.access_tokens.delete(value))
 
     def create_access_token(self, authorization_request: Mapping[str, Any],

@@ -10,7 +10,7 @@ first). See docs/performance.rst.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -48,6 +48,9 @@ DEFAULT = {"clients": {"get": 4}, "subject_identifiers": {"add": 1},
 #: issued the code redeems it from its cache).
 CACHED = {"authorization_codes": {"set": 1, "compare_and_set_then_set": 1},
           "access_tokens": {"get": 1}}
+#: With access_token_cache_ttl as well: no access token read either (the UserInfo request
+#: reaches the process that issued the token).
+CACHED_ACCESS_TOKENS = {"authorization_codes": {"set": 1, "compare_and_set_then_set": 1}}
 #: Server round trips of compare_and_set_then_set: one on Redis and PostgreSQL (a script,
 #: a statement), two on SQLite (compare-and-set, then set).
 ONE_TRIP = ("redis", "postgresql")
@@ -66,7 +69,9 @@ def uri(request: pytest.FixtureRequest) -> Iterator[str]:
         yield request.getfixturevalue("redis_server").url
 
 
-def build(uri: str, signing_key: SigningKey, caches: bool) -> tuple[Provider, list[StorageBase]]:
+def build(uri: str, signing_key: SigningKey, caches: bool,
+          access_token_cache_ttl: Optional[float] = None
+          ) -> tuple[Provider, list[StorageBase]]:
     namespace = new_namespace()
     stores = [StorageBase.from_uri(uri, collection=c, db_name=namespace)
               for c in ("authz_codes", "access_tokens", "refresh_tokens",
@@ -74,7 +79,8 @@ def build(uri: str, signing_key: SigningKey, caches: bool) -> tuple[Provider, li
     stores[4].update(clients())
     authz = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"), *stores[:4],
                                subject_identifier_cache_ttl=60 if caches else None,
-                               authorization_code_cache_size=16 if caches else None)
+                               authorization_code_cache_size=16 if caches else None,
+                               access_token_cache_ttl=access_token_cache_ttl)
     provider = Provider(signing_key, configuration(), authz, stores[4], Userinfo(dict(USERS)),
                         client_cache_ttl=30 if caches else None)
     return provider, stores
@@ -108,6 +114,26 @@ def test_round_trips_per_code_flow(uri: str, rsa_private_key: Any, caches: bool)
     assert per_store == expected
     calls = sum(sum(ops.values()) for ops in expected.values())
     assert calls == (3 if caches else 9)
+    assert_server_trips(uri, server, calls)
+    assert provider.get_client(CLIENT_ID) is not None
+
+
+def test_access_token_cache_removes_the_userinfo_read(uri: str, rsa_private_key: Any) -> None:
+    provider, stores = build(uri, SigningKey.from_key(rsa_private_key), True,
+                             access_token_cache_ttl=60)
+    try:
+        flow(provider)
+        per_store, server = counted_flow(provider)
+    finally:
+        for store in stores:
+            store.close()
+    assert per_store == CACHED_ACCESS_TOKENS
+    assert_server_trips(uri, server, 2)
+
+
+def assert_server_trips(uri: str, server: dict[str, int], calls: int) -> None:
+    """What reached the server for ``calls`` storage calls, one of them
+    compare_and_set_then_set."""
     trips = calls if uri.startswith(ONE_TRIP) else calls + 1
     if uri.startswith("redis"):
         # one command per call: GET, SET (PXAT), SET NX (add), EVALSHA (the script)
@@ -118,4 +144,3 @@ def test_round_trips_per_code_flow(uri: str, rsa_private_key: Any, caches: bool)
         assert not server.get("commit"), server
     else:
         assert server == {}
-    assert provider.get_client(CLIENT_ID) is not None
