@@ -8,7 +8,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from .exceptions import InvalidRequestError
@@ -47,6 +47,35 @@ def _split_response_type(value: str) -> frozenset[str]:
     if len(value) > 64:
         return frozenset(value.split())
     return _split_cached(value)
+
+
+def json_encode_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """``encoder.encode`` with the same results and errors, for encoders without ``indent``
+    that escape non-ASCII (the default).
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call; this one is built once.
+    It runs without the circular-reference bookkeeping (whose state would be shared
+    between threads), so a ``dict`` that contains itself ends in ``RecursionError``:
+    that value, and any other than a ``dict``, is then left to ``encoder.encode``, which
+    raises what it always did (``ValueError: Circular reference detected``).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None or not encoder.ensure_ascii:
+        return encoder.encode
+    one_shot = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                    encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                    encoder.skipkeys, encoder.allow_nan)
+    fallback = encoder.encode
+
+    def encode(value: Any) -> str:
+        if type(value) is dict:
+            try:
+                return "".join(one_shot(value, 0))
+            except RecursionError:
+                pass
+        return fallback(value)
+
+    return encode
 
 
 def should_fragment_encode(authentication_request: Mapping[str, Any]) -> bool:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import StorageError
+from ..util import json_encode_function
 
 __all__ = ["StorageBase", "Clock", "canonical_json", "MISSING", "SharedClients"]
 
@@ -61,6 +62,7 @@ _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 #: One encoder for :func:`canonical_json` (``json.dumps`` with options builds one per call).
 _CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+_canonical_encode = json_encode_function(_CANONICAL_ENCODER)
 
 
 def canonical_json(value: Any) -> str:
@@ -72,7 +74,7 @@ def canonical_json(value: Any) -> str:
     :raises TypeError: ``value`` is not JSON-serialisable.
     :raises ValueError: ``value`` contains NaN/Infinity (not JSON, RFC 8259 6).
     """
-    return _CANONICAL_ENCODER.encode(value)
+    return _canonical_encode(value)
 
 
 def check_key(key: Any) -> str:
