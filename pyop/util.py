@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .exceptions import InvalidRequestError
 
@@ -248,6 +248,17 @@ def _utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
 _MAX_FIELDS = 1000
 
 
+def _unquote_strict(text: str) -> str:
+    """``urllib.parse.unquote(text, errors="strict")``: for ASCII text (the usual) the
+    octets are decoded as one run, as ``unquote`` does, without its regex split.
+
+    :raises UnicodeDecodeError: percent-encoded octets that are not UTF-8.
+    """
+    if text.isascii():
+        return unquote_to_bytes(text).decode("utf-8")
+    return unquote(text, errors="strict")
+
+
 def _parse_qsl(query: str) -> list[tuple[str, str]]:
     """``urllib.parse.parse_qsl(query, keep_blank_values=True, errors="strict",
     max_num_fields=1000)`` for a ``str``, with the same result, calling ``unquote`` only
@@ -268,11 +279,11 @@ def _parse_qsl(query: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = unquote(name, errors="strict")
+            name = _unquote_strict(name)
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value, errors="strict")
+            value = _unquote_strict(value)
         pairs.append((name, value))
     return pairs
 

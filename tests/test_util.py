@@ -228,6 +228,24 @@ def test_query_parsing_matches_parse_qsl(query: str) -> None:
     assert actual == expected
 
 
+@settings(max_examples=300)
+@given(st.lists(_QUERY_ALPHABET, max_size=20).map("".join))
+def test_unquote_strict_matches_unquote(text: str) -> None:
+    from urllib.parse import unquote
+
+    from pyop.util import _unquote_strict
+
+    try:
+        expected: Any = unquote(text, errors="strict")
+    except UnicodeDecodeError as e:
+        expected = type(e)
+    try:
+        actual: Any = _unquote_strict(text)
+    except UnicodeDecodeError as e:
+        actual = type(e)
+    assert actual == expected
+
+
 def test_query_parsing_field_limit() -> None:
     from pyop.util import _parse_qsl
 
