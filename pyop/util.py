@@ -29,7 +29,11 @@ def response_type_set(response_type: Union[None, str, Iterable[Any]]) -> frozens
     if response_type is None:
         return frozenset()
     if isinstance(response_type, str):
-        return _split_response_type(response_type)
+        return _split_cached(response_type) if len(response_type) <= 64 \
+            else frozenset(response_type.split())
+    if type(response_type) is list and len(response_type) == 1 \
+            and type(response_type[0]) is str:  # an oic message's usual ["code"]
+        return _split_response_type(response_type[0])
     values: set[str] = set()
     for item in response_type:
         if isinstance(item, str):
