@@ -89,6 +89,7 @@ from .message import (
     UserinfoResponse,
     issued_token_response,
     message_from_plain_values,
+    set_string_member,
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
@@ -1002,7 +1003,7 @@ class Provider:
                     extra["extra_id_token_claims"] = dict(claims_now)
             code = self.authz_state.create_authorization_code(
                 cast(Message, authentication_request).to_dict(), sub, user_id, scope, extra)
-            response["code"] = code
+            set_string_member(response, "code", code)
         access_token = None
         if "token" in response_types:
             access_token = self.authz_state.create_access_token(
@@ -1024,8 +1025,8 @@ class Provider:
                 access_token=access_token.value if access_token else None, code=code,
                 signing_key=id_token_key)
         if "state" in authentication_request:
-            response["state"] = authentication_request["state"]
-        response["iss"] = self.issuer  # RFC 9207 2
+            set_string_member(response, "state", authentication_request["state"])
+        set_string_member(response, "iss", self.issuer)  # RFC 9207 2
         return response
 
     # -- token endpoint (RFC 6749 3.2, 4.1.3, 6; OIDC Core 3.1.3) -------------------------------
