@@ -375,8 +375,13 @@ def parse_request_parameters(
     return result
 
 
+_STR_ONLY = frozenset([str])
+
+
 def duplicated_parameters(parameters: Mapping[str, Any]) -> list[str]:
     """Names given more than once (values parsed into lists)."""
+    if set(map(type, parameters.values())) <= _STR_ONLY:  # the usual: no list at all
+        return []
     return sorted(name for name, value in parameters.items() if isinstance(value, list))
 
 

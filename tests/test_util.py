@@ -173,6 +173,12 @@ class TestHelpers:
     def test_duplicated_parameters(self) -> None:
         assert duplicated_parameters({"b": ["1", "2"], "a": ["x", "y"], "c": "3"}) == ["a", "b"]
         assert duplicated_parameters({}) == []
+        assert duplicated_parameters({"a": "1", "b": "2"}) == []
+
+        class Values(list[str]):
+            pass
+
+        assert duplicated_parameters({"a": Values(["1", "2"]), "b": "2", "c": 3}) == ["a"]
 
     @pytest.mark.parametrize("request_,member,expected", [
         ({}, "userinfo", {}),

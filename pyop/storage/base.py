@@ -93,6 +93,8 @@ def check_expires_at(expires_at: Any) -> float:
     :raises TypeError: not a real number.
     :raises ValueError: NaN or infinite.
     """
+    if type(expires_at) is int:  # the usual; finite once converted (or OverflowError)
+        return float(expires_at)
     if isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)):
         raise TypeError("expires_at must be a UNIX timestamp (int or float)")
     value = float(expires_at)
