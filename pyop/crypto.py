@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from .util import json_encode_function
+
 __all__ = [
     "JWSError",
     "SigningKey",
@@ -391,6 +393,7 @@ def _signer(key: PrivateKey, alg: str) -> Callable[[bytes], bytes]:
 
 #: ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call.
 _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_compact_json = json_encode_function(_COMPACT_ENCODER)
 
 
 def jws_sign(payload: Mapping[str, Any], key: SigningKey,
@@ -399,7 +402,7 @@ def jws_sign(payload: Mapping[str, Any], key: SigningKey,
     signing_input = (
         key.header_segment(headers)
         + "."
-        + b64url_encode(_COMPACT_ENCODER.encode(payload).encode("utf-8"))
+        + b64url_encode(_compact_json(payload).encode("utf-8"))
     ).encode("ascii")
     return signing_input.decode("ascii") + "." + b64url_encode(key.sign(signing_input))
 

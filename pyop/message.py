@@ -263,6 +263,16 @@ def issued_token_response(access_token: str, token_type: str, expires_in: int,
                                expires_in=expires_in, id_token=id_token, scope=scope)
 
 
+def set_string_member(message: Message, name: str, value: Any) -> None:
+    """``message[name] = value``, stored directly when ``oic`` would store it as is: a
+    ``str`` for a member declared as a single string, or not declared at all."""
+    param = message.c_param.get(name)
+    if type(value) is str and (param is None or param.type is str):
+        message._dict[name] = value
+    else:
+        message[name] = value
+
+
 _M = TypeVar("_M", bound=Message)
 
 

@@ -89,6 +89,7 @@ from .message import (
     UserinfoResponse,
     issued_token_response,
     message_from_plain_values,
+    set_string_member,
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
@@ -664,34 +665,34 @@ class Provider:
     def _validate_authentication_request(self, parameters: dict[str, Any]
                                          ) -> AuthorizationRequest:
         """The checks after client and redirect_uri (OIDC Core 3.1.2.2); errors redirect."""
-        # client and redirect_uri verified: from here on errors may be redirected
-        context = _error_context(parameters)
+        # client and redirect_uri verified: from here on errors may be redirected, with what
+        # the response needs from the parameters (_error_context, made only for an error)
         try:
             duplicated = duplicated_parameters(parameters)
             if duplicated:
                 raise InvalidAuthenticationRequest(
-                    "repeated parameters: {}".format(", ".join(duplicated)[:200]), context)
+                    "repeated parameters: {}".format(", ".join(duplicated)[:200]), parameters)
             if "request" in parameters and self.request_parameter_supported:
                 parameters = self._merge_request_object(parameters)
-                context = _error_context(parameters)
             max_age = parameters.get("max_age")
             if max_age is not None and not (isinstance(max_age, str) and max_age.isascii()
                                             and max_age.isdigit() and len(max_age) <= 12):
                 raise InvalidAuthenticationRequest("max_age must be a non-negative integer",
-                                                   context)
+                                                   parameters)
             claims_param = parameters.get("claims")
             if isinstance(claims_param, str):
                 try:
                     parameters["claims"] = strict_json_loads(claims_param)  # OIDC Core 5.5
                 except ValueError as e:
-                    raise InvalidAuthenticationRequest("claims is not valid JSON", context) from e
+                    raise InvalidAuthenticationRequest("claims is not valid JSON",
+                                                       parameters) from e
                 if not isinstance(parameters["claims"], dict):
-                    raise InvalidAuthenticationRequest("claims must be a JSON object", context)
+                    raise InvalidAuthenticationRequest("claims must be a JSON object", parameters)
             try:
                 authn_req = message_from_plain_values(AuthorizationRequest, parameters)
             except Exception as e:  # oic raises many types for malformed values
                 raise InvalidAuthenticationRequest(
-                    f"malformed request: {type(e).__name__}", context) from e
+                    f"malformed request: {type(e).__name__}", parameters) from e
             if not self.configuration_information.get("claims_parameter_supported", True) \
                     and "claims" in authn_req:
                 del authn_req["claims"]
@@ -708,7 +709,7 @@ class Provider:
         except (InvalidClientId, InvalidRedirectURI):
             raise  # e.g. a request object's redirect_uri: never redirected
         except InvalidAuthenticationRequest as e:
-            e.request = context
+            e.request = _error_context(parameters)
             e.redirect_uri_verified = True
             e.issuer = self.issuer
             logger.info("invalid authentication request: %s", e.oauth_error)
@@ -1002,7 +1003,7 @@ class Provider:
                     extra["extra_id_token_claims"] = dict(claims_now)
             code = self.authz_state.create_authorization_code(
                 cast(Message, authentication_request).to_dict(), sub, user_id, scope, extra)
-            response["code"] = code
+            set_string_member(response, "code", code)
         access_token = None
         if "token" in response_types:
             access_token = self.authz_state.create_access_token(
@@ -1024,8 +1025,8 @@ class Provider:
                 access_token=access_token.value if access_token else None, code=code,
                 signing_key=id_token_key)
         if "state" in authentication_request:
-            response["state"] = authentication_request["state"]
-        response["iss"] = self.issuer  # RFC 9207 2
+            set_string_member(response, "state", authentication_request["state"])
+        set_string_member(response, "iss", self.issuer)  # RFC 9207 2
         return response
 
     # -- token endpoint (RFC 6749 3.2, 4.1.3, 6; OIDC Core 3.1.3) -------------------------------

@@ -8,8 +8,8 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, Union
-from urllib.parse import unquote, urlsplit
+from typing import Any, Callable, Optional, Union
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .exceptions import InvalidRequestError
 
@@ -29,7 +29,11 @@ def response_type_set(response_type: Union[None, str, Iterable[Any]]) -> frozens
     if response_type is None:
         return frozenset()
     if isinstance(response_type, str):
-        return _split_response_type(response_type)
+        return _split_cached(response_type) if len(response_type) <= 64 \
+            else frozenset(response_type.split())
+    if type(response_type) is list and len(response_type) == 1 \
+            and type(response_type[0]) is str:  # an oic message's usual ["code"]
+        return _split_response_type(response_type[0])
     values: set[str] = set()
     for item in response_type:
         if isinstance(item, str):
@@ -47,6 +51,35 @@ def _split_response_type(value: str) -> frozenset[str]:
     if len(value) > 64:
         return frozenset(value.split())
     return _split_cached(value)
+
+
+def json_encode_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """``encoder.encode`` with the same results and errors, for encoders without ``indent``
+    that escape non-ASCII (the default).
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call; this one is built once.
+    It runs without the circular-reference bookkeeping (whose state would be shared
+    between threads), so a ``dict`` that contains itself ends in ``RecursionError``:
+    that value, and any other than a ``dict``, is then left to ``encoder.encode``, which
+    raises what it always did (``ValueError: Circular reference detected``).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None or not encoder.ensure_ascii:
+        return encoder.encode
+    one_shot = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                    encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                    encoder.skipkeys, encoder.allow_nan)
+    fallback = encoder.encode
+
+    def encode(value: Any) -> str:
+        if type(value) is dict:
+            try:
+                return "".join(one_shot(value, 0))
+            except RecursionError:
+                pass
+        return fallback(value)
+
+    return encode
 
 
 def should_fragment_encode(authentication_request: Mapping[str, Any]) -> bool:
@@ -219,6 +252,17 @@ def _utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
 _MAX_FIELDS = 1000
 
 
+def _unquote_strict(text: str) -> str:
+    """``urllib.parse.unquote(text, errors="strict")``: for ASCII text (the usual) the
+    octets are decoded as one run, as ``unquote`` does, without its regex split.
+
+    :raises UnicodeDecodeError: percent-encoded octets that are not UTF-8.
+    """
+    if text.isascii():
+        return unquote_to_bytes(text).decode("utf-8")
+    return unquote(text, errors="strict")
+
+
 def _parse_qsl(query: str) -> list[tuple[str, str]]:
     """``urllib.parse.parse_qsl(query, keep_blank_values=True, errors="strict",
     max_num_fields=1000)`` for a ``str``, with the same result, calling ``unquote`` only
@@ -239,11 +283,11 @@ def _parse_qsl(query: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = unquote(name, errors="strict")
+            name = _unquote_strict(name)
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value, errors="strict")
+            value = _unquote_strict(value)
         pairs.append((name, value))
     return pairs
 
@@ -331,8 +375,13 @@ def parse_request_parameters(
     return result
 
 
+_STR_ONLY = frozenset([str])
+
+
 def duplicated_parameters(parameters: Mapping[str, Any]) -> list[str]:
     """Names given more than once (values parsed into lists)."""
+    if set(map(type, parameters.values())) <= _STR_ONLY:  # the usual: no list at all
+        return []
     return sorted(name for name, value in parameters.items() if isinstance(value, list))
 
 

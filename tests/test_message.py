@@ -280,3 +280,24 @@ def test_message_from_plain_values_of_a_parsed_request() -> None:
     assert list(request.items()) == list(AuthorizationRequest().from_dict(values).items())
     assert request["scope"] == ["openid", "", "email"]
     assert request["prompt"] == ["login", "consent"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["code", "state", "iss", "expires_in", "scope",
+                                           "custom", "name#fr"]), _CLAIM_VALUES), max_size=5))
+def test_set_string_member_matches_oic(members: list[tuple[str, Any]]) -> None:
+    from pyop.message import AuthorizationResponse, set_string_member
+
+    def fill(assign: Any) -> AuthorizationResponse:
+        message = AuthorizationResponse()
+        for name, value in members:
+            assign(message, name, value)
+        return message
+
+    expected = _oic_result(lambda: fill(lambda m, n, v: m.__setitem__(n, v)))
+    actual = _oic_result(lambda: fill(set_string_member))
+    assert actual[0] == expected[0]
+    if actual[0] == "ok":
+        assert list(actual[1].items()) == list(expected[1].items())
+        assert actual[1].to_urlencoded() == expected[1].to_urlencoded()
+    else:
+        assert actual[1] is expected[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from pyop.util import (
     find_common_values,
     is_https_or_loopback_http,
     is_loopback_host,
+    json_encode_function,
     parse_request_parameters,
     response_type_set,
     should_fragment_encode,
@@ -170,6 +173,12 @@ class TestHelpers:
     def test_duplicated_parameters(self) -> None:
         assert duplicated_parameters({"b": ["1", "2"], "a": ["x", "y"], "c": "3"}) == ["a", "b"]
         assert duplicated_parameters({}) == []
+        assert duplicated_parameters({"a": "1", "b": "2"}) == []
+
+        class Values(list[str]):
+            pass
+
+        assert duplicated_parameters({"a": Values(["1", "2"]), "b": "2", "c": 3}) == ["a"]
 
     @pytest.mark.parametrize("request_,member,expected", [
         ({}, "userinfo", {}),
@@ -225,9 +234,87 @@ def test_query_parsing_matches_parse_qsl(query: str) -> None:
     assert actual == expected
 
 
+@settings(max_examples=300)
+@given(st.lists(_QUERY_ALPHABET, max_size=20).map("".join))
+def test_unquote_strict_matches_unquote(text: str) -> None:
+    from urllib.parse import unquote
+
+    from pyop.util import _unquote_strict
+
+    try:
+        expected: Any = unquote(text, errors="strict")
+    except UnicodeDecodeError as e:
+        expected = type(e)
+    try:
+        actual: Any = _unquote_strict(text)
+    except UnicodeDecodeError as e:
+        actual = type(e)
+    assert actual == expected
+
+
 def test_query_parsing_field_limit() -> None:
     from pyop.util import _parse_qsl
 
     assert len(_parse_qsl("&".join(["a=b"] * 1000))) == 1000
     with pytest.raises(ValueError):
         _parse_qsl("&".join(["a=b"] * 1001))
+
+
+_JSON_ENCODERS = [json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False),
+                  json.JSONEncoder(separators=(",", ":"))]
+
+
+def _outcome(encode: Any, value: Any) -> tuple[str, str]:
+    try:
+        return "ok", encode(value)
+    except Exception as e:  # noqa: BLE001 - the error is what is compared
+        return type(e).__name__, str(e)
+
+
+def _json_cases() -> list[Any]:
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    looped_list: list[Any] = []
+    looped_list.append(looped_list)
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(5000):
+        node["a"] = {}
+        node = node["a"]
+    return [{"a": 1, "b": [1, 2.5, None, True], "c": {"z": "\u00e9", "y": "\u2028"}},
+            {"t": (1, 2)}, {1: "a", "b": 2}, "str", [1, {"b": 1, "a": 2}], 1.5, None,
+            {"f": float("nan")}, {"o": object()}, {"s": {1}}, looped, {"l": looped_list},
+            deep]
+
+
+@pytest.mark.parametrize("encoder", _JSON_ENCODERS)
+def test_json_encode_function_as_encode(encoder: json.JSONEncoder) -> None:
+    """Same text, or the same error, as ``encoder.encode`` (circular values included)."""
+    encode = json_encode_function(encoder)
+    for value in _json_cases():
+        assert _outcome(encode, value) == _outcome(encoder.encode, value)
+
+
+def test_json_encode_function_threads() -> None:
+    """No state shared between calls: concurrent encodings of one value all succeed."""
+    encode = json_encode_function(_JSON_ENCODERS[0])
+    value = {"b": [{"x": i} for i in range(50)], "a": "v"}
+    expected = _JSON_ENCODERS[0].encode(value)
+    results: list[str] = []
+
+    def work() -> None:
+        for _ in range(200):
+            results.append(encode(value))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected] * 800
+
+
+def test_json_encode_function_other_encoders() -> None:
+    """Encoders with ``indent`` or without ``ensure_ascii`` keep their own ``encode``."""
+    for encoder in (json.JSONEncoder(indent=2), json.JSONEncoder(ensure_ascii=False)):
+        assert json_encode_function(encoder) == encoder.encode

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import StorageError
+from ..util import json_encode_function
 
 __all__ = ["StorageBase", "Clock", "canonical_json", "MISSING", "SharedClients"]
 
@@ -61,6 +62,7 @@ _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 #: One encoder for :func:`canonical_json` (``json.dumps`` with options builds one per call).
 _CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+_canonical_encode = json_encode_function(_CANONICAL_ENCODER)
 
 
 def canonical_json(value: Any) -> str:
@@ -72,7 +74,7 @@ def canonical_json(value: Any) -> str:
     :raises TypeError: ``value`` is not JSON-serialisable.
     :raises ValueError: ``value`` contains NaN/Infinity (not JSON, RFC 8259 6).
     """
-    return _CANONICAL_ENCODER.encode(value)
+    return _canonical_encode(value)
 
 
 def check_key(key: Any) -> str:
@@ -91,6 +93,8 @@ def check_expires_at(expires_at: Any) -> float:
     :raises TypeError: not a real number.
     :raises ValueError: NaN or infinite.
     """
+    if type(expires_at) is int:  # the usual; finite once converted (or OverflowError)
+        return float(expires_at)
     if isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)):
         raise TypeError("expires_at must be a UNIX timestamp (int or float)")
     value = float(expires_at)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from .base import MISSING, Clock, StorageBase, canonical_json, check_key, check_ttl
 
@@ -26,6 +26,12 @@ logger = logging.getLogger(__name__)
 #: else ``(json, expires_at)``. A bare ``str`` saves the tuple for
 #: records without expiry; small records cost a key, a str and a tuple.
 _Record = Union[str, tuple[str, float]]
+
+#: ``json.loads`` for the records: they are canonical JSON written by this module, a
+#: whole JSON text without surrounding whitespace, so the value scanned from the
+#: start is the value, without the checks ``json.loads`` makes around it.
+_scan_json: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder().scan_once)  # type: ignore[attr-defined]
 
 
 class MemoryStorage(StorageBase):
@@ -87,7 +93,7 @@ class MemoryStorage(StorageBase):
         now = self._clock()
         with self._lock:
             raw = self._live_raw(key, now)
-        return default if raw is None else json.loads(raw)
+        return default if raw is None else _scan_json(raw, 0)[0]
 
     def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
         check_key(key)
@@ -116,8 +122,8 @@ class MemoryStorage(StorageBase):
         if type(record) is tuple:
             if record[1] <= now:
                 return None
-            return json.loads(record[0])
-        return json.loads(record)  # type: ignore[arg-type]
+            return _scan_json(record[0], 0)[0]
+        return _scan_json(record, 0)[0]  # type: ignore[arg-type]
 
     def compare_and_set(self, key: str, expected: Any, new: Any,
                         expires_at: Optional[float] = None) -> bool:
