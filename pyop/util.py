@@ -66,9 +66,12 @@ def json_encode_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None or encoder.indent is not None or not encoder.ensure_ascii:
         return encoder.encode
-    one_shot = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
-                    encoder.key_separator, encoder.item_separator, encoder.sort_keys,
-                    encoder.skipkeys, encoder.allow_nan)
+    try:
+        one_shot = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                        encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                        encoder.skipkeys, encoder.allow_nan)
+    except TypeError:  # another interpreter's private constructor: the plain method
+        return encoder.encode
     fallback = encoder.encode
 
     def encode(value: Any) -> str:

@@ -318,3 +318,16 @@ def test_json_encode_function_other_encoders() -> None:
     """Encoders with ``indent`` or without ``ensure_ascii`` keep their own ``encode``."""
     for encoder in (json.JSONEncoder(indent=2), json.JSONEncoder(ensure_ascii=False)):
         assert json_encode_function(encoder) == encoder.encode
+
+
+def test_json_encode_function_without_the_c_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the C encoder, or with one whose constructor differs, the plain method."""
+    encoder = json.JSONEncoder(sort_keys=True)
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert json_encode_function(encoder) == encoder.encode
+
+    def other_signature(*args: Any) -> Any:
+        raise TypeError("takes 10 arguments")
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", other_signature)
+    assert json_encode_function(encoder) == encoder.encode
