@@ -3,7 +3,10 @@
 Every state change goes through the storage contract of :mod:`pyop.storage`:
 codes are redeemed with an atomic compare-and-set, so exactly one of any
 number of concurrent redemptions succeeds on every backend, and a replayed
-code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2).
+code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2). A refresh
+and the revocation of its grant are linearizable: the refresh writes its tokens first and
+links them to the grant with one compare-and-set, the revocation takes each record of the
+grant with one ``consume`` (RFC 7009 2.1).
 """
 
 from __future__ import annotations
