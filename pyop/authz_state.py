@@ -3,7 +3,10 @@
 Every state change goes through the storage contract of :mod:`pyop.storage`:
 codes are redeemed with an atomic compare-and-set, so exactly one of any
 number of concurrent redemptions succeeds on every backend, and a replayed
-code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2).
+code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2). A refresh
+and the revocation of its grant are linearizable: the refresh writes its tokens first and
+links them to the grant with one compare-and-set, the revocation takes each record of the
+grant with one ``consume`` (RFC 7009 2.1).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 from ._cache import TTLCache
 from .access_token import AccessToken
@@ -35,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 #: Maximum number of refresh tokens followed when revoking a grant.
 _MAX_GRANT_CHAIN = 1000
+#: Compare-and-set attempts to list an access token in its grant before the refresh is
+#: refused (each failed attempt means a concurrent refresh of the same grant succeeded).
+_MAX_GRANT_UPDATES = 16
+#: Outcome of listing an access token in its grant (``_remember_access_token``).
+_Listing = Literal["listed", "gone", "rotated", "contended"]
 #: Members of a code record kept in its "used" record (with ``used``, ``exp``, ``issued``).
 _USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type")
 #: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.
@@ -53,6 +61,13 @@ def _check_cache_ttl(name: str, ttl: Any) -> None:
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))
                             or not 0 <= ttl < float("inf")):
         raise ValueError(f"{name} must be a number of seconds >= 0")
+
+
+def _expired(entry: Any, now: int) -> bool:
+    """Whether an ``[access token, exp]`` entry of a grant has expired (anything else is
+    kept: revoking the grant still tries it)."""
+    return (isinstance(entry, list) and len(entry) > 1 and isinstance(entry[1], (int, float))
+            and not isinstance(entry[1], bool) and entry[1] <= now)
 
 
 def _is_sealed(store: Any) -> bool:
@@ -537,14 +552,18 @@ class AuthorizationState:
 
     # -- refresh tokens (RFC 6749 6) -----------------------------------------------------------
 
-    def _create_refresh_token(self, grant: Mapping[str, Any], access_token_value: str,
-                              now: int, value: Optional[str] = None) -> str:
-        lifetime = self.refresh_token_lifetime or 0
+    def _refresh_token_record(self, grant: Mapping[str, Any], access_token_value: str,
+                              now: int) -> dict[str, Any]:
         record = dict(grant)
         record["iat"] = now
-        record["exp"] = now + lifetime
+        record["exp"] = now + (self.refresh_token_lifetime or 0)
         record["token_type"] = "refresh_token"
         record["access_tokens"] = [[access_token_value, now + self.access_token_lifetime]]
+        return record
+
+    def _create_refresh_token(self, grant: Mapping[str, Any], access_token_value: str,
+                              now: int, value: Optional[str] = None) -> str:
+        record = self._refresh_token_record(grant, access_token_value, now)
         return self._store(self.refresh_tokens, record, record["exp"], value)
 
     def use_refresh_token(self, refresh_token: Any, client_id: str,
@@ -559,9 +578,17 @@ class AuthorizationState:
 
         ``rotate=True`` always rotates (public clients, RFC 9700 4.14.2).
 
+        A refresh racing a revocation of its grant (:meth:`revoke_refresh_token`, in this
+        or another process) is linearizable: either it completes before the revocation,
+        whose revocation then reaches the tokens it issued (RFC 7009 2.1), or it fails
+        with :class:`InvalidRefreshToken` and leaves no token behind. The new tokens are
+        written first and made reachable from the grant by one atomic compare-and-set on
+        the presented token's record, the point at which the refresh takes effect.
+
         :returns: the access token, the new refresh token (or None when the
             same one stays valid) and the grant record.
-        :raises InvalidRefreshToken: unknown, expired, foreign or replayed.
+        :raises InvalidRefreshToken: unknown, expired, foreign or replayed, or revoked
+            (or used to rotate) while this refresh was under way.
         :raises InvalidScope: ``scope`` wider than the grant.
         """
         record = self._live(self.refresh_tokens, refresh_token)
@@ -585,52 +612,146 @@ class AuthorizationState:
         grant: dict[str, Any] = {k: record[k] for k in ("client_id", "sub", "user_id", "claims")
                                  if k in record}
         grant["scope"] = " ".join(new_scope)
-        access_value = new_token_value()
         threshold = self.refresh_token_threshold
         rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
-        sealed = _is_sealed(self.refresh_tokens)
-        new_refresh: Optional[str] = None
+        if _is_sealed(self.refresh_tokens):
+            return self._use_sealed_refresh_token(refresh_token, record, grant, now, rotate)
+        # the access token is stored before any record lists it, so that a revocation
+        # finding it listed deletes a stored token, never one stored after it
+        access_token = self._create_access_token(grant, now, new_token_value())
         if rotate:
-            full_grant = dict(grant)
-            full_grant["scope"] = record["scope"]
-            if sealed:
-                if self.refresh_tokens.consume(refresh_token) is None:
-                    raise InvalidRefreshToken("refresh token already used")
-                new_refresh = self._create_refresh_token(full_grant, access_value, now)
-            else:
-                new_refresh = new_token_value()
-                rotated = dict(record)
-                rotated.update(rotated=True, replaced_by=new_refresh)
-                if not self.refresh_tokens.compare_and_set(refresh_token, dict(record), rotated,
-                                                           expires_at=record["exp"]):
-                    self.revoke_refresh_token(refresh_token)
-                    raise InvalidRefreshToken("refresh token already used")
-                self._create_refresh_token(full_grant, access_value, now, new_refresh)
-        elif not sealed:
-            self._remember_access_token(refresh_token, record, access_value, now)
-        access_token = self._create_access_token(grant, now, access_value)
+            new_refresh = self._rotate_refresh_token(refresh_token, record, access_token, now)
+            return access_token, new_refresh, record
+        try:
+            listed = self._remember_access_token(refresh_token, record, access_token.value, now)
+        except Exception:
+            # a failed (or unanswered) compare-and-set may or may not have listed it: the
+            # token is never sent, so it is deleted either way
+            self._discard_issued(access_token.value)
+            raise
+        if listed == "listed":
+            return access_token, None, record
+        self._discard_issued(access_token.value)
+        if listed == "rotated":
+            # used concurrently by a rotation: the replay of a rotated token (RFC 9700 4.14.2)
+            self.revoke_refresh_token(refresh_token)
+            raise InvalidRefreshToken("refresh token already used")
+        if listed == "contended":
+            logger.warning("refresh refused: the access token could not be recorded in its "
+                           "grant (contention)")
+            raise InvalidRefreshToken("too many concurrent uses of the refresh token")
+        raise InvalidRefreshToken("unknown, expired or revoked refresh token")
+
+    def _use_sealed_refresh_token(self, refresh_token: str, record: dict[str, Any],
+                                  grant: dict[str, Any], now: int, rotate: bool
+                                  ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
+        """:meth:`use_refresh_token` for sealed (stateless) refresh tokens.
+
+        A sealed record cannot change, so it cannot list the access tokens issued from it
+        later; rotation consumes the presented token in the replay cache (single use,
+        RFC 9700 4.14.2), atomically against a concurrent revocation, which consumes it
+        too: exactly one of them wins.
+        """
+        if not rotate:
+            return self._create_access_token(grant, now, new_token_value()), None, record
+        if self.refresh_tokens.consume(refresh_token) is None:
+            raise InvalidRefreshToken("refresh token already used")
+        full_grant = dict(grant)
+        full_grant["scope"] = record["scope"]
+        access_token = self._create_access_token(grant, now, new_token_value())
+        new_refresh = self._create_refresh_token(full_grant, access_token.value, now)
         return access_token, new_refresh, record
 
-    def _remember_access_token(self, refresh_token: str, record: dict[str, Any],
-                               access_value: str, now: int) -> None:
-        """Record an access token in its refresh token's grant, so revoking the grant reaches it.
+    def _rotate_refresh_token(self, refresh_token: str, record: dict[str, Any],
+                              access_token: AccessToken, now: int) -> str:
+        """Replace a stored refresh token by a new one listing ``access_token`` (stored).
 
-        Expired entries are dropped; a compare-and-set loop keeps concurrent
-        refreshes from losing each other's entries.
+        The new refresh token is written first, with ``add`` (never over another record),
+        and only then does one compare-and-set mark the presented token rotated and point
+        it to its successor (RFC 9700 4.14.2). That compare-and-set is where the rotation
+        takes effect: a revocation consuming the presented token after it finds the
+        successor and the access token already stored, and revokes them (RFC 7009 2.1);
+        one consuming it before makes the compare-and-set fail, and the rotation removes
+        what it wrote. No re-check after the compare-and-set is needed, so the presented
+        token may expire right after it: the rotated record keeps the token's own expiry.
+        Should the process stop between the writes, the new tokens, never sent, expire
+        unused and the presented token is still usable.
+
+        :raises InvalidRefreshToken: the token was used (or revoked, or expired) meanwhile;
+            a concurrent use revokes the grant, as a replay does.
         """
-        for _ in range(5):
+        full_grant: dict[str, Any] = {k: record[k] for k in ("client_id", "sub", "user_id",
+                                                             "claims") if k in record}
+        full_grant["scope"] = record["scope"]
+        new_refresh = new_token_value()
+        rotated = dict(record)
+        rotated.update(rotated=True, replaced_by=new_refresh)
+        new_record = self._refresh_token_record(full_grant, access_token.value, now)
+        try:
+            added = self.refresh_tokens.add(new_refresh, new_record,
+                                            expires_at=new_record["exp"])
+            replaced = added and self.refresh_tokens.compare_and_set(
+                refresh_token, record, rotated, expires_at=record["exp"])
+        except Exception:
+            # the compare-and-set may have taken effect unanswered: the old token is then
+            # rotated to a successor removed here, which fails closed
+            self._discard_issued(access_token.value, new_refresh)
+            raise
+        if not added:  # a 256-bit random value already taken: only a broken store does that
+            self._discard_issued(access_token.value)
+            raise InvalidRefreshToken("could not issue a new refresh token")
+        if not replaced:
+            self._discard_issued(access_token.value, new_refresh)
+            # used meanwhile (a concurrent rotation or refresh: the replay of a token
+            # that must be used once), or revoked or expired: revoking is then harmless
+            self.revoke_refresh_token(refresh_token)
+            raise InvalidRefreshToken("refresh token already used")
+        return new_refresh
+
+    def _discard_issued(self, access_value: str, refresh_value: Optional[str] = None) -> None:
+        """Remove the tokens of a refresh that did not complete (they were never sent).
+
+        The access token leaves this process's cache too. A storage failure here is
+        logged, not raised: the caller reports the refresh's own outcome, and the tokens,
+        unknown to anyone, expire by themselves.
+        """
+        try:
+            self._delete_access_token(access_value)
+        except Exception:  # noqa: BLE001 - the original outcome is what the caller needs
+            logger.warning("could not remove the access token of an incomplete refresh")
+        self._discard_refresh_token(refresh_value)
+
+    def _remember_access_token(self, refresh_token: str, record: dict[str, Any],
+                               access_value: str, now: int) -> _Listing:
+        """List a stored access token in its refresh token's grant, so that revoking the
+        grant reaches it (RFC 7009 2.1).
+
+        A compare-and-set on the grant's record (expired entries dropped), retried
+        against the current record when a concurrent refresh listed its own token first.
+        Returns ``"listed"`` when it is listed; ``"gone"`` when the record no longer exists
+        or is no longer usable (revoked, expired); ``"rotated"`` when the token was
+        rotated meanwhile; ``"contended"`` when every attempt lost to a concurrent
+        refresh. In the last three cases the access token is not listed: the caller
+        must not issue it.
+        """
+        for _ in range(_MAX_GRANT_UPDATES):
             updated = dict(record)
             updated["access_tokens"] = [
-                entry for entry in record.get("access_tokens") or [] if entry[1] > now
+                entry for entry in record.get("access_tokens") or [] if not _expired(entry, now)
             ] + [[access_value, now + self.access_token_lifetime]]
             if self.refresh_tokens.compare_and_set(refresh_token, record, updated,
                                                    expires_at=record["exp"]):
-                return
+                return "listed"
             current = self.refresh_tokens.get(refresh_token)
-            if not isinstance(current, dict) or current.get("rotated"):
-                return
+            if (not isinstance(current, dict) or current.get("token_type") != "refresh_token"
+                    or current.get("client_id") != record.get("client_id")
+                    or not isinstance(current.get("exp"), (int, float))
+                    or current["exp"] <= self._now()):
+                return "gone"
+            if current.get("rotated"):
+                return "rotated"
             record = current
-        logger.warning("could not record an access token in its grant (contention)")
+        return "contended"
 
     def get_refresh_token(self, refresh_token_value: Any) -> Optional[dict[str, Any]]:
         """The unexpired record of a refresh token, or None (unknown, expired, revoked).
@@ -644,17 +765,23 @@ class AuthorizationState:
         return record
 
     def revoke_refresh_token(self, refresh_token: str) -> None:
-        """Revoke a refresh token and every token derived from it (its grant chain)."""
+        """Revoke a refresh token and every token derived from it (its grant chain).
+
+        RFC 7009 2.1: revoking a refresh token also invalidates the access tokens of the
+        same grant, and the refresh tokens that replaced it by rotation (RFC 9700
+        4.14.2). Each record of the chain is taken with one atomic ``consume`` (get and
+        delete), so a refresh listing a new access token in a record, or rotating it, does
+        so either before the record is taken (and its tokens are revoked here) or not at
+        all (it then fails and removes what it wrote): none survives the revocation.
+        """
         value: Optional[str] = refresh_token
         seen = 0
         while isinstance(value, str) and seen < _MAX_GRANT_CHAIN:
             seen += 1
-            record = self.refresh_tokens.get(value)
-            self.refresh_tokens.delete(value)
+            record = self.refresh_tokens.consume(value)
             if not isinstance(record, dict):
                 break
             for entry in record.get("access_tokens") or []:
                 if isinstance(entry, list) and entry and isinstance(entry[0], str):
                     self._delete_access_token(entry[0])
             value = record.get("replaced_by")
-

@@ -371,14 +371,17 @@ class TestRevocationThroughThisProcess:
     def test_grant_revoked_as_the_refreshed_token_is_stored(
             self, make_provider: Callable[..., Provider], clock: FakeClock,
             ttl: Optional[float]) -> None:
-        """The refresh token's grant lists the new access token before it is stored; a
+        """The new access token is stored before the refresh token's grant lists it; a
         revocation of the grant (another thread of this process) made once it is stored,
-        before the refresh returns, is not undone by the cache."""
+        before it is listed, makes the refresh fail, and the token, never sent, is removed
+        from storage and from the cache (RFC 7009 2.1)."""
         hooks: list[Callable[[], None]] = []
+        stored: list[str] = []
 
         class RevokeOnceStored(MemoryStorage):
             def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
                 super().set(key, value, expires_at=expires_at)
+                stored.append(key)
                 while hooks:
                     hooks.pop()()
 
@@ -387,11 +390,42 @@ class TestRevocationThroughThisProcess:
         provider = stores.process(make_provider, ttl)
         tokens = code_flow(provider)
         hooks.append(lambda: revoke(provider, tokens["refresh_token"], "refresh_token"))
-        token = refresh(provider, tokens["refresh_token"])["access_token"]
+        with pytest.raises(OAuthError) as refused:
+            refresh(provider, tokens["refresh_token"])
+        assert refused.value.oauth_error == "invalid_grant"
         assert not hooks
+        token = stored[-1]
         assert stores.access_tokens.inner.get(token) is None
         with pytest.raises(InvalidAccessToken):
             userinfo(provider, token)
+        assert list(stores.access_tokens.inner.keys()) == []
+
+    @pytest.mark.parametrize("ttl", [TTL, None], ids=["cache", "no-cache"])
+    def test_grant_revoked_once_the_refreshed_token_is_listed(
+            self, make_provider: Callable[..., Provider], clock: FakeClock,
+            ttl: Optional[float]) -> None:
+        """A revocation of the grant landing right after the grant lists the new access
+        token: the refresh is answered, and its token is revoked, here and in the cache."""
+        hooks: list[Callable[[], None]] = []
+
+        class RevokeOnceListed(MemoryStorage):
+            def compare_and_set(self, key: str, expected: Any, new: Any,
+                                expires_at: Optional[float] = None) -> bool:
+                replaced = super().compare_and_set(key, expected, new, expires_at)
+                while hooks:
+                    hooks.pop()()
+                return replaced
+
+        stores = Stores(clock)
+        stores.refresh_tokens = RevokeOnceListed(clock=clock)
+        provider = stores.process(make_provider, ttl)
+        tokens = code_flow(provider)
+        hooks.append(lambda: revoke(provider, tokens["refresh_token"], "refresh_token"))
+        token = refresh(provider, tokens["refresh_token"])["access_token"]
+        assert not hooks
+        with pytest.raises(InvalidAccessToken):
+            userinfo(provider, token)
+        assert list(stores.access_tokens.inner.keys()) == []
 
     def test_concurrent_redemptions_one_wins_and_is_revoked(
             self, make_provider: Callable[..., Provider], stores: Stores) -> None:

@@ -409,14 +409,20 @@ class TestRefreshTokens:
 
     def test_contention_when_recording_access_token(self, clock: FakeClock,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-        state = make_state(clock, refresh_token_lifetime=100,
+        """An access token its grant does not list could not be revoked with the grant
+        (RFC 7009 2.1): when contention persists, the refresh fails closed."""
+        access_db = MemoryStorage(clock=clock)
+        state = make_state(clock, refresh_token_lifetime=100, access_token_db=access_db,
                            refresh_token_db=FailingCAS(clock=clock))
-        _, refresh = redeem(state, issue_code(state))
+        first, refresh = redeem(state, issue_code(state))
+        assert refresh is not None
         with caplog.at_level(logging.WARNING, logger="pyop.authz_state"):
-            access, new_refresh, _ = state.use_refresh_token(refresh, CLIENT_ID)
-        assert new_refresh is None
-        assert state.introspect_access_token(access.value)  # still issued
+            with pytest.raises(InvalidRefreshToken, match="concurrent"):
+                state.use_refresh_token(refresh, CLIENT_ID)
+        assert list(access_db.keys()) == [first.value]  # the new token was removed
         assert "contention" in caplog.text
+        assert refresh not in caplog.text and first.value not in caplog.text
+        assert state.get_refresh_token(refresh) is not None  # the grant itself is intact
 
     @pytest.mark.parametrize("meanwhile", ["rotated", "deleted"])
     def test_grant_changed_while_recording_access_token(self, clock: FakeClock,

@@ -213,31 +213,65 @@ def test_code_replay_revokes_the_access_token(provider_backend: ProviderBackend)
 
 
 class _HookedMemoryStorage(MemoryStorage):
-    """Runs ``hook`` once, right after the next write: a concurrent request landing then."""
+    """Runs ``hook`` once, right after the next write of kind ``on`` (``set`` or
+    ``compare_and_set``): a concurrent request landing then."""
 
     hook: Optional[Callable[[], None]] = None
+    on: str = "set"
 
-    def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
-        super().set(key, value, expires_at)
+    def _after(self, operation: str) -> None:
+        if operation != self.on:
+            return
         hook, self.hook = self.hook, None
         if hook is not None:
             hook()
+
+    def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
+        super().set(key, value, expires_at)
+        self._after("set")
+
+    def compare_and_set(self, key: str, expected: Any, new: Any,
+                        expires_at: Optional[float] = None) -> bool:
+        replaced = super().compare_and_set(key, expected, new, expires_at)
+        self._after("compare_and_set")
+        return replaced
 
 
 def test_replay_racing_a_rotation_does_not_fail_the_rotation(signing_key: SigningKey) -> None:
     """The interleaving the refresh race above hits now and then, made deterministic.
 
-    The rotation that won the compare-and-set writes its new access token; a replay of
-    the old refresh token lands right then and revokes the grant (RFC 9700 4.14.2). The
-    rotation has succeeded: it must be answered (its tokens are revoked anyway), not fail
-    with ``invalid_token``, which is not even a token endpoint error (RFC 6749 5.2).
+    The rotation wins the compare-and-set that marks the old refresh token rotated (its new
+    tokens are already written); a replay of the old refresh token lands right then and
+    revokes the grant (RFC 9700 4.14.2). The rotation has succeeded: it must be answered
+    (its tokens are revoked anyway), not fail with ``invalid_token``, which is not even a
+    token endpoint error (RFC 6749 5.2).
     """
+    refresh_tokens = _HookedMemoryStorage()
+    refresh_tokens.on = "compare_and_set"
+    access_tokens = MemoryStorage()
+    stores = Stores(MemoryStorage(), access_tokens, refresh_tokens, MemoryStorage())
+    provider = make_provider(stores, signing_key, refresh_token_lifetime=LIFETIME,
+                             refresh_token_threshold=THRESHOLD)
+    old = exchange(provider, authorize(provider))["refresh_token"]
+    replays: list[str] = []
+    refresh_tokens.hook = lambda: replays.append(outcome(lambda: refresh(provider, old)))
+    assert outcome(lambda: refresh(provider, old)) == "ok"
+    assert replays == ["invalid_grant"]
+    assert list(access_tokens.keys()) == [] and list(refresh_tokens.keys()) == []
+
+
+def test_replay_before_the_rotation_takes_effect(signing_key: SigningKey) -> None:
+    """A replay landing once the rotation has written its new access token, before it marks
+    the old refresh token rotated, is a concurrent use: one of the two wins, the other
+    finds the token used and revokes the grant (RFC 9700 4.14.2)."""
     access_tokens = _HookedMemoryStorage()
-    stores = Stores(MemoryStorage(), access_tokens, MemoryStorage(), MemoryStorage())
+    refresh_tokens = MemoryStorage()
+    stores = Stores(MemoryStorage(), access_tokens, refresh_tokens, MemoryStorage())
     provider = make_provider(stores, signing_key, refresh_token_lifetime=LIFETIME,
                              refresh_token_threshold=THRESHOLD)
     old = exchange(provider, authorize(provider))["refresh_token"]
     replays: list[str] = []
     access_tokens.hook = lambda: replays.append(outcome(lambda: refresh(provider, old)))
-    assert outcome(lambda: refresh(provider, old)) == "ok"
-    assert replays == ["invalid_grant"]
+    first = outcome(lambda: refresh(provider, old))
+    assert sorted([first] + replays) == ["invalid_grant", "ok"]
+    assert list(access_tokens.keys()) == [] and list(refresh_tokens.keys()) == []

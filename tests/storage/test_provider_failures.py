@@ -167,15 +167,30 @@ def test_failure_rotating_a_refresh_token(failing: Stores, signing_key: SigningK
 
 def test_failure_writing_the_rotated_refresh_token(failing: Stores,
                                                     signing_key: SigningKey) -> None:
-    """The old refresh token is spent, the new one was not written: the client starts over,
-    and nothing issued from the grant stays usable."""
+    """The new refresh token is written before the old one is marked rotated: when that
+    write fails nothing is spent, the access token written for the refresh is removed, and
+    the client can refresh again."""
     provider = make_provider(failing, signing_key, refresh_token_threshold=7200)
     tokens = exchange(provider, authorize(provider))
-    failing.refresh_tokens.failing.add("set")
+    failing.refresh_tokens.failing.add("add")
     _storage_error(lambda: refresh(provider, tokens["refresh_token"]))
     failing.refresh_tokens.failing.clear()
-    assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "invalid_grant"
-    assert _readable(failing.access_tokens) == [] and _readable(failing.refresh_tokens) == []
+    assert _readable(failing.refresh_tokens) == [tokens["refresh_token"]]
+    assert _readable(failing.access_tokens) == [tokens["access_token"]]
+    assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "ok"
+
+
+def test_failure_recording_the_refreshed_access_token(failing: Stores,
+                                                      signing_key: SigningKey) -> None:
+    """Without rotation, the grant lists the new access token by a compare-and-set after
+    storing it; when that fails, the token (never sent) is removed."""
+    provider = make_provider(failing, signing_key, refresh_token_threshold=None)
+    tokens = exchange(provider, authorize(provider))
+    failing.refresh_tokens.failing.add("compare_and_set")
+    _storage_error(lambda: refresh(provider, tokens["refresh_token"]))
+    failing.refresh_tokens.failing.clear()
+    assert _readable(failing.access_tokens) == [tokens["access_token"]]
+    assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "ok"
 
 
 # -- real backends that are down -----------------------------------------------------------
