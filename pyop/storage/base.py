@@ -164,6 +164,15 @@ def missing_driver(extra: str, module: str, error: ImportError) -> ImportError:
     return exc
 
 
+def _delete_quietly(store: StorageBase, key: str) -> None:
+    """Delete ``key``, logging (not raising) a failure: the caller's outcome stands."""
+    try:
+        store.delete(key)
+    except Exception:  # noqa: BLE001 - the record's key is known to no one
+        logger.warning("could not delete a record written for a compare-and-set that "
+                       "did not replace")
+
+
 class StorageBase(abc.ABC):
     """The storage contract every pyop backend implements.
 
@@ -245,18 +254,30 @@ class StorageBase(abc.ABC):
         compare-and-set succeeded.
 
         Used to mark an authorization code used and store the access token issued
-        for it (RFC 6749 4.1.2). This default makes the two calls. Backends that
-        can do both in one round trip, atomically, do so when ``other`` is on the
-        same server: Redis (one Lua script, same client) and PostgreSQL (one
-        statement, same engine). The compare-and-set is atomic in every case.
+        for it (RFC 6749 4.1.2). Backends that can do both in one round trip,
+        atomically, do so when ``other`` is on the same server: Redis (one Lua
+        script, same client) and PostgreSQL (one statement, same engine). The
+        compare-and-set is atomic in every case.
 
-        :raises StorageError: either write failed (with the default, the
-            compare-and-set may then have succeeded without the second write).
+        This default makes two calls, the write to ``other`` *first*: once the new
+        value is visible (the code marked used), the other record is stored, so a
+        replay that finds the mark and deletes that record (revoking the token) cannot
+        be overtaken by the write. When the compare-and-set does not replace the
+        value, or fails, the other record is deleted again; meanwhile it existed under
+        ``other_key`` -- a fresh random token value that nobody has been given.
+
+        :raises StorageError: a write failed (the other record is then deleted, as far
+            as the store allows).
         """
-        if not self.compare_and_set(key, expected, new, expires_at=expires_at):
-            return False
         other.set(other_key, other_value, expires_at=other_expires_at)
-        return True
+        try:
+            replaced = self.compare_and_set(key, expected, new, expires_at=expires_at)
+        except Exception:
+            _delete_quietly(other, other_key)
+            raise
+        if not replaced:
+            _delete_quietly(other, other_key)
+        return replaced
 
     @abc.abstractmethod
     def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:

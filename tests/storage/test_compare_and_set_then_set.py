@@ -7,12 +7,16 @@ round trip on Redis and PostgreSQL) and on another one (the default: two calls).
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 import pytest
 
+from pyop.authz_state import AuthorizationState
+from pyop.exceptions import InvalidAccessToken, InvalidAuthorizationCode, StorageError
 from pyop.storage import MemoryStorage, StorageBase
+from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
 from .conftest import Backend
 from .test_races import KEYS, THREADS, race
@@ -105,3 +109,88 @@ def test_concurrent_redemptions_one_winner_one_token(race_backend: Backend) -> N
     for r, outcomes in enumerate(results):
         assert outcomes.count(True) == 1, f"key {r}: {outcomes}"
         assert sum(1 for key in live_tokens if key.startswith(f"at{r}-")) == 1, r
+
+
+class _RecordingStore(MemoryStorage):
+    """A memory store that calls ``on_set(key)`` before each ``set``."""
+
+    def __init__(self, on_set: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_set = on_set
+
+    def set(self, key: str, value: Any, expires_at: Any = None) -> None:
+        self.on_set(key)
+        super().set(key, value, expires_at=expires_at)
+
+
+def test_default_writes_the_other_record_before_the_mark(backend: Backend) -> None:
+    """With two calls (the other store elsewhere), the other record is written while the
+    value is still the expected one: once the mark is visible, the record is stored."""
+    codes = backend.make()
+    seen: list[Any] = []
+    tokens = _RecordingStore(lambda key: seen.append(codes.get("code")), clock=backend.clock)
+    codes.set("code", CODE, expires_at=backend.now() + 600)
+    assert codes.compare_and_set_then_set("code", CODE, USED, backend.now() + 1200, tokens,
+                                          "at", TOKEN, backend.now() + 3600)
+    assert seen == [CODE]
+    assert tokens.get("at") == TOKEN and codes.get("code") == USED
+
+
+class _FailingCompareAndSet(MemoryStorage):
+    def compare_and_set(self, key: str, expected: Any, new: Any,
+                        expires_at: Any = None) -> bool:
+        raise StorageError("the server went away")
+
+
+class _FailingDelete(MemoryStorage):
+    def delete(self, key: str) -> bool:
+        raise StorageError("the server went away")
+
+
+def test_default_failed_compare_and_set_removes_the_other_record() -> None:
+    codes, tokens = _FailingCompareAndSet(), MemoryStorage()
+    codes.set("code", CODE)
+    with pytest.raises(StorageError):
+        codes.compare_and_set_then_set("code", CODE, USED, None, tokens, "at", TOKEN)
+    assert tokens.get("at") is None and codes.get("code") == CODE
+
+
+def test_default_lost_compare_and_set_with_a_failing_delete(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The answer stands when the other record cannot be removed (its key is known to
+    no one); the failure is logged, without the key."""
+    codes, tokens = MemoryStorage(), _FailingDelete()
+    codes.set("code", USED)
+    with caplog.at_level(logging.WARNING, logger="pyop.storage.base"):
+        assert codes.compare_and_set_then_set("code", CODE, USED, None, tokens,
+                                              "secret-token-value", TOKEN) is False
+    assert "could not delete" in caplog.text and "secret-token-value" not in caplog.text
+
+
+def test_replay_between_the_mark_and_the_token_revokes_the_token() -> None:
+    """A replay of the code that lands right after the code is marked used finds the
+    access token already stored and revokes it (RFC 6749 4.1.2): the token the first
+    redemption returns does not work."""
+    replays: list[Any] = []
+
+    class ReplayAfterMark(MemoryStorage):
+        def compare_and_set(self, key: str, expected: Any, new: Any,
+                            expires_at: Any = None) -> bool:
+            replaced = super().compare_and_set(key, expected, new, expires_at=expires_at)
+            if replaced and not replays:
+                replays.append(key)
+                with pytest.raises(InvalidAuthorizationCode):
+                    authz.redeem_authorization_code(key, expected)
+            return replaced
+
+    authz = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"),
+                               authorization_code_db=ReplayAfterMark(),
+                               access_token_db=MemoryStorage())
+    code = authz.create_authorization_code(
+        {"client_id": "c", "redirect_uri": "https://rp.example.com/cb", "scope": "openid"},
+        "sub", "user", ["openid"])
+    record = authz.get_authorization_code(code)
+    access_token, _ = authz.redeem_authorization_code(code, record)
+    assert replays == [code]
+    with pytest.raises(InvalidAccessToken):
+        authz.introspect_access_token(access_token.value)
