@@ -21,7 +21,6 @@ The real backends race in ``tests/storage/test_grant_revocation_backends.py``.
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Any
 
@@ -33,8 +32,10 @@ from support.grants import (
     Grant,
     Interleaving,
     Jitter,
+    refresh_at_every_point_of_a_revocation,
     refresh_calls,
     refresh_into,
+    revocation_at_every_point_of_a_refresh,
 )
 from support.races import race
 
@@ -64,20 +65,9 @@ def test_revocation_at_every_point_of_a_refresh(clock: FakeClock, rotate: bool, 
     """
     count = refresh_calls(clock, rotate, chained, **options)
     assert count >= 3  # read, store the access token, list it (or add + compare-and-set)
-    outcomes = []
-    for at in range(count + 1):
-        grant = Grant(clock, **options)
-        if chained:
-            grant.rotate_once()
-        target = grant.chain[0]
-        interleaving = Interleaving(at, functools.partial(grant.state.revoke_refresh_token,
-                                                          target))
-        grant.observe(interleaving)
-        result = grant.refresh_now(rotate)
-        interleaving.finish()
-        assert interleaving.fired
-        outcomes.append(result is not None)
-        grant.assert_dead()
+    outcomes = revocation_at_every_point_of_a_refresh(
+        lambda: Grant(clock, **options), rotate, chained)
+    assert len(outcomes) == count + 1
     # the refresh fails when revoked before it takes effect, and is answered after
     assert outcomes[0] is False and outcomes[-1] is True
     # ... and takes effect at one single point (its compare-and-set)
@@ -90,25 +80,9 @@ def test_revocation_at_every_point_of_a_refresh(clock: FakeClock, rotate: bool, 
 def test_refresh_at_every_point_of_a_revocation(clock: FakeClock, rotate: bool, chained: bool,
                                                 options: dict[str, Any]) -> None:
     """Window 2: wherever the refresh lands in the revocation, its tokens do not survive."""
-    probe_grant = Grant(clock, **options)
-    if chained:
-        probe_grant.rotate_once()
-    probe = Interleaving()
-    probe_grant.observe(probe)
-    probe_grant.state.revoke_refresh_token(probe_grant.chain[0])
-    count = len(probe.calls)
-    assert count >= 2
-    for at in range(count + 1):
-        grant = Grant(clock, **options)
-        if chained:
-            grant.rotate_once()
-        results: list[Any] = []
-        interleaving = Interleaving(at, refresh_into(results, grant, rotate))
-        grant.observe(interleaving)
-        grant.state.revoke_refresh_token(grant.chain[0])
-        interleaving.finish()
-        assert interleaving.fired and len(results) == 1
-        grant.assert_dead()
+    points = refresh_at_every_point_of_a_revocation(
+        lambda: Grant(clock, **options), rotate, chained)
+    assert points >= 3  # the revocation's own calls, and after the last
 
 
 # -- the three windows, one by one ---------------------------------------------------------

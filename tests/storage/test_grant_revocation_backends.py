@@ -10,9 +10,7 @@ grant, round after round. Afterwards nothing of any grant is live.
 
 from __future__ import annotations
 
-import functools
 import threading
-from typing import Any
 
 import pytest
 from support.grants import (
@@ -20,9 +18,9 @@ from support.grants import (
     CLIENT_ID,
     Grant,
     HookedStore,
-    Interleaving,
     Jitter,
-    refresh_into,
+    refresh_at_every_point_of_a_revocation,
+    revocation_at_every_point_of_a_refresh,
 )
 from support.races import race
 
@@ -56,23 +54,8 @@ def _assert_empty(*stores: StorageBase) -> None:
 def test_revocation_at_every_point_of_a_refresh(race_backend: Backend, rotate: bool,
                                                 chained: bool) -> None:
     stores = _pair(race_backend)
-    at = 0
-    outcomes = []
-    while True:
-        grant = Grant(race_backend.now, stores=stores)
-        if chained:
-            grant.rotate_once()
-        interleaving = Interleaving(at, functools.partial(grant.state.revoke_refresh_token,
-                                                          grant.chain[0]))
-        grant.observe(interleaving)
-        outcomes.append(grant.refresh_now(rotate) is not None)
-        calls = len(interleaving.calls)
-        interleaving.finish()
-        assert interleaving.fired
-        grant.assert_dead()
-        if at >= calls:
-            break
-        at += 1
+    outcomes = revocation_at_every_point_of_a_refresh(
+        lambda: Grant(race_backend.now, stores=stores), rotate, chained)
     assert outcomes[0] is False and outcomes[-1] is True
     assert outcomes == sorted(outcomes)
 
@@ -82,22 +65,8 @@ def test_revocation_at_every_point_of_a_refresh(race_backend: Backend, rotate: b
 def test_refresh_at_every_point_of_a_revocation(race_backend: Backend, rotate: bool,
                                                 chained: bool) -> None:
     stores = _pair(race_backend)
-    at = 0
-    while True:
-        grant = Grant(race_backend.now, stores=stores)
-        if chained:
-            grant.rotate_once()
-        results: list[Any] = []
-        interleaving = Interleaving(at, refresh_into(results, grant, rotate))
-        grant.observe(interleaving)
-        grant.state.revoke_refresh_token(grant.chain[0])
-        calls = len(interleaving.calls)
-        interleaving.finish()
-        assert interleaving.fired and len(results) == 1
-        grant.assert_dead()
-        if at >= calls:
-            break
-        at += 1
+    assert refresh_at_every_point_of_a_revocation(
+        lambda: Grant(race_backend.now, stores=stores), rotate, chained) >= 3
 
 
 def _thread_stores(backend: Backend, first: StorageBase) -> list[StorageBase]:

@@ -2,8 +2,9 @@
 
 * A failure in the middle of a code redemption never leaves tokens without a consumed code
   (a consumed code without tokens is acceptable: the client gets a 503 and must start over).
-  The code is marked used *before* any token is written, so a failed write leaves a used
-  code behind and, at worst, tokens that the next replay of the code revokes.
+  The tokens are written before the code is marked used and removed again when the mark
+  fails, so a failed write leaves the code unused, and a used code's tokens are stored
+  for the next replay of the code to revoke.
 * ``Provider.handle_token_request`` lets :class:`pyop.exceptions.StorageError` out (typed,
   ``http_status`` 503) and never a driver exception.
 """
@@ -11,9 +12,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pytest
+from support.stores import ProxyStore
 
 from benchmarks.engines import free_port
 from pyop.crypto import SigningKey
@@ -33,51 +35,16 @@ from .provider_support import (
 )
 
 
-class FailingStore(StorageBase):
+class FailingStore(ProxyStore):
     """Delegates to ``inner``; the operations named in ``failing`` raise StorageError."""
 
     def __init__(self, inner: StorageBase) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.failing: set[str] = set()
-        self.ttl = inner.ttl
 
-    def _check(self, operation: str) -> None:
+    def before(self, operation: str) -> None:
         if operation in self.failing:
             raise StorageError(f"injected failure of {operation}")
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self._check("get")
-        return self.inner.get(key, default)
-
-    def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
-        self._check("set")
-        self.inner.set(key, value, expires_at)
-
-    def delete(self, key: str) -> bool:
-        self._check("delete")
-        return self.inner.delete(key)
-
-    def consume(self, key: str) -> Any:
-        self._check("consume")
-        return self.inner.consume(key)
-
-    def compare_and_set(self, key: str, expected: Any, new: Any,
-                        expires_at: Optional[float] = None) -> bool:
-        self._check("compare_and_set")
-        return self.inner.compare_and_set(key, expected, new, expires_at)
-
-    def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:
-        self._check("add")
-        return self.inner.add(key, value, expires_at)
-
-    def purge_expired(self) -> int:
-        return self.inner.purge_expired()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def keys(self) -> Iterator[str]:
-        return self.inner.keys()
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from an authorization code, and checks that nothing of it is left.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -23,8 +23,11 @@ from pyop.exceptions import InvalidAccessToken, InvalidRefreshToken
 from pyop.storage import MemoryStorage, StorageBase
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
+from .stores import ProxyStore
+
 __all__ = ["AUTH_REQ", "CLIENT_ID", "Grant", "HookedStore", "Interleaving", "Jitter",
-           "refresh_calls", "refresh_into"]
+           "refresh_at_every_point_of_a_revocation", "refresh_calls", "refresh_into",
+           "revocation_at_every_point_of_a_refresh"]
 
 CLIENT_ID = "client1"
 USER_ID = "alice"
@@ -71,51 +74,16 @@ class Interleaving:
             self._running = False
 
 
-class HookedStore(StorageBase):
+class HookedStore(ProxyStore):
     """Delegates to ``inner`` and reports each primitive call to ``interleaving`` first."""
 
     def __init__(self, name: str, inner: StorageBase) -> None:
+        super().__init__(inner)
         self.name = name
-        self.inner = inner
         self.interleaving = Interleaving()
-        self.ttl = inner.ttl
 
-    def _step(self, operation: str) -> None:
+    def before(self, operation: str) -> None:
         self.interleaving.step(self.name, operation)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self._step("get")
-        return self.inner.get(key, default)
-
-    def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
-        self._step("set")
-        self.inner.set(key, value, expires_at=expires_at)
-
-    def delete(self, key: str) -> bool:
-        self._step("delete")
-        return self.inner.delete(key)
-
-    def consume(self, key: str) -> Any:
-        self._step("consume")
-        return self.inner.consume(key)
-
-    def compare_and_set(self, key: str, expected: Any, new: Any,
-                        expires_at: Optional[float] = None) -> bool:
-        self._step("compare_and_set")
-        return self.inner.compare_and_set(key, expected, new, expires_at=expires_at)
-
-    def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:
-        self._step("add")
-        return self.inner.add(key, value, expires_at=expires_at)
-
-    def purge_expired(self) -> int:
-        return self.inner.purge_expired()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def keys(self) -> Iterator[str]:
-        return self.inner.keys()
 
 
 @dataclass
@@ -224,3 +192,54 @@ class Jitter(Interleaving):
         with self._lock:
             pause = self._random.random() * 0.002
         time.sleep(pause)
+
+
+def revocation_at_every_point_of_a_refresh(make_grant: Callable[[], Grant], rotate: bool,
+                                           chained: bool) -> list[bool]:
+    """Revoke a grant's first refresh token before each storage call of a refresh (and
+    after the last), each time on a new grant from ``make_grant``; check that nothing of
+    the grant survives. Returns, per point, whether the refresh was answered.
+
+    With ``chained`` the grant was rotated once before: the revocation reaches the token
+    being used through the chain.
+    """
+    outcomes = []
+    at = 0
+    while True:
+        grant = make_grant()
+        if chained:
+            grant.rotate_once()
+        interleaving = Interleaving(at, functools.partial(grant.state.revoke_refresh_token,
+                                                          grant.chain[0]))
+        grant.observe(interleaving)
+        outcomes.append(grant.refresh_now(rotate) is not None)
+        calls = len(interleaving.calls)
+        interleaving.finish()
+        assert interleaving.fired
+        grant.assert_dead()
+        if at >= calls:
+            return outcomes
+        at += 1
+
+
+def refresh_at_every_point_of_a_revocation(make_grant: Callable[[], Grant], rotate: bool,
+                                           chained: bool) -> int:
+    """Refresh a grant before each storage call of the revocation of its first refresh
+    token (and after the last), each time on a new grant from ``make_grant``; check that
+    nothing of the grant survives. Returns how many points were tried."""
+    at = 0
+    while True:
+        grant = make_grant()
+        if chained:
+            grant.rotate_once()
+        results: list[Any] = []
+        interleaving = Interleaving(at, refresh_into(results, grant, rotate))
+        grant.observe(interleaving)
+        grant.state.revoke_refresh_token(grant.chain[0])
+        calls = len(interleaving.calls)
+        interleaving.finish()
+        assert interleaving.fired and len(results) == 1
+        grant.assert_dead()
+        if at >= calls:
+            return at + 1
+        at += 1
