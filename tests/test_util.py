@@ -234,8 +234,15 @@ def test_query_parsing_matches_parse_qsl(query: str) -> None:
     assert actual == expected
 
 
-@settings(max_examples=300)
-@given(st.lists(_QUERY_ALPHABET, max_size=20).map("".join))
+#: Also what the escape decoding of ``_unquote_strict`` could misread: backslashes, escapes
+#: of a backslash, "%" with one hex digit or a non-hex one.
+_UNQUOTE_ALPHABET = st.one_of(_QUERY_ALPHABET, st.sampled_from(
+    ["\\", "\\x41", "\\n", "%5C", "%5c", "%5Cx41", "%4", "%0g", "%%41", "x", "1", "G", "%00",
+     "%ff", "%FF"]))
+
+
+@settings(max_examples=500)
+@given(st.lists(_UNQUOTE_ALPHABET, max_size=20).map("".join))
 def test_unquote_strict_matches_unquote(text: str) -> None:
     from urllib.parse import unquote
 
