@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
@@ -49,6 +50,22 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "512": hashes.SHA512,
 }
 _HASHLIB = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+
+def _builtin_sha256() -> Callable[..., Any]:
+    """SHA-256 for the short values of :func:`left_hash`: the interpreter's own
+    implementation (``_sha2`` from Python 3.12, ``_sha256`` before) when it has one, which
+    has no OpenSSL digest to fetch and set up per value; else hashlib's."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256  # pragma: no cover - an interpreter without either module
+
+
+_sha256 = _builtin_sha256()
+_SHA256_ALGS = frozenset(["RS256", "PS256", "ES256", "HS256"])
 _CURVES: dict[str, tuple[type[ec.EllipticCurve], str, int]] = {
     "P-256": (ec.SECP256R1, "ES256", 32),
     "P-384": (ec.SECP384R1, "ES384", 48),
@@ -106,7 +123,8 @@ def hash_for_alg(alg: str) -> Callable[..., Any]:
 
 def left_hash(value: str, alg: str) -> str:
     """``at_hash`` / ``c_hash``: base64url of the left half of the hash (OIDC Core 3.3.2.11)."""
-    digest = hash_for_alg(alg)(value.encode("ascii")).digest()
+    digest = (_sha256 if alg in _SHA256_ALGS else hash_for_alg(alg))(
+        value.encode("ascii")).digest()
     return b64url_encode(digest[: len(digest) // 2])
 
 

@@ -8,6 +8,9 @@ from typing import Any, Optional
 
 __all__ = ["SubjectIdentifierFactory", "HashBasedSubjectIdentifierFactory"]
 
+#: Identifiers a :class:`HashBasedSubjectIdentifierFactory` remembers (then forgets them all).
+_MEMO_SIZE = 4096
+
 
 class SubjectIdentifierFactory:
     """Creates subject identifiers; subclass to choose another scheme."""
@@ -39,17 +42,32 @@ class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
         self._key = hash_salt.encode("utf-8") if isinstance(hash_salt, str) else bytes(hash_salt)
         #: HMAC-SHA256 keyed, nothing hashed yet: copied for each identifier (never updated)
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
+        #: identifiers computed, by their fields (a user's ``sub`` is needed at every
+        #: authorization); bounded by _MEMO_SIZE
+        self._memo: dict[tuple[str, ...], str] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_keyed"]  # HMAC objects cannot be pickled or copied by copy.deepcopy
+        state.pop("_memo", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
+        self._memo = {}
 
     def _hash(self, *fields: str) -> str:
+        memo = self._memo
+        identifier = memo.get(fields)
+        if identifier is None:
+            identifier = self._mac(fields)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[fields] = identifier
+        return identifier
+
+    def _mac(self, fields: tuple[str, ...]) -> str:
         parts = []
         for field in fields:
             encoded = field.encode("utf-8")

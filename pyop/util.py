@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import html
 import ipaddress
@@ -257,13 +258,29 @@ _MAX_FIELDS = 1000
 
 def _unquote_strict(text: str) -> str:
     """``urllib.parse.unquote(text, errors="strict")``: for ASCII text (the usual) the
-    octets are decoded as one run, as ``unquote`` does, without its regex split.
+    octets are decoded as one run, as ``unquote`` does, without its regex split (and,
+    without a backslash in the text, without ``unquote_to_bytes``'s Python loop).
 
     :raises UnicodeDecodeError: percent-encoded octets that are not UTF-8.
     """
     if text.isascii():
-        return unquote_to_bytes(text).decode("utf-8")
+        octets = None
+        if "\\" not in text:
+            # each "%XX" as the escape "\\xXX", decoded in C; a "%" not followed by two hex
+            # digits is an invalid escape: left to unquote_to_bytes, which keeps it as is
+            try:
+                octets = _escape_decode(text.replace("%", "\\x"))[0]
+            except ValueError:
+                pass
+        if octets is None:
+            octets = unquote_to_bytes(text)
+        return octets.decode("utf-8")
     return unquote(text, errors="strict")
+
+
+#: ``codecs.escape_decode``: bytes of a text with backslash escapes (the "string_escape"
+#: codec), with ``ValueError`` for an invalid ``\\x`` escape.
+_escape_decode: Callable[[str], tuple[bytes, int]] = codecs.escape_decode
 
 
 def _parse_qsl(query: str) -> list[tuple[str, str]]:

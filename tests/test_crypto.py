@@ -499,8 +499,8 @@ class TestVerificationKeyFromKey:
 class TestHashes:
     @pytest.mark.parametrize("alg,hash_fn", [
         ("RS256", hashlib.sha256), ("PS256", hashlib.sha256), ("ES256", hashlib.sha256),
-        ("RS384", hashlib.sha384), ("ES384", hashlib.sha384), ("PS512", hashlib.sha512),
-        ("ES512", hashlib.sha512), ("EdDSA", hashlib.sha512),
+        ("HS256", hashlib.sha256), ("RS384", hashlib.sha384), ("ES384", hashlib.sha384),
+        ("PS512", hashlib.sha512), ("ES512", hashlib.sha512), ("EdDSA", hashlib.sha512),
     ])
     def test_left_hash(self, alg: str, hash_fn: Any) -> None:
         value = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
@@ -508,6 +508,10 @@ class TestHashes:
         expected = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
         assert left_hash(value, alg) == expected
         assert hash_for_alg(alg) is hash_fn
+        for other in ("", "x", "a" * 64, "b" * 200):
+            digest = hash_fn(other.encode("ascii")).digest()
+            assert left_hash(other, alg) == base64.urlsafe_b64encode(
+                digest[: len(digest) // 2]).rstrip(b"=").decode()
 
     def test_left_hash_known_value(self) -> None:
         # OIDC Core A.3/A.4 style: SHA-256 of the access token, left 128 bits

@@ -86,3 +86,24 @@ def test_hash_based_identifiers_are_hmac_sha256_of_length_prefixed_fields() -> N
     for clone in (pickle.loads(pickle.dumps(factory)),  # noqa: S301 - our own bytes
                   copy.deepcopy(factory)):
         assert clone.create_public_identifier("bob") == expected("public", "bob")
+
+
+def test_remembered_identifiers_are_bounded_and_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    from pyop import subject_identifier
+
+    monkeypatch.setattr(subject_identifier, "_MEMO_SIZE", 8)
+    factory = HashBasedSubjectIdentifierFactory("salt")
+    for round_ in range(3):
+        for n in range(20):
+            assert factory.create_public_identifier(f"user{n}") == expected(
+                "salt", "public", f"user{n}"), round_
+            assert factory.create_pairwise_identifier(f"user{n}", "rp.example.com") == expected(
+                "salt", "pairwise", "rp.example.com", f"user{n}")
+            assert len(factory._memo) <= 8
+    state = factory.__getstate__()
+    assert "_memo" not in state  # not pickled: no list of the users' identifiers
+    clone = pickle.loads(pickle.dumps(factory))  # noqa: S301 - our own bytes
+    assert clone._memo == {}
+    assert clone.create_public_identifier("user1") == expected("salt", "public", "user1")

@@ -234,8 +234,15 @@ def test_query_parsing_matches_parse_qsl(query: str) -> None:
     assert actual == expected
 
 
-@settings(max_examples=300)
-@given(st.lists(_QUERY_ALPHABET, max_size=20).map("".join))
+#: Also what the escape decoding of ``_unquote_strict`` could misread: backslashes, escapes
+#: of a backslash, "%" with one hex digit or a non-hex one.
+_UNQUOTE_ALPHABET = st.one_of(_QUERY_ALPHABET, st.sampled_from(
+    ["\\", "\\x41", "\\n", "%5C", "%5c", "%5Cx41", "%4", "%0g", "%%41", "x", "1", "G", "%00",
+     "%ff", "%FF"]))
+
+
+@settings(max_examples=500)
+@given(st.lists(_UNQUOTE_ALPHABET, max_size=20).map("".join))
 def test_unquote_strict_matches_unquote(text: str) -> None:
     from urllib.parse import unquote
 
@@ -250,6 +257,41 @@ def test_unquote_strict_matches_unquote(text: str) -> None:
     except UnicodeDecodeError as e:
         actual = type(e)
     assert actual == expected
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(_UNQUOTE_ALPHABET, st.sampled_from(["a=", "=b", "b=a&b=c", "&&", "%00"])),
+                max_size=40).map("".join))
+def test_parse_request_parameters_of_a_query_matches_parse_qsl(query: str) -> None:
+    """Blank values omitted, repeated names to lists, errors (and NUL characters) as
+    InvalidRequestError, with no exception of the decoding in its context."""
+    from urllib.parse import parse_qsl
+
+    expected: Any
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=1000)
+    except UnicodeDecodeError:
+        expected = "request is not valid UTF-8"
+    except ValueError:
+        expected = "malformed request"
+    else:
+        expected = {}
+        for name, value in pairs:
+            if value and ("\x00" in name or "\x00" in value):
+                expected = "NUL character in request"
+                break
+            if value:
+                previous = expected.get(name)
+                expected[name] = value if previous is None else (
+                    previous + [value] if isinstance(previous, list) else [previous, value])
+    try:
+        actual: Any = parse_request_parameters(query)
+    except InvalidRequestError as e:
+        assert e.__context__ is None
+        actual = str(e)
+    assert actual == expected
+    assert parse_request_parameters(query.encode("utf-8")) == actual if isinstance(
+        actual, dict) else True
 
 
 def test_query_parsing_field_limit() -> None:
