@@ -265,7 +265,7 @@ def _unquote_strict(text: str) -> str:
     """
     if text.isascii():
         octets = None
-        if "\\" not in text:
+        if _escape_decode is not None and "\\" not in text:
             # each "%XX" as the escape "\\xXX", decoded in C; a "%" not followed by two hex
             # digits is an invalid escape: left to unquote_to_bytes, which keeps it as is
             try:
@@ -279,8 +279,10 @@ def _unquote_strict(text: str) -> str:
 
 
 #: ``codecs.escape_decode``: bytes of a text with backslash escapes (the "string_escape"
-#: codec), with ``ValueError`` for an invalid ``\\x`` escape.
-_escape_decode: Callable[[str], tuple[bytes, int]] = codecs.escape_decode
+#: codec), with ``ValueError`` for an invalid ``\\x`` escape. Not documented: without
+#: it (another interpreter), every text goes through ``unquote_to_bytes``.
+_escape_decode: Optional[Callable[[str], tuple[bytes, int]]] = getattr(
+    codecs, "escape_decode", None)
 
 
 def _parse_qsl(query: str) -> list[tuple[str, str]]:

@@ -259,6 +259,19 @@ def test_unquote_strict_matches_unquote(text: str) -> None:
     assert actual == expected
 
 
+@pytest.mark.parametrize("text", ["a%20b", "%E2%82%AC", "%4", "%0g", "\\x41%41", "plain"])
+def test_unquote_strict_without_escape_decode(monkeypatch: pytest.MonkeyPatch,
+                                              text: str) -> None:
+    """An interpreter without ``codecs.escape_decode``: the same results, decoded by
+    ``unquote_to_bytes``."""
+    from urllib.parse import unquote
+
+    import pyop.util
+
+    monkeypatch.setattr(pyop.util, "_escape_decode", None)
+    assert pyop.util._unquote_strict(text) == unquote(text, errors="strict")
+
+
 @settings(max_examples=500)
 @given(st.lists(st.one_of(_UNQUOTE_ALPHABET, st.sampled_from(["a=", "=b", "b=a&b=c", "&&", "%00"])),
                 max_size=40).map("".join))
