@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USER_ID, FakeClock, configuration
 from conftest import clients as base_clients
-from support.races import race
+from support.races import race_code_redemptions
 
 import pyop.authz_state
 from benchmarks.counting import CountingStore
@@ -439,17 +439,10 @@ class TestRevocationThroughThisProcess:
                     "response_type": "code", "scope": "openid", "nonce": "n"}))
                 codes.append(str(provider.authorize(request, USER_ID)["code"]))
 
-            def attempt(round_: int) -> Any:
-                try:
-                    return redeem(provider, codes[round_])["access_token"]
-                except InvalidAuthorizationCode as error:
-                    return error
-
-            for outcomes in race(attempt, rounds=len(codes), threads=4):
-                winners = [o for o in outcomes if isinstance(o, str)]
-                assert len(winners) == 1
+            for winner in race_code_redemptions(
+                    lambda code: redeem(provider, code)["access_token"], codes):
                 with pytest.raises(InvalidAccessToken):  # revoked by a loser (4.1.2)
-                    userinfo(provider, winners[0])
+                    userinfo(provider, winner)
         finally:
             executor.shutdown()
 

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USER_ID
-from support.races import race
+from support.races import race_code_redemptions
 
 from pyop.authz_state import new_token_value
 from pyop.exceptions import (
@@ -162,18 +162,11 @@ class TestCodeExchange:
         provider = make_provider(executor=executor)
         codes = [issue(provider) for _ in range(20)]
 
-        def attempt(round_: int) -> Any:
-            try:
-                return redeem(provider, codes[round_])["access_token"]
-            except InvalidAuthorizationCode as error:
-                return error
-
-        for outcomes in race(attempt, rounds=len(codes), threads=4):
-            winners = [o for o in outcomes if isinstance(o, str)]
-            assert len(outcomes) == 4 and len(winners) == 1
+        for winner in race_code_redemptions(
+                lambda code: redeem(provider, code)["access_token"], codes):
             # each loser found the code used and revoked what the winner got (4.1.2)
             with pytest.raises(InvalidAccessToken):
-                userinfo(provider, winners[0])
+                userinfo(provider, winner)
 
     def test_redemption_storage_failure_is_raised_and_no_token_sent(
             self, make_provider: Callable[..., Provider], executor: RecordingExecutor) -> None:
