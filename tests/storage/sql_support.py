@@ -17,6 +17,11 @@ from .provider_support import new_namespace
 
 sa = pytest.importorskip("sqlalchemy")
 
+#: A code record, the same marked used, and an access token record.
+CODE = {"client_id": "c", "used": None}
+USED = {"client_id": "c", "used": True}
+TOKEN = {"token_type": "access_token", "sub": "s"}
+
 
 @contextlib.contextmanager
 def sql_stores(url: str, **defaults: Any) -> Iterator[Callable[..., SQLWrapper]]:

@@ -33,14 +33,11 @@ from .provider_support import (
     refresh,
     userinfo,
 )
-from .sql_support import recorded_statements, sql_stores
+from .sql_support import CODE, TOKEN, USED, recorded_statements, sql_stores
 from .test_races import THREADS, race
 
 sa = pytest.importorskip("sqlalchemy")
 
-CODE = {"client_id": "c", "used": None}
-USED = {"client_id": "c", "used": True}
-TOKEN = {"token_type": "access_token", "sub": "s"}
 
 
 @pytest.fixture
