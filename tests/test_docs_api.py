@@ -3,9 +3,9 @@
 * ``docs/api.rst`` documents every public module of pyop, and every name of each
   module's ``__all__`` has documentation (a docstring, a ``#:`` comment, or an explicit
   ``autodata`` entry with a description in ``api.rst``);
-* the built HTML documentation's inventory (``docs/_build/html/objects.inv``, made by
-  ``sphinx-build -W -b html docs docs/_build/html``, which CI runs before the tests)
-  holds every one of those names;
+* the built HTML documentation's inventory holds every one of those names (that of
+  ``docs/_build/html`` when it is newer than the sources, else the tests build the docs,
+  warnings as errors, into a temporary directory);
 * ``docs/configuration.rst`` lists every constructor argument of ``Provider`` and
   ``AuthorizationState`` with the default in the code, and every provider configuration
   key the code reads;
@@ -24,9 +24,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Optional
 
 import pytest
+from sphinx.cmd.build import build_main
 from sphinx.pycode import ModuleAnalyzer
 from sphinx.util.inventory import InventoryFile
 
@@ -166,18 +167,30 @@ def test_public_members_have_docstrings() -> None:
 
 # -- the built documentation -----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def inventory() -> set[str]:
-    """The Python objects of the built docs; skipped when there is no fresh build."""
+def _fresh_build() -> Optional[Path]:
+    """The inventory of ``docs/_build/html`` when it is newer than every source, else None."""
     if not INVENTORY.exists():
-        pytest.skip("no docs build: run sphinx-build -W -b html docs docs/_build/html "
-                    "(CI builds the docs before the tests)")
+        return None
     sources = [*DOCS.glob("*.rst"), DOCS / "conf.py", *(ROOT / "pyop").rglob("*.py")]
     newest = max(path.stat().st_mtime for path in sources)
-    if INVENTORY.stat().st_mtime < newest:
-        pytest.skip("the docs build is older than the sources: run "
-                    "sphinx-build -W -b html docs docs/_build/html")
-    with INVENTORY.open("rb") as stream:
+    return INVENTORY if INVENTORY.stat().st_mtime >= newest else None
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """The Python objects of the built docs.
+
+    Uses ``docs/_build/html`` when it is fresh (CI builds it with ``sphinx-build -W``),
+    else builds the HTML docs into a temporary directory, warnings as errors.
+    """
+    path = _fresh_build()
+    if path is None:
+        out = tmp_path_factory.mktemp("docs-html")
+        status = build_main(["-W", "-q", "-b", "html", "-d", str(out / ".doctrees"),
+                             str(DOCS), str(out)])
+        assert status == 0, "sphinx-build -W -b html docs ... failed (see the output above)"
+        path = out / "objects.inv"
+    with path.open("rb") as stream:
         data = InventoryFile.load(stream, "", posixpath.join)
     return {name for kind, objects in data.items() if kind.startswith("py:") for name in objects}
 
