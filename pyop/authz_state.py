@@ -198,6 +198,15 @@ class AuthorizationState:
                                                   lambda: self.clock())
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
         self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
+        #: sub -> user_id of the subject identifiers made by this process when their store
+        #: is sealed, which records nothing (pyop 3's stateless mode kept them in memory):
+        #: for :meth:`get_user_id_for_subject_identifier` in this process, bounded, and
+        #: kept as long as a code or access token may be used
+        self._sealed_subjects: Optional[TTLCache[str]] = None
+        if _is_sealed(self.subject_identifiers):
+            self._sealed_subjects = TTLCache(
+                float(max(authorization_code_lifetime, access_token_lifetime)),
+                _SUBJECT_CACHE_SIZE, lambda: self.clock())
         self.authorization_code_lifetime = authorization_code_lifetime
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
@@ -275,6 +284,8 @@ class AuthorizationState:
             raise ValueError(f"unknown subject_type {subject_type!r}")
         db = self.subject_identifiers
         if _is_sealed(db):
+            if self._sealed_subjects is not None:
+                self._sealed_subjects.put(sub, user_id)
             return sub
         written = self._written_subjects
         if written is not None and written.get(sub) == user_id:
@@ -287,7 +298,19 @@ class AuthorizationState:
         return sub
 
     def get_user_id_for_subject_identifier(self, subject_identifier: str) -> str:
-        """Keyed reverse lookup ``sub -> user_id``; :class:`InvalidSubjectIdentifier` if unknown."""
+        """Keyed reverse lookup ``sub -> user_id``; :class:`InvalidSubjectIdentifier` if unknown.
+
+        With a sealed (stateless) subject identifier store, which records nothing, only
+        the subject identifiers this process made recently are known (as in pyop 3's
+        stateless mode, which kept them in memory).
+        """
+        sealed = self._sealed_subjects
+        if sealed is not None:
+            user_id = sealed.get(subject_identifier) if isinstance(
+                subject_identifier, str) else None
+            if user_id is None:
+                raise InvalidSubjectIdentifier("unknown subject identifier")
+            return user_id
         record = self.subject_identifiers.get(subject_identifier) if isinstance(
             subject_identifier, str) else None
         if not isinstance(record, dict) or "user_id" not in record:
@@ -298,6 +321,12 @@ class AuthorizationState:
         """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown."""
         if self._written_subjects is not None and isinstance(subject_identifier, str):
             self._written_subjects.discard(subject_identifier)
+        sealed = self._sealed_subjects
+        if sealed is not None:
+            if not isinstance(subject_identifier, str) or sealed.get(subject_identifier) is None:
+                raise InvalidSubjectIdentifier("unknown subject identifier")
+            sealed.discard(subject_identifier)
+            return
         if not isinstance(subject_identifier, str) or not self.subject_identifiers.delete(
                 subject_identifier):
             raise InvalidSubjectIdentifier("unknown subject identifier")
@@ -341,17 +370,11 @@ class AuthorizationState:
     def _user_id_for_pyop3(self, subject_identifier: Any) -> str:
         """The user id of a ``sub`` given to a pyop 3-style call.
 
-        :raises InvalidSubjectIdentifier: unknown ``sub``. With a sealed subject
-            identifier store, which records nothing, the ``sub`` itself stands for the
-            user, as the user id did in pyop 3's stateless mode.
+        :raises InvalidSubjectIdentifier: unknown ``sub`` (with a sealed subject
+            identifier store: one this process did not make recently, as in pyop 3's
+            stateless mode, which kept them in memory).
         """
-        try:
-            return self.get_user_id_for_subject_identifier(subject_identifier)
-        except InvalidSubjectIdentifier:
-            if _is_sealed(self.subject_identifiers) and isinstance(subject_identifier, str) \
-                    and subject_identifier:
-                return subject_identifier
-            raise
+        return self.get_user_id_for_subject_identifier(subject_identifier)
 
     def issue_authorization_code(self, authorization_request: Mapping[str, Any],
                                  subject_identifier: str, user_id: str,
