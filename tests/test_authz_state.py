@@ -311,9 +311,17 @@ class TestSealedStorage:
             state.use_refresh_token(refresh, CLIENT_ID)
 
     def test_sealed_subject_identifiers_not_recorded(self, clock: FakeClock) -> None:
+        """A sealed subject identifier store records nothing: only the process that made a
+        ``sub`` knows it, for as long as its codes and tokens live (pyop 3's stateless
+        mode kept them in memory)."""
         state = self.sealed_state(clock)
         sub = state.get_subject_identifier("public", USER_ID)
         assert sub == HashBasedSubjectIdentifierFactory("salt").create_public_identifier(USER_ID)
+        assert state.get_user_id_for_subject_identifier(sub) == USER_ID
+        other_process = self.sealed_state(clock)
+        with pytest.raises(InvalidSubjectIdentifier):
+            other_process.get_user_id_for_subject_identifier(sub)
+        clock.advance(3600)  # max(code lifetime, access token lifetime)
         with pytest.raises(InvalidSubjectIdentifier):
             state.get_user_id_for_subject_identifier(sub)
 
