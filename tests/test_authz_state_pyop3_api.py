@@ -451,6 +451,29 @@ def test_sealed_grant_carries_only_releasable_claims_encrypted(
         carried
 
 
+def test_introspection_does_not_reveal_carried_claims(jwkest_signing_key: Any,
+                                                      clock: FakeClock) -> None:
+    config = configuration()
+    config["introspection_endpoint"] = config["issuer"] + "/introspect"
+    authz = AuthorizationState(
+        HashBasedSubjectIdentifierFactory("salt"), stateless("authz_codes", clock),
+        stateless("access_tokens", clock), stateless("refresh_tokens", clock),
+        refresh_token_lifetime=3600, clock=clock)
+    users: dict[str, Any] = {}
+    provider = Provider(jwkest_signing_key, config, authz, clients(), Userinfo(users),
+                        clock=clock)
+    code = authorize_and_forget(provider, users)
+    tokens = token_request(provider, grant_type="authorization_code", code=code,
+                           redirect_uri=REDIRECT_URI)
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        answer = provider.handle_introspection_request(urlencode({"token": token}),
+                                                       basic_auth()).to_dict()
+        assert answer["active"] is True
+        assert "alice@example.com" not in json.dumps(answer)
+        assert set(answer) <= {"active", "scope", "client_id", "exp", "iat", "token_type",
+                               "iss", "sub"}
+
+
 def test_sealed_grant_within_the_client_allow_list(jwkest_signing_key: Any,
                                                    clock: FakeClock) -> None:
     client_db = clients()
