@@ -128,6 +128,27 @@ def test_pyop3_methods_and_parameters(name: str) -> None:
                for p in params[len(expected):]), "new parameters must be optional"
 
 
+LIST_PYOP3_METHODS = """
+import inspect, json
+from pyop.authz_state import AuthorizationState
+print(json.dumps({name: [p for p in inspect.signature(member).parameters][1:]
+                  for name, member in vars(AuthorizationState).items()
+                  if callable(member) and (not name.startswith("_") or name == "__init__")}))
+"""
+
+
+def test_pyop3_method_list_is_complete() -> None:
+    """PYOP3_METHODS is every public method of pyop 3.5.0's class (and use_refresh_token)."""
+    if not PYOP3_PYTHON.exists():
+        pytest.skip(f"pyop 3.5.0 interpreter {PYOP3_PYTHON} is missing: pyop 3's method "
+                    "list was not checked")
+    done = subprocess.run([str(PYOP3_PYTHON), "-c", LIST_PYOP3_METHODS], capture_output=True,
+                          text=True, cwd="/", timeout=120, check=True)
+    theirs = json.loads(done.stdout)
+    assert theirs.pop("use_refresh_token") == ["refresh_token", "scope"]
+    assert theirs == PYOP3_METHODS
+
+
 def test_pyop3_use_refresh_token_signature() -> None:
     state = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"))
     assert "use_refresh_token" in dir(state)
