@@ -15,10 +15,17 @@ class AccessToken:
 
     BEARER_TOKEN_TYPE = "Bearer"
 
-    def __init__(self, value: str, expires_in: int, type: str = BEARER_TOKEN_TYPE) -> None:
+    def __init__(self, value: str, expires_in: int, typ: str = BEARER_TOKEN_TYPE, *,
+                 type: Optional[str] = None) -> None:
+        """
+        :param value: the token value sent to the client.
+        :param expires_in: its lifetime in seconds (RFC 6749 5.1 ``expires_in``).
+        :param typ: the token type (RFC 6749 7.1), ``Bearer`` by default; also accepted
+            as ``type=`` (which wins when both are given).
+        """
         self.value = value
         self.expires_in = expires_in
-        self.type = type
+        self.type = typ if type is None else type
 
     def __repr__(self) -> str:  # never show the token value
         return f"AccessToken(type={self.type!r}, expires_in={self.expires_in!r})"

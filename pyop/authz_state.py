@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional, cast, overload
 
 from ._cache import TTLCache
 from .access_token import AccessToken
@@ -27,6 +27,7 @@ from .exceptions import (
     InvalidScope,
     InvalidSubjectIdentifier,
 )
+from .message import AuthorizationRequest
 from .storage import DictStorage, MemoryStorage, StorageBase, as_storage
 from .storage.base import canonical_json
 from .subject_identifier import SubjectIdentifierFactory
@@ -43,6 +44,8 @@ _MAX_GRANT_CHAIN = 1000
 _MAX_GRANT_UPDATES = 16
 #: Outcome of listing an access token in its grant (``_remember_access_token``).
 _Listing = Literal["listed", "gone", "rotated", "contended"]
+#: Members of a grant that its access and refresh tokens carry over (``scope`` is set apart).
+_GRANT_FIELDS = ("client_id", "sub", "user_id", "claims", "user_info")
 #: Members of a code record kept in its "used" record (with ``used``, ``exp``, ``issued``).
 _USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type")
 #: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.
@@ -54,6 +57,21 @@ _ACCESS_TOKEN_CACHE_SIZE = 10_000
 def new_token_value() -> str:
     """A random token value: 256 bits from :mod:`secrets` (RFC 6749 10.10)."""
     return secrets.token_urlsafe(32)
+
+
+def _request_dict(request: Mapping[str, Any]) -> dict[str, Any]:
+    """An authentication request (an ``oic`` message or a mapping) as a plain dict."""
+    to_dict = getattr(request, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else dict(request)
+
+
+def _scope_list(scope: Any, request: Mapping[str, Any]) -> list[str]:
+    """The scope of a pyop 3-style call: ``scope``, else the request's (a list, or a
+    space-separated string)."""
+    value = scope or request.get("scope") or []
+    if isinstance(value, str):
+        return value.split()
+    return [str(v) for v in value]
 
 
 def _check_cache_ttl(name: str, ttl: Any) -> None:
@@ -102,14 +120,34 @@ class AuthorizationState:
         with sealed (stateless) code storage.
     :param access_token_cache_ttl: seconds during which this process answers for an access
         token it issued from memory instead of reading it back from ``access_token_db``
-        (:meth:`introspect_access_token`, hence UserInfo and introspection; off by
+        (:meth:`get_access_token`, hence UserInfo and introspection; off by
         default). A revocation made through this process is seen at once; one made
         through another process (RFC 7009 revocation, a replayed code, a revoked refresh
         token) is seen here only when the entry expires, so a revoked token can keep
         working for up to this many seconds in this process (the propagation window
         RFC 7009 2.2 asks to keep short). At most 10 000 tokens are remembered. Not used
         with sealed (stateless) access tokens.
+
+    Two call styles are accepted by the methods pyop 3 had: pyop 3's
+    (``create_authorization_code(request, sub, scope=None, user_info=None,
+    extra_id_token_claims=None)``, ``create_access_token(request, sub, scope=None,
+    user_info=None)``, ``use_refresh_token(refresh_token, scope=None)``), with the same
+    return values and exceptions, and this library's own, which names the user and the
+    client explicitly (``create_authorization_code(request, sub, user_id, scope,
+    extra)``, ``create_access_token(request, sub, user_id, scope)``,
+    ``use_refresh_token(refresh_token, client_id, scope, rotate=...)``; also available
+    as :meth:`issue_authorization_code`, :meth:`issue_access_token` and
+    :meth:`refresh_access_token`). A string in the third (second for
+    ``use_refresh_token``) position is a user id (client id), a list or None a scope.
+    See ``docs/migrating.rst``.
     """
+
+    #: Member of a code record holding the authentication request (pyop 3 name).
+    KEY_AUTHORIZATION_REQUEST = "auth_req"
+    #: Member of a grant record holding the end-user's claims it may release (pyop 3 name).
+    KEY_USER_INFO = "user_info"
+    #: Member of a code record holding the extra ID token claims (pyop 3 name).
+    KEY_EXTRA_ID_TOKEN_CLAIMS = "extra_id_token_claims"
 
     def __init__(
         self,
@@ -160,6 +198,15 @@ class AuthorizationState:
                                                   lambda: self.clock())
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
         self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
+        #: sub -> user_id of the subject identifiers made by this process when their store
+        #: is sealed, which records nothing (pyop 3's stateless mode kept them in memory):
+        #: for :meth:`get_user_id_for_subject_identifier` in this process, bounded, and
+        #: kept as long as a code or access token may be used
+        self._sealed_subjects: Optional[TTLCache[str]] = None
+        if _is_sealed(self.subject_identifiers):
+            self._sealed_subjects = TTLCache(
+                float(max(authorization_code_lifetime, access_token_lifetime)),
+                _SUBJECT_CACHE_SIZE, lambda: self.clock())
         self.authorization_code_lifetime = authorization_code_lifetime
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
@@ -202,6 +249,14 @@ class AuthorizationState:
         return record
 
     @property
+    def stateless(self) -> bool:
+        """Whether codes, access tokens or refresh tokens are sealed (stateless), as
+        pyop 3's attribute of that name: their records then travel in the values, with
+        the claims they may release (:attr:`KEY_USER_INFO`)."""
+        return any(_is_sealed(db) for db in (self.authorization_codes, self.access_tokens,
+                                             self.refresh_tokens))
+
+    @property
     def issues_refresh_tokens(self) -> bool:
         """Whether refresh tokens are issued (``refresh_token_lifetime`` > 0)."""
         return bool(self.refresh_token_lifetime and self.refresh_token_lifetime > 0)
@@ -229,6 +284,8 @@ class AuthorizationState:
             raise ValueError(f"unknown subject_type {subject_type!r}")
         db = self.subject_identifiers
         if _is_sealed(db):
+            if self._sealed_subjects is not None:
+                self._sealed_subjects.put(sub, user_id)
             return sub
         written = self._written_subjects
         if written is not None and written.get(sub) == user_id:
@@ -241,7 +298,19 @@ class AuthorizationState:
         return sub
 
     def get_user_id_for_subject_identifier(self, subject_identifier: str) -> str:
-        """Keyed reverse lookup ``sub -> user_id``; :class:`InvalidSubjectIdentifier` if unknown."""
+        """Keyed reverse lookup ``sub -> user_id``; :class:`InvalidSubjectIdentifier` if unknown.
+
+        With a sealed (stateless) subject identifier store, which records nothing, only
+        the subject identifiers this process made recently are known (as in pyop 3's
+        stateless mode, which kept them in memory).
+        """
+        sealed = self._sealed_subjects
+        if sealed is not None:
+            user_id = sealed.get(subject_identifier) if isinstance(
+                subject_identifier, str) else None
+            if user_id is None:
+                raise InvalidSubjectIdentifier("unknown subject identifier")
+            return user_id
         record = self.subject_identifiers.get(subject_identifier) if isinstance(
             subject_identifier, str) else None
         if not isinstance(record, dict) or "user_id" not in record:
@@ -252,6 +321,12 @@ class AuthorizationState:
         """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown."""
         if self._written_subjects is not None and isinstance(subject_identifier, str):
             self._written_subjects.discard(subject_identifier)
+        sealed = self._sealed_subjects
+        if sealed is not None:
+            if not isinstance(subject_identifier, str) or sealed.get(subject_identifier) is None:
+                raise InvalidSubjectIdentifier("unknown subject identifier")
+            sealed.discard(subject_identifier)
+            return
         if not isinstance(subject_identifier, str) or not self.subject_identifiers.delete(
                 subject_identifier):
             raise InvalidSubjectIdentifier("unknown subject identifier")
@@ -259,12 +334,57 @@ class AuthorizationState:
     # -- authorization codes (RFC 6749 4.1.2) --------------------------------------------------
 
     def create_authorization_code(self, authorization_request: Mapping[str, Any],
-                                  subject_identifier: str, user_id: str,
-                                  scope: Sequence[str],
+                                  subject_identifier: str, scope: Any = None,
+                                  user_info: Any = None, extra_id_token_claims: Any = None,
+                                  *, user_id: Optional[str] = None,
                                   extra: Optional[Mapping[str, Any]] = None) -> str:
+        """Issue an authorization code (RFC 6749 4.1.2), in either call style.
+
+        pyop 3's: ``(authorization_request, subject_identifier, scope=None,
+        user_info=None, extra_id_token_claims=None)``. The subject identifier must be
+        known (:meth:`get_subject_identifier` made it), else
+        :class:`InvalidSubjectIdentifier`; ``scope`` defaults to the request's. As in
+        pyop 3, ``user_info`` and ``extra_id_token_claims`` are kept with the code only
+        when codes are sealed (:attr:`stateless`), which then carry them to the tokens
+        issued from the code; server-side stores read the claims from the user source
+        when they are released.
+
+        This library's: ``(authorization_request, subject_identifier, user_id, scope,
+        extra=None)``, see :meth:`issue_authorization_code`.
+        """
+        if isinstance(scope, str) or user_id is not None:
+            if user_id is None:  # (request, sub, user_id, scope[, extra])
+                user_id, scope, extra = scope, user_info, extra or extra_id_token_claims
+            return self.issue_authorization_code(authorization_request, subject_identifier,
+                                                 user_id, scope, extra)
+        user = self._user_id_for_pyop3(subject_identifier)
+        data: dict[str, Any] = {}
+        if _is_sealed(self.authorization_codes):
+            if user_info:
+                data[self.KEY_USER_INFO] = dict(user_info)
+            data[self.KEY_EXTRA_ID_TOKEN_CLAIMS] = dict(extra_id_token_claims or {})
+        return self.issue_authorization_code(
+            _request_dict(authorization_request), subject_identifier, user,
+            _scope_list(scope, authorization_request), data)
+
+    def _user_id_for_pyop3(self, subject_identifier: Any) -> str:
+        """The user id of a ``sub`` given to a pyop 3-style call.
+
+        :raises InvalidSubjectIdentifier: unknown ``sub`` (with a sealed subject
+            identifier store: one this process did not make recently, as in pyop 3's
+            stateless mode, which kept them in memory).
+        """
+        return self.get_user_id_for_subject_identifier(subject_identifier)
+
+    def issue_authorization_code(self, authorization_request: Mapping[str, Any],
+                                 subject_identifier: str, user_id: str,
+                                 scope: Sequence[str],
+                                 extra: Optional[Mapping[str, Any]] = None) -> str:
         """Issue an authorization code bound to the request, user and granted scope.
 
-        :param extra: further data to keep with the code (``auth_time``, ``acr``...).
+        :param extra: further data to keep with the code (``auth_time``, ``acr``...,
+            :attr:`KEY_EXTRA_ID_TOKEN_CLAIMS`, and :attr:`KEY_USER_INFO`: the claims the
+            grant may release, carried over to its access and refresh tokens).
         """
         now = self._now()
         record: dict[str, Any] = {
@@ -332,7 +452,8 @@ class AuthorizationState:
 
     def redeem_authorization_code(
             self, authorization_code: str, record: Mapping[str, Any], *,
-            access_token_value: Optional[str] = None) -> tuple[AccessToken, Optional[str]]:
+            access_token_value: Optional[str] = None,
+            issue_refresh_token: bool = True) -> tuple[AccessToken, Optional[str]]:
         """Exchange a code for an access token (and refresh token), exactly once.
 
         The code record is atomically replaced by a "used" record naming the
@@ -348,6 +469,9 @@ class AuthorizationState:
             ``at_hash`` (OIDC Core 3.1.3.6) before the redemption completes; generated
             here when None. Not with sealed (stateless) access tokens, whose value is
             the sealed record (:attr:`access_token_values_are_random` is False).
+        :param issue_refresh_token: False issues no refresh token (even when
+            ``refresh_token_lifetime`` is set): pyop 3's :meth:`exchange_code_for_token`
+            left that to :meth:`create_refresh_token`.
         :raises InvalidAuthorizationCode: the code was already used.
         :raises ValueError: ``access_token_value`` given with sealed access tokens.
         """
@@ -356,7 +480,8 @@ class AuthorizationState:
         self.forget_issued_authorization_code(authorization_code)
         now = self._now()
         access_value = access_token_value or new_token_value()
-        refresh_value = new_token_value() if self.issues_refresh_tokens else None
+        refresh_value = (new_token_value() if self.issues_refresh_tokens and issue_refresh_token
+                         else None)
         grant = {
             "client_id": record["client_id"],
             "sub": record["sub"],
@@ -364,6 +489,9 @@ class AuthorizationState:
             "scope": record["scope"],
             "claims": claims_request_member(record.get("auth_req", {}), "userinfo") or None,
         }
+        user_info = record.get(self.KEY_USER_INFO)
+        if isinstance(user_info, dict):  # the claims a sealed grant may release
+            grant[self.KEY_USER_INFO] = user_info
         codes = self.authorization_codes
         access_token: Optional[AccessToken] = None
         refresh_token: Optional[str] = None
@@ -504,9 +632,37 @@ class AuthorizationState:
         return bool(self.access_tokens.delete(value))
 
     def create_access_token(self, authorization_request: Mapping[str, Any],
-                            subject_identifier: str, user_id: str,
-                            scope: Sequence[str]) -> AccessToken:
-        """Issue an access token directly (implicit and hybrid flows, OIDC Core 3.2.2.5)."""
+                            subject_identifier: str, scope: Any = None,
+                            user_info: Any = None, *, user_id: Optional[str] = None
+                            ) -> AccessToken:
+        """Issue an access token directly (implicit and hybrid flows, OIDC Core 3.2.2.5),
+        in either call style.
+
+        pyop 3's: ``(authorization_request, subject_identifier, scope=None,
+        user_info=None)``; :class:`InvalidSubjectIdentifier` for an unknown ``sub``;
+        ``user_info`` is carried by the token only when access tokens are sealed.
+        This library's: ``(authorization_request, subject_identifier, user_id, scope)``,
+        see :meth:`issue_access_token`.
+        """
+        if isinstance(scope, str) or user_id is not None:
+            if user_id is None:  # (request, sub, user_id, scope)
+                user_id, scope = scope, user_info
+            return self.issue_access_token(authorization_request, subject_identifier,
+                                           user_id, scope)
+        user = self._user_id_for_pyop3(subject_identifier)
+        carried = dict(user_info) if user_info and _is_sealed(self.access_tokens) else None
+        return self.issue_access_token(authorization_request, subject_identifier, user,
+                                       _scope_list(scope, authorization_request),
+                                       user_info=carried)
+
+    def issue_access_token(self, authorization_request: Mapping[str, Any],
+                           subject_identifier: str, user_id: str, scope: Sequence[str],
+                           *, user_info: Optional[Mapping[str, Any]] = None) -> AccessToken:
+        """Issue an access token directly (implicit and hybrid flows, OIDC Core 3.2.2.5).
+
+        :param user_info: the end-user's claims the token may release
+            (:attr:`KEY_USER_INFO`), kept in its record.
+        """
         grant = {
             "client_id": authorization_request["client_id"],
             "sub": subject_identifier,
@@ -514,6 +670,8 @@ class AuthorizationState:
             "scope": " ".join(scope),
             "claims": claims_request_member(authorization_request, "userinfo") or None,
         }
+        if user_info is not None:
+            grant[self.KEY_USER_INFO] = dict(user_info)
         return self._create_access_token(grant, self._now())
 
     def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
@@ -527,6 +685,27 @@ class AuthorizationState:
         return self._create_access_token(grant, self._now())
 
     def introspect_access_token(self, access_token_value: Any) -> dict[str, Any]:
+        """What pyop 3 answered about a live access token (RFC 7662 2.2 members).
+
+        ``{"active": True, "scope", "client_id", "token_type": "Bearer", "exp", "iat",
+        "sub", "aud": [client_id]}`` (no ``sub`` for a ``client_credentials`` token).
+        The token's full record is :meth:`get_access_token`.
+
+        :raises InvalidAccessToken: unknown, expired or revoked token (pyop 3 answered
+            ``active: False`` for an expired token it still stored; storage backends
+            here drop expired records).
+        """
+        record = self.get_access_token(access_token_value)
+        result: dict[str, Any] = {"active": True}
+        for name in ("scope", "client_id", "exp", "iat", "sub"):
+            if name in record:
+                result[name] = record[name]
+        if "client_id" in record:
+            result["aud"] = [record["client_id"]]
+        result["token_type"] = AccessToken.BEARER_TOKEN_TYPE
+        return result
+
+    def get_access_token(self, access_token_value: Any) -> dict[str, Any]:
         """The live record of an access token; :class:`InvalidAccessToken` if none.
 
         With ``access_token_cache_ttl``, a token this process issued less than that many
@@ -566,9 +745,44 @@ class AuthorizationState:
         record = self._refresh_token_record(grant, access_token_value, now)
         return self._store(self.refresh_tokens, record, record["exp"], value)
 
+    @overload
+    def use_refresh_token(self, refresh_token: Any, scope: Optional[list[str]] = None
+                          ) -> tuple[AccessToken, Optional[str]]: ...
+
+    @overload
     def use_refresh_token(self, refresh_token: Any, client_id: str,
                           scope: Optional[Sequence[str]] = None, *, rotate: bool = False
-                          ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
+                          ) -> tuple[AccessToken, Optional[str], dict[str, Any]]: ...
+
+    def use_refresh_token(self, refresh_token: Any, *args: Any, **kwargs: Any) -> Any:
+        """Issue a new access token from a refresh token (RFC 6749 6), in either call style.
+
+        pyop 3's: ``use_refresh_token(refresh_token, scope=None)`` returns
+        ``(access_token, new_refresh_token or None)``; the token's own client is used.
+        This library's: ``use_refresh_token(refresh_token, client_id, scope=None,
+        rotate=False)`` returns the grant record too, see :meth:`refresh_access_token`.
+
+        :raises InvalidRefreshToken: unknown, expired or replayed refresh token.
+        :raises InvalidScope: ``scope`` wider than the grant.
+        """
+        first = args[0] if args else kwargs.get("client_id")
+        if isinstance(first, str) or "client_id" in kwargs or "rotate" in kwargs:
+            return self.refresh_access_token(refresh_token, *args, **kwargs)
+        if len(args) > 1 or set(kwargs) - {"scope"}:
+            raise TypeError("use_refresh_token(refresh_token, scope=None) or "
+                            "use_refresh_token(refresh_token, client_id, scope=None, *, "
+                            "rotate=False)")
+        scope = args[0] if args else kwargs.get("scope")
+        record = self.get_refresh_token(refresh_token)
+        if record is None:
+            raise InvalidRefreshToken("unknown or expired refresh token")
+        access_token, new_refresh, _ = self.refresh_access_token(
+            refresh_token, str(record.get("client_id")), list(scope) if scope else None)
+        return access_token, new_refresh
+
+    def refresh_access_token(self, refresh_token: Any, client_id: str,
+                             scope: Optional[Sequence[str]] = None, *, rotate: bool = False
+                             ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
         """Issue a new access token from a refresh token (RFC 6749 6).
 
         The refresh token must belong to ``client_id``; ``scope`` may narrow
@@ -609,8 +823,7 @@ class AuthorizationState:
             new_scope = granted
 
         now = self._now()
-        grant: dict[str, Any] = {k: record[k] for k in ("client_id", "sub", "user_id", "claims")
-                                 if k in record}
+        grant: dict[str, Any] = {k: record[k] for k in _GRANT_FIELDS if k in record}
         grant["scope"] = " ".join(new_scope)
         threshold = self.refresh_token_threshold
         rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
@@ -645,7 +858,7 @@ class AuthorizationState:
     def _use_sealed_refresh_token(self, refresh_token: str, record: dict[str, Any],
                                   grant: dict[str, Any], now: int, rotate: bool
                                   ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
-        """:meth:`use_refresh_token` for sealed (stateless) refresh tokens.
+        """:meth:`refresh_access_token` for sealed (stateless) refresh tokens.
 
         A sealed record cannot change, so it cannot list the access tokens issued from it
         later; rotation consumes the presented token in the replay cache (single use,
@@ -680,8 +893,7 @@ class AuthorizationState:
         :raises InvalidRefreshToken: the token was used (or revoked, or expired) meanwhile;
             a concurrent use revokes the grant, as a replay does.
         """
-        full_grant: dict[str, Any] = {k: record[k] for k in ("client_id", "sub", "user_id",
-                                                             "claims") if k in record}
+        full_grant: dict[str, Any] = {k: record[k] for k in _GRANT_FIELDS if k in record}
         full_grant["scope"] = record["scope"]
         new_refresh = new_token_value()
         rotated = dict(record)
@@ -785,3 +997,113 @@ class AuthorizationState:
                 if isinstance(entry, list) and entry and isinstance(entry[0], str):
                     self._delete_access_token(entry[0])
             value = record.get("replaced_by")
+
+    # -- pyop 3 exchanges and lookups ----------------------------------------------------------
+
+    def exchange_code_for_token(self, authorization_code: Any) -> AccessToken:
+        """Exchange an authorization code for an access token, once (RFC 6749 4.1.2).
+
+        pyop 3's method: no refresh token is issued here (see
+        :meth:`create_refresh_token`); the client and ``redirect_uri`` checks of the token
+        request (RFC 6749 4.1.3) are the caller's. A second exchange of the same code
+        raises and revokes the token issued by the first.
+
+        :raises InvalidAuthorizationCode: unknown, expired or already used code.
+        """
+        record = self.get_authorization_code(authorization_code)
+        access_token, _ = self.redeem_authorization_code(authorization_code, record,
+                                                         issue_refresh_token=False)
+        return access_token
+
+    def create_refresh_token(self, access_token_value: Any) -> Optional[str]:
+        """A refresh token for the grant of a live access token (RFC 6749 6), pyop 3's method.
+
+        :returns: the refresh token, or None when ``refresh_token_lifetime`` is not set
+            (as in pyop 3) or the access token has no end-user (``client_credentials``,
+            RFC 6749 4.4.3).
+        :raises InvalidAccessToken: unknown, expired or revoked access token.
+        """
+        record = self.get_access_token(access_token_value)
+        if not self.issues_refresh_tokens or "user_id" not in record:
+            return None
+        grant: dict[str, Any] = {k: record[k] for k in _GRANT_FIELDS if k in record}
+        grant["scope"] = record["scope"]
+        return self._create_refresh_token(grant, access_token_value, self._now())
+
+    def _code_record(self, authorization_code: Any) -> dict[str, Any]:
+        """The record of an unexpired code for the pyop 3 lookups, used or not.
+
+        A sealed code is read from its value, so it can still be looked up after its
+        exchange, as in pyop 3; a stored code that was redeemed keeps only what replay
+        detection needs (``sub``, ``client_id``, ``scope``...).
+
+        :raises InvalidAuthorizationCode: unknown or expired code.
+        """
+        codes = self.authorization_codes
+        if _is_sealed(codes):
+            record = codes.unseal(authorization_code) if isinstance(  # type: ignore[attr-defined]
+                authorization_code, str) else None
+            if not isinstance(record, dict) or record.get("token_type") != "authorization_code":
+                raise InvalidAuthorizationCode("unknown or expired authorization code")
+            return record
+        return self.get_authorization_code(authorization_code)
+
+    def get_authorization_request_for_code(self, authorization_code: Any
+                                           ) -> AuthorizationRequest:
+        """The authentication request a code was issued for.
+
+        :raises InvalidAuthorizationCode: unknown or expired code, or a stored code
+            already redeemed (its "used" record no longer holds the request).
+        """
+        auth_req = self._code_record(authorization_code).get(self.KEY_AUTHORIZATION_REQUEST)
+        if not isinstance(auth_req, dict):
+            raise InvalidAuthorizationCode("the authorization code was already redeemed")
+        return cast(AuthorizationRequest, AuthorizationRequest().from_dict(auth_req))
+
+    def get_subject_identifier_for_code(self, authorization_code: Any) -> str:
+        """The ``sub`` a code was issued for; :class:`InvalidAuthorizationCode` if unknown."""
+        return str(self._code_record(authorization_code)["sub"])
+
+    def get_user_info_for_code(self, authorization_code: Any) -> Optional[dict[str, Any]]:
+        """The end-user claims a code carries (:attr:`KEY_USER_INFO`), or None.
+
+        Sealed codes carry them (what :meth:`create_authorization_code` or the provider
+        put in); stored codes do not, as in pyop 3.
+
+        :raises InvalidAuthorizationCode: unknown or expired code.
+        """
+        user_info = self._code_record(authorization_code).get(self.KEY_USER_INFO)
+        return user_info if isinstance(user_info, dict) else None
+
+    def get_extra_id_token_claims_for_code(self, authorization_code: Any
+                                           ) -> Optional[dict[str, Any]]:
+        """The extra ID token claims kept with a code (:attr:`KEY_EXTRA_ID_TOKEN_CLAIMS`),
+        or None; :class:`InvalidAuthorizationCode` if the code is unknown or expired."""
+        extra = self._code_record(authorization_code).get(self.KEY_EXTRA_ID_TOKEN_CLAIMS)
+        return extra if isinstance(extra, dict) else None
+
+    def get_user_info_for_access_token(self, access_token_value: Any
+                                       ) -> Optional[dict[str, Any]]:
+        """The end-user claims an access token carries (:attr:`KEY_USER_INFO`), or None.
+
+        :raises InvalidAccessToken: unknown, expired or revoked token.
+        """
+        user_info = self.get_access_token(access_token_value).get(self.KEY_USER_INFO)
+        return user_info if isinstance(user_info, dict) else None
+
+    def get_authorization_request_for_access_token(self, access_token_value: Any
+                                                   ) -> AuthorizationRequest:
+        """The authorization an access token was issued for, as an authentication request.
+
+        Access tokens do not keep the whole request (data minimisation): the answer has
+        its ``client_id``, the token's ``scope`` and the ``userinfo`` member of its
+        ``claims`` request (OIDC Core 5.5), which is what UserInfo needs.
+
+        :raises InvalidAccessToken: unknown, expired or revoked token.
+        """
+        record = self.get_access_token(access_token_value)
+        request: dict[str, Any] = {"client_id": record.get("client_id"),
+                                   "scope": str(record.get("scope", "")).split()}
+        if record.get("claims"):
+            request["claims"] = {"userinfo": record["claims"]}
+        return cast(AuthorizationRequest, AuthorizationRequest().from_dict(request))

@@ -909,12 +909,42 @@ class Provider:
             return claims
         return {k: v for k, v in claims.items() if k in supported}
 
-    def _user_claims(self, user_id: str, requested: Mapping[str, Any]) -> dict[str, Any]:
+    def _user_claims(self, user_id: str, requested: Mapping[str, Any],
+                     carried: Any = None) -> dict[str, Any]:
+        """The requested claims of the user; from ``carried`` (the claims a sealed grant
+        carries, see :meth:`_claims_to_carry`) when it is a mapping, else from the user
+        source."""
         requested = self._filter_supported(dict(requested))
         requested.pop("sub", None)
         if not requested:
             return {}
+        if isinstance(carried, Mapping):
+            return self.userinfo.get_claims_for(user_id, requested, carried)
         return self.userinfo.get_claims_for(user_id, requested)
+
+    def _claims_to_carry(self, user_id: str, client: Mapping[str, Any], scope: Iterable[str],
+                         authentication_request: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+        """The end-user's claims a grant carries when its codes or tokens are sealed.
+
+        With sealed (stateless) storage the code and tokens are the only state, and the
+        host may forget the user once ``authorize`` returns (pyop 3's stateless mode
+        carried the user's claims the same way). Only the claims the grant may release
+        are kept: those of its scope (OIDC Core 5.4) and of the ``userinfo`` and
+        ``id_token`` members of its ``claims`` request (OIDC Core 5.5), within the
+        client's allow-lists and ``claims_supported``; their values are filtered by the
+        request (``value``/``values``) when released. They are sealed (encrypted and
+        authenticated) with the rest of the record. None when nothing is sealed.
+        """
+        if not getattr(self.authz_state, "stateless", False):
+            return None
+        requested: dict[str, Any] = dict(self._scope_claims(scope))
+        requested.update(claims_request_member(authentication_request, "userinfo"))
+        requested.update(claims_request_member(authentication_request, "id_token"))
+        names = self._filter_supported(narrow_claims(requested, client))
+        names.pop("sub", None)
+        if not names:
+            return {}
+        return dict(self.userinfo.get_claims_for(user_id, dict.fromkeys(names)))
 
     @staticmethod
     def _extra_claims(extra: ExtraClaims, user_id: str,
@@ -987,6 +1017,9 @@ class Provider:
 
         response = AuthorizationResponse()
         code = None
+        carried = None
+        if response_types & {"code", "token"}:
+            carried = self._claims_to_carry(user_id, client, scope, authentication_request)
         if "code" in response_types:
             extra: dict[str, Any] = {}
             if auth_time_int is not None:
@@ -1001,13 +1034,15 @@ class Provider:
                 claims_now = extra_id_token_claims(user_id, client_id)
                 if claims_now:
                     extra["extra_id_token_claims"] = dict(claims_now)
-            code = self.authz_state.create_authorization_code(
+            if carried is not None:
+                extra["user_info"] = carried
+            code = self.authz_state.issue_authorization_code(
                 cast(Message, authentication_request).to_dict(), sub, user_id, scope, extra)
             set_string_member(response, "code", code)
         access_token = None
         if "token" in response_types:
-            access_token = self.authz_state.create_access_token(
-                authentication_request, sub, user_id, scope)
+            access_token = self.authz_state.issue_access_token(
+                authentication_request, sub, user_id, scope, user_info=carried)
             response["access_token"] = access_token.value
             response["token_type"] = access_token.type
             response["expires_in"] = access_token.expires_in
@@ -1230,7 +1265,8 @@ class Provider:
         return self._id_token(
             client_id=client_id, sub=record["sub"], user_id=user_id,
             nonce=auth_req.get("nonce"),
-            claims=self._user_claims(user_id, narrow_claims(requested, client)),
+            claims=self._user_claims(user_id, narrow_claims(requested, client),
+                                     record.get("user_info")),
             extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
             amr=record.get("amr"), access_token=access_token_value, signing_key=signing_key)
 
@@ -1245,13 +1281,13 @@ class Provider:
             raise InvalidScope("empty scope")
         scope = self._refresh_scope_in_allow_list(refresh_token, scope, client_id, client)
         # refresh tokens of public clients are rotated on every use (RFC 9700 4.14.2)
-        access_token, new_refresh, record = self.authz_state.use_refresh_token(
+        access_token, new_refresh, record = self.authz_state.refresh_access_token(
             refresh_token, client_id, scope,
             rotate=client.get("token_endpoint_auth_method") == "none")
         response = AccessTokenResponse(access_token=access_token.value,
                                        token_type=access_token.type,
                                        expires_in=access_token.expires_in)
-        # the scope granted, computed as use_refresh_token did (never re-read: a concurrent
+        # the scope granted, computed as refresh_access_token did (never re-read: a concurrent
         # replay may already have revoked the new token)
         response["scope"] = " ".join(s for s in record["scope"].split()
                                      if scope is None or s in scope)
@@ -1266,7 +1302,7 @@ class Provider:
 
         Requested values outside it are dropped; without a request, a grant wider than
         the allow-list (narrowed by the host since) is narrowed. Refresh never widens
-        the grant (RFC 6749 6): that is for ``use_refresh_token``.
+        the grant (RFC 6749 6): that is for ``refresh_access_token``.
 
         :raises InvalidScope: nothing in the allow-list remains.
         """
@@ -1316,7 +1352,7 @@ class Provider:
         """The unexpired record of a token of that type, or None."""
         if token_type == "access_token":
             try:
-                return self.authz_state.introspect_access_token(token)
+                return self.authz_state.get_access_token(token)
             except InvalidAccessToken:
                 return None
         return self.authz_state.get_refresh_token(token)
@@ -1422,7 +1458,7 @@ class Provider:
             raise InvalidUserinfoRequest(str(e)) from e
         token = extract_bearer_token_from_http_request(
             parameters, get_header(http_headers, "Authorization"))
-        record = self.authz_state.introspect_access_token(token)
+        record = self.authz_state.get_access_token(token)
         client = self.get_client(record.get("client_id"))
         if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
             raise InvalidAccessToken("the access token is unknown, expired or revoked")
@@ -1435,7 +1471,8 @@ class Provider:
             raise InsufficientScope("the access token was not granted the openid scope")
         requested = self._scope_claims(scope)
         requested.update(record.get("claims") or {})
-        claims = self._user_claims(record["user_id"], narrow_claims(requested, client))
+        claims = self._user_claims(record["user_id"], narrow_claims(requested, client),
+                                   record.get("user_info"))
         claims["sub"] = record["sub"]
         response = message_from_plain_values(UserinfoResponse, claims)
         if client.get("userinfo_signed_response_alg") is not None:

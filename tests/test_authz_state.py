@@ -140,7 +140,7 @@ class TestAuthorizationCodes:
         assert isinstance(access, AccessToken)
         assert access.type == "Bearer" and access.expires_in == 3600
         assert refresh is not None
-        record = state.introspect_access_token(access.value)
+        record = state.get_access_token(access.value)
         assert record["sub"] == SUB and record["user_id"] == USER_ID
         assert record["client_id"] == CLIENT_ID and record["scope"] == "openid email"
         assert record["claims"] == {"name": None}
@@ -156,7 +156,7 @@ class TestAuthorizationCodes:
         state = make_state(clock)
         access, refresh = redeem(state, issue_code(state))
         assert refresh is None
-        assert state.introspect_access_token(access.value)
+        assert state.get_access_token(access.value)
 
     def test_replay_revokes_issued_tokens(self, state: AuthorizationState) -> None:
         code = issue_code(state)
@@ -164,7 +164,7 @@ class TestAuthorizationCodes:
         with pytest.raises(InvalidAuthorizationCode, match="already used"):
             redeem(state, code)
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(access.value)
+            state.get_access_token(access.value)
         with pytest.raises(InvalidRefreshToken):
             state.use_refresh_token(refresh, CLIENT_ID)
 
@@ -175,7 +175,7 @@ class TestAuthorizationCodes:
         with pytest.raises(InvalidAuthorizationCode, match="already used"):
             state.redeem_authorization_code(code, stale)  # compare-and-set fails
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(access.value)
+            state.get_access_token(access.value)
 
     def test_replay_right_after_the_mark_revokes_the_refresh_token_too(
             self, clock: FakeClock) -> None:
@@ -202,7 +202,7 @@ class TestAuthorizationCodes:
         access, refresh = redeem(state, issue_code(state))
         assert replayed and refresh is not None
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(access.value)
+            state.get_access_token(access.value)
         assert state.get_refresh_token(refresh) is None
 
     def test_losing_redemption_leaves_no_refresh_token(self, clock: FakeClock) -> None:
@@ -252,13 +252,13 @@ class TestAuthorizationCodes:
         with pytest.raises(InvalidAuthorizationCode):
             redeem(state, code)
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(access.value)
+            state.get_access_token(access.value)
 
     def test_message_request_accepted(self, state: AuthorizationState) -> None:
         req = AuthorizationRequest().from_dict(
             dict(AUTH_REQ, claims={"userinfo": {"email": {"essential": True}}}))
         access = state.create_access_token(req, SUB, USER_ID, ["openid"])
-        assert state.introspect_access_token(access.value)["claims"] == {
+        assert state.get_access_token(access.value)["claims"] == {
             "email": {"essential": True}}
 
 
@@ -278,7 +278,7 @@ class TestSealedStorage:
         code = issue_code(state)
         record = state.get_authorization_code(code)
         access, refresh = state.redeem_authorization_code(code, record)
-        assert state.introspect_access_token(access.value)["sub"] == SUB
+        assert state.get_access_token(access.value)["sub"] == SUB
         with pytest.raises(InvalidAuthorizationCode):
             state.get_authorization_code(code)
         with pytest.raises(InvalidAuthorizationCode):
@@ -286,7 +286,7 @@ class TestSealedStorage:
         assert refresh is not None
         new_access, new_refresh, _ = state.use_refresh_token(refresh, CLIENT_ID)
         assert new_refresh is None
-        assert state.introspect_access_token(new_access.value)["scope"] == "openid email"
+        assert state.get_access_token(new_access.value)["scope"] == "openid email"
 
     def test_sealed_refresh_rotation(self, clock: FakeClock) -> None:
         state = self.sealed_state(clock, refresh_token_lifetime=100, refresh_token_threshold=200)
@@ -311,9 +311,17 @@ class TestSealedStorage:
             state.use_refresh_token(refresh, CLIENT_ID)
 
     def test_sealed_subject_identifiers_not_recorded(self, clock: FakeClock) -> None:
+        """A sealed subject identifier store records nothing: only the process that made a
+        ``sub`` knows it, for as long as its codes and tokens live (pyop 3's stateless
+        mode kept them in memory)."""
         state = self.sealed_state(clock)
         sub = state.get_subject_identifier("public", USER_ID)
         assert sub == HashBasedSubjectIdentifierFactory("salt").create_public_identifier(USER_ID)
+        assert state.get_user_id_for_subject_identifier(sub) == USER_ID
+        other_process = self.sealed_state(clock)
+        with pytest.raises(InvalidSubjectIdentifier):
+            other_process.get_user_id_for_subject_identifier(sub)
+        clock.advance(3600)  # max(code lifetime, access token lifetime)
         with pytest.raises(InvalidSubjectIdentifier):
             state.get_user_id_for_subject_identifier(sub)
 
@@ -322,7 +330,7 @@ class TestAccessTokens:
     def test_create_and_introspect(self, state: AuthorizationState, clock: FakeClock) -> None:
         access = state.create_access_token(AUTH_REQ, SUB, USER_ID, ["openid", "profile"])
         assert access.expires_in == 3600
-        record = state.introspect_access_token(access.value)
+        record = state.get_access_token(access.value)
         assert record["scope"] == "openid profile"
         assert record["token_type"] == "access_token"
         assert record["iat"] == clock.now and record["exp"] == clock.now + 3600
@@ -333,15 +341,15 @@ class TestAccessTokens:
         access = state.create_access_token(AUTH_REQ, SUB, USER_ID, ["openid"])
         assert access.expires_in == 60
         clock.advance(59)
-        assert state.introspect_access_token(access.value)
+        assert state.get_access_token(access.value)
         clock.advance(1)
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(access.value)
+            state.get_access_token(access.value)
 
     @pytest.mark.parametrize("value", [None, "", 1, "unknown", "a" * 5000])
     def test_unknown(self, state: AuthorizationState, value: Any) -> None:
         with pytest.raises(InvalidAccessToken) as info:
-            state.introspect_access_token(value)
+            state.get_access_token(value)
         assert info.value.http_status == 401
 
     def test_expired_record_in_a_plain_dict(self, clock: FakeClock) -> None:
@@ -349,16 +357,16 @@ class TestAccessTokens:
         tokens = {"tok": {"token_type": "access_token", "exp": clock.now, "scope": "openid"}}
         state = make_state(clock, access_token_db=tokens)
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token("tok")
+            state.get_access_token("tok")
         tokens["tok"]["exp"] = clock.now + 1
-        assert state.introspect_access_token("tok")["scope"] == "openid"
+        assert state.get_access_token("tok")["scope"] == "openid"
 
     def test_revoke(self, state: AuthorizationState) -> None:
         access = state.create_access_token(AUTH_REQ, SUB, USER_ID, ["openid"])
         assert state.revoke_access_token(access.value) is True
         assert state.revoke_access_token(access.value) is False
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(access.value)
+            state.get_access_token(access.value)
 
     def test_token_types_not_interchangeable_in_shared_storage(self, clock: FakeClock) -> None:
         shared = MemoryStorage(clock=clock)
@@ -367,7 +375,7 @@ class TestAccessTokens:
         access, refresh = redeem(state, issue_code(state))
         assert refresh is not None
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(refresh)
+            state.get_access_token(refresh)
         with pytest.raises(InvalidRefreshToken):
             state.use_refresh_token(access.value, CLIENT_ID)
 
@@ -386,12 +394,12 @@ class TestRefreshTokens:
         assert new_refresh is None
         assert record["token_type"] == "refresh_token"
         assert record["exp"] == clock.now - 10 + 3600
-        assert state.introspect_access_token(access.value)["iat"] == clock.now
+        assert state.get_access_token(access.value)["iat"] == clock.now
         # revoking the grant reaches every access token issued from it
         state.revoke_refresh_token(refresh)
         for token in (access, first_access):
             with pytest.raises(InvalidAccessToken):
-                state.introspect_access_token(token.value)
+                state.get_access_token(token.value)
         with pytest.raises(InvalidRefreshToken):
             state.use_refresh_token(refresh, CLIENT_ID)
 
@@ -463,13 +471,13 @@ class TestRefreshTokens:
     def test_scope(self, state: AuthorizationState) -> None:
         _, refresh = redeem(state, issue_code(state, scope=("openid", "email", "phone")))
         access, _, _ = state.use_refresh_token(refresh, CLIENT_ID, ["phone", "openid"])
-        assert state.introspect_access_token(access.value)["scope"] == "openid phone"
+        assert state.get_access_token(access.value)["scope"] == "openid phone"
         access, _, _ = state.use_refresh_token(refresh, CLIENT_ID, [])
-        assert state.introspect_access_token(access.value)["scope"] == ""
+        assert state.get_access_token(access.value)["scope"] == ""
         with pytest.raises(InvalidScope):
             state.use_refresh_token(refresh, CLIENT_ID, ["openid", "address"])
         access, _, _ = state.use_refresh_token(refresh, CLIENT_ID)
-        assert state.introspect_access_token(access.value)["scope"] == "openid email phone"
+        assert state.get_access_token(access.value)["scope"] == "openid email phone"
 
     @pytest.mark.parametrize("threshold,elapsed,rotates", [
         (None, 3599, False), (0, 3599, False), (100, 3500, False), (100, 3501, True),
@@ -489,7 +497,7 @@ class TestRefreshTokens:
         access2, second, _ = state.use_refresh_token(first, CLIENT_ID)
         access3, third, _ = state.use_refresh_token(second, CLIENT_ID)
         assert None not in (second, third)
-        assert state.introspect_access_token(access3.value)
+        assert state.get_access_token(access3.value)
         # replaying the first token revokes the whole chain
         with pytest.raises(InvalidRefreshToken, match="already used"):
             state.use_refresh_token(first, CLIENT_ID)
@@ -498,7 +506,7 @@ class TestRefreshTokens:
                 state.use_refresh_token(token, CLIENT_ID)
         for access in (access2, access3):
             with pytest.raises(InvalidAccessToken):
-                state.introspect_access_token(access.value)
+                state.get_access_token(access.value)
 
     def test_rotation_race_revokes(self, clock: FakeClock) -> None:
         state = make_state(clock, refresh_token_lifetime=100, refresh_token_threshold=1000,
@@ -509,7 +517,7 @@ class TestRefreshTokens:
         with pytest.raises(InvalidRefreshToken):
             state.use_refresh_token(refresh, CLIENT_ID)
         with pytest.raises(InvalidAccessToken):
-            state.introspect_access_token(access.value)
+            state.get_access_token(access.value)
 
     def test_revoke_unknown_is_harmless(self, state: AuthorizationState) -> None:
         state.revoke_refresh_token("unknown")

@@ -194,7 +194,7 @@ class TestCodeCache:
             redeem(provider, code)  # a replay reads the used record and revokes
         assert stores.codes.counts["get"] == 1
         with pytest.raises(InvalidAccessToken):
-            provider.authz_state.introspect_access_token(first["access_token"])
+            provider.authz_state.get_access_token(first["access_token"])
         assert provider.authz_state.get_refresh_token(first["refresh_token"]) is None
 
     def test_entry_removed_when_the_redemption_is_lost(
@@ -206,7 +206,7 @@ class TestCodeCache:
             redeem(issuer, code)  # every check passes on the cached record: the CAS fails
         assert len(issuer.authz_state._issued_codes or ()) == 0
         with pytest.raises(InvalidAccessToken):
-            issuer.authz_state.introspect_access_token(won["access_token"])
+            issuer.authz_state.get_access_token(won["access_token"])
         assert issuer.authz_state.get_refresh_token(won["refresh_token"]) is None
         assert stores.refresh_tokens.get(won["refresh_token"]) is None
 

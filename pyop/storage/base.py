@@ -25,7 +25,7 @@ import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Optional, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..exceptions import StorageError
 from ..util import json_encode_function
@@ -455,6 +455,9 @@ class StorageBase(abc.ABC):
         if not password:
             raise ValueError("stateless:// URI needs the secret as its password "
                              "(stateless://user:SECRET@host)")
+        alg = parse_qs(urlsplit(db_uri).query).get("alg")  # pyop 3: ?alg=aes256
+        if alg and "alg" not in kwargs:
+            kwargs["alg"] = alg[0]
         return StatelessWrapper(collection, unquote(password), ttl=ttl, **kwargs)
 
 

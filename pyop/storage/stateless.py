@@ -36,7 +36,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from cryptography.exceptions import InvalidTag
@@ -75,7 +75,9 @@ class StatelessWrapper(StorageBase):
     """Stateless store: values sealed into the tokens themselves.
 
     ``StorageBase.from_uri("stateless://user:SECRET@host", collection="authz_codes")``
-    or ``StatelessWrapper("authz_codes", SECRET)``.
+    or ``StatelessWrapper("authz_codes", SECRET)``; pyop 3's
+    ``StatelessWrapper(collection, encryption_key, alg=None)`` and
+    ``from_uri("stateless://user:SECRET@host?alg=aes256", ...)`` work too.
 
     Contract on this store: ``get(token)`` unseals (``default`` when invalid,
     expired, consumed or revoked); ``set`` does nothing (the value lives in
@@ -86,20 +88,40 @@ class StatelessWrapper(StorageBase):
 
     :param collection: token type; part of the key derivation.
     :param secret: the secret (str or bytes, at least 16 bytes recommended),
-        or a sequence of secrets for rotation: the first seals, all unseal.
+        or a sequence of secrets for rotation: the first seals, all unseal. pyop 3
+        named it ``encryption_key``, accepted as a keyword too.
+    :param alg: pyop 3's algorithm name: ``None`` or ``"aes256"`` (any case), the only
+        value pyop 3 accepted; either selects this sealing, AES-256-GCM (the token
+        format above, not pyop 3's, whose tokens do not unseal here). Kept in
+        :attr:`alg`.
     :param replay_cache: where consumed/revoked token hashes are kept; an
         in-process :class:`MemoryStorage` by default.
     :param clock: current UNIX time; decides expiry.
     :param ttl: default lifetime for :meth:`seal` without ``expires_at``.
-    :raises ValueError: empty secret.
+    :raises ValueError: empty secret, or an ``alg`` other than ``aes256``.
     """
 
     #: Longer input is rejected by :meth:`unseal` without decoding it.
     max_token_length = 65536
 
-    def __init__(self, collection: str, secret: Union[Secret, Sequence[Secret]], *,
+    #: pyop 3's name of the (only) algorithm: AES with a 256-bit key, here AES-256-GCM.
+    alg = "aes256"
+
+    def __init__(self, collection: str,
+                 secret: Union[Secret, Sequence[Secret], None] = None,
+                 alg: Optional[str] = None, *,
+                 encryption_key: Union[Secret, Sequence[Secret], None] = None,
                  replay_cache: Optional[StorageBase] = None, clock: Clock = time.time,
                  ttl: Optional[float] = None) -> None:
+        if alg is not None and (not isinstance(alg, str) or alg.lower() != "aes256"):
+            raise ValueError("unsupported encryption algorithm for sealed values "
+                             "(only aes256)")
+        if secret is not None and encryption_key is not None:
+            raise TypeError("give the secret once (secret or encryption_key)")
+        if secret is None:
+            secret = encryption_key
+        if secret is None:
+            raise ValueError("StatelessWrapper needs a non-empty secret")
         secrets_: list[Secret] = ([secret] if isinstance(secret, (str, bytes))
                                   else list(secret))
         if not secrets_ or any(not s for s in secrets_):
@@ -139,6 +161,23 @@ class StatelessWrapper(StorageBase):
         nonce = os.urandom(_NONCE_SIZE)
         sealed = self._aeads[0].encrypt(nonce, plaintext, _VERSION)
         return _b64encode(_VERSION + nonce + sealed)
+
+    def pack(self, value: Any) -> Optional[str]:
+        """Seal ``value`` into a token (pyop 3's method, built on :meth:`seal`).
+
+        As in pyop 3, a false value (``None``, ``{}``, ``""``) packs to ``None``. The
+        expiry is ``value["exp"]`` when ``value`` is a mapping with a numeric ``exp`` (as
+        pyop 3's records had), else ``now + ttl``.
+
+        :raises ValueError: no expiry (neither ``exp`` nor ``ttl``): a sealed value
+            always expires.
+        """
+        if not value:
+            return None
+        expires_at = value.get("exp") if isinstance(value, Mapping) else None
+        if isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)):
+            expires_at = None
+        return self.seal(value, expires_at)
 
     def unseal(self, token: Any) -> Optional[Any]:
         """The value sealed in ``token``, or ``None``.

@@ -193,4 +193,4 @@ def test_replay_between_the_mark_and_the_token_revokes_the_token() -> None:
     access_token, _ = authz.redeem_authorization_code(code, record)
     assert replays == [code]
     with pytest.raises(InvalidAccessToken):
-        authz.introspect_access_token(access_token.value)
+        authz.get_access_token(access_token.value)

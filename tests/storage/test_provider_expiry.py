@@ -114,17 +114,17 @@ def test_codes_and_tokens_expire_at_their_own_expiry(
     with pytest.raises(InvalidAuthorizationCode):
         authz.get_authorization_code(unused)
     assert codes.get(unused) is None  # the store itself, not only AuthorizationState
-    assert authz.introspect_access_token(access)["exp"] == t0 + ACCESS_LIFETIME
+    assert authz.get_access_token(access)["exp"] == t0 + ACCESS_LIFETIME
     _assert_purge_leaves_nothing_expired(stores, clock())
     assert unused not in [k for k, _ in _physical(codes)]
     # the used code's record outlives the code, so that a late replay still revokes
     assert [k for k, _ in _physical(codes)] == [used]
 
     clock.now = t0 + ACCESS_LIFETIME - 1
-    authz.introspect_access_token(access)
+    authz.get_access_token(access)
     clock.now = t0 + ACCESS_LIFETIME
     with pytest.raises(InvalidAccessToken):
-        authz.introspect_access_token(access)
+        authz.get_access_token(access)
     assert access_tokens.get(access) is None and codes.get(used) is None
     _assert_purge_leaves_nothing_expired(stores, clock())
     assert _physical(codes) == [] and _physical(access_tokens) == []
@@ -135,10 +135,10 @@ def test_codes_and_tokens_expire_at_their_own_expiry(
     with pytest.raises(InvalidRefreshToken):
         authz.use_refresh_token(refresh, CLIENT_ID)
     assert refresh_tokens.get(refresh) is None
-    authz.introspect_access_token(new_access.value)  # lives its own lifetime
+    authz.get_access_token(new_access.value)  # lives its own lifetime
     clock.now = t0 + REFRESH_LIFETIME - 1 + ACCESS_LIFETIME
     with pytest.raises(InvalidAccessToken):
-        authz.introspect_access_token(new_access.value)
+        authz.get_access_token(new_access.value)
     _assert_purge_leaves_nothing_expired(stores, clock())
     assert [_physical(s) for s in stores[:3]] == [[], [], []]
     # subject identifiers do not expire
@@ -209,7 +209,7 @@ def test_engine_expiry_is_the_tokens_own(engine_stores: list[StorageBase]) -> No
     assert checked == 6  # 3 codes (one used), 2 access tokens, 1 refresh token
     by_kind = {v["token_type"]: v["exp"] for v, _, _ in _recorded_expiries(refresh_tokens)}
     assert by_kind == {"refresh_token": clock() - 200 + REFRESH_LIFETIME}
-    assert authz.introspect_access_token(new_access.value)["exp"] == (
+    assert authz.get_access_token(new_access.value)["exp"] == (
         clock() - 100 + ACCESS_LIFETIME)
     # subject identifiers never expire
     assert [r for _, r, _ in _recorded_expiries(subjects)] in ([-1], [None])

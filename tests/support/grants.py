@@ -158,7 +158,7 @@ class Grant:
         assert list(self.refresh.inner.keys()) == []
         for value in self.issued:
             with pytest.raises(InvalidAccessToken):
-                self.state.introspect_access_token(value)
+                self.state.get_access_token(value)
             with pytest.raises(InvalidRefreshToken):
                 self.state.use_refresh_token(value, CLIENT_ID)
 
