@@ -48,11 +48,11 @@ class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
 
     ``scheme="hmac-sha256"`` is for new deployments: HMAC-SHA256 keyed with
     ``hash_salt`` over length-prefixed, domain-separated fields. Plain
-    concatenation is ambiguous (user ``"b.c"`` in sector ``"a"`` and user ``"c"``
-    in sector ``"a.b"`` hash the same input, and a public identifier can equal a
-    pairwise one); the length prefixes and the ``public``/``pairwise`` labels make
-    every input distinct. Switching an existing deployment to it changes every
-    ``sub``.
+    concatenation is ambiguous (user ``"bc"`` in sector ``"a"`` and user ``"c"``
+    in sector ``"ab"`` hash the same input, and a public identifier equals the
+    pairwise one for an empty sector); the length prefixes and the
+    ``public``/``pairwise`` labels make every input distinct. Switching an existing
+    deployment to it changes every ``sub``.
 
     :param hash_salt: a secret string; changing it changes every ``sub``.
     :param scheme: ``"sha256"`` (default, pyop 3's identifiers) or ``"hmac-sha256"``.
