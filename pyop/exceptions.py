@@ -230,6 +230,12 @@ class RequestedSubjectMismatch(InvalidAuthenticationRequest, AuthorizationError)
     right end-user to log in.
     """
 
+    default_oauth_error = "login_required"
+
+    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: str = "login_required", **kwargs: Any) -> None:
+        super().__init__(message, parsed_request, oauth_error, **kwargs)
+
 
 class InvalidClientAuthentication(OAuthError):
     """Client authentication failed (RFC 6749 5.2): answer 401 with ``WWW-Authenticate``."""

@@ -384,6 +384,10 @@ class Provider:
         for name, value in defaults.items():
             if name not in config:
                 config[name] = value
+        if self.extra_scopes and isinstance(config.get("scopes_supported"), list):
+            # the extra scopes are advertised also next to a given list (as in pyop 3)
+            config["scopes_supported"] = config["scopes_supported"] + [
+                scope for scope in self.extra_scopes if scope not in config["scopes_supported"]]
         if self.authz_state.issues_refresh_tokens and "refresh_token" not in config[
                 "grant_types_supported"] and "grant_types_supported" not in given:
             config["grant_types_supported"] = config["grant_types_supported"] + ["refresh_token"]

@@ -29,10 +29,11 @@ class SubjectIdentifierFactory:
         raise NotImplementedError
 
 
-#: :class:`HashBasedSubjectIdentifierFactory` schemes: SHA-256 of the concatenated
-#: fields and the salt, as pyop 3 computed them (the default), or HMAC-SHA256 over
-#: length-prefixed fields.
+#: :class:`HashBasedSubjectIdentifierFactory` scheme (the default): SHA-256 of the
+#: concatenated fields and the salt, as pyop 3 computed identifiers (OIDC Core 8.1).
 SCHEME_SHA256 = "sha256"
+#: :class:`HashBasedSubjectIdentifierFactory` scheme for new deployments: HMAC-SHA256
+#: keyed with the salt over length-prefixed, labelled fields.
 SCHEME_HMAC_SHA256 = "hmac-sha256"
 _SCHEMES = (SCHEME_SHA256, SCHEME_HMAC_SHA256)
 

@@ -315,3 +315,12 @@ def test_golden_values_regenerate_unchanged(tmp_path: Path) -> None:
 
     assert stable(fresh) == stable(json.loads(GOLDEN_PATH.read_text(encoding="utf-8")))
     assert sys.version_info >= (3, 9)
+
+
+def test_extra_scopes_are_advertised_next_to_given_scopes(
+        make_op: Callable[..., Provider]) -> None:
+    # pyop 3 added the extra_scopes to scopes_supported, given or not
+    op = make_op({"scopes_supported": ["openid", "email"]})
+    assert op.provider_configuration["scopes_supported"] == ["openid", "email", "eduperson"]
+    op = make_op({"scopes_supported": ["openid", "eduperson"]})
+    assert op.provider_configuration["scopes_supported"] == ["openid", "eduperson"]
