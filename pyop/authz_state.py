@@ -269,8 +269,10 @@ class AuthorizationState:
 
         :param subject_type: ``public`` or ``pairwise``.
         :param user_id: the host's local user id.
-        :param sector_identifier: host of the client's sector_identifier_uri or
-            redirect_uri (required for ``pairwise``, OIDC Core 8.1).
+        :param sector_identifier: the client's sector identifier (required for
+            ``pairwise``, OIDC Core 8.1): by default the ``host[:port]`` of its
+            sector_identifier_uri or of the request's redirect_uri, see
+            :meth:`Provider.subject_identifier_for <pyop.provider.Provider.subject_identifier_for>`.
         :raises ValueError: unknown subject type or missing sector identifier.
         """
         if subject_type == "public":
@@ -296,6 +298,30 @@ class AuthorizationState:
         if written is not None:
             written.put(sub, user_id)
         return sub
+
+    def record_subject_identifier(self, subject_identifier: str, user_id: str,
+                                  subject_type: str = "public") -> None:
+        """Record a ``sub`` chosen outside the factory (the user record's own ``sub``
+        claim, as pyop 3 issued it) for keyed reverse lookup ``sub -> user_id``.
+
+        The host's user data decides: a ``sub`` recorded for another user is moved to
+        this one (and a warning logged).
+        """
+        db = self.subject_identifiers
+        if _is_sealed(db):
+            return
+        written = self._written_subjects
+        if written is not None and written.get(subject_identifier) == user_id:
+            return
+        record = {"user_id": user_id, "type": subject_type}
+        if not db.add(subject_identifier, record):
+            current = db.get(subject_identifier)
+            if not isinstance(current, dict) or current.get("user_id") != user_id:
+                logger.warning("a subject identifier from a user record was recorded for "
+                               "another user; it now resolves to the new one")
+                db.set(subject_identifier, record)
+        if written is not None:
+            written.put(subject_identifier, user_id)
 
     def get_user_id_for_subject_identifier(self, subject_identifier: str) -> str:
         """Keyed reverse lookup ``sub -> user_id``; :class:`InvalidSubjectIdentifier` if unknown.

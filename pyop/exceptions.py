@@ -29,6 +29,7 @@ __all__ = [
     "InvalidRedirectURI",
     "InvalidClientId",
     "AuthorizationError",
+    "RequestedSubjectMismatch",
     "InvalidClientAuthentication",
     "InvalidTokenRequest",
     "InvalidAuthorizationCode",
@@ -216,6 +217,24 @@ class InvalidRedirectURI(InvalidAuthenticationRequest):
 
 class AuthorizationError(Exception):
     """The end-user or host refused the authorization (not a ``ValueError``, as in pyop 3)."""
+
+
+class RequestedSubjectMismatch(InvalidAuthenticationRequest, AuthorizationError):
+    """The request asked for a ``sub`` value other than the authenticated end-user's.
+
+    OIDC Core 3.1.2.2 and 5.5.1: the provider must not answer with an ID token or
+    access token for another user. Raised by :meth:`~pyop.provider.Provider.authorize`
+    before anything is issued; an :class:`AuthorizationError` (what pyop 3 raised) and a
+    redirectable :class:`InvalidAuthenticationRequest` whose ``oauth_error`` is
+    ``login_required`` (OIDC Core 3.1.2.6): send it with ``to_error_url()``, or ask the
+    right end-user to log in.
+    """
+
+    default_oauth_error = "login_required"
+
+    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: str = "login_required", **kwargs: Any) -> None:
+        super().__init__(message, parsed_request, oauth_error, **kwargs)
 
 
 class InvalidClientAuthentication(OAuthError):

@@ -69,6 +69,7 @@ from .exceptions import (
     InvalidSubjectIdentifier,
     InvalidTokenRequest,
     InvalidUserinfoRequest,
+    RequestedSubjectMismatch,
     TokenWithoutEndUser,
     UnauthorizedClient,
     UnsupportedGrantType,
@@ -134,6 +135,9 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "address": ("address",),
     "phone": ("phone_number", "phone_number_verified"),
 }
+
+#: Where the sector identifier of pairwise subject identifiers comes from (OIDC Core 8.1).
+PAIRWISE_SECTOR_SOURCES = ("request", "registration")
 
 #: The client of the request being handled: (client_id, metadata), read from storage once.
 _request_client: contextvars.ContextVar[Optional[tuple[str, Mapping[str, Any]]]] = (
@@ -218,6 +222,16 @@ class Provider:
         made by another process is seen after at most this many seconds.
     :param client_cache_size: how many clients the cache keeps (least recently used
         are dropped first).
+    :param pairwise_sector_from: where the sector identifier of ``pairwise`` subject
+        identifiers comes from (OIDC Core 8.1). ``"request"`` (default, as pyop 3): the
+        ``host[:port]`` of the client's ``sector_identifier_uri``, else of the
+        authentication request's ``redirect_uri``. ``"registration"``: the host of the
+        ``sector_identifier_uri``, else of the registered ``redirect_uris`` (the first
+        one's when they have several hosts), whatever redirect_uri a request uses.
+        Switching an existing deployment changes pairwise ``sub`` values.
+    :param limit_claims_to_claims_supported: release only the claims listed in the
+        ``claims_supported`` metadata (off by default: as in pyop 3, and as OIDC
+        Discovery 3 allows, the list need not be exhaustive).
     :param executor: a :class:`concurrent.futures.Executor` (e.g. a
         ``ThreadPoolExecutor``) on which the token endpoint writes a code redemption
         while the calling thread builds and signs the ID token, so that a code
@@ -251,6 +265,8 @@ class Provider:
         client_cache_ttl: Optional[float] = None,
         client_cache_size: int = 1024,
         executor: Optional[Executor] = None,
+        pairwise_sector_from: str = "request",
+        limit_claims_to_claims_supported: bool = False,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -266,6 +282,13 @@ class Provider:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
+        if pairwise_sector_from not in PAIRWISE_SECTOR_SOURCES:
+            raise InvalidConfiguration("pairwise_sector_from: must be one of "
+                                       + ", ".join(PAIRWISE_SECTOR_SOURCES))
+        #: ``"request"`` or ``"registration"``: see the constructor.
+        self.pairwise_sector_from = pairwise_sector_from
+        #: Release only the claims of ``claims_supported`` (when published).
+        self.limit_claims_to_claims_supported = limit_claims_to_claims_supported
         self.code_challenge_methods = ("S256", "plain") if allow_plain_pkce else ("S256",)
         self.max_request_size = max_request_size
         self.allow_unsigned_request_objects = allow_unsigned_request_objects
@@ -361,6 +384,10 @@ class Provider:
         for name, value in defaults.items():
             if name not in config:
                 config[name] = value
+        if self.extra_scopes and isinstance(config.get("scopes_supported"), list):
+            # the extra scopes are advertised also next to a given list (as in pyop 3)
+            config["scopes_supported"] = config["scopes_supported"] + [
+                scope for scope in self.extra_scopes if scope not in config["scopes_supported"]]
         if self.authz_state.issues_refresh_tokens and "refresh_token" not in config[
                 "grant_types_supported"] and "grant_types_supported" not in given:
             config["grant_types_supported"] = config["grant_types_supported"] + ["refresh_token"]
@@ -854,17 +881,27 @@ class Provider:
             raise InvalidTokenRequest("unknown client", oauth_error="invalid_client")
         return client
 
-    def subject_identifier_for(self, client_id: str, user_id: str) -> str:
-        """The ``sub`` a client sees for a user: public or pairwise per its registration.
+    def subject_identifier_for(self, client_id: str, user_id: str,
+                               redirect_uri: Optional[str] = None) -> str:
+        """The ``sub`` a client sees for a user (OIDC Core 8), as :meth:`authorize` issues it.
 
-        OIDC Core 8. Hosts use it e.g. to know which ``sub`` to log out.
+        Hosts use it e.g. to know which ``sub`` to log out. A ``sub`` in the user's record
+        (``userinfo[user_id]["sub"]``) is that user's ``sub`` for every client. Otherwise
+        it is public or pairwise per the client's ``subject_type`` (default: the first of
+        ``subject_types_supported``). For a pairwise client, the sector identifier is that
+        of :attr:`pairwise_sector_from`: with ``"request"`` (the default) it depends on the
+        redirect_uri of the authentication request when the client has no
+        ``sector_identifier_uri``; pass that ``redirect_uri``. Without it, the client's
+        first registered redirect URI stands for the request's (the ``sub`` issued for a
+        request to that URI).
 
-        :raises ValueError: unknown client.
+        :raises ValueError: unknown client, or a pairwise client without any URI to
+            derive a sector identifier from.
         """
         client = self.get_client(client_id)
         if client is None:
             raise ValueError("unknown client")
-        return self._subject_identifier(client, user_id)
+        return self._subject_identifier(client, user_id, redirect_uri)
 
     def verify_id_token_hint(self, id_token_hint: Any) -> Optional[dict[str, Any]]:
         """Claims of an ID token this provider issued (expired ones included), or None.
@@ -873,20 +910,89 @@ class Provider:
         """
         return verify_id_token_hint(id_token_hint, self._verification_keys, self.issuer)
 
-    def _subject_identifier(self, client: Mapping[str, Any], user_id: str) -> str:
-        subject_type = client.get("subject_type", "public")
-        sector = None
-        if subject_type == "pairwise":
-            sector_uri = client.get("sector_identifier_uri")
-            if isinstance(sector_uri, str):
-                sector = urlsplit(sector_uri).hostname
-            else:
-                uris = client.get("redirect_uris") or []
-                sector = urlsplit(uris[0]).hostname if uris else None
+    def _user_record(self, user_id: str) -> Optional[Mapping[str, Any]]:
+        """The user's claims (``userinfo[user_id]``), or None when the user has none."""
+        try:
+            record = self.userinfo[user_id]
+        except KeyError:
+            return None
+        return record if isinstance(record, Mapping) else None
+
+    def _subject_type(self, client: Mapping[str, Any]) -> str:
+        """The client's ``subject_type``, else the first of ``subject_types_supported``
+        (as pyop 3; OIDC Registration 2 leaves the default to the provider)."""
+        subject_type = client.get("subject_type")
+        if isinstance(subject_type, str) and subject_type:
+            return subject_type
+        supported = self.configuration_information.get("subject_types_supported") or []
+        return str(supported[0]) if supported else "public"
+
+    def _sector_identifier(self, client: Mapping[str, Any],
+                           redirect_uri: Optional[str]) -> Optional[str]:
+        """The sector identifier of a pairwise client (OIDC Core 8.1), per
+        :attr:`pairwise_sector_from`."""
+        sector_uri = client.get("sector_identifier_uri")
+        uris = client.get("redirect_uris") or []
+        if self.pairwise_sector_from == "request":
+            # the netloc (host[:port]), as pyop 3 computed it
+            uri = sector_uri if isinstance(sector_uri, str) else redirect_uri
+            if not isinstance(uri, str):
+                uri = uris[0] if uris else None
+            return urlsplit(uri).netloc if isinstance(uri, str) else None
+        if isinstance(sector_uri, str):
+            return urlsplit(sector_uri).hostname
+        return urlsplit(uris[0]).hostname if uris and isinstance(uris[0], str) else None
+
+    def _subject_identifier(self, client: Mapping[str, Any], user_id: str,
+                            redirect_uri: Optional[str] = None,
+                            user_record: Optional[Mapping[str, Any]] = None,
+                            *, user_record_read: bool = False) -> str:
+        """The ``sub`` of a user for a client, recorded for reverse lookup (OIDC Core 8).
+
+        :param redirect_uri: the authentication request's redirect_uri.
+        :param user_record: the user's claims when the caller read them
+            (``user_record_read``), else they are read here.
+        """
+        if not user_record_read:
+            user_record = self._user_record(user_id)
+        chosen = user_record.get("sub") if user_record is not None else None
+        if chosen:
+            # the host chose the user's sub (as pyop 3: for every client, recorded as public)
+            sub = chosen if isinstance(chosen, str) else str(chosen)
+            self.authz_state.record_subject_identifier(sub, user_id, "public")
+            return sub
+        subject_type = self._subject_type(client)
+        sector = self._sector_identifier(client, redirect_uri) \
+            if subject_type == "pairwise" else None
         return self.authz_state.get_subject_identifier(subject_type, user_id, sector)
 
+    def _check_requested_subject(self, authentication_request: Mapping[str, Any],
+                                 sub: str) -> None:
+        """A ``sub`` requested with a value must be the end-user's (OIDC Core 3.1.2.2, 5.5.1).
+
+        :raises RequestedSubjectMismatch: another ``sub`` was requested (also when the
+            ``id_token`` and ``userinfo`` members ask for different ones).
+        """
+        for member in ("id_token", "userinfo"):
+            request = claims_request_member(authentication_request, member).get("sub")
+            if not isinstance(request, Mapping):
+                continue
+            mismatch = "value" in request and request["value"] != sub
+            values = request.get("values")
+            if isinstance(values, list) and sub not in values:
+                mismatch = True
+            if mismatch:
+                raise RequestedSubjectMismatch(
+                    "the authenticated end-user is not the one requested",
+                    _error_context(authentication_request), "login_required",
+                    redirect_uri_verified=True, issuer=self.issuer)
+
     def _allowed_scopes(self) -> set[str]:
+        """Scope values granted when requested: the advertised ones, and, as in pyop 3,
+        the standard ones of OIDC Core 5.4 and those of ``extra_scopes`` even when not
+        advertised (OIDC Discovery 3: ``scopes_supported`` need not list them all)."""
         allowed = set(self.configuration_information.get("scopes_supported") or [])
+        allowed.update(SCOPE_CLAIMS)
         allowed.update(self.extra_scopes)
         allowed.update(["openid", "offline_access"] if self.authz_state.issues_refresh_tokens
                        else ["openid"])
@@ -897,29 +1003,35 @@ class Provider:
         return [s for s in authentication_request.get("scope") or [] if s in allowed]
 
     def _scope_claims(self, scope: Iterable[str]) -> dict[str, None]:
+        """Claims the scope values request (OIDC Core 5.4); an ``extra_scopes`` entry for
+        a standard scope replaces its claims, as in pyop 3."""
         claims: dict[str, None] = {}
+        extra = self.extra_scopes
         for value in scope:
-            for claim in SCOPE_CLAIMS.get(value, ()) + tuple(self.extra_scopes.get(value, ())):
+            names = extra[value] if value in extra else SCOPE_CLAIMS.get(value, ())
+            for claim in names:
                 claims[claim] = None
         return claims
 
     def _filter_supported(self, claims: dict[str, Any]) -> dict[str, Any]:
+        if not self.limit_claims_to_claims_supported:
+            return claims
         supported = self.configuration_information.get("claims_supported")
         if not supported:
             return claims
         return {k: v for k, v in claims.items() if k in supported}
 
     def _user_claims(self, user_id: str, requested: Mapping[str, Any],
-                     carried: Any = None) -> dict[str, Any]:
-        """The requested claims of the user; from ``carried`` (the claims a sealed grant
-        carries, see :meth:`_claims_to_carry`) when it is a mapping, else from the user
-        source."""
+                     user_record: Any = None) -> dict[str, Any]:
+        """The requested claims of the user, read from ``user_record`` when it is a mapping
+        (the user record read once at authorization, or the claims a sealed grant carries,
+        see :meth:`_claims_to_carry`), else from the user source."""
         requested = self._filter_supported(dict(requested))
         requested.pop("sub", None)
         if not requested:
             return {}
-        if isinstance(carried, Mapping):
-            return self.userinfo.get_claims_for(user_id, requested, carried)
+        if isinstance(user_record, Mapping):
+            return self.userinfo.get_claims_for(user_id, requested, user_record)
         return self.userinfo.get_claims_for(user_id, requested)
 
     def _claims_to_carry(self, user_id: str, client: Mapping[str, Any], scope: Iterable[str],
@@ -1007,7 +1119,11 @@ class Provider:
         client = self._client(client_id)
         id_token_key = self._id_token_key(client)  # before any code or token is issued
         response_types = response_type_set(authentication_request.get("response_type"))
-        sub = self._subject_identifier(client, user_id)
+        user_record = self._user_record(user_id)
+        sub = self._subject_identifier(client, user_id,
+                                       authentication_request.get("redirect_uri"),
+                                       user_record, user_record_read=True)
+        self._check_requested_subject(authentication_request, sub)
         scope = narrow_scope(self._granted_scope(authentication_request), client)
         auth_time_int = int(auth_time) if auth_time is not None else None
         if auth_time_int is None and self._auth_time_required(authentication_request, client):
@@ -1054,7 +1170,8 @@ class Provider:
             response["id_token"] = self._id_token(
                 client_id=client_id, sub=sub, user_id=user_id,
                 nonce=authentication_request.get("nonce"),
-                claims=self._user_claims(user_id, narrow_claims(requested, client)),
+                claims=self._user_claims(user_id, narrow_claims(requested, client),
+                                         user_record),
                 extra=extra_id_token_claims,
                 auth_time=auth_time_int, acr=acr, amr=amr,
                 access_token=access_token.value if access_token else None, code=code,

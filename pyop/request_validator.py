@@ -194,7 +194,8 @@ def check_pkce(request: Mapping[str, Any], provider: Provider) -> None:
 def check_claims(request: Mapping[str, Any], provider: Provider) -> None:
     """The ``claims`` parameter: a JSON object of ``userinfo``/``id_token`` objects.
 
-    OIDC Core 5.5, 5.5.1.
+    OIDC Core 5.5, 5.5.1. A ``userinfo`` member needs a response type that issues an
+    access token (OIDC Core 5.5; refused as in pyop 3).
     """
     claims = request.get("claims")
     if claims is None:
@@ -219,6 +220,10 @@ def check_claims(request: Mapping[str, Any], provider: Provider) -> None:
                     raise _error("essential must be a boolean", request)
                 if "values" in spec and not isinstance(spec["values"], list):
                     raise _error("values must be an array", request)
+    if claims.get("userinfo") is not None and response_type_set(
+            request.get("response_type")) == {"id_token"}:
+        raise _error("userinfo claims cannot be requested with response_type=id_token "
+                     "(no access token is issued)", request)
 
 
 #: The default checks after the fatal ones, in order.

@@ -6,7 +6,12 @@ import hashlib
 import hmac
 from typing import Any, Optional
 
-__all__ = ["SubjectIdentifierFactory", "HashBasedSubjectIdentifierFactory"]
+__all__ = [
+    "SubjectIdentifierFactory",
+    "HashBasedSubjectIdentifierFactory",
+    "SCHEME_SHA256",
+    "SCHEME_HMAC_SHA256",
+]
 
 #: Identifiers a :class:`HashBasedSubjectIdentifierFactory` remembers (then forgets them all).
 _MEMO_SIZE = 4096
@@ -24,21 +29,43 @@ class SubjectIdentifierFactory:
         raise NotImplementedError
 
 
-class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
-    """Subject identifiers as keyed hashes of the user id.
+#: :class:`HashBasedSubjectIdentifierFactory` scheme (the default): SHA-256 of the
+#: concatenated fields and the salt, as pyop 3 computed identifiers (OIDC Core 8.1).
+SCHEME_SHA256 = "sha256"
+#: :class:`HashBasedSubjectIdentifierFactory` scheme for new deployments: HMAC-SHA256
+#: keyed with the salt over length-prefixed, labelled fields.
+SCHEME_HMAC_SHA256 = "hmac-sha256"
+_SCHEMES = (SCHEME_SHA256, SCHEME_HMAC_SHA256)
 
-    Computed as HMAC-SHA256 keyed with ``hash_salt`` over length-prefixed
-    fields, so no two different (user id, sector) pairs share an input
-    (OIDC Core 8.1 suggests ``sub = SHA-256(sector || local_id || salt)``; the
-    HMAC and the length prefixes make the concatenation unambiguous). Public
-    and pairwise identifiers are domain-separated, so they never collide.
+
+class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
+    """Subject identifiers as hashes of the user id and a secret salt.
+
+    With the default ``scheme="sha256"`` the identifiers are those of pyop 3,
+    the formula OIDC Core 8.1 suggests: the hex SHA-256 of the UTF-8 bytes of
+    ``sector_identifier + user_id + hash_salt`` (pairwise) or of
+    ``user_id + hash_salt`` (public). A deployment upgrading from pyop 3 keeps
+    every ``sub`` it issued.
+
+    ``scheme="hmac-sha256"`` is for new deployments: HMAC-SHA256 keyed with
+    ``hash_salt`` over length-prefixed, domain-separated fields. Plain
+    concatenation is ambiguous (user ``"bc"`` in sector ``"a"`` and user ``"c"``
+    in sector ``"ab"`` hash the same input, and a public identifier equals the
+    pairwise one for an empty sector); the length prefixes and the
+    ``public``/``pairwise`` labels make every input distinct. Switching an existing
+    deployment to it changes every ``sub``.
 
     :param hash_salt: a secret string; changing it changes every ``sub``.
+    :param scheme: ``"sha256"`` (default, pyop 3's identifiers) or ``"hmac-sha256"``.
+    :raises ValueError: an empty salt or an unknown scheme.
     """
 
-    def __init__(self, hash_salt: str) -> None:
+    def __init__(self, hash_salt: str, *, scheme: str = SCHEME_SHA256) -> None:
         if not hash_salt:
             raise ValueError("hash_salt must be a non-empty secret")
+        if scheme not in _SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(_SCHEMES)}")
+        self.scheme = scheme
         self._key = hash_salt.encode("utf-8") if isinstance(hash_salt, str) else bytes(hash_salt)
         #: HMAC-SHA256 keyed, nothing hashed yet: copied for each identifier (never updated)
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
@@ -53,6 +80,7 @@ class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("scheme", SCHEME_HMAC_SHA256)  # pickled before schemes existed
         self.__dict__.update(state)
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
         self._memo = {}
@@ -61,11 +89,19 @@ class HashBasedSubjectIdentifierFactory(SubjectIdentifierFactory):
         memo = self._memo
         identifier = memo.get(fields)
         if identifier is None:
-            identifier = self._mac(fields)
+            if self.scheme == SCHEME_SHA256:
+                identifier = self._sha256(fields)
+            else:
+                identifier = self._mac(fields)
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
             memo[fields] = identifier
         return identifier
+
+    def _sha256(self, fields: tuple[str, ...]) -> str:
+        # fields[0] is the public/pairwise label: not hashed in this scheme (OIDC Core 8.1)
+        data = "".join(fields[1:]).encode("utf-8") + self._key
+        return hashlib.sha256(data).hexdigest()
 
     def _mac(self, fields: tuple[str, ...]) -> str:
         parts = []

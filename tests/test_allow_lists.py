@@ -290,7 +290,9 @@ class TestRegistration:
         op = make_provider(extra_scopes={"eduperson": ["eduperson_principal_name"]},
                            config={**configuration(), "scopes_supported": ["openid", "email"]})
         assert self._register(op, scope="openid eduperson email")["scope"]
-        for scope in ("openid profile", "openid offline_access"):  # no refresh tokens
+        # the standard scopes are granted even when not advertised (as in pyop 3)
+        assert self._register(op, scope="openid profile phone")["scope"]
+        for scope in ("openid unknown-scope", "openid offline_access"):  # no refresh tokens
             with pytest.raises(InvalidClientRegistrationRequest):
                 self._register(op, scope=scope)
         with_refresh = make_provider(authz_kwargs={"refresh_token_lifetime": 60},

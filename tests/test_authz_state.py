@@ -548,6 +548,23 @@ class TestSubjectIdentifiers:
             assert state.get_user_id_for_subject_identifier(sub) == USER_ID
         assert state.subject_identifiers.get(sub_a) == {"user_id": USER_ID, "type": "pairwise"}
 
+    @pytest.mark.parametrize("cache_ttl", [None, 60])
+    def test_recorded_subject_identifier(self, clock: FakeClock, cache_ttl: Optional[int],
+                                         caplog: pytest.LogCaptureFixture) -> None:
+        # a sub chosen in the user record (not made by the factory)
+        state = make_state(clock, subject_identifier_cache_ttl=cache_ttl)
+        state.record_subject_identifier("chosen", USER_ID)
+        state.record_subject_identifier("chosen", USER_ID)
+        assert state.subject_identifiers.get("chosen") == {"user_id": USER_ID, "type": "public"}
+        assert state.get_user_id_for_subject_identifier("chosen") == USER_ID
+        with caplog.at_level(logging.WARNING, logger="pyop.authz_state"):
+            state.record_subject_identifier("chosen", "bob")  # the user data changed
+        assert state.get_user_id_for_subject_identifier("chosen") == "bob"
+        assert "another user" in caplog.text and "chosen" not in caplog.text
+        state.delete_state_for_subject_identifier("chosen")  # logout
+        state.record_subject_identifier("chosen", "bob")
+        assert state.get_user_id_for_subject_identifier("chosen") == "bob"
+
     def test_pairwise_needs_sector(self, state: AuthorizationState) -> None:
         with pytest.raises(ValueError, match="sector"):
             state.get_subject_identifier("pairwise", USER_ID)

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from pyop.authz_state import AuthorizationState
 from pyop.crypto import SigningKey, VerificationKey, jws_sign, jws_verify
 from pyop.exceptions import (
+    AuthorizationError,
     BearerTokenError,
     InsufficientScope,
     InvalidAccessToken,
@@ -44,6 +45,7 @@ from pyop.exceptions import (
     InvalidSubjectIdentifier,
     InvalidTokenRequest,
     InvalidUserinfoRequest,
+    RequestedSubjectMismatch,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -829,7 +831,7 @@ class TestAuthorize:
     def test_claims_parameter_id_token_member(self, provider: Provider) -> None:
         claims_req = {"id_token": {"email": {"essential": True}, "nickname": None,
                                    "phone_number_verified": {"essential": True},
-                                   "sub": {"value": "someone-else"}}}
+                                   "sub": {"essential": True}}}
         req = parse(provider, response_type="code id_token", claims=json.dumps(claims_req))
         response = provider.authorize(req, USER_ID)
         for token in (response["id_token"], exchange(provider, response["code"])["id_token"]):
@@ -865,7 +867,7 @@ class TestAuthorize:
             self, make_provider: Callable[..., Provider]) -> None:
         config = configuration()
         config["claims_supported"] = ["sub", "email", "name"]
-        prov = make_provider(config=config)
+        prov = make_provider(config=config, limit_claims_to_claims_supported=True)
         req = parse(prov, response_type="id_token", scope="openid email profile",
                     claims=json.dumps({"id_token": {"nickname": None}}))
         claims = verify(prov, prov.authorize(req, USER_ID)["id_token"])
@@ -1024,6 +1026,120 @@ class TestSubjectIdentifiers:
         info = prov.handle_userinfo_request(None, {"authorization": "Bearer "
                                                    + token["access_token"]})
         assert info["sub"] == sub
+
+    @pytest.mark.parametrize("member", ["id_token", "userinfo"])
+    @pytest.mark.parametrize("request_", [{"value": "someone-else"},
+                                          {"value": "someone-else", "essential": True},
+                                          {"values": ["someone-else", "another"]}])
+    def test_requested_sub_of_another_user_is_refused(
+            self, provider: Provider, member: str, request_: dict[str, Any],
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        # OIDC Core 3.1.2.2, 5.5.1: no ID token or access token for another user
+        req = parse(provider, response_type="code id_token token", state="st",
+                    claims=json.dumps({member: {"sub": request_}}))
+        issued: list[str] = []
+        for name in ("create_authorization_code", "create_access_token"):
+            monkeypatch.setattr(provider.authz_state, name,
+                                lambda *a, _name=name, **k: issued.append(_name))
+        with pytest.raises(RequestedSubjectMismatch) as info:
+            provider.authorize(req, USER_ID)
+        error = info.value
+        assert isinstance(error, AuthorizationError)  # what pyop 3 raised
+        assert isinstance(error, InvalidAuthenticationRequest)
+        assert error.oauth_error == "login_required" and error.redirectable
+        url = error.to_error_url()
+        assert url is not None and url.startswith(REDIRECT_URI + "#")  # hybrid: fragment
+        returned = parse_qs(urlsplit(url).fragment)
+        assert returned["error"] == ["login_required"] and returned["state"] == ["st"]
+        assert returned["iss"] == [ISSUER]
+        assert issued == []  # refused before anything was issued
+
+    @pytest.mark.parametrize("claims", [
+        {"id_token": {"sub": {"value": "SUB"}}},
+        {"userinfo": {"sub": {"value": "SUB", "essential": True}}},
+        {"id_token": {"sub": {"values": ["x", "SUB"]}}, "userinfo": {"sub": {"value": "SUB"}}},
+        {"id_token": {"sub": None}},
+        {"id_token": {"sub": {"essential": True}}},
+    ])
+    def test_requested_sub_of_the_user_is_answered(self, provider: Provider,
+                                                   claims: dict[str, Any]) -> None:
+        # pyop 3 refused any non-null sub request, even the user's own
+        body = json.dumps(claims).replace("SUB", public_sub())
+        req = parse(provider, response_type="code id_token", claims=body)
+        response = provider.authorize(req, USER_ID)
+        assert verify(provider, response["id_token"])["sub"] == public_sub()
+        token = exchange(provider, response["code"])
+        info = provider.handle_userinfo_request(None, {"authorization": "Bearer "
+                                                       + token["access_token"]})
+        assert info["sub"] == public_sub()
+
+    def test_requested_sub_different_in_id_token_and_userinfo(self, provider: Provider
+                                                              ) -> None:
+        claims = {"id_token": {"sub": {"value": public_sub()}},
+                  "userinfo": {"sub": {"value": public_sub("bob")}}}
+        req = parse(provider, claims=json.dumps(claims))
+        with pytest.raises(RequestedSubjectMismatch):
+            provider.authorize(req, USER_ID)
+        # bob is asked for in userinfo, alice in the ID token: neither user gets tokens
+        with pytest.raises(RequestedSubjectMismatch):
+            provider.authorize(req, "bob")
+
+    def test_requested_sub_is_the_user_records_own(self, make_provider: Callable[..., Provider]
+                                                   ) -> None:
+        prov = make_provider()
+        prov.userinfo = Userinfo({USER_ID: dict(USERS[USER_ID], sub="chosen")})
+        ok = parse(prov, response_type="id_token",
+                   claims=json.dumps({"id_token": {"sub": {"value": "chosen"}}}))
+        assert verify(prov, prov.authorize(ok, USER_ID)["id_token"])["sub"] == "chosen"
+        computed = parse(prov, response_type="id_token",
+                         claims=json.dumps({"id_token": {"sub": {"value": public_sub()}}}))
+        with pytest.raises(RequestedSubjectMismatch):
+            prov.authorize(computed, USER_ID)
+
+    def test_client_without_subject_type_gets_the_first_supported(
+            self, make_provider: Callable[..., Provider]) -> None:
+        db = pairwise_clients()
+        del db["pw-a"]["subject_type"]
+        factory = HashBasedSubjectIdentifierFactory("salt")
+        pairwise_first = make_provider(client_db=db, config={
+            **configuration(), "subject_types_supported": ["pairwise", "public"]})
+        assert self.sub_for(pairwise_first, "pw-a") == factory.create_pairwise_identifier(
+            USER_ID, "a.example.com")
+        public_first = make_provider(client_db=db)  # ["public", "pairwise"]
+        assert self.sub_for(public_first, "pw-a") == public_sub()
+
+    def test_pairwise_sector_is_the_request_redirect_uri_netloc(
+            self, make_provider: Callable[..., Provider]) -> None:
+        db = pairwise_clients()
+        db["pw-a"]["redirect_uris"] = ["https://a.example.com/cb", "https://a.example.com:8443/cb",
+                                       "https://z.example.com/cb"]
+        factory = HashBasedSubjectIdentifierFactory("salt")
+        prov = make_provider(client_db=db)
+        for uri, sector in (("https://a.example.com/cb", "a.example.com"),
+                            ("https://a.example.com:8443/cb", "a.example.com:8443"),
+                            ("https://z.example.com/cb", "z.example.com")):
+            req = parse(prov, client_id="pw-a", redirect_uri=uri, response_type="id_token")
+            sub = verify(prov, prov.authorize(req, USER_ID)["id_token"])["sub"]
+            assert sub == factory.create_pairwise_identifier(USER_ID, sector)
+            assert prov.subject_identifier_for("pw-a", USER_ID, uri) == sub
+        # OIDC Core 8.1 (explicit option): one sector for the client, the registered host
+        spec = make_provider(client_db=db, pairwise_sector_from="registration")
+        for uri in db["pw-a"]["redirect_uris"]:
+            req = parse(spec, client_id="pw-a", redirect_uri=uri, response_type="id_token")
+            sub = verify(spec, spec.authorize(req, USER_ID)["id_token"])["sub"]
+            assert sub == factory.create_pairwise_identifier(USER_ID, "a.example.com")
+        with pytest.raises(InvalidConfiguration, match="pairwise_sector_from"):
+            make_provider(pairwise_sector_from="host")
+
+    def test_pairwise_client_whose_redirect_uri_has_no_host(
+            self, make_provider: Callable[..., Provider]) -> None:
+        # as in pyop 3: no sector identifier, no pairwise sub (ValueError); the request
+        # must not get a sub that is the public one
+        db = pairwise_clients()
+        db["pw-a"]["redirect_uris"] = ["com.example.app:/cb"]
+        prov = make_provider(client_db=db)
+        with pytest.raises(ValueError):
+            prov.subject_identifier_for("pw-a", USER_ID)
 
 
 # -- token endpoint (RFC 6749 4.1.3, 6) -----------------------------------------------------------

@@ -110,10 +110,13 @@ def authentication_response(authn_req: Mapping[str, Any]) -> ResponseReturnValue
     user_id = session["user_id"]
     try:
         response = provider.authorize(authn_req, user_id, auth_time=session["auth_time"])
+    except InvalidAuthenticationRequest as e:  # another user's sub was requested
+        return authentication_error(e)
     except OAuthError as e:  # e.g. the client was deleted meanwhile
         return message_page("Request refused", str(e), 400)
     # the sub this client knows the user by, for logout
-    session["sub"] = provider.subject_identifier_for(authn_req["client_id"], user_id)
+    session["sub"] = provider.subject_identifier_for(authn_req["client_id"], user_id,
+                                                     authn_req["redirect_uri"])
     url = response.request(authn_req["redirect_uri"], should_fragment_encode(authn_req))
     return redirect(url, 303)
 

@@ -333,10 +333,13 @@ class OpenIDProviderApp:
         try:
             response = self.provider.authorize(authn_req, user_id,
                                                auth_time=session["auth_time"])
+        except InvalidAuthenticationRequest as e:  # another user's sub was requested
+            return self.authentication_error(e)
         except OAuthError as e:  # e.g. the client was deleted meanwhile
             return message_page("Request refused", str(e), 400)
         # the sub this client knows the user by, for logout
-        session["sub"] = self.provider.subject_identifier_for(authn_req["client_id"], user_id)
+        session["sub"] = self.provider.subject_identifier_for(
+            authn_req["client_id"], user_id, authn_req["redirect_uri"])
         return redirect(response.request(authn_req["redirect_uri"],
                                          should_fragment_encode(authn_req)))
     # [/authorization]
