@@ -230,7 +230,7 @@ class Runner:
                     provider, client, {"grant_type": "authorization_code", "code": code,
                                        "redirect_uri": request["redirect_uri"]})
             if tokens.get("refresh_token") and flow.get("refresh"):
-                result["refresh"], refreshed = self.token_request(
+                result["refresh"], _ = self.token_request(
                     provider, client, {"grant_type": "refresh_token",
                                        "refresh_token": tokens["refresh_token"]})
         if access_token and flow.get("userinfo", True):
@@ -271,8 +271,9 @@ class Runner:
             # the registered client can authenticate and complete a flow
             if scenario.get("flow") and response.get("redirect_uris"):
                 response_type = (response.get("response_types") or ["code"])[0]
-                op_for_client = dict(op, clients={client_id: dict(stored, client_secret=response.get(
-                    "client_secret"), client_id=client_id)})
+                credentials = {"client_id": client_id,
+                               "client_secret": response.get("client_secret")}
+                op_for_client = dict(op, clients={client_id: dict(stored, **credentials)})
                 flow = {"user": scenario["flow"]["user"], "request": {
                     "response_type": response_type, "client_id": client_id, "scope": "openid",
                     "redirect_uri": response["redirect_uris"][0], "nonce": "n-0S6_WzA2Mj",
