@@ -270,7 +270,9 @@ class Runner:
             entry["stored_response_types"] = stored.get("response_types")
             # the registered client can authenticate and complete a flow
             if scenario.get("flow") and response.get("redirect_uris"):
-                response_type = (response.get("response_types") or ["code"])[0]
+                # the first in a fixed order (pyop 3 answers them in set order)
+                response_type = sorted(" ".join(sorted(value.split()))
+                                       for value in response.get("response_types") or ["code"])[0]
                 credentials = {"client_id": client_id,
                                "client_secret": response.get("client_secret")}
                 op_for_client = dict(op, clients={client_id: dict(stored, **credentials)})
