@@ -22,6 +22,9 @@ from . import cases
 from .conftest import run_json
 from .ours import run_ours
 
+# the first test also waits for a virtualenv to be built (pip install from the index)
+pytestmark = pytest.mark.timeout(900)
+
 HARNESS = Path(__file__).with_name("pyop3_harness.py")
 SCENARIOS = {scenario["id"]: scenario for scenario in cases.all_scenarios()}
 

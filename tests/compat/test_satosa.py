@@ -23,6 +23,9 @@ from jwkest import b64e
 
 from .conftest import SatosaPython, run_json, unavailable
 
+# the first test also waits for a virtualenv to be built (pip install from the index)
+pytestmark = pytest.mark.timeout(900)
+
 DRIVER = Path(__file__).with_name("satosa_driver.py")
 SALT = "satosa-sub-hash-salt"
 USER = "alice@idp.example.com"
