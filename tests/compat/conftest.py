@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import venv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +77,10 @@ def build_venv(directory: Path, *requirement_sets: list[str]) -> Path:
 
 
 def _probe(python: str, code: str, env: dict[str, str] | None = None) -> Any:
+    # run outside the checkout: with the checkout as the working directory, ``-c`` code
+    # would import its pyop and read its pyop.egg-info metadata
     result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120,
-                            env=env, check=False)
+                            env=env, check=False, cwd=tempfile.gettempdir())
     if result.returncode != 0:
         unavailable(f"{python} cannot run the probe: {result.stderr[-600:]}")
     return json.loads(result.stdout)
