@@ -189,8 +189,8 @@ class RedisWrapper(StorageBase):
         except ValueError as error:
             raise wrap_error(operation + " (corrupt record)", self.collection, error) from error
         if not isinstance(record, dict) or "value" not in record:
-            error = ValueError("not a {\"value\": ...} record")
-            raise wrap_error(operation + " (corrupt record)", self.collection, error)
+            raise wrap_error(operation + " (corrupt record)", self.collection,
+                             ValueError('not a {"value": ...} record'))
         return record["value"]
 
     @staticmethod
