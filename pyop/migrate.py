@@ -58,6 +58,7 @@ class Report:
 
     @property
     def changes(self) -> int:
+        """How many changes were (or would be) made."""
         return (self.converted + self.expired + self.rewritten + self.reverse_added
                 + len(self.indexes_dropped))
 
