@@ -119,8 +119,9 @@ class AuthorizationState:
         lifetime is below this many seconds is replaced (rotated) when used.
     :param clock: returns the current UNIX time; injectable for tests.
     :param subject_identifier_cache_ttl: seconds during which this process does not
-        write a subject identifier again once it has written it (off by default: the
-        mapping is written on every authorization). A logout made through another
+        read or write a user's subject identifiers again once it has (off by default: the
+        pinned public ``sub`` and the reverse record are read on every authorization and
+        written when missing). A logout made through another
         process is then not repaired by a new login here before the entry expires.
     :param authorization_code_cache_size: how many of the codes this process issued it
         keeps in memory (least recently used first out; off by default), so that the token
@@ -161,9 +162,13 @@ class AuthorizationState:
         _check_cache_ttl("subject_identifier_cache_ttl", subject_identifier_cache_ttl)
         #: sub -> user_id of the mappings this process wrote recently
         self._written_subjects: Optional[TTLCache[str]] = None
+        #: user_id -> the user's pinned public sub, read or written recently
+        self._pinned_subjects: Optional[TTLCache[str]] = None
         if subject_identifier_cache_ttl:
             self._written_subjects = TTLCache(subject_identifier_cache_ttl, _SUBJECT_CACHE_SIZE,
                                               lambda: self.clock())
+            self._pinned_subjects = TTLCache(subject_identifier_cache_ttl, _SUBJECT_CACHE_SIZE,
+                                             lambda: self.clock())
         if authorization_code_cache_size is not None and (
                 isinstance(authorization_code_cache_size, bool)
                 or not isinstance(authorization_code_cache_size, int)
@@ -276,6 +281,8 @@ class AuthorizationState:
             record = _merge_record(db, user_id, {"public": sub})
             if isinstance(record, dict) and isinstance(record.get("public"), str):
                 sub = record["public"]
+        if subject_type == "public" and self._pinned_subjects is not None:
+            self._pinned_subjects.put(user_id, sub)
         # the reverse record, checked on every authorization (without the cache), so a
         # logout or a store change made by another process is always repaired
         record = _merge_record(db, sub, {"user_id": user_id, "type": subject_type})
@@ -290,6 +297,11 @@ class AuthorizationState:
         """The public ``sub`` recorded under the user id (by pyop 3 or this library)."""
         if not isinstance(user_id, str):
             return None
+        cache = self._pinned_subjects
+        if cache is not None:
+            hit = cache.get(user_id)
+            if hit is not None:
+                return hit
         record = self.subject_identifiers.get(user_id)
         if isinstance(record, dict) and isinstance(record.get("public"), str) \
                 and record["public"]:
