@@ -88,10 +88,9 @@ def _glob_escape(text: str) -> str:
 
 def _database_index(db_uri: str, db_name: Optional[Union[str, int]]) -> Optional[int]:
     """The database index ``db_name`` selects (pyop 3: ``Redis.from_url(db=db_name)``),
-    or None when it selects nothing: no ``db_name``, or the URI names a database (it
-    wins, as in ``Redis.from_url``).
-
-    :raises ValueError: ``db_name`` is not an index (pyop 3 failed on first use then).
+    or None when it selects nothing: no ``db_name``, the URI names a database (it wins, as
+    in ``Redis.from_url``), or ``db_name`` is no index (a name such as ``"satosa"``,
+    with which pyop 3 failed at the first command: the default database is used).
     """
     if db_name is None or db_name == "":
         return None
@@ -106,8 +105,9 @@ def _database_index(db_uri: str, db_name: Optional[Union[str, int]]) -> Optional
         return db_name
     if isinstance(db_name, str) and db_name.strip().isdigit():
         return int(db_name.strip())
-    raise ValueError("RedisWrapper: db_name is the Redis database index (an integer), "
-                     "or give the database in the URI (redis://host:6379/0)")
+    logger.debug("RedisWrapper: db_name %r is no database index: the URI's (default) "
+                 "database is used", db_name)
+    return None
 
 
 def _to_ms(expires_at: float) -> int:
@@ -136,7 +136,6 @@ class RedisWrapper(StorageBase):
     :param redis_kwargs: extra keyword arguments for ``Redis.from_url``;
         ``socket_connect_timeout`` and ``socket_timeout`` default to 5 s.
     :raises ImportError: redis-py is not installed (``pip install pyop[redis]``).
-    :raises ValueError: ``db_name`` is not a database index and the URI names none.
     """
 
     pyop3_mapping = True
