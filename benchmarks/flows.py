@@ -194,7 +194,9 @@ def build_provider(key: SigningKey, backend: str, url: Optional[str] = None,
             options["sqlite_synchronous"] = "FULL"
 
         def make(collection: str, **extra: Any) -> StorageBase:
-            store = StorageBase.from_uri(url, collection=collection, db_name=namespace,
+            # the namespace in the collection too: on Redis db_name is the database index
+            store = StorageBase.from_uri(url, collection=f"{namespace}:{collection}",
+                                         db_name=namespace,
                                          **options, **extra)
             stores.append(store)
             return store

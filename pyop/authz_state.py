@@ -92,6 +92,34 @@ def _is_sealed(store: Any) -> bool:
     return callable(getattr(store, "seal", None))
 
 
+#: Attempts of :func:`_merge_record` against concurrent writers of the record.
+_MERGE_ATTEMPTS = 8
+
+
+def _merge_record(db: StorageBase, key: str, fields: dict[str, Any]) -> Any:
+    """Add ``fields`` to the subject identifier record ``key`` (created if absent),
+    never replacing a field the record has; returns the record as stored (None if it
+    could not be written against concurrent writers).
+
+    A key may be both a user id (its pinned public ``sub``: ``public``, and pyop 3's
+    ``pairwise`` list) and a ``sub`` (``user_id`` and ``type``): the fields are merged.
+    """
+    for _ in range(_MERGE_ATTEMPTS):
+        current = db.get(key)
+        if current is None:
+            if db.add(key, fields):
+                return fields
+            continue
+        if not isinstance(current, dict) or all(k in current for k in fields):
+            return current
+        merged = dict(fields)
+        merged.update(current)
+        if db.compare_and_set(key, current, merged):
+            return merged
+    logger.warning("a subject identifier record could not be written (contention)")
+    return None
+
+
 class AuthorizationState:
     """State of the grants the provider issued.
 
@@ -109,8 +137,9 @@ class AuthorizationState:
         lifetime is below this many seconds is replaced (rotated) when used.
     :param clock: returns the current UNIX time; injectable for tests.
     :param subject_identifier_cache_ttl: seconds during which this process does not
-        write a subject identifier again once it has written it (off by default: the
-        mapping is written on every authorization). A logout made through another
+        read or write a user's subject identifiers again once it has (off by default: the
+        pinned public ``sub`` and the reverse record are read on every authorization and
+        written when missing). A logout made through another
         process is then not repaired by a new login here before the entry expires.
     :param authorization_code_cache_size: how many of the codes this process issued it
         keeps in memory (least recently used first out; off by default), so that the token
@@ -171,9 +200,13 @@ class AuthorizationState:
         _check_cache_ttl("subject_identifier_cache_ttl", subject_identifier_cache_ttl)
         #: sub -> user_id of the mappings this process wrote recently
         self._written_subjects: Optional[TTLCache[str]] = None
+        #: user_id -> the user's pinned public sub, read or written recently
+        self._pinned_subjects: Optional[TTLCache[str]] = None
         if subject_identifier_cache_ttl:
             self._written_subjects = TTLCache(subject_identifier_cache_ttl, _SUBJECT_CACHE_SIZE,
                                               lambda: self.clock())
+            self._pinned_subjects = TTLCache(subject_identifier_cache_ttl, _SUBJECT_CACHE_SIZE,
+                                             lambda: self.clock())
         if authorization_code_cache_size is not None and (
                 isinstance(authorization_code_cache_size, bool)
                 or not isinstance(authorization_code_cache_size, int)
@@ -267,6 +300,14 @@ class AuthorizationState:
                                sector_identifier: Optional[str] = None) -> str:
         """The ``sub`` of a user for a subject type, recorded for keyed reverse lookup.
 
+        A user's ``public`` identifier is pinned, as pyop 3 did: the first one recorded
+        for the user (under the user id, ``{"public": sub}``, pyop 3's record included)
+        is returned from then on, even if the factory (its salt) changes. ``pairwise``
+        identifiers are computed every time (OIDC Core 8.1). Every ``sub`` returned is
+        recorded under itself as ``{"user_id": ..., "type": ...}`` for
+        :meth:`get_user_id_for_subject_identifier`. See "Subject identifier records"
+        in ``docs/storage.rst``.
+
         :param subject_type: ``public`` or ``pairwise``.
         :param user_id: the host's local user id.
         :param sector_identifier: the client's sector identifier (required for
@@ -275,8 +316,11 @@ class AuthorizationState:
             :meth:`Provider.subject_identifier_for <pyop.provider.Provider.subject_identifier_for>`.
         :raises ValueError: unknown subject type or missing sector identifier.
         """
+        db = self.subject_identifiers
+        sealed = _is_sealed(db)
         if subject_type == "public":
-            sub = self.subject_identifier_factory.create_public_identifier(user_id)
+            pinned = None if sealed else self._pinned_public_identifier(user_id)
+            sub = pinned or self.subject_identifier_factory.create_public_identifier(user_id)
         elif subject_type == "pairwise":
             if not sector_identifier:
                 raise ValueError("pairwise subject identifiers need a sector identifier")
@@ -284,18 +328,27 @@ class AuthorizationState:
                 user_id, sector_identifier)
         else:
             raise ValueError(f"unknown subject_type {subject_type!r}")
-        db = self.subject_identifiers
-        if _is_sealed(db):
+        if sealed:
             if self._sealed_subjects is not None:
                 self._sealed_subjects.put(sub, user_id)
             return sub
         written = self._written_subjects
         if written is not None and written.get(sub) == user_id:
             return sub  # written by this process less than subject_identifier_cache_ttl ago
-        # one atomic write (without the cache: on every authorization, so a logout or a
-        # store change made by another process is always repaired)
-        db.add(sub, {"user_id": user_id, "type": subject_type})
-        if written is not None:
+        if subject_type == "public" and pinned is None:
+            # pin it; a concurrent first login that pinned another one first wins
+            record = _merge_record(db, user_id, {"public": sub})
+            if isinstance(record, dict) and isinstance(record.get("public"), str):
+                sub = record["public"]
+        if subject_type == "public" and self._pinned_subjects is not None:
+            self._pinned_subjects.put(user_id, sub)
+        # the reverse record, checked on every authorization (without the cache), so a
+        # logout or a store change made by another process is always repaired
+        record = _merge_record(db, sub, {"user_id": user_id, "type": subject_type})
+        if isinstance(record, dict) and record.get("user_id") != user_id:
+            logger.warning("a %s subject identifier is recorded for another user: the "
+                           "record is kept", subject_type)
+        elif written is not None:
             written.put(sub, user_id)
         return sub
 
@@ -323,6 +376,21 @@ class AuthorizationState:
         if written is not None:
             written.put(subject_identifier, user_id)
 
+    def _pinned_public_identifier(self, user_id: str) -> Optional[str]:
+        """The public ``sub`` recorded under the user id (by pyop 3 or this library)."""
+        if not isinstance(user_id, str):
+            return None
+        cache = self._pinned_subjects
+        if cache is not None:
+            hit = cache.get(user_id)
+            if hit is not None:
+                return hit
+        record = self.subject_identifiers.get(user_id)
+        if isinstance(record, dict) and isinstance(record.get("public"), str) \
+                and record["public"]:
+            return str(record["public"])
+        return None
+
     def get_user_id_for_subject_identifier(self, subject_identifier: str) -> str:
         """Keyed reverse lookup ``sub -> user_id``; :class:`InvalidSubjectIdentifier` if unknown.
 
@@ -344,7 +412,11 @@ class AuthorizationState:
         return str(record["user_id"])
 
     def delete_state_for_subject_identifier(self, subject_identifier: str) -> None:
-        """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown."""
+        """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown.
+
+        The user's pinned public identifier (see :meth:`get_subject_identifier`) is kept,
+        so the user gets the same ``sub`` at the next login.
+        """
         if self._written_subjects is not None and isinstance(subject_identifier, str):
             self._written_subjects.discard(subject_identifier)
         sealed = self._sealed_subjects
@@ -353,8 +425,18 @@ class AuthorizationState:
                 raise InvalidSubjectIdentifier("unknown subject identifier")
             sealed.discard(subject_identifier)
             return
-        if not isinstance(subject_identifier, str) or not self.subject_identifiers.delete(
-                subject_identifier):
+        if not isinstance(subject_identifier, str):
+            raise InvalidSubjectIdentifier("unknown subject identifier")
+        db = self.subject_identifiers
+        record = db.get(subject_identifier)
+        if not isinstance(record, dict) or "user_id" not in record:
+            raise InvalidSubjectIdentifier("unknown subject identifier")
+        rest = {k: v for k, v in record.items() if k not in ("user_id", "type")}
+        if rest:  # also the pin of a user whose id is this sub
+            removed = db.compare_and_set(subject_identifier, record, rest)
+        else:
+            removed = db.delete(subject_identifier)
+        if not removed:
             raise InvalidSubjectIdentifier("unknown subject identifier")
 
     # -- authorization codes (RFC 6749 4.1.2) --------------------------------------------------

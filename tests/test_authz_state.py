@@ -591,6 +591,50 @@ class TestSubjectIdentifiers:
         assert state.get_subject_identifier("public", USER_ID) == sub
         assert state.get_user_id_for_subject_identifier(sub) == USER_ID
 
+    def test_public_is_pinned(self, clock: FakeClock) -> None:
+        """As in pyop 3: the first public ``sub`` recorded for a user stays, even when
+        the factory's salt changes (SATOSA's default salt is random per start)."""
+        db: dict[str, Any] = {}
+        first = make_state(clock, subject_identifier_db=db)
+        sub = first.get_subject_identifier("public", USER_ID)
+        assert db[USER_ID] == {"public": sub}
+        assert db[sub] == {"user_id": USER_ID, "type": "public"}
+        other_salt = AuthorizationState(HashBasedSubjectIdentifierFactory("another salt"),
+                                        subject_identifier_db=db, clock=clock)
+        assert other_salt.get_subject_identifier("public", USER_ID) == sub
+        assert other_salt.get_subject_identifier("pairwise", USER_ID, "rp.example.com") != \
+            first.get_subject_identifier("pairwise", USER_ID, "rp.example.com")
+
+    def test_pyop3_record_is_read(self, clock: FakeClock) -> None:
+        """pyop 3 kept ``user_id -> {"public": sub, "pairwise": [...]}``; its public
+        ``sub`` (a custom one included) is issued and gets its reverse record."""
+        db: dict[str, Any] = {USER_ID: {"public": "custom-sub", "pairwise": ["p1"]}}
+        state = make_state(clock, subject_identifier_db=db)
+        assert state.get_subject_identifier("public", USER_ID) == "custom-sub"
+        assert state.get_user_id_for_subject_identifier("custom-sub") == USER_ID
+        assert db[USER_ID] == {"public": "custom-sub", "pairwise": ["p1"]}  # untouched
+        state.delete_state_for_subject_identifier("custom-sub")
+        assert state.get_subject_identifier("public", USER_ID) == "custom-sub"
+
+    def test_sub_equal_to_a_user_id(self, clock: FakeClock) -> None:
+        """One key both a user id (its pinned sub) and a sub (reverse record)."""
+        db: dict[str, Any] = {USER_ID: {"public": USER_ID}}
+        state = make_state(clock, subject_identifier_db=db)
+        assert state.get_subject_identifier("public", USER_ID) == USER_ID
+        assert db[USER_ID] == {"public": USER_ID, "user_id": USER_ID, "type": "public"}
+        state.delete_state_for_subject_identifier(USER_ID)
+        assert db[USER_ID] == {"public": USER_ID}  # the pin stays
+        with pytest.raises(InvalidSubjectIdentifier):
+            state.get_user_id_for_subject_identifier(USER_ID)
+        assert state.get_subject_identifier("public", USER_ID) == USER_ID
+
+    def test_sub_recorded_for_another_user_is_kept(self, clock: FakeClock) -> None:
+        db: dict[str, Any] = {"bob": {"public": "shared"},
+                              "shared": {"user_id": "carol", "type": "public"}}
+        state = make_state(clock, subject_identifier_db=db)
+        assert state.get_subject_identifier("public", "bob") == "shared"
+        assert state.get_user_id_for_subject_identifier("shared") == "carol"
+
     def test_record_without_user_id(self, clock: FakeClock) -> None:
         state = make_state(clock, subject_identifier_db={"s": {"type": "public"}})
         with pytest.raises(InvalidSubjectIdentifier):

@@ -199,22 +199,33 @@ def make_state(clock: FakeClock, subjects: CountingStore, **kwargs: Any) -> Auth
 
 
 class TestSubjectIdentifierCache:
-    def test_off_by_default_written_every_time(self, clock: FakeClock) -> None:
+    def test_off_by_default_checked_every_time(self, clock: FakeClock) -> None:
+        """Every authorization reads the user's pinned public sub and the sub's reverse
+        record, so a logout made by another process is repaired at once."""
         subjects = CountingStore({})
         state = make_state(clock, subjects)
-        for _ in range(3):
-            state.get_subject_identifier("public", USER_ID)
-        assert subjects.counts["add"] == 3
+        sub = state.get_subject_identifier("public", USER_ID)
+        assert subjects.counts["add"] == 2  # the pin and the reverse record
+        subjects.counts.clear()
+        for _ in range(2):
+            assert state.get_subject_identifier("public", USER_ID) == sub
+        assert subjects.counts == {"get": 4}
+        del subjects.inner[sub]  # a logout through another process
+        state.get_subject_identifier("public", USER_ID)
+        assert subjects.counts["add"] == 1
+        assert state.get_user_id_for_subject_identifier(sub) == USER_ID
 
     def test_written_once_per_ttl(self, clock: FakeClock) -> None:
         subjects = CountingStore({})
         state = make_state(clock, subjects, subject_identifier_cache_ttl=60)
         sub = state.get_subject_identifier("public", USER_ID)
+        assert subjects.counts["add"] == 2
+        subjects.counts.clear()
         assert state.get_subject_identifier("public", USER_ID) == sub
-        assert subjects.counts["add"] == 1
+        assert not subjects.counts  # neither read nor written
         clock.advance(60)
         state.get_subject_identifier("public", USER_ID)
-        assert subjects.counts["add"] == 2
+        assert subjects.counts == {"get": 2}
         assert state.get_user_id_for_subject_identifier(sub) == USER_ID
 
     def test_each_subject_is_written(self, clock: FakeClock) -> None:
@@ -224,7 +235,8 @@ class TestSubjectIdentifierCache:
         pairwise = state.get_subject_identifier("pairwise", USER_ID, "rp.example.com")
         other = state.get_subject_identifier("public", "bob")
         assert len({public, pairwise, other}) == 3
-        assert subjects.counts["add"] == 3
+        # a pin and a reverse record per public sub, a reverse record per pairwise one
+        assert subjects.counts["add"] == 5
         assert state.get_user_id_for_subject_identifier(other) == "bob"
 
     def test_logout_through_this_process_forgets_the_entry(self, clock: FakeClock) -> None:
@@ -233,7 +245,7 @@ class TestSubjectIdentifierCache:
         sub = state.get_subject_identifier("public", USER_ID)
         state.delete_state_for_subject_identifier(sub)
         state.get_subject_identifier("public", USER_ID)  # the next login writes it again
-        assert subjects.counts["add"] == 2
+        assert subjects.counts["add"] == 3
         assert state.get_user_id_for_subject_identifier(sub) == USER_ID
 
     def test_logout_elsewhere_is_repaired_after_the_ttl(self, clock: FakeClock) -> None:

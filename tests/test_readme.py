@@ -155,7 +155,8 @@ def test_configuration_snippet_stores_state_in_mongodb(readme: ModuleType, clien
     code_flow(client)
     database = pymongo.MongoClient(DB_URI)["provider"]  # mongomock, as the README's db_uri
     assert database["authz_codes"].count_documents({}) == 1
-    assert database["subject_identifiers"].count_documents({}) == 1
+    # the user's pinned public sub and its reverse record (pyop 3 pinned it too)
+    assert database["subject_identifiers"].count_documents({}) == 2
     assert database["clients"].count_documents({"_id": CLIENT_ID}) == 1
     assert database["users"].count_documents({"_id": USER_ID}) == 1
 

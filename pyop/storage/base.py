@@ -202,6 +202,12 @@ class StorageBase(abc.ABC):
     #: (pyop 3's ``ttl`` argument); ``None``: such records never expire.
     ttl: Optional[Number] = None
 
+    #: Mapping sugar of pyop 3's wrappers of the same name: ``del store[key]`` of an
+    #: absent key does nothing and ``store.pop(key)`` returns ``None`` (instead of
+    #: raising :class:`KeyError`). True for :class:`MongoWrapper` and
+    #: :class:`RedisWrapper`; ``store[key]`` raises :class:`KeyError` on every store.
+    pyop3_mapping: bool = False
+
     # -- primitives ---------------------------------------------------------
 
     @abc.abstractmethod
@@ -321,7 +327,7 @@ class StorageBase(abc.ABC):
         self.set(key, value)
 
     def __delitem__(self, key: str) -> None:
-        if not self.delete(key):
+        if not self.delete(key) and not self.pyop3_mapping:
             raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
@@ -332,7 +338,8 @@ class StorageBase(abc.ABC):
     def pop(self, key: str, *default: Any) -> Any:
         """Atomically remove ``key`` and return its value (built on :meth:`consume`).
 
-        :raises KeyError: the key is absent or expired and no default was given.
+        :raises KeyError: the key is absent or expired and no default was given
+            (stores with :attr:`pyop3_mapping` return ``None`` instead).
         """
         if len(default) > 1:
             raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
@@ -340,6 +347,8 @@ class StorageBase(abc.ABC):
         if value is None:
             if default:
                 return default[0]
+            if self.pyop3_mapping:
+                return None
             raise KeyError(key)
         return value
 
@@ -419,13 +428,24 @@ class StorageBase(abc.ABC):
 
     @classmethod
     def from_uri(cls, db_uri: str, collection: Optional[str] = None, db_name: Optional[str] = None,
-                 ttl: Optional[int] = None, **kwargs: Any) -> StorageBase:
-        """Create the backend a URI selects (pyop 3 signature).
+                 ttl: Optional[int] = None, *, mongo_kwargs: Optional[Mapping[str, Any]] = None,
+                 redis_kwargs: Optional[Mapping[str, Any]] = None,
+                 **kwargs: Any) -> StorageBase:
+        """Create the backend a URI selects (pyop 3 signature and call forms).
 
-        ``from_uri("mongodb://...", db_name="satosa", collection="authz_codes", ttl=600)``.
-        Extra keyword arguments go to the backend constructor (``clock=``,
+        ``from_uri("mongodb://...", db_name="satosa", collection="authz_codes", ttl=600)``,
+        or positionally ``from_uri(db_uri, collection, db_name, ttl)``.
+
+        * MongoDB: ``db_name`` is the database (the URI's own database wins, as in
+          pyop 3); ``mongo_kwargs`` are options for ``pymongo.MongoClient``.
+        * Redis: ``db_name`` is the database *index* (``0``, ``"1"``...), as in pyop 3;
+          a database given in the URI (``redis://host/2``, ``unix://...?db=2``) wins.
+          ``redis_kwargs`` are options for ``redis.Redis.from_url``.
+        * ``stateless://user:SECRET@host[?alg=aes256]``: the secret is the URI's
+          password; ``alg`` may only be ``aes256`` (pyop 3's only algorithm).
+
+        Other keyword arguments go to the backend constructor (``clock=``,
         ``client=``, ``engine=``, ``replay_cache=``, driver options).
-        For ``stateless://user:SECRET@host`` the secret is the URI's password.
 
         :raises ValueError: unknown scheme, or a required part is missing.
         :raises ImportError: the backend's driver is not installed (names the pip extra).
@@ -440,10 +460,12 @@ class StorageBase(abc.ABC):
         if kind == "mongodb":
             from .mongo import MongoWrapper
 
+            kwargs.update(mongo_kwargs or {})
             return MongoWrapper(db_uri, db_name, collection, ttl, **kwargs)
         if kind == "redis":
             from .redis import RedisWrapper
 
+            kwargs.update(redis_kwargs or {})
             return RedisWrapper(db_uri, db_name, collection, ttl, **kwargs)
         if kind == "sql":
             from .sql import SQLWrapper
@@ -451,7 +473,11 @@ class StorageBase(abc.ABC):
             return SQLWrapper(db_uri, db_name, collection, ttl, **kwargs)
         from .stateless import StatelessWrapper
 
-        password = urlsplit(db_uri).password
+        parts = urlsplit(db_uri)
+        algs = [a.lower() for a in parse_qs(parts.query).get("alg", [])]
+        if any(a != "aes256" for a in algs):
+            raise ValueError("stateless:// URI: the only alg is aes256")
+        password = parts.password
         if not password:
             raise ValueError("stateless:// URI needs the secret as its password "
                              "(stateless://user:SECRET@host)")

@@ -1,11 +1,13 @@
 """Redis backend (redis-py; Redis server 6.2 or later).
 
-Records are plain Redis strings holding canonical JSON, under the key
-``"{db_name}:{collection}:{key}"`` (``"{collection}:{key}"`` when
-``db_name`` is empty). Expiry is set per record with the absolute
+Records are plain Redis strings holding the canonical JSON of
+``{"value": <the value>}`` under the key ``"{collection}:{key}"``, in the
+database whose index is ``db_name``: the layout of pyop 3, whose records are
+therefore read as they are. Expiry is set per record with the absolute
 ``SET ... PXAT`` option, so Redis itself expires records at their own
 expiry; nothing is left behind and :meth:`RedisWrapper.purge_expired` has
-nothing to do.
+nothing to do. pyop 3 wrote the JSON with whitespace: ``compare_and_set`` of such a
+record compares it once more against its exact bytes.
 
 Atomicity: ``consume`` is ``GETDEL``, ``add`` is ``SET NX``,
 ``compare_and_set`` a Lua script (``EVALSHA``) run atomically by the server, and
@@ -27,7 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .base import (
     Clock,
@@ -84,6 +86,30 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
 
 
+def _database_index(db_uri: str, db_name: Optional[Union[str, int]]) -> Optional[int]:
+    """The database index ``db_name`` selects (pyop 3: ``Redis.from_url(db=db_name)``),
+    or None when it selects nothing: no ``db_name``, the URI names a database (it wins, as
+    in ``Redis.from_url``), or ``db_name`` is no index (a name such as ``"satosa"``,
+    with which pyop 3 failed at the first command: the default database is used).
+    """
+    if db_name is None or db_name == "":
+        return None
+    from redis.connection import parse_url
+
+    try:
+        if parse_url(db_uri).get("db") is not None:
+            return None
+    except ValueError:
+        return None  # Redis.from_url reports the URI itself
+    if isinstance(db_name, int) and not isinstance(db_name, bool) and db_name >= 0:
+        return db_name
+    if isinstance(db_name, str) and db_name.strip().isdigit():
+        return int(db_name.strip())
+    logger.debug("RedisWrapper: db_name %r is no database index: the URI's (default) "
+                 "database is used", db_name)
+    return None
+
+
 def _to_ms(expires_at: float) -> int:
     # PXAT must be positive; a time in the past makes the key expire at once.
     return max(1, int(math.ceil(expires_at * 1000)))
@@ -95,33 +121,48 @@ class RedisWrapper(StorageBase):
     :param db_uri: passed to ``redis.Redis.from_url`` (database number,
         password, TLS and timeouts in the URL are honoured), looked up when
         the wrapper is created, so a replacement (fakeredis) is honoured.
-    :param db_name: first part of the key namespace.
-    :param collection: second part of the key namespace.
+    :param db_name: the Redis database index (``0``, ``"1"``...), as in pyop 3; a
+        database given in the URI (``redis://host/2``, ``unix://...?db=2``) wins and
+        ``db_name`` is then ignored.
+    :param collection: the key namespace: records are ``"{collection}:{key}"``.
     :param ttl: default lifetime in seconds for writes without ``expires_at``.
     :param clock: used to compute ``now + ttl``; Redis decides expiry itself.
     :param client: an existing ``redis.Redis`` client to use instead of
         creating one (it is not closed by :meth:`close`). Otherwise one client
         (one connection pool) is shared by the wrappers of the process created
         with the same URI and options.
+    :param extra_options: pyop 3's form of the driver options:
+        ``{"redis_kwargs": {...}}``.
     :param redis_kwargs: extra keyword arguments for ``Redis.from_url``;
         ``socket_connect_timeout`` and ``socket_timeout`` default to 5 s.
     :raises ImportError: redis-py is not installed (``pip install pyop[redis]``).
     """
 
-    def __init__(self, db_uri: str, db_name: Optional[str], collection: str,
-                 ttl: Optional[float] = None, *, clock: Clock = time.time,
-                 client: Any = None, **redis_kwargs: Any) -> None:
+    pyop3_mapping = True
+
+    def __init__(self, db_uri: str, db_name: Optional[Union[str, int]] = None,
+                 collection: str = "", ttl: Optional[float] = None, *,
+                 clock: Clock = time.time, client: Any = None,
+                 extra_options: Optional[dict[str, Any]] = None,
+                 **redis_kwargs: Any) -> None:
         try:
             import redis
         except ImportError as error:
             raise missing_driver("redis", "redis", error) from error
+        if not collection:
+            raise ValueError("RedisWrapper needs a collection")
+        redis_kwargs.update((extra_options or {}).get("redis_kwargs") or {})
+        if client is None and "db" not in redis_kwargs:
+            index = _database_index(db_uri, db_name)
+            if index is not None:
+                redis_kwargs["db"] = index
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
         self._response_error: type[BaseException] = redis.exceptions.ResponseError
         self._watch_error: type[BaseException] = redis.exceptions.WatchError
         self.ttl = check_ttl(ttl)
         self._clock = clock
         self.collection = collection
-        self._prefix = ":".join(p for p in (db_name, collection) if p) + ":"
+        self._prefix = collection + ":"
         self._cache_key: Optional[tuple[Any, str, str]] = None
         if client is None:
             redis_kwargs.setdefault("socket_connect_timeout", 5)
@@ -143,9 +184,32 @@ class RedisWrapper(StorageBase):
 
     def _decode(self, raw: Any, operation: str) -> Any:
         try:
-            return json.loads(raw)
+            record = json.loads(raw)
         except ValueError as error:
             raise wrap_error(operation + " (corrupt record)", self.collection, error) from error
+        if not isinstance(record, dict) or "value" not in record:
+            raise wrap_error(operation + " (corrupt record)", self.collection,
+                             ValueError('not a {"value": ...} record'))
+        return record["value"]
+
+    @staticmethod
+    def _encode(value: Any) -> str:
+        return canonical_json({"value": value})
+
+    def _written_as(self, name: str, expected_raw: str) -> Optional[str]:
+        """The stored bytes of ``name`` when they are another encoding (pyop 3's JSON,
+        with whitespace) of ``expected_raw``; else None."""
+        raw = self._client.get(name)
+        if raw is None:
+            return None
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if text == expected_raw:
+            return None
+        try:
+            same = canonical_json(json.loads(text)) == expected_raw
+        except ValueError:
+            return None
+        return text if same else None
 
     def _expiry_ms(self, expires_at: Optional[float]) -> Optional[int]:
         if expires_at is not None:  # pyop's own writes: the clock is not needed
@@ -163,7 +227,7 @@ class RedisWrapper(StorageBase):
 
     def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
         name = self._key(key)
-        raw = canonical_json(value)
+        raw = self._encode(value)
         pxat = self._expiry_ms(expires_at)
         try:
             self._client.set(name, raw, pxat=pxat)
@@ -188,24 +252,31 @@ class RedisWrapper(StorageBase):
     def compare_and_set(self, key: str, expected: Any, new: Any,
                         expires_at: Optional[float] = None) -> bool:
         name = self._key(key)
-        expected_raw = canonical_json(expected)
-        new_raw = canonical_json(new)
+        expected_raw = self._encode(expected)
+        new_raw = self._encode(new)
         pxat = None if expires_at is None else _to_ms(check_expires_at(expires_at))
         try:
-            if self._scripting:
-                try:
-                    return bool(self._cas(keys=[name], args=[
-                        expected_raw, new_raw, "" if pxat is None else str(pxat)]))
-                except self._response_error as error:
-                    if "unknown command" not in str(error).lower():
-                        raise
-                    self._scripting = False
-                    logger.warning("RedisWrapper: the server has no scripting (EVALSHA); "
-                                   "compare_and_set uses WATCH/MULTI/EXEC on %r",
-                                   self.collection)
-            return self._compare_and_set_watch(name, expected_raw, new_raw, pxat)
+            if self._compare_and_set_raw(name, expected_raw, new_raw, pxat):
+                return True
+            legacy = self._written_as(name, expected_raw)
+            return legacy is not None and self._compare_and_set_raw(name, legacy, new_raw, pxat)
         except self._errors as error:
             raise wrap_error("compare_and_set", self.collection, error) from error
+
+    def _compare_and_set_raw(self, name: str, expected_raw: str, new_raw: str,
+                             pxat: Optional[int]) -> bool:
+        if self._scripting:
+            try:
+                return bool(self._cas(keys=[name], args=[
+                    expected_raw, new_raw, "" if pxat is None else str(pxat)]))
+            except self._response_error as error:
+                if "unknown command" not in str(error).lower():
+                    raise
+                self._scripting = False
+                logger.warning("RedisWrapper: the server has no scripting (EVALSHA); "
+                               "compare_and_set uses WATCH/MULTI/EXEC on %r",
+                               self.collection)
+        return self._compare_and_set_watch(name, expected_raw, new_raw, pxat)
 
     def compare_and_set_then_set(self, key: str, expected: Any, new: Any,
                                  expires_at: Optional[float], other: StorageBase,
@@ -218,15 +289,21 @@ class RedisWrapper(StorageBase):
             return super().compare_and_set_then_set(key, expected, new, expires_at, other,
                                                     other_key, other_value, other_expires_at)
         name, other_name = self._key(key), other._key(other_key)
-        expected_raw, new_raw = canonical_json(expected), canonical_json(new)
-        other_raw = canonical_json(other_value)
+        expected_raw, new_raw = self._encode(expected), self._encode(new)
+        other_raw = self._encode(other_value)
         pxat = None if expires_at is None else _to_ms(check_expires_at(expires_at))
         other_pxat = other._expiry_ms(other_expires_at)
         try:
             try:
-                return bool(self._cas_then_set(keys=[name, other_name], args=[
-                    expected_raw, new_raw, "" if pxat is None else str(pxat),
-                    other_raw, "" if other_pxat is None else str(other_pxat)]))
+                args = [expected_raw, new_raw, "" if pxat is None else str(pxat),
+                        other_raw, "" if other_pxat is None else str(other_pxat)]
+                if self._cas_then_set(keys=[name, other_name], args=args):
+                    return True
+                legacy = self._written_as(name, expected_raw)
+                if legacy is None:
+                    return False
+                args[0] = legacy
+                return bool(self._cas_then_set(keys=[name, other_name], args=args))
             except self._response_error as error:
                 if "unknown command" not in str(error).lower():
                     raise
@@ -267,7 +344,7 @@ class RedisWrapper(StorageBase):
 
     def add(self, key: str, value: Any, expires_at: Optional[float] = None) -> bool:
         name = self._key(key)
-        raw = canonical_json(value)
+        raw = self._encode(value)
         pxat = self._expiry_ms(expires_at)
         try:
             return bool(self._client.set(name, raw, nx=True, pxat=pxat))

@@ -242,6 +242,11 @@ class StatelessWrapper(StorageBase):
             return default
         return opened[0]
 
+    def __getitem__(self, key: str) -> Any:
+        """``store[token]``: the unsealed value, or ``None`` for anything that is not a
+        valid token of this collection (as pyop 3's stateless store answered)."""
+        return self.get(key)
+
     def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
         """No-op: the value lives in the token (create tokens with :meth:`seal`)."""
 

@@ -59,8 +59,16 @@ def clients() -> dict[str, Any]:
 
 
 def new_namespace() -> str:
-    """A fresh ``db_name``, so tests sharing a server never see each other's records."""
+    """A fresh ``db_name``, so tests sharing a server never see each other's records.
+
+    On Redis ``db_name`` is the database index (pyop 3) and a URI naming a database
+    ignores it: :func:`namespaced` puts the namespace in the collection name as well."""
     return "p" + uuid.uuid4().hex[:12]
+
+
+def namespaced(namespace: str, collection: str) -> str:
+    """The collection name of ``collection`` in a test's ``namespace`` (every backend)."""
+    return f"{namespace}:{collection}"
 
 
 @dataclass
@@ -91,8 +99,8 @@ def stores_from_uri(uri: str, db_name: str, *, replay_uri: Optional[str] = None,
     made: list[StorageBase] = []
 
     def store(collection: str, **extra: Any) -> StorageBase:
-        created = StorageBase.from_uri(uri, collection=collection, db_name=db_name, ttl=ttl,
-                                       **kwargs, **extra)
+        created = StorageBase.from_uri(uri, collection=namespaced(db_name, collection),
+                                       db_name=db_name, ttl=ttl, **kwargs, **extra)
         made.append(created)
         return created
 
@@ -100,7 +108,8 @@ def stores_from_uri(uri: str, db_name: str, *, replay_uri: Optional[str] = None,
         return Stores(*(store(c) for c in COLLECTIONS), closables=made)
     extra: dict[str, Any] = {}
     if replay_uri is not None:
-        cache = StorageBase.from_uri(replay_uri, collection="replay", db_name=db_name,
+        cache = StorageBase.from_uri(replay_uri, collection=namespaced(db_name, "replay"),
+                                     db_name=db_name,
                                      **(replay_kwargs or {}))
         extra["replay_cache"] = cache
     stores = Stores(store("authz_codes", **extra), store("access_tokens", **extra),

@@ -29,6 +29,7 @@ from .provider_support import (
     clients,
     configuration,
     exchange,
+    namespaced,
     new_namespace,
     userinfo,
 )
@@ -38,9 +39,10 @@ BACKENDS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.ser
 
 #: Default configuration: clients get x4 (authorization request, authorize, token and
 #: UserInfo requests: a deleted client's tokens stop working, RFC 7592 2.3), subject
-#: identifier add, code set/get, code marked used and access token stored (one call),
-#: access token get.
-DEFAULT = {"clients": {"get": 4}, "subject_identifiers": {"add": 1},
+#: identifiers: the user's pinned public sub and the sub's reverse record read (both
+#: written in the first flow only), code set/get, code marked used and access token stored
+#: (one call), access token get.
+DEFAULT = {"clients": {"get": 4}, "subject_identifiers": {"get": 2},
            "authorization_codes": {"set": 1, "get": 1, "compare_and_set_then_set": 1},
            "access_tokens": {"get": 1}}
 #: With client_cache_ttl, subject_identifier_cache_ttl and authorization_code_cache_size: no
@@ -73,7 +75,7 @@ def build(uri: str, signing_key: SigningKey, caches: bool,
           access_token_cache_ttl: Optional[float] = None
           ) -> tuple[Provider, list[StorageBase]]:
     namespace = new_namespace()
-    stores = [StorageBase.from_uri(uri, collection=c, db_name=namespace)
+    stores = [StorageBase.from_uri(uri, collection=namespaced(namespace, c), db_name=namespace)
               for c in ("authz_codes", "access_tokens", "refresh_tokens",
                         "subject_identifiers", "clients")]
     stores[4].update(clients())
@@ -113,7 +115,7 @@ def test_round_trips_per_code_flow(uri: str, rsa_private_key: Any, caches: bool)
     expected = CACHED if caches else DEFAULT
     assert per_store == expected
     calls = sum(sum(ops.values()) for ops in expected.values())
-    assert calls == (3 if caches else 9)
+    assert calls == (3 if caches else 10)
     assert_server_trips(uri, server, calls)
     assert provider.get_client(CLIENT_ID) is not None
 

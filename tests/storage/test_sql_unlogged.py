@@ -370,7 +370,7 @@ def test_provider_with_codes_and_access_tokens_unlogged(postgres_url: str,
         access, refresh_token = tokens["access_token"], tokens["refresh_token"]
         assert list(_rows(first.access_tokens, UNLOGGED_TABLE_NAME)) == [access]
         assert list(_rows(first.refresh_tokens, TABLE_NAME)) == [refresh_token]
-        assert len(_rows(first.subject_identifiers, TABLE_NAME)) == 1
+        assert len(_rows(first.subject_identifiers, TABLE_NAME)) == 2  # pin and reverse
         assert _rows(first.refresh_tokens, UNLOGGED_TABLE_NAME) == {}
         assert _rows(first.subject_identifiers, UNLOGGED_TABLE_NAME) == {}
         assert userinfo(provider, access)["name"] == "Alice Liddell"

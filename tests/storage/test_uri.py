@@ -108,7 +108,7 @@ def test_from_uri_redis_tcp_and_unix(redis_server: Any) -> None:
         assert isinstance(tcp, RedisWrapper) and isinstance(unix, RedisWrapper)
         tcp.set("k", {"via": "tcp"})
         assert unix.get("k") == {"via": "tcp"}  # same server, same namespace
-        assert 0 < tcp._client.pttl("satosa:codes:k") <= 60_000
+        assert 0 < tcp._client.pttl("codes:k") <= 60_000  # pyop 3's key layout
         assert unix.consume("k") == {"via": "tcp"}
     finally:
         tcp.close()
@@ -224,8 +224,8 @@ def test_sql_needs_a_collection() -> None:
 
 @pytest.mark.servers
 def test_redis_namespace_and_glob_escaping(redis_server: Any) -> None:
-    tricky = RedisWrapper(redis_server.url, "db*", "c[1]?", clock=lambda: 0)
-    other = RedisWrapper(redis_server.url, "dbX", "c1x", clock=lambda: 0)
+    tricky = RedisWrapper(redis_server.url, None, "db*:c[1]?", clock=lambda: 0)
+    other = RedisWrapper(redis_server.url, None, "dbX:c1x", clock=lambda: 0)
     plain = RedisWrapper(redis_server.url, None, "nodb")
     try:
         tricky.set("a", 1)
@@ -233,9 +233,100 @@ def test_redis_namespace_and_glob_escaping(redis_server: Any) -> None:
         plain.set("c", 3)
         assert list(tricky.keys()) == ["a"]
         assert list(other.keys()) == ["b"]
-        assert plain._client.get("nodb:c") == b"3"
+        assert plain._client.get("nodb:c") == b'{"value":3}'  # pyop 3's layout
     finally:
         for store in (tricky, other, plain):
             for key in list(store.keys()):
                 store.delete(key)
             store.close()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("db_name", [3, "3", " 3 "])
+def test_redis_db_name_is_the_database_index(redis_server: Any, db_name: Any) -> None:
+    """pyop 3: ``db_name`` was passed to ``Redis.from_url`` as ``db``."""
+    uri = f"redis://127.0.0.1:{redis_server.port}"
+    store = StorageBase.from_uri(uri, "idx", db_name=db_name)
+    try:
+        assert store._client.connection_pool.connection_kwargs["db"] == 3
+        store["k"] = {"v": 1}
+        assert store._client.get("idx:k") == b'{"value":{"v":1}}'
+    finally:
+        store.delete("k")
+        store.close()
+
+
+@pytest.mark.servers
+def test_redis_uri_database_wins_over_db_name(redis_server: Any) -> None:
+    """As with ``Redis.from_url(url, db=...)``: the URI's database wins, so SATOSA's
+    ``db_name="satosa"`` with ``redis://host:6379/0`` keeps working."""
+    for uri in (redis_server.url, redis_server.unix_url):
+        store = StorageBase.from_uri(uri, db_name="satosa", collection="idx")
+        try:
+            assert store._client.connection_pool.connection_kwargs["db"] == 0
+        finally:
+            store.close()
+
+
+def test_redis_db_name_that_is_no_index() -> None:
+    """pyop 3 failed at the first command (``SELECT satosa``); the default database is
+    used instead."""
+    pytest.importorskip("redis")
+    store = StorageBase.from_uri("redis://127.0.0.1:1", db_name="satosa", collection="c")
+    assert "db" not in store._client.connection_pool.connection_kwargs or \
+        store._client.connection_pool.connection_kwargs["db"] == 0
+    store.close()
+
+
+def test_from_uri_driver_options_pyop3_style(mongomock_client: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyop 3 / SATOSA: ``from_uri(..., mongo_kwargs={...})`` and ``redis_kwargs``."""
+    pymongo = pytest.importorskip("pymongo")
+    redis = pytest.importorskip("redis")
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def mongo_client(uri: str, **kwargs: Any) -> Any:
+        seen.append(("mongo", kwargs))
+        return mongomock_client
+
+    def from_url(uri: str, **kwargs: Any) -> Any:
+        seen.append(("redis", kwargs))
+        return redis.Redis(db=kwargs.get("db", 0))
+
+    monkeypatch.setattr(pymongo, "MongoClient", mongo_client)
+    monkeypatch.setattr(redis.Redis, "from_url", from_url)
+    mongo = StorageBase.from_uri("mongodb://h/x", "c", "satosa", 60,
+                                 mongo_kwargs={"appname": "sat"})
+    red = StorageBase.from_uri("redis://h", "c", "2", redis_kwargs={"client_name": "sat"})
+    mongo.close()
+    red.close()
+    assert seen[0][0] == "mongo" and seen[0][1]["appname"] == "sat"
+    assert seen[1][0] == "redis" and seen[1][1]["client_name"] == "sat"
+    assert seen[1][1]["db"] == 2
+
+
+def test_mongodb_uri_database_wins_over_db_name() -> None:
+    """pyop 3: ``parsed_uri['database'] or db_name``."""
+    pytest.importorskip("pymongo")
+    store = StorageBase.from_uri("mongodb://127.0.0.1:1/fromuri?serverSelectionTimeoutMS=10",
+                                 db_name="satosa", collection="c")
+    assert store._coll.full_name == "fromuri.c"
+    store.close()
+
+
+@pytest.mark.parametrize(("query", "ok"), [("", True), ("?alg=aes256", True),
+                                           ("?alg=AES256", True), ("?alg=des", False)])
+def test_from_uri_stateless_alg(query: str, ok: bool) -> None:
+    uri = "stateless://user:topsecret-of-some-length@host" + query
+    if ok:
+        assert isinstance(StorageBase.from_uri(uri, "c"), StatelessWrapper)
+    else:
+        with pytest.raises(ValueError):
+            StorageBase.from_uri(uri, "c")
+
+
+def test_type_answers_as_pyop3() -> None:
+    """The URIs pyop 3 knew get pyop 3's answers (its StorageBase.type)."""
+    for uri, kind in (("mongodb://h/db", "mongodb"), ("redis://h:6379/0", "redis"),
+                      ("unix:///tmp/redis.sock", "redis"), ("stateless://u:p@h", "stateless")):
+        assert StorageBase.type(uri) == kind
