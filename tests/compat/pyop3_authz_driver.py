@@ -1,8 +1,8 @@
 """Drive ``AuthorizationState`` through pyop 3's Python API and print what it returns.
 
-Run by ``tests/test_authz_state_pyop3_api.py`` twice, in subprocesses: with pyop 3.5.0's
-interpreter (``/work/ref/venv3/bin/python``, whose ``pyop`` is pyop 3) and with this
-library's. Only pyop 3's API is called, the way pyop 3 code (its own ``Provider``, SATOSA)
+Run by ``tests/compat/test_pyop3_sources.py`` twice, in subprocesses: with an interpreter
+whose ``pyop`` is pyop 3.5.0 (the ``pyop3_python`` fixture) and with this library's.
+Only pyop 3's API is called, the way pyop 3 code (its own ``Provider``, SATOSA)
 calls it; the outputs must be equal. Random values (codes, tokens) are reported by their
 type, times relative to the token's ``iat`` or to now, exceptions by their class name.
 
