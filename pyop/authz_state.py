@@ -338,7 +338,8 @@ class AuthorizationState:
             current = store.get(key)
             if not isinstance(current, dict):
                 continue  # expired or removed meanwhile: add again
-            if _is_time(current.get("logged_out_at")) and current["logged_out_at"] >= now:
+            marked: Any = current.get("logged_out_at")
+            if _is_time(marked) and marked >= now:
                 return  # a logout at the same time or later is already marked
             if store.compare_and_set(key, current, mark, expires_at=expires_at):
                 return
@@ -349,7 +350,7 @@ class AuthorizationState:
         mark = self._logout_mark_store().get(_logout_mark_key(subject_identifier))
         if not isinstance(mark, dict) or mark.get("token_type") != _LOGOUT_MARK:
             return None
-        at = mark.get("logged_out_at")
+        at: Any = mark.get("logged_out_at")
         return float(at) if _is_time(at) else None
 
     @staticmethod
@@ -358,7 +359,7 @@ class AuthorizationState:
         if logged_out_at is None:
             return False
         iat = record.get("iat")
-        return not _is_time(iat) or iat <= logged_out_at
+        return not _is_time(iat) or float(iat) <= logged_out_at
 
     def _revoked_by_logout(self, record: Mapping[str, Any]) -> bool:
         """Whether the end-user of a grant record logged out since it was issued (one
