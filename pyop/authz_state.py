@@ -358,8 +358,8 @@ class AuthorizationState:
         """Whether a grant record was issued at or before a logout (an undated one is)."""
         if logged_out_at is None:
             return False
-        iat = record.get("iat")
-        return not _is_time(iat) or float(iat) <= logged_out_at
+        iat: Any = record.get("iat")
+        return not _is_time(iat) or iat <= logged_out_at
 
     def _revoked_by_logout(self, record: Mapping[str, Any]) -> bool:
         """Whether the end-user of a grant record logged out since it was issued (one
