@@ -133,6 +133,13 @@ def deployment(request: pytest.FixtureRequest, signing_key: SigningKey
         built.close()
 
 
+def assert_refused(provider: Provider, code: str, tokens: Any, refreshed: Any) -> None:
+    assert outcome(lambda: exchange(provider, code)) == "invalid_grant"
+    assert outcome(lambda: userinfo(provider, tokens["access_token"])) == "invalid_token"
+    assert outcome(lambda: userinfo(provider, refreshed["access_token"])) == "invalid_token"
+    assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "invalid_grant"
+
+
 def test_logout_revokes_every_grant_of_the_subject(deployment: Deployment) -> None:
     """A code not redeemed yet, the access tokens and the refresh token of the subject are
     refused after the logout, by the process that logged out and by another one."""
@@ -147,11 +154,7 @@ def test_logout_revokes_every_grant_of_the_subject(deployment: Deployment) -> No
     first.logout_user(sub)
 
     for provider in (first, other):
-        assert outcome(lambda: exchange(provider, pending_code)) == "invalid_grant"
-        assert outcome(lambda: userinfo(provider, tokens["access_token"])) == "invalid_token"
-        assert outcome(lambda: userinfo(provider, refreshed["access_token"])) == \
-            "invalid_token"
-        assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "invalid_grant"
+        assert_refused(provider, pending_code, tokens, refreshed)
         authz = provider.authz_state
         assert authz.get_refresh_token(tokens["refresh_token"]) is None
         with pytest.raises(InvalidAccessToken):
@@ -284,9 +287,9 @@ def test_tokens_of_a_refresh_racing_the_logout_are_refused() -> None:
         state.delete_state_for_subject_identifier(sub)
         return seen
 
-    state._logged_out_at = logout_after_reading  # type: ignore[method-assign]
+    setattr(state, "_logged_out_at", logout_after_reading)  # noqa: B010
     access, _, _ = state.use_refresh_token(refresh_token, "client1")
-    state._logged_out_at = real  # type: ignore[method-assign]
+    setattr(state, "_logged_out_at", real)  # noqa: B010
     with pytest.raises(InvalidAccessToken):
         state.introspect_access_token(access.value)
 
