@@ -1783,7 +1783,10 @@ class Provider:
 
     def logout_user(self, subject_identifier: Optional[str] = None,
                     end_session_request: Optional[Mapping[str, Any]] = None) -> None:
-        """Forget the end-user's state at the provider (OIDC RP-Initiated Logout 1.0, 2).
+        """Log the end-user out at the provider (OIDC RP-Initiated Logout 1.0, 2): revoke
+        the authorization codes, access tokens and refresh tokens issued for the ``sub`` so
+        far (see :meth:`AuthorizationState.delete_state_for_subject_identifier
+        <pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier>`).
 
         :param subject_identifier: the ``sub`` known from the host's session, if any.
         :param end_session_request: the parsed logout request (``EndSessionRequest``).
