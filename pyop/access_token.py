@@ -15,10 +15,12 @@ class AccessToken:
 
     BEARER_TOKEN_TYPE = "Bearer"
 
-    def __init__(self, value: str, expires_in: int, type: str = BEARER_TOKEN_TYPE) -> None:
+    def __init__(self, value: str, expires_in: int, type: str = BEARER_TOKEN_TYPE, *,
+                 typ: Optional[str] = None) -> None:
+        """``typ`` is pyop 3's name of ``type`` (it wins when given)."""
         self.value = value
         self.expires_in = expires_in
-        self.type = type
+        self.type = typ if typ is not None else type
 
     def __repr__(self) -> str:  # never show the token value
         return f"AccessToken(type={self.type!r}, expires_in={self.expires_in!r})"
@@ -48,7 +50,9 @@ def extract_bearer_token_from_http_request(
     parsed_request: Optional[Mapping[str, Any]] = None,
     authz_header: Optional[str] = None,
 ) -> str:
-    """The bearer token of a request (RFC 6750 2.1 header, 2.2 form body).
+    """The bearer token of a request (RFC 6750 2.1 header, 2.2 form body), with pyop 3's
+    signature: the parsed request (form body or query) and the ``Authorization`` header
+    value.
 
     The ``Bearer`` scheme is case-insensitive and must be followed by
     whitespace. A token in more than one place is an ``invalid_request``
