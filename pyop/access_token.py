@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional
+from urllib.parse import parse_qsl  # noqa: F401 - a pyop 3 name of this module
 
 from .exceptions import BearerTokenError, InvalidUserinfoRequest
 
 __all__ = ["AccessToken", "extract_bearer_token_from_http_request", "get_header"]
+
+logger = logging.getLogger(__name__)
 
 
 class AccessToken:

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus  # noqa: F401 - unquote: a pyop 3 name here
 
 from .access_token import get_header
 from .client_assertion import JWT_BEARER_ASSERTION_TYPE, ClientAssertionVerifier

@@ -376,7 +376,8 @@ def registration_request_verify(registration_request: Any) -> None:
 
     try:
         _verify_message(registration_request, RegistrationRequest)
-    except (MessageException, ValueError, KeyError) as e:
+    except (MessageException, ValueError, KeyError, AssertionError) as e:
+        # oic checks some values with assert (pyop 3 let that escape)
         raise InvalidClientRegistrationRequest(str(e), registration_request,
                                                oauth_error="invalid_request") from e
 
