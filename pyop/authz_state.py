@@ -278,11 +278,12 @@ class AuthorizationState:
         (OIDC RP-Initiated Logout 1.0, 2; what pyop 3's logout deleted, and more).
 
         Revoked: the authorization codes, access tokens and refresh tokens issued for
-        ``subject_identifier`` up to and including the second of the logout (by the
-        provider's clock), whichever client they were issued to -- for a pairwise ``sub``
-        that is the clients of one sector (OIDC Core 8.1), for a public ``sub`` every client
-        that got it -- and the tokens later obtained from them (a racing refresh or code
-        redemption issues tokens dated before the logout, refused as well). Not revoked:
+        ``subject_identifier`` up to and including the instant of the logout (by the
+        provider's clock, against the ``issued_at`` each record keeps), whichever client
+        they were issued to -- for a pairwise ``sub`` that is the clients of one sector
+        (OIDC Core 8.1), for a public ``sub`` every client that got it -- and the tokens
+        later obtained from them (a racing refresh or code redemption issues tokens dated
+        before the logout, refused as well). Not revoked:
         ``client_credentials`` tokens (no end-user, RFC 6749 4.4), the grants of the user's
         other subject identifiers (another sector's pairwise ``sub``), grants issued after
         the logout, and ID tokens already sent (self-contained, OIDC Core 2).
@@ -302,11 +303,11 @@ class AuthorizationState:
             raise InvalidSubjectIdentifier("unknown subject identifier")
         if not _is_sealed(self.subject_identifiers):
             self.get_user_id_for_subject_identifier(subject_identifier)
-        now = self._now()
+        now = float(self.clock())
         local = self._local_logouts
         if local is not None:
             # before the mark is stored: a cached token of this sub is refused from now on
-            local.put(subject_identifier, float(now))
+            local.put(subject_identifier, now)
             issued = self._issued_access_tokens
             if issued is not None and len(local) >= local.max_size:
                 issued.clear()  # marks may be evicted: the cached tokens go too
@@ -324,7 +325,7 @@ class AuthorizationState:
             return self.subject_identifiers
         return tokens
 
-    def _write_logout_mark(self, subject_identifier: str, now: int) -> None:
+    def _write_logout_mark(self, subject_identifier: str, now: float) -> None:
         """Store (or move forward) the logout mark of ``subject_identifier``."""
         store = self._logout_mark_store()
         key = _logout_mark_key(subject_identifier)
@@ -355,9 +356,14 @@ class AuthorizationState:
 
     @staticmethod
     def _issued_by(record: Mapping[str, Any], logged_out_at: Optional[float]) -> bool:
-        """Whether a grant record was issued at or before a logout (an undated one is)."""
+        """Whether a grant record was issued at or before a logout: by its ``issued_at``
+        (the clock's reading), else by its ``iat`` second (a record of an earlier version:
+        the second of the logout counts as before it); an undated one is."""
         if logged_out_at is None:
             return False
+        issued_at: Any = record.get("issued_at")
+        if _is_time(issued_at):
+            return bool(issued_at <= logged_out_at)
         iat: Any = record.get("iat")
         return not _is_time(iat) or iat <= logged_out_at
 
@@ -388,10 +394,12 @@ class AuthorizationState:
 
         :param extra: further data to keep with the code (``auth_time``, ``acr``...).
         """
-        now = self._now()
+        issued_at = float(self.clock())
+        now = int(issued_at)
         record: dict[str, Any] = {
             "exp": now + self.authorization_code_lifetime,
             "iat": now,
+            "issued_at": issued_at,
             "client_id": authorization_request["client_id"],
             "sub": subject_identifier,
             "user_id": user_id,
@@ -477,7 +485,8 @@ class AuthorizationState:
         if access_token_value is not None and not self.access_token_values_are_random:
             raise ValueError("sealed access tokens: their value cannot be chosen in advance")
         self.forget_issued_authorization_code(authorization_code)
-        now = self._now()
+        issued_at = float(self.clock())
+        now = int(issued_at)
         access_value = access_token_value or new_token_value()
         refresh_value = new_token_value() if self.issues_refresh_tokens else None
         grant = {
@@ -486,12 +495,13 @@ class AuthorizationState:
             "user_id": record["user_id"],
             "scope": record["scope"],
             "claims": claims_request_member(record.get("auth_req", {}), "userinfo") or None,
+            "issued_at": issued_at,
         }
         codes = self.authorization_codes
         access_token: Optional[AccessToken] = None
         refresh_token: Optional[str] = None
-        # the tokens are dated ``now``, taken before this read: if the logout comes after
-        # it, they are refused at use
+        # the tokens are dated ``issued_at``, taken before this read: if the logout comes
+        # after it, they are refused at use
         if not record.get("used") and self._revoked_by_logout(record):
             raise InvalidAuthorizationCode("the end-user logged out after the code was issued")
         if _is_sealed(codes):
@@ -640,8 +650,9 @@ class AuthorizationState:
             "user_id": user_id,
             "scope": " ".join(scope),
             "claims": claims_request_member(authorization_request, "userinfo") or None,
+            "issued_at": float(self.clock()),
         }
-        return self._create_access_token(grant, self._now())
+        return self._create_access_token(grant, int(grant["issued_at"]))
 
     def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
         """Issue an access token to a client for itself (``client_credentials``, RFC 6749 4.4).
@@ -729,7 +740,8 @@ class AuthorizationState:
             raise InvalidRefreshToken("refresh token of another client")
         # the new tokens are dated before the logout mark is read: a logout after the read
         # revokes them too
-        now = self._now()
+        issued_at = float(self.clock())
+        now = int(issued_at)
         if self._revoked_by_logout(record):
             raise InvalidRefreshToken("the end-user logged out after the grant")
         if record.get("rotated"):
@@ -747,6 +759,7 @@ class AuthorizationState:
         grant: dict[str, Any] = {k: record[k] for k in ("client_id", "sub", "user_id", "claims")
                                  if k in record}
         grant["scope"] = " ".join(new_scope)
+        grant["issued_at"] = issued_at
         threshold = self.refresh_token_threshold
         rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
         if _is_sealed(self.refresh_tokens):
@@ -755,7 +768,8 @@ class AuthorizationState:
         # finding it listed deletes a stored token, never one stored after it
         access_token = self._create_access_token(grant, now, new_token_value())
         if rotate:
-            new_refresh = self._rotate_refresh_token(refresh_token, record, access_token, now)
+            new_refresh = self._rotate_refresh_token(refresh_token, record, access_token, now,
+                                                     issued_at)
             return access_token, new_refresh, record
         try:
             listed = self._remember_access_token(refresh_token, record, access_token.value, now)
@@ -798,7 +812,8 @@ class AuthorizationState:
         return access_token, new_refresh, record
 
     def _rotate_refresh_token(self, refresh_token: str, record: dict[str, Any],
-                              access_token: AccessToken, now: int) -> str:
+                              access_token: AccessToken, now: int,
+                              issued_at: Optional[float] = None) -> str:
         """Replace a stored refresh token by a new one listing ``access_token`` (stored).
 
         The new refresh token is written first, with ``add`` (never over another record),
@@ -818,6 +833,8 @@ class AuthorizationState:
         full_grant: dict[str, Any] = {k: record[k] for k in ("client_id", "sub", "user_id",
                                                              "claims") if k in record}
         full_grant["scope"] = record["scope"]
+        if issued_at is not None:
+            full_grant["issued_at"] = issued_at
         new_refresh = new_token_value()
         rotated = dict(record)
         rotated.update(rotated=True, replaced_by=new_refresh)

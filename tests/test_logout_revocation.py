@@ -169,8 +169,8 @@ def test_logout_revokes_every_grant_of_the_subject(deployment: Deployment) -> No
     assert first.authz_state.get_user_id_for_subject_identifier(sub) == USER_ID
     first.logout_user(sub)
 
-    # a login after the logout works, everywhere
-    deployment.clock.advance(1)
+    # a login after the logout works, everywhere, right after it
+    deployment.clock.advance(0.01)
     again = exchange(other, authorize(first))
     assert userinfo(first, again["access_token"])["sub"] == sub
     assert outcome(lambda: refresh(other, again["refresh_token"])) == "ok"
@@ -260,15 +260,36 @@ def test_logout_leaves_other_users_client_credentials_and_later_grants() -> None
     assert_revoked(state, *alice_grant)
     assert_live(state, *bob_grant)
     assert state.introspect_access_token(service.value)["client_id"] == "service"
-    # the second of the logout is refused too (its order is unknown); later ones are not
+    # issued at the instant of the logout (by the clock): refused too; later ones are not,
+    # even within the same second (a new login right after a logout)
     code = state.create_authorization_code(AUTH_REQ, alice, USER_ID, ["openid"])
     with pytest.raises(InvalidAuthorizationCode):
         state.redeem_authorization_code(code, state.get_authorization_code(code))
     implicit = state.create_access_token(AUTH_REQ, alice, USER_ID, ["openid"])
     with pytest.raises(InvalidAccessToken):
         state.introspect_access_token(implicit.value)
-    clock.now += 1
+    clock.now += 0.25
     assert_live(state, *grant(state, alice))
+
+
+def test_records_without_issued_at_count_by_their_second() -> None:
+    """A record of an earlier version has only ``iat`` (whole seconds): issued in the
+    second of the logout, it is taken as issued before it."""
+    clock = Clock()
+    tokens = MemoryStorage(clock=clock)
+    state = make_state(clock, access_token_db=tokens)
+    sub = state.get_subject_identifier("public", USER_ID)
+    now = int(clock.now)
+    for name, iat in (("old", now - 5), ("same-second", now), ("later", now + 1)):
+        tokens.set(name, {"token_type": "access_token", "client_id": "client1", "sub": sub,
+                          "user_id": USER_ID, "scope": "openid", "iat": iat,
+                          "exp": now + 3600}, expires_at=now + 3600)
+    clock.now += 0.5
+    state.delete_state_for_subject_identifier(sub)
+    for name in ("old", "same-second"):
+        with pytest.raises(InvalidAccessToken):
+            state.introspect_access_token(name)
+    assert state.introspect_access_token("later")["sub"] == sub
 
 
 def test_tokens_of_a_refresh_racing_the_logout_are_refused() -> None:
@@ -302,7 +323,7 @@ def test_the_mark_expires_after_the_longest_lifetime() -> None:
     state.delete_state_for_subject_identifier(sub)
     [key] = list(tokens.keys())
     assert key.startswith("logout:") and sub not in key
-    assert tokens.get(key)["logged_out_at"] == int(clock.now)
+    assert tokens.get(key)["logged_out_at"] == clock.now
     clock.now += 7200
     assert tokens.get(key) is not None
     clock.now += 1
