@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional
+from urllib.parse import parse_qsl  # noqa: F401 - a pyop 3 name of this module
 
 from .exceptions import BearerTokenError, InvalidUserinfoRequest
 
 __all__ = ["AccessToken", "extract_bearer_token_from_http_request", "get_header"]
+
+logger = logging.getLogger(__name__)
 
 
 class AccessToken:
@@ -55,7 +59,9 @@ def extract_bearer_token_from_http_request(
     parsed_request: Optional[Mapping[str, Any]] = None,
     authz_header: Optional[str] = None,
 ) -> str:
-    """The bearer token of a request (RFC 6750 2.1 header, 2.2 form body).
+    """The bearer token of a request (RFC 6750 2.1 header, 2.2 form body), with pyop 3's
+    signature: the parsed request (form body or query) and the ``Authorization`` header
+    value.
 
     The ``Bearer`` scheme is case-insensitive and must be followed by
     whitespace. A token in more than one place is an ``invalid_request``

@@ -11,6 +11,7 @@ grant with one ``consume`` (RFC 7009 2.1).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -52,6 +53,19 @@ _USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type"
 _SUBJECT_CACHE_SIZE = 10_000
 #: Access tokens remembered as issued, with ``access_token_cache_ttl``.
 _ACCESS_TOKEN_CACHE_SIZE = 10_000
+#: ``token_type`` of the logout marks kept with the access tokens (never an access token).
+_LOGOUT_MARK = "logout"
+
+
+def _logout_mark_key(subject_identifier: str) -> str:
+    """The storage key of a subject identifier's logout mark: fixed length, whatever the
+    ``sub``, and unlike any token value (which has no ``:``)."""
+    digest = hashlib.sha256(subject_identifier.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{_LOGOUT_MARK}:{digest}"
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def new_token_value() -> str:
@@ -150,10 +164,10 @@ class AuthorizationState:
     :param access_token_cache_ttl: seconds during which this process answers for an access
         token it issued from memory instead of reading it back from ``access_token_db``
         (:meth:`get_access_token`, hence UserInfo and introspection; off by
-        default). A revocation made through this process is seen at once; one made
-        through another process (RFC 7009 revocation, a replayed code, a revoked refresh
-        token) is seen here only when the entry expires, so a revoked token can keep
-        working for up to this many seconds in this process (the propagation window
+        default). A revocation made through this process is seen at once (a logout too);
+        one made through another process (RFC 7009 revocation, a replayed code, a revoked
+        refresh token, a logout) is seen here only when the entry expires, so a revoked
+        token can keep working for up to this many seconds in this process (the propagation window
         RFC 7009 2.2 asks to keep short). At most 10 000 tokens are remembered. Not used
         with sealed (stateless) access tokens.
 
@@ -169,6 +183,10 @@ class AuthorizationState:
     :meth:`refresh_access_token`). A string in the third (second for
     ``use_refresh_token``) position is a user id (client id), a list or None a scope.
     See ``docs/migrating.rst``.
+
+    Logout (:meth:`delete_state_for_subject_identifier`) writes a *logout mark* for the
+    subject identifier, and every grant issued for that ``sub`` up to the logout is refused
+    from then on: see :meth:`delete_state_for_subject_identifier`.
     """
 
     #: Member of a code record holding the authentication request (pyop 3 name).
@@ -229,6 +247,12 @@ class AuthorizationState:
             self._issued_access_tokens = TTLCache(float(access_token_cache_ttl),
                                                   _ACCESS_TOKEN_CACHE_SIZE,
                                                   lambda: self.clock())
+        #: sub -> time of its logout through this process, for as long as a cached access
+        #: token issued before it may be answered from memory
+        self._local_logouts: Optional[TTLCache[float]] = None
+        if self._issued_access_tokens is not None:
+            self._local_logouts = TTLCache(float(access_token_cache_ttl or 0),
+                                           _ACCESS_TOKEN_CACHE_SIZE, lambda: self.clock())
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
         self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
         #: sub -> user_id of the subject identifiers made by this process when their store
@@ -412,32 +436,115 @@ class AuthorizationState:
         return str(record["user_id"])
 
     def delete_state_for_subject_identifier(self, subject_identifier: str) -> None:
-        """Forget a subject identifier (logout); :class:`InvalidSubjectIdentifier` if unknown.
+        """Log the end-user out of this ``sub``: revoke every grant issued for it so far
+        (OIDC RP-Initiated Logout 1.0, 2; what pyop 3's logout deleted, and more).
 
-        The user's pinned public identifier (see :meth:`get_subject_identifier`) is kept,
-        so the user gets the same ``sub`` at the next login.
+        Revoked: the authorization codes, access tokens and refresh tokens issued for
+        ``subject_identifier`` up to and including the instant of the logout (by the
+        provider's clock, against the ``issued_at`` each record keeps), whichever client
+        they were issued to -- for a pairwise ``sub`` that is the clients of one sector
+        (OIDC Core 8.1), for a public ``sub`` every client that got it -- and the tokens
+        later obtained from them (a racing refresh or code redemption issues tokens dated
+        before the logout, refused as well). Not revoked:
+        ``client_credentials`` tokens (no end-user, RFC 6749 4.4), the grants of the user's
+        other subject identifiers (another sector's pairwise ``sub``), grants issued after
+        the logout, and ID tokens already sent (self-contained, OIDC Core 2).
+
+        No grant is looked for: one keyed write stores a *logout mark* (the time of the
+        logout) under a key derived from the ``sub``, with the access tokens (in the replay
+        cache of sealed, stateless access tokens), until the longest code or token lifetime
+        has passed; code redemption, refresh, UserInfo and introspection read it and refuse
+        a grant issued at or before it (RFC 7009 2.1 asks the same of a revoked grant). The
+        subject identifier record is kept, as in pyop 3: the ``sub`` stays known to
+        :meth:`get_user_id_for_subject_identifier`, and a second logout is no error.
+
+        :raises InvalidSubjectIdentifier: not a string, or (unless the subject identifier
+            store is sealed, so knows no ``sub``) a ``sub`` that was never issued.
         """
-        if self._written_subjects is not None and isinstance(subject_identifier, str):
-            self._written_subjects.discard(subject_identifier)
-        sealed = self._sealed_subjects
-        if sealed is not None:
-            if not isinstance(subject_identifier, str) or sealed.get(subject_identifier) is None:
-                raise InvalidSubjectIdentifier("unknown subject identifier")
-            sealed.discard(subject_identifier)
-            return
-        if not isinstance(subject_identifier, str):
+        if not isinstance(subject_identifier, str) or not subject_identifier:
             raise InvalidSubjectIdentifier("unknown subject identifier")
-        db = self.subject_identifiers
-        record = db.get(subject_identifier)
-        if not isinstance(record, dict) or "user_id" not in record:
-            raise InvalidSubjectIdentifier("unknown subject identifier")
-        rest = {k: v for k, v in record.items() if k not in ("user_id", "type")}
-        if rest:  # also the pin of a user whose id is this sub
-            removed = db.compare_and_set(subject_identifier, record, rest)
-        else:
-            removed = db.delete(subject_identifier)
-        if not removed:
-            raise InvalidSubjectIdentifier("unknown subject identifier")
+        if not _is_sealed(self.subject_identifiers):
+            self.get_user_id_for_subject_identifier(subject_identifier)
+        now = float(self.clock())
+        local = self._local_logouts
+        if local is not None:
+            # before the mark is stored: a cached token of this sub is refused from now on
+            local.put(subject_identifier, now)
+            issued = self._issued_access_tokens
+            if issued is not None and len(local) >= local.max_size:
+                issued.clear()  # marks may be evicted: the cached tokens go too
+        self._write_logout_mark(subject_identifier, now)
+        logger.info("logout: the grants of a subject identifier were revoked")
+
+    def _logout_mark_store(self) -> StorageBase:
+        """Where logout marks are kept: with the access tokens, in the replay cache when
+        they are sealed (read where the tokens are, shared where they are)."""
+        tokens = self.access_tokens
+        if _is_sealed(tokens):
+            cache = getattr(tokens, "replay_cache", None)
+            if isinstance(cache, StorageBase):
+                return cache
+            return self.subject_identifiers
+        return tokens
+
+    def _write_logout_mark(self, subject_identifier: str, now: float) -> None:
+        """Store (or move forward) the logout mark of ``subject_identifier``."""
+        store = self._logout_mark_store()
+        key = _logout_mark_key(subject_identifier)
+        lifetime = max(self.authorization_code_lifetime, self.access_token_lifetime,
+                       self.refresh_token_lifetime or 0)
+        expires_at = now + lifetime + 1
+        mark = {"token_type": _LOGOUT_MARK, "sub": subject_identifier, "logged_out_at": now}
+        for _ in range(_MAX_GRANT_UPDATES):
+            if store.add(key, mark, expires_at=expires_at):
+                return
+            current = store.get(key)
+            if not isinstance(current, dict):
+                continue  # expired or removed meanwhile: add again
+            marked: Any = current.get("logged_out_at")
+            if _is_time(marked) and marked >= now:
+                return  # a logout at the same time or later is already marked
+            if store.compare_and_set(key, current, mark, expires_at=expires_at):
+                return
+        store.set(key, mark, expires_at=expires_at)
+
+    def _logged_out_at(self, subject_identifier: str) -> Optional[float]:
+        """The time of the last marked logout of ``subject_identifier``, or None."""
+        mark = self._logout_mark_store().get(_logout_mark_key(subject_identifier))
+        if not isinstance(mark, dict) or mark.get("token_type") != _LOGOUT_MARK:
+            return None
+        at: Any = mark.get("logged_out_at")
+        return float(at) if _is_time(at) else None
+
+    @staticmethod
+    def _issued_by(record: Mapping[str, Any], logged_out_at: Optional[float]) -> bool:
+        """Whether a grant record was issued at or before a logout: by its ``issued_at``
+        (the clock's reading), else by its ``iat`` second (a record of an earlier version:
+        the second of the logout counts as before it); an undated one is."""
+        if logged_out_at is None:
+            return False
+        issued_at: Any = record.get("issued_at")
+        if _is_time(issued_at):
+            return bool(issued_at <= logged_out_at)
+        iat: Any = record.get("iat")
+        return not _is_time(iat) or iat <= logged_out_at
+
+    def _revoked_by_logout(self, record: Mapping[str, Any]) -> bool:
+        """Whether the end-user of a grant record logged out since it was issued (one
+        keyed read; False for a grant without end-user, ``client_credentials``)."""
+        sub = record.get("sub")
+        if not isinstance(sub, str):
+            return False
+        return self._issued_by(record, self._logged_out_at(sub))
+
+    def _locally_logged_out(self, record: Mapping[str, Any]) -> bool:
+        """:meth:`_revoked_by_logout` for the logouts made through this process only
+        (no read: for the tokens this process answers from memory)."""
+        local = self._local_logouts
+        sub = record.get("sub")
+        if local is None or not isinstance(sub, str):
+            return False
+        return self._issued_by(record, local.get(sub))
 
     # -- authorization codes (RFC 6749 4.1.2) --------------------------------------------------
 
@@ -494,10 +601,12 @@ class AuthorizationState:
             :attr:`KEY_EXTRA_ID_TOKEN_CLAIMS`, and :attr:`KEY_USER_INFO`: the claims the
             grant may release, carried over to its access and refresh tokens).
         """
-        now = self._now()
+        issued_at = float(self.clock())
+        now = int(issued_at)
         record: dict[str, Any] = {
             "exp": now + self.authorization_code_lifetime,
             "iat": now,
+            "issued_at": issued_at,
             "client_id": authorization_request["client_id"],
             "sub": subject_identifier,
             "user_id": user_id,
@@ -580,13 +689,15 @@ class AuthorizationState:
         :param issue_refresh_token: False issues no refresh token (even when
             ``refresh_token_lifetime`` is set): pyop 3's :meth:`exchange_code_for_token`
             left that to :meth:`create_refresh_token`.
-        :raises InvalidAuthorizationCode: the code was already used.
+        :raises InvalidAuthorizationCode: the code was already used, or the end-user
+            logged out since it was issued (:meth:`delete_state_for_subject_identifier`).
         :raises ValueError: ``access_token_value`` given with sealed access tokens.
         """
         if access_token_value is not None and not self.access_token_values_are_random:
             raise ValueError("sealed access tokens: their value cannot be chosen in advance")
         self.forget_issued_authorization_code(authorization_code)
-        now = self._now()
+        issued_at = float(self.clock())
+        now = int(issued_at)
         access_value = access_token_value or new_token_value()
         refresh_value = (new_token_value() if self.issues_refresh_tokens and issue_refresh_token
                          else None)
@@ -596,6 +707,7 @@ class AuthorizationState:
             "user_id": record["user_id"],
             "scope": record["scope"],
             "claims": claims_request_member(record.get("auth_req", {}), "userinfo") or None,
+            "issued_at": issued_at,
         }
         user_info = record.get(self.KEY_USER_INFO)
         if isinstance(user_info, dict):  # the claims a sealed grant may release
@@ -603,6 +715,10 @@ class AuthorizationState:
         codes = self.authorization_codes
         access_token: Optional[AccessToken] = None
         refresh_token: Optional[str] = None
+        # the tokens are dated ``issued_at``, taken before this read: if the logout comes
+        # after it, they are refused at use
+        if not record.get("used") and self._revoked_by_logout(record):
+            raise InvalidAuthorizationCode("the end-user logged out after the code was issued")
         if _is_sealed(codes):
             if codes.consume(authorization_code) is None:
                 raise InvalidAuthorizationCode("authorization code already used")
@@ -777,10 +893,11 @@ class AuthorizationState:
             "user_id": user_id,
             "scope": " ".join(scope),
             "claims": claims_request_member(authorization_request, "userinfo") or None,
+            "issued_at": float(self.clock()),
         }
         if user_info is not None:
             grant[self.KEY_USER_INFO] = dict(user_info)
-        return self._create_access_token(grant, self._now())
+        return self._create_access_token(grant, int(grant["issued_at"]))
 
     def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
         """Issue an access token to a client for itself (``client_credentials``, RFC 6749 4.4).
@@ -816,20 +933,23 @@ class AuthorizationState:
     def get_access_token(self, access_token_value: Any) -> dict[str, Any]:
         """The live record of an access token; :class:`InvalidAccessToken` if none.
 
-        With ``access_token_cache_ttl``, a token this process issued less than that many
-        seconds ago (and did not revoke) is answered from memory, without reading
-        ``access_token_db``.
+        A token whose end-user logged out since it was issued is refused
+        (:meth:`delete_state_for_subject_identifier`). With ``access_token_cache_ttl``, a
+        token this process issued less than that many seconds ago (and did not revoke, nor
+        its end-user log out through this process) is answered from memory, without
+        reading ``access_token_db`` or the logout mark.
         """
         issued = self._issued_access_tokens
         if issued is not None and isinstance(access_token_value, str):
             raw = issued.get(access_token_value)
             if raw is not None:
                 cached: dict[str, Any] = json.loads(raw)
-                if cached.get("exp", 0) > self._now():
+                if cached.get("exp", 0) > self._now() and not self._locally_logged_out(cached):
                     return cached
                 issued.discard(access_token_value)
         record = self._live(self.access_tokens, access_token_value)
-        if record is None or record.get("token_type") != "access_token":
+        if record is None or record.get("token_type") != "access_token" \
+                or self._revoked_by_logout(record):
             raise InvalidAccessToken("the access token is unknown, expired or revoked")
         return record
 
@@ -910,7 +1030,8 @@ class AuthorizationState:
         :returns: the access token, the new refresh token (or None when the
             same one stays valid) and the grant record.
         :raises InvalidRefreshToken: unknown, expired, foreign or replayed, or revoked
-            (or used to rotate) while this refresh was under way.
+            (or used to rotate) while this refresh was under way, or the end-user logged
+            out since the token was issued.
         :raises InvalidScope: ``scope`` wider than the grant.
         """
         record = self._live(self.refresh_tokens, refresh_token)
@@ -918,6 +1039,12 @@ class AuthorizationState:
             raise InvalidRefreshToken("unknown or expired refresh token")
         if record.get("client_id") != client_id:
             raise InvalidRefreshToken("refresh token of another client")
+        # the new tokens are dated before the logout mark is read: a logout after the read
+        # revokes them too
+        issued_at = float(self.clock())
+        now = int(issued_at)
+        if self._revoked_by_logout(record):
+            raise InvalidRefreshToken("the end-user logged out after the grant")
         if record.get("rotated"):
             self.revoke_refresh_token(refresh_token)
             raise InvalidRefreshToken("refresh token already used")
@@ -930,9 +1057,9 @@ class AuthorizationState:
         else:
             new_scope = granted
 
-        now = self._now()
         grant: dict[str, Any] = {k: record[k] for k in _GRANT_FIELDS if k in record}
         grant["scope"] = " ".join(new_scope)
+        grant["issued_at"] = issued_at
         threshold = self.refresh_token_threshold
         rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
         if _is_sealed(self.refresh_tokens):
@@ -941,7 +1068,8 @@ class AuthorizationState:
         # finding it listed deletes a stored token, never one stored after it
         access_token = self._create_access_token(grant, now, new_token_value())
         if rotate:
-            new_refresh = self._rotate_refresh_token(refresh_token, record, access_token, now)
+            new_refresh = self._rotate_refresh_token(refresh_token, record, access_token, now,
+                                                     issued_at)
             return access_token, new_refresh, record
         try:
             listed = self._remember_access_token(refresh_token, record, access_token.value, now)
@@ -984,7 +1112,8 @@ class AuthorizationState:
         return access_token, new_refresh, record
 
     def _rotate_refresh_token(self, refresh_token: str, record: dict[str, Any],
-                              access_token: AccessToken, now: int) -> str:
+                              access_token: AccessToken, now: int,
+                              issued_at: Optional[float] = None) -> str:
         """Replace a stored refresh token by a new one listing ``access_token`` (stored).
 
         The new refresh token is written first, with ``add`` (never over another record),
@@ -1003,6 +1132,8 @@ class AuthorizationState:
         """
         full_grant: dict[str, Any] = {k: record[k] for k in _GRANT_FIELDS if k in record}
         full_grant["scope"] = record["scope"]
+        if issued_at is not None:
+            full_grant["issued_at"] = issued_at
         new_refresh = new_token_value()
         rotated = dict(record)
         rotated.update(rotated=True, replaced_by=new_refresh)
@@ -1074,13 +1205,15 @@ class AuthorizationState:
         return "contended"
 
     def get_refresh_token(self, refresh_token_value: Any) -> Optional[dict[str, Any]]:
-        """The unexpired record of a refresh token, or None (unknown, expired, revoked).
+        """The unexpired record of a refresh token, or None (unknown, expired, revoked,
+        or its end-user logged out since it was issued).
 
         A token replaced by rotation is returned too, with ``rotated`` set: it can no
         longer be used, but revoking it still revokes its grant.
         """
         record = self._live(self.refresh_tokens, refresh_token_value)
-        if record is None or record.get("token_type") != "refresh_token":
+        if record is None or record.get("token_type") != "refresh_token" \
+                or self._revoked_by_logout(record):
             return None
         return record
 

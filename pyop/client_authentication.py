@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus  # noqa: F401 - unquote: a pyop 3 name here
 
 from .access_token import get_header
 from .client_assertion import JWT_BEARER_ASSERTION_TYPE, ClientAssertionVerifier
@@ -147,14 +147,27 @@ def verify_client_authentication(
     parsed_request: Mapping[str, Any],
     http_headers: Optional[Any] = None,
     *,
+    authz_header: Optional[str] = None,
     now: Optional[float] = None,
     assertion_verifier: Optional[ClientAssertionVerifier] = None,
     audiences: Iterable[str] = (),
 ) -> str:
-    """Authenticate the client of a token request; returns its ``client_id``.
+    """Authenticate the client of a token request (RFC 6749 2.3); returns its ``client_id``.
 
-    See :func:`authenticate_client`, which also returns the client's metadata.
+    The third argument is the request's headers (any mapping) or, as in pyop 3, the
+    ``Authorization`` header value itself (a string); ``authz_header=`` (pyop 3's keyword)
+    gives the header value too. See :func:`authenticate_client`, which also returns the
+    client's metadata.
+
+    :raises InvalidClientAuthentication: as :func:`authenticate_client`.
+    :raises InvalidRequestError: as :func:`authenticate_client`.
     """
+    if isinstance(http_headers, str):
+        http_headers = {"Authorization": http_headers}
+    if authz_header is not None:
+        if http_headers is not None:
+            raise TypeError("give the headers or authz_header, not both")
+        http_headers = {"Authorization": authz_header}
     return authenticate_client(clients, parsed_request, http_headers, now=now,
                                assertion_verifier=assertion_verifier, audiences=audiences)[0]
 

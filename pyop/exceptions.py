@@ -28,6 +28,7 @@ __all__ = [
     "InvalidAuthenticationRequest",
     "InvalidRedirectURI",
     "InvalidClientId",
+    "UnknownClientId",
     "AuthorizationError",
     "RequestedSubjectMismatch",
     "InvalidClientAuthentication",
@@ -80,10 +81,28 @@ class OAuthError(ValueError):
 
 
 class InvalidRequestError(OAuthError):
-    """Malformed request: bad encoding, duplicate or oversized parameters (RFC 6749 3.1)."""
+    """An invalid request (RFC 6749 5.2): the base of the errors about a request, as in
+    pyop 3; raised itself for a malformed one (bad encoding, duplicate or oversized
+    parameters, RFC 6749 3.1).
+
+    :param message: error description.
+    :param parsed_request: the request as far as it was parsed (optional), kept as
+        :attr:`request` (also readable as :attr:`parsed_request`).
+    :param oauth_error: the error code, ``invalid_request`` by default.
+    """
+
+    def __init__(self, message: str = "", parsed_request: Optional[Any] = None,
+                 oauth_error: Optional[str] = None) -> None:
+        super().__init__(message, oauth_error)
+        self.request: Any = parsed_request if parsed_request is not None else {}
+
+    @property
+    def parsed_request(self) -> Any:
+        """The request the error is about (the ``parsed_request`` argument)."""
+        return self.request
 
 
-class InvalidAuthenticationRequest(OAuthError):
+class InvalidAuthenticationRequest(InvalidRequestError):
     """An invalid authentication request (OIDC Core 3.1.2.6).
 
     :param message: error description.
@@ -102,13 +121,12 @@ class InvalidAuthenticationRequest(OAuthError):
         self,
         message: str,
         parsed_request: Optional[Mapping[str, Any]] = None,
-        oauth_error: str = "invalid_request",
+        oauth_error: Optional[str] = "invalid_request",
         *,
         redirect_uri_verified: bool = False,
         issuer: Optional[str] = None,
     ) -> None:
-        super().__init__(message, oauth_error)
-        self.request: Mapping[str, Any] = parsed_request if parsed_request is not None else {}
+        super().__init__(message, parsed_request, oauth_error)
         #: True only once the library has checked client_id and redirect_uri.
         self.redirect_uri_verified = redirect_uri_verified
         self.issuer = issuer
@@ -179,11 +197,12 @@ class InvalidAuthenticationRequest(OAuthError):
             return None
 
 
-class InvalidClientId(InvalidAuthenticationRequest):
-    """Unknown ``client_id``: never redirected (RFC 6749 4.1.2.1)."""
+class _NeverRedirected(InvalidAuthenticationRequest):
+    """An authentication request error about the client or its ``redirect_uri`` themselves:
+    never sent to the client (RFC 6749 4.1.2.1, RFC 9700 4.1.3)."""
 
     def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
-                 oauth_error: str = "invalid_request", **kwargs: Any) -> None:
+                 oauth_error: Optional[str] = "invalid_request", **kwargs: Any) -> None:
         kwargs["redirect_uri_verified"] = False
         super().__init__(message, parsed_request, oauth_error, **kwargs)
 
@@ -196,23 +215,25 @@ class InvalidClientId(InvalidAuthenticationRequest):
         """Always ``None``: this error must never reach an unverified URI."""
         return None
 
-
-class InvalidRedirectURI(InvalidAuthenticationRequest):
-    """Missing or unregistered ``redirect_uri``: never redirected (RFC 9700 4.1.3)."""
-
-    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
-                 oauth_error: str = "invalid_request", **kwargs: Any) -> None:
-        kwargs["redirect_uri_verified"] = False
-        super().__init__(message, parsed_request, oauth_error, **kwargs)
-
-    @property
-    def redirectable(self) -> bool:  # type: ignore[override]
-        """Always False: the client or its redirect_uri could not be verified."""
-        return False
-
-    def to_error_url(self) -> Optional[str]:
+    def to_form_post(self) -> Optional[str]:
         """Always ``None``: this error must never reach an unverified URI."""
         return None
+
+
+class InvalidClientId(_NeverRedirected):
+    """Missing or unknown ``client_id``: never redirected (RFC 6749 4.1.2.1).
+
+    pyop 3 called it :data:`UnknownClientId`: both names are this class.
+    """
+
+
+#: pyop 3's name of :class:`InvalidClientId` (the same class).
+UnknownClientId = InvalidClientId
+
+
+class InvalidRedirectURI(_NeverRedirected):
+    """Missing or unregistered ``redirect_uri``, for a known client: never redirected
+    (OIDC Core 3.1.2.1, RFC 9700 4.1.3)."""
 
 
 class AuthorizationError(Exception):
@@ -244,7 +265,7 @@ class InvalidClientAuthentication(OAuthError):
     http_status = 401
 
 
-class InvalidTokenRequest(OAuthError):
+class InvalidTokenRequest(InvalidRequestError):
     """An invalid token request (RFC 6749 5.2).
 
     :param message: error description.
@@ -254,8 +275,7 @@ class InvalidTokenRequest(OAuthError):
 
     def __init__(self, message: str = "", parsed_request: Optional[Mapping[str, Any]] = None,
                  oauth_error: Optional[str] = None) -> None:
-        super().__init__(message, oauth_error)
-        self.request = parsed_request if parsed_request is not None else {}
+        super().__init__(message, parsed_request, oauth_error)
 
 
 class InvalidAuthorizationCode(InvalidTokenRequest):
@@ -342,7 +362,7 @@ class InvalidUserinfoRequest(BearerTokenError):
     http_status = 400
 
 
-class InvalidClientRegistrationRequest(OAuthError):
+class InvalidClientRegistrationRequest(InvalidRequestError):
     """Invalid registration request (OIDC Dynamic Registration 3.3).
 
     :param message: error description.
@@ -352,8 +372,8 @@ class InvalidClientRegistrationRequest(OAuthError):
     """
 
     def __init__(self, message: str, parsed_request: Optional[Any] = None,
-                 oauth_error: str = "invalid_request") -> None:
-        super().__init__(message, oauth_error)
+                 oauth_error: Optional[str] = "invalid_request") -> None:
+        super().__init__(message, parsed_request, oauth_error)
         self.request = parsed_request
 
     def to_json(self) -> str:
@@ -401,3 +421,22 @@ class StorageError(Exception):
     oauth_error = "server_error"
     http_status = 503
     redirectable = False
+
+
+#: Names pyop 3's ``pyop.exceptions`` had from elsewhere, resolved on first use (the oic
+#: messages of its error responses; ``should_fragment_encode`` lives in :mod:`pyop.util`).
+_PYOP3_NAMES = {
+    "AuthorizationErrorResponse": ("oic.oic.message", "AuthorizationErrorResponse"),
+    "ClientRegistrationErrorResponse": ("oic.oic.message", "ClientRegistrationErrorResponse"),
+    "should_fragment_encode": ("pyop.util", "should_fragment_encode"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """pyop 3's other module-level names (PEP 562), imported when first asked for."""
+    if name in _PYOP3_NAMES:
+        import importlib
+
+        module, attribute = _PYOP3_NAMES[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,6 +35,7 @@ from .client_authentication import (
     authenticate_client,
     client_secret_matches,
     hash_client_secret,
+    verify_client_authentication,
 )
 from .client_management import (
     CLIENT_SETTABLE_METADATA,
@@ -53,6 +54,7 @@ from .client_management import (
 )
 from .crypto import SUPPORTED_ALGS, SigningKey, VerificationKey, b64url_encode
 from .exceptions import (
+    AuthorizationError,
     InsufficientScope,
     InvalidAccessToken,
     InvalidAuthenticationRequest,
@@ -69,6 +71,7 @@ from .exceptions import (
     InvalidSubjectIdentifier,
     InvalidTokenRequest,
     InvalidUserinfoRequest,
+    OAuthError,
     RequestedSubjectMismatch,
     TokenWithoutEndUser,
     UnauthorizedClient,
@@ -76,14 +79,18 @@ from .exceptions import (
 )
 from .id_token import create_id_token, verify_id_token_hint
 from .message import (
+    AccessTokenRequest,
     AccessTokenResponse,
     AuthorizationRequest,
     AuthorizationResponse,
     ClaimsRequest,
     EndSessionRequest,
     EndSessionResponse,
+    IdToken,
     Message,
+    OpenIDSchema,
     ProviderConfigurationResponse,
+    RefreshAccessTokenRequest,
     RegistrationRequest,
     RegistrationResponse,
     TokenIntrospectionResponse,
@@ -107,14 +114,23 @@ from .request_object import (
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
     PKCE_VALUE_PATTERN,
+    authorization_request_verify,
     check_client_id,
     check_redirect_uri,
+    client_id_is_known,
+    client_preferences_match_provider_capabilities,
+    redirect_uri_is_in_registered_redirect_uris,
+    registration_request_verify,
+    requested_scope_is_supported,
+    response_type_is_in_registered_response_types,
+    userinfo_claims_only_specified_when_access_token_is_issued,
 )
 from .userinfo import Userinfo
 from .util import (
     DEFAULT_MAX_REQUEST_SIZE,
     claims_request_member,
     duplicated_parameters,
+    find_common_values,
     is_https_or_loopback_http,
     is_utf8_encodable,
     parse_request_parameters,
@@ -123,6 +139,43 @@ from .util import (
 )
 
 __all__ = ["Provider", "SCOPE_CLAIMS"]
+
+#: Names pyop 3 imported into pyop.provider: code written against it imports them from here,
+#: so they stay importable (they are not part of ``__all__``).
+_PYOP3_IMPORTED_NAMES = (
+    AccessTokenRequest, AuthorizationError, IdToken, OAuthError, OpenIDSchema,
+    RefreshAccessTokenRequest, authorization_request_verify, client_id_is_known,
+    client_preferences_match_provider_capabilities, find_common_values,
+    redirect_uri_is_in_registered_redirect_uris, registration_request_verify,
+    requested_scope_is_supported, response_type_is_in_registered_response_types,
+    userinfo_claims_only_specified_when_access_token_is_issued, verify_client_authentication,
+)
+
+#: The other module-level names of pyop 3's pyop.provider (modules and oic/pyjwkest names it
+#: imported), resolved on first use so that importing pyop.provider does not load them.
+_PYOP3_LAZY_NAMES: dict[str, tuple[str, Optional[str]]] = {
+    "copy": ("copy", None),
+    "uuid": ("uuid", None),
+    "parse_qsl": ("urllib.parse", "parse_qsl"),
+    "urlparse": ("urllib.parse", "urlparse"),
+    "jws": ("jwkest.jws", None),
+    "rndstr": ("oic", "rndstr"),
+    "MessageException": ("oic.exception", "MessageException"),
+    "PREFERENCE2PROVIDER": ("oic.oic", "PREFERENCE2PROVIDER"),
+    "scope2claims": ("oic.oic", "scope2claims"),
+    "OICProviderExtensions": ("oic.extension.provider", "Provider"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """pyop 3's other module-level names (PEP 562), imported when first asked for."""
+    if name in _PYOP3_LAZY_NAMES:
+        import importlib
+
+        module_name, attribute = _PYOP3_LAZY_NAMES[name]
+        module = importlib.import_module(module_name)
+        return module if attribute is None else getattr(module, attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 logger = logging.getLogger(__name__)
 
@@ -1937,7 +1990,10 @@ class Provider:
 
     def logout_user(self, subject_identifier: Optional[str] = None,
                     end_session_request: Optional[Mapping[str, Any]] = None) -> None:
-        """Forget the end-user's state at the provider (OIDC RP-Initiated Logout 1.0, 2).
+        """Log the end-user out at the provider (OIDC RP-Initiated Logout 1.0, 2): revoke
+        the authorization codes, access tokens and refresh tokens issued for the ``sub`` so
+        far (see :meth:`AuthorizationState.delete_state_for_subject_identifier
+        <pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier>`).
 
         :param subject_identifier: the ``sub`` known from the host's session, if any.
         :param end_session_request: the parsed logout request (``EndSessionRequest``).

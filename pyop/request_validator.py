@@ -6,16 +6,35 @@ redirectable :class:`~pyop.exceptions.InvalidAuthenticationRequest`. Each check 
 ``check(authentication_request, provider)``; :class:`~pyop.provider.Provider`
 binds the provider so its ``authentication_request_validators`` list holds
 one-argument callables, to which hosts append their own.
+
+pyop 3's validators keep their names and signatures -- ``(provider, request)`` or
+``(request)`` -- and raise pyop 3's exception types: :func:`authorization_request_verify`,
+:func:`client_id_is_known`, :func:`redirect_uri_is_in_registered_redirect_uris`,
+:func:`response_type_is_in_registered_response_types`,
+:func:`userinfo_claims_only_specified_when_access_token_is_issued`,
+:func:`requested_scope_is_supported`, :func:`registration_request_verify` and
+:func:`client_preferences_match_provider_capabilities`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import InvalidAuthenticationRequest, InvalidClientId, InvalidRedirectURI
-from .util import response_type_set
+from oic.exception import MessageException
+from oic.oic import PREFERENCE2PROVIDER
+
+from .exceptions import (
+    InvalidAuthenticationRequest,
+    InvalidClientId,
+    InvalidClientRegistrationRequest,
+    InvalidRedirectURI,
+    UnknownClientId,
+)
+from .util import find_common_values, is_allowed_response_type, response_type_set
 
 if TYPE_CHECKING:  # pragma: no cover
     from .provider import Provider
@@ -34,7 +53,17 @@ __all__ = [
     "check_claims",
     "DEFAULT_AUTHENTICATION_CHECKS",
     "PKCE_VALUE_PATTERN",
+    "authorization_request_verify",
+    "client_id_is_known",
+    "redirect_uri_is_in_registered_redirect_uris",
+    "response_type_is_in_registered_response_types",
+    "userinfo_claims_only_specified_when_access_token_is_issued",
+    "requested_scope_is_supported",
+    "registration_request_verify",
+    "client_preferences_match_provider_capabilities",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: ``code_challenge``/``code_verifier`` syntax: 43-128 unreserved characters (RFC 7636 4.1, 4.2).
 PKCE_VALUE_PATTERN = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -238,3 +267,147 @@ DEFAULT_AUTHENTICATION_CHECKS = (
     check_pkce,
     check_claims,
 )
+
+
+# -- pyop 3's validators: its names, signatures and exception types --------------------------
+
+
+def _verify_message(request: Any, message_class: Any) -> None:
+    """``request.verify()`` (an oic message; a plain mapping is made one first)."""
+    if not callable(getattr(request, "verify", None)):
+        request = message_class(**dict(request))
+    request.verify()
+
+
+def authorization_request_verify(authentication_request: Any) -> None:
+    """The authentication request has every required parameter, well-formed
+    (OIDC Core 3.1.2.1, checked by oic's ``AuthorizationRequest.verify``).
+
+    :raises InvalidAuthenticationRequest: ``invalid_request``.
+    """
+    from .message import AuthorizationRequest
+
+    try:
+        _verify_message(authentication_request, AuthorizationRequest)
+    except (MessageException, ValueError, KeyError) as e:
+        raise InvalidAuthenticationRequest(str(e), authentication_request,
+                                           oauth_error="invalid_request") from e
+
+
+def client_id_is_known(provider: Provider, authentication_request: Mapping[str, Any]) -> None:
+    """The client is registered (RFC 6749 4.1.2.1); never redirected.
+
+    :raises UnknownClientId: (:class:`~pyop.exceptions.InvalidClientId`)
+        ``unauthorized_client``, as pyop 3 answered.
+    """
+    client_id = authentication_request.get("client_id")
+    if not isinstance(client_id, str) or provider.get_client(client_id) is None:
+        logger.info("authentication request from an unknown client")
+        raise UnknownClientId("Unknown client_id", authentication_request,
+                              oauth_error="unauthorized_client")
+
+
+def redirect_uri_is_in_registered_redirect_uris(provider: Provider,
+                                                authentication_request: Mapping[str, Any]
+                                                ) -> None:
+    """The ``redirect_uri`` is registered for the client, exactly (OIDC Core 3.1.2.1,
+    RFC 9700 4.1.3); never redirected.
+
+    :raises InvalidRedirectURI: ``invalid_request`` (also for a client without
+        ``redirect_uris``, or unknown).
+    """
+    client = provider.get_client(authentication_request.get("client_id")) or {}
+    check_redirect_uri(authentication_request, client)
+
+
+def response_type_is_in_registered_response_types(provider: Provider,
+                                                  authentication_request: Mapping[str, Any]
+                                                  ) -> None:
+    """The ``response_type`` is one the client registered, order aside (OIDC Dynamic
+    Registration 2; a client without ``response_types`` has none, as in pyop 3).
+
+    :raises InvalidAuthenticationRequest: ``invalid_request``.
+    """
+    client = provider.get_client(authentication_request.get("client_id")) or {}
+    registered = client.get("response_types")
+    if not isinstance(registered, list) or not is_allowed_response_type(
+            authentication_request.get("response_type") or [], registered):
+        raise InvalidAuthenticationRequest("Response type is not registered",
+                                           authentication_request,
+                                           oauth_error="invalid_request")
+
+
+def userinfo_claims_only_specified_when_access_token_is_issued(
+        authentication_request: Mapping[str, Any]) -> None:
+    """A ``claims`` request with a ``userinfo`` member needs a response type issuing an
+    access token (OIDC Core 5.5).
+
+    :raises InvalidAuthenticationRequest: ``invalid_request``.
+    """
+    if response_type_set(authentication_request.get("response_type")) != {"id_token"}:
+        return
+    claims = authentication_request.get("claims")
+    if isinstance(claims, str):
+        try:
+            claims = json.loads(claims)
+        except ValueError:
+            return
+    if isinstance(claims, Mapping) and "userinfo" in claims:
+        raise InvalidAuthenticationRequest(
+            "Userinfo claims cannot be requested, when response_type='id_token'",
+            authentication_request, oauth_error="invalid_request")
+
+
+def requested_scope_is_supported(provider: Provider,
+                                 authentication_request: Mapping[str, Any]) -> None:
+    """Log the requested scope values the provider does not support; never raises (OIDC
+    Core 3.1.2.1: unknown scope values are ignored)."""
+    scope = authentication_request.get("scope") or []
+    requested = set(scope.split() if isinstance(scope, str) else scope)
+    supported = set(provider.configuration_information.get("scopes_supported") or [])
+    unsupported = requested - supported
+    if unsupported:
+        logger.warning("request contains unsupported scope values: %s",
+                       ", ".join(sorted(str(value) for value in unsupported))[:200])
+
+
+def registration_request_verify(registration_request: Any) -> None:
+    """The registration request is well-formed (OIDC Dynamic Registration 3.1, checked by
+    oic's ``RegistrationRequest.verify``).
+
+    :raises InvalidClientRegistrationRequest: ``invalid_request``.
+    """
+    from .message import RegistrationRequest
+
+    try:
+        _verify_message(registration_request, RegistrationRequest)
+    except (MessageException, ValueError, KeyError, AssertionError) as e:
+        # oic checks some values with assert (pyop 3 let that escape)
+        raise InvalidClientRegistrationRequest(str(e), registration_request,
+                                               oauth_error="invalid_request") from e
+
+
+def client_preferences_match_provider_capabilities(provider: Provider,
+                                                   registration_request: Mapping[str, Any]
+                                                   ) -> None:
+    """Each client preference the provider advertises a capability for can be met (OIDC
+    Dynamic Registration 2, Discovery 3): a list preference shares at least one value
+    (multi-word values compared as sets of words), a single value is supported.
+
+    :raises InvalidClientRegistrationRequest: ``invalid_request``.
+    """
+    configuration = provider.configuration_information
+    for preference, value in registration_request.items():
+        capability_name = PREFERENCE2PROVIDER.get(preference)
+        if capability_name is None or capability_name not in configuration:
+            continue
+        capability = configuration[capability_name]
+        if isinstance(value, list):
+            matched = bool(find_common_values(value, capability))
+        else:
+            matched = value in capability
+        if not matched:
+            raise InvalidClientRegistrationRequest(
+                f"Could not match client preference {preference}={value} with provider "
+                f"capability {capability_name}={capability}", registration_request,
+                oauth_error="invalid_request")

@@ -15,7 +15,8 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 from .exceptions import InvalidRequestError
 
 __all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values",
-           "should_form_post", "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY"]
+           "should_form_post", "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY",
+           "is_allowed_response_type", "requested_scope_is_allowed"]
 
 LOOPBACK_NAMES = frozenset(["localhost"])
 
@@ -221,9 +222,37 @@ def is_https_or_loopback_http(uri: str) -> bool:
     return parts.scheme == "http" and is_loopback_host(host)
 
 
-def find_common_values(preferred: Iterable[Any], supported: Iterable[Any]) -> set[Any]:
-    """Values present in both iterables."""
-    return set(preferred) & set(supported)
+def find_common_values(preferred: Iterable[str], supported: Iterable[str]
+                       ) -> set[frozenset[str]]:
+    """The values both lists have, as sets of their space-separated words (pyop 3).
+
+    Each value is compared as an unordered set of words, as multi-valued
+    ``response_type`` values are (OAuth 2.0 Multiple Response Type Encoding Practices 3):
+    ``find_common_values(["id_token code"], ["code id_token", "code"])`` is
+    ``{frozenset({"code", "id_token"})}``. Non-string values are ignored.
+    """
+    preferred_sets = {frozenset(value.split()) for value in preferred if isinstance(value, str)}
+    return {frozenset(value.split()) for value in supported
+            if isinstance(value, str)} & preferred_sets
+
+
+def is_allowed_response_type(response_type: Union[str, Iterable[Any]],
+                             supported_response_types: Iterable[str]) -> bool:
+    """Whether ``response_type`` (a list of its values, or the space-separated string) is
+    one of ``supported_response_types``, order aside (OAuth 2.0 Multiple Response Type
+    Encoding Practices 3; pyop 3)."""
+    requested = response_type_set(response_type)
+    return any(requested == response_type_set(value) for value in supported_response_types
+               if isinstance(value, str))
+
+
+def requested_scope_is_allowed(requested_scope: Union[str, Iterable[str]],
+                               allowed_scope: str) -> bool:
+    """Whether every value of ``requested_scope`` (a list, or a space-separated string) is
+    in ``allowed_scope``, a space-separated string (RFC 6749 3.3, 6; pyop 3)."""
+    requested = requested_scope.split() if isinstance(requested_scope, str) \
+        else list(requested_scope)
+    return frozenset(requested).issubset(allowed_scope.split())
 
 
 #: Default limit on the size of a request body or query string, in characters.

@@ -63,13 +63,24 @@ def clients() -> dict[str, Any]:
     return result
 
 
+class TokenStore(CountingStore):
+    """Counts the reads of logout marks (kept with the access tokens) apart, as
+    ``mark_get``: ``get`` counts the access token reads."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key.startswith("logout:"):
+            self.counts["mark_get"] += 1
+            return self.inner.get(key, default)
+        return super().get(key, default)
+
+
 class Stores:
     """The stores of a deployment, shared by the simulated processes; access token calls
     counted."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.codes = MemoryStorage(clock=clock)
-        self.access_tokens = CountingStore(MemoryStorage(clock=clock))
+        self.access_tokens = TokenStore(MemoryStorage(clock=clock))
         self.refresh_tokens = MemoryStorage(clock=clock)
         self.subjects = MemoryStorage(clock=clock)
 
@@ -181,6 +192,7 @@ class TestUserinfo:
         stores.access_tokens.counts.clear()
         assert userinfo(provider, tokens["access_token"])["sub"]
         assert stores.reads == 1
+        assert stores.access_tokens.counts["mark_get"] == 1  # the end-user's logout mark
 
     def test_no_read_after_the_token_response_same_claims(
             self, make_provider: Callable[..., Provider], clock: FakeClock) -> None:

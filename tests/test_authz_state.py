@@ -580,14 +580,12 @@ class TestSubjectIdentifiers:
         with pytest.raises(InvalidSubjectIdentifier):
             state.delete_state_for_subject_identifier(sub)
 
-    def test_delete(self, state: AuthorizationState) -> None:
+    def test_delete_keeps_the_mapping(self, state: AuthorizationState) -> None:
+        # as pyop 3: logout revokes the grants, the sub -> user_id mapping stays
         sub = state.get_subject_identifier("public", USER_ID)
         state.delete_state_for_subject_identifier(sub)
-        with pytest.raises(InvalidSubjectIdentifier):
-            state.get_user_id_for_subject_identifier(sub)
-        with pytest.raises(InvalidSubjectIdentifier):
-            state.delete_state_for_subject_identifier(sub)
-        # a new login records it again
+        assert state.get_user_id_for_subject_identifier(sub) == USER_ID
+        state.delete_state_for_subject_identifier(sub)  # a second logout is no error
         assert state.get_subject_identifier("public", USER_ID) == sub
         assert state.get_user_id_for_subject_identifier(sub) == USER_ID
 
@@ -623,9 +621,9 @@ class TestSubjectIdentifiers:
         assert state.get_subject_identifier("public", USER_ID) == USER_ID
         assert db[USER_ID] == {"public": USER_ID, "user_id": USER_ID, "type": "public"}
         state.delete_state_for_subject_identifier(USER_ID)
-        assert db[USER_ID] == {"public": USER_ID}  # the pin stays
-        with pytest.raises(InvalidSubjectIdentifier):
-            state.get_user_id_for_subject_identifier(USER_ID)
+        # logout keeps both the pin and the mapping (as pyop 3 kept its record)
+        assert db[USER_ID] == {"public": USER_ID, "user_id": USER_ID, "type": "public"}
+        assert state.get_user_id_for_subject_identifier(USER_ID) == USER_ID
         assert state.get_subject_identifier("public", USER_ID) == USER_ID
 
     def test_sub_recorded_for_another_user_is_kept(self, clock: FakeClock) -> None:

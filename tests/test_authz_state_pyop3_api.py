@@ -280,12 +280,18 @@ def test_refresh_token_rotated_near_expiry(clock: FakeClock) -> None:
 
 
 def test_delete_state_for_subject_identifier(state: AuthorizationState) -> None:
+    # as in pyop 3: the subject's codes and access tokens go, its mapping stays, and a
+    # second logout is no error
     sub = state.get_subject_identifier("public", USER_ID)
+    code = state.create_authorization_code(AUTH_REQ, sub)
+    token = state.create_access_token(AUTH_REQ, sub)
     state.delete_state_for_subject_identifier(sub)
-    with pytest.raises(InvalidSubjectIdentifier):
-        state.get_user_id_for_subject_identifier(sub)
-    with pytest.raises(InvalidSubjectIdentifier):
-        state.delete_state_for_subject_identifier(sub)
+    assert state.get_user_id_for_subject_identifier(sub) == USER_ID
+    state.delete_state_for_subject_identifier(sub)
+    with pytest.raises(InvalidAuthorizationCode):
+        state.exchange_code_for_token(code)
+    with pytest.raises(InvalidAccessToken):
+        state.introspect_access_token(token.value)
 
 
 def test_library_call_style_still_works(clock: FakeClock) -> None:

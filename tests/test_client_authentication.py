@@ -119,9 +119,12 @@ class TestVerifyClientAuthentication:
 
     def test_no_authentication(self) -> None:
         for body, headers in (({}, None), ({}, {}), ({"client_id": 5}, None),
-                              ({}, {"Authorization": 5}), ({}, "garbage")):
+                              ({}, {"Authorization": 5})):
             with pytest.raises(InvalidClientAuthentication, match="no client authentication"):
                 authenticate(body, headers)
+        # a string is the Authorization header value itself (pyop 3's call style)
+        with pytest.raises(InvalidClientAuthentication):
+            authenticate({}, "garbage")
 
     def test_secret_without_id(self) -> None:
         with pytest.raises(InvalidClientAuthentication, match="without client_id"):

@@ -478,9 +478,11 @@ def test_registration(op: OP) -> None:
 # -- logout --------------------------------------------------------------------------------------
 
 def test_logout_with_confirmation_and_post_logout_redirect(op: OP) -> None:
-    id_token = redeem(op, sign_in(op)["code"]).json["id_token"]
+    tokens = redeem(op, sign_in(op)["code"]).json
+    id_token = tokens["id_token"]
     sub = id_token_claims(op, id_token)["sub"]
     assert op.provider.authz_state.get_user_id_for_subject_identifier(sub) == "alice"
+    assert op.provider.authz_state.introspect_access_token(tokens["access_token"])
 
     page = op.get("/logout", {"id_token_hint": id_token,
                               "post_logout_redirect_uri": RP_LOGGED_OUT, "state": "bye"})
@@ -491,9 +493,11 @@ def test_logout_with_confirmation_and_post_logout_redirect(op: OP) -> None:
     response = op.post("/logout", fields)
     assert location(response) == RP_LOGGED_OUT + "?state=bye"
 
-    # logged out: the subject identifier is forgotten and the session is gone
+    # logged out: the subject's tokens are revoked and the session is gone (the
+    # subject identifier mapping stays, as in pyop 3)
     with pytest.raises(ValueError):
-        op.provider.authz_state.get_user_id_for_subject_identifier(sub)
+        op.provider.authz_state.introspect_access_token(tokens["access_token"])
+    assert op.provider.authz_state.get_user_id_for_subject_identifier(sub) == "alice"
     assert location(op.get("/authorization", authn_query())).endswith("/login")
 
 

@@ -167,7 +167,11 @@ class TestHelpers:
         assert is_https_or_loopback_http(uri) is ok
 
     def test_find_common_values(self) -> None:
-        assert find_common_values(["a", "b", "c"], ("b", "c", "d")) == {"b", "c"}
+        # as pyop 3: values compared as unordered sets of their words
+        assert find_common_values(["a", "b", "c"], ("b", "c", "d")) == {
+            frozenset({"b"}), frozenset({"c"})}
+        assert find_common_values(["id_token code"], ["code id_token", "code"]) == {
+            frozenset({"code", "id_token"})}
         assert find_common_values([], ["a"]) == set()
 
     def test_duplicated_parameters(self) -> None:
