@@ -17,6 +17,8 @@ registers there.
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import json
 import os
 import pwd
 import shutil
@@ -27,11 +29,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import quote
 
-__all__ = ["ApacheRP", "Site", "free_port", "missing_apache_parts", "APACHE_MODULES",
-           "MODULES_DIR", "self_signed_certificate"]
+__all__ = ["ApacheRP", "Site", "free_port", "metadata_file_stem", "missing_apache_parts",
+           "APACHE_MODULES", "MODULES_DIR", "self_signed_certificate"]
 
 MODULES_DIR = Path("/usr/lib/apache2/modules")
 #: module name -> shared object, everything the generated configuration loads
@@ -68,6 +70,20 @@ printf '<a id="logout" href="%s?logout=%s">Log out</a>\n' "$OIDC_REDIRECT_PATH" 
 LOGGED_OUT_PAGE = "<!doctype html><title>logged out</title><p id=\"logged-out\">logged out</p>\n"
 
 
+def metadata_file_stem(issuer: str) -> str:
+    """The name mod_auth_openidc gives an issuer's files in OIDCMetadataDir.
+
+    The issuer without its scheme and trailing slash, URL-encoded:
+    ``http://127.0.0.1:5000`` is ``127.0.0.1%3A5000`` (``.provider``, ``.client``,
+    ``.conf``).
+    """
+    for scheme in ("https://", "http://"):
+        if issuer.startswith(scheme):
+            issuer = issuer[len(scheme):]
+            break
+    return quote(issuer.rstrip("/"), safe="")
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -95,22 +111,28 @@ def missing_apache_parts() -> Optional[str]:
     return None
 
 
-def self_signed_certificate(hostname: str, directory: Path) -> tuple[Path, Path]:
-    """A throw-away certificate for ``hostname`` (the browser is told to accept it)."""
+def self_signed_certificate(hostnames: list[str], directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for host names and IP addresses (the browser is told to
+    accept it)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
+    alt_names: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(minutes=5))
                    .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]),
-                                  critical=False)
+                   .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
                    .sign(key, hashes.SHA256()))
     cert_path, key_path = directory / "rp.crt", directory / "rp.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
@@ -137,6 +159,8 @@ class Site:
     host: str
     https: bool
     oidc: str
+    #: per-provider configuration for OIDCMetadataDir: issuer -> the JSON of its ``.conf``
+    provider_conf: dict[str, dict[str, Any]] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
 
     @property
@@ -186,9 +210,8 @@ class ApacheRP:
     def _write_files(self) -> str:
         cert = key = None
         if any(site.https for site in self.sites.values()):
-            names = {site.host for site in self.sites.values() if site.https}
-            assert len(names) == 1, "one certificate: one TLS host name"
-            cert, key = self_signed_certificate(names.pop(), self.root)
+            names = sorted({site.host for site in self.sites.values() if site.https})
+            cert, key = self_signed_certificate(names, self.root)
             key.chmod(0o600)  # read by the parent process before it switches user
         (self.root / "logs").mkdir()
         vhosts = []
@@ -201,6 +224,9 @@ class ApacheRP:
             (docroot / "logged-out.html").write_text(LOGGED_OUT_PAGE, encoding="utf-8")
             metadata = self.metadata_dir(site)
             metadata.mkdir(parents=True)
+            for issuer, conf in site.provider_conf.items():
+                (metadata / (metadata_file_stem(issuer) + ".conf")).write_text(
+                    json.dumps(conf), encoding="utf-8")
             if self.user is not None:
                 os.chown(metadata, self.user.pw_uid, self.user.pw_gid)
             oidc = site.oidc.format(url=site.url, metadata_dir=metadata)

@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 STATIC_CLIENT_ID = "apache-static"
 STATIC_CLIENT_NAME = "Apache (static client)"
 DYNAMIC_CLIENT_NAME = "Apache (dynamic registration)"
+LOOPBACK_CLIENT_NAME = "Apache (dynamic registration, loopback)"
 
 
 def static_site(op_url: str, client_secret: str) -> Site:
@@ -67,10 +68,30 @@ def dynamic_site() -> Site:
     OIDCRemoteUserClaim email""")
 
 
+def loopback_site(op_url: str) -> Site:
+    """Dynamic registration of an RP on https://127.0.0.1 (docs/example.rst).
+
+    A loopback host may only register the code flow: its per-provider ``.conf``
+    in OIDCMetadataDir replaces the response types mod_auth_openidc registers.
+    """
+    registration = {"response_types": ["code"],
+                    "grant_types": ["authorization_code", "refresh_token"]}
+    return Site("loopback", "127.0.0.1", https=True, oidc=f"""
+    OIDCMetadataDir {{metadata_dir}}
+    OIDCRedirectURI {{url}}/protected/redirect_uri
+    OIDCCryptoPassphrase {secrets.token_hex(32)}
+    OIDCClientName "{LOOPBACK_CLIENT_NAME}"
+    OIDCScope "openid email profile"
+    OIDCDefaultLoggedOutURL {{url}}/logged-out.html
+    OIDCRemoteUserClaim email""",
+                provider_conf={op_url: {"registration_endpoint_json": json.dumps(registration)}})
+
+
 @pytest.fixture(scope="module")
 def apache(op_server: ServerThread) -> Iterator[ApacheRP]:
     client_secret = secrets.token_urlsafe(32)
     static, dynamic = static_site(op_server.url, client_secret), dynamic_site()
+    loopback = loopback_site(op_server.url)
     provider = op_server.app.extensions["pyop"]
     provider.clients[STATIC_CLIENT_ID] = {
         "client_secret": client_secret,
@@ -81,7 +102,7 @@ def apache(op_server: ServerThread) -> Iterator[ApacheRP]:
         "grant_types": ["authorization_code"],
         "token_endpoint_auth_method": "client_secret_basic",
     }
-    server = ApacheRP([static, dynamic])
+    server = ApacheRP([static, dynamic, loopback])
     try:
         server.start()
         yield server
@@ -107,7 +128,7 @@ def expected_sub(op: ServerThread) -> str:
 def open_protected_page(page: Any, op: ServerThread, site: Site, shots: Screenshots) -> None:
     """From the protected page to the OP's login page (via the discovery page if dynamic)."""
     page.goto(site.protected_url)
-    if site.name == "dynamic":
+    if "OIDCMetadataDir" in site.oidc:
         # mod_auth_openidc's own page: "Select your OpenID Connect Identity Provider"
         page.wait_for_selector("input[name=iss]")
         shots.take(page, "discovery")
@@ -142,7 +163,8 @@ def shown_variables(page: Any) -> dict[str, str]:
     return {item.get_attribute("id"): item.inner_text() for item in items}
 
 
-SITES = [("static", STATIC_CLIENT_NAME), ("dynamic", DYNAMIC_CLIENT_NAME)]
+SITES = [("static", STATIC_CLIENT_NAME), ("dynamic", DYNAMIC_CLIENT_NAME),
+         ("loopback", LOOPBACK_CLIENT_NAME)]
 
 
 @pytest.mark.parametrize(("site_name", "client_name"), SITES)
@@ -167,21 +189,27 @@ def test_sign_in_shows_remote_user_and_claims(page: Any, op_server: ServerThread
         assert authorization["client_id"] == [STATIC_CLIENT_ID]
         assert authorization["code_challenge_method"] == ["S256"]
     else:
-        assert_registered(op_server, apache_log, site, authorization["client_id"][0])
+        assert_registered(op_server, apache_log, site, authorization["client_id"][0],
+                          client_name)
 
 
-def assert_registered(op: ServerThread, apache: ApacheRP, site: Site, client_id: str) -> None:
+def assert_registered(op: ServerThread, apache: ApacheRP, site: Site, client_id: str,
+                      client_name: str) -> None:
     """mod_auth_openidc registered itself at the OP and kept the client in its metadata dir."""
-    assert ("POST", "/registration", "") in op.requests
+    assert op.requests.count(("POST", "/registration", "")) >= 1
     kept = [json.loads(path.read_text(encoding="utf-8"))
             for path in apache.metadata_dir(site).glob("*.client")]
     assert [client["client_id"] for client in kept] == [client_id]
     registered = op.app.extensions["pyop"].get_client(client_id)
-    assert registered["client_name"] == DYNAMIC_CLIENT_NAME
+    assert registered["client_name"] == client_name
     assert registered["redirect_uris"] == [site.redirect_uri]
     assert registered["initiate_login_uri"] == site.redirect_uri  # https, as required
     assert registered["post_logout_redirect_uris"] == [site.logged_out_url]
-    assert "code" in registered["response_types"]
+    if site.name == "loopback":  # as its .conf says
+        assert registered["response_types"] == ["code"]
+    else:  # all that the example advertises
+        assert sorted(registered["response_types"]) == sorted(
+            op.app.extensions["pyop"].configuration_information["response_types_supported"])
 
 
 @pytest.mark.parametrize(("site_name", "client_name"), SITES)
