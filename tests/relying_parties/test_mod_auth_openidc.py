@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import parse_qs
 
 import pytest
@@ -39,8 +39,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STATIC_CLIENT_ID = "apache-static"
 STATIC_CLIENT_NAME = "Apache (static client)"
-DYNAMIC_CLIENT_NAME = "Apache (dynamic registration)"
-LOOPBACK_CLIENT_NAME = "Apache (dynamic registration, loopback)"
+
+#: site name -> (the name it registers, extra directives, the response_type and
+#: response_mode it asks for); all but "static" register dynamically
+SITES: dict[str, tuple[str, str, str, Optional[str]]] = {
+    "static": (STATIC_CLIENT_NAME, "", "code", None),
+    "dynamic": ("Apache (dynamic registration)", "", "code", None),
+    "loopback": ("Apache (dynamic registration, loopback)", "", "code", None),
+    "hybrid": ("Apache (hybrid flow, form_post)",
+               '\n    OIDCResponseType "code id_token"\n    OIDCResponseMode form_post',
+               "code id_token", "form_post"),
+    # mod_auth_openidc's default for hybrid flows: the fragment, posted back by its page
+    "hybrid-fragment": ("Apache (hybrid flow, fragment)",
+                        '\n    OIDCResponseType "code id_token"', "code id_token", None),
+}
 
 
 def static_site(op_url: str, client_secret: str) -> Site:
@@ -56,42 +68,33 @@ def static_site(op_url: str, client_secret: str) -> Site:
     OIDCPKCEMethod S256""")
 
 
-def dynamic_site() -> Site:
-    """mod_auth_openidc registering itself through OIDCMetadataDir (docs/example.rst)."""
-    return Site("dynamic", RP_HOST, https=True, oidc=f"""
-    OIDCMetadataDir {{metadata_dir}}
-    OIDCRedirectURI {{url}}/protected/redirect_uri
-    OIDCCryptoPassphrase {secrets.token_hex(32)}
-    OIDCClientName "{DYNAMIC_CLIENT_NAME}"
-    OIDCScope "openid email profile"
-    OIDCDefaultLoggedOutURL {{url}}/logged-out.html
-    OIDCRemoteUserClaim email""")
+def dynamic_site(name: str, op_url: str) -> Site:
+    """mod_auth_openidc registering itself through OIDCMetadataDir (docs/example.rst).
 
-
-def loopback_site(op_url: str) -> Site:
-    """Dynamic registration of an RP on https://127.0.0.1 (docs/example.rst).
-
-    A loopback host may only register the code flow: its per-provider ``.conf``
-    in OIDCMetadataDir replaces the response types mod_auth_openidc registers.
+    On https://127.0.0.1 ("loopback") it may only register the code flow: the
+    per-provider ``.conf`` in OIDCMetadataDir replaces the response types
+    mod_auth_openidc registers (all those the OP advertises).
     """
-    registration = {"response_types": ["code"],
-                    "grant_types": ["authorization_code", "refresh_token"]}
-    return Site("loopback", "127.0.0.1", https=True, oidc=f"""
+    client_name, extra, _, _ = SITES[name]
+    provider_conf = {}
+    if name == "loopback":
+        registration = {"response_types": ["code"],
+                        "grant_types": ["authorization_code", "refresh_token"]}
+        provider_conf[op_url] = {"registration_endpoint_json": json.dumps(registration)}
+    return Site(name, "127.0.0.1" if name == "loopback" else RP_HOST, https=True, oidc=f"""
     OIDCMetadataDir {{metadata_dir}}
     OIDCRedirectURI {{url}}/protected/redirect_uri
     OIDCCryptoPassphrase {secrets.token_hex(32)}
-    OIDCClientName "{LOOPBACK_CLIENT_NAME}"
+    OIDCClientName "{client_name}"
     OIDCScope "openid email profile"
     OIDCDefaultLoggedOutURL {{url}}/logged-out.html
-    OIDCRemoteUserClaim email""",
-                provider_conf={op_url: {"registration_endpoint_json": json.dumps(registration)}})
+    OIDCRemoteUserClaim email{extra}""", provider_conf=provider_conf)
 
 
 @pytest.fixture(scope="module")
 def apache(op_server: ServerThread) -> Iterator[ApacheRP]:
     client_secret = secrets.token_urlsafe(32)
-    static, dynamic = static_site(op_server.url, client_secret), dynamic_site()
-    loopback = loopback_site(op_server.url)
+    static = static_site(op_server.url, client_secret)
     provider = op_server.app.extensions["pyop"]
     provider.clients[STATIC_CLIENT_ID] = {
         "client_secret": client_secret,
@@ -102,7 +105,8 @@ def apache(op_server: ServerThread) -> Iterator[ApacheRP]:
         "grant_types": ["authorization_code"],
         "token_endpoint_auth_method": "client_secret_basic",
     }
-    server = ApacheRP([static, dynamic, loopback])
+    server = ApacheRP([static, *(dynamic_site(name, op_server.url)
+                                 for name in SITES if name != "static")])
     try:
         server.start()
         yield server
@@ -163,15 +167,12 @@ def shown_variables(page: Any) -> dict[str, str]:
     return {item.get_attribute("id"): item.inner_text() for item in items}
 
 
-SITES = [("static", STATIC_CLIENT_NAME), ("dynamic", DYNAMIC_CLIENT_NAME),
-         ("loopback", LOOPBACK_CLIENT_NAME)]
-
-
-@pytest.mark.parametrize(("site_name", "client_name"), SITES)
+@pytest.mark.parametrize("site_name", list(SITES))
 def test_sign_in_shows_remote_user_and_claims(page: Any, op_server: ServerThread,
                                               apache_log: ApacheRP, screenshots: Screenshots,
-                                              site_name: str, client_name: str) -> None:
+                                              site_name: str) -> None:
     site = apache_log.sites[site_name]
+    client_name, _, response_type, response_mode = SITES[site_name]
     sign_in(page, op_server, site, screenshots, client_name)
     shown = shown_variables(page)
     sub = expected_sub(op_server)
@@ -182,7 +183,8 @@ def test_sign_in_shows_remote_user_and_claims(page: Any, op_server: ServerThread
     assert shown["REMOTE_USER"] == (sub if site_name == "static" else USER_CLAIMS["email"])
     authorization = [parse_qs(query) for method, path, query in op_server.requests
                      if path == "/authorization"][-1]
-    assert authorization["response_type"] == ["code"]
+    assert authorization["response_type"] == [response_type]
+    assert authorization.get("response_mode") == ([response_mode] if response_mode else None)
     assert authorization["redirect_uri"] == [site.redirect_uri]
     assert set(authorization["scope"][0].split()) == {"openid", "email", "profile"}
     if site_name == "static":
@@ -212,13 +214,13 @@ def assert_registered(op: ServerThread, apache: ApacheRP, site: Site, client_id:
             op.app.extensions["pyop"].configuration_information["response_types_supported"])
 
 
-@pytest.mark.parametrize(("site_name", "client_name"), SITES)
+@pytest.mark.parametrize("site_name", ["static", "dynamic", "loopback"])
 def test_logout_ends_the_op_session(page: Any, op_server: ServerThread, apache_log: ApacheRP,
-                                    screenshots: Screenshots, site_name: str,
-                                    client_name: str) -> None:
+                                    screenshots: Screenshots, site_name: str) -> None:
     from playwright.sync_api import expect
 
     site = apache_log.sites[site_name]
+    client_name = SITES[site_name][0]
     sign_in(page, op_server, site, screenshots, client_name)
     page.click("#logout")
     page.wait_for_url(site.logged_out_url + "**")
