@@ -1,8 +1,8 @@
 """Apache's mod_auth_openidc against the example OP, end to end in Chromium.
 
-One Apache httpd (generated configuration, see :mod:`.apache`) serves two
-relying parties, each protecting a CGI page that prints ``REMOTE_USER`` and the
-``OIDC_CLAIM_*`` variables mod_auth_openidc sets:
+One Apache httpd (generated configuration, see :mod:`.apache`) serves several
+relying parties (:data:`SITES`), each on its own port protecting a CGI page that
+prints ``REMOTE_USER`` and the ``OIDC_CLAIM_*`` variables mod_auth_openidc sets:
 
 ``static``
     plain http on 127.0.0.1 with a client registered in the OP's client store
@@ -15,6 +15,13 @@ relying parties, each protecting a CGI page that prints ``REMOTE_USER`` and the
     and every response type the OP advertises, implicit and hybrid ones
     included, whose redirect URIs must be https and not localhost: hence TLS and
     a host name that is not a loopback name.
+``loopback``
+    dynamic registration from https://127.0.0.1, restricted to the code flow by
+    the per-provider ``.conf`` of the metadata directory.
+``hybrid`` and ``hybrid-fragment``
+    dynamic registration, then ``response_type=code id_token`` with
+    ``response_mode=form_post``, or with mod_auth_openidc's default (the
+    fragment, which its redirect URI page posts back by script).
 
 Chromium logs in as the demo user, consents, and lands on the protected page;
 logging out through mod_auth_openidc's ``<redirect_uri>?logout=<url>`` goes
