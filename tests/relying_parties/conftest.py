@@ -58,18 +58,16 @@ def rp_chromium() -> str:
 
 
 @pytest.fixture(scope="session")
-def rp_browser(rp_chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        try:
-            instance = playwright.chromium.launch(
-                executable_path=rp_chromium, timeout=30_000,
-                args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {RP_HOST} 127.0.0.1"])
-        except Exception as e:  # Playwright raises its own Error type
-            _unavailable(f"Chromium at {rp_chromium} did not start: {e}")
-        yield instance
-        instance.close()
+def rp_browser(rp_chromium: str, sync_playwright_instance: Any) -> Iterator[Any]:
+    """A Chromium of its own (the one of tests/browser does not resolve RP_HOST)."""
+    try:
+        instance = sync_playwright_instance.chromium.launch(
+            executable_path=rp_chromium, timeout=30_000,
+            args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {RP_HOST} 127.0.0.1"])
+    except Exception as e:  # Playwright raises its own Error type
+        _unavailable(f"Chromium at {rp_chromium} did not start: {e}")
+    yield instance
+    instance.close()
 
 
 @pytest.fixture
