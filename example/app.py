@@ -70,7 +70,12 @@ from pyop.provider import SCOPE_CLAIMS, Provider
 from pyop.storage import StorageBase
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 from pyop.userinfo import Userinfo
-from pyop.util import should_fragment_encode
+from pyop.util import (
+    FORM_POST_CONTENT_SECURITY_POLICY,
+    render_form_post,
+    should_form_post,
+    should_fragment_encode,
+)
 
 from .users import UserStore
 
@@ -240,8 +245,20 @@ class ExampleProvider:
         return Response(render_template("error.html", title=title, message=message),
                         status=status, mimetype="text/html")
 
+    @staticmethod
+    def form_post_page(page: str) -> Response:
+        """A response posted to the client by an auto-submitted form (OAuth 2.0 Form Post
+        Response Mode 2)."""
+        return Response(page, status=200, mimetype="text/html", headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": FORM_POST_CONTENT_SECURITY_POLICY})
+
     def authentication_error(self, error: InvalidAuthenticationRequest) -> BaseResponse:
-        """Redirect a redirectable error to the client; show the others (OIDC Core 3.1.2.6)."""
+        """Send a redirectable error to the client; show the others (OIDC Core 3.1.2.6)."""
+        if should_form_post(error.request):
+            page = error.to_form_post()
+            if page:
+                return self.form_post_page(page)
         url = error.to_error_url()
         if url:
             return redirect(url, 303)
@@ -273,6 +290,8 @@ class ExampleProvider:
         if client.get("subject_type", "public") == "public":
             # remembered for RP-initiated logout (this OP supports public subjects only)
             session["sub"] = self.provider.authz_state.get_subject_identifier("public", user_id)
+        if should_form_post(authn_req):
+            return self.form_post_page(render_form_post(response, authn_req["redirect_uri"]))
         url = response.request(authn_req["redirect_uri"], should_fragment_encode(authn_req))
         return redirect(url, 303)
 
@@ -582,7 +601,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         "end_session_endpoint": issuer + "/logout",
         "jwks_uri": issuer + "/jwks",
         "response_types_supported": RESPONSE_TYPES,
-        "response_modes_supported": ["query", "fragment"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["public"],
         "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
         "id_token_signing_alg_values_supported": [signing_key.alg],

@@ -145,3 +145,13 @@ settings.register_profile("ci", max_examples=1000, deadline=None, derandomize=Tr
 settings.register_profile("long", max_examples=20_000, deadline=None,
                           suppress_health_check=_QUIET)
 settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session")
+def sync_playwright_instance() -> Any:
+    """One Playwright (sync API) for the whole run: it cannot be started twice at once,
+    and several test directories launch their own Chromium from it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as instance:
+        yield instance

@@ -376,6 +376,44 @@ def test_implicit_flow_response_is_fragment_encoded(client: FlaskClient) -> None
     assert claims["name"] == "Alice Liddell" and claims["nonce"] == "n0nce"
 
 
+def form_post_fields(response: Any) -> dict[str, str]:
+    """The hidden fields of a form_post page, checked to post to the redirect URI."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/html"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "'unsafe-hashes'" in response.headers["Content-Security-Policy"]
+    html = response.get_data(as_text=True)
+    assert f'<form method="post" action="{REDIRECT_URI}">' in html
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+
+
+def test_hybrid_flow_with_form_post_response_mode(client: FlaskClient) -> None:
+    """OAuth 2.0 Form Post Response Mode: advertised, and the response is posted."""
+    assert "form_post" in client.get("/.well-known/openid-configuration").get_json()[
+        "response_modes_supported"]
+    registered = register(client, response_types=["code id_token"],
+                          grant_types=["authorization_code", "implicit"])
+    client.get(authn_query(registered["client_id"], response_type="code id_token",
+                           response_mode="form_post"))
+    login(client)
+    fields = form_post_fields(consent(client))
+    assert fields["state"] == "st4te" and fields["code"]
+    claims = verify_id_token(client, fields["id_token"])
+    assert claims["nonce"] == "n0nce" and claims["c_hash"]
+    assert exchange(client, registered, fields["code"]).status_code == 200
+
+
+def test_errors_are_form_posted_for_form_post_requests(client: FlaskClient) -> None:
+    registered = register(client)
+    client.get(authn_query(registered["client_id"], response_mode="form_post"))
+    login(client)
+    fields = form_post_fields(consent(client, decision="deny"))
+    assert fields["error"] == "access_denied" and fields["state"] == "st4te"
+    response = client.get(authn_query(registered["client_id"], response_mode="form_post",
+                                      prompt="none", scope="openid phone"))
+    assert form_post_fields(response)["error"] == "consent_required"
+
+
 # -- prompt=none ----------------------------------------------------------------------------------
 
 def test_prompt_none_without_session_redirects_login_required(client: FlaskClient) -> None:

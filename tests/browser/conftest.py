@@ -76,17 +76,14 @@ def chromium_executable() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_executable: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        try:
-            instance = playwright.chromium.launch(executable_path=chromium_executable,
-                                                  args=CHROMIUM_ARGS, timeout=30_000)
-        except Exception as e:  # Playwright raises its own Error type
-            _unavailable(f"Chromium at {chromium_executable} did not start: {e}")
-        yield instance
-        instance.close()
+def browser(chromium_executable: str, sync_playwright_instance: Any) -> Iterator[Any]:
+    try:
+        instance = sync_playwright_instance.chromium.launch(
+            executable_path=chromium_executable, args=CHROMIUM_ARGS, timeout=30_000)
+    except Exception as e:  # Playwright raises its own Error type
+        _unavailable(f"Chromium at {chromium_executable} did not start: {e}")
+    yield instance
+    instance.close()
 
 
 @pytest.fixture
