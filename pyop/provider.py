@@ -226,6 +226,12 @@ class Provider:
         releases the GIL while it signs). None (default): one after the other. Never the
         executor that runs the host's requests (a full pool would wait on itself). See
         :doc:`performance`.
+    :param thumbprint_kids: give every key without a ``kid`` its RFC 7638 thumbprint as
+        kid (in ID token headers and :attr:`jwks`). Off by default: a single key is
+        used and published as given, as pyop 3 did (a key without kid signs without a
+        ``kid`` header). With ``signing_keys`` or ``published_keys`` there are several
+        keys, and keys without kid always get their thumbprint (OIDC Core 10.1: a
+        ``kid`` is required when the JWK Set holds several keys). See :doc:`keys`.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -251,6 +257,7 @@ class Provider:
         client_cache_ttl: Optional[float] = None,
         client_cache_size: int = 1024,
         executor: Optional[Executor] = None,
+        thumbprint_kids: bool = False,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -258,7 +265,8 @@ class Provider:
             raise InvalidConfiguration(f"signing_key: {e}") from e
         self._signing_keys, self._verification_keys = _key_sets(
             self._signing_key, [] if signing_keys is None else signing_keys,
-            [] if published_keys is None else published_keys)
+            [] if published_keys is None else published_keys, thumbprint_kids)
+        self._signing_key = cast(SigningKey, self._verification_keys[0])
         self.signing_key = signing_key
         self.authz_state = authz_state
         self.clients = clients
@@ -538,7 +546,10 @@ class Provider:
         """The JWK Set to publish at ``jwks_uri`` (RFC 7517 5): public keys only.
 
         The active signing key first, then the other ``signing_keys``, then the
-        ``published_keys``; each with ``kid``, ``alg`` and ``use: "sig"``.
+        ``published_keys``. A key given as a pyjwkest key or JWK is published as given
+        (a single ``jwkest.jwk.RSAKey`` gives exactly its ``serialize()``, as in pyop 3),
+        a ``cryptography`` key with ``use: "sig"`` and its ``alg``; each with its
+        ``kid`` if it has one (see ``thumbprint_kids``).
         """
         return {"keys": [key.to_jwk() for key in self._verification_keys]}
 
@@ -1843,9 +1854,16 @@ class Provider:
         return EndSessionRequest(**parameters)
 
 
-def _key_sets(active: SigningKey, signing_keys: Any, published_keys: Any
+def _key_sets(active: SigningKey, signing_keys: Any, published_keys: Any,
+              thumbprint_kids: bool = False
               ) -> tuple[dict[str, SigningKey], list[VerificationKey]]:
-    """The provider's signing keys by alg and every key it publishes, converted once.
+    """The provider's signing keys by alg and every key it publishes (the active key
+    first), converted once.
+
+    Keys keep their ``kid`` (none if they have none). Keys without one get their RFC 7638
+    thumbprint as kid with ``thumbprint_kids``, and whenever more than one key is
+    published: OIDC Core 10.1 requires a ``kid`` in the JWS header when the JWK Set holds
+    several keys, so that the verifier can choose (RFC 7517 4.5).
 
     :raises InvalidConfiguration: a key that cannot be used, two signing keys for one
         alg, or two keys with the same ``kid`` (RFC 7517 4.5); the message names the field.
@@ -1853,33 +1871,39 @@ def _key_sets(active: SigningKey, signing_keys: Any, published_keys: Any
     for name, value in (("signing_keys", signing_keys), ("published_keys", published_keys)):
         if not isinstance(value, (list, tuple)):
             raise InvalidConfiguration(f"{name}: must be a list of keys")
-    by_alg: dict[str, SigningKey] = {active.alg: active}
-    fields: list[tuple[str, VerificationKey]] = [("signing_key", active)]
+    signing: list[tuple[str, SigningKey]] = [("signing_key", active)]
     for i, key in enumerate(signing_keys):
         try:
-            signing = SigningKey.from_key(key)
+            signing.append((f"signing_keys[{i}]", SigningKey.from_key(key)))
         except ValueError as e:
             raise InvalidConfiguration(f"signing_keys[{i}]: {e}") from e
-        if signing.alg in by_alg:
-            raise InvalidConfiguration(
-                f"signing_keys[{i}]: a signing key for {signing.alg} is already configured "
-                "(at most one per alg; publish others with published_keys)")
-        by_alg[signing.alg] = signing
-        fields.append((f"signing_keys[{i}]", signing))
+    published: list[tuple[str, VerificationKey]] = []
     for i, key in enumerate(published_keys):
         try:
-            fields.append((f"published_keys[{i}]", VerificationKey.from_key(key)))
+            published.append((f"published_keys[{i}]", VerificationKey.from_key(key)))
         except ValueError as e:
             raise InvalidConfiguration(f"published_keys[{i}]: {e}") from e
+    if thumbprint_kids or len(signing) + len(published) > 1:
+        signing = [(field, key.with_thumbprint_kid()) for field, key in signing]
+        published = [(field, key.with_thumbprint_kid()) for field, key in published]
+    by_alg: dict[str, SigningKey] = {}
+    for field, key in signing:
+        if key.alg in by_alg:
+            raise InvalidConfiguration(
+                f"{field}: a signing key for {key.alg} is already configured "
+                "(at most one per alg; publish others with published_keys)")
+        by_alg[key.alg] = key
+    fields: list[tuple[str, VerificationKey]] = [*signing, *published]
     kids: dict[str, str] = {}
     for field, key in fields:
+        if key.kid is None:
+            continue
         if key.kid in kids:
             raise InvalidConfiguration(
                 f"{field}: duplicate kid {key.kid!r} (also {kids[key.kid]}); "
                 "give each key its own kid")
         kids[key.kid] = field
-    published = [key for _field, key in fields]
-    return by_alg, published
+    return by_alg, [key for _field, key in fields]
 
 
 def _error_context(parameters: Mapping[str, Any]) -> dict[str, Any]:
