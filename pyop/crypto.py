@@ -272,7 +272,7 @@ class VerificationKey:
         """Whether a JWS header ``kid`` names this key: its own kid, or, for a key without
         one, its RFC 7638 thumbprint (what earlier releases published as its kid)."""
         if self.kid is not None:
-            return kid == self.kid
+            return bool(kid == self.kid)
         return isinstance(kid, str) and kid == self.thumbprint
 
     @classmethod

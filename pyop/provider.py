@@ -31,7 +31,6 @@ from .client_assertion import (
     method_for_alg,
 )
 from .client_authentication import (
-    SUPPORTED_AUTH_METHODS,
     authenticate_client,
     client_secret_matches,
     hash_client_secret,
@@ -140,8 +139,6 @@ _request_client: contextvars.ContextVar[Optional[tuple[str, Mapping[str, Any]]]]
     contextvars.ContextVar("pyop_request_client", default=None))
 
 ExtraClaims = Union[None, Mapping[str, Any], Callable[[str, str], Optional[Mapping[str, Any]]]]
-
-_DEFAULT_RESPONSE_MODES = ["query", "fragment"]
 
 #: Seconds a client's jwks_uri document is reused; at most one refetch per
 #: _JWKS_REFETCH_INTERVAL when a request object does not verify (key rotation).
@@ -321,6 +318,9 @@ class Provider:
         #: Runs code redemptions concurrently with the ID token signature (or None).
         self.executor: Optional[Executor] = executor
 
+        self._claims_parameter_configured = (
+            "claims_parameter_supported" in configuration_information)
+        self._scopes_configured = "scopes_supported" in configuration_information
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS
@@ -346,36 +346,24 @@ class Provider:
             raise InvalidConfiguration("issuer: must not have a query or fragment")
         if not config.get("authorization_endpoint"):
             raise InvalidConfiguration("authorization_endpoint: required")
-        defaults: dict[str, Any] = {
-            "jwks_uri": issuer.rstrip("/") + "/jwks",
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": list(self._signing_keys),
-            "userinfo_signing_alg_values_supported": list(self._signing_keys),
-            "response_modes_supported": list(_DEFAULT_RESPONSE_MODES),
-            "grant_types_supported": ["authorization_code", "implicit"],
-            "token_endpoint_auth_methods_supported": [
-                method for method in SUPPORTED_AUTH_METHODS
-                if not (self.hash_client_secrets and method == "client_secret_jwt")],
-            "code_challenge_methods_supported": list(self.code_challenge_methods),
-            "claims_parameter_supported": True,
-            "request_parameter_supported": False,
-            "request_uri_parameter_supported": False,
-            "require_request_uri_registration": False,
-            "claim_types_supported": ["normal"],
-            "authorization_response_iss_parameter_supported": True,
-            "scopes_supported": ["openid"] + list(SCOPE_CLAIMS) + list(self.extra_scopes),
-        }
-        for name, value in defaults.items():
+        for name, value in self._configuration_defaults(issuer).items():
             if name not in config:
                 config[name] = value
-        if self.authz_state.issues_refresh_tokens and "refresh_token" not in config[
-                "grant_types_supported"] and "grant_types_supported" not in given:
-            config["grant_types_supported"] = config["grant_types_supported"] + ["refresh_token"]
+        scopes = config.get("scopes_supported")
+        if isinstance(scopes, list):
+            # the extra_scopes are supported scopes (as in pyop 3), added to a copy
+            config["scopes_supported"] = list(dict.fromkeys(
+                [*scopes, *(scope for scope in self.extra_scopes if scope not in scopes)]))
         if config.get("request_uri_parameter_supported"):
             logger.warning("request_uri_parameter_supported: request objects by reference "
                            "are not implemented; advertising false")
             config["request_uri_parameter_supported"] = False
+        methods = config.get("code_challenge_methods_supported")
+        for method in methods if isinstance(methods, list) else []:
+            if method not in self.code_challenge_methods:
+                raise InvalidConfiguration(
+                    f"code_challenge_methods_supported: {str(method)[:32]!r} is not accepted"
+                    + (" (plain needs allow_plain_pkce=True)" if method == "plain" else ""))
         self._check_request_object_algs(config)
         self._check_assertion_signing_algs(config)
         self._check_registrable_auth_methods(config)
@@ -399,7 +387,7 @@ class Provider:
                 raise InvalidConfiguration(
                     f"subject_types_supported: unknown type {subject_type!r}")
         scopes = config.get("scopes_supported")
-        if scopes is not None and "openid" not in scopes:
+        if "openid" not in scopes:
             raise InvalidConfiguration("scopes_supported: must contain openid")
         try:
             config.verify()
@@ -407,6 +395,38 @@ class Provider:
             raise InvalidConfiguration(
                 f"configuration_information: {str(e) or type(e).__name__}") from e
         return config
+
+    def _configuration_defaults(self, issuer: str) -> dict[str, Any]:
+        """The provider metadata used for members the host did not configure.
+
+        pyop 3's defaults (its own and those of ``oic``'s ``ProviderConfigurationResponse``),
+        so that an upgraded deployment publishes the same discovery document, except
+        ``request_uri_parameter_supported``: false, since ``request_uri`` is not supported
+        (OIDC Discovery 3 defaults it to true). ``jwks_uri`` (required by OIDC Discovery
+        3, which pyop 3 left to the host) is derived from the issuer. Capabilities beyond
+        pyop 3's (other client authentication methods, signed userinfo, ``form_post``,
+        PKCE and RFC 9207 metadata, refresh tokens in ``grant_types_supported``, the
+        ``claims`` parameter) are advertised only when configured; see
+        :doc:`configuration`.
+        """
+        return {
+            "jwks_uri": issuer.rstrip("/") + "/jwks",
+            "response_types_supported": ["code", "id_token", "token id_token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": list(self._signing_keys),
+            "scopes_supported": ["openid"],
+            "version": "3.0",
+            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "require_request_uri_registration": False,
+            "grant_types_supported": ["authorization_code", "implicit"],
+            "frontchannel_logout_supported": False,
+            "frontchannel_logout_session_supported": False,
+            "backchannel_logout_supported": False,
+            "backchannel_logout_session_supported": False,
+        }
 
     def _default_request_object_algs(self) -> list[str]:
         algs = list(DEFAULT_REQUEST_OBJECT_SIGNING_ALGS)
@@ -704,8 +724,7 @@ class Provider:
             except Exception as e:  # oic raises many types for malformed values
                 raise InvalidAuthenticationRequest(
                     f"malformed request: {type(e).__name__}", parameters) from e
-            if not self.configuration_information.get("claims_parameter_supported", True) \
-                    and "claims" in authn_req:
+            if "claims" in authn_req and not self._claims_parameter_honoured():
                 del authn_req["claims"]
             scope = authn_req.get("scope") or []
             if "offline_access" in scope and "consent" not in (authn_req.get("prompt") or []):
@@ -725,6 +744,17 @@ class Provider:
             e.issuer = self.issuer
             logger.info("invalid authentication request: %s", e.oauth_error)
             raise
+
+    def _claims_parameter_honoured(self) -> bool:
+        """Whether the ``claims`` parameter (OIDC Core 5.5) of a request is used.
+
+        Yes when ``claims_parameter_supported`` is true; also when the host did not
+        configure it (it is then published as false, its OIDC Discovery 3 default, yet
+        used as pyop 3 used it, so that the same claims are released); no when the host
+        configured false.
+        """
+        supported = self.configuration_information.get("claims_parameter_supported")
+        return supported is True or (supported is False and not self._claims_parameter_configured)
 
     @staticmethod
     def _narrow_scope_to_allow_list(authn_req: AuthorizationRequest,
@@ -899,6 +929,10 @@ class Provider:
     def _allowed_scopes(self) -> set[str]:
         allowed = set(self.configuration_information.get("scopes_supported") or [])
         allowed.update(self.extra_scopes)
+        if not self._scopes_configured:
+            # scopes_supported defaults to ["openid"] (pyop 3): the standard scopes of OIDC
+            # Core 5.4 stay usable, as they were with pyop 3
+            allowed.update(SCOPE_CLAIMS)
         allowed.update(["openid", "offline_access"] if self.authz_state.issues_refresh_tokens
                        else ["openid"])
         return allowed

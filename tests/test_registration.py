@@ -184,9 +184,13 @@ class TestOtherChecks:
             check_subject_type(metadata(subject_type=subject_type), provider)
         refused(check_subject_type, provider, metadata(subject_type="ephemeral"))
         config = configuration()
-        del config["subject_types_supported"]
+        config["subject_types_supported"] = ["public"]
         prov = make_provider(config=config, signing_key=converted_key)
         refused(check_subject_type, prov, metadata(subject_type="pairwise"))
+        del config["subject_types_supported"]  # pyop 3's default: pairwise only
+        prov = make_provider(config=config, signing_key=converted_key)
+        check_subject_type(metadata(subject_type="pairwise"), prov)
+        refused(check_subject_type, prov, metadata(subject_type="public"))
 
     def test_post_logout_redirect_uris(self, provider: Provider) -> None:
         check_post_logout_redirect_uris(metadata(), provider)
@@ -200,7 +204,12 @@ class TestOtherChecks:
             refused(check_post_logout_redirect_uris, provider,
                     metadata(post_logout_redirect_uris=uris))
 
-    def test_signing_algs(self, provider: Provider) -> None:
+    def test_signing_algs(self, provider: Provider, make_provider: Callable[..., Provider],
+                          converted_key: SigningKey) -> None:
+        refused(check_signing_algs, provider, metadata(userinfo_signed_response_alg="RS256"))
+        config = configuration()
+        config["userinfo_signing_alg_values_supported"] = ["RS256"]  # signed userinfo: opt-in
+        provider = make_provider(config=config, signing_key=converted_key)
         check_signing_algs(metadata(), provider)
         check_signing_algs(metadata(id_token_signed_response_alg="RS256"), provider)
         refused(check_signing_algs, provider, metadata(id_token_signed_response_alg="ES256"))
