@@ -92,8 +92,11 @@ from .message import (
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
+    NARROWED_PREFERENCES,
+    describe_invalid_metadata,
     fetch_sector_identifier_uris,
     registration_defaults,
+    supported_preference_values,
 )
 from .request_object import (
     DEFAULT_REQUEST_OBJECT_SIGNING_ALGS,
@@ -145,6 +148,10 @@ ExtraClaims = Union[None, Mapping[str, Any], Callable[[str, str], Optional[Mappi
 _JWKS_CACHE_TTL = 300
 _JWKS_REFETCH_INTERVAL = 30
 _JWKS_CACHE_SIZE = 1024
+
+
+class _NamedRuleError(ValueError):
+    """A metadata error whose message already names the member and the rule."""
 
 
 def _wait_quietly(future: Future[Any]) -> None:
@@ -229,6 +236,10 @@ class Provider:
         ``kid`` header). With ``signing_keys`` or ``published_keys`` there are several
         keys, and keys without kid always get their thumbprint (OIDC Core 10.1: a
         ``kid`` is required when the JWK Set holds several keys). See :doc:`keys`.
+    :param strict_client_preferences: refuse a registration that lists any response type,
+        grant type or default ACR value the provider does not support. Off by default:
+        those values are dropped, as pyop 3 dropped them, and only a list left empty is
+        refused (see :meth:`match_client_preferences_with_provider_capabilities`).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -255,6 +266,7 @@ class Provider:
         client_cache_size: int = 1024,
         executor: Optional[Executor] = None,
         thumbprint_kids: bool = False,
+        strict_client_preferences: bool = False,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -275,6 +287,7 @@ class Provider:
         self.max_request_size = max_request_size
         self.allow_unsigned_request_objects = allow_unsigned_request_objects
         self.hash_client_secrets = hash_client_secrets
+        self.strict_client_preferences = strict_client_preferences
         self.clock: Callable[[], float] = clock or getattr(authz_state, "clock", None) or time.time
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
         self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
@@ -1521,7 +1534,8 @@ class Provider:
             registration_response = RegistrationResponse(**response)
         except Exception as e:  # oic refuses a value: nothing is stored (no half-registration)
             raise InvalidClientRegistrationRequest(
-                "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
+                describe_invalid_metadata(response, e), metadata,
+                oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
         self.client_changed(client_id)
         logger.info("registered client %s", client_id)
@@ -1542,23 +1556,49 @@ class Provider:
                 value = registration_req.get(name)
                 if value is not None and (not isinstance(value, list) or not all(
                         isinstance(v, str) for v in value)):
-                    raise ValueError(f"{name} must be an array of strings")
+                    raise _NamedRuleError(f"{name}: must be an array of strings")
             for name, value in registration_req.items():
                 # single-valued string members: oic turns [x] into x without checking x
                 spec = RegistrationRequest.c_param.get(name)
                 if spec is not None and spec[0] is str and name != "jwks" \
                         and not isinstance(value, str):
-                    raise ValueError(f"{name} must be a string")
+                    raise _NamedRuleError(f"{name}: must be a string")
             registration_req.verify()
         except InvalidClientRegistrationRequest:
             raise
         except Exception as e:  # oic raises many types for bad metadata
             raise InvalidClientRegistrationRequest(
-                f"invalid client metadata: {str(e)[:200] or type(e).__name__}",
-                metadata, oauth_error="invalid_client_metadata") from e
+                describe_invalid_metadata(metadata, e) if not isinstance(e, _NamedRuleError)
+                else str(e), metadata, oauth_error="invalid_client_metadata") from e
         for validator in self.registration_request_validators:
             validator(registration_req)
+        matched = self.match_client_preferences_with_provider_capabilities(registration_req)
+        for name in NARROWED_PREFERENCES:
+            if name in matched:
+                registration_req[name] = matched[name]
         return cast(RegistrationRequest, registration_req)
+
+    def match_client_preferences_with_provider_capabilities(
+            self, client_preferences: Mapping[str, Any]) -> dict[str, Any]:
+        """The client's metadata with its list-valued preferences narrowed to what the
+        provider supports (OIDC Dynamic Registration 2, 3.2).
+
+        ``response_types``, ``grant_types`` and ``default_acr_values`` keep only the
+        values listed in ``response_types_supported``, the grant types accepted
+        (:attr:`grant_types_supported`) and ``acr_values_supported`` (when configured),
+        in the client's order and spelling; response types are compared as sets of
+        space-separated values. The other members are returned unchanged.
+
+        :param client_preferences: a registration request (message or mapping).
+        :returns: a new dict; ``client_preferences`` is not changed.
+        """
+        to_dict = getattr(client_preferences, "to_dict", None)
+        matched: dict[str, Any] = dict(to_dict() if callable(to_dict) else client_preferences)
+        for name in NARROWED_PREFERENCES:
+            values = supported_preference_values(name, matched, self)
+            if values is not None:
+                matched[name] = values
+        return matched
 
     @staticmethod
     def _client_metadata(registration_req: RegistrationRequest) -> dict[str, Any]:
@@ -1754,7 +1794,8 @@ class Provider:
                 response["client_secret"] = new_secret  # returned once
         except Exception as e:  # oic refuses a value: nothing is stored
             raise InvalidClientRegistrationRequest(
-                "invalid client metadata", None, oauth_error="invalid_client_metadata") from e
+                describe_invalid_metadata(client, e), None,
+                oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
         self.client_changed(client_id)
         self._forget_jwks(current.get("jwks_uri"), client.get("jwks_uri"))

@@ -472,8 +472,12 @@ def test_client_credentials_is_advertised_only_when_configured(
     del values["grant_types_supported"]
     op = make_provider(config=values, client_db=MemoryStorage())
     assert "client_credentials" not in op.provider_configuration["grant_types_supported"]
+    registered = register(op, grant_types=["authorization_code", "client_credentials"])
+    assert registered["grant_types"] == ["authorization_code"]  # dropped, as in pyop 3
     with pytest.raises(InvalidClientRegistrationRequest):
-        register(op, grant_types=["authorization_code", "client_credentials"])
+        register(make_provider(config=values, client_db=MemoryStorage(),
+                               strict_client_preferences=True),
+                 grant_types=["authorization_code", "client_credentials"])
 
 
 def test_discovery_with_hashed_secrets(make_provider: Callable[..., Provider]) -> None:

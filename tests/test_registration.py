@@ -140,9 +140,19 @@ class TestResponseAndGrantTypes:
                           metadata(response_types=["token"]))
         assert "token" in message
 
-    def test_unsupported_grant_type(self, provider: Provider) -> None:
-        refused(check_response_and_grant_types, provider,
-                metadata(grant_types=["authorization_code", "password"]))
+    def test_unsupported_grant_type(self, provider: Provider,
+                                    make_provider: Callable[..., Provider],
+                                    converted_key: SigningKey) -> None:
+        # dropped by default (pyop 3), refused with strict_client_preferences
+        check_response_and_grant_types(
+            metadata(grant_types=["authorization_code", "password"]), provider)
+        message = refused(check_response_and_grant_types, provider,
+                          metadata(grant_types=["password"]))
+        assert message.startswith("grant_types: none of the values is supported")
+        strict = make_provider(signing_key=converted_key, strict_client_preferences=True)
+        message = refused(check_response_and_grant_types, strict,
+                          metadata(grant_types=["authorization_code", "password"]))
+        assert message == "grant_types: not supported: 'password'"
 
     def test_inconsistent_grant_types(self, provider: Provider) -> None:
         message = refused(check_response_and_grant_types, provider,
@@ -152,9 +162,11 @@ class TestResponseAndGrantTypes:
 
     def test_refresh_token_grant_needs_refresh_tokens(
             self, make_provider: Callable[..., Provider], converted_key: SigningKey) -> None:
-        prov = make_provider(signing_key=converted_key)
+        prov = make_provider(signing_key=converted_key, strict_client_preferences=True)
         refused(check_response_and_grant_types, prov,
                 metadata(grant_types=["authorization_code", "refresh_token"]))
+        prov = make_provider(signing_key=converted_key)
+        refused(check_response_and_grant_types, prov, metadata(grant_types=["refresh_token"]))
 
 
 class TestOtherChecks:
