@@ -241,7 +241,7 @@ class TestIdTokenAlgs:
         register_alg(multi_key_provider, id_token_signed_response_alg=alg)
         _, tokens = code_flow(multi_key_provider)
         id_token = tokens["id_token"]
-        assert header_of(id_token) == {"alg": alg, "kid": keys[alg].kid, "typ": "JWT"}
+        assert header_of(id_token) == {"alg": alg, "kid": keys[alg].kid}
         claims = multi_key_provider.verify_id_token_hint(id_token)
         assert claims is not None
         assert claims["at_hash"] == half_hash(tokens["access_token"], alg)
