@@ -388,3 +388,27 @@ def test_several_keys_get_thumbprint_kids(signing_key_pem: str) -> None:
     jwks = provider.jwks["keys"]
     assert [jwk["kid"] for jwk in jwks] == [jwk_thumbprint(jwk) for jwk in jwks]
     assert jwks[0] == {**key.serialize(), "kid": jwks[0]["kid"]}
+
+
+# -- the claims parameter: published false by default, honoured as pyop 3 honoured it -------
+
+
+@pytest.mark.parametrize("configured,published,honoured", [
+    (None, False, True),  # pyop 3: oic's default false published, the parameter used
+    (True, True, True),
+    (False, False, False),
+])
+def test_claims_parameter(jwkest_signing_key: Any, configured: Any, published: bool,
+                          honoured: bool) -> None:
+    configuration = {**key_config(), "response_types_supported": ["code"],
+                     "token_endpoint": "https://op.example.com/token"}
+    if configured is not None:
+        configuration["claims_parameter_supported"] = configured
+    provider = build(jwkest_signing_key, configuration)
+    provider.clients = {"rp": {"redirect_uris": ["https://rp.example.com/cb"],
+                               "response_types": ["code"]}}
+    assert provider.provider_configuration["claims_parameter_supported"] is published
+    request = provider.parse_authentication_request(
+        "response_type=code&client_id=rp&redirect_uri=https%3A%2F%2Frp.example.com%2Fcb"
+        "&scope=openid&claims=" + json.dumps({"userinfo": {"email": None}}))
+    assert ("claims" in request) is honoured
