@@ -170,7 +170,8 @@ def _load_or_create_signing_key(path: Path) -> SigningKey:
             logger.info("generated a signing key in %s", path)
         except FileExistsError:  # created meanwhile by another process
             pass
-    return load_signing_key(path)
+    # a kid lets relying parties pick the key once keys rotate (see docs/keys.rst)
+    return load_signing_key(path, thumbprint_kid=True)
 
 
 def _open_storage(uri: Optional[str], data_dir: Path) -> tuple[dict[str, StorageBase], str]:
@@ -608,6 +609,14 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         "scopes_supported": ["openid", *SCOPE_CLAIMS, "offline_access"],
         "claims_supported": CLAIMS_SUPPORTED,
         "claims_parameter_supported": True,
+        # capabilities beyond pyop 3's defaults are offered when configured
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "client_secret_jwt",
+            "private_key_jwt", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "userinfo_signing_alg_values_supported": [signing_key.alg],
+        "claim_types_supported": ["normal"],
+        "authorization_response_iss_parameter_supported": True,
     }
     provider = Provider(signing_key, configuration_information, authz_state, stores["clients"],
                         Userinfo(users.claims))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import importlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
+_K = TypeVar("_K", bound="VerificationKey")
 PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
 
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -137,6 +139,10 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url_encode(hashlib.sha256(data).digest())
 
 
+#: JWK members of private (and symmetric) keys, never published (RFC 7518 6.2.2, 6.3.2, 6.4).
+_PRIVATE_JWK_MEMBERS = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth", "k"))
+
+
 def _public_jwk_of(public_key: PublicKey) -> dict[str, Any]:
     if isinstance(public_key, rsa.RSAPublicKey):
         numbers = public_key.public_numbers()
@@ -226,13 +232,48 @@ def _check_alg_fits(key: PublicKey, alg: str) -> None:
 class VerificationKey:
     """A public key that verifies JWS signatures of one algorithm."""
 
-    def __init__(self, public_key: PublicKey, alg: Optional[str] = None, kid: Optional[str] = None):
+    def __init__(self, public_key: PublicKey, alg: Optional[str] = None,
+                 kid: Optional[str] = None, *, source_jwk: Optional[Mapping[str, Any]] = None):
         self.public_key = public_key
         self.alg = alg or _default_alg(public_key)
         if self.alg not in SUPPORTED_ALGS:
             raise JWSError(f"unsupported alg {self.alg}")
         self.public_jwk: dict[str, Any] = _public_jwk_of(public_key)
-        self.kid = kid or jwk_thumbprint(self.public_jwk)
+        #: The key id, or None: a key without one is published and signs without one
+        #: (RFC 7515 4.1.4 and RFC 7517 4.5 make ``kid`` optional).
+        self.kid: Optional[str] = kid or None
+        #: The public JWK members as the key was given (a pyjwkest key's serialisation or a
+        #: JWK dict), published by :meth:`to_jwk`; None for ``cryptography`` keys.
+        self.source_jwk: Optional[dict[str, Any]] = None if source_jwk is None else {
+            name: value for name, value in source_jwk.items()
+            if name not in _PRIVATE_JWK_MEMBERS and value is not None}
+        self._thumbprint: Optional[str] = None
+
+    @property
+    def thumbprint(self) -> str:
+        """The RFC 7638 JWK thumbprint (SHA-256, base64url) of the public key."""
+        if self._thumbprint is None:
+            self._thumbprint = jwk_thumbprint(self.public_jwk)
+        return self._thumbprint
+
+    def with_thumbprint_kid(self: _K) -> _K:
+        """This key if it has a kid, else a copy whose ``kid`` is its RFC 7638 thumbprint."""
+        if self.kid is not None:
+            return self
+        key = copy.copy(self)
+        key.kid = self.thumbprint
+        key._kid_changed()
+        return key
+
+    def _kid_changed(self) -> None:
+        """Hook for subclasses caching what depends on the kid."""
+
+    def matches_kid(self, kid: Any) -> bool:
+        """Whether a JWS header ``kid`` names this key: its own kid, or, for a key without
+        one, its RFC 7638 thumbprint (what earlier releases published as its kid)."""
+        if self.kid is not None:
+            return bool(kid == self.kid)
+        return isinstance(kid, str) and kid == self.thumbprint
 
     @classmethod
     def from_key(cls, key: Any) -> VerificationKey:
@@ -241,8 +282,9 @@ class VerificationKey:
         A :class:`VerificationKey` (or :class:`SigningKey`) is returned as is; a
         ``cryptography`` public or private key gets the default alg of its type
         (RS256 for RSA, ES256/384/512 by curve, EdDSA for Ed25519); a JWK dict
-        (RFC 7517 4) or a pyjwkest key keeps its ``alg`` and ``kid``. The kid
-        defaults to the RFC 7638 thumbprint. Only the public key is kept.
+        (RFC 7517 4) or a pyjwkest key keeps its ``alg``, its ``kid`` (none if it has
+        none: see :meth:`with_thumbprint_kid`) and, for :meth:`to_jwk`, its public
+        members as given. Only the public key is kept.
 
         :raises JWSError: an unsupported key type, or an alg that does not fit the
             key (RFC 7518 3.3-3.5, RFC 8037 3.1).
@@ -265,6 +307,7 @@ class VerificationKey:
             jwk["alg"] = getattr(key, "alg", None) or None
             jwk["kid"] = getattr(key, "kid", None) or None
             result = cls.from_jwk(jwk)
+            result.source_jwk = _jwk_of_jwkest(key, private=False)
         _check_alg_fits(result.public_key, result.alg)
         return result
 
@@ -272,7 +315,8 @@ class VerificationKey:
     def from_jwk(cls, jwk: Mapping[str, Any]) -> VerificationKey:
         """Build from a public JWK dict (RFC 7517)."""
         try:
-            return cls(_public_key_from_jwk(jwk), jwk.get("alg"), jwk.get("kid"))
+            return cls(_public_key_from_jwk(jwk), jwk.get("alg"), jwk.get("kid"),
+                       source_jwk=jwk)
         except (KeyError, TypeError, ValueError) as e:
             raise JWSError("invalid JWK") from e
 
@@ -304,9 +348,24 @@ class VerificationKey:
         return True
 
     def to_jwk(self) -> dict[str, Any]:
-        """The public JWK to publish (RFC 7517 4), with ``use``, ``alg`` and ``kid``."""
+        """The public JWK to publish (RFC 7517 4).
+
+        A key given as a pyjwkest key or a JWK dict is published as given (its public
+        members only, e.g. a ``jwkest.jwk.RSAKey``'s ``serialize()``), with :attr:`kid`
+        set when it has one; a ``cryptography`` key gets ``use: "sig"``, its ``alg`` and,
+        when it has one, its ``kid``.
+        """
+        if self.source_jwk is not None:
+            jwk = dict(self.source_jwk)
+            if self.kid is None:
+                jwk.pop("kid", None)
+            elif jwk.get("kid") != self.kid:
+                jwk["kid"] = self.kid
+            return jwk
         jwk = dict(self.public_jwk)
-        jwk.update({"use": "sig", "alg": self.alg, "kid": self.kid})
+        jwk.update({"use": "sig", "alg": self.alg})
+        if self.kid is not None:
+            jwk["kid"] = self.kid
         return jwk
 
 
@@ -315,13 +374,17 @@ class SigningKey(VerificationKey):
 
     :param private_key: a ``cryptography`` private key.
     :param alg: the JWS alg (defaults: RS256 for RSA, ES256/384/512 by curve, EdDSA).
-    :param kid: key id; defaults to the RFC 7638 thumbprint.
+    :param kid: key id; none by default (then the JWS header has no ``kid``; see
+        :meth:`~VerificationKey.with_thumbprint_kid`).
+    :param source_jwk: the public JWK members as given, published by :meth:`to_jwk`.
     """
 
     def __init__(self, private_key: PrivateKey, alg: Optional[str] = None,
-                 kid: Optional[str] = None) -> None:
+                 kid: Optional[str] = None, *,
+                 source_jwk: Optional[Mapping[str, Any]] = None) -> None:
         self.private_key = private_key
-        super().__init__(private_key.public_key(), alg or _default_alg(private_key), kid)
+        super().__init__(private_key.public_key(), alg or _default_alg(private_key), kid,
+                         source_jwk=source_jwk)
         if isinstance(private_key, rsa.RSAPrivateKey) and self.alg[:2] not in ("RS", "PS"):
             raise JWSError(f"alg {self.alg} does not fit an RSA key")
         if isinstance(private_key, ec.EllipticCurvePrivateKey) and self.alg != _default_alg(
@@ -335,9 +398,13 @@ class SigningKey(VerificationKey):
         #: base64url JWS header segments already encoded, by alg, kid and extra members
         self._header_segments: dict[tuple[Any, ...], str] = {}
 
+    def _kid_changed(self) -> None:
+        self._header_segments = {}  # a copy's own cache (see with_thumbprint_kid)
+
     def header_segment(self, headers: Optional[Mapping[str, Any]] = None) -> str:
         """The base64url JWS Protected Header ``{"alg", "kid", **headers}`` (RFC 7515 7.1),
-        encoded once per distinct alg, kid and ``headers`` (at most 32 kept)."""
+        encoded once per distinct alg, kid and ``headers`` (at most 32 kept). A key
+        without a kid gives ``{"alg", **headers}``."""
         # (the type too: True == 1 and 1 == 1.0 are equal keys, not equal headers)
         cache_key = (self.alg, self.kid, *(
             (k, v.__class__, v) for k, v in (headers.items() if headers else ())))
@@ -347,7 +414,9 @@ class SigningKey(VerificationKey):
             cacheable = True
         except TypeError:  # an unhashable header value: not cached
             cacheable = False
-        header: dict[str, Any] = {"alg": self.alg, "kid": self.kid}
+        header: dict[str, Any] = {"alg": self.alg}
+        if self.kid is not None:
+            header["kid"] = self.kid
         if headers:
             header.update(headers)
         segment = b64url_encode(_COMPACT_ENCODER.encode(header).encode("utf-8"))
@@ -363,8 +432,12 @@ class SigningKey(VerificationKey):
             private_key = _private_key_from_jwk(jwk)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise JWSError("the signing key must be a private RSA or EC key") from e
+        try:
+            source = _jwk_of_jwkest(key, private=False)
+        except (KeyError, TypeError, ValueError, AttributeError):  # pragma: no cover
+            source = None
         return cls(private_key, getattr(key, "alg", None) or None,
-                   getattr(key, "kid", None) or None)
+                   getattr(key, "kid", None) or None, source_jwk=source)
 
     @classmethod
     def from_key(cls, key: Any) -> SigningKey:
@@ -450,7 +523,7 @@ def jws_verify(token: Any, keys: Sequence[VerificationKey]) -> dict[str, Any]:
     signing_input = (header_b64 + "." + payload_b64).encode("ascii")
     kid = header.get("kid")
     for key in keys:
-        if key.alg != alg or (kid is not None and key.kid != kid):
+        if key.alg != alg or (kid is not None and not key.matches_kid(kid)):
             continue
         if key.verify(signing_input, signature):
             return payload

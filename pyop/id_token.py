@@ -63,7 +63,9 @@ def create_id_token(
         payload["at_hash"] = left_hash(access_token, signing_key.alg)
     if authorization_code is not None:
         payload["c_hash"] = left_hash(authorization_code, signing_key.alg)
-    return jws_sign(payload, signing_key, {"typ": "JWT"})
+    # the JOSE header is {"alg"} plus the key's kid if it has one, as pyop 3 made it (OIDC
+    # Core 2 asks for no typ; relying parties compare headers with what pyop 3 sent)
+    return jws_sign(payload, signing_key)
 
 
 def verify_id_token_hint(token: Any, keys: Sequence[VerificationKey],

@@ -3,10 +3,12 @@
 Command line (``python -m pyop.keys``)::
 
     python -m pyop.keys [--alg RS256|PS256|ES256|EdDSA] [--bits 2048]
-                        [--out signing_key.pem] [--kid KID] [--force]
+                        [--out signing_key.pem] [--kid KID | --thumbprint-kid] [--force]
 
 writes a new private key as PEM (file mode 0600; an existing file is kept
-unless ``--force``) and prints its public JWK (RFC 7517 4) on stdout.
+unless ``--force``) and prints its public JWK (RFC 7517 4) on stdout: without a
+``kid`` unless one is given (``--kid``) or the RFC 7638 thumbprint is asked for
+(``--thumbprint-kid``), as the key will be published when loaded the same way.
 
 RSA keys are written in the traditional OpenSSL format (``BEGIN RSA PRIVATE
 KEY``), which ``jwkest.jwk.rsa_load`` reads, so the README's
@@ -112,12 +114,14 @@ def write_private_key(key: GeneratedKey, path: Union[str, os.PathLike[str]], *,
 
 
 def load_signing_key(path: Union[str, os.PathLike[str]], alg: Optional[str] = None,
-                     kid: Optional[str] = None) -> SigningKey:
+                     kid: Optional[str] = None, *, thumbprint_kid: bool = False) -> SigningKey:
     """Load a PEM private key (RSA, EC or Ed25519; PKCS #1, SEC 1 or PKCS #8, unencrypted).
 
     :param alg: the JWS alg; defaults to RS256 for RSA (pass ``PS256`` for RSASSA-PSS),
         ES256/384/512 by curve and EdDSA for Ed25519.
-    :param kid: key id; defaults to the RFC 7638 thumbprint.
+    :param kid: key id; none by default (ID tokens then carry no ``kid`` header and
+        the JWKS publishes the key without one, as pyop 3 did for a key without kid).
+    :param thumbprint_kid: without ``kid``, use the key's RFC 7638 thumbprint as kid.
     :returns: a :class:`pyop.crypto.SigningKey`, accepted by ``Provider``.
     :raises ValueError: not a PEM private key of a supported type, or ``alg``
         does not fit the key.
@@ -132,22 +136,28 @@ def load_signing_key(path: Union[str, os.PathLike[str]], alg: Optional[str] = No
                             ed25519.Ed25519PrivateKey)):
         raise ValueError(f"{path}: only RSA, EC and Ed25519 keys are supported")
     try:
-        return SigningKey(key, alg, kid)
+        signing_key = SigningKey(key, alg, kid)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
+    return signing_key.with_thumbprint_kid() if thumbprint_kid else signing_key
 
 
 def public_jwk(key: Union[SigningKey, GeneratedKey], alg: Optional[str] = None,
-               kid: Optional[str] = None) -> dict[str, Any]:
-    """The public JWK of a key, with ``use``, ``alg`` and ``kid`` (RFC 7517 4).
+               kid: Optional[str] = None, *, thumbprint_kid: bool = False) -> dict[str, Any]:
+    """The public JWK of a key, with ``use``, ``alg`` and its ``kid`` if any (RFC 7517 4).
 
     :param key: a :class:`~pyop.crypto.SigningKey` or a ``cryptography`` private key.
     :param alg: for a ``cryptography`` key: the alg (default by key type).
-    :param kid: for a ``cryptography`` key: the key id (default: RFC 7638 thumbprint).
+    :param kid: for a ``cryptography`` key: the key id (default: none).
+    :param thumbprint_kid: for a key without kid, publish its RFC 7638 thumbprint as
+        ``kid`` (a :class:`~pyop.crypto.SigningKey` passed in is not changed).
     """
     if not isinstance(key, SigningKey):
         key = SigningKey(key, alg, kid)
-    return key.to_jwk()
+    jwk = key.to_jwk()
+    if thumbprint_kid and key.kid is None:
+        jwk["kid"] = key.thumbprint
+    return jwk
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,8 +172,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="RSA key size in bits (default 2048, at least 2048)")
     parser.add_argument("--out", default="signing_key.pem",
                         help="where to write the private key (default signing_key.pem)")
-    parser.add_argument("--kid", default=None,
-                        help="key id to publish (default: the RFC 7638 thumbprint)")
+    kid = parser.add_mutually_exclusive_group()
+    kid.add_argument("--kid", default=None,
+                     help="key id to publish (default: none, as load_signing_key(path) "
+                          "publishes the key)")
+    kid.add_argument("--thumbprint-kid", action="store_true",
+                     help="publish the RFC 7638 thumbprint as kid, as "
+                          "load_signing_key(path, thumbprint_kid=True) does")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     return parser
 
@@ -183,7 +198,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as e:
         print(f"{args.out}: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(json.dumps(public_jwk(key, args.alg, args.kid), indent=2))
+    print(json.dumps(public_jwk(key, args.alg, args.kid, thumbprint_kid=args.thumbprint_kid),
+                     indent=2))
     print(f"private key written to {args.out}", file=sys.stderr)
     return 0
 

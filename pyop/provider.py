@@ -31,7 +31,6 @@ from .client_assertion import (
     method_for_alg,
 )
 from .client_authentication import (
-    SUPPORTED_AUTH_METHODS,
     authenticate_client,
     client_secret_matches,
     hash_client_secret,
@@ -101,8 +100,11 @@ from .message import (
 )
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
+    NARROWED_PREFERENCES,
+    describe_invalid_metadata,
     fetch_sector_identifier_uris,
     registration_defaults,
+    supported_preference_values,
 )
 from .request_object import (
     DEFAULT_REQUEST_OBJECT_SIGNING_ALGS,
@@ -198,13 +200,15 @@ _request_client: contextvars.ContextVar[Optional[tuple[str, Mapping[str, Any]]]]
 
 ExtraClaims = Union[None, Mapping[str, Any], Callable[[str, str], Optional[Mapping[str, Any]]]]
 
-_DEFAULT_RESPONSE_MODES = ["query", "fragment"]
-
 #: Seconds a client's jwks_uri document is reused; at most one refetch per
 #: _JWKS_REFETCH_INTERVAL when a request object does not verify (key rotation).
 _JWKS_CACHE_TTL = 300
 _JWKS_REFETCH_INTERVAL = 30
 _JWKS_CACHE_SIZE = 1024
+
+
+class _NamedRuleError(ValueError):
+    """A metadata error whose message already names the member and the rule."""
 
 
 def _wait_quietly(future: Future[Any]) -> None:
@@ -293,6 +297,16 @@ class Provider:
         releases the GIL while it signs). None (default): one after the other. Never the
         executor that runs the host's requests (a full pool would wait on itself). See
         :doc:`performance`.
+    :param thumbprint_kids: give every key without a ``kid`` its RFC 7638 thumbprint as
+        kid (in ID token headers and :attr:`jwks`). Off by default: a single key is
+        used and published as given, as pyop 3 did (a key without kid signs without a
+        ``kid`` header). With ``signing_keys`` or ``published_keys`` there are several
+        keys, and keys without kid always get their thumbprint (OIDC Core 10.1: a
+        ``kid`` is required when the JWK Set holds several keys). See :doc:`keys`.
+    :param strict_client_preferences: refuse a registration that lists any response type,
+        grant type or default ACR value the provider does not support. Off by default:
+        those values are dropped, as pyop 3 dropped them, and only a list left empty is
+        refused (see :meth:`match_client_preferences_with_provider_capabilities`).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -320,6 +334,8 @@ class Provider:
         executor: Optional[Executor] = None,
         pairwise_sector_from: str = "request",
         limit_claims_to_claims_supported: bool = False,
+        thumbprint_kids: bool = False,
+        strict_client_preferences: bool = False,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -327,7 +343,8 @@ class Provider:
             raise InvalidConfiguration(f"signing_key: {e}") from e
         self._signing_keys, self._verification_keys = _key_sets(
             self._signing_key, [] if signing_keys is None else signing_keys,
-            [] if published_keys is None else published_keys)
+            [] if published_keys is None else published_keys, thumbprint_kids)
+        self._signing_key = cast(SigningKey, self._verification_keys[0])
         self.signing_key = signing_key
         self.authz_state = authz_state
         self.clients = clients
@@ -346,6 +363,7 @@ class Provider:
         self.max_request_size = max_request_size
         self.allow_unsigned_request_objects = allow_unsigned_request_objects
         self.hash_client_secrets = hash_client_secrets
+        self.strict_client_preferences = strict_client_preferences
         self.clock: Callable[[], float] = clock or getattr(authz_state, "clock", None) or time.time
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
         self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
@@ -389,6 +407,9 @@ class Provider:
         #: Runs code redemptions concurrently with the ID token signature (or None).
         self.executor: Optional[Executor] = executor
 
+        self._claims_parameter_configured = (
+            "claims_parameter_supported" in configuration_information)
+        self._scopes_configured = "scopes_supported" in configuration_information
         self.configuration_information = self._complete_configuration(configuration_information)
         self.authentication_request_validators: list[Callable[[Any], None]] = [
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS
@@ -414,40 +435,24 @@ class Provider:
             raise InvalidConfiguration("issuer: must not have a query or fragment")
         if not config.get("authorization_endpoint"):
             raise InvalidConfiguration("authorization_endpoint: required")
-        defaults: dict[str, Any] = {
-            "jwks_uri": issuer.rstrip("/") + "/jwks",
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": list(self._signing_keys),
-            "userinfo_signing_alg_values_supported": list(self._signing_keys),
-            "response_modes_supported": list(_DEFAULT_RESPONSE_MODES),
-            "grant_types_supported": ["authorization_code", "implicit"],
-            "token_endpoint_auth_methods_supported": [
-                method for method in SUPPORTED_AUTH_METHODS
-                if not (self.hash_client_secrets and method == "client_secret_jwt")],
-            "code_challenge_methods_supported": list(self.code_challenge_methods),
-            "claims_parameter_supported": True,
-            "request_parameter_supported": False,
-            "request_uri_parameter_supported": False,
-            "require_request_uri_registration": False,
-            "claim_types_supported": ["normal"],
-            "authorization_response_iss_parameter_supported": True,
-            "scopes_supported": ["openid"] + list(SCOPE_CLAIMS) + list(self.extra_scopes),
-        }
-        for name, value in defaults.items():
+        for name, value in self._configuration_defaults(issuer).items():
             if name not in config:
                 config[name] = value
-        if self.extra_scopes and isinstance(config.get("scopes_supported"), list):
-            # the extra scopes are advertised also next to a given list (as in pyop 3)
-            config["scopes_supported"] = config["scopes_supported"] + [
-                scope for scope in self.extra_scopes if scope not in config["scopes_supported"]]
-        if self.authz_state.issues_refresh_tokens and "refresh_token" not in config[
-                "grant_types_supported"] and "grant_types_supported" not in given:
-            config["grant_types_supported"] = config["grant_types_supported"] + ["refresh_token"]
+        scopes = config.get("scopes_supported")
+        if isinstance(scopes, list):
+            # the extra_scopes are supported scopes (as in pyop 3), added to a copy
+            config["scopes_supported"] = list(dict.fromkeys(
+                [*scopes, *(scope for scope in self.extra_scopes if scope not in scopes)]))
         if config.get("request_uri_parameter_supported"):
             logger.warning("request_uri_parameter_supported: request objects by reference "
                            "are not implemented; advertising false")
             config["request_uri_parameter_supported"] = False
+        methods = config.get("code_challenge_methods_supported")
+        for method in methods if isinstance(methods, list) else []:
+            if method not in self.code_challenge_methods:
+                raise InvalidConfiguration(
+                    f"code_challenge_methods_supported: {str(method)[:32]!r} is not accepted"
+                    + (" (plain needs allow_plain_pkce=True)" if method == "plain" else ""))
         self._check_request_object_algs(config)
         self._check_assertion_signing_algs(config)
         self._check_registrable_auth_methods(config)
@@ -471,7 +476,7 @@ class Provider:
                 raise InvalidConfiguration(
                     f"subject_types_supported: unknown type {subject_type!r}")
         scopes = config.get("scopes_supported")
-        if scopes is not None and "openid" not in scopes:
+        if "openid" not in scopes:
             raise InvalidConfiguration("scopes_supported: must contain openid")
         try:
             config.verify()
@@ -479,6 +484,38 @@ class Provider:
             raise InvalidConfiguration(
                 f"configuration_information: {str(e) or type(e).__name__}") from e
         return config
+
+    def _configuration_defaults(self, issuer: str) -> dict[str, Any]:
+        """The provider metadata used for members the host did not configure.
+
+        pyop 3's defaults (its own and those of ``oic``'s ``ProviderConfigurationResponse``),
+        so that an upgraded deployment publishes the same discovery document, except
+        ``request_uri_parameter_supported``: false, since ``request_uri`` is not supported
+        (OIDC Discovery 3 defaults it to true). ``jwks_uri`` (required by OIDC Discovery
+        3, which pyop 3 left to the host) is derived from the issuer. Capabilities beyond
+        pyop 3's (other client authentication methods, signed userinfo, ``form_post``,
+        PKCE and RFC 9207 metadata, refresh tokens in ``grant_types_supported``, the
+        ``claims`` parameter) are advertised only when configured; see
+        :doc:`configuration`.
+        """
+        return {
+            "jwks_uri": issuer.rstrip("/") + "/jwks",
+            "response_types_supported": ["code", "id_token", "token id_token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": list(self._signing_keys),
+            "scopes_supported": ["openid"],
+            "version": "3.0",
+            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "require_request_uri_registration": False,
+            "grant_types_supported": ["authorization_code", "implicit"],
+            "frontchannel_logout_supported": False,
+            "frontchannel_logout_session_supported": False,
+            "backchannel_logout_supported": False,
+            "backchannel_logout_session_supported": False,
+        }
 
     def _default_request_object_algs(self) -> list[str]:
         algs = list(DEFAULT_REQUEST_OBJECT_SIGNING_ALGS)
@@ -618,7 +655,10 @@ class Provider:
         """The JWK Set to publish at ``jwks_uri`` (RFC 7517 5): public keys only.
 
         The active signing key first, then the other ``signing_keys``, then the
-        ``published_keys``; each with ``kid``, ``alg`` and ``use: "sig"``.
+        ``published_keys``. A key given as a pyjwkest key or JWK is published as given
+        (a single ``jwkest.jwk.RSAKey`` gives exactly its ``serialize()``, as in pyop 3),
+        a ``cryptography`` key with ``use: "sig"`` and its ``alg``; each with its
+        ``kid`` if it has one (see ``thumbprint_kids``).
         """
         return {"keys": [key.to_jwk() for key in self._verification_keys]}
 
@@ -773,8 +813,7 @@ class Provider:
             except Exception as e:  # oic raises many types for malformed values
                 raise InvalidAuthenticationRequest(
                     f"malformed request: {type(e).__name__}", parameters) from e
-            if not self.configuration_information.get("claims_parameter_supported", True) \
-                    and "claims" in authn_req:
+            if "claims" in authn_req and not self._claims_parameter_honoured():
                 del authn_req["claims"]
             scope = authn_req.get("scope") or []
             if "offline_access" in scope and "consent" not in (authn_req.get("prompt") or []):
@@ -794,6 +833,17 @@ class Provider:
             e.issuer = self.issuer
             logger.info("invalid authentication request: %s", e.oauth_error)
             raise
+
+    def _claims_parameter_honoured(self) -> bool:
+        """Whether the ``claims`` parameter (OIDC Core 5.5) of a request is used.
+
+        Yes when ``claims_parameter_supported`` is true; also when the host did not
+        configure it (it is then published as false, its OIDC Discovery 3 default, yet
+        used as pyop 3 used it, so that the same claims are released); no when the host
+        configured false.
+        """
+        supported = self.configuration_information.get("claims_parameter_supported")
+        return supported is True or (supported is False and not self._claims_parameter_configured)
 
     @staticmethod
     def _narrow_scope_to_allow_list(authn_req: AuthorizationRequest,
@@ -1047,6 +1097,10 @@ class Provider:
         allowed = set(self.configuration_information.get("scopes_supported") or [])
         allowed.update(SCOPE_CLAIMS)
         allowed.update(self.extra_scopes)
+        if not self._scopes_configured:
+            # scopes_supported defaults to ["openid"] (pyop 3): the standard scopes of OIDC
+            # Core 5.4 stay usable, as they were with pyop 3
+            allowed.update(SCOPE_CLAIMS)
         allowed.update(["openid", "offline_access"] if self.authz_state.issues_refresh_tokens
                        else ["openid"])
         return allowed
@@ -1683,7 +1737,8 @@ class Provider:
             registration_response = RegistrationResponse(**response)
         except Exception as e:  # oic refuses a value: nothing is stored (no half-registration)
             raise InvalidClientRegistrationRequest(
-                "invalid client metadata", metadata, oauth_error="invalid_client_metadata") from e
+                describe_invalid_metadata(response, e), metadata,
+                oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
         self.client_changed(client_id)
         logger.info("registered client %s", client_id)
@@ -1704,23 +1759,49 @@ class Provider:
                 value = registration_req.get(name)
                 if value is not None and (not isinstance(value, list) or not all(
                         isinstance(v, str) for v in value)):
-                    raise ValueError(f"{name} must be an array of strings")
+                    raise _NamedRuleError(f"{name}: must be an array of strings")
             for name, value in registration_req.items():
                 # single-valued string members: oic turns [x] into x without checking x
                 spec = RegistrationRequest.c_param.get(name)
                 if spec is not None and spec[0] is str and name != "jwks" \
                         and not isinstance(value, str):
-                    raise ValueError(f"{name} must be a string")
+                    raise _NamedRuleError(f"{name}: must be a string")
             registration_req.verify()
         except InvalidClientRegistrationRequest:
             raise
         except Exception as e:  # oic raises many types for bad metadata
             raise InvalidClientRegistrationRequest(
-                f"invalid client metadata: {str(e)[:200] or type(e).__name__}",
-                metadata, oauth_error="invalid_client_metadata") from e
+                describe_invalid_metadata(metadata, e) if not isinstance(e, _NamedRuleError)
+                else str(e), metadata, oauth_error="invalid_client_metadata") from e
         for validator in self.registration_request_validators:
             validator(registration_req)
+        matched = self.match_client_preferences_with_provider_capabilities(registration_req)
+        for name in NARROWED_PREFERENCES:
+            if name in matched:
+                registration_req[name] = matched[name]
         return cast(RegistrationRequest, registration_req)
+
+    def match_client_preferences_with_provider_capabilities(
+            self, client_preferences: Mapping[str, Any]) -> dict[str, Any]:
+        """The client's metadata with its list-valued preferences narrowed to what the
+        provider supports (OIDC Dynamic Registration 2, 3.2).
+
+        ``response_types``, ``grant_types`` and ``default_acr_values`` keep only the
+        values listed in ``response_types_supported``, the grant types accepted
+        (:attr:`grant_types_supported`) and ``acr_values_supported`` (when configured),
+        in the client's order and spelling; response types are compared as sets of
+        space-separated values. The other members are returned unchanged.
+
+        :param client_preferences: a registration request (message or mapping).
+        :returns: a new dict; ``client_preferences`` is not changed.
+        """
+        to_dict = getattr(client_preferences, "to_dict", None)
+        matched: dict[str, Any] = dict(to_dict() if callable(to_dict) else client_preferences)
+        for name in NARROWED_PREFERENCES:
+            values = supported_preference_values(name, matched, self)
+            if values is not None:
+                matched[name] = values
+        return matched
 
     @staticmethod
     def _client_metadata(registration_req: RegistrationRequest) -> dict[str, Any]:
@@ -1916,7 +1997,8 @@ class Provider:
                 response["client_secret"] = new_secret  # returned once
         except Exception as e:  # oic refuses a value: nothing is stored
             raise InvalidClientRegistrationRequest(
-                "invalid client metadata", None, oauth_error="invalid_client_metadata") from e
+                describe_invalid_metadata(client, e), None,
+                oauth_error="invalid_client_metadata") from e
         self.clients[client_id] = client
         self.client_changed(client_id)
         self._forget_jwks(current.get("jwks_uri"), client.get("jwks_uri"))
@@ -2053,9 +2135,16 @@ class Provider:
         return EndSessionRequest(**parameters)
 
 
-def _key_sets(active: SigningKey, signing_keys: Any, published_keys: Any
+def _key_sets(active: SigningKey, signing_keys: Any, published_keys: Any,
+              thumbprint_kids: bool = False
               ) -> tuple[dict[str, SigningKey], list[VerificationKey]]:
-    """The provider's signing keys by alg and every key it publishes, converted once.
+    """The provider's signing keys by alg and every key it publishes (the active key
+    first), converted once.
+
+    Keys keep their ``kid`` (none if they have none). Keys without one get their RFC 7638
+    thumbprint as kid with ``thumbprint_kids``, and whenever more than one key is
+    published: OIDC Core 10.1 requires a ``kid`` in the JWS header when the JWK Set holds
+    several keys, so that the verifier can choose (RFC 7517 4.5).
 
     :raises InvalidConfiguration: a key that cannot be used, two signing keys for one
         alg, or two keys with the same ``kid`` (RFC 7517 4.5); the message names the field.
@@ -2063,33 +2152,39 @@ def _key_sets(active: SigningKey, signing_keys: Any, published_keys: Any
     for name, value in (("signing_keys", signing_keys), ("published_keys", published_keys)):
         if not isinstance(value, (list, tuple)):
             raise InvalidConfiguration(f"{name}: must be a list of keys")
-    by_alg: dict[str, SigningKey] = {active.alg: active}
-    fields: list[tuple[str, VerificationKey]] = [("signing_key", active)]
+    signing: list[tuple[str, SigningKey]] = [("signing_key", active)]
     for i, key in enumerate(signing_keys):
         try:
-            signing = SigningKey.from_key(key)
+            signing.append((f"signing_keys[{i}]", SigningKey.from_key(key)))
         except ValueError as e:
             raise InvalidConfiguration(f"signing_keys[{i}]: {e}") from e
-        if signing.alg in by_alg:
-            raise InvalidConfiguration(
-                f"signing_keys[{i}]: a signing key for {signing.alg} is already configured "
-                "(at most one per alg; publish others with published_keys)")
-        by_alg[signing.alg] = signing
-        fields.append((f"signing_keys[{i}]", signing))
+    published: list[tuple[str, VerificationKey]] = []
     for i, key in enumerate(published_keys):
         try:
-            fields.append((f"published_keys[{i}]", VerificationKey.from_key(key)))
+            published.append((f"published_keys[{i}]", VerificationKey.from_key(key)))
         except ValueError as e:
             raise InvalidConfiguration(f"published_keys[{i}]: {e}") from e
+    if thumbprint_kids or len(signing) + len(published) > 1:
+        signing = [(field, key.with_thumbprint_kid()) for field, key in signing]
+        published = [(field, key.with_thumbprint_kid()) for field, key in published]
+    by_alg: dict[str, SigningKey] = {}
+    for field, key in signing:
+        if key.alg in by_alg:
+            raise InvalidConfiguration(
+                f"{field}: a signing key for {key.alg} is already configured "
+                "(at most one per alg; publish others with published_keys)")
+        by_alg[key.alg] = key
+    fields: list[tuple[str, VerificationKey]] = [*signing, *published]
     kids: dict[str, str] = {}
     for field, key in fields:
+        if key.kid is None:
+            continue
         if key.kid in kids:
             raise InvalidConfiguration(
                 f"{field}: duplicate kid {key.kid!r} (also {kids[key.kid]}); "
                 "give each key its own kid")
         kids[key.kid] = field
-    published = [key for _field, key in fields]
-    return by_alg, published
+    return by_alg, [key for _field, key in fields]
 
 
 def _error_context(parameters: Mapping[str, Any]) -> dict[str, Any]:

@@ -110,26 +110,79 @@ def check_redirect_uris(request: Mapping[str, Any], provider: Provider) -> None:
         _check_uri(uri, request, native, implicit, "invalid_redirect_uri", "redirect_uris")
 
 
+def supported_values(values: Any, supported: Any) -> list[Any]:
+    """The values of a list-valued client preference the provider supports, in the
+    client's order and spelling. Values are compared as sets of space-separated words, so
+    ``"id_token token"`` matches ``"token id_token"`` (OAuth 2.0 Multiple Response Type
+    Encoding Practices 2: the order of response type values does not matter)."""
+    supported_sets = {frozenset(value.split()) for value in supported or []
+                      if isinstance(value, str)}
+    if not isinstance(values, list):
+        values = [values]
+    return [value for value in values
+            if isinstance(value, str) and frozenset(value.split()) in supported_sets]
+
+
+#: List-valued client preferences narrowed to what the provider supports (OIDC Dynamic
+#: Registration 2, 3.2: the provider may register other values than those requested),
+#: with the provider metadata (OIDC Discovery 3) listing what is supported.
+NARROWED_PREFERENCES = {
+    "response_types": "response_types_supported",
+    "grant_types": "grant_types_supported",
+    "default_acr_values": "acr_values_supported",
+}
+
+
+def supported_preference_values(name: str, request: Mapping[str, Any],
+                                provider: Provider) -> Optional[list[Any]]:
+    """The supported values of the list-valued preference ``name`` of a request, or None
+    when the request has none or the provider publishes no list to compare with."""
+    if name not in request:
+        return None
+    if name == "grant_types":
+        supported: Any = provider.grant_types_supported  # refresh_token when issued
+    else:
+        supported = provider.configuration_information.get(NARROWED_PREFERENCES[name])
+        if supported is None:
+            return None
+    return supported_values(request[name], supported)
+
+
 def check_response_and_grant_types(request: Mapping[str, Any], provider: Provider) -> None:
-    """Response types supported; grant types supported and consistent with them
-    (OIDC Dynamic Registration 2, ``grant_types``)."""
-    supported_rt = [response_type_set(rt) for rt in
-                    provider.configuration_information.get("response_types_supported", [])]
-    response_types = request.get("response_types", ["code"])
-    for response_type in response_types:
-        if response_type_set(response_type) not in supported_rt:
-            raise _error(f"response_type {response_type!r} is not supported", request)
-    grant_types = request.get("grant_types")
+    """At least one response type, grant type and default ACR value of each list the
+    client sent is supported; the others are dropped when the client is registered, or,
+    with ``Provider(strict_client_preferences=True)``, refused (see
+    :meth:`Provider.match_client_preferences_with_provider_capabilities
+    <pyop.provider.Provider.match_client_preferences_with_provider_capabilities>`). The
+    grant types kept must allow the response types kept (OIDC Dynamic Registration 2,
+    ``grant_types``)."""
+    narrowed: dict[str, list[Any]] = {}
+    for name, capability in NARROWED_PREFERENCES.items():
+        values = supported_preference_values(name, request, provider)
+        if values is None:
+            continue
+        if not values:
+            supported = (provider.grant_types_supported if name == "grant_types" else
+                         provider.configuration_information.get(capability) or [])
+            raise _error("{}: none of the values is supported (supported: {})".format(
+                name, ", ".join(str(value) for value in supported)[:200]), request)
+        requested = request[name] if isinstance(request[name], list) else [request[name]]
+        if getattr(provider, "strict_client_preferences", False) and len(values) < len(
+                requested):
+            unsupported = [value for value in requested if value not in values]
+            raise _error("{}: not supported: {}".format(
+                name, ", ".join(repr(str(value)[:32]) for value in unsupported)[:200]),
+                request)
+        narrowed[name] = values
+    response_types = narrowed.get("response_types", request.get("response_types", ["code"]))
+    grant_types = narrowed.get("grant_types")
     if grant_types is None:
         return
-    supported_gt = set(provider.grant_types_supported)
-    for grant in grant_types:
-        if grant not in supported_gt:
-            raise _error(f"grant_type {grant!r} is not supported", request)
     needed = grant_types_for_response_types(response_types)
     missing = [grant for grant in needed if grant not in grant_types]
     if missing:
-        raise _error("response_types need grant_types {}".format(", ".join(missing)), request)
+        raise _error("grant_types: the response_types need {}".format(", ".join(missing)),
+                     request)
 
 
 def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provider) -> None:
@@ -366,3 +419,58 @@ def registration_defaults(request: Mapping[str, Any]) -> dict[str, Any]:
 def optional_str(value: Any) -> Optional[str]:
     """``value`` if it is a string, else None."""
     return value if isinstance(value, str) else None
+
+
+#: The rule broken by a value of the wrong JSON type, by the type oic expects.
+_TYPE_RULES: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    str: (lambda v: isinstance(v, str), "must be a string"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be a number"),
+    bool: (lambda v: isinstance(v, bool), "must be a boolean"),
+}
+
+_ENCRYPTION_PARAMETERS = ("request_object_encryption", "id_token_encrypted_response",
+                          "userinfo_encrypted_response")
+
+
+def describe_invalid_metadata(metadata: Mapping[str, Any], error: BaseException) -> str:
+    """``"<member>: <rule>"`` for client metadata that ``oic`` refused with ``error``.
+
+    ``oic`` raises bare assertion errors, value errors and message exceptions whose text
+    names neither the member nor the rule: the metadata is checked again here against the
+    rules of OIDC Dynamic Registration 2 that ``oic`` enforces, to say which was broken.
+    """
+    from oic.oauth2.message import MissingRequiredAttribute
+    from oic.oic.message import RegistrationRequest
+
+    initiate = metadata.get("initiate_login_uri")
+    if isinstance(initiate, str) and not initiate.startswith("https:"):
+        return "initiate_login_uri: must be an https URL (OIDC Dynamic Registration 2)"
+    for parameter in _ENCRYPTION_PARAMETERS:
+        alg, enc = parameter + "_alg", parameter + "_enc"
+        if enc in metadata and alg not in metadata:
+            return f"{enc}: needs {alg} (OIDC Dynamic Registration 2)"
+    if metadata.get("token_endpoint_auth_signing_alg") == "none":
+        return "token_endpoint_auth_signing_alg: must not be none (OIDC Dynamic Registration 2)"
+    for name, value in metadata.items():
+        spec = RegistrationRequest.c_param.get(name)
+        if spec is None or name == "jwks":
+            continue
+        expected = spec[0]
+        if isinstance(expected, list):
+            items = value if isinstance(value, list) else [value]
+            if not all(isinstance(item, str) for item in items):
+                return f"{name}: must be an array of strings"
+            continue
+        if isinstance(value, list) and expected is str:
+            return f"{name}: must be a single string"
+        check = _TYPE_RULES.get(expected)
+        if check is not None and not check[0](value):
+            return f"{name}: {check[1]}"
+    for name, allowed in RegistrationRequest.c_allowed_values.items():
+        value = metadata.get(name)
+        if value is not None and value not in allowed:
+            return "{}: {!r} is not one of {}".format(name, str(value)[:32], ", ".join(allowed))
+    if isinstance(error, MissingRequiredAttribute):
+        return f"{str(error.args[0])[:64] if error.args else 'a member'}: required"
+    detail = str(error)[:200]
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__

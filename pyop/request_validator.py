@@ -130,8 +130,9 @@ def check_response_mode(request: Mapping[str, Any], provider: Provider) -> None:
     mode = request.get("response_mode")
     if mode is None:
         return
+    # omitted: query and fragment (OIDC Discovery 3); form_post only when listed
     supported = provider.configuration_information.get("response_modes_supported",
-                                                       list(_RESPONSE_MODES))
+                                                       ["query", "fragment"])
     if mode not in _RESPONSE_MODES or mode not in supported:
         raise _error("response_mode not supported", request)
     if mode == "query" and response_type_set(request.get("response_type")) - {"code", "none"}:

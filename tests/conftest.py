@@ -87,7 +87,21 @@ def configuration(issuer: str = ISSUER) -> dict[str, Any]:
         "subject_types_supported": ["public", "pairwise"],
         "scopes_supported": ["openid", "profile", "email", "address", "phone",
                              "offline_access"],
+        **OPT_IN_CAPABILITIES,
     }
+
+
+#: Capabilities beyond pyop 3's defaults, which a provider offers only when configured:
+#: the test configuration enables them (see docs/configuration.rst).
+OPT_IN_CAPABILITIES: dict[str, Any] = {
+    "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                              "client_secret_jwt", "private_key_jwt", "none"],
+    "claims_parameter_supported": True,
+    "code_challenge_methods_supported": ["S256"],
+    "response_modes_supported": ["query", "fragment"],
+    "claim_types_supported": ["normal"],
+    "authorization_response_iss_parameter_supported": True,
+}
 
 
 def clients() -> dict[str, Any]:
@@ -118,7 +132,13 @@ def make_provider(jwkest_signing_key: Any, clock: FakeClock) -> Callable[..., Pr
                 authz_kwargs: Any = None, **provider_kwargs: Any) -> Provider:
         authz = AuthorizationState(
             HashBasedSubjectIdentifierFactory("salt"), clock=clock, **(authz_kwargs or {}))
-        return Provider(signing_key or jwkest_signing_key, config or configuration(), authz,
+        if config is None:
+            config = configuration()
+            if provider_kwargs.get("hash_client_secrets"):  # client_secret_jwt needs the secret
+                config["token_endpoint_auth_methods_supported"] = [
+                    m for m in config["token_endpoint_auth_methods_supported"]
+                    if m != "client_secret_jwt"]
+        return Provider(signing_key or jwkest_signing_key, config, authz,
                         client_db if client_db is not None else clients(),
                         Userinfo(dict(USERS)), clock=clock, **provider_kwargs)
 

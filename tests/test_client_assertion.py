@@ -19,7 +19,15 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET, ISSUER, REDIRECT_URI, FakeClock, clients
+from conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ISSUER,
+    OPT_IN_CAPABILITIES,
+    REDIRECT_URI,
+    FakeClock,
+    clients,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -124,6 +132,9 @@ def jwt_config() -> dict[str, Any]:
         "revocation_endpoint": REVOCATION_ENDPOINT, "registration_endpoint": ISSUER + "/reg",
         "grant_types_supported": ["authorization_code", "client_credentials"],
         "scopes_supported": ["openid", "profile", "email", "api"],
+        # JWT client authentication is offered only when configured
+        "token_endpoint_auth_methods_supported": list(
+            OPT_IN_CAPABILITIES["token_endpoint_auth_methods_supported"]),
     }
 
 
@@ -706,7 +717,9 @@ def test_registration_refusals(op: Provider, rs_key: SigningKey) -> None:
 
 def test_registration_of_client_secret_jwt_with_hashed_secrets(
         make_provider: Callable[..., Provider]) -> None:
-    provider = make_provider(config=jwt_config(), hash_client_secrets=True)
+    config = jwt_config()
+    config["token_endpoint_auth_methods_supported"].remove("client_secret_jwt")
+    provider = make_provider(config=config, hash_client_secrets=True)
     message = registration_refused(provider, token_endpoint_auth_method="client_secret_jwt")
     assert "hashed" in message
     assert not [c for c in provider.clients if c not in clients()]  # nothing stored

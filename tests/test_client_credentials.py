@@ -228,5 +228,9 @@ def test_registration_refusals(op: Provider, make_provider: Callable[..., Provid
         register(op, grant_types=["authorization_code", "client_credentials"],
                  token_endpoint_auth_method="none")
     provider = make_provider(config=config(["authorization_code"]))
+    response = register(provider, grant_types=["authorization_code", "client_credentials"])
+    assert response["grant_types"] == ["authorization_code"]  # dropped, as in pyop 3
+    provider = make_provider(config=config(["authorization_code"]),
+                             strict_client_preferences=True)
     with pytest.raises(InvalidClientRegistrationRequest, match="not supported"):
         register(provider, grant_types=["authorization_code", "client_credentials"])

@@ -86,7 +86,8 @@ class TestSignVerify:
         signing = SigningKey(private, alg)
         token = jws_sign(PAYLOAD, signing)
         header, payload, _ = segments(token)
-        assert header == {"alg": alg, "kid": signing.kid}
+        assert signing.kid is None
+        assert header == {"alg": alg}  # a key without kid signs without kid (RFC 7515 4.1.4)
         assert payload == PAYLOAD
         assert jws_verify(token, [signing]) == PAYLOAD
         public = VerificationKey(private.public_key(), alg)
@@ -141,10 +142,36 @@ class TestSignVerify:
         assert SigningKey(keys["P-521"]).alg == "ES512"
         assert SigningKey(keys["Ed25519"]).alg == "EdDSA"
 
-    def test_kid_defaults_to_thumbprint(self, keys: dict[str, Any]) -> None:
+    def test_no_kid_by_default_thumbprint_on_request(self, keys: dict[str, Any]) -> None:
         for private in keys.values():
             key = SigningKey(private)
-            assert key.kid == jwk_thumbprint(key.public_jwk)
+            assert key.kid is None and "kid" not in key.to_jwk()
+            named = key.with_thumbprint_kid()
+            assert named is not key and key.kid is None  # a copy: the key given is unchanged
+            assert named.kid == key.thumbprint == jwk_thumbprint(key.public_jwk)
+            assert named.to_jwk()["kid"] == named.kid
+            assert segments(jws_sign({}, named))[0] == {"alg": key.alg, "kid": named.kid}
+            assert segments(jws_sign({}, key))[0] == {"alg": key.alg}
+            assert SigningKey(private, kid="k").with_thumbprint_kid().kid == "k"
+
+    def test_kid_less_key_accepts_its_thumbprint(self, rsa_key: rsa.RSAPrivateKey) -> None:
+        # tokens signed by an earlier release carried the thumbprint as kid
+        key = SigningKey(rsa_key)
+        token = jws_sign(PAYLOAD, key.with_thumbprint_kid())
+        assert jws_verify(token, [key]) == PAYLOAD
+        with pytest.raises(JWSError):
+            jws_verify(jws_sign(PAYLOAD, key, {"kid": "other"}), [key])
+
+    def test_jwkest_key_published_as_given(self, jwkest_signing_key: Any) -> None:
+        from jwkest.jwk import RSAKey
+
+        private = jwkest_signing_key.key
+        for given in (RSAKey(key=private, use="sig", alg="RS256"), RSAKey(key=private),
+                      RSAKey(key=private, use="sig", alg="RS256", kid="k1")):
+            key = SigningKey.from_key(given)
+            assert key.to_jwk() == given.serialize(private=False)
+            assert list(key.to_jwk()) == list(given.serialize(private=False))
+            assert VerificationKey.from_key(given).to_jwk() == given.serialize(private=False)
 
     @pytest.mark.parametrize("alg,key_name", [("ES256", "RSA"), ("EdDSA", "RSA"),
                                               ("ES384", "P-256"), ("RS256", "P-256"),
@@ -471,7 +498,8 @@ class TestVerificationKeyFromKey:
                                                  kid="next"))
         assert (public.alg, public.kid) == ("PS256", "next")
         default = VerificationKey.from_key(RSAKey(key=private))
-        assert default.alg == "RS256" and default.kid == jwk_thumbprint(default.public_jwk)
+        assert default.alg == "RS256" and default.kid is None
+        assert default.with_thumbprint_kid().kid == jwk_thumbprint(default.public_jwk)
         assert "d" not in default.to_jwk()
 
     @pytest.mark.parametrize("jwk", [
@@ -578,7 +606,7 @@ class TestPreparedSigning:
     def test_header_segment_is_the_encoded_header(self, make: Any, alg: str) -> None:
         key = SigningKey(make(), alg)
         for headers in (None, {"typ": "JWT"}, {"typ": "JWT"}, {"typ": "JWT", "cty": "x"}):
-            expected = {"alg": alg, "kid": key.kid, **(headers or {})}
+            expected = {"alg": alg, **(headers or {})}
             segment = key.header_segment(headers)
             assert json.loads(b64url_decode(segment)) == expected
             token = jws_sign({"a": 1}, key, headers)

@@ -282,9 +282,9 @@ def configuration_keys_read_by_the_code() -> set[str]:
     provider_source = (ROOT / "pyop" / "provider.py").read_text(encoding="utf-8")
     keys.update(re.findall(r"\bconfig(?:\.get\(|\[)\s*\"(\w+)\"", provider_source))
     keys.update(re.findall(r"\bname = \"(\w+_supported)\"", provider_source))
-    defaults = inspect.getsource(Provider._complete_configuration)
-    block = re.search(r"defaults[^=]*= \{(.*?)\n\s*\}", defaults, re.S)
-    assert block, "the defaults of Provider._complete_configuration were not found"
+    defaults = inspect.getsource(Provider._configuration_defaults)
+    block = re.search(r"return \{(.*?)\n\s*\}", defaults, re.S)
+    assert block, "the defaults of Provider._configuration_defaults were not found"
     keys.update(re.findall(r"^\s*\"(\w+)\":", block.group(1), re.M))
     return keys
 

@@ -46,6 +46,17 @@ def config(**changes: Any) -> dict[str, Any]:
     return values
 
 
+def hashed_config(**changes: Any) -> dict[str, Any]:
+    """``config`` for ``hash_client_secrets``: client_secret_jwt (which needs the secret
+    itself) not offered."""
+    values = config()
+    values["token_endpoint_auth_methods_supported"] = [
+        method for method in values["token_endpoint_auth_methods_supported"]
+        if method != "client_secret_jwt"]
+    values.update(changes)
+    return values
+
+
 def rsa_key(alg: str = "RS256") -> SigningKey:
     from cryptography.hazmat.primitives.asymmetric import rsa
     return SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048), alg)
@@ -86,7 +97,9 @@ def fetcher() -> Fetcher:
 
 @pytest.fixture
 def op(make_provider: Callable[..., Provider], es256: SigningKey, fetcher: Fetcher) -> Provider:
-    provider = make_provider(config=config(), client_db=MemoryStorage(), signing_keys=[es256])
+    signed_userinfo = config(userinfo_signing_alg_values_supported=["RS256", "ES256"])
+    provider = make_provider(config=signed_userinfo, client_db=MemoryStorage(),
+                             signing_keys=[es256])
     provider.jwks_fetcher = fetcher
     return provider
 
@@ -200,7 +213,8 @@ def test_update_of_private_key_jwt_checks_the_signing_alg_family(
 
 def test_update_to_client_secret_jwt_refused_with_hashed_secrets(
         make_provider: Callable[..., Provider]) -> None:
-    op = make_provider(config=config(), client_db=MemoryStorage(), hash_client_secrets=True)
+    op = make_provider(config=hashed_config(), client_db=MemoryStorage(),
+                       hash_client_secrets=True)
     info = register(op)
     with pytest.raises(InvalidClientRegistrationRequest) as error:
         update(op, info, token_endpoint_auth_method="client_secret_jwt")
@@ -458,12 +472,17 @@ def test_client_credentials_is_advertised_only_when_configured(
     del values["grant_types_supported"]
     op = make_provider(config=values, client_db=MemoryStorage())
     assert "client_credentials" not in op.provider_configuration["grant_types_supported"]
+    registered = register(op, grant_types=["authorization_code", "client_credentials"])
+    assert registered["grant_types"] == ["authorization_code"]  # dropped, as in pyop 3
     with pytest.raises(InvalidClientRegistrationRequest):
-        register(op, grant_types=["authorization_code", "client_credentials"])
+        register(make_provider(config=values, client_db=MemoryStorage(),
+                               strict_client_preferences=True),
+                 grant_types=["authorization_code", "client_credentials"])
 
 
 def test_discovery_with_hashed_secrets(make_provider: Callable[..., Provider]) -> None:
-    op = make_provider(config=config(), client_db=MemoryStorage(), hash_client_secrets=True)
+    op = make_provider(config=hashed_config(), client_db=MemoryStorage(),
+                       hash_client_secrets=True)
     published = op.provider_configuration.to_dict()
     assert "client_secret_jwt" not in published["token_endpoint_auth_methods_supported"]
     assert not any(alg.startswith("HS") for alg in
@@ -479,7 +498,7 @@ def test_hashed_secrets_cannot_advertise_client_secret_jwt(
     """Registration refuses client_secret_jwt with hashed secrets: discovery must not offer
     it (OIDC Discovery 3), nor its HMAC algorithms."""
     with pytest.raises(InvalidConfiguration) as error:
-        make_provider(config=config(**{member: value}), client_db=MemoryStorage(),
+        make_provider(config=hashed_config(**{member: value}), client_db=MemoryStorage(),
                       hash_client_secrets=True)
     assert member in str(error.value)
 

@@ -53,7 +53,8 @@ def provider(clock: FakeClock) -> Provider:
         "response_types": ["code"], "token_endpoint_auth_method": "client_secret_jwt",
         "grant_types": ["authorization_code"]}}
     config = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorization",
-              "token_endpoint": TOKEN_ENDPOINT, "introspection_endpoint": INTROSPECTION_ENDPOINT}
+              "token_endpoint": TOKEN_ENDPOINT, "introspection_endpoint": INTROSPECTION_ENDPOINT,
+              "token_endpoint_auth_methods_supported": ["client_secret_jwt"]}
     authz = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"), clock=clock)
     return Provider(SIGNING_KEY, config, authz, clients, Userinfo(USERS), clock=clock)
 

@@ -54,7 +54,7 @@ class TestCreateIdToken:
 
         token = create_id_token(key, ISSUER, "c", "s", now=NOW, lifetime=1)
         header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
-        assert header == {"alg": "RS256", "kid": "k1", "typ": "JWT"}
+        assert header == {"alg": "RS256", "kid": "k1"}
 
     def test_hash_follows_alg(self) -> None:
         key = SigningKey(ec.generate_private_key(ec.SECP521R1()))

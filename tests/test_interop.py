@@ -36,6 +36,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken, HybridIDToken, IDToken, ImplicitIDToken
+from conftest import OPT_IN_CAPABILITIES
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, InvalidClaimError, MissingClaimError
 from joserfc.jwk import KeySet
@@ -138,6 +139,9 @@ def op(signing_key_pem: str) -> Iterator[OP]:
             "response_types_supported": ALL_RESPONSE_TYPES,
             "subject_types_supported": ["public", "pairwise"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            # beyond pyop 3's defaults: offered when configured
+            "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
+            **OPT_IN_CAPABILITIES,
         }
         authz_state = AuthorizationState(HashBasedSubjectIdentifierFactory("interop salt"),
                                          refresh_token_lifetime=3600)

@@ -106,7 +106,9 @@ def build_host(signing_key_pem: str, rp_keys: dict[str, Any],
               "token_endpoint": base + "/token", "introspection_endpoint": base + "/introspect",
               "revocation_endpoint": base + "/revoke",
               "grant_types_supported": ["authorization_code", "client_credentials"],
-              "scopes_supported": ["openid", "api.read", "api.write"]}
+              "scopes_supported": ["openid", "api.read", "api.write"],
+              "token_endpoint_auth_methods_supported": [  # JWT authentication: opt-in
+                  "client_secret_basic", "client_secret_jwt", "private_key_jwt"]}
     common = {"redirect_uris": ["https://rp.example.com/cb"], "response_types": ["code"],
               "grant_types": ["authorization_code", "client_credentials"]}
     clients = {

@@ -18,7 +18,15 @@ from urllib.parse import urlencode
 
 import pytest
 from authlib.oidc.core import CodeIDToken, HybridIDToken
-from conftest import CLIENT_ID, CLIENT_SECRET, ISSUER, REDIRECT_URI, USER_ID, clients
+from conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ISSUER,
+    REDIRECT_URI,
+    USER_ID,
+    clients,
+    configuration,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jwt
@@ -75,7 +83,9 @@ def keys(rsa_private_key: rsa.RSAPrivateKey, second_rsa_key: rsa.RSAPrivateKey
 def multi_key_provider(make_provider: Callable[..., Provider], keys: dict[str, SigningKey]
                        ) -> Provider:
     """RS256 active; PS256, ES256 and EdDSA for clients that registered them."""
-    return make_provider(signing_key=keys["RS256"],
+    config = configuration()
+    config["userinfo_signing_alg_values_supported"] = ALGS  # signed userinfo is opt-in
+    return make_provider(signing_key=keys["RS256"], config=config,
                          signing_keys=[keys["PS256"], keys["ES256"], keys["EdDSA"]])
 
 
@@ -126,7 +136,7 @@ class TestConfiguration:
         assert len(provider.jwks["keys"]) == 1
         published = provider.provider_configuration
         assert published["id_token_signing_alg_values_supported"] == ["RS256"]
-        assert published["userinfo_signing_alg_values_supported"] == ["RS256"]
+        assert "userinfo_signing_alg_values_supported" not in published  # opt-in
 
     def test_all_keys_published_public_only(self, multi_key_provider: Provider,
                                             keys: dict[str, SigningKey]) -> None:
@@ -231,7 +241,7 @@ class TestIdTokenAlgs:
         register_alg(multi_key_provider, id_token_signed_response_alg=alg)
         _, tokens = code_flow(multi_key_provider)
         id_token = tokens["id_token"]
-        assert header_of(id_token) == {"alg": alg, "kid": keys[alg].kid, "typ": "JWT"}
+        assert header_of(id_token) == {"alg": alg, "kid": keys[alg].kid}
         claims = multi_key_provider.verify_id_token_hint(id_token)
         assert claims is not None
         assert claims["at_hash"] == half_hash(tokens["access_token"], alg)

@@ -148,24 +148,54 @@ class TestDiscovery:
         config = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authz",
                   "token_endpoint": ISSUER + "/token"}
         published = make_provider(config=config).provider_configuration
-        assert published["jwks_uri"] == ISSUER + "/jwks"
-        assert published["token_endpoint_auth_methods_supported"] == [
-            "client_secret_basic", "client_secret_post", "client_secret_jwt",
-            "private_key_jwt", "none"]
+        # pyop 3's defaults (its own and oic's ProviderConfigurationResponse's)
+        assert published.to_dict() == {
+            **config,
+            "jwks_uri": ISSUER + "/jwks",
+            "response_types_supported": ["code", "id_token", "token id_token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid"],
+            "version": "3.0",
+            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            # oic defaults it to true; request_uri is not supported (OIDC Discovery 3)
+            "request_uri_parameter_supported": False,
+            "require_request_uri_registration": False,
+            "grant_types_supported": ["authorization_code", "implicit"],
+            "frontchannel_logout_supported": False,
+            "frontchannel_logout_session_supported": False,
+            "backchannel_logout_supported": False,
+            "backchannel_logout_session_supported": False,
+        }
+
+    def test_opt_in_capabilities(self, make_provider: Callable[..., Provider]) -> None:
+        config = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authz",
+                  "token_endpoint": ISSUER + "/token",
+                  "token_endpoint_auth_methods_supported": [
+                      "client_secret_basic", "client_secret_post", "client_secret_jwt",
+                      "private_key_jwt", "none"],
+                  "code_challenge_methods_supported": ["S256"],
+                  "claims_parameter_supported": True,
+                  "authorization_response_iss_parameter_supported": True,
+                  "response_modes_supported": ["query", "fragment", "form_post"],
+                  "userinfo_signing_alg_values_supported": ["RS256"]}
+        published = make_provider(config=config).provider_configuration
+        for name, value in config.items():
+            assert published[name] == value
+        # the assertion algs follow from the JWT methods offered
         assert published["token_endpoint_auth_signing_alg_values_supported"][:3] == [
             "HS256", "HS384", "HS512"]
-        assert published["code_challenge_methods_supported"] == ["S256"]
-        assert published["grant_types_supported"] == ["authorization_code", "implicit"]
-        assert published["response_types_supported"] == ["code"]
-        assert published["subject_types_supported"] == ["public"]
-        assert published["response_modes_supported"] == ["query", "fragment"]
-        assert published["id_token_signing_alg_values_supported"] == ["RS256"]
-        assert published["scopes_supported"] == ["openid", "profile", "email", "address", "phone"]
-        assert published["claims_parameter_supported"] is True
-        assert published["request_parameter_supported"] is False
-        assert published["request_uri_parameter_supported"] is False
-        assert published["authorization_response_iss_parameter_supported"] is True
-        assert "userinfo_endpoint" not in published
+
+    def test_pkce_methods_must_be_accepted(self, make_provider: Callable[..., Provider]) -> None:
+        config = configuration()
+        config["code_challenge_methods_supported"] = ["S256", "plain"]
+        with pytest.raises(InvalidConfiguration,
+                           match="code_challenge_methods_supported: 'plain'.*allow_plain_pkce"):
+            make_provider(config=config)
+        assert make_provider(config=config, allow_plain_pkce=True).provider_configuration[
+            "code_challenge_methods_supported"] == ["S256", "plain"]
 
     def test_jwks_uri_from_issuer_with_trailing_slash(
             self, make_provider: Callable[..., Provider]) -> None:
@@ -181,15 +211,18 @@ class TestDiscovery:
         assert published["jwks_uri"] == "https://keys.example.com/jwks.json"
         assert published["token_endpoint_auth_methods_supported"] == ["client_secret_post"]
 
-    def test_plain_pkce_advertised_only_when_allowed(
+    def test_pkce_not_advertised_unless_configured(
             self, make_provider: Callable[..., Provider]) -> None:
-        published = make_provider(allow_plain_pkce=True).provider_configuration
-        assert published["code_challenge_methods_supported"] == ["S256", "plain"]
+        config = configuration()
+        del config["code_challenge_methods_supported"]
+        published = make_provider(config=config, allow_plain_pkce=True).provider_configuration
+        assert "code_challenge_methods_supported" not in published  # as pyop 3
 
-    def test_refresh_token_grant_added_when_refresh_tokens_issued(
+    def test_refresh_token_grant_accepted_when_refresh_tokens_issued(
             self, provider: Provider, make_provider: Callable[..., Provider]) -> None:
+        # published as configured (pyop 3 did not add it either), accepted all the same
         assert provider.provider_configuration["grant_types_supported"] == [
-            "authorization_code", "implicit", "refresh_token"]
+            "authorization_code", "implicit"]
         assert "refresh_token" in provider.grant_types_supported
         no_refresh = make_provider()
         assert "refresh_token" not in no_refresh.provider_configuration["grant_types_supported"]
@@ -317,22 +350,34 @@ class TestDiscovery:
         with pytest.raises(InvalidConfiguration, match="signing_key"):
             make_provider(signing_key=key or "none")
 
-    def test_jwks_content(self, provider: Provider) -> None:
+    def test_jwks_content(self, provider: Provider, jwkest_signing_key: Any) -> None:
         jwks = provider.jwks
         assert len(jwks["keys"]) == 1
         jwk = jwks["keys"][0]
-        assert jwk["kty"] == "RSA"
-        assert jwk["alg"] == "RS256"
-        assert jwk["use"] == "sig"
-        assert jwk["kid"]
-        assert {"n", "e"} <= set(jwk)
+        # the key as given, without kid (pyop 3 published signing_key.serialize())
+        assert jwk == jwkest_signing_key.serialize()
+        assert jwk["kty"] == "RSA" and jwk["alg"] == "RS256" and jwk["use"] == "sig"
+        assert "kid" not in jwk
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk)
         json.dumps(jwks)  # publishable as is
-        # the ID tokens name this kid
+        # the ID tokens name no kid either
         req = parse(provider, response_type="id_token")
         id_token = provider.authorize(req, USER_ID)["id_token"]
         header = json.loads(base64.urlsafe_b64decode(id_token.split(".")[0] + "=="))
-        assert header == {"alg": "RS256", "kid": jwk["kid"], "typ": "JWT"}
+        assert header == {"alg": "RS256"}  # as pyop 3
+
+    def test_thumbprint_kids_on_request(self, make_provider: Callable[..., Provider],
+                                        jwkest_signing_key: Any) -> None:
+        from pyop.crypto import jwk_thumbprint
+
+        prov = make_provider(thumbprint_kids=True,
+                             authz_kwargs={"refresh_token_lifetime": 3600})
+        jwk = prov.jwks["keys"][0]
+        assert jwk == {**jwkest_signing_key.serialize(), "kid": jwk_thumbprint(jwk)}
+        req = parse(prov, response_type="id_token")
+        id_token = prov.authorize(req, USER_ID)["id_token"]
+        header = json.loads(base64.urlsafe_b64decode(id_token.split(".")[0] + "=="))
+        assert header == {"alg": "RS256", "kid": jwk["kid"]}
 
     def test_jwkest_key_kid_is_kept(self, make_provider: Callable[..., Provider],
                                     signing_key_pem: str) -> None:
@@ -361,8 +406,12 @@ class TestDiscovery:
         config = configuration()
         del config["scopes_supported"]
         prov = make_provider(config=config, extra_scopes={"eduperson": ["affiliation"]})
+        assert prov.provider_configuration["scopes_supported"] == ["openid", "eduperson"]
+        config["scopes_supported"] = ["openid", "email"]
+        prov = make_provider(config=config, extra_scopes={"eduperson": ["affiliation"]})
         assert prov.provider_configuration["scopes_supported"] == [
-            "openid", "profile", "email", "address", "phone", "eduperson"]
+            "openid", "email", "eduperson"]
+        assert config["scopes_supported"] == ["openid", "email"]  # the host's list unchanged
 
     def test_clock_defaults_to_authz_state_clock(self, clock: FakeClock,
                                                  jwkest_signing_key: Any) -> None:

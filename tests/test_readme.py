@@ -169,10 +169,10 @@ def test_provider_configuration_endpoint(readme: ModuleType, client: Any) -> Non
     assert config["issuer"] == ISSUER
     # the README's configuration has no jwks_uri: the documented default is derived
     assert config["jwks_uri"] == ISSUER + "/jwks"
-    assert config["token_endpoint_auth_methods_supported"] == [
-        "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
-        "none"]
-    assert config["code_challenge_methods_supported"] == ["S256"]
+    # pyop 3's defaults for what it does not configure
+    assert config["token_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    assert config["version"] == "3.0"
+    assert "code_challenge_methods_supported" not in config
     # what the README configured is published unchanged
     for name, value in readme.configuration_information.items():
         assert config[name] == value, name

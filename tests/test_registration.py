@@ -140,9 +140,19 @@ class TestResponseAndGrantTypes:
                           metadata(response_types=["token"]))
         assert "token" in message
 
-    def test_unsupported_grant_type(self, provider: Provider) -> None:
-        refused(check_response_and_grant_types, provider,
-                metadata(grant_types=["authorization_code", "password"]))
+    def test_unsupported_grant_type(self, provider: Provider,
+                                    make_provider: Callable[..., Provider],
+                                    converted_key: SigningKey) -> None:
+        # dropped by default (pyop 3), refused with strict_client_preferences
+        check_response_and_grant_types(
+            metadata(grant_types=["authorization_code", "password"]), provider)
+        message = refused(check_response_and_grant_types, provider,
+                          metadata(grant_types=["password"]))
+        assert message.startswith("grant_types: none of the values is supported")
+        strict = make_provider(signing_key=converted_key, strict_client_preferences=True)
+        message = refused(check_response_and_grant_types, strict,
+                          metadata(grant_types=["authorization_code", "password"]))
+        assert message == "grant_types: not supported: 'password'"
 
     def test_inconsistent_grant_types(self, provider: Provider) -> None:
         message = refused(check_response_and_grant_types, provider,
@@ -152,9 +162,11 @@ class TestResponseAndGrantTypes:
 
     def test_refresh_token_grant_needs_refresh_tokens(
             self, make_provider: Callable[..., Provider], converted_key: SigningKey) -> None:
-        prov = make_provider(signing_key=converted_key)
+        prov = make_provider(signing_key=converted_key, strict_client_preferences=True)
         refused(check_response_and_grant_types, prov,
                 metadata(grant_types=["authorization_code", "refresh_token"]))
+        prov = make_provider(signing_key=converted_key)
+        refused(check_response_and_grant_types, prov, metadata(grant_types=["refresh_token"]))
 
 
 class TestOtherChecks:
@@ -184,9 +196,13 @@ class TestOtherChecks:
             check_subject_type(metadata(subject_type=subject_type), provider)
         refused(check_subject_type, provider, metadata(subject_type="ephemeral"))
         config = configuration()
-        del config["subject_types_supported"]
+        config["subject_types_supported"] = ["public"]
         prov = make_provider(config=config, signing_key=converted_key)
         refused(check_subject_type, prov, metadata(subject_type="pairwise"))
+        del config["subject_types_supported"]  # pyop 3's default: pairwise only
+        prov = make_provider(config=config, signing_key=converted_key)
+        check_subject_type(metadata(subject_type="pairwise"), prov)
+        refused(check_subject_type, prov, metadata(subject_type="public"))
 
     def test_post_logout_redirect_uris(self, provider: Provider) -> None:
         check_post_logout_redirect_uris(metadata(), provider)
@@ -200,7 +216,12 @@ class TestOtherChecks:
             refused(check_post_logout_redirect_uris, provider,
                     metadata(post_logout_redirect_uris=uris))
 
-    def test_signing_algs(self, provider: Provider) -> None:
+    def test_signing_algs(self, provider: Provider, make_provider: Callable[..., Provider],
+                          converted_key: SigningKey) -> None:
+        refused(check_signing_algs, provider, metadata(userinfo_signed_response_alg="RS256"))
+        config = configuration()
+        config["userinfo_signing_alg_values_supported"] = ["RS256"]  # signed userinfo: opt-in
+        provider = make_provider(config=config, signing_key=converted_key)
         check_signing_algs(metadata(), provider)
         check_signing_algs(metadata(id_token_signed_response_alg="RS256"), provider)
         refused(check_signing_algs, provider, metadata(id_token_signed_response_alg="ES256"))

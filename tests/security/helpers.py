@@ -8,11 +8,14 @@ The fixtures of ``tests/conftest.py`` (``clock``, ``make_provider``...) are inhe
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import secrets
 from typing import Any, Optional
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
+
+from conftest import OPT_IN_CAPABILITIES
 
 from pyop.crypto import b64url_encode
 from pyop.exceptions import InvalidAuthenticationRequest, OAuthError
@@ -66,6 +69,8 @@ def security_configuration(**overrides: Any) -> dict[str, Any]:
         "response_types_supported": list(ALL_RESPONSE_TYPES),
         "subject_types_supported": ["public", "pairwise"],
         "scopes_supported": ["openid", "profile", "email", "address", "phone", "offline_access"],
+        # the opt-in capabilities are enabled, so that the battery covers them
+        **copy.deepcopy(OPT_IN_CAPABILITIES),
     }
     config.update(overrides)
     return config

@@ -52,7 +52,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from pyop.exceptions import InvalidAuthenticationRequest, InvalidClientId, InvalidRedirectURI
+from pyop.exceptions import (
+    InvalidAuthenticationRequest,
+    InvalidClientId,
+    InvalidConfiguration,
+    InvalidRedirectURI,
+)
 
 from .helpers import (
     CLIENT_B_REDIRECT_URI,
@@ -490,8 +495,18 @@ def test_rfc7636_s256_accepted_and_verified(op: Any) -> None:
     assert redeem(op, code, code_verifier=verifier)["access_token"]
 
 
-def test_rfc7636_only_s256_advertised_by_default(op: Any) -> None:
+def test_rfc7636_only_s256_advertised_by_default(op: Any, make_op: Any) -> None:
     assert op.provider_configuration["code_challenge_methods_supported"] == ["S256"]
+    # not advertised unless configured (as pyop 3), and plain is never offered by default
+    from .helpers import security_configuration
+
+    config = security_configuration()
+    del config["code_challenge_methods_supported"]
+    assert "code_challenge_methods_supported" not in make_op(
+        config=config).provider_configuration
+    config["code_challenge_methods_supported"] = ["S256", "plain"]
+    with pytest.raises(InvalidConfiguration, match="allow_plain_pkce"):
+        make_op(config=config)
 
 
 @pytest.mark.parametrize("method", ["plain", None], ids=["plain", "method-omitted-means-plain"])

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from pyop.crypto import SigningKey, VerificationKey, b64url_encode, jws_sign
+from pyop.crypto import SigningKey, VerificationKey, b64url_encode, jwk_thumbprint, jws_sign
 from pyop.exceptions import (
     InvalidAccessToken,
     InvalidAuthorizationCode,
@@ -163,7 +163,7 @@ def forge_alg_none_uppercase(op: Any, genuine: str, foreign: Any) -> str:
 
 
 def forge_alg_none_keeping_signature(op: Any, genuine: str, foreign: Any) -> str:
-    kid = op.jwks["keys"][0]["kid"]
+    kid = our_kid(op)
     return (_signing_input({"alg": "none", "kid": kid}, unverified_claims(genuine)) + "."
             + genuine.split(".")[2])
 
@@ -172,8 +172,15 @@ def forge_foreign_key(op: Any, genuine: str, foreign: Any) -> str:
     return jws_sign(unverified_claims(genuine), SigningKey(foreign), {"typ": "JWT"})
 
 
+def our_kid(op: Any) -> str:
+    """The kid that names our key: its own, or, for a key published without one, the RFC
+    7638 thumbprint it also answers to (what earlier releases published as its kid)."""
+    jwk = op.jwks["keys"][0]
+    return str(jwk.get("kid") or jwk_thumbprint(jwk))
+
+
 def forge_foreign_key_with_our_kid(op: Any, genuine: str, foreign: Any) -> str:
-    kid = op.jwks["keys"][0]["kid"]
+    kid = our_kid(op)
     return jws_sign(unverified_claims(genuine), SigningKey(foreign, kid=kid), {"typ": "JWT"})
 
 
@@ -192,7 +199,7 @@ def _hs256(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str
 def forge_hs256_with_public_key_pem(op: Any, genuine: str, foreign: Any) -> str:
     pem = _our_public_key(op).public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    header = {"alg": "HS256", "typ": "JWT", "kid": op.jwks["keys"][0]["kid"]}
+    header = {"alg": "HS256", "typ": "JWT", "kid": our_kid(op)}
     return _hs256(pem, header, unverified_claims(genuine))
 
 
@@ -203,7 +210,7 @@ def forge_hs256_with_public_key_der(op: Any, genuine: str, foreign: Any) -> str:
 
 
 def forge_es256_claiming_our_kid(op: Any, genuine: str, foreign: Any) -> str:
-    header = {"alg": "ES256", "kid": op.jwks["keys"][0]["kid"]}
+    header = {"alg": "ES256", "kid": our_kid(op)}
     return _signing_input(header, unverified_claims(genuine)) + "." + b64url_encode(b"\x01" * 64)
 
 

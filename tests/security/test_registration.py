@@ -367,15 +367,33 @@ def test_dynreg_2_response_and_grant_types_inconsistent(op: Any, response_types:
 @pytest.mark.parametrize("grant_types", [["authorization_code", "password"],
                                          ["authorization_code", "client_credentials"],
                                          ["authorization_code", "bogus"]])
-def test_dynreg_2_unsupported_grant_type(op: Any, grant_types: list[str]) -> None:
-    assert_rejected(op, {"redirect_uris": [WEB_URI], "grant_types": grant_types},
+def test_dynreg_2_unsupported_grant_type(op: Any, make_op: Any, grant_types: list[str]) -> None:
+    # never registered: dropped by default (as pyop 3), refused when strict
+    response = op.handle_client_registration_request(
+        {"redirect_uris": [WEB_URI], "grant_types": grant_types})
+    assert response["grant_types"] == ["authorization_code"]
+    assert op.clients[response["client_id"]]["grant_types"] == ["authorization_code"]
+    assert_rejected(make_op(strict_client_preferences=True),
+                    {"redirect_uris": [WEB_URI], "grant_types": grant_types},
+                    "invalid_client_metadata")
+    assert_rejected(op, {"redirect_uris": [WEB_URI], "grant_types": grant_types[1:]},
                     "invalid_client_metadata")
 
 
 @pytest.mark.parametrize("response_types", [["token"], ["bogus"], ["code", "none"]])
-def test_dynreg_2_unsupported_response_type(op: Any, response_types: list[str]) -> None:
-    assert_rejected(op, {"redirect_uris": [WEB_URI], "response_types": response_types},
+def test_dynreg_2_unsupported_response_type(op: Any, make_op: Any,
+                                            response_types: list[str]) -> None:
+    strict = make_op(strict_client_preferences=True)
+    assert_rejected(strict, {"redirect_uris": [WEB_URI], "response_types": response_types},
                     "invalid_client_metadata")
+    supported = [rt for rt in response_types if rt == "code"]
+    if not supported:
+        assert_rejected(op, {"redirect_uris": [WEB_URI], "response_types": response_types},
+                        "invalid_client_metadata")
+        return
+    response = op.handle_client_registration_request(
+        {"redirect_uris": [WEB_URI], "response_types": response_types})
+    assert response["response_types"] == supported
 
 
 @pytest.mark.parametrize("response_types,grant_types", [

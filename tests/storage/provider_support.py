@@ -45,6 +45,9 @@ def configuration() -> dict[str, Any]:
         "token_endpoint": ISSUER + "/token",
         "userinfo_endpoint": ISSUER + "/userinfo",
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        # the code flow and public subject identifiers, as the round trips are counted for
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
     }
 
 

@@ -52,7 +52,9 @@ def provider(signing_key: Any, backend: Backend, replay_store: StorageBase,
     authz = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"), codes,
                                clock=backend.now)
     config = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authz",
-              "token_endpoint": ISSUER + "/token"}
+              "token_endpoint": ISSUER + "/token",
+              # JWT client authentication is offered only when configured
+              "token_endpoint_auth_methods_supported": ["client_secret_jwt"]}
     clients = {CLIENT: {"client_id": CLIENT, "client_secret": SECRET,
                         "redirect_uris": ["https://rp.example.com/cb"],
                         "token_endpoint_auth_method": "client_secret_jwt"}}
