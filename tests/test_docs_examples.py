@@ -1,11 +1,14 @@
-"""The integration guides' code runs: docs/examples/{provider_setup,flask_app,wsgi_app}.py.
+"""The integration guides' code runs: docs/examples/{provider_setup,flask_app,wsgi_app,
+django_app,fastapi_app}.py.
 
-docs/integration-flask.rst and docs/integration-wsgi.rst include these files with
-``literalinclude``. Every test below drives both applications the same way
+docs/integration-{flask,wsgi,django,fastapi}.rst include these files with
+``literalinclude``. Every test below drives the four applications the same way
 (``op`` is parametrized): Flask through its test client, the bare WSGI app through
 ``werkzeug.test.Client`` wrapped in ``wsgiref.validate.validator`` (PEP 3333
-conformance). A few tests call the WSGI app directly with
-``wsgiref.util.setup_testing_defaults``, as the guide shows.
+conformance), Django through ``django.test.Client`` (with CSRF checks enforced) and
+FastAPI through Starlette's ``TestClient`` (httpx). Their answers are turned into
+werkzeug responses, so that every test reads them alike. A few tests call the WSGI app
+directly with ``wsgiref.util.setup_testing_defaults``, as the guide shows.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import importlib.util
 import io
 import json
 import re
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +32,12 @@ from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
+from django.conf import settings as django_settings
+from django.test import Client as DjangoClient
+from django.test import override_settings
+from starlette.testclient import TestClient
 from werkzeug.test import Client, TestResponse
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from pyop.crypto import VerificationKey, b64url_encode, jws_verify
 from pyop.exceptions import StorageError
@@ -60,7 +70,8 @@ CLIENTS = {
         "token_endpoint_auth_method": "none",
     },
 }
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: the CSRF field of the forms: the applications' own, or Django's
+CSRF_FIELD = re.compile(r'name="(csrf_token|csrfmiddlewaretoken)" value="([^"]+)"')
 HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
@@ -70,6 +81,8 @@ def load_example(name: str) -> ModuleType:
                                                   EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Django imports its URL configuration and middleware by module name
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -81,51 +94,107 @@ def authenticate(username: str, password: str) -> Optional[str]:
 
 @pytest.fixture(scope="module")
 def examples() -> dict[str, ModuleType]:
-    modules = {name: load_example(name) for name in ("provider_setup", "flask_app", "wsgi_app")}
+    modules = {name: load_example(name) for name in
+               ("provider_setup", "flask_app", "wsgi_app", "django_app", "fastapi_app")}
     # loading (and validating) the RSA key takes ~40 ms; once per module is enough
     setup = modules["provider_setup"]
     setup.load_signing_key = functools.lru_cache(maxsize=None)(setup.load_signing_key)
     return modules
 
 
-@pytest.fixture
-def provider(examples: dict[str, ModuleType], signing_key_pem: str) -> Provider:
+def new_provider(examples: dict[str, ModuleType], signing_key_pem: str,
+                 token_management: bool = False) -> Provider:
     provider: Provider = examples["provider_setup"].make_provider(
         ISSUER, signing_key_pem, USERS, sub_hash_salt="a salt for the docs tests",
-        clients=CLIENTS)
+        clients=CLIENTS, token_management=token_management)
     return provider
+
+
+@pytest.fixture
+def provider(examples: dict[str, ModuleType], signing_key_pem: str) -> Provider:
+    return new_provider(examples, signing_key_pem)
+
+
+SESSION_SECRET = "a session secret for the docs tests"
 
 
 @dataclass
 class OP:
-    """One of the two applications, behind a test client that keeps cookies."""
+    """One of the applications, behind a test client that keeps cookies.
+
+    ``get`` and ``post`` take werkzeug's arguments (``headers``, ``content_type``) and
+    return werkzeug responses, whatever the framework.
+    """
 
     kind: str
     app: Any
-    client: Client
+    client: Any
     provider: Provider
 
     def get(self, path: str, query: Optional[dict[str, str]] = None, **kwargs: Any
             ) -> TestResponse:
-        url = ISSUER + path + ("?" + urlencode(query) if query else "")
-        return self.client.get(url, buffered=True, **kwargs)
+        path += "?" + urlencode(query) if query else ""
+        if self.kind == "django":
+            return from_django(self.client.get(path, secure=True, **kwargs))
+        if self.kind == "fastapi":
+            return from_httpx(self.client.get(ISSUER + path, headers=kwargs.get("headers")))
+        return self.client.get(ISSUER + path, buffered=True, **kwargs)
 
     def post(self, path: str, data: Any = None, **kwargs: Any) -> TestResponse:
         if isinstance(data, dict):
             data = urlencode(data)
             kwargs.setdefault("content_type", "application/x-www-form-urlencoded")
+        if self.kind == "django":
+            # a browser sends Origin with a form POST; Django's CSRF check compares it
+            headers = {"Origin": ISSUER, **kwargs.pop("headers", {})}
+            return from_django(self.client.post(path, data=data or b"", secure=True,
+                                                headers=headers, **kwargs))
+        if self.kind == "fastapi":
+            headers = dict(kwargs.get("headers") or {})
+            if "content_type" in kwargs:
+                headers["Content-Type"] = kwargs["content_type"]
+            return from_httpx(self.client.post(ISSUER + path, content=data, headers=headers))
         return self.client.post(ISSUER + path, data=data, buffered=True, **kwargs)
 
 
-@pytest.fixture(params=["flask", "wsgi"])
+def from_django(response: Any) -> TestResponse:
+    """A Django test response as a werkzeug response."""
+    return WerkzeugResponse(response.content, status=response.status_code,
+                            headers=list(response.items()))  # type: ignore[return-value]
+
+
+def from_httpx(response: Any) -> TestResponse:
+    """An httpx response as a werkzeug response."""
+    return WerkzeugResponse(response.content, status=response.status_code,
+                            headers=response.headers.multi_items())  # type: ignore[return-value]
+
+
+def make_op(kind: str, examples: dict[str, ModuleType], provider: Provider) -> Iterator[OP]:
+    if kind == "flask":
+        app = examples["flask_app"].create_app(provider, authenticate, SESSION_SECRET)
+        yield OP("flask", app, app.test_client(), provider)
+    elif kind == "wsgi":
+        app = examples["wsgi_app"].OpenIDProviderApp(provider, authenticate)
+        yield OP("wsgi", app, Client(validator(app)), provider)
+    elif kind == "django":
+        django_app = examples["django_app"]
+        if not django_settings.configured:  # Django's settings: once per process
+            django_app.configure(ISSUER, SESSION_SECRET)
+        app = django_app.create_app(provider, authenticate, SESSION_SECRET)
+        # each test has its own provider; Django tests swap settings this way
+        with override_settings(PYOP_PROVIDER=provider, PYOP_AUTHENTICATE=authenticate):
+            client = DjangoClient(enforce_csrf_checks=True, HTTP_HOST=urlsplit(ISSUER).netloc)
+            yield OP("django", app, client, provider)
+    else:
+        app = examples["fastapi_app"].create_app(provider, authenticate, SESSION_SECRET)
+        with TestClient(app, base_url=ISSUER, follow_redirects=False) as client:
+            yield OP("fastapi", app, client, provider)
+
+
+@pytest.fixture(params=["flask", "wsgi", "django", "fastapi"])
 def op(request: pytest.FixtureRequest, examples: dict[str, ModuleType],
-       provider: Provider) -> OP:
-    if request.param == "flask":
-        app = examples["flask_app"].create_app(provider, authenticate,
-                                               "a session secret for the docs tests")
-        return OP("flask", app, app.test_client(), provider)
-    app = examples["wsgi_app"].OpenIDProviderApp(provider, authenticate)
-    return OP("wsgi", app, Client(validator(app)), provider)
+       provider: Provider) -> Iterator[OP]:
+    yield from make_op(request.param, examples, provider)
 
 
 # -- helpers: what a browser and a relying party do ----------------------------------------------
@@ -142,11 +211,12 @@ def redirect_params(response: TestResponse) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(encoded).items()}
 
 
-def csrf_of(response: TestResponse) -> str:
+def csrf_of(response: TestResponse) -> dict[str, str]:
+    """The CSRF field of the form on the page, to post back with it."""
     assert response.status_code == 200, response.get_data(as_text=True)
     match = CSRF_FIELD.search(response.get_data(as_text=True))
     assert match, response.get_data(as_text=True)
-    return match.group(1)
+    return {match.group(1): match.group(2)}
 
 
 def authn_query(**overrides: str) -> dict[str, str]:
@@ -158,13 +228,13 @@ def authn_query(**overrides: str) -> dict[str, str]:
 
 def log_in(op: OP, password: str = "wonderland") -> TestResponse:
     csrf = csrf_of(op.get("/login"))
-    return op.post("/login", {"csrf_token": csrf, "username": "alice", "password": password})
+    return op.post("/login", {**csrf, "username": "alice", "password": password})
 
 
 def consent(op: OP, decision: str = "allow") -> TestResponse:
     page = op.get("/consent")
     assert "The Example RP" in page.get_data(as_text=True)
-    return op.post("/consent", {"csrf_token": csrf_of(page), "decision": decision})
+    return op.post("/consent", {**csrf_of(page), "decision": decision})
 
 
 def basic(client_id: str = RP, secret: str = RP_SECRET) -> dict[str, str]:
@@ -267,7 +337,7 @@ def test_public_client_with_pkce(op: OP) -> None:
     log_in(op)
     page = op.get("/consent")
     assert SPA in page.get_data(as_text=True)  # no client_name: the client_id is shown
-    code = redirect_params(op.post("/consent", {"csrf_token": csrf_of(page),
+    code = redirect_params(op.post("/consent", {**csrf_of(page),
                                                 "decision": "allow"}))["code"]
     token = op.post("/token", {"grant_type": "authorization_code", "code": code,
                                "redirect_uri": SPA_CALLBACK, "client_id": SPA,
@@ -352,11 +422,13 @@ def test_wrong_password_and_missing_csrf(op: OP) -> None:
     response = log_in(op, password="guess")
     assert response.status_code == 200
     assert "Wrong username or password" in response.get_data(as_text=True)
+    # Django's CsrfViewMiddleware answers 403 Forbidden; the other applications 400
+    expected = 403 if op.kind == "django" else 400
     refused = op.post("/login", {"username": "alice", "password": "wonderland"})
-    assert refused.status_code == 400
+    assert refused.status_code == expected
     assert location(log_in(op)).endswith("/consent")
     refused = op.post("/consent", {"decision": "allow"})
-    assert refused.status_code == 400
+    assert refused.status_code == expected
 
 
 def test_denied_consent(op: OP) -> None:
