@@ -26,6 +26,11 @@ TEST = [
     "pytest-timeout",
     "hypothesis>=6",
     "Flask>=3.0",
+    # the Django and FastAPI integration guides' applications (docs/examples/)
+    "Django>=4.2",
+    "fastapi>=0.110",
+    "httpx",  # FastAPI's test client and the thread pool measurement
+    "httpx2",  # Starlette's TestClient prefers it (and warns with httpx)
     "Authlib>=1.9",
     "joserfc>=1.0",  # imported by the interop tests (Authlib 1.9 signs through it)
     "requests",

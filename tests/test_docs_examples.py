@@ -684,3 +684,129 @@ def test_wsgi_session_cookie(wsgi_app: Any) -> None:
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" in cookie  # the issuer is https
 
+
+
+# -- introspection and revocation (the Django and FastAPI applications) --------------------------
+
+@pytest.fixture(params=["django", "fastapi"])
+def tm_op(request: pytest.FixtureRequest, examples: dict[str, ModuleType],
+          signing_key_pem: str) -> Iterator[OP]:
+    provider = new_provider(examples, signing_key_pem, token_management=True)
+    yield from make_op(request.param, examples, provider)
+
+
+def test_introspection_and_revocation(tm_op: OP) -> None:
+    op = tm_op
+    metadata = op.get("/.well-known/openid-configuration").json
+    assert urlsplit(metadata["introspection_endpoint"]).path == "/introspection"
+    assert urlsplit(metadata["revocation_endpoint"]).path == "/revocation"
+    tokens = redeem(op, sign_in(op)["code"]).json
+
+    # RFC 7662: the client's own live token is active, with its scope and sub
+    response = op.post("/introspection", {"token": tokens["access_token"]}, headers=basic())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert_no_store(response)
+    assert response.json["active"] is True
+    assert set(response.json["scope"].split()) == {"openid", "profile", "email"}
+    assert response.json["client_id"] == RP and response.json["sub"]
+    unknown = op.post("/introspection", {"token": "not-a-token"}, headers=basic())
+    assert unknown.json == {"active": False}
+    refused = op.post("/introspection", {"token": tokens["access_token"]},
+                      headers=basic(secret="wrong"))
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Basic")
+    assert refused.json["error"] == "invalid_client"
+    public = op.post("/introspection", {"token": tokens["access_token"], "client_id": SPA})
+    assert public.status_code == 401  # public clients may not introspect
+    missing = op.post("/introspection", {}, headers=basic())
+    assert missing.status_code == 400 and missing.json["error"] == "invalid_request"
+
+    # RFC 7009: 200 with an empty body; the grant of a refresh token is revoked
+    revoked = op.post("/revocation", {"token": tokens["refresh_token"],
+                                      "token_type_hint": "refresh_token"}, headers=basic())
+    assert revoked.status_code == 200 and revoked.get_data() == b""
+    assert revoked.headers["Cache-Control"] == "no-store"
+    assert op.post("/introspection", {"token": tokens["access_token"]},
+                   headers=basic()).json == {"active": False}
+    userinfo = op.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert userinfo.status_code == 401
+    # an unknown token is no error (RFC 7009 2.2); bad credentials are
+    assert op.post("/revocation", {"token": "not-a-token"}, headers=basic()).status_code == 200
+    assert op.post("/revocation", {"token": "x"},
+                   headers=basic(secret="wrong")).status_code == 401
+
+
+# -- Django: the WSGI application and CSRF -------------------------------------------------------
+
+def test_django_wsgi_application(examples: dict[str, ModuleType], provider: Provider) -> None:
+    """create_app() returns a PEP 3333 application (what a WSGI server such as gunicorn
+    serves)."""
+    ops = make_op("django", examples, provider)
+    op = next(ops)
+    try:
+        client = Client(validator(op.app))
+        response = client.get(ISSUER + "/.well-known/openid-configuration", buffered=True)
+        assert response.status_code == 200 and response.json["issuer"] == ISSUER
+        unknown = client.get(ISSUER + "/userinfo", headers={"Authorization": "Bearer x"},
+                             buffered=True)
+        assert unknown.status_code == 401
+        assert unknown.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        # the routes answer only their methods
+        assert client.get(ISSUER + "/token", buffered=True).status_code == 405
+    finally:
+        ops.close()
+
+
+def test_django_csrf_protects_the_forms_not_the_client_endpoints(
+        examples: dict[str, ModuleType], provider: Provider) -> None:
+    """The login, consent and logout forms need the CSRF token and a same-origin Origin;
+    the endpoints called by clients (token, UserInfo, registration, and the authorization
+    request posted from the client's site) are csrf_exempt."""
+    ops = make_op("django", examples, provider)
+    op = next(ops)
+    try:
+        op.get("/authorization", authn_query())
+        form = {**csrf_of(op.get("/login")), "username": "alice", "password": "wonderland"}
+        cross_site = from_django(op.client.post(
+            "/login", urlencode(form), content_type="application/x-www-form-urlencoded",
+            secure=True, headers={"Origin": "https://evil.example"}))
+        assert cross_site.status_code == 403
+        assert location(op.post("/login", form)).endswith("/consent")
+
+        code = redirect_params(consent(op))["code"]
+        # posted from another site, without any CSRF token or cookie
+        fresh = DjangoClient(enforce_csrf_checks=True, HTTP_HOST=urlsplit(ISSUER).netloc)
+        body = urlencode({"grant_type": "authorization_code", "code": code,
+                          "redirect_uri": RP_CALLBACK})
+        token = from_django(fresh.post("/token", body, secure=True,
+                                       content_type="application/x-www-form-urlencoded",
+                                       headers={**basic(), "Origin": "https://rp.example.com"}))
+        assert token.status_code == 200, token.get_data(as_text=True)
+        assert_no_store(token)
+        authorization = from_django(fresh.post(
+            "/authorization", urlencode(authn_query()), secure=True,
+            content_type="application/x-www-form-urlencoded",
+            headers={"Origin": "https://rp.example.com"}))
+        assert location(authorization).endswith("/login")
+    finally:
+        ops.close()
+
+
+# -- FastAPI: pyop's synchronous calls go through the thread pool --------------------------------
+
+def test_fastapi_thread_pool_keeps_the_event_loop_serving(
+        examples: dict[str, ModuleType], signing_key_pem: str) -> None:
+    """docs/examples/fastapi_threadpool.py: 8 UserInfo requests whose user lookup blocks
+    for ``delay`` seconds, and an unrelated JWK Set request due 50 ms later. Called
+    directly from ``async def``, pyop blocks the event loop: the lookups run one after the
+    other and the JWK Set request waits. Through the thread pool (fastapi_app.py) the
+    JWK Set request is answered while the lookups run. Wide margins: the figures of a
+    quiet machine are in docs/integration-fastapi.rst."""
+    delay = 0.3
+    timings = load_example("fastapi_threadpool").run(examples, signing_key_pem, delay=delay,
+                                                     concurrent=8)
+    direct, pooled = timings["direct"], timings["threadpool"]
+    assert direct.total >= 8 * delay * 0.9  # one lookup at a time
+    assert direct.fast_answered >= delay  # not answered before a whole lookup ended
+    assert pooled.fast_answered < min(pooled.slow_answered)  # answered meanwhile
+    assert pooled.total < 8 * delay / 2  # the lookups overlapped
