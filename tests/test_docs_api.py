@@ -428,3 +428,12 @@ def test_errors_reference_matches_the_exceptions() -> None:
         if redirectable != redirect_cell.startswith("once"):
             problems.append(f"{name}: redirect column {redirect_cell!r}")
     assert not problems, problems
+
+
+def test_index_diagram_fits_the_page() -> None:
+    """The overview diagram of the index page is at most 80 columns wide."""
+    text = (DOCS / "index.rst").read_text(encoding="utf-8")
+    block = text.split(".. code-block:: text", 1)[1].split("\n\n")[1]
+    assert "Provider.parse_*" in block
+    widest = max(block.splitlines(), key=len)
+    assert len(widest) <= 80, widest
