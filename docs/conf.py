@@ -55,7 +55,14 @@ suppress_warnings = [
 
 myst_heading_anchors = 3
 
-# Mermaid diagrams are rendered by the reader's browser.
+# Mermaid diagrams are rendered by the reader's browser, with the copy of Mermaid shipped
+# in _static (see _static/README): the documentation needs no network, neither to build
+# nor to read. sphinxcontrib-mermaid imports Mermaid as an ES module; the shipped
+# mermaid.min.js is a classic script, loaded on the pages with a diagram (see setup()),
+# and mermaid-global.mjs hands the global it defines to the extension's module.
+MERMAID_VERSION = "11.12.1"
+mermaid_version = MERMAID_VERSION
+mermaid_use_local = "mermaid-global.mjs"
 
 # Deprecation notices that Sphinx extensions print for their own code are not ours to fix.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sphinx_autodoc_typehints.*")
@@ -64,7 +71,7 @@ warnings.filterwarnings("ignore", category=PendingDeprecationWarning,
 
 html_theme = "furo"
 html_title = f"pyop {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
 
 
 def _skip_foreign_members(app, what, name, obj, skip, options):
@@ -82,5 +89,15 @@ def _skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
+def _add_mermaid_script(app, pagename, templatename, context, doctree):
+    """Load the shipped ``mermaid.min.js`` on the pages that have a diagram."""
+    from sphinxcontrib.mermaid import mermaid
+
+    if doctree is not None and doctree.next_node(mermaid) is not None:
+        # a classic script runs while the page is parsed, before any module script
+        app.add_js_file("mermaid.min.js", priority=400)
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_foreign_members)
+    app.connect("html-page-context", _add_mermaid_script)

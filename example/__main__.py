@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -40,6 +41,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(hash_password(password))
         return 0
 
+    # the access log (example.access) and errors, on stderr; never query strings or headers
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     host = os.environ.get("PYOP_EXAMPLE_HOST") or "127.0.0.1"
     port = int(os.environ.get("PYOP_EXAMPLE_PORT") or DEFAULT_PORT)
     app = create_app(config_from_env())
@@ -53,9 +56,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         from waitress import serve
     except ImportError:
-        from werkzeug.serving import run_simple
+        from werkzeug.serving import WSGIRequestHandler, run_simple
 
-        run_simple(host, port, app, threaded=True)
+        class RequestHandler(WSGIRequestHandler):
+            """Werkzeug's request lines hold the query string (codes, states): the
+            application's access log replaces them."""
+
+            def log_request(self, code: object = "-", size: object = "-") -> None:
+                pass
+
+        run_simple(host, port, app, threaded=True, request_handler=RequestHandler)
     else:
         serve(app, host=host, port=port)
     return 0

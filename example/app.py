@@ -30,6 +30,11 @@ Configuration keys (all optional; :func:`config_from_env` reads them from the
     override the secrets otherwise generated and kept in ``data_dir``.
 ``refresh_token_lifetime``
     seconds; refresh tokens are issued for ``offline_access`` (default one day).
+
+Every request is logged on the ``example.access`` logger (method, path without the
+query string, status, duration); unexpected errors on ``example.app`` with the
+exception type and where it was raised. Neither logs query strings, form fields,
+headers or exception messages: they may carry codes, tokens, passwords or states.
 """
 
 from __future__ import annotations
@@ -41,13 +46,15 @@ import logging
 import os
 import secrets
 import time
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, redirect, render_template, request, session, url_for
+from flask import Flask, Response, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from pyop.authz_state import AuthorizationState
@@ -82,6 +89,8 @@ from .users import UserStore
 __all__ = ["create_app", "config_from_env", "DEFAULT_USERS_FILE", "ExampleProvider"]
 
 logger = logging.getLogger(__name__)
+#: One line per request: method, path (never the query string), status, duration.
+access_logger = logging.getLogger("example.access")
 
 #: The bundled users file (demo user ``alice`` / ``alice``).
 DEFAULT_USERS_FILE = Path(__file__).with_name("users.json")
@@ -91,7 +100,8 @@ DEFAULT_DATA_DIR = ".pyop-example"
 MAX_STORED_REQUEST = 2048
 
 #: Storage collections the provider needs.
-COLLECTIONS = ("authz_codes", "access_tokens", "refresh_tokens", "subject_identifiers", "clients")
+COLLECTIONS = ("authz_codes", "access_tokens", "refresh_tokens", "subject_identifiers", "clients",
+               "consents")
 
 #: What each scope lets the client see, as told on the consent page.
 SCOPE_DESCRIPTIONS = {
@@ -101,6 +111,47 @@ SCOPE_DESCRIPTIONS = {
     "address": "Your postal address",
     "phone": "Your phone number",
     "offline_access": "Keep access while you are not using the application (refresh tokens)",
+}
+
+#: What each standard claim (OIDC Core 5.1) tells the client, as told on the consent page.
+CLAIM_DESCRIPTIONS = {
+    "sub": "An identifier for you, for this application",
+    "name": "Your full name",
+    "given_name": "Your first name",
+    "family_name": "Your last name",
+    "middle_name": "Your middle name",
+    "nickname": "Your nickname",
+    "preferred_username": "Your username",
+    "profile": "The address of your profile page",
+    "picture": "Your profile picture",
+    "website": "Your website",
+    "email": "Your email address",
+    "email_verified": "Whether your email address has been verified",
+    "gender": "Your gender",
+    "birthdate": "Your date of birth",
+    "zoneinfo": "Your time zone",
+    "locale": "Your language and country",
+    "phone_number": "Your phone number",
+    "phone_number_verified": "Whether your phone number has been verified",
+    "address": "Your postal address",
+    "updated_at": "When your profile was last changed",
+}
+
+#: Plain words for the OAuth error codes shown on error pages (RFC 6749 4.1.2.1,
+#: OIDC Core 3.1.2.6, RP-Initiated Logout 1.0).
+ERROR_EXPLANATIONS = {
+    "invalid_request": "The application that sent you here made a request this sign-in "
+                       "service cannot accept.",
+    "unauthorized_client": "The application that sent you here is not allowed to sign you "
+                           "in this way.",
+    "invalid_client": "The application that sent you here is not known to this sign-in "
+                      "service.",
+    "invalid_scope": "The application that sent you here asked for access this sign-in "
+                     "service does not offer.",
+    "unsupported_response_type": "The application that sent you here asked for a kind of "
+                                 "answer this sign-in service does not give.",
+    "server_error": "Something went wrong on our side.",
+    "temporarily_unavailable": "The service is temporarily unavailable.",
 }
 
 RESPONSE_TYPES = ["code", "id_token", "id_token token", "code id_token", "code token",
@@ -117,6 +168,7 @@ _HTML_SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 _PAGE_PATHS = frozenset(["/", "/authorization", "/login", "/consent", "/logout"])
+_API_PATHS = ("/token", "/userinfo", "/registration", "/jwks", "/.well-known/")
 
 
 def config_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
@@ -137,6 +189,24 @@ def config_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, An
         if env.get(name):
             config[key] = env[name]
     return config
+
+
+def requested_claims(authn_req: Mapping[str, Any]) -> dict[str, bool]:
+    """The claims named by the request's ``claims`` parameter (OIDC Core 5.5), each
+    mapped to whether it is essential."""
+    claims_request = authn_req.get("claims") or {}
+    if isinstance(claims_request, str):  # the raw JSON of a to_dict()
+        try:
+            claims_request = json.loads(claims_request)
+        except ValueError:
+            return {}
+    claims: dict[str, bool] = {}
+    for member in ("userinfo", "id_token"):
+        requested = claims_request.get(member) if isinstance(claims_request, Mapping) else None
+        for name, spec in (requested or {}).items():
+            essential = isinstance(spec, Mapping) and spec.get("essential") is True
+            claims[name] = claims.get(name, False) or essential
+    return claims
 
 
 def requested_scopes(authn_req: Mapping[str, Any]) -> list[str]:
@@ -199,10 +269,16 @@ class ExampleProvider:
     :param demo: show the demo credentials on the login page.
     """
 
-    def __init__(self, provider: Provider, users: UserStore, demo: bool) -> None:
+    def __init__(self, provider: Provider, users: UserStore, demo: bool,
+                 consents: Optional[StorageBase] = None) -> None:
         self.provider = provider
         self.users = users
         self.demo = demo
+        #: ``user id -> {"grants": [{"client_id": ..., "scopes": [...], "claims": [...]}]}``:
+        #: what each user allowed each client, so that the consent page is not shown again
+        #: (a list, not a mapping: client ids are not valid field names in every store).
+        self.consents: StorageBase = consents if consents is not None \
+            else StorageBase.from_uri("memory:", collection="consents")
 
     def register(self, app: Flask) -> None:
         """Add the routes to ``app``."""
@@ -223,7 +299,11 @@ class ExampleProvider:
         for rule, endpoint, view, methods in rules:
             app.add_url_rule(rule, endpoint, view, methods=methods)
         app.register_error_handler(StorageError, self.storage_error)
+        app.register_error_handler(HTTPException, self.http_error)
+        app.register_error_handler(Exception, self.unexpected_error)
+        app.before_request(start_timer)
         app.after_request(self.security_headers)
+        app.after_request(log_request)
         app.jinja_env.globals["csrf_token"] = csrf_token
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -240,11 +320,51 @@ class ExampleProvider:
         response.headers.update(headers or {})
         return response
 
-    @staticmethod
-    def error_page(message: str, status: int = 400, title: str = "Request refused") -> Response:
-        """An error shown to the end-user: for errors that must not go to a client."""
-        return Response(render_template("error.html", title=title, message=message),
-                        status=status, mimetype="text/html")
+    def error_page(self, message: str, status: int = 400, title: str = "Request refused", *,
+                   error: Optional[OAuthError] = None, back: Optional[tuple[str, str]] = None
+                   ) -> Response:
+        """An error shown to the end-user: for errors that must not go to a client.
+
+        :param message: what happened, in plain words.
+        :param error: the OAuth error, shown (code and description) under "Technical
+            details".
+        :param back: ``(url, label)`` of the way back; default: back to the client of
+            the sign-in request in progress when its redirect URI was verified (with an
+            ``access_denied`` error response), else the home page.
+        """
+        if back is None:
+            back = self.back_to_client() or (url_for("index"), "Go to the home page")
+        details = None
+        if error is not None:
+            details = {"error": error.oauth_error, "description": str(error)}
+        page = render_template("error.html", title=title, message=message, details=details,
+                               back_url=back[0], back_label=back[1])
+        return Response(page, status=status, mimetype="text/html")
+
+    def back_to_client(self) -> Optional[tuple[str, str]]:
+        """A link back to the client of the sign-in request in progress, or None.
+
+        Its redirect URI was verified when the request was received (OIDC Core 3.1.2.1),
+        so the end-user can be sent there, with an ``access_denied`` error response
+        (OIDC Core 3.1.2.6). Not for ``form_post`` (a link cannot POST).
+        """
+        pending = session.get("pending")
+        if not isinstance(pending, Mapping) or not isinstance(pending.get("request"), Mapping):
+            return None
+        authn_req = AuthorizationRequest().from_dict(dict(pending["request"]))
+        if should_form_post(authn_req) or self.provider.get_client(
+                authn_req.get("client_id")) is None:
+            return None
+        url = self.provider.create_authentication_error(
+            authn_req, "access_denied", "the end-user cancelled the request").to_error_url()
+        if not url:
+            return None
+        return url, "Back to " + self.client_name(authn_req["client_id"])
+
+    def explain(self, error: OAuthError, prefix: str) -> str:
+        """Plain words for ``error``."""
+        return prefix + " " + ERROR_EXPLANATIONS.get(
+            error.oauth_error, "The request cannot be completed.")
 
     @staticmethod
     def form_post_page(page: str) -> Response:
@@ -254,8 +374,16 @@ class ExampleProvider:
             "Cache-Control": "no-store",
             "Content-Security-Policy": FORM_POST_CONTENT_SECURITY_POLICY})
 
+    @staticmethod
+    def log_refused(error: OAuthError) -> None:
+        """Log a refused request: the exception type and OAuth error code, never its
+        description (it may quote the request)."""
+        logger.info("%s %s refused: %s (%s)", request.method, request.path,
+                    type(error).__name__, error.oauth_error)
+
     def authentication_error(self, error: InvalidAuthenticationRequest) -> BaseResponse:
         """Send a redirectable error to the client; show the others (OIDC Core 3.1.2.6)."""
+        self.log_refused(error)
         if should_form_post(error.request):
             page = error.to_form_post()
             if page:
@@ -263,7 +391,13 @@ class ExampleProvider:
         url = error.to_error_url()
         if url:
             return redirect(url, 303)
-        return self.error_page(f"The authentication request is invalid: {error}")
+        # unknown client or unverified redirect URI: never send the user there
+        return self.error_page(
+            "The application that sent you here made a sign-in request this service cannot "
+            "accept, so you cannot be sent back to it. Return to the application and try "
+            "again, or contact its support if this happens again.",
+            title="Sign-in request refused", error=error,
+            back=(url_for("index"), "Go to the home page"))
 
     def client_name(self, client_id: str) -> str:
         client = self.provider.get_client(client_id) or {}
@@ -271,10 +405,58 @@ class ExampleProvider:
         return name if isinstance(name, str) and name else client_id
 
     def has_consent(self, authn_req: Mapping[str, Any]) -> bool:
-        """Whether the user already approved these scopes for this client in this session."""
-        consents = session.get("consents") or {}
-        granted = set(consents.get(authn_req["client_id"]) or [])
-        return set(requested_scopes(authn_req)) <= granted
+        """Whether the logged-in user already allowed this client these scopes and claims
+        (or more).
+
+        ``offline_access`` always asks again: consent for it must be obtained with
+        ``prompt=consent`` (OIDC Core 11).
+        """
+        user_id = self.current_user()
+        if user_id is None:
+            return False
+        scopes = set(requested_scopes(authn_req))
+        if "offline_access" in scopes:
+            return False
+        granted = self.granted(user_id, authn_req["client_id"])
+        return scopes <= set(granted.get("scopes") or []) and \
+            set(requested_claims(authn_req)) <= set(granted.get("claims") or [])
+
+    def remember_consent(self, authn_req: Mapping[str, Any]) -> None:
+        """Store that the logged-in user allowed this client these scopes and claims."""
+        user_id = self.current_user()
+        if user_id is None:  # pragma: no cover - callers check
+            return
+        client_id = authn_req["client_id"]
+        granted = self.granted(user_id, client_id)
+        grants = [grant for grant in (self.consents.get(user_id) or {}).get("grants") or []
+                  if grant.get("client_id") != client_id]
+        grants.append({
+            "client_id": client_id,
+            "scopes": sorted(set(granted.get("scopes") or [])
+                             | set(requested_scopes(authn_req)) - {"offline_access"}),
+            "claims": sorted(set(granted.get("claims") or []) | set(requested_claims(authn_req))),
+        })
+        self.consents[user_id] = {"grants": grants}
+
+    def granted(self, user_id: str, client_id: str) -> dict[str, Any]:
+        """What ``user_id`` allowed ``client_id``: ``{"scopes": [...], "claims": [...]}``."""
+        for grant in (self.consents.get(user_id) or {}).get("grants") or []:
+            if grant.get("client_id") == client_id:
+                return dict(grant)
+        return {}
+
+    def forget_consents(self, user_id: Optional[str] = None) -> None:
+        """Forget what ``user_id`` (default: every user) allowed: the consent page is shown
+        again."""
+        for key in [user_id] if user_id is not None else list(self.consents.keys()):
+            self.consents.delete(key)
+
+    @staticmethod
+    def consent_prompted(authn_req: Mapping[str, Any]) -> bool:
+        """``prompt=consent``: the consent page is shown even when remembered (OIDC Core
+        3.1.2.1)."""
+        prompt = authn_req.get("prompt") or []
+        return "consent" in (prompt.split() if isinstance(prompt, str) else prompt)
 
     def issue_response(self, stored_request: Mapping[str, Any]) -> BaseResponse:
         """Run :meth:`Provider.authorize` for the logged-in user and redirect to the client."""
@@ -286,7 +468,11 @@ class ExampleProvider:
             response = self.provider.authorize(authn_req, user_id,
                                                auth_time=session.get("auth_time"))
         except OAuthError as e:  # e.g. the client was deleted meanwhile
-            return self.error_page(f"The request cannot be completed: {e}")
+            self.log_refused(e)
+            return self.error_page(
+                "The sign-in cannot be completed: the application that sent you here is no "
+                "longer known to this service.", title="Sign-in failed", error=e,
+                back=(url_for("index"), "Go to the home page"))
         client = self.provider.get_client(authn_req["client_id"]) or {}
         if client.get("subject_type", "public") == "public":
             # remembered for RP-initiated logout (this OP supports public subjects only)
@@ -303,7 +489,8 @@ class ExampleProvider:
         if not isinstance(expected, str) or not hmac.compare_digest(
                 given.encode("utf-8"), expected.encode("utf-8")):
             return self.error_page("The form expired or was not sent by this site. "
-                                   "Go back, reload the page and try again.")
+                                   "Go back, reload the page and try again.",
+                                   title="Form expired")
         return None
 
     # -- pages and endpoints ---------------------------------------------------------------------
@@ -348,6 +535,9 @@ class ExampleProvider:
             # it is kept in the session cookie, which browsers cap at about 4 kB
             return self.authentication_error(self.provider.create_authentication_error(
                 authn_req, "invalid_request", "the request is too large for this provider"))
+        if not needs_login and not self.consent_prompted(authn_req) and \
+                self.has_consent(authn_req):
+            return self.issue_response(stored)
         session["pending"] = {"id": secrets.token_urlsafe(16), "request": stored,
                               "login": needs_login}
         return redirect(url_for("login" if needs_login else "consent"), 303)
@@ -372,14 +562,14 @@ class ExampleProvider:
         if user_id is None:
             context.update(username=username, error="Wrong username or password.")
             return render_template("login.html", **context)
-        consents = session.get("consents") if session.get("user_id") == user_id else None
         session.clear()  # a new session for the new login: fresh CSRF token
         session["user_id"] = user_id
         session["auth_time"] = int(self.provider.clock())
-        if consents:
-            session["consents"] = consents
         if not pending:
             return redirect(url_for("index"), 303)
+        if not self.consent_prompted(pending["request"]) and \
+                self.has_consent(pending["request"]):
+            return self.issue_response(pending["request"])
         pending["login"] = False
         session["pending"] = pending
         return redirect(url_for("consent"), 303)
@@ -389,7 +579,8 @@ class ExampleProvider:
         pending = session.get("pending")
         if not pending:
             return self.error_page("There is no sign-in request in progress. Start again from "
-                                   "the application you were signing in to.")
+                                   "the application you were signing in to.",
+                                   title="Nothing to approve")
         if self.current_user() is None or pending.get("login"):
             return redirect(url_for("login"), 303)
         authn_req = pending["request"]
@@ -401,23 +592,20 @@ class ExampleProvider:
         if not hmac.compare_digest(request.form.get("request_id", "").encode("utf-8"),
                                       str(pending["id"]).encode("utf-8")):
             return self.error_page("This page belongs to another sign-in request. Start again "
-                                   "from the application you were signing in to.")
+                                   "from the application you were signing in to.",
+                                   title="Sign-in request changed")
         session.pop("pending")
         if request.form.get("decision") != "approve":
             return self.authentication_error(self.provider.create_authentication_error(
                 authn_req, "access_denied", "the end-user denied the request"))
-        consents = dict(session.get("consents") or {})
-        granted = set(consents.get(authn_req["client_id"]) or [])
-        consents[authn_req["client_id"]] = sorted(granted | set(requested_scopes(authn_req)))
-        session["consents"] = consents
+        self.remember_consent(authn_req)
         return self.issue_response(authn_req)
 
     def consent_context(self, pending: Mapping[str, Any]) -> dict[str, Any]:
         authn_req = pending["request"]
         user_id = self.current_user() or ""
-        claims_request = authn_req.get("claims") or {}
-        claims = sorted({name for member in ("userinfo", "id_token")
-                         for name in (claims_request.get(member) or {})})
+        claims = [(name, CLAIM_DESCRIPTIONS.get(name, "The claim named " + name), essential)
+                  for name, essential in sorted(requested_claims(authn_req).items())]
         return {
             "client_name": self.client_name(authn_req["client_id"]),
             "client_id": authn_req["client_id"],
@@ -434,9 +622,11 @@ class ExampleProvider:
         try:
             response = self.provider.handle_token_request(request.get_data(), request.headers)
         except InvalidClientAuthentication as e:
+            self.log_refused(e)
             return self.json_response(e.to_json(), 401, {**_JSON_NO_STORE,
                                                          "WWW-Authenticate": 'Basic realm="pyop"'})
         except OAuthError as e:
+            self.log_refused(e)
             return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
         return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
 
@@ -447,9 +637,11 @@ class ExampleProvider:
         try:
             response = self.provider.handle_userinfo_request(body, request.headers)
         except BearerTokenError as e:
+            self.log_refused(e)
             return self.json_response(e.to_json(), e.http_status,
                                       {**_JSON_NO_STORE, "WWW-Authenticate": e.www_authenticate})
         except OAuthError as e:
+            self.log_refused(e)
             return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
         # JSON, or a signed JWT for clients that registered userinfo_signed_response_alg
         reply = Response(response.to_body(), status=200, content_type=response.content_type)
@@ -461,6 +653,7 @@ class ExampleProvider:
         try:
             response = self.provider.handle_client_registration_request(request.get_data())
         except InvalidClientRegistrationRequest as e:
+            self.log_refused(e)
             return self.json_response(e.to_json(), 400, _JSON_NO_STORE)
         return self.json_response(response.to_json(), 201, _JSON_NO_STORE)
 
@@ -476,9 +669,11 @@ class ExampleProvider:
                 self.provider.handle_client_delete_request(client_id, request.headers)
                 return Response(status=204, headers={"Cache-Control": "no-store"})
         except InvalidRegistrationAccessToken as e:
+            self.log_refused(e)
             return self.json_response(e.to_json(), e.http_status,
                                       {**_JSON_NO_STORE, "WWW-Authenticate": e.www_authenticate})
         except InvalidClientRegistrationRequest as e:
+            self.log_refused(e)
             return self.json_response(e.to_json(), 400, _JSON_NO_STORE)
         return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
 
@@ -500,24 +695,30 @@ class ExampleProvider:
         try:
             end_session_req = self.provider.parse_end_session_request(body)
         except InvalidEndSessionRequest as e:
-            return self.error_page(f"The logout request is invalid: {e}")
+            return self.logout_error(e)
         hint_claims = None
         hint = end_session_req.get("id_token_hint")
         if hint is not None:
             keys = [VerificationKey.from_jwk(jwk) for jwk in self.provider.jwks["keys"]]
             hint_claims = verify_id_token_hint(hint, keys, self.provider.issuer)
             if hint_claims is None:
-                return self.error_page("The logout request is invalid: unknown id_token_hint.")
+                return self.logout_error(InvalidEndSessionRequest("unknown id_token_hint"))
         logged_in = self.current_user() is not None
         if request.method == "GET" and logged_in and (
                 hint_claims is None or hint_claims.get("sub") != session.get("sub")):
+            # "Stay signed in" returns to the application without logging out, to its
+            # post_logout_redirect_uri when that is registered for it, else home
+            stay_url = self.provider.do_post_logout_redirect(end_session_req)
+            client_name = self.logout_client_name(end_session_req, hint_claims)
             return render_template("logout_confirm.html", fields=end_session_req.to_dict(),
-                                   client_name=self.logout_client_name(end_session_req,
-                                                                       hint_claims))
+                                   client_name=client_name,
+                                   stay_url=stay_url or url_for("index"),
+                                   stay_label=f"Stay signed in and return to {client_name}"
+                                   if stay_url and client_name else "Stay signed in")
         try:
             self.provider.logout_user(session.get("sub"), end_session_req)
         except InvalidEndSessionRequest as e:
-            return self.error_page(f"The logout request is invalid: {e}")
+            return self.logout_error(e)
         except InvalidSubjectIdentifier:
             pass  # nothing issued to this session (or already logged out): clear it anyway
         session.clear()
@@ -525,6 +726,15 @@ class ExampleProvider:
         if url:
             return redirect(url, 303)
         return render_template("logged_out.html")
+
+    def logout_error(self, error: InvalidEndSessionRequest) -> Response:
+        """A refused logout request: its redirect URI cannot be trusted, the way back is home."""
+        self.log_refused(error)
+        return self.error_page(
+            "The application that sent you here asked to log you out with a request this "
+            "service cannot accept. You are still signed in; to log out, use the button on "
+            "the home page.", title="Logout request refused", error=error,
+            back=(url_for("index"), "Go to the home page"))
 
     def logout_client_name(self, end_session_req: Mapping[str, Any],
                            hint_claims: Optional[Mapping[str, Any]]) -> Optional[str]:
@@ -540,13 +750,59 @@ class ExampleProvider:
 
     def storage_error(self, error: StorageError) -> ResponseReturnValue:
         """The storage is down: 503 (``server_error``), never details of the cause."""
-        logger.error("storage error: %s", error)
+        logger.error("%s %s failed: storage error %s", request.method, request.path,
+                     type(error).__name__)
         if request.path in _PAGE_PATHS:
             return self.error_page("The service is temporarily unavailable. Try again later.",
-                                   503, "Temporarily unavailable")
+                                   503, "Temporarily unavailable",
+                                   back=(url_for("index"), "Go to the home page"))
         body = json.dumps({"error": "server_error",
                            "error_description": "temporarily unavailable"})
         return self.json_response(body, 503, {**_JSON_NO_STORE, "Retry-After": "30"})
+
+    def http_error(self, error: HTTPException) -> ResponseReturnValue:
+        """404, 405...: a page for browsers, JSON for the API endpoints."""
+        status = error.code or 500
+        if request.path.startswith(_API_PATHS):
+            body = json.dumps({"error": "invalid_request", "error_description": error.name})
+            response = self.json_response(body, status, _JSON_NO_STORE)
+            if status == 405 and error.get_headers():  # the Allow header
+                response.headers.update({k: v for k, v in error.get_headers()
+                                         if k.lower() == "allow"})
+            return response
+        if status == 404:
+            message = ("There is no page at this address. Check the address, or start "
+                       "again from the home page.")
+            title = "Page not found"
+        elif status == 405:
+            message = "This page cannot be used this way."
+            title = "Not allowed"
+        else:
+            message = "The request cannot be handled."
+            title = error.name
+        page = self.error_page(message, status, title,
+                               back=(url_for("index"), "Go to the home page"))
+        for name, value in error.get_headers():
+            if name.lower() == "allow":
+                page.headers[name] = value
+        return page
+
+    def unexpected_error(self, error: Exception) -> ResponseReturnValue:
+        """A bug: 500, logged with the exception type and where it was raised (its message
+        may hold request data)."""
+        if isinstance(error, HTTPException):  # pragma: no cover - Flask routes them above
+            return self.http_error(error)
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" \
+            if frames else "?"
+        logger.error("%s %s failed: %s at %s", request.method, request.path,
+                     type(error).__name__, where)
+        if request.path.startswith(_API_PATHS):
+            body = json.dumps({"error": "server_error"})
+            return self.json_response(body, 500, _JSON_NO_STORE)
+        return self.error_page("Something went wrong on our side. Try again later.", 500,
+                               "Something went wrong",
+                               back=(url_for("index"), "Go to the home page"))
 
     @staticmethod
     def security_headers(response: Response) -> Response:
@@ -556,6 +812,22 @@ class ExampleProvider:
             for name, value in _HTML_SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
         return response
+
+
+def start_timer() -> None:
+    g.request_started = time.perf_counter()
+
+
+def log_request(response: Response) -> Response:
+    """The access log line: method, path without the query string, status, duration.
+
+    Never the query string (codes, states, tokens...), headers or form fields.
+    """
+    started = g.get("request_started")
+    duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    access_logger.info("%s %s %d %.1fms", request.method, request.path,
+                       response.status_code, duration)
+    return response
 
 
 def csrf_token() -> str:
@@ -642,5 +914,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         },
     )
     app.extensions["pyop"] = provider
-    ExampleProvider(provider, users, demo).register(app)
+    example = ExampleProvider(provider, users, demo, stores["consents"])
+    app.extensions["pyop_example"] = example
+    example.register(app)
     return app

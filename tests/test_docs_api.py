@@ -168,20 +168,21 @@ def test_public_members_have_docstrings() -> None:
 # -- the built documentation -----------------------------------------------------------------------
 
 def _fresh_build() -> Optional[Path]:
-    """The inventory of ``docs/_build/html`` when it is newer than every source, else None."""
+    """``docs/_build/html`` when it is newer than every source, else None."""
     if not INVENTORY.exists():
         return None
-    sources = [*DOCS.glob("*.rst"), DOCS / "conf.py", *(ROOT / "pyop").rglob("*.py")]
+    sources = [*DOCS.glob("*.rst"), DOCS / "conf.py", *(DOCS / "_static").iterdir(),
+               *(ROOT / "pyop").rglob("*.py")]
     newest = max(path.stat().st_mtime for path in sources)
-    return INVENTORY if INVENTORY.stat().st_mtime >= newest else None
+    return INVENTORY.parent if INVENTORY.stat().st_mtime >= newest else None
 
 
 @pytest.fixture(scope="module")
-def inventory(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """The Python objects of the built docs.
+def html_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of the built HTML docs.
 
-    Uses ``docs/_build/html`` when it is fresh (CI builds it with ``sphinx-build -W``),
-    else builds the HTML docs into a temporary directory, warnings as errors.
+    ``docs/_build/html`` when it is fresh (CI builds it with ``sphinx-build -W``), else
+    the HTML docs built into a temporary directory, warnings as errors.
     """
     path = _fresh_build()
     if path is None:
@@ -189,10 +190,71 @@ def inventory(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         status = build_main(["-W", "-q", "-b", "html", "-d", str(out / ".doctrees"),
                              str(DOCS), str(out)])
         assert status == 0, "sphinx-build -W -b html docs ... failed (see the output above)"
-        path = out / "objects.inv"
-    with path.open("rb") as stream:
+        path = out
+    return path
+
+
+@pytest.fixture(scope="module")
+def inventory(html_docs: Path) -> set[str]:
+    """The Python objects of the built docs."""
+    with (html_docs / "objects.inv").open("rb") as stream:
         data = InventoryFile.load(stream, "", posixpath.join)
     return {name for kind, objects in data.items() if kind.startswith("py:") for name in objects}
+
+
+#: Where a page loads code or style from: script ``src``, link ``href`` (stylesheets,
+#: preloads, icons), ES module ``import`` / ``import()`` specifiers, CSS ``@import``/``url()``.
+_RESOURCE_REFERENCES = [
+    re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE),
+    re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE),
+    re.compile(r"\bimport\b[^;\"'()]*?\bfrom\s*[\"']([^\"']+)"),
+    re.compile(r"\bimport\s*\(\s*[\"']([^\"']+)"),
+    re.compile(r"@import\s+(?:url\()?[\"']?([^\"')\s;]+)"),
+    re.compile(r"\burl\(\s*[\"']?([^\"')\s]+)"),
+]
+
+
+def remote_resources(text: str) -> set[str]:
+    """The scripts, styles, fonts... that ``text`` (HTML, JS or CSS) loads from another host."""
+    return {ref for pattern in _RESOURCE_REFERENCES for ref in pattern.findall(text)
+            if re.match(r"(?i)(?:[a-z][a-z0-9+.-]*:)?//", ref)}
+
+
+def test_remote_resources_are_detected() -> None:
+    page = """<link rel="stylesheet" href="https://cdn.example/x.css">
+    <link rel="canonical" href="_static/local.css"><script src=//cdn.example/a.js></script>
+    <script type="module">import mermaid from "https://cdn.jsdelivr.net/npm/mermaid.mjs";
+    const m = await import('http://cdn.example/b.mjs');</script>
+    <style>@import url("https://fonts.example/f.css"); p {background: url(img.png)}</style>
+    <a href="https://github.com/x">a link is not a resource</a>"""
+    assert remote_resources(page) == {
+        "https://cdn.example/x.css", "//cdn.example/a.js",
+        "https://cdn.jsdelivr.net/npm/mermaid.mjs", "http://cdn.example/b.mjs",
+        "https://fonts.example/f.css"}
+
+
+def test_built_docs_load_nothing_from_the_network(html_docs: Path) -> None:
+    """Read offline: every script and style of the built pages is shipped with them."""
+    remote = {}
+    for path in [*html_docs.rglob("*.html"), *(html_docs / "_static").rglob("*.css"),
+                 *(html_docs / "_static").rglob("*.mjs")]:
+        found = remote_resources(path.read_text(encoding="utf-8", errors="replace"))
+        if found:
+            remote[str(path.relative_to(html_docs))] = sorted(found)
+    assert not remote, remote
+
+
+def test_built_docs_render_mermaid_with_the_shipped_copy(html_docs: Path) -> None:
+    page = (html_docs / "concepts.html").read_text(encoding="utf-8")
+    assert 'class="mermaid"' in page
+    assert re.search(r'<script src="_static/mermaid\.min\.js(\?[^"]*)?"', page)
+    assert 'import mermaid from "./_static/mermaid-global.mjs"' in page
+    shipped = (html_docs / "_static" / "mermaid.min.js").read_text(encoding="utf-8")
+    assert 'globalThis["mermaid"]' in shipped  # the classic bundle defines the global
+    assert "export default globalThis.mermaid" in (
+        html_docs / "_static" / "mermaid-global.mjs").read_text(encoding="utf-8")
+    # pages without a diagram do not load it
+    assert "mermaid.min.js" not in (html_docs / "errors.html").read_text(encoding="utf-8")
 
 
 def test_built_docs_have_every_module(inventory: set[str]) -> None:
@@ -366,3 +428,12 @@ def test_errors_reference_matches_the_exceptions() -> None:
         if redirectable != redirect_cell.startswith("once"):
             problems.append(f"{name}: redirect column {redirect_cell!r}")
     assert not problems, problems
+
+
+def test_index_diagram_fits_the_page() -> None:
+    """The overview diagram of the index page is at most 80 columns wide."""
+    text = (DOCS / "index.rst").read_text(encoding="utf-8")
+    block = text.split(".. code-block:: text", 1)[1].split("\n\n")[1]
+    assert "Provider.parse_*" in block
+    widest = max(block.splitlines(), key=len)
+    assert len(widest) <= 80, widest

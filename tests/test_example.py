@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -343,7 +344,8 @@ def test_prompt_login_cannot_skip_the_login_page(client: FlaskClient) -> None:
 def test_logged_in_user_goes_straight_to_consent(client: FlaskClient) -> None:
     registered = register(client)
     code_flow(client, registered)
-    response = client.get(authn_query(registered["client_id"]))
+    # more than consented to: the consent page, without a new login
+    response = client.get(authn_query(registered["client_id"], scope="openid phone"))
     assert response.headers["Location"].endswith("/consent")
     assert "code" in redirect_params(consent(client))
 
@@ -687,15 +689,18 @@ def test_python_m_example_serves_discovery(tmp_path: Path, key_path: Path) -> No
         while config is None and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(  # noqa: S310 - loopback test server
-                        f"http://127.0.0.1:{port}/.well-known/openid-configuration",
-                        timeout=2) as response:
+                        f"http://127.0.0.1:{port}/.well-known/openid-configuration"
+                        "?state=secret-state-value", timeout=2) as response:
                     config = json.load(response)
             except OSError:
                 time.sleep(0.1)
         assert config is not None and config["issuer"] == f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        output, _ = process.communicate(timeout=10)
+    # the access log, without the query string (nor the server's own request line)
+    assert re.search(r"INFO example\.access GET /\.well-known/openid-configuration 200 ", output)
+    assert "secret-state-value" not in output
 
 
 def test_client_configuration_endpoint(client: FlaskClient) -> None:
@@ -719,3 +724,271 @@ def test_client_configuration_endpoint(client: FlaskClient) -> None:
     assert bad.status_code == 400
     assert client.delete(uri, headers=auth).status_code == 204
     assert client.get(uri, headers=auth).status_code == 401
+
+
+# -- the access and error log ---------------------------------------------------------------------
+
+ACCESS_LINE = re.compile(r"^(GET|POST|PUT|DELETE) (/[^ ?]*) (\d{3}) \d+\.\dms$")
+
+
+def test_log_has_one_line_per_request_and_no_secret(tmp_path: Path, key_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A whole flow, with every kind of secret an OP sees; none of them is logged."""
+    password = "Tr0ub4dor&3-not-logged"
+    users = {"carol": {"password_hash": hash_password(password, iterations=1000),
+                       "claims": {"name": "Carol", "email": "carol@example.org"}}}
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps(users), encoding="utf-8")
+    app = create_app({"issuer": ISSUER, "data_dir": str(tmp_path / "data"),
+                      "signing_key": str(key_path), "users_file": str(users_file),
+                      "storage_uri": "memory:"})
+    client = app.test_client()
+    caplog.set_level(logging.DEBUG)  # everything, from every logger
+
+    registered = register(client, grant_types=["authorization_code", "refresh_token"])
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    state, nonce = "state-not-logged-1234", "nonce-not-logged-5678"
+    response = client.get(authn_query(
+        registered["client_id"], state=state, nonce=nonce, code_challenge=challenge,
+        code_challenge_method="S256", scope="openid email offline_access", prompt="consent"))
+    assert response.headers["Location"].endswith("/login")
+    assert login(client, "carol", password).headers["Location"].endswith("/consent")
+    params = redirect_params(consent(client))
+    tokens = exchange(client, registered, params["code"], code_verifier=verifier).get_json()
+    assert "refresh_token" in tokens
+    bearer = {"Authorization": "Bearer " + tokens["access_token"]}
+    assert client.get("/userinfo", headers=bearer).status_code == 200
+    assert client.get("/userinfo?access_token=" + tokens["access_token"]).status_code in (
+        200, 400, 401)
+    basic = base64.b64encode("{}:{}".format(registered["client_id"],
+                                            registered["client_secret"]).encode()).decode()
+    refreshed = client.post("/token", data={"grant_type": "refresh_token",
+                                            "refresh_token": tokens["refresh_token"]},
+                            headers={"Authorization": "Basic " + basic})
+    assert refreshed.status_code == 200, refreshed.get_data(as_text=True)
+    management = {"Authorization": "Bearer " + registered["registration_access_token"]}
+    assert client.get("/registration/" + registered["client_id"],
+                      headers=management).status_code == 200
+    # refused requests: a reused code, a wrong password, an unknown page with a query
+    assert exchange(client, registered, params["code"],
+                    code_verifier=verifier).status_code == 400
+    client.get(authn_query(registered["client_id"], state=state))
+    assert "Wrong username" in login(client, "carol", password + "x").get_data(as_text=True)
+    assert client.get("/nowhere?code=" + params["code"]).status_code == 404
+    logout = client.get("/logout?" + urlencode({
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI,
+        "state": state}))
+    assert logout.status_code in (200, 303)
+
+    secrets_ = [password, password + "x", state, nonce, verifier, challenge, params["code"],
+                tokens["access_token"], tokens["refresh_token"], tokens["id_token"],
+                refreshed.get_json()["access_token"], registered["client_secret"],
+                registered["registration_access_token"], app.config["SECRET_KEY"]]
+    text = caplog.text
+    for secret in secrets_:
+        assert secret not in text
+    for fragment in ("Authorization:", "Bearer", "Basic", "?", "csrf", "password"):
+        assert fragment not in text
+    access = [r.getMessage() for r in caplog.records if r.name == "example.access"]
+    assert len(access) == 17  # one per request above (login() and consent() make two each)
+    assert all(ACCESS_LINE.match(line) for line in access), access
+    assert "GET /nowhere 404" in "\n".join(access)
+    assert re.search(r"^POST /token 400 ", "\n".join(access), re.MULTILINE)
+    refused = [r.getMessage() for r in caplog.records if r.name == "example.app"]
+    assert any("POST /token refused: InvalidAuthorizationCode" in line or
+               "POST /token refused: " in line for line in refused), refused
+
+
+def test_unexpected_error_is_500_and_logged_with_its_type_only(
+        client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    provider = app.extensions["pyop"]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("token=secret-value-in-message")
+
+    monkeypatch.setattr(provider, "handle_userinfo_request", broken)
+    monkeypatch.setattr(provider, "parse_authentication_request", broken)
+    caplog.set_level(logging.DEBUG)
+    response = client.get("/userinfo", headers={"Authorization": "Bearer secret-value"})
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "server_error"}
+    page = client.get("/authorization?state=secret-value")
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    assert "Something went wrong" in page.get_data(as_text=True)
+    assert "secret-value" not in page.get_data(as_text=True)
+    assert "secret-value" not in caplog.text
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2
+    assert errors[0].startswith("GET /userinfo failed: RuntimeError at test_example.py:")
+    assert errors[1].startswith("GET /authorization failed: RuntimeError at ")
+
+
+# -- error pages ----------------------------------------------------------------------------------
+
+def test_error_page_explains_and_folds_the_technical_detail(client: FlaskClient) -> None:
+    response = client.get(authn_query("no-such-client"))
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "Sign-in request refused" in html
+    assert "cannot be sent back" in html
+    details = html[html.index("<details"):html.index("</details>")]
+    assert "<summary>Technical details</summary>" in details
+    assert "<code>invalid_request</code>" in details
+    assert "unknown client" in details.lower()
+    # the way back is home: the client is not known, its redirect_uri not verified
+    assert re.search(r'<a class="button" href="/">Go to the home page</a>', html)
+    assert REDIRECT_URI not in html
+
+
+def test_error_page_offers_the_way_back_to_a_verified_client(client: FlaskClient) -> None:
+    registered = register(client)
+    client.get(authn_query(registered["client_id"]))
+    login(client)
+    response = client.post("/consent", data={"csrf_token": "forged", "decision": "approve"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "Form expired" in html
+    link = re.search(r'<a class="button" href="([^"]+)">Back to Test RP</a>', html)
+    assert link, html
+    back = link.group(1).replace("&amp;", "&")
+    assert back.startswith(REDIRECT_URI + "?")
+    params = parse_qs(urlsplit(back).query)
+    assert params["error"] == ["access_denied"] and params["state"] == ["st4te"]
+    assert "<details" not in html  # nothing technical to tell
+
+
+def test_form_post_client_gets_no_back_link(client: FlaskClient) -> None:
+    registered = register(client)
+    client.get(authn_query(registered["client_id"], response_mode="form_post"))
+    login(client)
+    html = client.post("/consent", data={"csrf_token": "forged"}).get_data(as_text=True)
+    assert 'href="/">Go to the home page' in html and "Back to" not in html
+
+
+def test_logout_error_page_goes_home(client: FlaskClient) -> None:
+    login(client)
+    html = client.get("/logout?id_token_hint=forged").get_data(as_text=True)
+    assert "Logout request refused" in html and "still signed in" in html
+    assert "unknown id_token_hint" in html[html.index("<details"):]
+    assert 'href="/">Go to the home page' in html
+
+
+def test_styled_404_page(client: FlaskClient) -> None:
+    response = client.get("/no/such/page?x=1")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "Page not found" in html and "style.css" in html
+    assert 'href="/">Go to the home page' in html
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_api_endpoints_answer_http_errors_in_json(client: FlaskClient) -> None:
+    response = client.get("/token")
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "invalid_request"
+    assert "POST" in response.headers["Allow"]
+    page = client.put("/login")
+    assert page.status_code == 405 and page.mimetype == "text/html"
+    assert "GET" in page.headers["Allow"]
+
+
+# -- logout confirmation: stay signed in ----------------------------------------------------------
+
+def test_stay_signed_in_returns_to_the_verified_client(client: FlaskClient) -> None:
+    registered = register(client)
+    code_flow(client, registered)
+    html = client.get("/logout?" + urlencode({
+        "client_id": registered["client_id"], "post_logout_redirect_uri": POST_LOGOUT_URI,
+        "state": "s1"})).get_data(as_text=True)
+    stay = re.search(r'<a class="button secondary" href="([^"]+)">([^<]+)</a>', html)
+    assert stay, html
+    assert stay.group(1).replace("&amp;", "&") == POST_LOGOUT_URI + "?state=s1"
+    assert stay.group(2) == "Stay signed in and return to Test RP"
+    assert "user_id" in _session(client)  # showing the page logged nobody out
+
+
+def test_stay_signed_in_goes_home_for_an_unverified_uri(client: FlaskClient) -> None:
+    registered = register(client)
+    code_flow(client, registered)
+    html = client.get("/logout?" + urlencode({
+        "client_id": registered["client_id"],
+        "post_logout_redirect_uri": "https://evil.example/"})).get_data(as_text=True)
+    assert '<a class="button secondary" href="/">Stay signed in</a>' in html
+    assert "evil.example" not in html.split("</form>")[0].split("Log out</button>")[1]
+
+
+# -- remembered consent ---------------------------------------------------------------------------
+
+def sign_in_again(app: Flask, query: str) -> Any:
+    """A new browser: authorization request and login; the response to the login form."""
+    browser = app.test_client()
+    assert browser.get(query).headers["Location"].endswith("/login")
+    return browser, login(browser)
+
+
+def test_consent_is_remembered_per_user_client_scopes_and_claims(app: Flask,
+                                                                 client: FlaskClient) -> None:
+    registered = register(client)
+    other = register(client, client_name="Other RP")
+    claims = json.dumps({"userinfo": {"phone_number": None}})
+    code_flow(client, registered, claims=claims)
+    stored = app.extensions["pyop_example"].granted("alice", registered["client_id"])
+    assert stored == {"client_id": registered["client_id"],
+                      "scopes": ["email", "openid", "profile"], "claims": ["phone_number"]}
+    client_id = registered["client_id"]
+    # same or narrower scopes and claims, in a new session: straight back to the client
+    # (offline_access without prompt=consent is ignored: OIDC Core 11)
+    for extra in ({"claims": claims}, {}, {"scope": "openid email"},
+                  {"scope": "openid email offline_access"}):
+        browser, response = sign_in_again(app, authn_query(client_id, **extra))
+        assert "code" in redirect_params(response), extra
+    # wider, or prompt=consent: asked again
+    for extra in ({"scope": "openid phone"},
+                  {"claims": json.dumps({"id_token": {"address": None}})},
+                  {"prompt": "consent"}, {"scope": "openid offline_access", "prompt": "consent"}):
+        browser, response = sign_in_again(app, authn_query(client_id, **extra))
+        assert response.headers["Location"].endswith("/consent"), extra
+    # another client: asked
+    browser, response = sign_in_again(app, authn_query(other["client_id"]))
+    assert response.headers["Location"].endswith("/consent")
+    # already logged in: no page at all, unless prompt=consent
+    assert "code" in redirect_params(client.get(authn_query(client_id)))
+    assert client.get(authn_query(client_id, prompt="consent")
+                      ).headers["Location"].endswith("/consent")
+    # consenting to more keeps what was allowed before
+    assert "code" in redirect_params(consent(client))
+    app.extensions["pyop_example"].forget_consents("alice")
+    assert client.get(authn_query(client_id)).headers["Location"].endswith("/consent")
+
+
+def test_remembered_consent_is_kept_in_the_storage(tmp_path: Path, key_path: Path,
+                                                   fast_users: Path) -> None:
+    """SQLite: a restarted OP still knows the consent."""
+    config = {"issuer": ISSUER, "data_dir": str(tmp_path / "data"),
+              "signing_key": str(key_path), "users_file": str(fast_users)}
+    first = create_app(config)
+    registered = register(first.test_client())
+    code_flow(first.test_client(), registered)
+    restarted = create_app(config)
+    browser, response = sign_in_again(restarted, authn_query(registered["client_id"]))
+    assert "code" in redirect_params(response)
+
+
+def test_consent_page_describes_claims_and_marks_essential_ones(client: FlaskClient) -> None:
+    registered = register(client)
+    claims = json.dumps({"userinfo": {"phone_number": {"essential": True}, "x_custom": None},
+                         "id_token": {"email": {"essential": False}}})
+    client.get(authn_query(registered["client_id"], claims=claims))
+    login(client)
+    html = client.get("/consent").get_data(as_text=True)
+    items = re.findall(r"<li>(.*?)</li>", html.split('class="claims"')[1], re.S)
+    texts = [" ".join(item.split()) for item in items]
+    assert texts == [
+        'Your email address <code>email</code>',
+        'Your phone number <code>phone_number</code> <span class="essential">required</span>',
+        'The claim named x_custom <code>x_custom</code>']
+    assert "Your name and basic profile" in html  # the scopes are described too

@@ -64,7 +64,8 @@ def create_rp(rp_url: str, op_url: str) -> Any:
 
     @app.route("/login")
     def login() -> Any:
-        return op.authorize_redirect(rp_url + "/callback")
+        extra = {"prompt": request.args["prompt"]} if "prompt" in request.args else {}
+        return op.authorize_redirect(rp_url + "/callback", **extra)
 
     @app.route("/silent")
     def silent() -> Any:
@@ -134,10 +135,13 @@ def rp_server(op_server: ServerThread) -> Iterator[ServerThread]:
 
 def sign_in(page: Any, op: ServerThread, rp: ServerThread, shots: Screenshots,
             decision: str = "approve") -> None:
-    """From the RP's login link through the OP's login and consent pages."""
+    """From the RP's login link through the OP's login and consent pages.
+
+    With ``prompt=consent``: the OP remembers consents, and these tests share one OP.
+    """
     from playwright.sync_api import expect
 
-    page.goto(rp.url + "/login")
+    page.goto(rp.url + "/login?prompt=consent")
     page.wait_for_url(op.url + "/login")
     shots.take(page, "login")
     expect(page.locator("body")).to_contain_text("demo user: alice / alice")
@@ -226,3 +230,96 @@ def test_failure_screenshots_are_saved(tmp_path: Path, page: Any) -> None:
     assert names == ["test_x_param_-final.png", "test_x_param_-login.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in saved)
     assert (tmp_path / "test_x_param_-final.html").read_text().count("hello") == 1
+
+
+def test_remembered_consent_skips_the_consent_page(browser: Any, page: Any,
+                                                   op_server: ServerThread,
+                                                   rp_server: ServerThread,
+                                                   screenshots: Screenshots) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, op_server, rp_server, screenshots)
+    expect(page.locator("#sub")).to_have_text(expected_sub(op_server))
+    # another browser, the same user and client, the same scopes: login only
+    context = browser.new_context()
+    try:
+        other = context.new_page()
+        served_before = len(op_server.requests)
+        other.goto(rp_server.url + "/login")
+        other.wait_for_url(op_server.url + "/login")
+        other.fill("input[name=username]", "alice")
+        other.fill("input[name=password]", "alice")
+        other.click("form button[type=submit]")
+        other.wait_for_url(rp_server.url + "/callback?**")
+        expect(other.locator("#sub")).to_have_text(expected_sub(op_server))
+        paths = [path for method, path, query in op_server.requests[served_before:]]
+        assert "/login" in paths and "/consent" not in paths, paths
+    finally:
+        context.close()
+
+
+#: Where the screenshots of the example's pages are written (see docs/example.rst).
+SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "screenshots"
+#: Desktop, and a phone 390 px wide.
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "390px": {"width": 390, "height": 844}}
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_screenshots_of_the_pages(browser: Any, op_server: ServerThread,
+                                  rp_server: ServerThread, viewport: str) -> None:
+    """The login, consent, error, logout and 404 pages, in
+    ``test-artifacts/screenshots/<viewport>/``; none is wider than the screen."""
+    from playwright.sync_api import expect
+
+    directory = SCREENSHOTS / viewport
+    directory.mkdir(parents=True, exist_ok=True)
+    width = VIEWPORTS[viewport]["width"]
+    context = browser.new_context(viewport=VIEWPORTS[viewport])
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+
+    def shoot(name: str) -> None:
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= width, f"{name}: {scroll_width}px wide on a {width}px screen"
+        page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
+
+    try:
+        client_id = rp_server.app.config["RP_CLIENT"]["client_id"]
+        claims = json.dumps({"userinfo": {"email": {"essential": True}, "phone_number": None}})
+        # a request with a claims parameter, to show the claim descriptions
+        page.goto(op_server.url + "/authorization?" + urlencode({
+            "client_id": client_id, "redirect_uri": rp_server.url + "/callback",
+            "response_type": "code", "scope": "openid profile email", "nonce": "n",
+            "state": "s", "prompt": "consent", "claims": claims}))
+        page.wait_for_url(op_server.url + "/login")
+        shoot("login")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "alice")
+        page.click("form button[type=submit]")
+        page.wait_for_url(op_server.url + "/consent")
+        expect(page.locator("ul.claims")).to_contain_text("Your phone number")
+        expect(page.locator(".essential")).to_have_text("required")
+        shoot("consent")
+
+        page.goto(op_server.url + "/authorization?" + urlencode({
+            "client_id": "no-such-client", "redirect_uri": "https://rp.example/cb",
+            "response_type": "code", "scope": "openid"}))
+        expect(page.locator("h1")).to_have_text("Sign-in request refused")
+        page.click("details summary")
+        expect(page.locator("details dd").first).to_be_visible()
+        shoot("error")
+
+        page.goto(op_server.url + "/logout?" + urlencode({
+            "client_id": client_id, "post_logout_redirect_uri": rp_server.url + "/logged-out"}))
+        expect(page.locator("h1")).to_have_text("Log out?")
+        expect(page.locator("a.button.secondary")).to_have_text(
+            "Stay signed in and return to " + RP_NAME)
+        shoot("logout")
+
+        page.goto(op_server.url + "/no-such-page")
+        expect(page.locator("h1")).to_have_text("Page not found")
+        shoot("404")
+    finally:
+        context.close()
+    assert sorted(p.name for p in directory.glob("*.png")) == [
+        "404.png", "consent.png", "error.png", "login.png", "logout.png"]

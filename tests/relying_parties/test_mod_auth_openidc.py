@@ -153,6 +153,8 @@ def sign_in(page: Any, op: ServerThread, site: Site, shots: Screenshots, client_
     """Log in as the demo user on the OP, approve, and land on the protected page."""
     from playwright.sync_api import expect
 
+    # the OP remembers consents, and these tests share one OP: ask again every time
+    op.app.extensions["pyop_example"].forget_consents()
     open_protected_page(page, op, site, shots)
     shots.take(page, "login")
     page.fill("input[name=username]", USERNAME)
