@@ -49,6 +49,7 @@ __all__ = [
     "InvalidEndSessionRequest",
     "InvalidConfiguration",
     "StorageError",
+    "UnknownUser",
 ]
 
 
@@ -397,6 +398,19 @@ class InvalidRegistrationAccessToken(BearerTokenError):
 
 class InvalidSubjectIdentifier(ValueError):
     """Unknown subject identifier (e.g. at logout)."""
+
+
+class UnknownUser(KeyError):
+    """``Provider.authorize`` was asked to authorize a user its claims source does not know.
+
+    Nothing is issued. A ``KeyError``, as pyop 3's lookup of the user raised, so code
+    written for pyop 3 still catches it. The host decides what follows: show an error
+    page, or add the user to the claims source and authorize again. Not an OAuth error:
+    the end-user has logged in at the host, which knows why its user directory lacks them.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown user"
 
 
 class InvalidEndSessionRequest(OAuthError, InvalidSubjectIdentifier):

@@ -74,6 +74,7 @@ from .exceptions import (
     RequestedSubjectMismatch,
     TokenWithoutEndUser,
     UnauthorizedClient,
+    UnknownUser,
     UnsupportedGrantType,
 )
 from .id_token import create_id_token, verify_id_token_hint
@@ -98,6 +99,7 @@ from .message import (
     message_from_plain_values,
     set_string_member,
 )
+from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
     NARROWED_PREFERENCES,
@@ -407,6 +409,8 @@ class Provider:
         #: Runs code redemptions concurrently with the ID token signature (or None).
         self.executor: Optional[Executor] = executor
 
+        check_claims_source(userinfo)
+        warn_unknown_configuration_keys(configuration_information)
         self._claims_parameter_configured = (
             "claims_parameter_supported" in configuration_information)
         self._scopes_configured = "scopes_supported" in configuration_information
@@ -1013,6 +1017,13 @@ class Provider:
         """
         return verify_id_token_hint(id_token_hint, self._verification_keys, self.issuer)
 
+    def _claims_source_knows(self, user_id: str) -> bool:
+        """Whether the claims source knows the user (a source that cannot tell, without
+        ``__contains__``, is taken to know every user)."""
+        if getattr(type(self.userinfo), "__contains__", None) is None:
+            return True
+        return user_id in self.userinfo
+
     def _user_record(self, user_id: str) -> Optional[Mapping[str, Any]]:
         """The user's claims (``userinfo[user_id]``), or None when the user has none."""
         try:
@@ -1216,6 +1227,8 @@ class Provider:
         :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
             the request was parsed; :class:`~pyop.exceptions.UnauthorizedClient` when the
             provider has no key for the client's ``id_token_signed_response_alg``.
+        :raises UnknownUser: the claims source does not know ``user_id`` (a ``KeyError``;
+            nothing is issued, the host decides what follows, see :doc:`errors`).
         :raises StorageError: the storage failed.
         """
         if not isinstance(authentication_request, Message):
@@ -1227,6 +1240,8 @@ class Provider:
         id_token_key = self._id_token_key(client)  # before any code or token is issued
         response_types = response_type_set(authentication_request.get("response_type"))
         user_record = self._user_record(user_id)
+        if user_record is None and not self._claims_source_knows(user_id):
+            raise UnknownUser(f"the claims source (userinfo) does not know user {user_id!r}")
         sub = self._subject_identifier(client, user_id,
                                        authentication_request.get("redirect_uri"),
                                        user_record, user_record_read=True)

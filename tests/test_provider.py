@@ -1035,6 +1035,7 @@ class TestSubjectIdentifiers:
 
     def test_pairwise(self, make_provider: Callable[..., Provider]) -> None:
         prov = make_provider(client_db=pairwise_clients())
+        prov.userinfo = Userinfo({**USERS, "bob": {}})
         sub_a = self.sub_for(prov, "pw-a")
         assert sub_a == self.sub_for(prov, "pw-a")  # stable per client
         assert sub_a == self.sub_for(prov, "pw-a2")  # same sector (host)
@@ -1127,6 +1128,7 @@ class TestSubjectIdentifiers:
         claims = {"id_token": {"sub": {"value": public_sub()}},
                   "userinfo": {"sub": {"value": public_sub("bob")}}}
         req = parse(provider, claims=json.dumps(claims))
+        provider.userinfo = Userinfo({**USERS, "bob": {}})
         with pytest.raises(RequestedSubjectMismatch):
             provider.authorize(req, USER_ID)
         # bob is asked for in userinfo, alice in the ID token: neither user gets tokens
@@ -1604,6 +1606,7 @@ class TestUserinfo:
         assert info.value.www_authenticate == 'Bearer error="insufficient_scope"'
 
     def test_user_without_claims(self, provider: Provider) -> None:
+        provider.userinfo = Userinfo({**USERS, "ghost": {}})  # known, no claims
         access = code_flow(provider, scope="openid profile email", user_id="ghost")["access_token"]
         info = provider.handle_userinfo_request(None, {"Authorization": "Bearer " + access})
         assert info.to_dict() == {"sub": public_sub("ghost")}
