@@ -22,7 +22,8 @@ from typing import Any, Callable, Optional
 from . import claims_policy
 from .access_token import extract_bearer_token_from_http_request
 from .authz_state import AuthorizationState
-from .claims_policy import SCOPE_CLAIMS, ExtraClaims
+from .claims_policy import SCOPE_CLAIMS as _SCOPE_CLAIMS
+from .claims_policy import ExtraClaims
 from .client_assertion import DEFAULT_MAX_ASSERTION_LIFETIME, ClientAssertionVerifier
 from .client_authentication import verify_client_authentication
 from .client_keys import ClientKeys
@@ -128,6 +129,9 @@ def __getattr__(name: str) -> Any:
 
 
 logger = logging.getLogger(__name__)
+
+#: Claims requested by the standard scope values (OIDC Core 5.4).
+SCOPE_CLAIMS = _SCOPE_CLAIMS
 
 
 class _Shared:

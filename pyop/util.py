@@ -12,7 +12,9 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .exceptions import InvalidRequestError
 from .response_mode import (
-    FORM_POST_CONTENT_SECURITY_POLICY,
+    FORM_POST_CONTENT_SECURITY_POLICY as _FORM_POST_CSP,
+)
+from .response_mode import (
     render_form_post,
     response_type_set,
     should_form_post,
@@ -22,6 +24,10 @@ from .response_mode import (
 __all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values",
            "should_form_post", "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY",
            "is_allowed_response_type", "requested_scope_is_allowed"]
+
+#: ``Content-Security-Policy`` to send with a :func:`render_form_post` page (see
+#: :data:`pyop.response_mode.FORM_POST_CONTENT_SECURITY_POLICY`).
+FORM_POST_CONTENT_SECURITY_POLICY = _FORM_POST_CSP
 
 LOOPBACK_NAMES = frozenset(["localhost"])
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 import logging
 
 from .authorization_code import handle_authorization_code_grant
-from .base import GrantHandler, GrantRequest
+from .base import GrantHandler as _GrantHandler
+from .base import GrantRequest
 from .client_credentials import handle_client_credentials_grant
 from .refresh_token import handle_refresh_token_grant
 
 __all__ = ["DEFAULT_GRANT_HANDLERS", "GrantHandler", "GrantRequest"]
 
 logger = logging.getLogger(__name__)
+
+#: ``handler(ctx, request)``: the token response of one grant type.
+GrantHandler = _GrantHandler
 
 #: ``grant_type -> handler`` of the grant types pyop implements.
 DEFAULT_GRANT_HANDLERS: dict[str, GrantHandler] = {
