@@ -26,6 +26,13 @@ TEST = [
     "pytest-timeout",
     "hypothesis>=6",
     "Flask>=3.0",
+    # the Django and FastAPI integration guides' applications (docs/examples/)
+    "Django>=4.2",
+    "fastapi>=0.110",
+    # Starlette's TestClient and the thread pool measurement use httpx2 (Starlette warns
+    # when only httpx is there; earlier Starlette versions need httpx)
+    "httpx",
+    "httpx2",
     "Authlib>=1.9",
     "joserfc>=1.0",  # imported by the interop tests (Authlib 1.9 signs through it)
     "requests",

@@ -1,11 +1,14 @@
-"""The integration guides' code runs: docs/examples/{provider_setup,flask_app,wsgi_app}.py.
+"""The integration guides' code runs: docs/examples/{provider_setup,flask_app,wsgi_app,
+django_app,fastapi_app}.py.
 
-docs/integration-flask.rst and docs/integration-wsgi.rst include these files with
-``literalinclude``. Every test below drives both applications the same way
+docs/integration-{flask,wsgi,django,fastapi}.rst include these files with
+``literalinclude``. Every test below drives the four applications the same way
 (``op`` is parametrized): Flask through its test client, the bare WSGI app through
 ``werkzeug.test.Client`` wrapped in ``wsgiref.validate.validator`` (PEP 3333
-conformance). A few tests call the WSGI app directly with
-``wsgiref.util.setup_testing_defaults``, as the guide shows.
+conformance), Django through ``django.test.Client`` (with CSRF checks enforced) and
+FastAPI through Starlette's ``TestClient`` (httpx). Their answers are turned into
+werkzeug responses, so that every test reads them alike. A few tests call the WSGI app
+directly with ``wsgiref.util.setup_testing_defaults``, as the guide shows.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import importlib.util
 import io
 import json
 import re
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +32,12 @@ from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
+from django.conf import settings as django_settings
+from django.test import Client as DjangoClient
+from django.test import override_settings
+from starlette.testclient import TestClient
 from werkzeug.test import Client, TestResponse
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from pyop.crypto import VerificationKey, b64url_encode, jws_verify
 from pyop.exceptions import StorageError
@@ -60,7 +70,8 @@ CLIENTS = {
         "token_endpoint_auth_method": "none",
     },
 }
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: the CSRF field of the forms: the applications' own, or Django's
+CSRF_FIELD = re.compile(r'name="(csrf_token|csrfmiddlewaretoken)" value="([^"]+)"')
 HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
@@ -70,6 +81,8 @@ def load_example(name: str) -> ModuleType:
                                                   EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Django imports its URL configuration and middleware by module name
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -81,51 +94,107 @@ def authenticate(username: str, password: str) -> Optional[str]:
 
 @pytest.fixture(scope="module")
 def examples() -> dict[str, ModuleType]:
-    modules = {name: load_example(name) for name in ("provider_setup", "flask_app", "wsgi_app")}
+    modules = {name: load_example(name) for name in
+               ("provider_setup", "flask_app", "wsgi_app", "django_app", "fastapi_app")}
     # loading (and validating) the RSA key takes ~40 ms; once per module is enough
     setup = modules["provider_setup"]
     setup.load_signing_key = functools.lru_cache(maxsize=None)(setup.load_signing_key)
     return modules
 
 
-@pytest.fixture
-def provider(examples: dict[str, ModuleType], signing_key_pem: str) -> Provider:
+def new_provider(examples: dict[str, ModuleType], signing_key_pem: str,
+                 token_management: bool = False) -> Provider:
     provider: Provider = examples["provider_setup"].make_provider(
         ISSUER, signing_key_pem, USERS, sub_hash_salt="a salt for the docs tests",
-        clients=CLIENTS)
+        clients=CLIENTS, token_management=token_management)
     return provider
+
+
+@pytest.fixture
+def provider(examples: dict[str, ModuleType], signing_key_pem: str) -> Provider:
+    return new_provider(examples, signing_key_pem)
+
+
+SESSION_SECRET = "a session secret for the docs tests"
 
 
 @dataclass
 class OP:
-    """One of the two applications, behind a test client that keeps cookies."""
+    """One of the applications, behind a test client that keeps cookies.
+
+    ``get`` and ``post`` take werkzeug's arguments (``headers``, ``content_type``) and
+    return werkzeug responses, whatever the framework.
+    """
 
     kind: str
     app: Any
-    client: Client
+    client: Any
     provider: Provider
 
     def get(self, path: str, query: Optional[dict[str, str]] = None, **kwargs: Any
             ) -> TestResponse:
-        url = ISSUER + path + ("?" + urlencode(query) if query else "")
-        return self.client.get(url, buffered=True, **kwargs)
+        path += "?" + urlencode(query) if query else ""
+        if self.kind == "django":
+            return from_django(self.client.get(path, secure=True, **kwargs))
+        if self.kind == "fastapi":
+            return from_httpx(self.client.get(ISSUER + path, headers=kwargs.get("headers")))
+        return self.client.get(ISSUER + path, buffered=True, **kwargs)
 
     def post(self, path: str, data: Any = None, **kwargs: Any) -> TestResponse:
         if isinstance(data, dict):
             data = urlencode(data)
             kwargs.setdefault("content_type", "application/x-www-form-urlencoded")
+        if self.kind == "django":
+            # a browser sends Origin with a form POST; Django's CSRF check compares it
+            headers = {"Origin": ISSUER, **kwargs.pop("headers", {})}
+            return from_django(self.client.post(path, data=data or b"", secure=True,
+                                                headers=headers, **kwargs))
+        if self.kind == "fastapi":
+            headers = dict(kwargs.get("headers") or {})
+            if "content_type" in kwargs:
+                headers["Content-Type"] = kwargs["content_type"]
+            return from_httpx(self.client.post(ISSUER + path, content=data, headers=headers))
         return self.client.post(ISSUER + path, data=data, buffered=True, **kwargs)
 
 
-@pytest.fixture(params=["flask", "wsgi"])
+def from_django(response: Any) -> TestResponse:
+    """A Django test response as a werkzeug response."""
+    return WerkzeugResponse(response.content, status=response.status_code,
+                            headers=list(response.items()))  # type: ignore[return-value]
+
+
+def from_httpx(response: Any) -> TestResponse:
+    """An httpx response as a werkzeug response."""
+    return WerkzeugResponse(response.content, status=response.status_code,
+                            headers=response.headers.multi_items())  # type: ignore[return-value]
+
+
+def make_op(kind: str, examples: dict[str, ModuleType], provider: Provider) -> Iterator[OP]:
+    if kind == "flask":
+        app = examples["flask_app"].create_app(provider, authenticate, SESSION_SECRET)
+        yield OP("flask", app, app.test_client(), provider)
+    elif kind == "wsgi":
+        app = examples["wsgi_app"].OpenIDProviderApp(provider, authenticate)
+        yield OP("wsgi", app, Client(validator(app)), provider)
+    elif kind == "django":
+        django_app = examples["django_app"]
+        if not django_settings.configured:  # Django's settings: once per process
+            django_app.configure(ISSUER, SESSION_SECRET)
+        app = django_app.create_app(provider, authenticate, SESSION_SECRET)
+        # each test has its own provider; Django tests swap settings this way
+        with override_settings(PYOP_PROVIDER=provider, PYOP_AUTHENTICATE=authenticate):
+            client = DjangoClient(enforce_csrf_checks=True, HTTP_HOST=urlsplit(ISSUER).netloc)
+            yield OP("django", app, client, provider)
+    else:
+        app = examples["fastapi_app"].create_app(provider, authenticate, SESSION_SECRET)
+        with TestClient(app, base_url=ISSUER, follow_redirects=False) as client:
+            yield OP("fastapi", app, client, provider)
+
+
+@pytest.fixture(params=["flask", "wsgi", "django", "fastapi"])
 def op(request: pytest.FixtureRequest, examples: dict[str, ModuleType],
-       provider: Provider) -> OP:
-    if request.param == "flask":
-        app = examples["flask_app"].create_app(provider, authenticate,
-                                               "a session secret for the docs tests")
-        return OP("flask", app, app.test_client(), provider)
-    app = examples["wsgi_app"].OpenIDProviderApp(provider, authenticate)
-    return OP("wsgi", app, Client(validator(app)), provider)
+       provider: Provider) -> Iterator[OP]:
+    yield from make_op(request.param, examples, provider)
 
 
 # -- helpers: what a browser and a relying party do ----------------------------------------------
@@ -142,11 +211,12 @@ def redirect_params(response: TestResponse) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(encoded).items()}
 
 
-def csrf_of(response: TestResponse) -> str:
+def csrf_of(response: TestResponse) -> dict[str, str]:
+    """The CSRF field of the form on the page, to post back with it."""
     assert response.status_code == 200, response.get_data(as_text=True)
     match = CSRF_FIELD.search(response.get_data(as_text=True))
     assert match, response.get_data(as_text=True)
-    return match.group(1)
+    return {match.group(1): match.group(2)}
 
 
 def authn_query(**overrides: str) -> dict[str, str]:
@@ -158,13 +228,13 @@ def authn_query(**overrides: str) -> dict[str, str]:
 
 def log_in(op: OP, password: str = "wonderland") -> TestResponse:
     csrf = csrf_of(op.get("/login"))
-    return op.post("/login", {"csrf_token": csrf, "username": "alice", "password": password})
+    return op.post("/login", {**csrf, "username": "alice", "password": password})
 
 
 def consent(op: OP, decision: str = "allow") -> TestResponse:
     page = op.get("/consent")
     assert "The Example RP" in page.get_data(as_text=True)
-    return op.post("/consent", {"csrf_token": csrf_of(page), "decision": decision})
+    return op.post("/consent", {**csrf_of(page), "decision": decision})
 
 
 def basic(client_id: str = RP, secret: str = RP_SECRET) -> dict[str, str]:
@@ -267,7 +337,7 @@ def test_public_client_with_pkce(op: OP) -> None:
     log_in(op)
     page = op.get("/consent")
     assert SPA in page.get_data(as_text=True)  # no client_name: the client_id is shown
-    code = redirect_params(op.post("/consent", {"csrf_token": csrf_of(page),
+    code = redirect_params(op.post("/consent", {**csrf_of(page),
                                                 "decision": "allow"}))["code"]
     token = op.post("/token", {"grant_type": "authorization_code", "code": code,
                                "redirect_uri": SPA_CALLBACK, "client_id": SPA,
@@ -352,11 +422,13 @@ def test_wrong_password_and_missing_csrf(op: OP) -> None:
     response = log_in(op, password="guess")
     assert response.status_code == 200
     assert "Wrong username or password" in response.get_data(as_text=True)
+    # Django's CsrfViewMiddleware answers 403 Forbidden; the other applications 400
+    expected = 403 if op.kind == "django" else 400
     refused = op.post("/login", {"username": "alice", "password": "wonderland"})
-    assert refused.status_code == 400
+    assert refused.status_code == expected
     assert location(log_in(op)).endswith("/consent")
     refused = op.post("/consent", {"decision": "allow"})
-    assert refused.status_code == 400
+    assert refused.status_code == expected
 
 
 def test_denied_consent(op: OP) -> None:
@@ -612,3 +684,129 @@ def test_wsgi_session_cookie(wsgi_app: Any) -> None:
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" in cookie  # the issuer is https
 
+
+
+# -- introspection and revocation (the Django and FastAPI applications) --------------------------
+
+@pytest.fixture(params=["django", "fastapi"])
+def tm_op(request: pytest.FixtureRequest, examples: dict[str, ModuleType],
+          signing_key_pem: str) -> Iterator[OP]:
+    provider = new_provider(examples, signing_key_pem, token_management=True)
+    yield from make_op(request.param, examples, provider)
+
+
+def test_introspection_and_revocation(tm_op: OP) -> None:
+    op = tm_op
+    metadata = op.get("/.well-known/openid-configuration").json
+    assert urlsplit(metadata["introspection_endpoint"]).path == "/introspection"
+    assert urlsplit(metadata["revocation_endpoint"]).path == "/revocation"
+    tokens = redeem(op, sign_in(op)["code"]).json
+
+    # RFC 7662: the client's own live token is active, with its scope and sub
+    response = op.post("/introspection", {"token": tokens["access_token"]}, headers=basic())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert_no_store(response)
+    assert response.json["active"] is True
+    assert set(response.json["scope"].split()) == {"openid", "profile", "email"}
+    assert response.json["client_id"] == RP and response.json["sub"]
+    unknown = op.post("/introspection", {"token": "not-a-token"}, headers=basic())
+    assert unknown.json == {"active": False}
+    refused = op.post("/introspection", {"token": tokens["access_token"]},
+                      headers=basic(secret="wrong"))
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Basic")
+    assert refused.json["error"] == "invalid_client"
+    public = op.post("/introspection", {"token": tokens["access_token"], "client_id": SPA})
+    assert public.status_code == 401  # public clients may not introspect
+    missing = op.post("/introspection", {}, headers=basic())
+    assert missing.status_code == 400 and missing.json["error"] == "invalid_request"
+
+    # RFC 7009: 200 with an empty body; the grant of a refresh token is revoked
+    revoked = op.post("/revocation", {"token": tokens["refresh_token"],
+                                      "token_type_hint": "refresh_token"}, headers=basic())
+    assert revoked.status_code == 200 and revoked.get_data() == b""
+    assert revoked.headers["Cache-Control"] == "no-store"
+    assert op.post("/introspection", {"token": tokens["access_token"]},
+                   headers=basic()).json == {"active": False}
+    userinfo = op.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert userinfo.status_code == 401
+    # an unknown token is no error (RFC 7009 2.2); bad credentials are
+    assert op.post("/revocation", {"token": "not-a-token"}, headers=basic()).status_code == 200
+    assert op.post("/revocation", {"token": "x"},
+                   headers=basic(secret="wrong")).status_code == 401
+
+
+# -- Django: the WSGI application and CSRF -------------------------------------------------------
+
+def test_django_wsgi_application(examples: dict[str, ModuleType], provider: Provider) -> None:
+    """create_app() returns a PEP 3333 application (what a WSGI server such as gunicorn
+    serves)."""
+    ops = make_op("django", examples, provider)
+    op = next(ops)
+    try:
+        client = Client(validator(op.app))
+        response = client.get(ISSUER + "/.well-known/openid-configuration", buffered=True)
+        assert response.status_code == 200 and response.json["issuer"] == ISSUER
+        unknown = client.get(ISSUER + "/userinfo", headers={"Authorization": "Bearer x"},
+                             buffered=True)
+        assert unknown.status_code == 401
+        assert unknown.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        # the routes answer only their methods
+        assert client.get(ISSUER + "/token", buffered=True).status_code == 405
+    finally:
+        ops.close()
+
+
+def test_django_csrf_protects_the_forms_not_the_client_endpoints(
+        examples: dict[str, ModuleType], provider: Provider) -> None:
+    """The login, consent and logout forms need the CSRF token and a same-origin Origin;
+    the endpoints called by clients (token, UserInfo, registration, and the authorization
+    request posted from the client's site) are csrf_exempt."""
+    ops = make_op("django", examples, provider)
+    op = next(ops)
+    try:
+        op.get("/authorization", authn_query())
+        form = {**csrf_of(op.get("/login")), "username": "alice", "password": "wonderland"}
+        cross_site = from_django(op.client.post(
+            "/login", urlencode(form), content_type="application/x-www-form-urlencoded",
+            secure=True, headers={"Origin": "https://evil.example"}))
+        assert cross_site.status_code == 403
+        assert location(op.post("/login", form)).endswith("/consent")
+
+        code = redirect_params(consent(op))["code"]
+        # posted from another site, without any CSRF token or cookie
+        fresh = DjangoClient(enforce_csrf_checks=True, HTTP_HOST=urlsplit(ISSUER).netloc)
+        body = urlencode({"grant_type": "authorization_code", "code": code,
+                          "redirect_uri": RP_CALLBACK})
+        token = from_django(fresh.post("/token", body, secure=True,
+                                       content_type="application/x-www-form-urlencoded",
+                                       headers={**basic(), "Origin": "https://rp.example.com"}))
+        assert token.status_code == 200, token.get_data(as_text=True)
+        assert_no_store(token)
+        authorization = from_django(fresh.post(
+            "/authorization", urlencode(authn_query()), secure=True,
+            content_type="application/x-www-form-urlencoded",
+            headers={"Origin": "https://rp.example.com"}))
+        assert location(authorization).endswith("/login")
+    finally:
+        ops.close()
+
+
+# -- FastAPI: pyop's synchronous calls go through the thread pool --------------------------------
+
+def test_fastapi_thread_pool_keeps_the_event_loop_serving(
+        examples: dict[str, ModuleType], signing_key_pem: str) -> None:
+    """docs/examples/fastapi_threadpool.py: 8 UserInfo requests whose user lookup blocks
+    for ``delay`` seconds, and an unrelated JWK Set request due 50 ms later. Called
+    directly from ``async def``, pyop blocks the event loop: the lookups run one after the
+    other and the JWK Set request waits. Through the thread pool (fastapi_app.py) the
+    JWK Set request is answered while the lookups run. Wide margins: the figures of a
+    quiet machine are in docs/integration-fastapi.rst."""
+    delay = 0.3
+    timings = load_example("fastapi_threadpool").run(examples, signing_key_pem, delay=delay,
+                                                     concurrent=8)
+    direct, pooled = timings["direct"], timings["threadpool"]
+    assert direct.total >= 8 * delay * 0.9  # one lookup at a time
+    assert direct.fast_answered >= delay  # not answered before a whole lookup ended
+    assert pooled.fast_answered < min(pooled.slow_answered)  # answered meanwhile
+    assert pooled.total < 8 * delay / 2  # the lookups overlapped

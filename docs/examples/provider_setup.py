@@ -1,8 +1,9 @@
-"""The provider used by the integration guides (docs/integration-flask.rst, -wsgi.rst).
+"""The provider used by the integration guides (docs/integration-*.rst).
 
 ``make_provider()`` builds a :class:`pyop.provider.Provider` with every endpoint
-configured. The web applications in ``flask_app.py`` and ``wsgi_app.py`` take the
-provider as an argument, so the same one serves both guides.
+configured. The web applications in ``flask_app.py``, ``wsgi_app.py``, ``django_app.py``
+and ``fastapi_app.py`` take the provider as an argument, so the same one serves every
+guide.
 
 Executed by ``tests/test_docs_examples.py``.
 """
@@ -26,7 +27,8 @@ COLLECTIONS = ("authz_codes", "access_tokens", "refresh_tokens", "subject_identi
 
 def make_provider(issuer: str, signing_key_file: str, users: Mapping[str, Any], *,
                   sub_hash_salt: str, storage_uri: str = "memory://",
-                  clients: Optional[Mapping[str, Any]] = None) -> Provider:
+                  clients: Optional[Mapping[str, Any]] = None,
+                  token_management: bool = False) -> Provider:
     """A provider whose endpoints are the routes of the guides' applications.
 
     :param issuer: the issuer URL; the endpoints are ``<issuer>/authorization`` etc.
@@ -37,6 +39,8 @@ def make_provider(issuer: str, signing_key_file: str, users: Mapping[str, Any], 
     :param storage_uri: a pyop storage URI, e.g. ``redis://localhost`` or
         ``postgresql://...``; the default keeps everything in this process.
     :param clients: clients registered up front (``client_id -> metadata``).
+    :param token_management: also publish ``<issuer>/introspection`` (RFC 7662) and
+        ``<issuer>/revocation`` (RFC 7009), which the Django and FastAPI applications serve.
     """
     stores = {name: StorageBase.from_uri(storage_uri, db_name="provider", collection=name)
               for name in COLLECTIONS}
@@ -68,5 +72,8 @@ def make_provider(issuer: str, signing_key_file: str, users: Mapping[str, Any], 
         "id_token_signing_alg_values_supported": [signing_key.alg],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
     }
+    if token_management:
+        configuration_information["introspection_endpoint"] = issuer + "/introspection"
+        configuration_information["revocation_endpoint"] = issuer + "/revocation"
     return Provider(signing_key, configuration_information, authz_state, stores["clients"],
                     Userinfo(users))
