@@ -662,6 +662,39 @@ class AuthorizationState:
                     return record, True
         return self.get_authorization_code(authorization_code), False
 
+    def checked_authorization_code(self, authorization_code: Any,
+                                   check: Callable[[Mapping[str, Any]], None]
+                                   ) -> dict[str, Any]:
+        """The record of a code about to be redeemed, once ``check`` accepts it
+        (RFC 6749 4.1.3: same client, redirect_uri, PKCE verifier).
+
+        The record comes from :meth:`authorization_code_for_redemption`. When ``check``
+        raises :class:`InvalidAuthorizationCode` on a record of this process's cache, the
+        stored record decides, as without the cache: the code may have been used since,
+        and then a replay revokes the tokens issued from it (RFC 6749 4.1.2). The cache
+        entry is forgotten when the stored record is gone or differs.
+
+        :raises InvalidAuthorizationCode: unknown or expired code, or ``check`` refused
+            the record.
+        """
+        record, cached = self.authorization_code_for_redemption(authorization_code)
+        if not cached:
+            check(record)
+            return record
+        try:
+            check(record)
+        except InvalidAuthorizationCode:
+            try:
+                stored = self.get_authorization_code(authorization_code)
+            except InvalidAuthorizationCode:
+                self.forget_issued_authorization_code(authorization_code)
+                raise
+            if stored != record:  # used (or changed) since: the entry is stale
+                self.forget_issued_authorization_code(authorization_code)
+            check(stored)
+            return stored
+        return record
+
     def forget_issued_authorization_code(self, authorization_code: Any) -> None:
         """Drop a code from this process's cache of issued codes (no error if absent)."""
         if self._issued_codes is not None and isinstance(authorization_code, str):

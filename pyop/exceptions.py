@@ -16,11 +16,11 @@ subclasses, as in pyop 3.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-if TYPE_CHECKING:  # pragma: no cover
-    pass
+from .response_mode import render_form_post, should_fragment_encode
 
 __all__ = [
     "OAuthError",
@@ -51,6 +51,8 @@ __all__ = [
     "StorageError",
     "UnknownUser",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class OAuthError(ValueError):
@@ -134,7 +136,7 @@ class InvalidAuthenticationRequest(InvalidRequestError):
 
     @property
     def redirectable(self) -> bool:  # type: ignore[override]
-        """True once the client and its redirect_uri were verified (DESIGN: fatal checks first)."""
+        """True once the client and its redirect_uri were verified (fatal checks first)."""
         return self.redirect_uri_verified
 
     def _error_response(self) -> Any:
@@ -166,8 +168,6 @@ class InvalidAuthenticationRequest(InvalidRequestError):
         redirect_uri = self.request.get("redirect_uri")
         if not isinstance(redirect_uri, str):
             return None
-        from .util import should_fragment_encode
-
         response = self._error_response()
         try:
             fragment = should_fragment_encode(self.request)
@@ -190,8 +190,6 @@ class InvalidAuthenticationRequest(InvalidRequestError):
         redirect_uri = self.request.get("redirect_uri")
         if not isinstance(redirect_uri, str):
             return None
-        from .util import render_form_post
-
         try:
             return render_form_post(self._error_response(), redirect_uri)
         except ValueError:
@@ -438,11 +436,11 @@ class StorageError(Exception):
 
 
 #: Names pyop 3's ``pyop.exceptions`` had from elsewhere, resolved on first use (the oic
-#: messages of its error responses; ``should_fragment_encode`` lives in :mod:`pyop.util`).
+#: messages of its error responses; ``should_fragment_encode``, imported above, is the
+#: function of :mod:`pyop.util`).
 _PYOP3_NAMES = {
     "AuthorizationErrorResponse": ("oic.oic.message", "AuthorizationErrorResponse"),
     "ClientRegistrationErrorResponse": ("oic.oic.message", "ClientRegistrationErrorResponse"),
-    "should_fragment_encode": ("pyop.util", "should_fragment_encode"),
 }
 
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from .client_assertion import HMAC_ALGS
 from .client_authentication import SUPPORTED_AUTH_METHODS
 from .exceptions import InvalidClientRegistrationRequest
+from .provider_view import ProviderView
 from .request_object import parse_jwk_set
 from .util import is_https_or_loopback_http, is_loopback_host, response_type_set
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .provider import Provider
 
 __all__ = [
     "check_redirect_uris",
@@ -98,7 +96,7 @@ def _check_uri(uri: Any, request: Mapping[str, Any], native: bool, implicit: boo
     # native clients: private-use URI schemes (RFC 8252 7.1)
 
 
-def check_redirect_uris(request: Mapping[str, Any], provider: Provider) -> None:
+def check_redirect_uris(request: Mapping[str, Any], provider: ProviderView) -> None:
     """Redirect URIs: absolute, no fragment, https for web clients (http only on loopback),
     custom schemes or loopback for native clients (OIDC Dynamic Registration 2; RFC 8252 7)."""
     uris = request.get("redirect_uris")
@@ -134,21 +132,26 @@ NARROWED_PREFERENCES = {
 
 
 def supported_preference_values(name: str, request: Mapping[str, Any],
-                                provider: Provider) -> Optional[list[Any]]:
+                                grant_types_supported: list[str],
+                                metadata: Mapping[str, Any]) -> Optional[list[Any]]:
     """The supported values of the list-valued preference ``name`` of a request, or None
-    when the request has none or the provider publishes no list to compare with."""
+    when the request has none or the provider publishes no list to compare with.
+
+    :param grant_types_supported: the grant types accepted (refresh_token when issued).
+    :param metadata: the provider metadata (OIDC Discovery 3).
+    """
     if name not in request:
         return None
     if name == "grant_types":
-        supported: Any = provider.grant_types_supported  # refresh_token when issued
+        supported: Any = grant_types_supported
     else:
-        supported = provider.configuration_information.get(NARROWED_PREFERENCES[name])
+        supported = metadata.get(NARROWED_PREFERENCES[name])
         if supported is None:
             return None
     return supported_values(request[name], supported)
 
 
-def check_response_and_grant_types(request: Mapping[str, Any], provider: Provider) -> None:
+def check_response_and_grant_types(request: Mapping[str, Any], provider: ProviderView) -> None:
     """At least one response type, grant type and default ACR value of each list the
     client sent is supported; the others are dropped when the client is registered, or,
     with ``Provider(strict_client_preferences=True)``, refused (see
@@ -158,7 +161,8 @@ def check_response_and_grant_types(request: Mapping[str, Any], provider: Provide
     ``grant_types``)."""
     narrowed: dict[str, list[Any]] = {}
     for name, capability in NARROWED_PREFERENCES.items():
-        values = supported_preference_values(name, request, provider)
+        values = supported_preference_values(name, request, provider.grant_types_supported,
+                                             provider.configuration_information)
         if values is None:
             continue
         if not values:
@@ -185,7 +189,7 @@ def check_response_and_grant_types(request: Mapping[str, Any], provider: Provide
                      request)
 
 
-def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provider) -> None:
+def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``token_endpoint_auth_method`` must be supported (OIDC Dynamic Registration 2).
 
     ``client_secret_jwt`` needs the secret itself (refused with
@@ -213,7 +217,8 @@ def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provi
         raise _error("private_key_jwt needs jwks or jwks_uri", request)
 
 
-def _check_auth_signing_alg(request: Mapping[str, Any], provider: Provider, method: str) -> None:
+def _check_auth_signing_alg(request: Mapping[str, Any], provider: ProviderView,
+                            method: str) -> None:
     alg = request.get("token_endpoint_auth_signing_alg")
     if alg is None:
         return
@@ -227,7 +232,7 @@ def _check_auth_signing_alg(request: Mapping[str, Any], provider: Provider, meth
                      f"for {method}", request)
 
 
-def check_subject_type(request: Mapping[str, Any], provider: Provider) -> None:
+def check_subject_type(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``subject_type`` must be supported (OIDC Dynamic Registration 2)."""
     subject_type = request.get("subject_type")
     if subject_type is None:
@@ -253,7 +258,7 @@ def fetch_sector_identifier_uris(uri: str, timeout: float = 5.0,
     return json.loads(content)
 
 
-def check_sector_identifier_uri(request: Mapping[str, Any], provider: Provider) -> None:
+def check_sector_identifier_uri(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``sector_identifier_uri``: https, listing every redirect_uri (OIDC Core 8.1).
 
     Without one, a pairwise client's redirect URIs must share one host.
@@ -287,7 +292,7 @@ def check_sector_identifier_uri(request: Mapping[str, Any], provider: Provider) 
         raise _error("redirect_uris missing from the sector_identifier_uri document", request)
 
 
-def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: Provider) -> None:
+def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``post_logout_redirect_uris``: absolute, no fragment (OIDC RP-Initiated Logout 3.1)."""
     uris = request.get("post_logout_redirect_uris")
     if uris is None:
@@ -298,7 +303,7 @@ def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: Provid
                    "post_logout_redirect_uris")
 
 
-def check_signing_algs(request: Mapping[str, Any], provider: Provider) -> None:
+def check_signing_algs(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``id_token_signed_response_alg`` and ``userinfo_signed_response_alg`` must be
     algs the provider has a signing key for and publishes (never ``none``);
     ``request_object_signing_alg`` one it verifies (OIDC Dynamic Registration 2).
@@ -325,7 +330,7 @@ _WEB_URI_METADATA = ("client_uri", "logo_uri", "policy_uri", "tos_uri", "jwks_ur
                      "initiate_login_uri", "frontchannel_logout_uri", "backchannel_logout_uri")
 
 
-def check_metadata_uris(request: Mapping[str, Any], provider: Provider) -> None:
+def check_metadata_uris(request: Mapping[str, Any], provider: ProviderView) -> None:
     """URL-valued metadata are http(s) URLs without fragments, never ``javascript:``/``data:``.
 
     ``initiate_login_uri`` must be https (OIDC Dynamic Registration 2).
@@ -347,7 +352,7 @@ def check_metadata_uris(request: Mapping[str, Any], provider: Provider) -> None:
             raise _error("initiate_login_uri must use https", request)
 
 
-def check_client_keys(request: Mapping[str, Any], provider: Provider) -> None:
+def check_client_keys(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``jwks``: a JWK Set object of public keys; ``jwks_uri``: https; not both.
 
     OIDC Dynamic Registration 2 (``jwks_uri``, ``jwks``); RFC 7517 5. A
@@ -367,7 +372,7 @@ def check_client_keys(request: Mapping[str, Any], provider: Provider) -> None:
         raise _error("jwks_uri must be an https URL", request)
 
 
-def check_scope(request: Mapping[str, Any], provider: Provider) -> None:
+def check_scope(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``scope``: a string of space-separated scope values the provider supports.
 
     RFC 7591 2: the scope values the client may use when requesting tokens; it
@@ -380,7 +385,7 @@ def check_scope(request: Mapping[str, Any], provider: Provider) -> None:
         return
     if not isinstance(scope, str) or not scope.split():
         raise _error("scope must be a string of space-separated scope values", request)
-    supported = provider._allowed_scopes()
+    supported = provider.allowed_scopes()
     unsupported = [value for value in scope.split() if value not in supported]
     if unsupported:
         raise _error("scope values not supported: {}".format(

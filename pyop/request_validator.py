@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from oic.exception import MessageException
 from oic.oic import PREFERENCE2PROVIDER
@@ -34,10 +34,8 @@ from .exceptions import (
     InvalidRedirectURI,
     UnknownClientId,
 )
+from .provider_view import ClientSource, ProviderView
 from .util import find_common_values, is_allowed_response_type, response_type_set
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .provider import Provider
 
 __all__ = [
     "check_client_id",
@@ -76,7 +74,7 @@ def _error(message: str, request: Mapping[str, Any],
     return InvalidAuthenticationRequest(message, request, oauth_error=oauth_error)
 
 
-def check_client_id(parameters: Mapping[str, Any], provider: Provider) -> Mapping[str, Any]:
+def check_client_id(parameters: Mapping[str, Any], provider: ClientSource) -> Mapping[str, Any]:
     """The client must be known (RFC 6749 4.1.2.1); returns its metadata. Never redirected."""
     client_id = parameters.get("client_id")
     if not isinstance(client_id, str):
@@ -102,7 +100,7 @@ def check_redirect_uri(parameters: Mapping[str, Any], client: Mapping[str, Any])
         raise InvalidRedirectURI("redirect_uri is not registered for the client", parameters)
 
 
-def check_response_type(request: Mapping[str, Any], provider: Provider) -> None:
+def check_response_type(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``response_type`` present, supported by the provider and registered for the client.
 
     RFC 6749 4.1.2.1 (``unsupported_response_type``, ``unauthorized_client``).
@@ -121,7 +119,7 @@ def check_response_type(request: Mapping[str, Any], provider: Provider) -> None:
                      "unauthorized_client")
 
 
-def check_response_mode(request: Mapping[str, Any], provider: Provider) -> None:
+def check_response_mode(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``response_mode`` supported; tokens never in the query.
 
     OAuth 2.0 Multiple Response Type Encoding Practices 2.1, 5; ``form_post``:
@@ -139,13 +137,13 @@ def check_response_mode(request: Mapping[str, Any], provider: Provider) -> None:
         raise _error("tokens must not be returned in the query", request)
 
 
-def check_scope(request: Mapping[str, Any], provider: Provider) -> None:
+def check_scope(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``openid`` must be in the scope (OIDC Core 3.1.2.1)."""
     if "openid" not in (request.get("scope") or []):
         raise _error("the openid scope is required", request, "invalid_scope")
 
 
-def check_nonce(request: Mapping[str, Any], provider: Provider) -> None:
+def check_nonce(request: Mapping[str, Any], provider: ProviderView) -> None:
     """Nonce required when tokens are issued from the authorization endpoint.
 
     OIDC Core 3.2.2.1 (implicit) and 3.3.2.11 (hybrid); optional for ``code``.
@@ -155,7 +153,7 @@ def check_nonce(request: Mapping[str, Any], provider: Provider) -> None:
         raise _error("nonce is required for this response_type", request)
 
 
-def check_prompt(request: Mapping[str, Any], provider: Provider) -> None:
+def check_prompt(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``prompt`` values known; ``none`` alone (OIDC Core 3.1.2.1)."""
     prompt = request.get("prompt")
     if prompt is None:
@@ -167,7 +165,7 @@ def check_prompt(request: Mapping[str, Any], provider: Provider) -> None:
         raise _error("prompt=none must not be combined with other values", request)
 
 
-def check_max_age(request: Mapping[str, Any], provider: Provider) -> None:
+def check_max_age(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``max_age`` is a non-negative integer (OIDC Core 3.1.2.1)."""
     max_age = request.get("max_age")
     if max_age is None:
@@ -176,7 +174,7 @@ def check_max_age(request: Mapping[str, Any], provider: Provider) -> None:
         raise _error("max_age must be a non-negative integer", request)
 
 
-def check_request_objects(request: Mapping[str, Any], provider: Provider) -> None:
+def check_request_objects(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``request``/``request_uri``/``registration`` are refused, never ignored.
 
     OIDC Core 6 and 3.1.2.6 (``request_not_supported``...). With
@@ -197,7 +195,7 @@ def check_request_objects(request: Mapping[str, Any], provider: Provider) -> Non
                      "registration_not_supported")
 
 
-def check_pkce(request: Mapping[str, Any], provider: Provider) -> None:
+def check_pkce(request: Mapping[str, Any], provider: ProviderView) -> None:
     """PKCE parameters well-formed; required for public clients.
 
     RFC 7636 4.3, 4.4.1; RFC 9700 2.1.1.
@@ -221,7 +219,7 @@ def check_pkce(request: Mapping[str, Any], provider: Provider) -> None:
         raise _error("code_challenge_method not supported", request)
 
 
-def check_claims(request: Mapping[str, Any], provider: Provider) -> None:
+def check_claims(request: Mapping[str, Any], provider: ProviderView) -> None:
     """The ``claims`` parameter: a JSON object of ``userinfo``/``id_token`` objects.
 
     OIDC Core 5.5, 5.5.1. A ``userinfo`` member needs a response type that issues an
@@ -295,7 +293,7 @@ def authorization_request_verify(authentication_request: Any) -> None:
                                            oauth_error="invalid_request") from e
 
 
-def client_id_is_known(provider: Provider, authentication_request: Mapping[str, Any]) -> None:
+def client_id_is_known(provider: ProviderView, authentication_request: Mapping[str, Any]) -> None:
     """The client is registered (RFC 6749 4.1.2.1); never redirected.
 
     :raises UnknownClientId: (:class:`~pyop.exceptions.InvalidClientId`)
@@ -308,7 +306,7 @@ def client_id_is_known(provider: Provider, authentication_request: Mapping[str, 
                               oauth_error="unauthorized_client")
 
 
-def redirect_uri_is_in_registered_redirect_uris(provider: Provider,
+def redirect_uri_is_in_registered_redirect_uris(provider: ProviderView,
                                                 authentication_request: Mapping[str, Any]
                                                 ) -> None:
     """The ``redirect_uri`` is registered for the client, exactly (OIDC Core 3.1.2.1,
@@ -321,7 +319,7 @@ def redirect_uri_is_in_registered_redirect_uris(provider: Provider,
     check_redirect_uri(authentication_request, client)
 
 
-def response_type_is_in_registered_response_types(provider: Provider,
+def response_type_is_in_registered_response_types(provider: ProviderView,
                                                   authentication_request: Mapping[str, Any]
                                                   ) -> None:
     """The ``response_type`` is one the client registered, order aside (OIDC Dynamic
@@ -359,7 +357,7 @@ def userinfo_claims_only_specified_when_access_token_is_issued(
             authentication_request, oauth_error="invalid_request")
 
 
-def requested_scope_is_supported(provider: Provider,
+def requested_scope_is_supported(provider: ProviderView,
                                  authentication_request: Mapping[str, Any]) -> None:
     """Log the requested scope values the provider does not support; never raises (OIDC
     Core 3.1.2.1: unknown scope values are ignored)."""
@@ -388,7 +386,7 @@ def registration_request_verify(registration_request: Any) -> None:
                                                oauth_error="invalid_request") from e
 
 
-def client_preferences_match_provider_capabilities(provider: Provider,
+def client_preferences_match_provider_capabilities(provider: ProviderView,
                                                    registration_request: Mapping[str, Any]
                                                    ) -> None:
     """Each client preference the provider advertises a capability for can be met (OIDC

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import functools
-import html
 import ipaddress
 import json
 import re
@@ -13,46 +11,26 @@ from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .exceptions import InvalidRequestError
+from .response_mode import (
+    FORM_POST_CONTENT_SECURITY_POLICY as _FORM_POST_CSP,
+)
+from .response_mode import (
+    render_form_post,
+    response_type_set,
+    should_form_post,
+    should_fragment_encode,
+)
 
 __all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values",
            "should_form_post", "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY",
            "is_allowed_response_type", "requested_scope_is_allowed"]
 
+#: ``Content-Security-Policy`` to send with a :func:`render_form_post` page (see
+#: :data:`pyop.response_mode.FORM_POST_CONTENT_SECURITY_POLICY`).
+FORM_POST_CONTENT_SECURITY_POLICY = _FORM_POST_CSP
+
 LOOPBACK_NAMES = frozenset(["localhost"])
 
-
-def response_type_set(response_type: Union[None, str, Iterable[Any]]) -> frozenset[str]:
-    """Normalise a ``response_type`` to a set of its space-separated values.
-
-    Accepts the forms found in the wild: ``"code id_token"``, ``["code", "id_token"]``
-    (an ``oic`` message) and ``["code id_token"]`` (a flattened ``to_dict()``).
-    Order is not significant (OAuth 2.0 Multiple Response Type Encoding Practices 3).
-    """
-    if response_type is None:
-        return frozenset()
-    if isinstance(response_type, str):
-        return _split_cached(response_type) if len(response_type) <= 64 \
-            else frozenset(response_type.split())
-    if type(response_type) is list and len(response_type) == 1 \
-            and type(response_type[0]) is str:  # an oic message's usual ["code"]
-        return _split_response_type(response_type[0])
-    values: set[str] = set()
-    for item in response_type:
-        if isinstance(item, str):
-            values.update(_split_response_type(item))
-    return frozenset(values)
-
-
-@functools.lru_cache(maxsize=64)
-def _split_cached(value: str) -> frozenset[str]:
-    return frozenset(value.split())
-
-
-def _split_response_type(value: str) -> frozenset[str]:
-    """``frozenset(value.split())``; the few short values seen in practice are cached."""
-    if len(value) > 64:
-        return frozenset(value.split())
-    return _split_cached(value)
 
 
 def json_encode_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
@@ -87,114 +65,6 @@ def json_encode_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
     return encode
 
 
-def should_fragment_encode(authentication_request: Mapping[str, Any]) -> bool:
-    """Whether the authorization response goes in the fragment.
-
-    Responses carrying an ID token or access token from the authorization
-    endpoint are always fragment-encoded (OIDC Core 3.2.2.5, 3.3.2.5; OAuth 2.0
-    Multiple Response Types 2.1: tokens MUST NOT be query-encoded), and so are
-    their errors. A code-only response is query-encoded unless the request
-    asked for ``response_mode=fragment``.
-
-    Works on an ``AuthorizationRequest`` message and on the ``dict`` returned by
-    its ``to_dict()``.
-    """
-    if response_type_set(authentication_request.get("response_type")) - {"code", "none"}:
-        return True
-    return authentication_request.get("response_mode") == "fragment"
-
-
-def should_form_post(authentication_request: Mapping[str, Any]) -> bool:
-    """Whether the response goes back as an auto-submitted HTML form.
-
-    True when the request asked for ``response_mode=form_post`` (OAuth 2.0
-    Form Post Response Mode 2), which :meth:`Provider.parse_authentication_request
-    <pyop.provider.Provider.parse_authentication_request>` accepts when
-    ``response_modes_supported`` lists it. Check it before
-    :func:`should_fragment_encode`; works on a request message, its ``to_dict()``
-    and the ``request`` of an :class:`~pyop.exceptions.InvalidAuthenticationRequest`.
-    """
-    return authentication_request.get("response_mode") == "form_post"
-
-
-#: The script of the form_post page: the ``onload`` attribute of its body.
-_FORM_POST_SCRIPT = "document.forms[0].submit()"
-
-#: ``Content-Security-Policy`` to send with a :func:`render_form_post` page: nothing may
-#: load, and the only script allowed is the page's ``onload`` handler, by its hash
-#: (CSP Level 3 ``'unsafe-hashes'``; browsers without it show the Continue button
-#: instead). ``form-action`` is left unrestricted on purpose: the form posts to
-#: the client.
-FORM_POST_CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; "
-    "script-src 'unsafe-hashes' 'sha256-ePniVEkSivX/c7XWBGafqh8tSpiRrKiqYeqbG7N1TOE='; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
-
-_FORM_POST_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Submit this form</title>
-</head>
-<body onload="{script}">
-<form method="post" action="{action}">
-{fields}
-<noscript>
-<p>JavaScript is disabled in your browser. Press Continue to go back to the application.</p>
-<button type="submit">Continue</button>
-</noscript>
-</form>
-</body>
-</html>
-"""
-
-
-_FORM_POST_FIELD = '<input type="hidden" name="{name}" value="{value}">'
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return " ".join(str(item) for item in value)
-    return str(value)
-
-
-def render_form_post(response_message: Mapping[str, Any], redirect_uri: str) -> str:
-    """An HTML page that POSTs the response parameters to the client's ``redirect_uri``.
-
-    OAuth 2.0 Form Post Response Mode 2: each parameter becomes a hidden field
-    of a form with ``method="post"`` and ``action`` the redirect URI,
-    submitted on load; a ``<noscript>`` Continue button stands in for
-    JavaScript. Every name and value is escaped with ``html.escape(quote=True)``;
-    the page loads nothing. Serve it with status 200, ``Content-Type:
-    text/html; charset=utf-8``, ``Cache-Control: no-store`` and
-    ``Content-Security-Policy:`` :data:`FORM_POST_CONTENT_SECURITY_POLICY`.
-
-    :param response_message: the authorization response (e.g. from
-        :meth:`Provider.authorize <pyop.provider.Provider.authorize>`) or an
-        error response; an ``oic`` message or a mapping. List values are
-        space-joined, ``None`` values left out.
-    :param redirect_uri: the verified redirect URI of the request.
-    :raises ValueError: ``redirect_uri`` is not an http(s) URL (a form cannot
-        post to a custom scheme, and a ``javascript:`` action would run in the
-        provider's origin).
-    """
-    try:
-        scheme = urlsplit(redirect_uri).scheme.lower()
-    except (AttributeError, TypeError, ValueError) as e:
-        raise ValueError("form_post needs an http(s) redirect_uri") from e
-    if scheme not in ("http", "https"):
-        raise ValueError("form_post needs an http(s) redirect_uri")
-    items: Any = response_message.to_dict() if hasattr(response_message, "to_dict") \
-        else dict(response_message)
-    fields = "\n".join(
-        _FORM_POST_FIELD.format(name=html.escape(str(name), quote=True),
-                                value=html.escape(_form_value(value), quote=True))
-        for name, value in items.items() if value is not None)
-    return _FORM_POST_PAGE.format(script=_FORM_POST_SCRIPT,
-                                  action=html.escape(redirect_uri, quote=True), fields=fields)
 
 
 def is_loopback_host(host: Union[str, None]) -> bool:
@@ -268,7 +138,7 @@ def is_utf8_encodable(text: str) -> bool:
     return _SURROGATES.search(text) is None
 
 
-def _utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
+def utf8_or_none(data: Union[bytes, bytearray]) -> Optional[str]:
     """``data`` decoded, or None.
 
     Callers raise their error outside the ``except`` clause: the
@@ -344,7 +214,7 @@ def _parse_qsl(query: str) -> list[tuple[str, str]]:
 
 
 def _parse_qsl_or_error(query: str) -> Union[list[tuple[str, str]], str]:
-    """The pairs of a query string, or an error message (see :func:`_utf8_or_none`)."""
+    """The pairs of a query string, or an error message (see :func:`utf8_or_none`)."""
     try:
         return _parse_qsl(query)
     except UnicodeDecodeError:
@@ -374,7 +244,7 @@ def parse_request_parameters(
     if isinstance(request, (bytes, bytearray)):
         if len(request) > max_size:
             raise InvalidRequestError("request too large")
-        request = _utf8_or_none(request)
+        request = utf8_or_none(request)
         if request is None:
             raise InvalidRequestError("request is not valid UTF-8")
     if isinstance(request, str):
@@ -434,6 +304,34 @@ def duplicated_parameters(parameters: Mapping[str, Any]) -> list[str]:
     if set(map(type, parameters.values())) <= _STR_ONLY:  # the usual: no list at all
         return []
     return sorted(name for name, value in parameters.items() if isinstance(value, list))
+
+
+def parse_parameters(request: Any, max_size: int,
+                     error: Callable[[str], Exception]) -> dict[str, Any]:
+    """:func:`parse_request_parameters`, its error re-raised as ``error(description)``
+    (each endpoint answers with its own error type)."""
+    try:
+        return parse_request_parameters(request, max_size)
+    except InvalidRequestError as e:
+        raise error(str(e)) from e
+
+
+def check_unique_parameters(parameters: Mapping[str, Any],
+                            error: Callable[[str], Exception]) -> None:
+    """Raise ``error(description)`` when a parameter is given more than once
+    (RFC 6749 3.1, 3.2: request parameters MUST NOT be included more than once)."""
+    duplicated = duplicated_parameters(parameters)
+    if duplicated:
+        raise error("repeated parameters: {}".format(", ".join(duplicated)[:200]))
+
+
+def parse_unique_parameters(request: Any, max_size: int,
+                            error: Callable[[str], Exception]) -> dict[str, Any]:
+    """The parameters of a request, each given once: :func:`parse_parameters`, then
+    :func:`check_unique_parameters`, both raising ``error(description)``."""
+    parameters = parse_parameters(request, max_size, error)
+    check_unique_parameters(parameters, error)
+    return parameters
 
 
 def _reject_constant(name: str) -> Any:

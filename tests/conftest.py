@@ -36,7 +36,7 @@ USERS = {
 
 
 class FakeClock:
-    """An injectable clock (DESIGN.md convention 7)."""
+    """An injectable clock."""
 
     def __init__(self, now: float = 1_800_000_000) -> None:
         self.now = now

@@ -34,6 +34,7 @@ from sphinx.util.inventory import InventoryFile
 import pyop
 import pyop.exceptions
 from pyop.authz_state import AuthorizationState
+from pyop.configuration import configuration_defaults
 from pyop.provider import Provider
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 from pyop.userinfo import Userinfo
@@ -341,12 +342,12 @@ def configuration_keys_read_by_the_code() -> set[str]:
     for path in (ROOT / "pyop").rglob("*.py"):
         source = path.read_text(encoding="utf-8")
         keys.update(re.findall(r"configuration_information(?:\.get\(|\[)\s*\"(\w+)\"", source))
-    provider_source = (ROOT / "pyop" / "provider.py").read_text(encoding="utf-8")
+    provider_source = (ROOT / "pyop" / "configuration.py").read_text(encoding="utf-8")
     keys.update(re.findall(r"\bconfig(?:\.get\(|\[)\s*\"(\w+)\"", provider_source))
     keys.update(re.findall(r"\bname = \"(\w+_supported)\"", provider_source))
-    defaults = inspect.getsource(Provider._configuration_defaults)
+    defaults = inspect.getsource(configuration_defaults)
     block = re.search(r"return \{(.*?)\n\s*\}", defaults, re.S)
-    assert block, "the defaults of Provider._configuration_defaults were not found"
+    assert block, "the defaults of configuration_defaults were not found"
     keys.update(re.findall(r"^\s*\"(\w+)\":", block.group(1), re.M))
     return keys
 

@@ -822,9 +822,9 @@ class TestJwksUri:
 
     def test_cache_is_bounded(self, uri_op: Provider, client_rsa_key: rsa.RSAPrivateKey,
                               monkeypatch: pytest.MonkeyPatch) -> None:
-        import pyop.provider
+        import pyop.client_keys
 
-        monkeypatch.setattr(pyop.provider, "_JWKS_CACHE_SIZE", 2)
+        monkeypatch.setattr(pyop.client_keys, "_JWKS_CACHE_SIZE", 2)
         uri_op.jwks_fetcher = FakeFetcher({"keys": [public_jwk(client_rsa_key)]})
         request = query(sign_joserfc(claims(), client_rsa_key))
         for index in range(5):

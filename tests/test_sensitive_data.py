@@ -1,4 +1,4 @@
-"""No secret in logs or exception messages (DESIGN.md convention 9: "never secrets").
+"""No secret in logs or exception messages ("never log secrets").
 
 Every flow and error path runs with every logger at DEBUG; then no log record (message,
 arguments, formatted exception) and no exception raised (``str``, ``repr``, ``to_json``,

@@ -203,7 +203,7 @@ def test_oidc_core_3_1_2_1_empty_redirect_uri_never_redirects(op: Any) -> None:
     assert_not_redirected(error)
 
 
-# -- fatal checks first (DESIGN.md convention 3) -----------------------------------------------
+# -- fatal checks first (client_id, then redirect_uri, then the rest) -------------------------
 
 def test_design_fatal_checks_first_client_before_redirect_uri(op: Any) -> None:
     error = parse_error(op, auth_query(client_id="unknown-client",

@@ -1,0 +1,89 @@
+"""The public keys of clients: their ``jwks`` metadata or their fetched ``jwks_uri`` document.
+
+OIDC Dynamic Registration 2 (``jwks``, ``jwks_uri``), OIDC Core 6.2 and 10.1.1 (request
+objects and key rotation: a refetch when a signature does not verify), RFC 7523 3
+(``private_key_jwt`` assertions), RFC 7592 2.2-2.3 (a client's keys forgotten when it
+changes its registration).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+from .request_object import fetch_jwks, parse_jwk_set
+
+__all__ = ["ClientKeys"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a client's jwks_uri document is reused; at most one refetch per
+#: _JWKS_REFETCH_INTERVAL when a signature does not verify (key rotation).
+_JWKS_CACHE_TTL = 300
+_JWKS_REFETCH_INTERVAL = 30
+_JWKS_CACHE_SIZE = 1024
+
+
+class ClientKeys:
+    """Clients' public keys, with fetched ``jwks_uri`` documents cached in this process.
+
+    :param clock: returns the current UNIX time.
+    :param fetcher: fetches a ``jwks_uri`` document (default
+        :func:`~pyop.request_object.fetch_jwks`).
+    """
+
+    def __init__(self, clock: Callable[[], float],
+                 fetcher: Callable[[str], Any] = fetch_jwks) -> None:
+        self.clock = clock
+        #: Fetches a client's ``jwks_uri`` document.
+        self.fetcher = fetcher
+        #: ``uri -> (fetched at, keys or None)``, oldest first.
+        self.cache: dict[str, tuple[float, Optional[list[dict[str, Any]]]]] = {}
+        self._lock = threading.Lock()
+
+    def jwks(self, client_id: str, client: Mapping[str, Any], *,
+             refetch: bool = False) -> tuple[Optional[list[dict[str, Any]]], bool]:
+        """The client's public keys (``jwks`` metadata, or its ``jwks_uri`` document), or None;
+        and whether they are as fresh as can be (so a refetch would not help)."""
+        jwks = client.get("jwks")
+        jwks_uri = client.get("jwks_uri")
+        if jwks is None and isinstance(jwks_uri, str):
+            return self._fetched(client_id, jwks_uri, refetch)
+        if jwks is None:
+            return None, True
+        try:
+            return parse_jwk_set(jwks), True
+        except ValueError as e:
+            logger.warning("client %s: unusable jwks metadata: %s", client_id, e)
+            return None, True
+
+    def _fetched(self, client_id: str, uri: str, refetch: bool
+                 ) -> tuple[Optional[list[dict[str, Any]]], bool]:
+        now = self.clock()
+        cached = self.cache.get(uri)
+        if cached is not None:
+            fetched_at, keys = cached
+            too_soon = now - fetched_at < _JWKS_REFETCH_INTERVAL
+            if (not refetch and now - fetched_at < _JWKS_CACHE_TTL) or (refetch and too_soon):
+                return keys, too_soon
+        keys = None
+        try:
+            keys = parse_jwk_set(self.fetcher(uri))
+        except Exception as e:  # noqa: BLE001 - any network or parse failure: no keys
+            logger.warning("client %s: could not fetch its jwks_uri: %s", client_id,
+                           type(e).__name__)
+        with self._lock:
+            if uri not in self.cache and len(self.cache) >= _JWKS_CACHE_SIZE:
+                del self.cache[next(iter(self.cache))]  # the oldest entry
+            self.cache[uri] = (now, keys)
+        return keys, True
+
+    def forget(self, *uris: Any) -> None:
+        """Drop cached ``jwks_uri`` documents: a client that changed its registration
+        (RFC 7592 2.2, 2.3) may have removed keys from them."""
+        with self._lock:
+            for uri in uris:
+                if isinstance(uri, str):
+                    self.cache.pop(uri, None)

@@ -1,0 +1,130 @@
+"""Where the provider finds its clients: lookup, caches and client authentication.
+
+OAuth 2.0 (RFC 6749) 2.3 and 3.2.1 (client authentication), OIDC Core 9 (client
+authentication methods), RFC 7523 3 (assertion audiences), RFC 7592 (clients change: the
+caches forget them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Callable, Optional, cast
+
+from ._cache import TTLCache
+from .client_assertion import ClientAssertionVerifier
+from .client_authentication import authenticate_client
+from .exceptions import InvalidConfiguration
+
+__all__ = ["ClientRegistry"]
+
+logger = logging.getLogger(__name__)
+
+#: The client of the request being handled: (client_id, metadata), read from storage once.
+_request_client: contextvars.ContextVar[Optional[tuple[str, Mapping[str, Any]]]] = (
+    contextvars.ContextVar("pyop_request_client", default=None))
+
+
+class _ClientLookup:
+    """``clients.get`` for :func:`authenticate_client`, through :meth:`ClientRegistry.get`
+    (the request's client, then the client cache when enabled)."""
+
+    __slots__ = ("_get",)
+
+    def __init__(self, get: Callable[[Any], Optional[Mapping[str, Any]]]) -> None:
+        self._get = get
+
+    def get(self, client_id: Any, default: Any = None) -> Any:
+        client = self._get(client_id)
+        return default if client is None else client
+
+
+class ClientRegistry:
+    """The clients (a mapping ``client_id -> metadata``: a dict or a pyop storage).
+
+    :param store: the clients.
+    :param clock: returns the current UNIX time.
+    :param cache_ttl: seconds a client read is reused in this process (None: no cache).
+    :param cache_size: how many clients the cache keeps.
+    :raises InvalidConfiguration: ``cache_ttl`` or ``cache_size`` is invalid.
+    """
+
+    def __init__(self, store: Any, clock: Callable[[], float],
+                 cache_ttl: Optional[float] = None, cache_size: int = 1024) -> None:
+        if cache_ttl is not None and (
+                isinstance(cache_ttl, bool)
+                or not isinstance(cache_ttl, (int, float))
+                or not 0 <= cache_ttl < float("inf")):
+            raise InvalidConfiguration("client_cache_ttl: must be a number of seconds >= 0")
+        if (isinstance(cache_size, bool) or not isinstance(cache_size, int)
+                or cache_size < 1):
+            raise InvalidConfiguration("client_cache_size: must be an integer >= 1")
+        self.store = store
+        # only clients that exist are cached: an unknown client_id is read every time, so
+        # a client registered by another process is seen at once, and made-up ids do not
+        # fill the cache
+        self._cache: Optional[TTLCache[Mapping[str, Any]]] = None
+        if cache_ttl:
+            self._cache = TTLCache(cache_ttl, cache_size, clock)
+        self._lookup = cast(Mapping[str, Any], _ClientLookup(self.get))
+
+    def get(self, client_id: Any) -> Optional[Mapping[str, Any]]:
+        """The metadata of a registered client, or None: the request's client, else the
+        cached one, else the stored one."""
+        if not isinstance(client_id, str):
+            return None
+        cached = _request_client.get()
+        if cached is not None and cached[0] == client_id:
+            return cached[1]
+        cache = self._cache
+        if cache is not None:
+            hit = cache.get(client_id)
+            if hit is not None:
+                return hit
+        client = self.stored(client_id)
+        if client is not None and cache is not None:
+            cache.put(client_id, client)
+        return client
+
+    def get_client(self, client_id: Any) -> Optional[Mapping[str, Any]]:
+        """:meth:`get`, under the name the request validators use."""
+        return self.get(client_id)
+
+    def stored(self, client_id: str) -> Optional[Mapping[str, Any]]:
+        """The client as the store has it now (no cache): for read-modify-write of
+        client metadata (RFC 7592 updates, secret rotation)."""
+        try:
+            client = self.store.get(client_id)
+        except (TypeError, ValueError):
+            return None
+        return client if type(client) is dict or isinstance(client, Mapping) else None
+
+    def changed(self, client_id: str) -> None:
+        """Forget this process's cached metadata of a client."""
+        if self._cache is not None:
+            self._cache.discard(client_id)
+
+    @contextlib.contextmanager
+    def request_client(self, client_id: str, client: Mapping[str, Any]) -> Iterator[None]:
+        """Within the block, :meth:`get` answers ``client_id`` without reading the store."""
+        token = _request_client.set((client_id, client))
+        try:
+            yield
+        finally:
+            _request_client.reset(token)
+
+    def authenticate(self, parameters: Mapping[str, Any], http_headers: Optional[Any], *,
+                     now: int, assertion_verifier: ClientAssertionVerifier,
+                     audiences: Iterable[str]) -> tuple[str, Mapping[str, Any]]:
+        """Authenticate the client of a request (RFC 6749 2.3, OIDC Core 9); a client
+        assertion is verified for ``audiences`` (RFC 7523 3).
+
+        :raises InvalidClientAuthentication: 401 ``invalid_client``.
+        """
+        if "client_assertion" not in parameters and "client_assertion_type" not in parameters:
+            return authenticate_client(self._lookup, parameters, http_headers, now=now)
+        return authenticate_client(self._lookup, parameters, http_headers, now=now,
+                                   assertion_verifier=assertion_verifier,
+                                   audiences=audiences)

@@ -1,0 +1,298 @@
+"""The authorization endpoint: authentication requests and their responses.
+
+OIDC Core 3.1.2 (authorization code flow), 3.2.2 (implicit), 3.3.2 (hybrid), 5.5 (the
+``claims`` parameter), 6.1-6.3 (request objects), 11 (``offline_access``); RFC 9207
+(``iss`` in the response); RFC 7591 2 (a client's ``scope`` allow-list).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, cast
+
+from .. import claims_policy
+from ..claims_policy import ExtraClaims
+from ..client_management import (
+    client_allowed_claims,
+    client_allowed_scope,
+    narrow_claims,
+    narrow_claims_request,
+    narrow_scope,
+)
+from ..context import ProviderContext
+from ..exceptions import (
+    InvalidAuthenticationRequest,
+    InvalidClientId,
+    InvalidRedirectURI,
+    UnknownUser,
+)
+from ..message import (
+    AuthorizationRequest,
+    AuthorizationResponse,
+    ClaimsRequest,
+    Message,
+    message_from_plain_values,
+    set_string_member,
+)
+from ..request_object import merge_request_object, verify_request_object
+from ..request_validator import check_client_id, check_redirect_uri
+from ..response_mode import error_context
+from ..util import (
+    check_unique_parameters,
+    claims_request_member,
+    parse_parameters,
+    response_type_set,
+    strict_json_loads,
+)
+
+__all__ = ["parse_authentication_request", "create_authentication_error",
+           "requires_authentication", "authorize"]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_authentication_request(ctx: ProviderContext,
+                                 request_body: Any) -> AuthorizationRequest:
+    """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2): the
+    fatal checks first (client_id, then redirect_uri: never redirected), then the rest."""
+    parameters = parse_parameters(request_body, ctx.configuration.max_request_size,
+                                  lambda message: InvalidAuthenticationRequest(message, {}))
+    client = check_client_id(parameters, ctx.clients)
+    check_redirect_uri(parameters, client)
+    with ctx.clients.request_client(cast(str, parameters["client_id"]), client):
+        return _validate(ctx, parameters)
+
+
+def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> AuthorizationRequest:
+    """The checks after client and redirect_uri (OIDC Core 3.1.2.2); errors redirect."""
+    # client and redirect_uri verified: from here on errors may be redirected, with what
+    # the response needs from the parameters (error_context, made only for an error)
+    try:
+        check_unique_parameters(
+            parameters, lambda message: InvalidAuthenticationRequest(message, parameters))
+        if "request" in parameters and ctx.configuration.request_parameter_supported:
+            parameters = _merge_request_object(ctx, parameters)
+        _check_max_age(parameters)
+        _parse_claims_parameter(parameters)
+        try:
+            authn_req = message_from_plain_values(AuthorizationRequest, parameters)
+        except Exception as e:  # oic raises many types for malformed values
+            raise InvalidAuthenticationRequest(
+                f"malformed request: {type(e).__name__}", parameters) from e
+        if "claims" in authn_req and not ctx.configuration.claims_parameter_honoured():
+            del authn_req["claims"]
+        scope = authn_req.get("scope") or []
+        if "offline_access" in scope and "consent" not in (authn_req.get("prompt") or []):
+            # OIDC Core 11: ignore offline_access unless consent is prompted for
+            authn_req["scope"] = [s for s in scope if s != "offline_access"]
+        client = ctx.clients.get(authn_req.get("client_id")) or {}
+        _narrow_scope_to_allow_list(authn_req, client)
+        for validator in ctx.authentication_request_validators:
+            validator(authn_req)
+        _narrow_claims_to_allow_list(authn_req, client)
+        return authn_req
+    except (InvalidClientId, InvalidRedirectURI):
+        raise  # e.g. a request object's redirect_uri: never redirected
+    except InvalidAuthenticationRequest as e:
+        e.request = error_context(parameters)
+        e.redirect_uri_verified = True
+        e.issuer = ctx.issuer
+        logger.info("invalid authentication request: %s", e.oauth_error)
+        raise
+
+
+def _check_max_age(parameters: Mapping[str, Any]) -> None:
+    max_age = parameters.get("max_age")
+    if max_age is not None and not (isinstance(max_age, str) and max_age.isascii()
+                                    and max_age.isdigit() and len(max_age) <= 12):
+        raise InvalidAuthenticationRequest("max_age must be a non-negative integer",
+                                           parameters)
+
+
+def _parse_claims_parameter(parameters: dict[str, Any]) -> None:
+    """The ``claims`` parameter (OIDC Core 5.5) parsed from its JSON."""
+    claims_param = parameters.get("claims")
+    if isinstance(claims_param, str):
+        try:
+            parameters["claims"] = strict_json_loads(claims_param)
+        except ValueError as e:
+            raise InvalidAuthenticationRequest("claims is not valid JSON", parameters) from e
+        if not isinstance(parameters["claims"], dict):
+            raise InvalidAuthenticationRequest("claims must be a JSON object", parameters)
+
+
+def _narrow_scope_to_allow_list(authn_req: AuthorizationRequest,
+                                client: Mapping[str, Any]) -> None:
+    """Drop scope values outside the client's ``scope`` metadata (RFC 7591 2).
+
+    Run before the validators, so that a request left without ``openid`` is an
+    ``invalid_scope`` error (OIDC Core 3.1.2.1).
+    """
+    if client_allowed_scope(client) is None or "scope" not in authn_req:
+        return
+    authn_req["scope"] = narrow_scope(authn_req["scope"], client)
+
+
+def _narrow_claims_to_allow_list(authn_req: AuthorizationRequest,
+                                 client: Mapping[str, Any]) -> None:
+    """Drop the members of the ``claims`` parameter (OIDC Core 5.5) outside the
+    client's ``allowed_claims``."""
+    claims = authn_req.get("claims")
+    if claims is None or client_allowed_claims(client) is None:
+        return
+    if hasattr(claims, "to_dict"):
+        claims = claims.to_dict()
+    authn_req["claims"] = ClaimsRequest(**narrow_claims_request(claims, client))
+
+
+def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Verify the ``request`` object and merge it over the query (OIDC Core 6.3).
+
+    :raises InvalidAuthenticationRequest: ``invalid_request_object`` (redirectable).
+    :raises InvalidRedirectURI: the object's redirect_uri is not registered.
+    """
+    client_id = cast(str, parameters["client_id"])
+    client = ctx.clients.get(client_id) or {}
+    client_alg = client.get("request_object_signing_alg")
+    configuration = ctx.configuration
+
+    def verify(jwks: Optional[list[dict[str, Any]]]) -> dict[str, Any]:
+        return verify_request_object(
+            parameters["request"], client_id=client_id, client_jwks=jwks,
+            issuer=ctx.issuer, allowed_algs=configuration.request_object_signing_algs,
+            now=ctx.now(), client_alg=client_alg if isinstance(client_alg, str) else None,
+            allow_unsigned=configuration.allow_unsigned_request_objects)
+
+    jwks, fresh = ctx.client_keys.jwks(client_id, client)
+    try:
+        claims = verify(jwks)
+    except InvalidAuthenticationRequest:
+        if fresh:
+            raise
+        # keys from a cached jwks_uri document: the client may have rotated them
+        jwks, _ = ctx.client_keys.jwks(client_id, client, refetch=True)
+        claims = verify(jwks)
+    merged = merge_request_object(parameters, claims)
+    if merged.get("redirect_uri") != parameters.get("redirect_uri"):
+        # the response goes to the merged redirect_uri: it must be registered too
+        check_redirect_uri(merged, client)
+    return merged
+
+
+def create_authentication_error(ctx: ProviderContext,
+                                authentication_request: Mapping[str, Any],
+                                oauth_error: str, description: str = ""
+                                ) -> InvalidAuthenticationRequest:
+    """A redirectable error for a request this provider validated (OIDC Core 3.1.2.6)."""
+    return InvalidAuthenticationRequest(description, error_context(authentication_request),
+                                        oauth_error,
+                                        redirect_uri_verified=True, issuer=ctx.issuer)
+
+
+def requires_authentication(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+                            auth_time: Optional[float]) -> bool:
+    """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age``
+    passed (OIDC Core 3.1.2.1)."""
+    if auth_time is None:
+        return True
+    if "login" in (authentication_request.get("prompt") or []):
+        return True
+    max_age = authentication_request.get("max_age")
+    if isinstance(max_age, int) and not isinstance(max_age, bool):
+        return ctx.now() - auth_time > max_age
+    return False
+
+
+def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], user_id: str,
+              extra_id_token_claims: ExtraClaims = None, *,
+              auth_time: Optional[float] = None, acr: Optional[str] = None,
+              amr: Optional[Iterable[str]] = None) -> AuthorizationResponse:
+    """The authentication response for an authenticated end-user: a code, access token
+    and/or ID token as the ``response_type`` asks (OIDC Core 3.1.2.5, 3.2.2.5, 3.3.2.5).
+
+    Steps: 1. the client and its ID token key (before anything is issued); 2. the
+    subject identifier, checked against a requested ``sub``; 3. the scope granted and
+    ``auth_time``; 4. the code, 5. the access token, 6. the ID token; 7. ``state`` and
+    ``iss`` (RFC 9207 2).
+    """
+    if not isinstance(authentication_request, Message):
+        # e.g. the dict a host kept in its session: scope back to a list, claims parsed
+        authentication_request = AuthorizationRequest().from_dict(dict(authentication_request))
+    client_id = authentication_request["client_id"]
+    client = ctx.client(client_id)
+    id_token_key = ctx.keys.id_token_key(client)  # before any code or token is issued
+    response_types = response_type_set(authentication_request.get("response_type"))
+    user_record = claims_policy.user_record(ctx, user_id)
+    if user_record is None and not claims_policy.knows_user(ctx, user_id):
+        raise UnknownUser(f"the claims source (userinfo) does not know user {user_id!r}")
+    sub = claims_policy.subject_identifier(ctx, client, user_id,
+                                           authentication_request.get("redirect_uri"),
+                                           user_record, record_read=True)
+    claims_policy.check_requested_subject(ctx, authentication_request, sub)
+    scope = narrow_scope(claims_policy.granted_scope(ctx, authentication_request), client)
+    auth_time_int = int(auth_time) if auth_time is not None else None
+    if auth_time_int is None and claims_policy.auth_time_required(authentication_request,
+                                                                  client):
+        # OIDC Core 3.1.2.1, 5.5.1; Registration 2: auth_time is then REQUIRED in the
+        # ID token. authorize() is called when the end-user has just authenticated.
+        auth_time_int = ctx.now()
+
+    response = AuthorizationResponse()
+    carried = None
+    if response_types & {"code", "token"}:
+        carried = claims_policy.claims_to_carry(ctx, user_id, client, scope,
+                                                authentication_request)
+    code = None
+    if "code" in response_types:
+        code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
+                           extra_id_token_claims, auth_time_int, acr, amr)
+        set_string_member(response, "code", code)
+    access_token = None
+    if "token" in response_types:
+        access_token = ctx.authz_state.issue_access_token(
+            authentication_request, sub, user_id, scope, user_info=carried)
+        response["access_token"] = access_token.value
+        response["token_type"] = access_token.type
+        response["expires_in"] = access_token.expires_in
+    if "id_token" in response_types:
+        requested = claims_request_member(authentication_request, "id_token")
+        if response_types == {"id_token"}:
+            # no access token: scope claims go in the ID token (OIDC Core 5.4)
+            requested = {**claims_policy.scope_claims(ctx, scope), **requested}
+        response["id_token"] = claims_policy.id_token(
+            ctx, client_id=client_id, sub=sub, user_id=user_id,
+            nonce=authentication_request.get("nonce"),
+            claims=claims_policy.user_claims(ctx, user_id, narrow_claims(requested, client),
+                                             user_record),
+            extra=extra_id_token_claims, auth_time=auth_time_int, acr=acr, amr=amr,
+            access_token=access_token.value if access_token else None, code=code,
+            signing_key=id_token_key)
+    if "state" in authentication_request:
+        set_string_member(response, "state", authentication_request["state"])
+    set_string_member(response, "iss", ctx.issuer)  # RFC 9207 2
+    return response
+
+
+def _issue_code(ctx: ProviderContext, authentication_request: Mapping[str, Any], sub: str,
+                user_id: str, scope: list[str], carried: Optional[dict[str, Any]],
+                extra_id_token_claims: ExtraClaims, auth_time: Optional[int],
+                acr: Optional[str], amr: Optional[Iterable[str]]) -> str:
+    """An authorization code recording what its ID token will need (OIDC Core 3.1.3.6)."""
+    extra: dict[str, Any] = {}
+    if auth_time is not None:
+        extra["auth_time"] = auth_time
+    if acr is not None:
+        extra["acr"] = acr
+    if amr is not None:
+        extra["amr"] = list(amr)
+    if extra_id_token_claims is not None and isinstance(extra_id_token_claims, Mapping):
+        extra["extra_id_token_claims"] = dict(extra_id_token_claims)
+    elif callable(extra_id_token_claims):
+        claims_now = extra_id_token_claims(user_id, authentication_request["client_id"])
+        if claims_now:
+            extra["extra_id_token_claims"] = dict(claims_now)
+    if carried is not None:
+        extra["user_info"] = carried
+    return ctx.authz_state.issue_authorization_code(
+        cast(Message, authentication_request).to_dict(), sub, user_id, scope, extra)

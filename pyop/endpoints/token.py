@@ -1,0 +1,47 @@
+"""The token endpoint: client authentication, then the grant the request names.
+
+RFC 6749 3.2 (the endpoint), 3.2.1 and 2.3 (client authentication), 5.1-5.2 (responses
+and errors), 4.1.3, 4.4 and 6 (the grants of :mod:`pyop.grants`); OIDC Core 3.1.3.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from ..context import ProviderContext
+from ..exceptions import InvalidTokenRequest, UnauthorizedClient, UnsupportedGrantType
+from ..grants.base import GrantRequest
+from ..message import AccessTokenResponse
+from ..util import parse_unique_parameters
+
+__all__ = ["handle_token_request"]
+
+logger = logging.getLogger(__name__)
+
+
+def _invalid_request(message: str) -> InvalidTokenRequest:
+    return InvalidTokenRequest(message, oauth_error="invalid_request")
+
+
+def handle_token_request(ctx: ProviderContext, request_body: Any,
+                         http_headers: Optional[Any] = None,
+                         extra_id_token_claims: Any = None) -> AccessTokenResponse:
+    """A token request (RFC 6749 3.2): 1. parameters, each once; 2. client
+    authentication; 3. a ``grant_type`` the provider supports and the client registered;
+    4. its handler (``ctx.grant_handlers``)."""
+    parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
+                                         _invalid_request)
+    client_id, client = ctx.authenticate_client(parameters, http_headers)
+    grant_type = parameters.get("grant_type")
+    if grant_type is None:
+        raise _invalid_request("missing grant_type")
+    handler = ctx.grant_handlers.get(grant_type) if isinstance(grant_type, str) else None
+    if handler is None or grant_type not in ctx.grant_types_supported():
+        raise UnsupportedGrantType("grant_type not supported")
+    registered = client.get("grant_types")
+    if registered is not None and grant_type not in registered:
+        raise UnauthorizedClient("the client is not registered for this grant_type")
+    response: AccessTokenResponse = handler(
+        ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims))
+    return response

@@ -1,0 +1,110 @@
+"""Token introspection and revocation: what a client may learn of, or end, its tokens.
+
+RFC 7662 (introspection: 2.1 request, 2.2 response), RFC 7009 (revocation: 2.1 request,
+2.2 response); the client authenticates as at the token endpoint (RFC 6749 2.3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from ..client_management import narrow_scope
+from ..context import ProviderContext
+from ..exceptions import InvalidAccessToken, InvalidClientAuthentication, InvalidRequestError
+from ..message import TokenIntrospectionResponse
+from ..util import parse_unique_parameters
+
+__all__ = ["handle_introspection_request", "handle_revocation_request"]
+
+logger = logging.getLogger(__name__)
+
+_TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
+
+
+def handle_introspection_request(ctx: ProviderContext, request_body: Any,
+                                 http_headers: Optional[Any] = None
+                                 ) -> TokenIntrospectionResponse:
+    """Introspection (RFC 7662): 1. the confidential client; 2. the token, live and the
+    client's; 3. its description (2.2), or ``{"active": false}``."""
+    client_id, client, token, order = _parse_request(
+        ctx, request_body, http_headers, allow_public=False, endpoint="introspection_endpoint")
+    found = _find_token(ctx, token, order, client_id)
+    if found is None:
+        return TokenIntrospectionResponse(active=False)
+    token_type, record = found
+    if record.get("rotated"):
+        return TokenIntrospectionResponse(active=False)
+    # the client's scope allow-list as it is now, as at UserInfo (RFC 7591 2)
+    scope = " ".join(narrow_scope(str(record.get("scope", "")).split(), client))
+    response = TokenIntrospectionResponse(
+        active=True, scope=scope, client_id=client_id,
+        exp=record.get("exp"), iat=record.get("iat"),
+        token_type="Bearer" if token_type == "access_token" else "refresh_token",
+        iss=ctx.issuer)
+    if record.get("sub") is not None:  # client_credentials tokens have no end-user
+        response["sub"] = record["sub"]
+    return response
+
+
+def handle_revocation_request(ctx: ProviderContext, request_body: Any,
+                              http_headers: Optional[Any] = None) -> None:
+    """Revocation (RFC 7009): 1. the client; 2. the token, if it is the client's;
+    3. revoked (a refresh token with its grant). Other tokens are left alone (2.2)."""
+    client_id, _, token, order = _parse_request(
+        ctx, request_body, http_headers, allow_public=True, endpoint="revocation_endpoint")
+    found = _find_token(ctx, token, order, client_id)
+    if found is None:
+        return
+    if found[0] == "access_token":
+        ctx.authz_state.revoke_access_token(token)
+    else:
+        ctx.authz_state.revoke_refresh_token(token)
+
+
+def _parse_request(ctx: ProviderContext, request_body: Any, http_headers: Optional[Any], *,
+                   allow_public: bool, endpoint: str
+                   ) -> tuple[str, Mapping[str, Any], str, list[str]]:
+    """Authenticate the client; return ``(client_id, client, token, token types to
+    try)``."""
+    parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
+                                         InvalidRequestError)
+    client_id, client = ctx.authenticate_client(parameters, http_headers, endpoint)
+    if (not allow_public
+            and client.get("token_endpoint_auth_method", "client_secret_basic") == "none"):
+        raise InvalidClientAuthentication("public clients may not introspect tokens")
+    token = parameters.get("token")
+    if not isinstance(token, str) or not token:
+        raise InvalidRequestError("missing token")
+    hint = parameters.get("token_type_hint")
+    order = list(_TOKEN_TYPE_HINTS)
+    if hint == "refresh_token":  # unknown hints are ignored (RFC 7662 2.1, RFC 7009 2.1)
+        order.reverse()
+    return client_id, client, token, order
+
+
+def _find_token(ctx: ProviderContext, token: str, order: list[str], client_id: str
+                ) -> Optional[tuple[str, dict[str, Any]]]:
+    """``(token type, record)`` of the first live token of the types in ``order``, if it
+    was issued to ``client_id``; None otherwise."""
+    for token_type in order:
+        record = _token_record(ctx, token_type, token)
+        if record is None:
+            continue
+        if record.get("client_id") != client_id:
+            logger.info("token management request for a token of another client")
+            return None
+        return token_type, record
+    return None
+
+
+def _token_record(ctx: ProviderContext, token_type: str,
+                  token: str) -> Optional[dict[str, Any]]:
+    """The unexpired record of a token of that type, or None."""
+    if token_type == "access_token":
+        try:
+            return ctx.authz_state.get_access_token(token)
+        except InvalidAccessToken:
+            return None
+    return ctx.authz_state.get_refresh_token(token)

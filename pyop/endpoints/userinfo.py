@@ -1,0 +1,64 @@
+"""The UserInfo endpoint: the claims an access token was granted.
+
+OIDC Core 5.3 (request 5.3.1, response 5.3.2, signed response), 5.4 (scope claims),
+5.5 (``claims`` request); RFC 6750 2-3 (bearer tokens and their errors); RFC 7591 2 and
+RFC 7592 2.3 (allow-lists as they are now; deleted clients).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from .. import claims_policy
+from ..access_token import extract_bearer_token_from_http_request, get_header
+from ..client_management import narrow_claims, narrow_scope
+from ..context import ProviderContext
+from ..exceptions import (
+    InsufficientScope,
+    InvalidAccessToken,
+    InvalidUserinfoRequest,
+    TokenWithoutEndUser,
+)
+from ..message import UserinfoResponse, message_from_plain_values
+from ..util import parse_parameters
+
+__all__ = ["handle_userinfo_request"]
+
+logger = logging.getLogger(__name__)
+
+
+def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
+                            http_headers: Optional[Any] = None) -> UserinfoResponse:
+    """A UserInfo request (OIDC Core 5.3): 1. the bearer token and its record; 2. its
+    client, still registered; 3. an end-user and the ``openid`` scope; 4. the claims of
+    the scope and ``claims`` request within the client's allow-lists; 5. signed when the
+    client registered ``userinfo_signed_response_alg``."""
+    parameters = parse_parameters(request, ctx.configuration.max_request_size,
+                                  InvalidUserinfoRequest)
+    token = extract_bearer_token_from_http_request(
+        parameters, get_header(http_headers, "Authorization"))
+    record = ctx.authz_state.get_access_token(token)
+    client = ctx.clients.get(record.get("client_id"))
+    if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
+        raise InvalidAccessToken("the access token is unknown, expired or revoked")
+    if "user_id" not in record:
+        raise TokenWithoutEndUser(
+            "the access token was issued to a client for itself (client_credentials): "
+            "there is no end-user")
+    scope = narrow_scope(record.get("scope", "").split(), client)
+    if "openid" not in scope:
+        raise InsufficientScope("the access token was not granted the openid scope")
+    requested = claims_policy.scope_claims(ctx, scope)
+    requested.update(record.get("claims") or {})
+    claims = claims_policy.user_claims(ctx, record["user_id"], narrow_claims(requested, client),
+                                       record.get("user_info"))
+    claims["sub"] = record["sub"]
+    response = message_from_plain_values(UserinfoResponse, claims)
+    if client.get("userinfo_signed_response_alg") is not None:
+        key = ctx.keys.signing_key_for(client, "userinfo_signed_response_alg")
+        if key is None:
+            raise InvalidUserinfoRequest(
+                "the provider has no key for the client's userinfo_signed_response_alg")
+        response.sign(key, issuer=ctx.issuer, audience=record["client_id"])
+    return response
