@@ -23,11 +23,13 @@ LAYERS: list[list[str]] = [
     ["pyop._cache", "pyop.response_mode", "pyop.subject_identifier", "pyop.userinfo",
      "pyop.provider_view"],
     ["pyop.exceptions"],
+    ["pyop.misuse_checks"],
     ["pyop.util"],
     ["pyop.crypto"],
     ["pyop.message", "pyop.access_token", "pyop.id_token", "pyop.keys",
      "pyop.request_object"],
     # storage: the contract, then the backends, then the package face
+    ["pyop.storage.schemes"],
     ["pyop.storage.base"],
     ["pyop.storage.memory", "pyop.storage.mongo", "pyop.storage.redis", "pyop.storage.sql"],
     ["pyop.storage.stateless"],
@@ -53,14 +55,8 @@ LAYERS: list[list[str]] = [
     ["pyop"],
 ]
 
-#: Upward imports still to remove: ``StorageBase.from_uri`` creates the backends it names.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("pyop.storage.base", "pyop.storage.memory"),
-    ("pyop.storage.base", "pyop.storage.mongo"),
-    ("pyop.storage.base", "pyop.storage.redis"),
-    ("pyop.storage.base", "pyop.storage.sql"),
-    ("pyop.storage.base", "pyop.storage.stateless"),
-}
+#: Upward imports allowed (none).
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 #: Private names still used across modules: (importing module, imported module, name).
 KNOWN_PRIVATE: set[tuple[str, str, str]] = {

@@ -54,6 +54,7 @@ from .base import (
     missing_driver,
     wrap_error,
 )
+from .schemes import register_backend
 
 __all__ = ["MongoWrapper"]
 
@@ -435,3 +436,12 @@ def _uri_database(db_uri: str) -> Optional[str]:
         return None
     name = unquote(path.lstrip("/"))
     return name or None
+
+
+def _create(db_uri: str, collection: str, db_name: Optional[str], ttl: Optional[int],
+            **kwargs: Any) -> MongoWrapper:
+    """``StorageBase.from_uri`` for ``mongodb://`` and ``mongodb+srv://``."""
+    return MongoWrapper(db_uri, db_name, collection, ttl, **kwargs)
+
+
+register_backend("mongodb", _create, frozenset({"mongodb", "mongodb+srv"}))

@@ -42,6 +42,7 @@ from .base import (
     missing_driver,
     wrap_error,
 )
+from .schemes import register_backend
 
 __all__ = ["RedisWrapper"]
 
@@ -379,3 +380,12 @@ class RedisWrapper(StorageBase):
                 yield name[start:]
         except self._errors as error:
             raise wrap_error("keys", self.collection, error) from error
+
+
+def _create(db_uri: str, collection: str, db_name: Optional[Union[str, int]],
+            ttl: Optional[int], **kwargs: Any) -> RedisWrapper:
+    """``StorageBase.from_uri`` for ``redis://``, ``rediss://`` and ``unix://``."""
+    return RedisWrapper(db_uri, db_name, collection, ttl, **kwargs)
+
+
+register_backend("redis", _create, frozenset({"redis", "rediss", "unix"}))

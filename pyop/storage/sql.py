@@ -81,6 +81,7 @@ from .base import (
     missing_driver,
     wrap_error,
 )
+from .schemes import register_backend
 
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy import Table
@@ -977,3 +978,36 @@ class SQLWrapper(StorageBase):
             if len(page) < page_size:
                 return
             last = page[-1]
+
+
+#: URI schemes of the SQL backend (the dialect part of a SQLAlchemy URL).
+_SQL_DIALECTS = frozenset(
+    {"sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql", "cockroachdb"}
+)
+
+
+def _is_sqlalchemy_dialect(db_uri: str) -> bool:
+    """Whether SQLAlchemy (if installed) knows the URI's dialect."""
+    try:
+        from sqlalchemy.engine import make_url
+    except ImportError:
+        return False
+    try:
+        make_url(db_uri).get_dialect()
+    except Exception:
+        return False
+    return True
+
+
+def _accepts(scheme: str, db_uri: str) -> bool:
+    """``dialect+driver`` URLs of the known dialects, and any dialect SQLAlchemy knows."""
+    return scheme.split("+", 1)[0] in _SQL_DIALECTS or _is_sqlalchemy_dialect(db_uri)
+
+
+def _create(db_uri: str, collection: str, db_name: Optional[str], ttl: Optional[int],
+            **kwargs: Any) -> SQLWrapper:
+    """``StorageBase.from_uri`` for SQLAlchemy URLs."""
+    return SQLWrapper(db_uri, db_name, collection, ttl, **kwargs)
+
+
+register_backend("sql", _create, _SQL_DIALECTS, accepts=_accepts)
