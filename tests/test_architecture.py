@@ -31,6 +31,8 @@ LAYERS: list[list[str]] = [
     # storage: the contract, then the backends, then the package face
     ["pyop.storage.schemes"],
     ["pyop.storage.base"],
+    ["pyop.storage._sql_statements"],
+    ["pyop.storage._sql_engine"],
     ["pyop.storage.memory", "pyop.storage.mongo", "pyop.storage.redis", "pyop.storage.sql"],
     ["pyop.storage.stateless"],
     ["pyop.storage"],
