@@ -25,6 +25,7 @@ LAYERS: list[list[str]] = [
     ["pyop.exceptions"],
     ["pyop.misuse_checks"],
     ["pyop.util"],
+    ["pyop._jws_algorithms"],
     ["pyop.crypto"],
     ["pyop.message", "pyop.access_token", "pyop.id_token", "pyop.keys",
      "pyop.request_object"],
