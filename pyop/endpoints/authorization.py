@@ -55,7 +55,23 @@ logger = logging.getLogger(__name__)
 def parse_authentication_request(ctx: ProviderContext,
                                  request_body: Any) -> AuthorizationRequest:
     """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2): the
-    fatal checks first (client_id, then redirect_uri: never redirected), then the rest."""
+    fatal checks first (client_id, then redirect_uri: never redirected), then the rest.
+
+    With ``request_parameter_supported``, a ``request`` object (OIDC Core
+    6.1) is verified with the client's keys once client_id and redirect_uri
+    are, and its members replace the query parameters (OIDC Core 6.3.3);
+    see :mod:`pyop.request_object`.
+
+    :param request_body: the query string (GET) or form body (POST), as
+        ``str``/``bytes``, or a mapping of parameters.
+    :returns: the validated request, to keep in the end-user's session.
+    :raises InvalidClientId: unknown client (never redirected).
+    :raises InvalidRedirectURI: missing or unregistered redirect_uri, also
+        one inside a request object (never redirected).
+    :raises InvalidAuthenticationRequest: any other error; its
+        ``to_error_url()`` (or ``to_form_post()`` for ``response_mode=form_post``)
+        gives the response to the client.
+    """
     parameters = parse_parameters(request_body, ctx.configuration.max_request_size,
                                   lambda message: InvalidAuthenticationRequest(message, {}))
     client = check_client_id(parameters, ctx.clients)
@@ -184,7 +200,12 @@ def create_authentication_error(ctx: ProviderContext,
                                 authentication_request: Mapping[str, Any],
                                 oauth_error: str, description: str = ""
                                 ) -> InvalidAuthenticationRequest:
-    """A redirectable error for a request this provider validated (OIDC Core 3.1.2.6)."""
+    """A redirectable error for a request this provider validated (OIDC Core 3.1.2.6).
+
+    For errors the host decides, e.g. ``login_required`` for ``prompt=none``
+    without a session, ``consent_required``, ``access_denied`` (OIDC Core
+    3.1.2.6). Use its ``to_error_url()``.
+    """
     return InvalidAuthenticationRequest(description, error_context(authentication_request),
                                         oauth_error,
                                         redirect_uri_verified=True, issuer=ctx.issuer)
@@ -193,7 +214,12 @@ def create_authentication_error(ctx: ProviderContext,
 def requires_authentication(ctx: ProviderContext, authentication_request: Mapping[str, Any],
                             auth_time: Optional[float]) -> bool:
     """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age``
-    passed (OIDC Core 3.1.2.1)."""
+    passed (OIDC Core 3.1.2.1).
+
+    OIDC Core 3.1.2.1.
+
+    :param auth_time: when the end-user last authenticated (UNIX time), or None.
+    """
     if auth_time is None:
         return True
     if "login" in (authentication_request.get("prompt") or []):
@@ -215,6 +241,26 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     subject identifier, checked against a requested ``sub``; 3. the scope granted and
     ``auth_time``; 4. the code, 5. the access token, 6. the ID token; 7. ``state`` and
     ``iss`` (RFC 9207 2).
+
+    Creates a code, access token and/or ID token as the ``response_type``
+    asks (OIDC Core 3.1.2.5, 3.2.2.5, 3.3.2.5). The host sends the user
+    agent to ``response.request(redirect_uri, should_fragment_encode(req))``.
+
+    :param authentication_request: the request returned by
+        :meth:`~pyop.provider.Provider.parse_authentication_request` (or rebuilt from
+        its ``to_dict()``).
+    :param user_id: the host's local id of the authenticated user.
+    :param extra_id_token_claims: extra ID token claims: a dict, or a callable
+        ``(user_id, client_id) -> dict``; also applied at the token endpoint.
+    :param auth_time: when the user authenticated (UNIX time), for ``auth_time``.
+    :param acr: the Authentication Context Class Reference achieved.
+    :param amr: the Authentication Methods References used.
+    :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
+        the request was parsed; :class:`~pyop.exceptions.UnauthorizedClient` when the
+        provider has no key for the client's ``id_token_signed_response_alg``.
+    :raises UnknownUser: the claims source does not know ``user_id`` (a ``KeyError``;
+        nothing is issued, the host decides what follows, see :doc:`errors`).
+    :raises StorageError: the storage failed.
     """
     if not isinstance(authentication_request, Message):
         # e.g. the dict a host kept in its session: scope back to a list, claims parsed
