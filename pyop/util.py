@@ -120,8 +120,8 @@ def requested_scope_is_allowed(requested_scope: Union[str, Iterable[str]],
                                allowed_scope: str) -> bool:
     """Whether every value of ``requested_scope`` (a list, or a space-separated string) is
     in ``allowed_scope``, a space-separated string (RFC 6749 3.3, 6; pyop 3)."""
-    requested = requested_scope.split() if isinstance(requested_scope, str) \
-        else list(requested_scope)
+    requested = (requested_scope.split() if isinstance(requested_scope, str)
+        else list(requested_scope))
     return frozenset(requested).issubset(allowed_scope.split())
 
 

@@ -169,8 +169,8 @@ class AccessTokens(SubjectIdentifiers):
                     return cached
                 issued.discard(access_token_value)
         record = self._live(self.access_tokens, access_token_value)
-        if record is None or record.get("token_type") != "access_token" \
-                or self._revoked_by_logout(record):
+        if (record is None or record.get("token_type") != "access_token"
+                or self._revoked_by_logout(record)):
             raise InvalidAccessToken("the access token is unknown, expired or revoked")
         return record
 

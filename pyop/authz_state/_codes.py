@@ -244,8 +244,8 @@ class AuthorizationCodes(RefreshTokens):
             used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
             tokens = self.access_tokens
-            if refresh_value is not None and not is_sealed(self.refresh_tokens) \
-                    and not is_sealed(tokens):
+            if (refresh_value is not None and not is_sealed(self.refresh_tokens)
+                    and not is_sealed(tokens)):
                 # written before the code is marked used, so a replay that finds the code
                 # used finds this token too and revokes it (no window after the mark);
                 # removed again if this redemption loses or the storage fails

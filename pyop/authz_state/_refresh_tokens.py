@@ -286,8 +286,8 @@ class RefreshTokens(AccessTokens):
         longer be used, but revoking it still revokes its grant.
         """
         record = self._live(self.refresh_tokens, refresh_token_value)
-        if record is None or record.get("token_type") != "refresh_token" \
-                or self._revoked_by_logout(record):
+        if (record is None or record.get("token_type") != "refresh_token"
+                or self._revoked_by_logout(record)):
             return None
         return record
 

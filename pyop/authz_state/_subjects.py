@@ -121,8 +121,8 @@ class SubjectIdentifiers(StateBase):
             if hit is not None:
                 return hit
         record = self.subject_identifiers.get(user_id)
-        if isinstance(record, dict) and isinstance(record.get("public"), str) \
-                and record["public"]:
+        if (isinstance(record, dict) and isinstance(record.get("public"), str)
+                and record["public"]):
             return str(record["public"])
         return None
 
