@@ -496,7 +496,8 @@ class Provider:
     def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
                              extra_id_token_claims: ExtraClaims = None) -> AccessTokenResponse:
         """Handle a token request: ``authorization_code``, ``refresh_token`` or
-        ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4).
+        ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4). Send the result with
+        ``Cache-Control: no-store`` (RFC 6749 5.1).
 
         Details: :func:`pyop.endpoints.token.handle_token_request`."""
         return token.handle_token_request(self._context, request_body, http_headers,

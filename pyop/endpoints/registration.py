@@ -317,19 +317,31 @@ def handle_client_update_request(ctx: ProviderContext, client_id: Any, request_b
         or client_secret not the client's, malformed body),
         ``invalid_redirect_uri`` or ``invalid_client_metadata``.
     """
-    client_id, current, token = _managed_client(ctx, client_id, http_headers)
-    metadata = _parse_body(request_body)
+    client_id, current, token = _managed_client(ctx, client_id, http_headers)  # 1.
+    metadata = _parse_body(request_body)  # 2.
     _check_update_identity(metadata, client_id, current)
     for name in SERVER_MANAGED_METADATA:
         metadata.pop(name, None)
-    client = _client_metadata(_verified_request(ctx, metadata))
-    for name, value in current.items():  # provider- and host-set members stay
+    client = _client_metadata(_verified_request(ctx, metadata))  # 3.
+    for name, value in current.items():  # 4. provider- and host-set members stay
         if name not in CLIENT_SETTABLE_METADATA:
             client.setdefault(name, value)
     new_secret = _update_client_secret(ctx, client, current, rotate_client_secret)
     if rotate_registration_access_token:
         token = new_registration_access_token()
         client["registration_access_token_hash"] = hash_client_secret(token)
+    response = _updated_client_information(ctx, client, token, new_secret)
+    ctx.clients.store[client_id] = client  # 5.
+    ctx.client_changed(client_id)
+    ctx.client_keys.forget(current.get("jwks_uri"), client.get("jwks_uri"))
+    logger.info("updated client %s", client_id)
+    return response
+
+
+def _updated_client_information(ctx: ProviderContext, client: dict[str, Any], token: str,
+                                new_secret: Optional[str]) -> RegistrationResponse:
+    """The response to an update (RFC 7592 3), checked before anything is stored; a new
+    secret is in it, once."""
     try:
         response = _client_information(ctx, client, token)
         if new_secret is not None:
@@ -338,10 +350,6 @@ def handle_client_update_request(ctx: ProviderContext, client_id: Any, request_b
         raise InvalidClientRegistrationRequest(
             describe_invalid_metadata(client, e), None,
             oauth_error="invalid_client_metadata") from e
-    ctx.clients.store[client_id] = client
-    ctx.client_changed(client_id)
-    ctx.client_keys.forget(current.get("jwks_uri"), client.get("jwks_uri"))
-    logger.info("updated client %s", client_id)
     return response
 
 
