@@ -23,7 +23,7 @@ LAYERS: list[list[str]] = [
     ["pyop._cache", "pyop.response_mode", "pyop.subject_identifier", "pyop.userinfo",
      "pyop.provider_view"],
     ["pyop.exceptions"],
-    ["pyop.util"],
+    ["pyop.util", "pyop.misuse_checks"],
     ["pyop.crypto"],
     ["pyop.message", "pyop.access_token", "pyop.id_token", "pyop.keys",
      "pyop.request_object"],
