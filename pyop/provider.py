@@ -307,6 +307,10 @@ class Provider:
         grant type or default ACR value the provider does not support. Off by default:
         those values are dropped, as pyop 3 dropped them, and only a list left empty is
         refused (see :meth:`match_client_preferences_with_provider_capabilities`).
+    :param id_token_aud_as_string: issue the ``aud`` claim of ID tokens as the
+        ``client_id`` string. Off by default: ``aud`` is the list ``[client_id]``, as pyop 3
+        issued it (OIDC Core 2 allows both forms; relying parties that worked with pyop 3
+        accept the list).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field.
     """
 
@@ -336,6 +340,7 @@ class Provider:
         limit_claims_to_claims_supported: bool = False,
         thumbprint_kids: bool = False,
         strict_client_preferences: bool = False,
+        id_token_aud_as_string: bool = False,
     ) -> None:
         try:
             self._signing_key = SigningKey.from_key(signing_key)
@@ -364,6 +369,8 @@ class Provider:
         self.allow_unsigned_request_objects = allow_unsigned_request_objects
         self.hash_client_secrets = hash_client_secrets
         self.strict_client_preferences = strict_client_preferences
+        #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
+        self.id_token_aud_as_string = id_token_aud_as_string
         self.clock: Callable[[], float] = clock or getattr(authz_state, "clock", None) or time.time
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
         self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
@@ -1184,7 +1191,8 @@ class Provider:
             lifetime=self.id_token_lifetime, nonce=nonce, auth_time=auth_time, acr=acr,
             amr=list(amr) if amr is not None else None, access_token=access_token,
             authorization_code=code, claims=claims,
-            extra_claims=self._extra_claims(extra, user_id, client_id))
+            extra_claims=self._extra_claims(extra, user_id, client_id),
+            audience=client_id if self.id_token_aud_as_string else [client_id])
 
     @staticmethod
     def _auth_time_required(authentication_request: Mapping[str, Any],
