@@ -466,7 +466,7 @@ class TestParseAuthenticationRequest:
             parse(provider, client_id="unknown")
         assert info.value.to_error_url() is None
         assert info.value.redirectable is False
-        assert info.value.oauth_error == "invalid_request"
+        assert info.value.oauth_error == "unauthorized_client"  # as pyop 3
 
     def test_missing_client_id(self, provider: Provider) -> None:
         with pytest.raises(InvalidClientId):
