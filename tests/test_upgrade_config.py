@@ -358,7 +358,7 @@ def test_id_tokens_verify_with_kid_matching_libraries(signing_key_pem: str,
     keys.load_dict(published)
     assert JWS().verify_compact(token, keys._keys)["sub"]
     key_set = KeySet.import_key_set(published)  # type: ignore[arg-type]
-    assert jwt.decode(token, key_set, algorithms=["RS256"]).claims["aud"] == "rp"
+    assert jwt.decode(token, key_set, algorithms=["RS256"]).claims["aud"] == ["rp"]
 
 
 def test_thumbprint_kids_are_opt_in_and_verifiable(signing_key_pem: str) -> None:
@@ -373,7 +373,7 @@ def test_thumbprint_kids_are_opt_in_and_verifiable(signing_key_pem: str) -> None
     assert header_of(token) == {"alg": "RS256", "kid": jwk["kid"]}
     keys = KEYS()
     keys.load_dict(published)
-    assert JWS().verify_compact(token, keys._keys)["aud"] == "rp"
+    assert JWS().verify_compact(token, keys._keys)["aud"] == ["rp"]
 
 
 def test_several_keys_get_thumbprint_kids(signing_key_pem: str) -> None:
