@@ -18,7 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import cases
+import pyop.exceptions
+
+from . import cases, discovery_differences
 from .conftest import run_json
 from .ours import run_ours
 
@@ -269,62 +271,16 @@ def test_whole_flows_including_sub(results: dict[str, Any], sid: str) -> None:
 
 # -- discovery ----------------------------------------------------------------------------------
 
-#: Members whose pyop 3 default was false or wrong, with the value required instead and why.
-DISCOVERY_CORRECTIONS: dict[str, tuple[Any, str]] = {
-    "request_uri_parameter_supported": (
-        False, "pyop 3 advertised true (pyoidc's default) but never fetched request_uri "
-               "(OIDC Discovery 3: the member states what the OP supports)"),
-    "claims_parameter_supported": (
-        True, "pyop 3 advertised false (pyoidc's default) yet honoured the claims parameter "
-              "(OIDC Core 5.5; Discovery 3)"),
-}
-#: Members pyop 3 published that may be left out, and why that changes nothing.
-DISCOVERY_OMISSIONS: dict[str, tuple[Any, str]] = {
-    "version": ("3.0", "a pyoidc message artefact, not an OIDC Discovery member"),
-    "frontchannel_logout_supported": (False, "omitted means false (Front-Channel Logout 3)"),
-    "frontchannel_logout_session_supported": (False, "omitted means false (Front-Channel "
-                                                     "Logout 3)"),
-    "backchannel_logout_supported": (False, "omitted means false (Back-Channel Logout 2.1)"),
-    "backchannel_logout_session_supported": (False, "omitted means false (Back-Channel "
-                                                    "Logout 2.1)"),
-}
-#: Members this library may add: they describe what it supports; clients ignore members
-#: they do not use (OIDC Discovery 3). A value, when given, is the only one accepted.
-DISCOVERY_ADDITIONS: dict[str, Any] = {
-    "authorization_response_iss_parameter_supported": True,  # RFC 9207 3
-    "code_challenge_methods_supported": None,  # RFC 8414 2 (pyop 3 verified PKCE unannounced)
-    "token_endpoint_auth_signing_alg_values_supported": None,  # Discovery 3, *_jwt methods
-    "userinfo_signing_alg_values_supported": None,  # Discovery 3
-    "response_modes_supported": ["query", "fragment"],  # Discovery 3: the default, stated
-    "claim_types_supported": ["normal"],  # Discovery 3: the default, stated
-}
-#: Members whose order carries no meaning (pyop 3 built scopes_supported from a set).
-UNORDERED = {"scopes_supported"}
-
-
 @pytest.mark.parametrize("sid", ids("discovery-"))
 def test_discovery_document(results: dict[str, Any], sid: str) -> None:
+    """pyop 3's document, member by member, but for DISCOVERY_CORRECTIONS and UNORDERED
+    (the differences tests/test_upgrade_config.py accepts too)."""
     theirs = results["pyop3"][sid]
     ours = results["ours"][sid]
     assert "configuration" in theirs, f"pyop 3 refused the configuration: {theirs}"
     assert "configuration" in ours, f"this library refused it: {ours}"
-    expected, actual = dict(theirs["configuration"]), dict(ours["configuration"])
-    for name, (value, reason) in DISCOVERY_CORRECTIONS.items():
-        if name in expected or name in actual:
-            assert actual.get(name, value) == value, f"{name} must be {value}: {reason}"
-            expected.pop(name, None)
-            actual.pop(name, None)
-    for name, (value, _reason) in DISCOVERY_OMISSIONS.items():
-        if expected.get(name) == value and name not in actual:
-            del expected[name]
-    for name, value in DISCOVERY_ADDITIONS.items():
-        if name in actual and name not in expected:
-            assert value is None or actual[name] == value, (name, actual[name])
-            del actual[name]
-    for name in UNORDERED:
-        for config in (expected, actual):
-            if isinstance(config.get(name), list):
-                config[name] = sorted(config[name])
+    expected, actual = discovery_differences.comparable(theirs["configuration"],
+                                                        ours["configuration"])
     assert_same(expected, actual, f"{sid}: provider_configuration.to_dict()")
 
 
