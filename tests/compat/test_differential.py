@@ -81,25 +81,14 @@ def assert_same(expected: Any, actual: Any, what: str) -> None:
 
 # -- accepted differences in flows -------------------------------------------------------------
 
-#: Parameters this library adds to a response; absent from pyop 3's, ignored by clients.
+#: Parameters this library adds to a response; absent from pyop 3's, ignored by clients
+#: (RFC 6749 4.1.2, 5.1: clients ignore response parameters they do not know).
 ADDED_RESPONSE_PARAMETERS = {
     # RFC 9207 2: the issuer in the authorization response (mix-up attack defence)
     "authn": {"iss"},
     # RFC 6749 5.1: the granted scope in the token response (OPTIONAL when unchanged)
     "token": {"scope"},
 }
-#: JOSE header members this library adds (RFC 7515 4.1.9: "typ" is informational only).
-ADDED_HEADER_MEMBERS = {"typ": "JWT"}
-
-
-def _normalise_id_token(id_token: dict[str, Any], reference: Any) -> None:
-    header = id_token.get("header", {})
-    ref_header = reference.get("header", {}) if isinstance(reference, dict) else {}
-    for name, value in ADDED_HEADER_MEMBERS.items():
-        if name not in ref_header and header.get(name) == value:
-            del header[name]
-
-
 #: Which kind of response each step of a harness result is.
 RESPONSE_KIND = {"authn": "authn", "token": "token", "replay": "token", "refresh": "token",
                  "unused_code_after": "token", "new_login_after": "token"}
@@ -164,8 +153,6 @@ def normalise_flow(ours: Any, theirs: Any) -> Any:
         if kind and "parameters" in value:
             added = ADDED_RESPONSE_PARAMETERS[kind] - set(reference.get("parameters", []))
             value["parameters"] = [p for p in value["parameters"] if p not in added]
-        if "id_token" in value:
-            _normalise_id_token(value["id_token"], reference.get("id_token"))
     return ours
 
 
