@@ -558,6 +558,18 @@ def test_logout_confirmation_names_registered_clients_only(client: FlaskClient) 
     assert "<strong>Your Bank</strong>" not in html
 
 
+def test_logout_confirmation_names_the_client_of_the_hint(client: FlaskClient) -> None:
+    """A hint for another session's user asks first, naming the client of its ``aud``
+    (``["client_id"]``, as pyop 3 issued it)."""
+    registered = register(client)
+    tokens = exchange(client, registered, code_flow(client, registered)["code"]).get_json()
+    with client.session_transaction() as session:
+        session["sub"] = "someone-else"
+    html = client.get("/logout?" + urlencode({"id_token_hint": tokens["id_token"]})
+                      ).get_data(as_text=True)
+    assert "Log out?" in html and "<strong>Test RP</strong>" in html
+
+
 def test_logout_confirmation_needs_csrf(client: FlaskClient) -> None:
     login(client)
     response = client.post("/logout", data={"csrf_token": "forged"})
