@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storage.conftest import redis_server  # noqa: F401 - the session's Redis fixture
 
 from pyop.authz_state import AuthorizationState
 from pyop.cli import EXIT_FAILURE, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
@@ -25,7 +26,6 @@ from pyop.provider import Provider
 from pyop.storage import StorageBase
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 from pyop.userinfo import Userinfo
-from storage.conftest import redis_server  # noqa: F401 - the session's Redis fixture
 
 REDIRECT_URI = "https://rp.example.com/cb"
 
