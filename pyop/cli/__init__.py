@@ -15,7 +15,7 @@ from typing import Optional
 from ..exceptions import StorageError
 from .output import EXIT_FAILURE, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE", "EXIT_FAILURE"]
+__all__ = ["main", "build_parser"]
 
 
 def build_parser(prog: str = "pyop") -> argparse.ArgumentParser:
