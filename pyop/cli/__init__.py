@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from typing import Optional
 
 from ..exceptions import StorageError
-from .output import EXIT_FAILURE, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, CommandError
+from .output import EXIT_FAILURE as EXIT_FAILURE
+from .output import EXIT_FINDINGS as EXIT_FINDINGS
+from .output import EXIT_OK as EXIT_OK
+from .output import EXIT_USAGE as EXIT_USAGE
+from .output import CommandError
 
 __all__ = ["main", "build_parser"]
 

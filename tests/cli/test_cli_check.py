@@ -199,3 +199,24 @@ def test_discovery_not_found_is_an_error(server: DocumentServer,
     status, findings = findings_json(capsys, server.issuer)
     assert status == EXIT_FINDINGS
     assert findings[0]["code"] == "discovery-unavailable" and "404" in findings[0]["message"]
+
+
+def test_clients_add_checks_against_a_served_discovery_document(
+        server: DocumentServer, keys: dict[str, SigningKey], tmp_path: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``clients add --provider-config ISSUER_URL`` fetches the provider's capabilities."""
+    serve_provider(server, keys)  # response_types_supported: code only
+    storage = f"sqlite:///{tmp_path}/op.db"
+    status = main(["clients", "add", "--storage", storage, "--provider-config", server.issuer,
+                   "--redirect-uri", "https://rp.example.com/cb", "--response-type",
+                   "id_token"])
+    assert status == EXIT_FINDINGS
+    assert "response_type 'id_token' is not supported" in capsys.readouterr().err
+    status = main(["clients", "add", "--storage", storage, "--provider-config", server.issuer,
+                   "--redirect-uri", "https://rp.example.com/cb", "--json"])
+    assert status == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["response_types"] == ["code"]
+    status = main(["clients", "add", "--storage", storage, "--provider-config",
+                   f"http://127.0.0.1:{free_port()}", "--redirect-uri",
+                   "https://rp.example.com/cb"])
+    assert status == EXIT_FAILURE

@@ -274,3 +274,23 @@ def test_storage_uri_from_environment(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["clients", "add", "--redirect-uri", REDIRECT_URI, "--client-id", "e"]) == 0
     capsys.readouterr()
     assert stored(uri, "e") is not None
+
+
+class TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_list_draws_a_progress_bar_on_a_terminal(storage_uri: str,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with StorageBase.from_uri(storage_uri, collection="clients") as store:
+        for n in range(25):
+            store.set(f"c{n:02}", {"client_id": f"c{n:02}", "redirect_uris": [REDIRECT_URI]})
+    terminal = TTY()
+    monkeypatch.setattr("sys.stderr", terminal)
+    status = main(["clients", "list", "--storage", storage_uri, "--json"])
+    assert status == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)  # stdout stays clean JSON
+    assert [row["client_id"] for row in rows] == [f"c{n:02}" for n in range(25)]
+    assert "25/25 clients" in terminal.getvalue()
