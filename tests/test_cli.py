@@ -302,3 +302,13 @@ def test_table_pads_columns() -> None:
     assert lines[0] == "ONE         TWO  N"
     assert lines[2] == "a           x y"
     assert lines[3] == "long value  b    3"
+
+
+def test_keys_rotate_publish_refuses_small_rsa(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    active_path = tmp_path / "k.pem"
+    run(capsys, "keys", "generate", "--out", str(active_path))
+    status, stdout, stderr = run(capsys, "keys", "rotate", "publish", "--key", str(active_path),
+                                 "--bits", "1024")
+    assert status == EXIT_USAGE and "2048" in stderr and stdout == ""
+    assert not rotation_files(active_path).next.exists()

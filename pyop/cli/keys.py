@@ -30,7 +30,15 @@ from ..keys import (
     rotation_files,
     write_private_key,
 )
-from .output import EXIT_FINDINGS, EXIT_OK, CommandError, format_time, print_json, print_table
+from .output import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    format_time,
+    print_json,
+    print_table,
+)
 
 __all__: list[str] = []
 
@@ -206,7 +214,11 @@ def _rotate_publish(args: argparse.Namespace) -> int:
     alg = args.alg or active.alg
     if alg not in SUPPORTED_KEY_ALGS:
         raise CommandError(f"cannot generate a {alg} key: use --alg")
-    write_private_key(generate_signing_key(alg, args.bits), files.next, force=args.force)
+    try:
+        key = generate_signing_key(alg, args.bits)
+    except ValueError as e:
+        raise CommandError(str(e), EXIT_USAGE) from e
+    write_private_key(key, files.next, force=args.force)
     print(f"next key written to {files.next}; publish it and wait for clients' JWK Set "
           "caches to expire before pyop keys rotate switch", file=sys.stderr)
     print_json(_published(args))
