@@ -20,13 +20,12 @@ load a PS256 key with ``load_signing_key(path, alg="PS256")``. Keys are made wit
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -41,6 +40,10 @@ __all__ = [
     "load_signing_key",
     "public_jwk",
     "main",
+    "RotationFiles",
+    "rotation_files",
+    "load_retired_keys",
+    "load_rotation_keys",
 ]
 
 #: The algorithms ``generate_signing_key`` and the command line can create keys for.
@@ -160,48 +163,78 @@ def public_jwk(key: Union[SigningKey, GeneratedKey], alg: Optional[str] = None,
     return jwk
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyop.keys",
-        description="Generate an ID token signing key: writes the private key as PEM "
-                    "(mode 0600) and prints the public JWK.")
-    parser.add_argument("--alg", choices=SUPPORTED_KEY_ALGS, default="RS256",
-                        help="RS256 or PS256 (RSA), ES256 (ECDSA P-256) or EdDSA (Ed25519); "
-                             "default RS256")
-    parser.add_argument("--bits", type=int, default=2048,
-                        help="RSA key size in bits (default 2048, at least 2048)")
-    parser.add_argument("--out", default="signing_key.pem",
-                        help="where to write the private key (default signing_key.pem)")
-    kid = parser.add_mutually_exclusive_group()
-    kid.add_argument("--kid", default=None,
-                     help="key id to publish (default: none, as load_signing_key(path) "
-                          "publishes the key)")
-    kid.add_argument("--thumbprint-kid", action="store_true",
-                     help="publish the RFC 7638 thumbprint as kid, as "
-                          "load_signing_key(path, thumbprint_kid=True) does")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
-    return parser
+class RotationFiles(NamedTuple):
+    """The files of a key rotation (see :doc:`keys`), beside the active key's PEM file."""
+
+    #: The active signing key (PEM).
+    active: Path
+    #: The next key, published before it signs (PEM): ``NAME.next.pem``.
+    next: Path
+    #: Public keys of retired keys, still published (JWK Set, RFC 7517 5):
+    #: ``NAME.retired.jwks``.
+    retired: Path
+
+
+def rotation_files(path: Union[str, os.PathLike[str]]) -> RotationFiles:
+    """The rotation files that go with the active key file ``path``.
+
+    ``signing_key.pem`` goes with ``signing_key.next.pem`` and
+    ``signing_key.retired.jwks`` in the same directory (``pyop keys rotate``
+    writes them).
+    """
+    active = Path(path)
+    stem = active.name[:-4] if active.name.endswith(".pem") else active.name
+    return RotationFiles(active, active.with_name(stem + ".next.pem"),
+                         active.with_name(stem + ".retired.jwks"))
+
+
+def load_retired_keys(path: Union[str, os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The public JWKs of a retired keys file (a JWK Set); ``[]`` when it does not exist.
+
+    :raises ValueError: not a JWK Set.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JWK Set (JSON)") from e
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise ValueError(f"{path}: not a JWK Set")
+    return keys
+
+
+def load_rotation_keys(path: Union[str, os.PathLike[str]], alg: Optional[str] = None
+                       ) -> tuple[SigningKey, list[Any]]:
+    """The keys of a rotation kept in files by ``pyop keys rotate``.
+
+    :param path: the active key's PEM file (see :func:`rotation_files`).
+    :param alg: the alg of the active and next keys (default by key type; pass
+        ``PS256`` for RSASSA-PSS keys).
+    :returns: ``(signing_key, published_keys)`` for ``Provider(signing_key, ...,
+        published_keys=published_keys)``: the next key (while one is published) and
+        the retired public keys are published and accepted for ``id_token_hint``
+        verification, never used to sign (:doc:`keys`, "Rotating a key").
+    :raises ValueError: a file holds no valid key.
+    :raises OSError: the active key cannot be read.
+    """
+    files = rotation_files(path)
+    active = load_signing_key(files.active, alg=alg)
+    published: list[Any] = []
+    if files.next.exists():
+        published.append(load_signing_key(files.next, alg=alg))
+    published.extend({name: value for name, value in jwk.items() if name != "retired_at"}
+                     for jwk in load_retired_keys(files.retired))
+    return active, published
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line entry point; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.alg in ("RS256", "PS256") and args.bits < MIN_RSA_BITS:
-        parser.error(f"--bits must be at least {MIN_RSA_BITS}")
-    key = generate_signing_key(args.alg, args.bits)
-    try:
-        write_private_key(key, args.out, force=args.force)
-    except FileExistsError:
-        print(f"{args.out}: exists; not overwriting it (use --force)", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"{args.out}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    print(json.dumps(public_jwk(key, args.alg, args.kid, thumbprint_kid=args.thumbprint_kid),
-                     indent=2))
-    print(f"private key written to {args.out}", file=sys.stderr)
-    return 0
+    """Command line entry point (``python -m pyop.keys``, the same as ``pyop keys
+    generate``); returns the exit status."""
+    from .cli.keys import generate_main
+
+    return generate_main(argv, prog="python -m pyop.keys")
 
 
 if __name__ == "__main__":  # pragma: no cover
