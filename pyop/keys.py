@@ -20,6 +20,7 @@ load a PS256 key with ``load_signing_key(path, alg="PS256")``. Keys are made wit
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -216,6 +217,10 @@ def load_rotation_keys(path: Union[str, os.PathLike[str]], alg: Optional[str] = 
         published_keys=published_keys)``: the next key (while one is published) and
         the retired public keys are published and accepted for ``id_token_hint``
         verification, never used to sign (:doc:`keys`, "Rotating a key").
+        While a rotation is under way (more than one key), the active and next keys
+        carry their RFC 7638 thumbprint as ``kid``, the kid the provider publishes them
+        with (OIDC Core 10.1) and the one ``pyop keys rotate`` shows and retires them
+        under; a lone active key has no ``kid``, as ``load_signing_key(path)`` loads it.
     :raises ValueError: a file holds no valid key.
     :raises OSError: the active key cannot be read.
     """
@@ -226,15 +231,65 @@ def load_rotation_keys(path: Union[str, os.PathLike[str]], alg: Optional[str] = 
         published.append(load_signing_key(files.next, alg=alg))
     published.extend({name: value for name, value in jwk.items() if name != "retired_at"}
                      for jwk in load_retired_keys(files.retired))
+    if published:
+        active = active.with_thumbprint_kid()
+        published = [key.with_thumbprint_kid() if isinstance(key, SigningKey) else key
+                     for key in published]
     return active, published
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the key generation command (``python -m pyop.keys``, also
+    ``pyop keys generate``) to ``parser``."""
+    parser.add_argument("--alg", choices=SUPPORTED_KEY_ALGS, default="RS256",
+                        help="RS256 or PS256 (RSA), ES256 (ECDSA P-256) or EdDSA (Ed25519); "
+                             "default RS256")
+    parser.add_argument("--bits", type=int, default=2048,
+                        help="RSA key size in bits (default 2048, at least 2048)")
+    parser.add_argument("--out", default="signing_key.pem",
+                        help="where to write the private key (default signing_key.pem)")
+    kid = parser.add_mutually_exclusive_group()
+    kid.add_argument("--kid", default=None,
+                     help="key id to publish (default: none, as load_signing_key(path) "
+                          "publishes the key)")
+    kid.add_argument("--thumbprint-kid", action="store_true",
+                     help="publish the RFC 7638 thumbprint as kid, as "
+                          "load_signing_key(path, thumbprint_kid=True) does")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Carry out the key generation command parsed by ``parser`` (see
+    :func:`add_generate_arguments`): write the private key, print the public JWK.
+
+    :returns: the exit status: 0, or 1 when the file exists (without ``--force``) or
+        cannot be written. A too small ``--bits`` is a usage error (``parser.error``).
+    """
+    if args.alg in ("RS256", "PS256") and args.bits < MIN_RSA_BITS:
+        parser.error(f"--bits must be at least {MIN_RSA_BITS}")
+    key = generate_signing_key(args.alg, args.bits)
+    try:
+        write_private_key(key, args.out, force=args.force)
+    except FileExistsError:
+        print(f"{args.out}: exists; not overwriting it (use --force)", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"{args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(json.dumps(public_jwk(key, args.alg, args.kid, thumbprint_kid=args.thumbprint_kid),
+                     indent=2))
+    print(f"private key written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pyop.keys") -> int:
     """Command line entry point (``python -m pyop.keys``, the same as ``pyop keys
     generate``); returns the exit status."""
-    from .cli.keys import generate_main
-
-    return generate_main(argv, prog="python -m pyop.keys")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Generate an ID token signing key: writes the private key "
+                               "as PEM (mode 0600) and prints the public JWK.")
+    add_generate_arguments(parser)
+    return run_generate(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pyop.authz_state import AuthorizationState
 from pyop.cli import EXIT_FAILURE, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
 from pyop.cli.output import Progress, print_table
 from pyop.crypto import JWSError, SigningKey, VerificationKey, jws_sign, jws_verify
@@ -29,6 +30,9 @@ from pyop.keys import (
     rotation_files,
     write_private_key,
 )
+from pyop.provider import Provider
+from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
+from pyop.userinfo import Userinfo
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -138,7 +142,25 @@ def test_keys_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str], alg: 
     assert jwk["kty"] == kty and jwk["alg"] == alg and jwk["use"] == "sig"
     assert not PRIVATE_MEMBERS & set(jwk)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert load_signing_key(out, alg=alg).kid == jwk["kid"]
+    # published as load_signing_key(path) loads it: without kid (as pyop 3 published a key)
+    assert "kid" not in jwk and load_signing_key(out, alg=alg).kid is None
+    assert load_signing_key(out, alg=alg).to_jwk() == jwk
+
+
+def test_keys_generate_kid_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "thumb.pem"
+    status, stdout, _ = run(capsys, "keys", "generate", "--alg", "ES256", "--out", str(out),
+                            "--thumbprint-kid")
+    assert status == EXIT_OK
+    key = load_signing_key(out, thumbprint_kid=True)
+    assert json.loads(stdout)["kid"] == key.kid == key.thumbprint
+    status, stdout, _ = run(capsys, "keys", "generate", "--alg", "ES256", "--out",
+                            str(tmp_path / "named.pem"), "--kid", "k1")
+    assert status == EXIT_OK and json.loads(stdout)["kid"] == "k1"
+    with pytest.raises(SystemExit) as excinfo:  # one or the other
+        main(["keys", "generate", "--kid", "k1", "--thumbprint-kid", "--out",
+              str(tmp_path / "both.pem")])
+    assert excinfo.value.code == EXIT_USAGE
 
 
 def test_keys_generate_refuses_to_overwrite_and_small_rsa(
@@ -161,16 +183,19 @@ def test_keys_show_never_prints_private_parts(tmp_path: Path,
     write_private_key(key.private_key, pem)  # type: ignore[arg-type]
     status, stdout, _ = run(capsys, "keys", "show", str(pem))
     assert status == EXIT_OK
-    assert json.loads(stdout) == key.to_jwk()
+    assert json.loads(stdout) == key.to_jwk() and "kid" not in key.to_jwk()
+    status, stdout, _ = run(capsys, "keys", "show", "--thumbprint-kid", str(pem))
+    assert json.loads(stdout) == dict(key.to_jwk(), kid=key.thumbprint)
 
-    # a JWK Set with private members (as some tools export it): only public parts shown
+    # a JWK Set with private members (as some tools export it): only public parts shown;
+    # with several keys, one without kid gets its thumbprint (OIDC Core 10.1)
     private_jwk = dict(key.to_jwk(), d="c2VjcmV0", kid="k-priv")
     jwks_file = tmp_path / "keys.json"
     jwks_file.write_text(json.dumps({"keys": [private_jwk, key.to_jwk()]}))
     status, stdout, _ = run(capsys, "keys", "show", str(jwks_file))
     assert status == EXIT_OK
     shown = json.loads(stdout)["keys"]
-    assert [k["kid"] for k in shown] == ["k-priv", key.kid]
+    assert [k["kid"] for k in shown] == ["k-priv", key.thumbprint]
     assert "c2VjcmV0" not in stdout and not any(PRIVATE_MEMBERS & set(k) for k in shown)
 
     status, stdout, _ = run(capsys, "keys", "show", "--jwks", str(pem))
@@ -200,7 +225,14 @@ def test_keys_rotate_whole_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[s
     active_path = tmp_path / "signing_key.pem"
     key = "--key=" + str(active_path)
     assert run(capsys, "keys", "generate", "--out", str(active_path))[0] == EXIT_OK
-    old = load_signing_key(active_path)
+    # alone, the key is published without kid (as pyop 3 published its key)
+    status, stdout, _ = run(capsys, "keys", "rotate", "status", key, "--json")
+    alone = load_signing_key(active_path)
+    assert provider_jwks(active_path) == {"keys": [alone.to_jwk()]}
+    # during a rotation, a provider publishes each key under its RFC 7638 thumbprint
+    # (OIDC Core 10.1): the kid the rotation steps show and retire it under
+    old = load_signing_key(active_path, thumbprint_kid=True)
+    assert json.loads(stdout)[0]["kid"] == old.kid == alone.thumbprint
     token = jws_sign({"iss": "https://op.example.com", "aud": "rp"}, old)
 
     # 1. publish the next key: published, not signing
@@ -208,10 +240,14 @@ def test_keys_rotate_whole_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert status == EXIT_OK
     files = rotation_files(active_path)
     assert stat.S_IMODE(files.next.stat().st_mode) == 0o600
-    nxt = load_signing_key(files.next)
+    nxt = load_signing_key(files.next, thumbprint_kid=True)
     assert [k["kid"] for k in json.loads(stdout)["keys"]] == [old.kid, nxt.kid]
+    assert json.loads(stdout) == provider_jwks(active_path)
     signing, published = load_rotation_keys(active_path)
     assert signing.kid == old.kid and [k.kid for k in published] == [nxt.kid]
+    status, status_out, _ = run(capsys, "keys", "rotate", "status", key, "--json")
+    assert [(row["state"], row["kid"]) for row in json.loads(status_out)] == [
+        ("active", old.kid), ("next", nxt.kid)]
     # a second publish does not replace the published next key
     status, _, stderr = run(capsys, "keys", "rotate", "publish", key)
     assert status == EXIT_FINDINGS and "already" in stderr
@@ -219,7 +255,7 @@ def test_keys_rotate_whole_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[s
     # 2. switch: refused until clients had time to fetch the next key
     status, _, stderr = run(capsys, "keys", "rotate", "switch", key)
     assert status == EXIT_FINDINGS and "--min-age" in stderr
-    assert load_signing_key(active_path).kid == old.kid
+    assert load_signing_key(active_path).thumbprint == old.kid
     past = time.time() - 2 * 86400
     os.utime(files.next, (past, past))
     status, stdout, _ = run(capsys, "keys", "rotate", "switch", key)
@@ -234,6 +270,7 @@ def test_keys_rotate_whole_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[s
     verification = [VerificationKey.from_key(k) for k in published]
     assert jws_verify(token, verification)["aud"] == "rp"
     assert [k["kid"] for k in json.loads(stdout)["keys"]] == [nxt.kid, old.kid]
+    assert json.loads(stdout) == provider_jwks(active_path)
 
     status, stdout, _ = run(capsys, "keys", "rotate", "status", key, "--json")
     assert [(row["state"], row["kid"]) for row in json.loads(stdout)] == [
@@ -246,11 +283,26 @@ def test_keys_rotate_whole_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert status == EXIT_FINDINGS
     status, stdout, _ = run(capsys, "keys", "rotate", "remove", key, "--min-age", "0")
     assert status == EXIT_OK
-    assert json.loads(stdout)["keys"] == [nxt.to_jwk()]
+    # alone again: published without kid, as the provider does
+    assert json.loads(stdout)["keys"] == [load_signing_key(active_path).to_jwk()]
+    assert json.loads(stdout) == provider_jwks(active_path)
     signing, published = load_rotation_keys(active_path)
-    assert published == []
+    assert published == [] and signing.kid is None
     with pytest.raises(JWSError, match="verification failed"):  # the old key is gone
         jws_verify(token, [VerificationKey.from_key(signing)])
+
+
+def provider_jwks(active_path: Path) -> dict[str, Any]:
+    """The JWK Set of a provider built on the rotation files, as docs/cli.rst builds it."""
+    signing_key, published_keys = load_rotation_keys(active_path)
+    provider = Provider(
+        signing_key,
+        {"issuer": "https://op.example.com",
+         "authorization_endpoint": "https://op.example.com/authorization",
+         "token_endpoint": "https://op.example.com/token"},
+        AuthorizationState(HashBasedSubjectIdentifierFactory("salt")), {}, Userinfo({}),
+        published_keys=published_keys)
+    return provider.jwks
 
 
 def test_keys_rotate_ps256_keeps_its_alg(tmp_path: Path,

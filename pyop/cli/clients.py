@@ -24,6 +24,7 @@ from typing import Any, Optional
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ..authz_state import AuthorizationState
+from ..client_authentication import SUPPORTED_AUTH_METHODS
 from ..crypto import SUPPORTED_ALGS, SigningKey
 from ..exceptions import InvalidClientRegistrationRequest, InvalidConfiguration, OAuthError
 from ..provider import Provider
@@ -51,19 +52,32 @@ SECRET_MEMBERS = ("client_secret", "client_secret_hash", "registration_access_to
 
 MASK = "********"
 
+#: The algs ``clients add`` accepts without ``--provider-config`` for the ID token and
+#: UserInfo (a throw-away key is made for each) and for request objects.
+_ADMIN_SIGNING_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
+
 #: The provider capabilities ``clients add`` validates against without
-#: ``--provider-config``: what pyop can do, so that only the metadata's own consistency is
-#: checked.
+#: ``--provider-config``: everything pyop can do, so that only the metadata's own
+#: consistency is checked. A provider offers the capabilities beyond pyop 3's only when
+#: configured (see the configuration documentation), so each is listed here explicitly.
 DEFAULT_ADMIN_CONFIGURATION: dict[str, Any] = {
     "issuer": "https://localhost",
     "authorization_endpoint": "https://localhost/authorization",
     "token_endpoint": "https://localhost/token",
     "response_types_supported": ["code", "id_token", "id_token token", "code id_token",
                                  "code token", "code id_token token"],
+    "response_modes_supported": ["query", "fragment", "form_post"],
     "grant_types_supported": ["authorization_code", "implicit", "refresh_token",
                               "client_credentials"],
     "subject_types_supported": ["public", "pairwise"],
-    "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+    "token_endpoint_auth_methods_supported": list(SUPPORTED_AUTH_METHODS),
+    "id_token_signing_alg_values_supported": list(_ADMIN_SIGNING_ALGS),
+    "userinfo_signing_alg_values_supported": list(_ADMIN_SIGNING_ALGS),
+    "request_parameter_supported": True,
+    "request_object_signing_alg_values_supported": sorted(
+        alg for alg in SUPPORTED_ALGS if not alg.startswith("HS")),
+    "claims_parameter_supported": True,
+    "code_challenge_methods_supported": ["S256"],
 }
 
 

@@ -4,6 +4,10 @@ Rotation follows :doc:`keys` ("Rotating a key") with the files of
 :func:`pyop.keys.rotation_files`: ``publish`` writes the next key, ``switch`` makes it
 active and keeps the old key's public part as retired, ``remove`` drops retired keys.
 A host loads them with :func:`pyop.keys.load_rotation_keys`.
+
+A PEM file holds no ``kid``: the rotation steps name each key by its RFC 7638 thumbprint,
+the ``kid`` a provider publishes it with while several keys are published (OIDC Core
+10.1); a lone active key is published without one, as pyop 3 published its key.
 """
 
 from __future__ import annotations
@@ -13,25 +17,26 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from cryptography.hazmat.primitives import serialization
 
 from ..crypto import JWSError, SigningKey, VerificationKey
+from ..exceptions import InvalidConfiguration
+from ..key_set import KeySet
 from ..keys import (
-    MIN_RSA_BITS,
     SUPPORTED_KEY_ALGS,
+    add_generate_arguments,
     generate_signing_key,
     load_retired_keys,
+    load_rotation_keys,
     load_signing_key,
-    public_jwk,
     rotation_files,
+    run_generate,
     write_private_key,
 )
 from .output import (
-    EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
@@ -50,58 +55,13 @@ DEFAULT_PUBLISH_AGE = 86400
 DEFAULT_RETIRED_AGE = 3600
 
 
-def _add_generate_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--alg", choices=SUPPORTED_KEY_ALGS, default="RS256",
-                        help="RS256 or PS256 (RSA), ES256 (ECDSA P-256) or EdDSA (Ed25519); "
-                             "default RS256")
-    parser.add_argument("--bits", type=int, default=2048,
-                        help="RSA key size in bits (default 2048, at least 2048)")
-    parser.add_argument("--out", default="signing_key.pem",
-                        help="where to write the private key (default signing_key.pem)")
-    kid = parser.add_mutually_exclusive_group()
-    kid.add_argument("--kid", default=None,
-                     help="key id to publish (default: none, as load_signing_key(path) "
-                          "publishes the key)")
-    kid.add_argument("--thumbprint-kid", action="store_true",
-                     help="publish the RFC 7638 thumbprint as kid, as "
-                          "load_signing_key(path, thumbprint_kid=True) does")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
-
-
-def _generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.alg in ("RS256", "PS256") and args.bits < MIN_RSA_BITS:
-        parser.error(f"--bits must be at least {MIN_RSA_BITS}")
-    key = generate_signing_key(args.alg, args.bits)
-    try:
-        write_private_key(key, args.out, force=args.force)
-    except FileExistsError:
-        print(f"{args.out}: exists; not overwriting it (use --force)", file=sys.stderr)
-        return EXIT_FINDINGS
-    except OSError as e:
-        print(f"{args.out}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_FINDINGS
-    print(json.dumps(public_jwk(key, args.alg, args.kid, thumbprint_kid=args.thumbprint_kid),
-                     indent=2))
-    print(f"private key written to {args.out}", file=sys.stderr)
-    return EXIT_OK
-
-
-def generate_main(argv: Optional[Sequence[str]] = None, prog: str = "pyop keys generate") -> int:
-    """``python -m pyop.keys``: ``pyop keys generate`` as a program of its own."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Generate an ID token signing key: writes the private key "
-                               "as PEM (mode 0600) and prints the public JWK.")
-    _add_generate_options(parser)
-    return _generate(parser.parse_args(argv), parser)
-
-
 # -- show ------------------------------------------------------------------------------------
 
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
-def _public_jwks_of_file(path: str, alg: Optional[str]) -> list[dict[str, Any]]:
-    """The public JWKs in a PEM (private or public key) or JSON (JWK or JWK Set) file."""
+def _public_keys_of_file(path: str, alg: Optional[str]) -> list[VerificationKey]:
+    """The public keys in a PEM (private or public key) or JSON (JWK or JWK Set) file."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError as e:
@@ -121,12 +81,12 @@ def _public_jwks_of_file(path: str, alg: Optional[str]) -> list[dict[str, Any]]:
                     raise ValueError("only public-key JWKs are supported")
                 public = {k: v for k, v in jwk.items()
                           if k not in _PRIVATE_JWK_MEMBERS and k != "retired_at"}
-                result.append(VerificationKey.from_key(public).to_jwk())
+                result.append(VerificationKey.from_key(public))
             return result
         if b"PUBLIC KEY-----" in data:
             public_key = serialization.load_pem_public_key(data)
-            return [VerificationKey(public_key, alg).to_jwk()]  # type: ignore[arg-type]
-        return [load_signing_key(path, alg=alg).to_jwk()]
+            return [VerificationKey(public_key, alg)]  # type: ignore[arg-type]
+        return [load_signing_key(path, alg=alg)]
     except CommandError:
         raise
     except (ValueError, TypeError, JWSError, UnicodeDecodeError) as e:
@@ -134,9 +94,14 @@ def _public_jwks_of_file(path: str, alg: Optional[str]) -> list[dict[str, Any]]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    jwks: list[dict[str, Any]] = []
+    keys: list[VerificationKey] = []
     for path in args.files:
-        jwks.extend(_public_jwks_of_file(path, args.alg))
+        keys.extend(_public_keys_of_file(path, args.alg))
+    if args.thumbprint_kid or len(keys) > 1:
+        # as a provider publishes them: with several keys, each needs a kid (OIDC Core
+        # 10.1), and a key without one gets its RFC 7638 thumbprint
+        keys = [key.with_thumbprint_kid() for key in keys]
+    jwks = [key.to_jwk() for key in keys]
     if args.jwks or len(jwks) != 1:
         print_json({"keys": jwks})
     else:
@@ -167,7 +132,8 @@ def _retired(path: Path) -> list[dict[str, Any]]:
 
 def _load(path: Path, alg: Optional[str]) -> SigningKey:
     try:
-        # several keys are published during a rotation: each needs a kid (OIDC Core 10.1)
+        # several keys are published during a rotation: each needs a kid (OIDC Core 10.1),
+        # and the provider gives a key without one its thumbprint, as this does
         return load_signing_key(path, alg=alg, thumbprint_kid=True)
     except FileNotFoundError as e:
         raise CommandError(f"{path}: no such file") from e
@@ -176,14 +142,16 @@ def _load(path: Path, alg: Optional[str]) -> SigningKey:
 
 
 def _published(args: argparse.Namespace) -> dict[str, Any]:
-    """The JWK Set the provider publishes with the current files."""
-    files = rotation_files(args.key)
-    keys = [_load(files.active, args.alg).to_jwk()]
-    if files.next.exists():
-        keys.append(_load(files.next, args.alg).to_jwk())
-    keys.extend(VerificationKey.from_key({k: v for k, v in jwk.items() if k != "retired_at"}
-                                         ).to_jwk() for jwk in _retired(files.retired))
-    return {"keys": keys}
+    """The JWK Set a provider publishes with the current files: that of
+    ``Provider(*load_rotation_keys(KEY))`` (several keys: each with a kid, the thumbprint
+    for those without one; a lone active key without kid, as pyop 3 published it)."""
+    try:
+        signing_key, published_keys = load_rotation_keys(args.key, alg=args.alg)
+        return KeySet(signing_key, published_keys=published_keys).jwks()
+    except FileNotFoundError as e:
+        raise CommandError(f"{e.filename}: no such file") from e
+    except (OSError, ValueError, InvalidConfiguration) as e:
+        raise CommandError(str(e)) from e
 
 
 def _age(path: Path) -> float:
@@ -284,8 +252,8 @@ def add_parser(commands: Any) -> None:
         "generate", help="generate a private key (PEM, mode 0600) and print its public JWK",
         description="Generate an ID token signing key: writes the private key as PEM "
                     "(mode 0600) and prints the public JWK.")
-    _add_generate_options(generate)
-    generate.set_defaults(func=lambda args: _generate(args, generate))
+    add_generate_arguments(generate)
+    generate.set_defaults(func=lambda args: run_generate(args, generate))
 
     show = sub.add_parser(
         "show", help="print the public JWK (or JWK Set) of key files",
@@ -296,6 +264,10 @@ def add_parser(commands: Any) -> None:
                       help="alg of the keys (default by key type: RS256 for RSA)")
     show.add_argument("--jwks", action="store_true",
                       help="print a JWK Set even for a single key")
+    show.add_argument("--thumbprint-kid", action="store_true",
+                      help="give a key without kid its RFC 7638 thumbprint as kid, as "
+                           "load_signing_key(path, thumbprint_kid=True) does (always done "
+                           "for several keys, as a provider publishes them)")
     show.set_defaults(func=_show)
 
     rotate = sub.add_parser(

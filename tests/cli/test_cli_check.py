@@ -73,15 +73,19 @@ def keys() -> dict[str, SigningKey]:
     return {alg: SigningKey(generate_signing_key(alg), alg) for alg in ("RS256", "ES256")}
 
 
-def serve_provider(server: DocumentServer, keys: dict[str, SigningKey]) -> Provider:
+def serve_provider(server: DocumentServer, keys: dict[str, SigningKey],
+                   **configuration: Any) -> Provider:
+    """A provider with an RS256 and an ES256 key (so both published with a kid, OIDC Core
+    10.1), or with the RS256 key only when ``signing_keys=[]``."""
     issuer = server.issuer
+    signing_keys = configuration.pop("signing_keys", [keys["ES256"]])
     provider = Provider(
         keys["RS256"],
         {"issuer": issuer, "authorization_endpoint": issuer + "/authorization",
          "token_endpoint": issuer + "/token", "userinfo_endpoint": issuer + "/userinfo",
-         "jwks_uri": issuer + "/jwks"},
+         "jwks_uri": issuer + "/jwks", **configuration},
         AuthorizationState(HashBasedSubjectIdentifierFactory("salt")), {}, Userinfo({}),
-        signing_keys=[keys["ES256"]])
+        signing_keys=signing_keys)
     server.serve_json("/.well-known/openid-configuration",
                       provider.provider_configuration.to_dict())
     server.serve_json("/jwks", provider.jwks)
@@ -106,6 +110,17 @@ def test_a_pyop_provider_has_no_errors(server: DocumentServer, keys: dict[str, S
     assert out.startswith("SEVERITY") or out.endswith("no findings\n")
 
 
+def test_a_single_key_without_kid_is_fine(server: DocumentServer,
+                                          keys: dict[str, SigningKey],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """One published key needs no kid (OIDC Core 10.1): pyop 3 published its key so."""
+    provider = serve_provider(server, keys, signing_keys=[])
+    assert "kid" not in provider.jwks["keys"][0]
+    status, findings = findings_json(capsys, server.issuer)
+    assert status == EXIT_OK
+    assert [f for f in findings if f["severity"] != "info"] == []
+
+
 def codes(findings: list[dict], severity: str) -> set[str]:
     return {f["code"] for f in findings if f["severity"] == severity}
 
@@ -121,8 +136,7 @@ def test_broken_configuration(server: DocumentServer, keys: dict[str, SigningKey
     doc["userinfo_endpoint"] = "http://userinfo.example.com/userinfo"  # http, other host
     doc["id_token_signing_alg_values_supported"] = ["RS256", "ES256", "PS384", "EdDSA"]
     server.serve_json("/.well-known/openid-configuration", doc)
-    rsa = keys["RS256"].to_jwk()
-    ec = keys["ES256"].to_jwk()
+    rsa, ec = provider.jwks["keys"]  # several keys: published with their thumbprint kid
     no_kid = {k: v for k, v in ec.items() if k not in ("kid", "use", "alg")}
     leaked = dict(rsa, kid="leaked", d="cHJpdmF0ZQ")
     server.serve_json("/jwks", {"keys": [rsa, dict(ec, kid=rsa["kid"]), no_kid, leaked]})
@@ -205,13 +219,14 @@ def test_clients_add_checks_against_a_served_discovery_document(
         server: DocumentServer, keys: dict[str, SigningKey], tmp_path: Any,
         capsys: pytest.CaptureFixture[str]) -> None:
     """``clients add --provider-config ISSUER_URL`` fetches the provider's capabilities."""
-    serve_provider(server, keys)  # response_types_supported: code only
+    serve_provider(server, keys, response_types_supported=["code"])
     storage = f"sqlite:///{tmp_path}/op.db"
     status = main(["clients", "add", "--storage", storage, "--provider-config", server.issuer,
                    "--redirect-uri", "https://rp.example.com/cb", "--response-type",
                    "id_token"])
     assert status == EXIT_FINDINGS
-    assert "response_type 'id_token' is not supported" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "response_types: none of the values is supported (supported: code)" in err
     status = main(["clients", "add", "--storage", storage, "--provider-config", server.issuer,
                    "--redirect-uri", "https://rp.example.com/cb", "--json"])
     assert status == EXIT_OK

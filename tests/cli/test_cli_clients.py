@@ -20,6 +20,7 @@ from storage.conftest import redis_server  # noqa: F401 - the session's Redis fi
 from pyop.authz_state import AuthorizationState
 from pyop.cli import EXIT_FAILURE, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
 from pyop.client_authentication import client_secret_matches
+from pyop.crypto import SigningKey
 from pyop.exceptions import InvalidClientRegistrationRequest
 from pyop.keys import generate_signing_key
 from pyop.provider import Provider
@@ -169,17 +170,21 @@ def test_public_client_gets_no_secret(storage_uri: str,
     assert status == EXIT_FINDINGS and "secret" in err
 
 
-def registration_error(metadata: dict[str, Any]) -> str:
-    """What dynamic registration answers to ``metadata`` (the error description)."""
+def registration_error(metadata: dict[str, Any], pyop3_defaults: bool = False) -> str:
+    """What dynamic registration answers to ``metadata`` (the error description), by a
+    provider with every response and subject type, or with pyop 3's default capabilities."""
+    configuration: dict[str, Any] = {
+        "issuer": "https://op.example.com",
+        "authorization_endpoint": "https://op.example.com/auth",
+        "token_endpoint": "https://op.example.com/token"}
+    if not pyop3_defaults:
+        configuration.update({
+            "response_types_supported": ["code", "id_token", "id_token token",
+                                         "code id_token", "code token", "code id_token token"],
+            "subject_types_supported": ["public", "pairwise"],
+            "id_token_signing_alg_values_supported": ["ES256"]})
     provider = Provider(
-        generate_signing_key("ES256"),
-        {"issuer": "https://op.example.com",
-         "authorization_endpoint": "https://op.example.com/auth",
-         "token_endpoint": "https://op.example.com/token",
-         "response_types_supported": ["code", "id_token", "id_token token", "code id_token",
-                                      "code token", "code id_token token"],
-         "subject_types_supported": ["public", "pairwise"],
-         "id_token_signing_alg_values_supported": ["ES256"]},
+        generate_signing_key("ES256"), configuration,
         AuthorizationState(HashBasedSubjectIdentifierFactory("salt")), {}, Userinfo({}))
     with pytest.raises(InvalidClientRegistrationRequest) as excinfo:
         provider.handle_client_registration_request(metadata)
@@ -228,6 +233,47 @@ def test_add_checks_against_a_provider_configuration(
                            "--redirect-uri", REDIRECT_URI, "--json", "--client-id", "ok")
     assert status == EXIT_OK, err
     assert "registration_access_token" not in json.loads(out)
+
+
+def ec_jwks() -> dict[str, Any]:
+    return {"keys": [SigningKey(generate_signing_key("ES256"), kid="rp-key").to_jwk()]}
+
+
+@pytest.mark.parametrize("metadata", [
+    {"token_endpoint_auth_method": "client_secret_post"},
+    {"token_endpoint_auth_method": "client_secret_jwt",
+     "token_endpoint_auth_signing_alg": "HS256"},
+    {"token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256"},
+    {"token_endpoint_auth_method": "none"},
+    {"grant_types": ["authorization_code", "refresh_token", "client_credentials"]},
+    {"response_types": ["code id_token token"]},
+    {"subject_type": "public"},
+    {"id_token_signed_response_alg": "EdDSA", "userinfo_signed_response_alg": "PS256"},
+    {"request_object_signing_alg": "ES384"},
+], ids=lambda metadata: "-".join(str(v) for v in metadata.values()))
+def test_add_without_provider_config_accepts_everything_pyop_supports(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], metadata: dict[str, Any]) -> None:
+    """A provider offers capabilities beyond pyop 3's defaults only when configured: without
+    --provider-config, ``clients add`` configures every one, so that only the metadata's
+    own consistency is checked."""
+    storage = f"sqlite:///{tmp_path}/op.db"
+    metadata = dict(metadata, redirect_uris=[REDIRECT_URI])
+    if metadata.get("token_endpoint_auth_method") == "private_key_jwt":
+        metadata["jwks"] = ec_jwks()
+    path = tmp_path / "metadata.json"
+    path.write_text(json.dumps(metadata))
+    status, out, err = run(capsys, storage, "add", "--metadata", str(path), "--json",
+                           "--client-id", "rp")
+    assert status == EXIT_OK, err
+    record = stored(storage, "rp")
+    for name, value in metadata.items():
+        if name != "jwks":
+            assert record[name] == value, name
+    # a provider with pyop 3's default capabilities refuses what is beyond them
+    if metadata.get("token_endpoint_auth_method") not in (None, "client_secret_basic"):
+        assert "token_endpoint_auth_method" in registration_error(
+            {name: value for name, value in metadata.items()
+             if not name.startswith("token_endpoint_auth_signing")}, pyop3_defaults=True)
 
 
 def test_add_refuses_an_existing_client_id(storage_uri: str,
