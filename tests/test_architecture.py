@@ -51,6 +51,12 @@ LAYERS: list[list[str]] = [
     ["pyop.endpoints"],
     ["pyop.provider"],
     ["pyop"],
+    # the operator command, an application of the library: nothing below imports it
+    ["pyop.cli.output"],
+    ["pyop.cli.check", "pyop.cli.keys"],
+    ["pyop.cli.clients"],
+    ["pyop.cli"],
+    ["pyop.__main__"],
 ]
 
 #: Upward imports still to remove: ``StorageBase.from_uri`` creates the backends it names.
@@ -194,3 +200,6 @@ def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
     layers = layer_of()
     assert layers["pyop.provider"] > layers["pyop.endpoints.token"] > layers["pyop.context"]
     assert ("pyop.context", []) not in imports("pyop.provider_view")
+    # the library never reaches up into the command built on it
+    assert layers["pyop.cli.keys"] > layers["pyop.keys"]
+    assert not any(target.startswith("pyop.cli") for target in graph()["pyop.keys"])
