@@ -81,6 +81,9 @@ setup(
         "requests>=2.31",
         "urllib3>=2",
     ],
+    entry_points={
+        "console_scripts": ["pyop = pyop.cli:main"],
+    },
     extras_require={
         "mongo": MONGO,
         "redis": REDIS,

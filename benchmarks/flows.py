@@ -423,7 +423,7 @@ def check_code_flow(result: tuple[Any, Any]) -> dict[str, Any]:
     """
     tokens, claims = result
     payload = id_token_payload(tokens["id_token"])
-    if payload.get("iss") != ISSUER or payload.get("aud") != CLIENT_ID:
+    if payload.get("iss") != ISSUER or payload.get("aud") not in (CLIENT_ID, [CLIENT_ID]):
         raise AssertionError(f"unexpected ID token payload: {payload}")
     if not claims.get("sub") or claims.get("email") != USERS[USER_ID]["email"]:
         raise AssertionError(f"unexpected UserInfo response: {claims.to_dict()}")

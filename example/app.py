@@ -740,7 +740,9 @@ class ExampleProvider:
                            hint_claims: Optional[Mapping[str, Any]]) -> Optional[str]:
         client_id = end_session_req.get("client_id")
         if client_id is None and hint_claims is not None:
-            aud = hint_claims.get("aud")
+            aud = hint_claims.get("aud")  # ["client_id"] (as pyop 3 issued it) or a string
+            if isinstance(aud, list) and len(aud) == 1:
+                aud = aud[0]
             client_id = aud if isinstance(aud, str) else None
         if not isinstance(client_id, str) or self.provider.get_client(client_id) is None:
             return None  # only registered clients are named to the user

@@ -245,7 +245,8 @@ def id_token(ctx: ProviderContext, *, client_id: str, sub: str, user_id: str,
         lifetime=ctx.configuration.id_token_lifetime, nonce=nonce, auth_time=auth_time,
         acr=acr, amr=list(amr) if amr is not None else None, access_token=access_token,
         authorization_code=code, claims=claims,
-        extra_claims=extra_claims(extra, user_id, client_id))
+        extra_claims=extra_claims(extra, user_id, client_id),
+        audience=client_id if ctx.configuration.id_token_aud_as_string else [client_id])
 
 
 def auth_time_required(authentication_request: Mapping[str, Any],

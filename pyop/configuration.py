@@ -79,6 +79,7 @@ class Configuration:
                  pairwise_sector_from: str = "request",
                  limit_claims_to_claims_supported: bool = False,
                  strict_client_preferences: bool = False,
+                 id_token_aud_as_string: bool = False,
                  registration_client_uri_template: str) -> None:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
@@ -93,6 +94,8 @@ class Configuration:
         self.allow_unsigned_request_objects = allow_unsigned_request_objects
         self.hash_client_secrets = hash_client_secrets
         self.strict_client_preferences = strict_client_preferences
+        #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
+        self.id_token_aud_as_string = id_token_aud_as_string
         self.registration_client_uri_template = registration_client_uri_template
         self.claims_parameter_configured = "claims_parameter_supported" in given
         self.scopes_configured = "scopes_supported" in given

@@ -398,12 +398,14 @@ class InvalidSubjectIdentifier(ValueError):
     """Unknown subject identifier (e.g. at logout)."""
 
 
-class UnknownUser(KeyError):
+class UnknownUser(KeyError, ValueError):
     """``Provider.authorize`` was asked to authorize a user its claims source does not know.
 
     Nothing is issued. A ``KeyError``, as pyop 3's lookup of the user raised, so code
-    written for pyop 3 still catches it. The host decides what follows: show an error
-    page, or add the user to the claims source and authorize again. Not an OAuth error:
+    written for pyop 3 still catches it (and a ``ValueError``, as every error of this
+    library but ``AuthorizationError`` and ``StorageError``). The host decides what
+    follows: show an error page, or add the user to the claims source and authorize
+    again. Not an OAuth error:
     the end-user has logged in at the host, which knows why its user directory lacks them.
     """
 

@@ -33,13 +33,15 @@ def create_id_token(
     authorization_code: Optional[str] = None,
     claims: Optional[Mapping[str, Any]] = None,
     extra_claims: Optional[Mapping[str, Any]] = None,
+    audience: Any = None,
 ) -> str:
     """Create and sign an ID token (OIDC Core 2).
 
     ``at_hash``/``c_hash`` use the hash of the signing alg (OIDC Core
     3.3.2.11). ``claims`` are end-user claims (OIDC Core 5.4 / 5.5);
     ``extra_claims`` come from the host. Neither may override the claims in
-    :data:`PROTECTED_CLAIMS`.
+    :data:`PROTECTED_CLAIMS`. ``audience`` is the ``aud`` claim, ``client_id`` or a list
+    holding it (OIDC Core 2 allows both); by default ``client_id``.
     """
     payload: dict[str, Any] = {}
     for source in (claims, extra_claims):
@@ -49,8 +51,8 @@ def create_id_token(
                     logger.warning("ignoring extra ID token claim %s set by the library", name)
                     continue
                 payload[name] = value
-    payload.update(iss=issuer, sub=subject_identifier, aud=client_id, iat=now,
-                   exp=now + lifetime)
+    payload.update(iss=issuer, sub=subject_identifier,
+                   aud=client_id if audience is None else audience, iat=now, exp=now + lifetime)
     if nonce is not None:
         payload["nonce"] = nonce
     if auth_time is not None:

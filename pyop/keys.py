@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -41,6 +41,10 @@ __all__ = [
     "load_signing_key",
     "public_jwk",
     "main",
+    "RotationFiles",
+    "rotation_files",
+    "load_retired_keys",
+    "load_rotation_keys",
 ]
 
 #: The algorithms ``generate_signing_key`` and the command line can create keys for.
@@ -160,11 +164,83 @@ def public_jwk(key: Union[SigningKey, GeneratedKey], alg: Optional[str] = None,
     return jwk
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyop.keys",
-        description="Generate an ID token signing key: writes the private key as PEM "
-                    "(mode 0600) and prints the public JWK.")
+class RotationFiles(NamedTuple):
+    """The files of a key rotation (see :doc:`keys`), beside the active key's PEM file."""
+
+    #: The active signing key (PEM).
+    active: Path
+    #: The next key, published before it signs (PEM): ``NAME.next.pem``.
+    next: Path
+    #: Public keys of retired keys, still published (JWK Set, RFC 7517 5):
+    #: ``NAME.retired.jwks``.
+    retired: Path
+
+
+def rotation_files(path: Union[str, os.PathLike[str]]) -> RotationFiles:
+    """The rotation files that go with the active key file ``path``.
+
+    ``signing_key.pem`` goes with ``signing_key.next.pem`` and
+    ``signing_key.retired.jwks`` in the same directory (``pyop keys rotate``
+    writes them).
+    """
+    active = Path(path)
+    stem = active.name[:-4] if active.name.endswith(".pem") else active.name
+    return RotationFiles(active, active.with_name(stem + ".next.pem"),
+                         active.with_name(stem + ".retired.jwks"))
+
+
+def load_retired_keys(path: Union[str, os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The public JWKs of a retired keys file (a JWK Set); ``[]`` when it does not exist.
+
+    :raises ValueError: not a JWK Set.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JWK Set (JSON)") from e
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise ValueError(f"{path}: not a JWK Set")
+    return keys
+
+
+def load_rotation_keys(path: Union[str, os.PathLike[str]], alg: Optional[str] = None
+                       ) -> tuple[SigningKey, list[Any]]:
+    """The keys of a rotation kept in files by ``pyop keys rotate``.
+
+    :param path: the active key's PEM file (see :func:`rotation_files`).
+    :param alg: the alg of the active and next keys (default by key type; pass
+        ``PS256`` for RSASSA-PSS keys).
+    :returns: ``(signing_key, published_keys)`` for ``Provider(signing_key, ...,
+        published_keys=published_keys)``: the next key (while one is published) and
+        the retired public keys are published and accepted for ``id_token_hint``
+        verification, never used to sign (:doc:`keys`, "Rotating a key").
+        While a rotation is under way (more than one key), the active and next keys
+        carry their RFC 7638 thumbprint as ``kid``, the kid the provider publishes them
+        with (OIDC Core 10.1) and the one ``pyop keys rotate`` shows and retires them
+        under; a lone active key has no ``kid``, as ``load_signing_key(path)`` loads it.
+    :raises ValueError: a file holds no valid key.
+    :raises OSError: the active key cannot be read.
+    """
+    files = rotation_files(path)
+    active = load_signing_key(files.active, alg=alg)
+    published: list[Any] = []
+    if files.next.exists():
+        published.append(load_signing_key(files.next, alg=alg))
+    published.extend({name: value for name, value in jwk.items() if name != "retired_at"}
+                     for jwk in load_retired_keys(files.retired))
+    if published:
+        active = active.with_thumbprint_kid()
+        published = [key.with_thumbprint_kid() if isinstance(key, SigningKey) else key
+                     for key in published]
+    return active, published
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the key generation command (``python -m pyop.keys``, also
+    ``pyop keys generate``) to ``parser``."""
     parser.add_argument("--alg", choices=SUPPORTED_KEY_ALGS, default="RS256",
                         help="RS256 or PS256 (RSA), ES256 (ECDSA P-256) or EdDSA (Ed25519); "
                              "default RS256")
@@ -180,13 +256,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="publish the RFC 7638 thumbprint as kid, as "
                           "load_signing_key(path, thumbprint_kid=True) does")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
-    return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line entry point; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Carry out the key generation command parsed by ``parser`` (see
+    :func:`add_generate_arguments`): write the private key, print the public JWK.
+
+    :returns: the exit status: 0, or 1 when the file exists (without ``--force``) or
+        cannot be written. A too small ``--bits`` is a usage error (``parser.error``).
+    """
     if args.alg in ("RS256", "PS256") and args.bits < MIN_RSA_BITS:
         parser.error(f"--bits must be at least {MIN_RSA_BITS}")
     key = generate_signing_key(args.alg, args.bits)
@@ -202,6 +280,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      indent=2))
     print(f"private key written to {args.out}", file=sys.stderr)
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m pyop.keys") -> int:
+    """Command line entry point (``python -m pyop.keys``, the same as ``pyop keys
+    generate``); returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Generate an ID token signing key: writes the private key "
+                               "as PEM (mode 0600) and prints the public JWK.")
+    add_generate_arguments(parser)
+    return run_generate(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -229,6 +229,10 @@ class Provider:
         grant type or default ACR value the provider does not support. Off by default:
         those values are dropped, as pyop 3 dropped them, and only a list left empty is
         refused (see :meth:`match_client_preferences_with_provider_capabilities`).
+    :param id_token_aud_as_string: issue the ``aud`` claim of ID tokens as the
+        ``client_id`` string. Off by default: ``aud`` is the list ``[client_id]``, as pyop 3
+        issued it (OIDC Core 2 allows both forms; relying parties that worked with pyop 3
+        accept the list).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -274,6 +278,8 @@ class Provider:
     hash_client_secrets = _Shared("configuration", "hash_client_secrets")
     #: Refuse registrations listing unsupported preferences.
     strict_client_preferences = _Shared("configuration", "strict_client_preferences")
+    #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
+    id_token_aud_as_string = _Shared("configuration", "id_token_aud_as_string")
     #: Format of ``registration_client_uri`` (RFC 7592 3).
     registration_client_uri_template = _Shared("configuration",
                                                "registration_client_uri_template")
@@ -304,6 +310,7 @@ class Provider:
         limit_claims_to_claims_supported: bool = False,
         thumbprint_kids: bool = False,
         strict_client_preferences: bool = False,
+        id_token_aud_as_string: bool = False,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -318,6 +325,7 @@ class Provider:
             hash_client_secrets=hash_client_secrets, pairwise_sector_from=pairwise_sector_from,
             limit_claims_to_claims_supported=limit_claims_to_claims_supported,
             strict_client_preferences=strict_client_preferences,
+            id_token_aud_as_string=id_token_aud_as_string,
             registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE)
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")

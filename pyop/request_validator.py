@@ -81,7 +81,8 @@ def check_client_id(parameters: Mapping[str, Any], provider: ClientSource) -> Ma
         raise InvalidClientId("missing or repeated client_id", parameters)
     client = provider.get_client(client_id)
     if client is None:
-        raise InvalidClientId("unknown client_id", parameters)
+        # pyop 3 answered unauthorized_client; the error is never sent to the client
+        raise InvalidClientId("unknown client_id", parameters, oauth_error="unauthorized_client")
     return client
 
 

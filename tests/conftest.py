@@ -6,6 +6,9 @@ import os
 from typing import Any, Callable
 
 import pytest
+
+# the interpreter with pyop 3.5.0 (built once per session), for differential tests anywhere
+from compat.conftest import pyop3_python  # noqa: F401 - a fixture
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, settings

@@ -14,6 +14,7 @@ directly with ``wsgiref.util.setup_testing_defaults``, as the guide shows.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import functools
 import hashlib
 import importlib.util
@@ -803,8 +804,11 @@ def test_fastapi_thread_pool_keeps_the_event_loop_serving(
     JWK Set request is answered while the lookups run. Wide margins: the figures of a
     quiet machine are in docs/integration-fastapi.rst."""
     delay = 0.3
-    timings = load_example("fastapi_threadpool").run(examples, signing_key_pem, delay=delay,
-                                                     concurrent=8)
+    # in a thread of its own: asyncio.run() needs a thread without a running event loop
+    # (Playwright's sync API, used by the browser tests, keeps one in the main thread)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        timings = pool.submit(load_example("fastapi_threadpool").run, examples,
+                              signing_key_pem, delay=delay, concurrent=8).result()
     direct, pooled = timings["direct"], timings["threadpool"]
     assert direct.total >= 8 * delay * 0.9  # one lookup at a time
     assert direct.fast_answered >= delay  # not answered before a whole lookup ended

@@ -326,6 +326,10 @@ def snippet_env(tmp_path: Path, signing_key_pem: str, monkeypatch: pytest.Monkey
     monkeypatch.setenv("SUB_HASH_SALT", "a secret salt from the environment")
     with mongomock.patch(servers=(("localhost", 27017),)), \
             mock.patch.object(pyop.storage.mongo, "_clients", SharedClients()):
+        # the user the quickstart authorizes, in the users collection its MongoDB
+        # provider reads (Provider.authorize refuses a user the claims source lacks)
+        users = pyop.storage.MongoWrapper(DB_URI, "provider", "users")
+        users["alice"] = {"name": "Alice Example", "given_name": "Alice"}
         yield SnippetEnvironment(tmp_path, signing_key_pem)
 
 

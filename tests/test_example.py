@@ -558,6 +558,18 @@ def test_logout_confirmation_names_registered_clients_only(client: FlaskClient) 
     assert "<strong>Your Bank</strong>" not in html
 
 
+def test_logout_confirmation_names_the_client_of_the_hint(client: FlaskClient) -> None:
+    """A hint for another session's user asks first, naming the client of its ``aud``
+    (``["client_id"]``, as pyop 3 issued it)."""
+    registered = register(client)
+    tokens = exchange(client, registered, code_flow(client, registered)["code"]).get_json()
+    with client.session_transaction() as session:
+        session["sub"] = "someone-else"
+    html = client.get("/logout?" + urlencode({"id_token_hint": tokens["id_token"]})
+                      ).get_data(as_text=True)
+    assert "Log out?" in html and "<strong>Test RP</strong>" in html
+
+
 def test_logout_confirmation_needs_csrf(client: FlaskClient) -> None:
     login(client)
     response = client.post("/logout", data={"csrf_token": "forged"})
@@ -836,7 +848,7 @@ def test_error_page_explains_and_folds_the_technical_detail(client: FlaskClient)
     assert "cannot be sent back" in html
     details = html[html.index("<details"):html.index("</details>")]
     assert "<summary>Technical details</summary>" in details
-    assert "<code>invalid_request</code>" in details
+    assert "<code>unauthorized_client</code>" in details  # as pyop 3 answered an unknown client_id
     assert "unknown client" in details.lower()
     # the way back is home: the client is not known, its redirect_uri not verified
     assert re.search(r'<a class="button" href="/">Go to the home page</a>', html)

@@ -112,7 +112,7 @@ class TestCodeExchange:
         assert executor.threads and executor.threads[0] != threading.get_ident()
         claims = payload(tokens["id_token"])
         assert claims["at_hash"] == at_hash(tokens["access_token"])
-        assert claims["aud"] == CLIENT_ID and claims["nonce"] == "n-1"
+        assert claims["aud"] == [CLIENT_ID] and claims["nonce"] == "n-1"
         assert userinfo(provider, tokens["access_token"])["sub"] == claims["sub"]
 
     def test_same_response_members_as_without(self, make_provider: Callable[..., Provider],

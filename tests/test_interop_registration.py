@@ -244,7 +244,7 @@ def test_authlib_rp_gets_the_narrowed_scope(host: Host) -> None:
     assert token["scope"] == "openid email"  # RFC 6749 5.1: the scope actually granted
     claims = rp.validate_id_token(token["id_token"], CodeIDToken, nonce,
                                   access_token=token["access_token"])
-    assert claims["aud"] == registered["client_id"]
+    assert claims["aud"] == [registered["client_id"]]
     assert set(rp.userinfo()) == {"sub", "email", "email_verified"}
 
 

@@ -466,7 +466,7 @@ class TestParseAuthenticationRequest:
             parse(provider, client_id="unknown")
         assert info.value.to_error_url() is None
         assert info.value.redirectable is False
-        assert info.value.oauth_error == "invalid_request"
+        assert info.value.oauth_error == "unauthorized_client"  # as pyop 3
 
     def test_missing_client_id(self, provider: Provider) -> None:
         with pytest.raises(InvalidClientId):
@@ -737,7 +737,7 @@ class TestAuthorize:
         claims = verify(provider, response["id_token"])
         assert claims["iss"] == ISSUER
         assert claims["sub"] == public_sub()
-        assert claims["aud"] == CLIENT_ID
+        assert claims["aud"] == [CLIENT_ID]
         assert claims["nonce"] == "the-nonce"
         assert claims["iat"] == int(clock.now)
         assert claims["exp"] - claims["iat"] == 3600
@@ -749,6 +749,18 @@ class TestAuthorize:
             assert claims["c_hash"] == left_hash(response["code"])
         else:
             assert "c_hash" not in claims
+
+    @pytest.mark.parametrize("as_string,expected", [(False, [CLIENT_ID]), (True, CLIENT_ID)])
+    def test_id_token_aud_form(self, make_provider: Callable[..., Provider], as_string: bool,
+                               expected: Any) -> None:
+        """``aud`` is ``[client_id]`` as pyop 3 issued it; a string with the option (OIDC
+        Core 2 allows both), at the authorization and the token endpoint."""
+        provider = make_provider(id_token_aud_as_string=as_string)
+        response = provider.authorize(parse(provider, response_type="code id_token"), USER_ID)
+        assert verify(provider, response["id_token"])["aud"] == expected
+        token = exchange(provider, response["code"])
+        assert verify(provider, token["id_token"])["aud"] == expected
+        assert provider.verify_id_token_hint(token["id_token"])["sub"] == public_sub()
 
     def test_hash_uses_signing_alg(self, make_provider: Callable[..., Provider]) -> None:
         prov = make_provider(signing_key=ec.generate_private_key(ec.SECP384R1()))
@@ -952,7 +964,7 @@ class TestAuthorize:
         claims = verify(provider, response["id_token"])
         assert claims["group"] == "admins"
         assert claims["iss"] == ISSUER and claims["sub"] == public_sub()
-        assert claims["aud"] == CLIENT_ID and claims["nonce"] == "the-nonce"
+        assert claims["aud"] == [CLIENT_ID] and claims["nonce"] == "the-nonce"
         assert claims["exp"] - claims["iat"] == 3600 and claims["iat"] > 1
         assert "azp" not in claims
         assert claims["at_hash"] == left_hash(response["access_token"])
@@ -996,7 +1008,7 @@ class TestAuthorize:
                                                         "aud": "x"})
         claims = verify(provider, token["id_token"])
         assert claims["at_token"] == "alice/client1"
-        assert claims["aud"] == CLIENT_ID
+        assert claims["aud"] == [CLIENT_ID]
         # at both: the token endpoint's claims win, the others are kept
         code = provider.authorize(parse(provider), USER_ID, {"a": 1, "b": 1})["code"]
         token = provider.handle_token_request(urlencode(dict(body, code=code)), basic_auth(),
@@ -1207,7 +1219,7 @@ class TestTokenEndpoint:
         assert json.loads(response.to_json())["scope"] == "openid email"
         assert response["refresh_token"]
         claims = verify(provider, response["id_token"])
-        assert claims["iss"] == ISSUER and claims["aud"] == CLIENT_ID
+        assert claims["iss"] == ISSUER and claims["aud"] == [CLIENT_ID]
         assert claims["sub"] == public_sub() and claims["nonce"] == "the-nonce"
         assert claims["iat"] == int(clock.now) and claims["exp"] == int(clock.now) + 3600
         assert claims["at_hash"] == left_hash(response["access_token"])
@@ -1249,7 +1261,7 @@ class TestTokenEndpoint:
         with pytest.raises(InvalidAuthorizationCode, match="does not match"):
             provider.handle_token_request(urlencode(dict(body, code_verifier="x" * 43)))
         response = provider.handle_token_request(urlencode(dict(body, code_verifier=VERIFIER)))
-        assert verify(provider, response["id_token"])["aud"] == PUBLIC_CLIENT_ID
+        assert verify(provider, response["id_token"])["aud"] == [PUBLIC_CLIENT_ID]
 
     def test_public_client_cannot_use_secret(self, provider: Provider) -> None:
         body = {"grant_type": "authorization_code", "code": "c", "client_id": PUBLIC_CLIENT_ID,
@@ -1641,7 +1653,7 @@ class TestRegistration:
         code = provider.authorize(req, USER_ID)["code"]
         token = exchange(provider, code, headers=basic_auth(client_id, response["client_secret"]),
                          redirect_uri="https://new.example.com/cb")
-        assert verify(provider, token["id_token"])["aud"] == client_id
+        assert verify(provider, token["id_token"])["aud"] == [client_id]
 
     def test_only_registered_metadata_kept(self, provider: Provider) -> None:
         response = provider.handle_client_registration_request({
@@ -1895,7 +1907,7 @@ class TestLogout:
         clock.advance(10 * 3600)  # expired hints are accepted
         claims = provider.verify_id_token_hint(hint)
         assert claims is not None
-        assert claims["sub"] == public_sub() and claims["aud"] == CLIENT_ID
+        assert claims["sub"] == public_sub() and claims["aud"] == [CLIENT_ID]
         other = SigningKey(ec.generate_private_key(ec.SECP256R1()))
         forged = jws_sign({"iss": ISSUER, "sub": public_sub(), "aud": CLIENT_ID}, other)
         assert provider.verify_id_token_hint(forged) is None

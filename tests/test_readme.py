@@ -311,7 +311,7 @@ def test_implicit_id_token_token_response_is_fragment_encoded(readme: ModuleType
     assert fragment["expires_in"] == "3600"
     claims = verify_id_token(client, fragment["id_token"])
     assert claims["iss"] == ISSUER
-    assert claims["aud"] == CLIENT_ID
+    assert claims["aud"] == [CLIENT_ID]
     assert claims["nonce"] == "nonce-456"
     assert claims["at_hash"] == hash_of(fragment["access_token"])
     assert claims["sub"] == readme.authz_state.get_subject_identifier("public", USER_ID)
@@ -398,7 +398,7 @@ def test_code_exchange(readme: ModuleType, client: Any) -> None:
     assert "refresh_token" not in body  # README: refresh tokens are not issued by default
     claims = verify_id_token(client, body["id_token"])
     assert claims["iss"] == ISSUER
-    assert claims["aud"] == CLIENT_ID
+    assert claims["aud"] == [CLIENT_ID]
     assert claims["nonce"] == "nonce-456"
     assert claims["at_hash"] == hash_of(body["access_token"])
     assert claims["sub"] == readme.authz_state.get_subject_identifier("public", USER_ID)
@@ -498,7 +498,7 @@ def test_registration_then_code_flow_with_the_issued_credentials(client: Any) ->
                         headers=basic(registered["client_id"], registered["client_secret"]))
     assert token.status_code == 200
     claims = verify_id_token(client, token.get_json()["id_token"])
-    assert claims["aud"] == registered["client_id"]
+    assert claims["aud"] == [registered["client_id"]]
 
 
 def test_registered_pairwise_client_gets_a_pairwise_sub(readme: ModuleType,

@@ -319,7 +319,7 @@ class TestSignedObjects:
         payload = token["id_token"].split(".")[1]
         id_token = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         assert id_token["nonce"] == "object-nonce"
-        assert id_token["aud"] == CLIENT_ID
+        assert id_token["aud"] == [CLIENT_ID]
 
 
 # -- refused objects -------------------------------------------------------------------------------

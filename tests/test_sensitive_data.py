@@ -416,8 +416,8 @@ def test_authentication_request_errors(op: Provider, caplog: pytest.LogCaptureFi
 def test_registration(clock: Any, converted_key: SigningKey, caplog: pytest.LogCaptureFixture,
                       hashed: bool) -> None:
     authz = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"), clock=clock)
-    op = Provider(converted_key, configuration(), authz, {}, Userinfo({}), clock=clock,
-                  hash_client_secrets=hashed)
+    op = Provider(converted_key, configuration(), authz, {}, Userinfo({USER_ID: {}}),
+                  clock=clock, hash_client_secrets=hashed)
     found, captured = Secrets(), Captured()
     response = op.handle_client_registration_request(json.dumps(
         {"redirect_uris": [REDIRECT_URI], "client_secret": PASSWORD_LIKE}))

@@ -173,7 +173,12 @@ def _copy_checkout(target: Path) -> None:
 
 def run_json(python: str, script: Path, payload: Any, env: dict[str, str] | None = None,
              timeout: int = 240) -> Any:
-    """Run ``script`` with ``python``, ``payload`` as JSON on stdin; its JSON stdout."""
+    """Run ``script`` with ``python``, ``payload`` as JSON on stdin; its JSON stdout.
+
+    The script runs with a fixed ``PYTHONHASHSEED``: pyop 3 and oic build some answers from
+    sets (``scopes_supported``, narrowed ``response_types``...), whose order otherwise
+    changes from run to run."""
+    env = dict(os.environ if env is None else env, PYTHONHASHSEED="0")
     result = subprocess.run([python, str(script)], input=json.dumps(payload), text=True,
                             capture_output=True, timeout=timeout, env=env, check=False,
                             cwd=str(script.parent))

@@ -325,6 +325,7 @@ class Runner:
         except Exception as error:  # noqa: BLE001
             logout = error_outcome(error)
         return {
+            "sub_before_logout": sub,
             "logout": logout,
             "access_token_after": self.userinfo(provider, tokens["access_token"]),
             "unused_code_after": exchange(unused_code)[0],

@@ -150,15 +150,22 @@ def run_variant(variant: dict[str, Any], payload: dict[str, Any], workdir: Path)
             out["id_token"] = _verify_id_token(token_response["id_token"], result["jwks"],
                                                issuer, client_id)
             access_token = token_response["access_token"]
-            replay = frontend.token_endpoint(token_context)
-            out["code_replay"] = [replay.status, _json(replay).get("error")]
         else:
             out["id_token"] = _verify_id_token(params["id_token"], result["jwks"], issuer,
                                                client_id)
-        userinfo_context = Context()
-        userinfo_context.request = {}
-        userinfo_context.request_authorization = "Bearer " + access_token
-        out["userinfo"] = _json(frontend.userinfo_endpoint(userinfo_context))
+
+        def userinfo() -> Any:
+            userinfo_context = Context()
+            userinfo_context.request = {}
+            userinfo_context.request_authorization = "Bearer " + access_token
+            return _json(frontend.userinfo_endpoint(userinfo_context))
+
+        out["userinfo"] = userinfo()
+        if "code" in params:
+            # the code again: refused, and the tokens issued from it revoked (RFC 6749 4.1.2)
+            replay = frontend.token_endpoint(token_context)
+            out["code_replay"] = [replay.status, _json(replay).get("error")]
+            out["userinfo_after_code_replay"] = userinfo()
         return out
 
     for label, (client_id, secret, redirect_uri) in {

@@ -80,7 +80,7 @@ def variant(request: pytest.FixtureRequest, satosa_results: dict[str, Any]) -> d
         unavailable(satosa_results["_missing"][request.param])
     result = satosa_results[request.param]
     assert "crash" not in result, result.get("crash")
-    return dict(result, _modulus=satosa_results["_modulus"])
+    return dict(result, _modulus=satosa_results["_modulus"], _name=request.param)
 
 
 def test_discovery_document(variant: dict[str, Any]) -> None:
@@ -125,7 +125,8 @@ def test_id_token_header_names_no_kid(variant: dict[str, Any], flow: str) -> Non
 
 @pytest.mark.parametrize("flow", FLOWS)
 def test_flows(variant: dict[str, Any], flow: str) -> None:
-    """Code and implicit flows for the registered and the static client."""
+    """Code and implicit flows for the registered and the static client; UserInfo with
+    the access token, then a replay of the code."""
     result = variant[flow]
     client = flow.split("_")[0]
     expected_sub = pyop3_pairwise_sub(USER, SECTORS[client], SALT)
@@ -144,6 +145,13 @@ def test_flows(variant: dict[str, Any], flow: str) -> None:
         # a replayed code is refused (RFC 6749 4.1.2), with every storage, stateless too
         assert result["code_replay"][0].startswith("400"), result["code_replay"]
         assert result["code_replay"][1] == "invalid_grant"
+        # and the access token issued from it is revoked where it is stored; a sealed
+        # (stateless) token cannot be revoked and lives until it expires (docs/migrating.rst)
+        after = result["userinfo_after_code_replay"]
+        if variant["_name"] == "stateless":
+            assert after == result["userinfo"], after
+        else:
+            assert after.get("error") == "invalid_token", after
     else:
         assert {"access_token", "id_token", "token_type", "state"} <= set(
             result["authn_parameters"])
