@@ -206,3 +206,24 @@ def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
     # the library never reaches up into the command built on it
     assert layers["pyop.cli.keys"] > layers["pyop.keys"]
     assert not any(target.startswith("pyop.cli") for target in graph()["pyop.keys"])
+
+
+def backslash_continuations(path: Path) -> list[int]:
+    """Lines of a module that end with a backslash continuation (outside strings)."""
+    import io
+    import tokenize
+
+    text = path.read_text(encoding="utf-8")
+    in_string: set[int] = set()
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.STRING and token.start[0] < token.end[0]:
+            in_string.update(range(token.start[0], token.end[0]))
+    return [number for number, line in enumerate(text.splitlines(), 1)
+            if line.rstrip().endswith("\\") and number not in in_string
+            and not line.lstrip().startswith("#")]
+
+
+def test_no_backslash_continuations() -> None:
+    found = {name: lines for name, path in MODULES.items()
+             if (lines := backslash_continuations(path))}
+    assert found == {}, "use parentheses instead"
