@@ -22,6 +22,9 @@ liveness test ``expires_at IS NULL OR expires_at > :now``:
   nothing when a live row exists; SQLite: ``INSERT ... ON CONFLICT DO UPDATE
   ... WHERE <row expired>``; elsewhere ``INSERT`` and, on an integrity error,
   an ``UPDATE`` that only takes over an expired row.
+
+These primitives carry the single use of authorization codes and rotated refresh tokens
+(RFC 6749 4.1.2, RFC 9700 4.14.2) and of client assertions (RFC 7523 3).
 """
 
 from __future__ import annotations

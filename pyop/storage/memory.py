@@ -6,6 +6,9 @@ Both are thread-safe within one process (one :class:`threading.Lock` per
 store; the operations are written once, in :class:`InProcessStore`, over the
 way each keeps its records) and neither is shared between processes: use Redis, SQL or MongoDB
 when the provider runs in several worker processes.
+
+The atomic primitives carry the single use of authorization codes and rotated refresh
+tokens (RFC 6749 4.1.2, RFC 9700 4.14.2) and of client assertions (RFC 7523 3).
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ Atomicity (single-document operations are atomic in MongoDB):
 * ``add``: ``replace_one(upsert=True)`` filtered on "expired": it replaces an
   expired document, inserts when there is none, and fails with a duplicate
   key error (so returns False) when a live one exists.
+
+The atomic primitives carry the single use of authorization codes and rotated refresh
+tokens (RFC 6749 4.1.2, RFC 9700 4.14.2) and of client assertions (RFC 7523 3).
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ optimistic ``WATCH``/``MULTI``/``EXEC`` transaction, atomic as well.
 this module is imported), so code that replaces it, e.g. with
 ``fakeredis.FakeRedis.from_url`` as pyop 3 tests did, keeps working; the
 client cache is keyed by that factory too.
+
+The atomic primitives carry the single use of authorization codes and rotated refresh
+tokens (RFC 6749 4.1.2, RFC 9700 4.14.2) and of client assertions (RFC 7523 3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Which storage backend a URI selects: the registry of URI schemes.
+"""Which storage backend a URI selects: the registry of URI schemes (RFC 3986 3.1).
 
 Each backend module registers the schemes it serves with :func:`register_backend` when
 it is imported (``pyop.storage`` imports them all), and

@@ -38,6 +38,9 @@ statements and their atomicity), run by the engine helpers of
 
 Expired rows are deleted by :meth:`SQLWrapper.purge_expired` and by a purge
 run on a write at most every ``purge_interval`` seconds of clock time.
+
+The atomic primitives carry the single use of authorization codes and rotated refresh
+tokens (RFC 6749 4.1.2, RFC 9700 4.14.2) and of client assertions (RFC 7523 3).
 """
 
 from __future__ import annotations
