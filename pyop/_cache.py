@@ -1,4 +1,7 @@
-"""A small in-process cache: bounded (least recently used first out), entries expire."""
+"""A small in-process cache: bounded (least recently used first out), entries expire.
+
+No protocol of its own: the caches it serves (clients, subject identifiers, issued codes
+and access tokens) say which specification allows them."""
 
 from __future__ import annotations
 

@@ -248,8 +248,8 @@ class ClientAssertionVerifier:
                       now: float) -> float:
         aud = claims.get("aud")
         aud_values = [aud] if isinstance(aud, str) else aud
-        if not isinstance(aud_values, list) or not aud_values \
-                or not all(isinstance(value, str) for value in aud_values):
+        if (not isinstance(aud_values, list) or not aud_values
+                or not all(isinstance(value, str) for value in aud_values)):
             raise _fail("client_assertion aud is missing or malformed")
         if not set(aud_values) & set(audiences):
             raise _fail("client_assertion aud does not name this provider")

@@ -252,8 +252,8 @@ def _authenticate_by_assertion(
     audiences: Iterable[str],
 ) -> tuple[str, Mapping[str, Any]]:
     """``client_secret_jwt`` / ``private_key_jwt`` (RFC 7521 4.2, RFC 7523 2.2)."""
-    if (authz_header is not None and authz_header.strip()) \
-            or parsed_request.get("client_secret") is not None:
+    if ((authz_header is not None and authz_header.strip())
+            or parsed_request.get("client_secret") is not None):
         raise InvalidRequestError("more than one client authentication method")
     assertion_type = parsed_request.get("client_assertion_type")
     assertion = parsed_request.get("client_assertion")

@@ -14,19 +14,23 @@ import base64
 import binascii
 import copy
 import hashlib
-import importlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from ._jws_algorithms import (
+    CURVES,
+    HASHLIB,
+    SHA256_ALGS,
+    PrivateKey,
+    PublicKey,
+    default_alg,
+    sha256,
+    signer,
+    verify_signature,
+)
 from .util import json_encode_function
 
 __all__ = [
@@ -42,37 +46,8 @@ __all__ = [
     "jwk_thumbprint",
 ]
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
 _K = TypeVar("_K", bound="VerificationKey")
-PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
 
-_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "256": hashes.SHA256,
-    "384": hashes.SHA384,
-    "512": hashes.SHA512,
-}
-_HASHLIB = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
-
-
-def _builtin_sha256() -> Callable[..., Any]:
-    """SHA-256 for the short values of :func:`left_hash`: the interpreter's own
-    implementation (``_sha2`` from Python 3.12, ``_sha256`` before) when it has one, which
-    has no OpenSSL digest to fetch and set up per value; else hashlib's."""
-    for name in ("_sha2", "_sha256"):
-        try:
-            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
-        except (ImportError, AttributeError):
-            continue
-    return hashlib.sha256  # pragma: no cover - an interpreter without either module
-
-
-_sha256 = _builtin_sha256()
-_SHA256_ALGS = frozenset(["RS256", "PS256", "ES256", "HS256"])
-_CURVES: dict[str, tuple[type[ec.EllipticCurve], str, int]] = {
-    "P-256": (ec.SECP256R1, "ES256", 32),
-    "P-384": (ec.SECP384R1, "ES384", 48),
-    "P-521": (ec.SECP521R1, "ES512", 66),
-}
 SUPPORTED_ALGS = frozenset(
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 )
@@ -118,14 +93,14 @@ def hash_for_alg(alg: str) -> Callable[..., Any]:
     if alg == "EdDSA":
         return hashlib.sha512
     try:
-        return _HASHLIB[alg[-3:]]
+        return HASHLIB[alg[-3:]]
     except KeyError as e:
         raise JWSError(f"unsupported alg {alg}") from e
 
 
 def left_hash(value: str, alg: str) -> str:
     """``at_hash`` / ``c_hash``: base64url of the left half of the hash (OIDC Core 3.3.2.11)."""
-    digest = (_sha256 if alg in _SHA256_ALGS else hash_for_alg(alg))(
+    digest = (sha256 if alg in SHA256_ALGS else hash_for_alg(alg))(
         value.encode("ascii")).digest()
     return b64url_encode(digest[: len(digest) // 2])
 
@@ -149,7 +124,7 @@ def _public_jwk_of(public_key: PublicKey) -> dict[str, Any]:
         return {"kty": "RSA", "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         pn = public_key.public_numbers()
-        for crv, (curve_cls, _alg, size) in _CURVES.items():
+        for crv, (curve_cls, _alg, size) in CURVES.items():
             if isinstance(public_key.curve, curve_cls):
                 return {"kty": "EC", "crv": crv,
                         "x": _int_b64(pn.x, size), "y": _int_b64(pn.y, size)}
@@ -160,16 +135,6 @@ def _public_jwk_of(public_key: PublicKey) -> dict[str, Any]:
         raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
     raise JWSError("unsupported key type")  # pragma: no cover
-
-
-def _default_alg(key: Union[PrivateKey, PublicKey]) -> str:
-    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return "RS256"
-    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        for curve_cls, alg, _size in _CURVES.values():
-            if isinstance(key.curve, curve_cls):
-                return alg
-    return "EdDSA"
 
 
 def _private_key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey:
@@ -186,7 +151,7 @@ def _private_key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey:
         )
         return numbers.private_key()
     if kty == "EC":
-        curve_cls = _CURVES[jwk["crv"]][0]
+        curve_cls = CURVES[jwk["crv"]][0]
         public = ec.EllipticCurvePublicNumbers(_b64_int(jwk["x"]), _b64_int(jwk["y"]), curve_cls())
         return ec.EllipticCurvePrivateNumbers(_b64_int(jwk["d"]), public).private_key()
     if kty == "OKP" and jwk.get("crv") == "Ed25519":
@@ -199,7 +164,7 @@ def _public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKey:
     if kty == "RSA":
         return rsa.RSAPublicNumbers(_b64_int(jwk["e"]), _b64_int(jwk["n"])).public_key()
     if kty == "EC":
-        curve_cls = _CURVES[jwk["crv"]][0]
+        curve_cls = CURVES[jwk["crv"]][0]
         return ec.EllipticCurvePublicNumbers(
             _b64_int(jwk["x"]), _b64_int(jwk["y"]), curve_cls()
         ).public_key()
@@ -222,7 +187,7 @@ def _check_alg_fits(key: PublicKey, alg: str) -> None:
     if isinstance(key, rsa.RSAPublicKey):
         fits = alg[:2] in ("RS", "PS")
     elif isinstance(key, ec.EllipticCurvePublicKey):
-        fits = alg == _default_alg(key)
+        fits = alg == default_alg(key)
     else:
         fits = alg == "EdDSA"
     if not fits:
@@ -235,7 +200,7 @@ class VerificationKey:
     def __init__(self, public_key: PublicKey, alg: Optional[str] = None,
                  kid: Optional[str] = None, *, source_jwk: Optional[Mapping[str, Any]] = None):
         self.public_key = public_key
-        self.alg = alg or _default_alg(public_key)
+        self.alg = alg or default_alg(public_key)
         if self.alg not in SUPPORTED_ALGS:
             raise JWSError(f"unsupported alg {self.alg}")
         self.public_jwk: dict[str, Any] = _public_jwk_of(public_key)
@@ -322,30 +287,7 @@ class VerificationKey:
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Check one signature made with :attr:`alg`; never raises on a bad signature."""
-        alg = self.alg
-        key = self.public_key
-        try:
-            if alg.startswith("RS") and isinstance(key, rsa.RSAPublicKey):
-                key.verify(signature, signing_input, padding.PKCS1v15(), _HASHES[alg[2:]]())
-            elif alg.startswith("PS") and isinstance(key, rsa.RSAPublicKey):
-                h = _HASHES[alg[2:]]()
-                key.verify(signature, signing_input,
-                           padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size), h)
-            elif alg.startswith("ES") and isinstance(key, ec.EllipticCurvePublicKey):
-                size = (key.curve.key_size + 7) // 8
-                if len(signature) != 2 * size:
-                    return False
-                r = int.from_bytes(signature[:size], "big")
-                s = int.from_bytes(signature[size:], "big")
-                key.verify(encode_dss_signature(r, s), signing_input,
-                           ec.ECDSA(_HASHES[alg[2:]]()))
-            elif alg == "EdDSA" and isinstance(key, ed25519.Ed25519PublicKey):
-                key.verify(signature, signing_input)
-            else:
-                return False
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return verify_signature(self.public_key, self.alg, signing_input, signature)
 
     def to_jwk(self) -> dict[str, Any]:
         """The public JWK to publish (RFC 7517 4).
@@ -383,17 +325,17 @@ class SigningKey(VerificationKey):
                  kid: Optional[str] = None, *,
                  source_jwk: Optional[Mapping[str, Any]] = None) -> None:
         self.private_key = private_key
-        super().__init__(private_key.public_key(), alg or _default_alg(private_key), kid,
+        super().__init__(private_key.public_key(), alg or default_alg(private_key), kid,
                          source_jwk=source_jwk)
         if isinstance(private_key, rsa.RSAPrivateKey) and self.alg[:2] not in ("RS", "PS"):
             raise JWSError(f"alg {self.alg} does not fit an RSA key")
-        if isinstance(private_key, ec.EllipticCurvePrivateKey) and self.alg != _default_alg(
+        if isinstance(private_key, ec.EllipticCurvePrivateKey) and self.alg != default_alg(
             private_key
         ):
             raise JWSError(f"alg {self.alg} does not fit this EC curve")
         if isinstance(private_key, ed25519.Ed25519PrivateKey) and self.alg != "EdDSA":
             raise JWSError(f"alg {self.alg} does not fit an Ed25519 key (RFC 8037 3.1)")
-        self._sign = _signer(private_key, self.alg)
+        self._sign = signer(private_key, self.alg)
         self._signer_alg = self.alg
         #: base64url JWS header segments already encoded, by alg, kid and extra members
         self._header_segments: dict[tuple[Any, ...], str] = {}
@@ -452,34 +394,9 @@ class SigningKey(VerificationKey):
     def sign(self, signing_input: bytes) -> bytes:
         """Raw JWS signature of ``signing_input`` (RFC 7518 3)."""
         if self._signer_alg != self.alg:  # the alg attribute was changed: follow it
-            self._sign = _signer(self.private_key, self.alg)
+            self._sign = signer(self.private_key, self.alg)
             self._signer_alg = self.alg
         return self._sign(signing_input)
-
-
-def _signer(key: PrivateKey, alg: str) -> Callable[[bytes], bytes]:
-    """``signing_input -> raw JWS signature`` for ``key`` and ``alg`` (RFC 7518 3.3-3.5,
-    RFC 8037 3.1), with the padding and hash objects made once."""
-    if isinstance(key, rsa.RSAPrivateKey):
-        h = _HASHES[alg[2:]]()
-        rsa_padding: padding.AsymmetricPadding = (
-            padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
-            if alg.startswith("PS") else padding.PKCS1v15())
-        rsa_key = key
-        return lambda signing_input: rsa_key.sign(signing_input, rsa_padding, h)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        size = (key.curve.key_size + 7) // 8
-        ecdsa = ec.ECDSA(_HASHES[alg[2:]]())
-        ec_key = key
-
-        def sign_ec(signing_input: bytes) -> bytes:
-            # DER (r, s) to the fixed-size R || S of RFC 7518 3.4
-            r, s = decode_dss_signature(ec_key.sign(signing_input, ecdsa))
-            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-
-        return sign_ec
-    ed_key = key
-    return lambda signing_input: ed_key.sign(signing_input)
 
 
 #: ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call.

@@ -246,8 +246,8 @@ def issued_token_response(access_token: str, token_type: str, expires_in: int,
     directly only when every value has exactly the type ``oic`` would keep as it is
     (``str``, and ``int`` for ``expires_in``); anything else goes through ``oic``.
     """
-    if type(access_token) is str and type(token_type) is str and type(expires_in) is int \
-            and type(id_token) is str and type(scope) is str:
+    if (type(access_token) is str and type(token_type) is str and type(expires_in) is int
+            and type(id_token) is str and type(scope) is str):
         response = AccessTokenResponse()
         values = response._dict
         for name, value in (("access_token", access_token), ("token_type", token_type)):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Optional, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-from .authz_state import _merge_record
+from .authz_state import merge_record
 from .exceptions import StorageError
 from .storage import MongoWrapper, RedisWrapper, StorageBase
 
@@ -145,7 +145,7 @@ def migrate_subject_identifiers(store: StorageBase, *, dry_run: bool = False,
                 continue
             report.reverse_added += 1
             if not dry_run:
-                _merge_record(store, sub, {"user_id": user_id, "type": subject_type})
+                merge_record(store, sub, {"user_id": user_id, "type": subject_type})
     return report
 
 

@@ -8,7 +8,9 @@ metadata name is silently published -- are reported when the
 * :func:`check_claims_source` refuses a claims source without ``get_claims_for``
   (:class:`~pyop.exceptions.InvalidConfiguration` naming the argument);
 * :func:`warn_unknown_configuration_keys` logs a warning for every configuration key
-  that no specification this library implements defines, with the nearest known name.
+  that no specification this library implements defines (OIDC Discovery 3, RFC 8414 2,
+  the OIDC logout specifications, RFC 7009, RFC 7662, RFC 7636, RFC 9207), with the
+  nearest known name.
 """
 
 from __future__ import annotations

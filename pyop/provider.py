@@ -465,23 +465,10 @@ class Provider:
 
     def parse_authentication_request(self, request_body: Any,
                                      http_headers: Optional[Any] = None) -> AuthorizationRequest:
-        """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2).
+        """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2);
+        ``http_headers`` is unused.
 
-        With ``request_parameter_supported``, a ``request`` object (OIDC Core
-        6.1) is verified with the client's keys once client_id and redirect_uri
-        are, and its members replace the query parameters (OIDC Core 6.3.3);
-        see :mod:`pyop.request_object`.
-
-        :param request_body: the query string (GET) or form body (POST), as
-            ``str``/``bytes``, or a mapping of parameters.
-        :param http_headers: unused; accepted for symmetry with the other handlers.
-        :returns: the validated request, to keep in the end-user's session.
-        :raises InvalidClientId: unknown client (never redirected).
-        :raises InvalidRedirectURI: missing or unregistered redirect_uri, also
-            one inside a request object (never redirected).
-        :raises InvalidAuthenticationRequest: any other error; its
-            ``to_error_url()`` (or ``to_form_post()`` for ``response_mode=form_post``)
-            gives the response to the client."""
+        Details: :func:`pyop.endpoints.authorization.parse_authentication_request`."""
         return authorization.parse_authentication_request(self._context, request_body)
 
     def create_authentication_error(self, authentication_request: Mapping[str, Any],
@@ -489,9 +476,7 @@ class Provider:
                                     ) -> InvalidAuthenticationRequest:
         """A redirectable error for a request this provider validated.
 
-        For errors the host decides, e.g. ``login_required`` for ``prompt=none``
-        without a session, ``consent_required``, ``access_denied`` (OIDC Core
-        3.1.2.6). Use its ``to_error_url()``."""
+        Details: :func:`pyop.endpoints.authorization.create_authentication_error`."""
         return authorization.create_authentication_error(
             self._context, authentication_request, oauth_error, description)
 
@@ -499,9 +484,7 @@ class Provider:
                                 auth_time: Optional[float]) -> bool:
         """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age`` passed.
 
-        OIDC Core 3.1.2.1.
-
-        :param auth_time: when the end-user last authenticated (UNIX time), or None."""
+        Details: :func:`pyop.endpoints.authorization.requires_authentication`."""
         return authorization.requires_authentication(self._context, authentication_request,
                                                      auth_time)
 
@@ -511,24 +494,7 @@ class Provider:
                   amr: Optional[Iterable[str]] = None) -> AuthorizationResponse:
         """Issue the authentication response for an authenticated end-user.
 
-        Creates a code, access token and/or ID token as the ``response_type``
-        asks (OIDC Core 3.1.2.5, 3.2.2.5, 3.3.2.5). The host sends the user
-        agent to ``response.request(redirect_uri, should_fragment_encode(req))``.
-
-        :param authentication_request: the request returned by
-            :meth:`parse_authentication_request` (or rebuilt from its ``to_dict()``).
-        :param user_id: the host's local id of the authenticated user.
-        :param extra_id_token_claims: extra ID token claims: a dict, or a callable
-            ``(user_id, client_id) -> dict``; also applied at the token endpoint.
-        :param auth_time: when the user authenticated (UNIX time), for ``auth_time``.
-        :param acr: the Authentication Context Class Reference achieved.
-        :param amr: the Authentication Methods References used.
-        :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
-            the request was parsed; :class:`~pyop.exceptions.UnauthorizedClient` when the
-            provider has no key for the client's ``id_token_signed_response_alg``.
-        :raises UnknownUser: the claims source does not know ``user_id`` (a ``KeyError``;
-            nothing is issued, the host decides what follows, see :doc:`errors`).
-        :raises StorageError: the storage failed."""
+        Details: :func:`pyop.endpoints.authorization.authorize`."""
         return authorization.authorize(self._context, authentication_request, user_id,
                                        extra_id_token_claims, auth_time=auth_time, acr=acr,
                                        amr=amr)
@@ -538,17 +504,10 @@ class Provider:
     def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
                              extra_id_token_claims: ExtraClaims = None) -> AccessTokenResponse:
         """Handle a token request: ``authorization_code``, ``refresh_token`` or
-        ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4).
+        ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4). Send the result with
+        ``Cache-Control: no-store`` (RFC 6749 5.1).
 
-        Send the result with ``Cache-Control: no-store`` (RFC 6749 5.1).
-
-        :param request_body: the form-encoded body (str/bytes) or a mapping.
-        :param http_headers: the request headers (any mapping; names are case-insensitive).
-        :param extra_id_token_claims: a dict or ``(user_id, client_id) -> dict``.
-        :raises InvalidClientAuthentication: 401 ``invalid_client``.
-        :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...;
-            ``unauthorized_client`` when the provider has no key for the client's
-            ``id_token_signed_response_alg``, before the code is spent)."""
+        Details: :func:`pyop.endpoints.token.handle_token_request`."""
         return token.handle_token_request(self._context, request_body, http_headers,
                                           extra_id_token_claims)
 
@@ -556,20 +515,7 @@ class Provider:
                                      ) -> TokenIntrospectionResponse:
         """Answer a token introspection request (RFC 7662).
 
-        The caller must be a client authenticating as at the token endpoint; public
-        clients (``none``) are refused. A token is active only if it is live and was
-        issued to the calling client: any other token -- unknown, expired, revoked,
-        rotated, or of another client -- gets ``{"active": false}``. A token of the
-        ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
-        ``sub`` (RFC 7662 2.2). ``scope`` is the token's, narrowed to the client's ``scope``
-        allow-list as it is now (RFC 7591 2), as at UserInfo. Send the result's ``to_json()`` with
-        ``Cache-Control: no-store``.
-
-        :param request_body: the form-encoded body (``token``, optional
-            ``token_type_hint``) as str/bytes, or a mapping.
-        :param http_headers: the request headers (``Authorization: Basic ...``).
-        :raises InvalidClientAuthentication: 401 ``invalid_client``.
-        :raises InvalidRequestError: no ``token``, repeated parameters (400)."""
+        Details: :func:`pyop.endpoints.token_management.handle_introspection_request`."""
         return token_management.handle_introspection_request(self._context, request_body,
                                                              http_headers)
 
@@ -577,15 +523,7 @@ class Provider:
                                   http_headers: Optional[Any] = None) -> None:
         """Handle a token revocation request (RFC 7009); answer 200 with an empty body.
 
-        The client authenticates as at the token endpoint; public clients send
-        their ``client_id`` (RFC 7009 2.1). ``token_type_hint`` decides which kind
-        of token is looked up first. Revoking a refresh token revokes its grant
-        (the access tokens issued with it and its rotations). A token that is
-        unknown, expired or of another client is left alone, without error
-        (RFC 7009 2.2).
-
-        :raises InvalidClientAuthentication: 401 ``invalid_client``.
-        :raises InvalidRequestError: no ``token``, repeated parameters (400)."""
+        Details: :func:`pyop.endpoints.token_management.handle_revocation_request`."""
         token_management.handle_revocation_request(self._context, request_body, http_headers)
 
     # -- UserInfo (OIDC Core 5.3) ----------------------------------------------------------------
@@ -594,26 +532,7 @@ class Provider:
                                 http_headers: Optional[Any] = None) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
-        The result is a :class:`~pyop.message.UserinfoResponse` (an ``OpenIDSchema``)
-        whose ``to_json()`` is the JSON response, as in pyop 3. Send ``result.to_body()``
-        with the ``Content-Type`` ``result.content_type``: for a client that registered
-        ``userinfo_signed_response_alg`` that is a JWT signed with that alg, with the
-        ``iss`` and ``aud`` claims, as ``application/jwt`` (OIDC Core 5.3.2).
-
-        :param request: the form body (POST) or query string (GET), possibly empty.
-        :param http_headers: the request headers; ``Authorization: Bearer ...``.
-        :raises BearerTokenError: no token (401 ``invalid_token``).
-        :raises InvalidUserinfoRequest: token in several places, malformed request (400).
-        :raises InvalidAccessToken: unknown, expired or revoked token, or a token of a
-            client that was deleted since (401).
-        :raises InsufficientScope: the token lacks ``openid`` (403).
-        :raises InvalidUserinfoRequest: also when the provider has no key for the
-            client's registered ``userinfo_signed_response_alg`` (logged as an error).
-        :raises TokenWithoutEndUser: a ``client_credentials`` token of a client that
-            still exists (403; an :class:`InsufficientScope`).
-
-        The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
-        narrow the claims released."""
+        Details: :func:`pyop.endpoints.userinfo.handle_userinfo_request`."""
         return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers)
 
     # -- registration (OIDC Dynamic Registration, RFC 7591, RFC 7592) ----------------------------
@@ -623,8 +542,7 @@ class Provider:
                                            ) -> RegistrationResponse:
         """Register a client (OIDC Dynamic Registration 3.1-3.2).
 
-        :param request: the JSON body (str/bytes) or an already parsed dict.
-        :raises InvalidClientRegistrationRequest: with ``to_json()`` for the 400 body."""
+        Details: :func:`pyop.endpoints.registration.handle_client_registration_request`."""
         return registration.handle_client_registration_request(self._context, request)
 
     def match_client_preferences_with_provider_capabilities(
@@ -632,29 +550,14 @@ class Provider:
         """The client's metadata with its list-valued preferences narrowed to what the
         provider supports (OIDC Dynamic Registration 2, 3.2).
 
-        ``response_types``, ``grant_types`` and ``default_acr_values`` keep only the
-        values listed in ``response_types_supported``, the grant types accepted
-        (:attr:`grant_types_supported`) and ``acr_values_supported`` (when configured),
-        in the client's order and spelling; response types are compared as sets of
-        space-separated values. The other members are returned unchanged.
-
-        :param client_preferences: a registration request (message or mapping).
-        :returns: a new dict; ``client_preferences`` is not changed."""
+        Details: :func:`pyop.endpoints.registration.match_client_preferences`."""
         return registration.match_client_preferences(self._context, client_preferences)
 
     def handle_client_read_request(self, client_id: Any, http_headers: Optional[Any] = None
                                    ) -> RegistrationResponse:
         """Answer a client read request (RFC 7592 2.1; OIDC Dynamic Registration 4.2).
 
-        :param client_id: the client id of the ``registration_client_uri`` the
-            request was made to (the host's route extracts it).
-        :param http_headers: the request headers: ``Authorization: Bearer
-            <registration access token>``.
-        :returns: the client information (send ``to_json()`` with 200 and
-            ``Cache-Control: no-store``). ``client_secret`` is in it only when the
-            provider stores it in clear (not with ``hash_client_secrets``).
-        :raises InvalidRegistrationAccessToken: 401, for a missing or wrong token and
-            for an unknown client alike."""
+        Details: :func:`pyop.endpoints.registration.handle_client_read_request`."""
         return registration.handle_client_read_request(self._context, client_id, http_headers)
 
     def handle_client_update_request(self, client_id: Any, request_body: Any,
@@ -664,26 +567,7 @@ class Provider:
                                      ) -> RegistrationResponse:
         """Replace a client's metadata (RFC 7592 2.2).
 
-        The body is the client's complete metadata, validated exactly as a
-        registration request; omitted members are removed. ``client_id`` must be
-        the client's; a ``client_secret`` must be its current one. Members the
-        provider manages (``client_secret``, ``client_id_issued_at``,
-        ``client_secret_expires_at``, ``registration_access_token``,
-        ``registration_client_uri``) are not taken from the body, and members only
-        the host sets (e.g. ``allowed_claims``) are kept.
-
-        A client moving to a method with a secret gets one, and one moving to
-        ``client_secret_jwt`` a new 512-bit one (its HMAC key, RFC 7518 3.2);
-        ``rotate_client_secret`` issues a new secret (the old one stops working). The
-        registration access token stays the same unless
-        ``rotate_registration_access_token`` (RFC 7592 2.2 allows either); the response
-        carries the token to use from now on. A cached ``jwks_uri`` document of the
-        client is dropped: the update may follow a key removal.
-
-        :raises InvalidRegistrationAccessToken: 401, as for a read request.
-        :raises InvalidClientRegistrationRequest: 400 ``invalid_request`` (client_id
-            or client_secret not the client's, malformed body),
-            ``invalid_redirect_uri`` or ``invalid_client_metadata``."""
+        Details: :func:`pyop.endpoints.registration.handle_client_update_request`."""
         return registration.handle_client_update_request(
             self._context, client_id, request_body, http_headers,
             rotate_client_secret=rotate_client_secret,
@@ -693,23 +577,13 @@ class Provider:
                                      http_headers: Optional[Any] = None) -> None:
         """Delete a client (RFC 7592 2.3); the host answers 204 No Content.
 
-        The client can no longer authenticate, be authorized, nor use its
-        registration access token; its access tokens stop working at the UserInfo
-        endpoint.
-
-        :raises InvalidRegistrationAccessToken: 401, as for a read request."""
+        Details: :func:`pyop.endpoints.registration.handle_client_delete_request`."""
         registration.handle_client_delete_request(self._context, client_id, http_headers)
 
     def rotate_client_secret(self, client_id: str, *, expires_at: int = 0) -> str:
         """Issue a new secret to a client and return it; the old one stops working.
 
-        For hosts (e.g. an administration page). The secret is stored hashed with
-        ``hash_client_secrets``.
-
-        :param expires_at: ``client_secret_expires_at``: UNIX time, or 0 for never.
-        :raises ValueError: unknown client, or one that does not use a secret; a
-            ``client_secret_jwt`` client with ``hash_client_secrets`` (a stored hash
-            cannot check its HMAC, OIDC Core 9: the client would be locked out)."""
+        Details: :func:`pyop.endpoints.registration.rotate_client_secret`."""
         return registration.rotate_client_secret(self._context, client_id,
                                                  expires_at=expires_at)
 
@@ -722,26 +596,19 @@ class Provider:
         far (see :meth:`AuthorizationState.delete_state_for_subject_identifier
         <pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier>`).
 
-        :param subject_identifier: the ``sub`` known from the host's session, if any.
-        :param end_session_request: the parsed logout request (``EndSessionRequest``).
-        :raises InvalidSubjectIdentifier: no or unknown subject identifier.
-        :raises InvalidEndSessionRequest: an id_token_hint not issued by us, or
-            a client_id differing from its audience (also an
-            :class:`InvalidSubjectIdentifier`, so hosts catching that see it too)."""
+        Details: :func:`pyop.endpoints.end_session.logout_user`."""
         end_session.logout_user(self._context, subject_identifier, end_session_request)
 
     def do_post_logout_redirect(self, end_session_request: Mapping[str, Any]) -> Optional[str]:
         """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3).
 
-        Redirects only to a ``post_logout_redirect_uri`` registered (exact
-        match) for the client proven by a valid ``id_token_hint`` or named by
-        ``client_id``; ``state`` is passed back."""
+        Details: :func:`pyop.endpoints.end_session.do_post_logout_redirect`."""
         return end_session.do_post_logout_redirect(self._context, end_session_request)
 
     def parse_end_session_request(self, request_body: Any) -> EndSessionRequest:
         """Parse a logout request (query string, form body or mapping).
 
-        :raises InvalidEndSessionRequest: malformed or repeated parameters."""
+        Details: :func:`pyop.endpoints.end_session.parse_end_session_request`."""
         return end_session.parse_end_session_request(self._context, request_body)
 
 

@@ -212,8 +212,8 @@ def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provi
                      request)
     if method not in supported or method not in SUPPORTED_AUTH_METHODS:
         raise _error(f"token_endpoint_auth_method {method!r} is not supported", request)
-    if method == "private_key_jwt" and request.get("jwks") is None \
-            and request.get("jwks_uri") is None:
+    if (method == "private_key_jwt" and request.get("jwks") is None
+            and request.get("jwks_uri") is None):
         raise _error("private_key_jwt needs jwks or jwks_uri", request)
 
 
@@ -226,8 +226,8 @@ def _check_auth_signing_alg(request: Mapping[str, Any], provider: ProviderView,
         raise _error("token_endpoint_auth_signing_alg needs client_secret_jwt or "
                      "private_key_jwt", request)
     family_ok = (alg in HMAC_ALGS) == (method == "client_secret_jwt")
-    if not isinstance(alg, str) or not family_ok \
-            or alg not in provider.client_assertion_signing_algs:
+    if (not isinstance(alg, str) or not family_ok
+            or alg not in provider.client_assertion_signing_algs):
         raise _error(f"token_endpoint_auth_signing_alg {str(alg)[:32]!r} is not supported "
                      f"for {method}", request)
 

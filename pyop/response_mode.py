@@ -30,10 +30,10 @@ def response_type_set(response_type: Union[None, str, Iterable[Any]]) -> frozens
     if response_type is None:
         return frozenset()
     if isinstance(response_type, str):
-        return _split_cached(response_type) if len(response_type) <= 64 \
-            else frozenset(response_type.split())
-    if type(response_type) is list and len(response_type) == 1 \
-            and type(response_type[0]) is str:  # an oic message's usual ["code"]
+        return (_split_cached(response_type) if len(response_type) <= 64
+            else frozenset(response_type.split()))
+    if (type(response_type) is list and len(response_type) == 1
+            and type(response_type[0]) is str):  # an oic message's usual ["code"]
         return _split_response_type(response_type[0])
     values: set[str] = set()
     for item in response_type:
@@ -154,8 +154,8 @@ def render_form_post(response_message: Mapping[str, Any], redirect_uri: str) -> 
         raise ValueError("form_post needs an http(s) redirect_uri") from e
     if scheme not in ("http", "https"):
         raise ValueError("form_post needs an http(s) redirect_uri")
-    items: Any = response_message.to_dict() if hasattr(response_message, "to_dict") \
-        else dict(response_message)
+    items: Any = (response_message.to_dict() if hasattr(response_message, "to_dict")
+        else dict(response_message))
     fields = "\n".join(
         _FORM_POST_FIELD.format(name=html.escape(str(name), quote=True),
                                 value=html.escape(_form_value(value), quote=True))

@@ -52,8 +52,8 @@ class Userinfo:
         for name, request in requested_claims.items():
             if name not in userinfo:
                 # (None, the usual request, first: isinstance on an ABC is slow)
-                if request is not None and isinstance(request, Mapping) \
-                        and request.get("essential"):
+                if (request is not None and isinstance(request, Mapping)
+                        and request.get("essential")):
                     logger.info("essential claim %s not available for the user", name)
                 continue
             value = userinfo[name]

@@ -1,4 +1,10 @@
-"""Small helpers shared by the provider and hosts."""
+"""Small helpers shared by the provider and hosts.
+
+Request parameters in ``application/x-www-form-urlencoded`` form, each given once
+(RFC 6749 3.1, 3.2 and Appendix B), strict JSON (RFC 8259 6), loopback redirect URIs
+(RFC 8252 7.3), response types and scopes (OIDC Core 3, RFC 6749 3.3) and the ``claims``
+request (OIDC Core 5.5).
+"""
 
 from __future__ import annotations
 
@@ -120,8 +126,8 @@ def requested_scope_is_allowed(requested_scope: Union[str, Iterable[str]],
                                allowed_scope: str) -> bool:
     """Whether every value of ``requested_scope`` (a list, or a space-separated string) is
     in ``allowed_scope``, a space-separated string (RFC 6749 3.3, 6; pyop 3)."""
-    requested = requested_scope.split() if isinstance(requested_scope, str) \
-        else list(requested_scope)
+    requested = (requested_scope.split() if isinstance(requested_scope, str)
+        else list(requested_scope))
     return frozenset(requested).issubset(allowed_scope.split())
 
 

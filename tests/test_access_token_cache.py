@@ -577,7 +577,7 @@ class TestMiss:
 def test_bounded_least_recently_used_first_out(
         monkeypatch: pytest.MonkeyPatch, process: Callable[..., Provider],
         stores: Stores) -> None:
-    monkeypatch.setattr(pyop.authz_state, "_ACCESS_TOKEN_CACHE_SIZE", 2)
+    monkeypatch.setattr(pyop.authz_state, "ACCESS_TOKEN_CACHE_SIZE", 2)
     provider = process()
     first = implicit(provider)["access_token"]
     second = implicit(provider)["access_token"]

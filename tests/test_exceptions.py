@@ -179,3 +179,29 @@ def test_hierarchy() -> None:
         assert issubclass(cls, BearerTokenError)
     assert issubclass(InvalidClientId, InvalidAuthenticationRequest)
     assert issubclass(InvalidRedirectURI, InvalidAuthenticationRequest)
+
+
+def test_client_and_redirect_uri_errors_have_one_definition_and_one_meaning() -> None:
+    """``InvalidClientId`` (pyop 3: ``UnknownClientId``) is about the client,
+    ``InvalidRedirectURI`` about its redirect_uri: two classes, each defined once."""
+    import ast
+    from pathlib import Path
+
+    import pyop
+    from pyop.exceptions import UnknownClientId
+
+    assert UnknownClientId is InvalidClientId
+    assert InvalidClientId is not InvalidRedirectURI
+    assert not issubclass(InvalidClientId, InvalidRedirectURI)
+    assert not issubclass(InvalidRedirectURI, InvalidClientId)
+    definitions = []
+    for path in Path(pyop.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.name in (
+                    "InvalidClientId", "UnknownClientId", "InvalidRedirectURI"):
+                definitions.append((path.name, node.name))
+    assert sorted(definitions) == [("exceptions.py", "InvalidClientId"),
+                                   ("exceptions.py", "InvalidRedirectURI")]
+    client_error = InvalidClientId("unknown client_id")
+    uri_error = InvalidRedirectURI("redirect_uri is not registered for the client")
+    assert not client_error.redirectable and not uri_error.redirectable

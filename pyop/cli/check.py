@@ -103,8 +103,8 @@ def _check_metadata(issuer_url: str, doc: Mapping[str, Any]) -> list[Finding]:
     add = findings.append
     issuer = doc.get("issuer")
     if issuer is not None and issuer != issuer_url:
-        hint = " (they differ only in a trailing slash)" if isinstance(issuer, str) and \
-            issuer.rstrip("/") == issuer_url.rstrip("/") else ""
+        hint = (" (they differ only in a trailing slash)" if isinstance(issuer, str)
+                and issuer.rstrip("/") == issuer_url.rstrip("/") else "")
         add(Finding("error", "issuer-mismatch",
                     f"issuer {issuer!r} is not the URL checked {issuer_url!r}{hint}: relying "
                     "parties reject the document and every ID token (OIDC Discovery 4.3)"))

@@ -55,7 +55,23 @@ logger = logging.getLogger(__name__)
 def parse_authentication_request(ctx: ProviderContext,
                                  request_body: Any) -> AuthorizationRequest:
     """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2): the
-    fatal checks first (client_id, then redirect_uri: never redirected), then the rest."""
+    fatal checks first (client_id, then redirect_uri: never redirected), then the rest.
+
+    With ``request_parameter_supported``, a ``request`` object (OIDC Core
+    6.1) is verified with the client's keys once client_id and redirect_uri
+    are, and its members replace the query parameters (OIDC Core 6.3.3);
+    see :mod:`pyop.request_object`.
+
+    :param request_body: the query string (GET) or form body (POST), as
+        ``str``/``bytes``, or a mapping of parameters.
+    :returns: the validated request, to keep in the end-user's session.
+    :raises InvalidClientId: unknown client (never redirected).
+    :raises InvalidRedirectURI: missing or unregistered redirect_uri, also
+        one inside a request object (never redirected).
+    :raises InvalidAuthenticationRequest: any other error; its
+        ``to_error_url()`` (or ``to_form_post()`` for ``response_mode=form_post``)
+        gives the response to the client.
+    """
     parameters = parse_parameters(request_body, ctx.configuration.max_request_size,
                                   lambda message: InvalidAuthenticationRequest(message, {}))
     client = check_client_id(parameters, ctx.clients)
@@ -184,7 +200,12 @@ def create_authentication_error(ctx: ProviderContext,
                                 authentication_request: Mapping[str, Any],
                                 oauth_error: str, description: str = ""
                                 ) -> InvalidAuthenticationRequest:
-    """A redirectable error for a request this provider validated (OIDC Core 3.1.2.6)."""
+    """A redirectable error for a request this provider validated (OIDC Core 3.1.2.6).
+
+    For errors the host decides, e.g. ``login_required`` for ``prompt=none``
+    without a session, ``consent_required``, ``access_denied`` (OIDC Core
+    3.1.2.6). Use its ``to_error_url()``.
+    """
     return InvalidAuthenticationRequest(description, error_context(authentication_request),
                                         oauth_error,
                                         redirect_uri_verified=True, issuer=ctx.issuer)
@@ -193,7 +214,12 @@ def create_authentication_error(ctx: ProviderContext,
 def requires_authentication(ctx: ProviderContext, authentication_request: Mapping[str, Any],
                             auth_time: Optional[float]) -> bool:
     """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age``
-    passed (OIDC Core 3.1.2.1)."""
+    passed (OIDC Core 3.1.2.1).
+
+    OIDC Core 3.1.2.1.
+
+    :param auth_time: when the end-user last authenticated (UNIX time), or None.
+    """
     if auth_time is None:
         return True
     if "login" in (authentication_request.get("prompt") or []):
@@ -215,28 +241,36 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     subject identifier, checked against a requested ``sub``; 3. the scope granted and
     ``auth_time``; 4. the code, 5. the access token, 6. the ID token; 7. ``state`` and
     ``iss`` (RFC 9207 2).
+
+    The host sends the user agent to
+    ``response.request(redirect_uri, should_fragment_encode(req))``.
+
+    :param authentication_request: the request returned by
+        :meth:`~pyop.provider.Provider.parse_authentication_request` (or rebuilt from
+        its ``to_dict()``).
+    :param user_id: the host's local id of the authenticated user.
+    :param extra_id_token_claims: extra ID token claims: a dict, or a callable
+        ``(user_id, client_id) -> dict``; also applied at the token endpoint.
+    :param auth_time: when the user authenticated (UNIX time), for ``auth_time``.
+    :param acr: the Authentication Context Class Reference achieved.
+    :param amr: the Authentication Methods References used.
+    :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
+        the request was parsed; :class:`~pyop.exceptions.UnauthorizedClient` when the
+        provider has no key for the client's ``id_token_signed_response_alg``.
+    :raises UnknownUser: the claims source does not know ``user_id`` (a ``KeyError``;
+        nothing is issued, the host decides what follows, see :doc:`errors`).
+    :raises StorageError: the storage failed.
     """
     if not isinstance(authentication_request, Message):
         # e.g. the dict a host kept in its session: scope back to a list, claims parsed
         authentication_request = AuthorizationRequest().from_dict(dict(authentication_request))
     client_id = authentication_request["client_id"]
-    client = ctx.client(client_id)
+    client = ctx.client(client_id)  # 1.
     id_token_key = ctx.keys.id_token_key(client)  # before any code or token is issued
     response_types = response_type_set(authentication_request.get("response_type"))
-    user_record = claims_policy.user_record(ctx, user_id)
-    if user_record is None and not claims_policy.knows_user(ctx, user_id):
-        raise UnknownUser(f"the claims source (userinfo) does not know user {user_id!r}")
-    sub = claims_policy.subject_identifier(ctx, client, user_id,
-                                           authentication_request.get("redirect_uri"),
-                                           user_record, record_read=True)
-    claims_policy.check_requested_subject(ctx, authentication_request, sub)
-    scope = narrow_scope(claims_policy.granted_scope(ctx, authentication_request), client)
-    auth_time_int = int(auth_time) if auth_time is not None else None
-    if auth_time_int is None and claims_policy.auth_time_required(authentication_request,
-                                                                  client):
-        # OIDC Core 3.1.2.1, 5.5.1; Registration 2: auth_time is then REQUIRED in the
-        # ID token. authorize() is called when the end-user has just authenticated.
-        auth_time_int = ctx.now()
+    user_record, sub = _end_user(ctx, authentication_request, client, user_id)  # 2.
+    scope = narrow_scope(claims_policy.granted_scope(ctx, authentication_request), client)  # 3.
+    auth_time_int = _auth_time(ctx, authentication_request, client, auth_time)
 
     response = AuthorizationResponse()
     carried = None
@@ -244,34 +278,78 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         carried = claims_policy.claims_to_carry(ctx, user_id, client, scope,
                                                 authentication_request)
     code = None
-    if "code" in response_types:
+    if "code" in response_types:  # 4.
         code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
                            extra_id_token_claims, auth_time_int, acr, amr)
         set_string_member(response, "code", code)
     access_token = None
-    if "token" in response_types:
+    if "token" in response_types:  # 5.
         access_token = ctx.authz_state.issue_access_token(
             authentication_request, sub, user_id, scope, user_info=carried)
         response["access_token"] = access_token.value
         response["token_type"] = access_token.type
         response["expires_in"] = access_token.expires_in
-    if "id_token" in response_types:
-        requested = claims_request_member(authentication_request, "id_token")
-        if response_types == {"id_token"}:
-            # no access token: scope claims go in the ID token (OIDC Core 5.4)
-            requested = {**claims_policy.scope_claims(ctx, scope), **requested}
-        response["id_token"] = claims_policy.id_token(
-            ctx, client_id=client_id, sub=sub, user_id=user_id,
-            nonce=authentication_request.get("nonce"),
-            claims=claims_policy.user_claims(ctx, user_id, narrow_claims(requested, client),
-                                             user_record),
-            extra=extra_id_token_claims, auth_time=auth_time_int, acr=acr, amr=amr,
-            access_token=access_token.value if access_token else None, code=code,
-            signing_key=id_token_key)
-    if "state" in authentication_request:
+    if "id_token" in response_types:  # 6.
+        response["id_token"] = _id_token(
+            ctx, authentication_request, response_types, client, sub, user_id, scope,
+            user_record, extra_id_token_claims, auth_time_int, acr, amr,
+            access_token.value if access_token else None, code, id_token_key)
+    if "state" in authentication_request:  # 7.
         set_string_member(response, "state", authentication_request["state"])
     set_string_member(response, "iss", ctx.issuer)  # RFC 9207 2
     return response
+
+
+def _end_user(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+              client: Mapping[str, Any], user_id: str) -> tuple[Any, str]:
+    """The user's claims record (read once) and ``sub``, checked against a requested
+    ``sub`` (OIDC Core 3.1.2.2, 5.5.1).
+
+    :raises UnknownUser: the claims source does not know ``user_id``.
+    """
+    user_record = claims_policy.user_record(ctx, user_id)
+    if user_record is None and not claims_policy.knows_user(ctx, user_id):
+        raise UnknownUser(f"the claims source (userinfo) does not know user {user_id!r}")
+    sub = claims_policy.subject_identifier(ctx, client, user_id,
+                                           authentication_request.get("redirect_uri"),
+                                           user_record, record_read=True)
+    claims_policy.check_requested_subject(ctx, authentication_request, sub)
+    return user_record, sub
+
+
+def _auth_time(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+               client: Mapping[str, Any], auth_time: Optional[float]) -> Optional[int]:
+    """The ``auth_time`` of the ID token: the host's, else now when it is required."""
+    auth_time_int = int(auth_time) if auth_time is not None else None
+    if auth_time_int is None and claims_policy.auth_time_required(authentication_request,
+                                                                  client):
+        # OIDC Core 3.1.2.1, 5.5.1; Registration 2: auth_time is then REQUIRED in the
+        # ID token. authorize() is called when the end-user has just authenticated.
+        auth_time_int = ctx.now()
+    return auth_time_int
+
+
+def _id_token(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+              response_types: frozenset[str], client: Mapping[str, Any], sub: str,
+              user_id: str, scope: list[str], user_record: Any,
+              extra_id_token_claims: ExtraClaims, auth_time: Optional[int],
+              acr: Optional[str], amr: Optional[Iterable[str]],
+              access_token: Optional[str], code: Optional[str], signing_key: Any) -> str:
+    """The ID token of the authentication response (OIDC Core 3.2.2.10, 3.3.2.11), with
+    the requested claims; the scope's claims too when no access token is issued
+    (OIDC Core 5.4)."""
+    requested = claims_request_member(authentication_request, "id_token")
+    if response_types == {"id_token"}:
+        # no access token: scope claims go in the ID token (OIDC Core 5.4)
+        requested = {**claims_policy.scope_claims(ctx, scope), **requested}
+    token: str = claims_policy.id_token(
+        ctx, client_id=authentication_request["client_id"], sub=sub, user_id=user_id,
+        nonce=authentication_request.get("nonce"),
+        claims=claims_policy.user_claims(ctx, user_id, narrow_claims(requested, client),
+                                         user_record),
+        extra=extra_id_token_claims, auth_time=auth_time, acr=acr, amr=amr,
+        access_token=access_token, code=code, signing_key=signing_key)
+    return token
 
 
 def _issue_code(ctx: ProviderContext, authentication_request: Mapping[str, Any], sub: str,

@@ -21,7 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def parse_end_session_request(ctx: ProviderContext, request_body: Any) -> EndSessionRequest:
-    """A logout request (query string, form body or mapping), each parameter once."""
+    """A logout request (query string, form body or mapping), each parameter once.
+
+    :raises InvalidEndSessionRequest: malformed or repeated parameters.
+    """
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          InvalidEndSessionRequest)
     return EndSessionRequest(**parameters)
@@ -30,7 +33,15 @@ def parse_end_session_request(ctx: ProviderContext, request_body: Any) -> EndSes
 def logout_user(ctx: ProviderContext, subject_identifier: Optional[str] = None,
                 end_session_request: Optional[Mapping[str, Any]] = None) -> None:
     """Revoke the codes and tokens of the ``sub`` of the session or of the verified
-    ``id_token_hint`` (RP-Initiated Logout 1.0, 2)."""
+    ``id_token_hint`` (RP-Initiated Logout 1.0, 2).
+
+    :param subject_identifier: the ``sub`` known from the host's session, if any.
+    :param end_session_request: the parsed logout request (``EndSessionRequest``).
+    :raises InvalidSubjectIdentifier: no or unknown subject identifier.
+    :raises InvalidEndSessionRequest: an id_token_hint not issued by us, or
+        a client_id differing from its audience (also an
+        :class:`InvalidSubjectIdentifier`, so hosts catching that see it too).
+    """
     claims = _hint_claims(ctx, end_session_request or {})
     sub = subject_identifier or (claims or {}).get("sub")
     if not sub:
@@ -42,7 +53,12 @@ def do_post_logout_redirect(ctx: ProviderContext,
                             end_session_request: Mapping[str, Any]) -> Optional[str]:
     """The post-logout redirect URL, or None (RP-Initiated Logout 1.0, 3): 1. a
     ``post_logout_redirect_uri``; 2. the client, proven by the hint or named; 3. the URI
-    registered for it (exact match); 4. ``state`` passed back."""
+    registered for it (exact match); 4. ``state`` passed back.
+
+    Redirects only to a ``post_logout_redirect_uri`` registered (exact
+    match) for the client proven by a valid ``id_token_hint`` or named by
+    ``client_id``; ``state`` is passed back.
+    """
     uri = end_session_request.get("post_logout_redirect_uri")
     if not isinstance(uri, str):
         return None

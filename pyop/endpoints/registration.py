@@ -48,7 +48,11 @@ def handle_client_registration_request(ctx: ProviderContext,
                                        request: Any) -> RegistrationResponse:
     """Register a client (OIDC Dynamic Registration 3.1-3.2): 1. the metadata, verified;
     2. a new client_id; 3. the credentials (secret, registration access token), returned
-    once; 4. the response checked before anything is stored."""
+    once; 4. the response checked before anything is stored.
+
+    :param request: the JSON body (str/bytes) or an already parsed dict.
+    :raises InvalidClientRegistrationRequest: with ``to_json()`` for the 400 body.
+    """
     metadata = _parse_body(request)
     registration_req = _verified_request(ctx, metadata)
     client_id = secrets.token_urlsafe(16)
@@ -121,7 +125,18 @@ def _check_member_types(registration_req: RegistrationRequest) -> None:
 def match_client_preferences(ctx: ProviderContext,
                              client_preferences: Mapping[str, Any]) -> dict[str, Any]:
     """The client's metadata with its list-valued preferences narrowed to what the
-    provider supports (OIDC Dynamic Registration 2, 3.2); a new dict."""
+    provider supports (OIDC Dynamic Registration 2, 3.2); a new dict.
+
+    ``response_types``, ``grant_types`` and ``default_acr_values`` keep only the
+    values listed in ``response_types_supported``, the grant types accepted
+    (:attr:`~pyop.provider.Provider.grant_types_supported`) and ``acr_values_supported``
+    (when configured),
+    in the client's order and spelling; response types are compared as sets of
+    space-separated values. The other members are returned unchanged.
+
+    :param client_preferences: a registration request (message or mapping).
+    :returns: a new dict; ``client_preferences`` is not changed.
+    """
     to_dict = getattr(client_preferences, "to_dict", None)
     matched: dict[str, Any] = dict(to_dict() if callable(to_dict) else client_preferences)
     grant_types = ctx.grant_types_supported()
@@ -255,7 +270,18 @@ def _client_information(ctx: ProviderContext, client: Mapping[str, Any],
 
 def handle_client_read_request(ctx: ProviderContext, client_id: Any,
                                http_headers: Optional[Any] = None) -> RegistrationResponse:
-    """A client read request (RFC 7592 2.1; OIDC Dynamic Registration 4.2)."""
+    """A client read request (RFC 7592 2.1; OIDC Dynamic Registration 4.2).
+
+    :param client_id: the client id of the ``registration_client_uri`` the
+        request was made to (the host's route extracts it).
+    :param http_headers: the request headers: ``Authorization: Bearer
+        <registration access token>``.
+    :returns: the client information (send ``to_json()`` with 200 and
+        ``Cache-Control: no-store``). ``client_secret`` is in it only when the
+        provider stores it in clear (not with ``hash_client_secrets``).
+    :raises InvalidRegistrationAccessToken: 401, for a missing or wrong token and
+        for an unknown client alike.
+    """
     _, client, token = _managed_client(ctx, client_id, http_headers)
     return _client_information(ctx, client, token)
 
@@ -268,20 +294,54 @@ def handle_client_update_request(ctx: ProviderContext, client_id: Any, request_b
     """Replace a client's metadata (RFC 7592 2.2): 1. the client and its token; 2. the
     body, for this client, with its current secret if any; 3. verified as a registration;
     4. provider- and host-set members kept, credentials issued as needed; 5. stored, and
-    the caches told."""
-    client_id, current, token = _managed_client(ctx, client_id, http_headers)
-    metadata = _parse_body(request_body)
+    the caches told.
+
+    The body is the client's complete metadata, validated exactly as a
+    registration request; omitted members are removed. ``client_id`` must be
+    the client's; a ``client_secret`` must be its current one. Members the
+    provider manages (``client_secret``, ``client_id_issued_at``,
+    ``client_secret_expires_at``, ``registration_access_token``,
+    ``registration_client_uri``) are not taken from the body, and members only
+    the host sets (e.g. ``allowed_claims``) are kept.
+
+    A client moving to a method with a secret gets one, and one moving to
+    ``client_secret_jwt`` a new 512-bit one (its HMAC key, RFC 7518 3.2);
+    ``rotate_client_secret`` issues a new secret (the old one stops working). The
+    registration access token stays the same unless
+    ``rotate_registration_access_token`` (RFC 7592 2.2 allows either); the response
+    carries the token to use from now on. A cached ``jwks_uri`` document of the
+    client is dropped: the update may follow a key removal.
+
+    :raises InvalidRegistrationAccessToken: 401, as for a read request.
+    :raises InvalidClientRegistrationRequest: 400 ``invalid_request`` (client_id
+        or client_secret not the client's, malformed body),
+        ``invalid_redirect_uri`` or ``invalid_client_metadata``.
+    """
+    client_id, current, token = _managed_client(ctx, client_id, http_headers)  # 1.
+    metadata = _parse_body(request_body)  # 2.
     _check_update_identity(metadata, client_id, current)
     for name in SERVER_MANAGED_METADATA:
         metadata.pop(name, None)
-    client = _client_metadata(_verified_request(ctx, metadata))
-    for name, value in current.items():  # provider- and host-set members stay
+    client = _client_metadata(_verified_request(ctx, metadata))  # 3.
+    for name, value in current.items():  # 4. provider- and host-set members stay
         if name not in CLIENT_SETTABLE_METADATA:
             client.setdefault(name, value)
     new_secret = _update_client_secret(ctx, client, current, rotate_client_secret)
     if rotate_registration_access_token:
         token = new_registration_access_token()
         client["registration_access_token_hash"] = hash_client_secret(token)
+    response = _updated_client_information(ctx, client, token, new_secret)
+    ctx.clients.store[client_id] = client  # 5.
+    ctx.client_changed(client_id)
+    ctx.client_keys.forget(current.get("jwks_uri"), client.get("jwks_uri"))
+    logger.info("updated client %s", client_id)
+    return response
+
+
+def _updated_client_information(ctx: ProviderContext, client: dict[str, Any], token: str,
+                                new_secret: Optional[str]) -> RegistrationResponse:
+    """The response to an update (RFC 7592 3), checked before anything is stored; a new
+    secret is in it, once."""
     try:
         response = _client_information(ctx, client, token)
         if new_secret is not None:
@@ -290,10 +350,6 @@ def handle_client_update_request(ctx: ProviderContext, client_id: Any, request_b
         raise InvalidClientRegistrationRequest(
             describe_invalid_metadata(client, e), None,
             oauth_error="invalid_client_metadata") from e
-    ctx.clients.store[client_id] = client
-    ctx.client_changed(client_id)
-    ctx.client_keys.forget(current.get("jwks_uri"), client.get("jwks_uri"))
-    logger.info("updated client %s", client_id)
     return response
 
 
@@ -332,7 +388,14 @@ def _update_client_secret(ctx: ProviderContext, client: dict[str, Any],
 
 def handle_client_delete_request(ctx: ProviderContext, client_id: Any,
                                  http_headers: Optional[Any] = None) -> None:
-    """Delete a client (RFC 7592 2.3)."""
+    """Delete a client (RFC 7592 2.3).
+
+    The client can no longer authenticate, be authorized, nor use its
+    registration access token; its access tokens stop working at the UserInfo
+    endpoint.
+
+    :raises InvalidRegistrationAccessToken: 401, as for a read request.
+    """
     client_id, current, _ = _managed_client(ctx, client_id, http_headers)
     try:
         del ctx.clients.store[client_id]
@@ -348,6 +411,14 @@ def rotate_client_secret(ctx: ProviderContext, client_id: str, *, expires_at: in
 
     :raises ValueError: unknown client, or one that does not use a secret; a
         ``client_secret_jwt`` client with ``hash_client_secrets``.
+
+    For hosts (e.g. an administration page). The secret is stored hashed with
+    ``hash_client_secrets``.
+
+    :param expires_at: ``client_secret_expires_at``: UNIX time, or 0 for never.
+    :raises ValueError: unknown client, or one that does not use a secret; a
+        ``client_secret_jwt`` client with ``hash_client_secrets`` (a stored hash
+        cannot check its HMAC, OIDC Core 9: the client would be locked out).
     """
     found = ctx.clients.stored(client_id) if isinstance(client_id, str) else None
     if found is None:

@@ -29,7 +29,18 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
                          extra_id_token_claims: Any = None) -> AccessTokenResponse:
     """A token request (RFC 6749 3.2): 1. parameters, each once; 2. client
     authentication; 3. a ``grant_type`` the provider supports and the client registered;
-    4. its handler (``ctx.grant_handlers``)."""
+    4. its handler (``ctx.grant_handlers``).
+
+    Send the result with ``Cache-Control: no-store`` (RFC 6749 5.1).
+
+    :param request_body: the form-encoded body (str/bytes) or a mapping.
+    :param http_headers: the request headers (any mapping; names are case-insensitive).
+    :param extra_id_token_claims: a dict or ``(user_id, client_id) -> dict``.
+    :raises InvalidClientAuthentication: 401 ``invalid_client``.
+    :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...;
+        ``unauthorized_client`` when the provider has no key for the client's
+        ``id_token_signed_response_alg``, before the code is spent).
+    """
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          _invalid_request)
     client_id, client = ctx.authenticate_client(parameters, http_headers)

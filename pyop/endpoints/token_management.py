@@ -27,7 +27,23 @@ def handle_introspection_request(ctx: ProviderContext, request_body: Any,
                                  http_headers: Optional[Any] = None
                                  ) -> TokenIntrospectionResponse:
     """Introspection (RFC 7662): 1. the confidential client; 2. the token, live and the
-    client's; 3. its description (2.2), or ``{"active": false}``."""
+    client's; 3. its description (2.2), or ``{"active": false}``.
+
+    The caller must be a client authenticating as at the token endpoint; public
+    clients (``none``) are refused. A token is active only if it is live and was
+    issued to the calling client: any other token -- unknown, expired, revoked,
+    rotated, or of another client -- gets ``{"active": false}``. A token of the
+    ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
+    ``sub`` (RFC 7662 2.2). ``scope`` is the token's, narrowed to the client's ``scope``
+    allow-list as it is now (RFC 7591 2), as at UserInfo. Send the result's ``to_json()`` with
+    ``Cache-Control: no-store``.
+
+    :param request_body: the form-encoded body (``token``, optional
+        ``token_type_hint``) as str/bytes, or a mapping.
+    :param http_headers: the request headers (``Authorization: Basic ...``).
+    :raises InvalidClientAuthentication: 401 ``invalid_client``.
+    :raises InvalidRequestError: no ``token``, repeated parameters (400).
+    """
     client_id, client, token, order = _parse_request(
         ctx, request_body, http_headers, allow_public=False, endpoint="introspection_endpoint")
     found = _find_token(ctx, token, order, client_id)
@@ -51,7 +67,18 @@ def handle_introspection_request(ctx: ProviderContext, request_body: Any,
 def handle_revocation_request(ctx: ProviderContext, request_body: Any,
                               http_headers: Optional[Any] = None) -> None:
     """Revocation (RFC 7009): 1. the client; 2. the token, if it is the client's;
-    3. revoked (a refresh token with its grant). Other tokens are left alone (2.2)."""
+    3. revoked (a refresh token with its grant). Other tokens are left alone (2.2).
+
+    The client authenticates as at the token endpoint; public clients send
+    their ``client_id`` (RFC 7009 2.1). ``token_type_hint`` decides which kind
+    of token is looked up first. Revoking a refresh token revokes its grant
+    (the access tokens issued with it and its rotations). A token that is
+    unknown, expired or of another client is left alone, without error
+    (RFC 7009 2.2).
+
+    :raises InvalidClientAuthentication: 401 ``invalid_client``.
+    :raises InvalidRequestError: no ``token``, repeated parameters (400).
+    """
     client_id, _, token, order = _parse_request(
         ctx, request_body, http_headers, allow_public=True, endpoint="revocation_endpoint")
     found = _find_token(ctx, token, order, client_id)

@@ -33,7 +33,29 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
     """A UserInfo request (OIDC Core 5.3): 1. the bearer token and its record; 2. its
     client, still registered; 3. an end-user and the ``openid`` scope; 4. the claims of
     the scope and ``claims`` request within the client's allow-lists; 5. signed when the
-    client registered ``userinfo_signed_response_alg``."""
+    client registered ``userinfo_signed_response_alg``.
+
+    The result is a :class:`~pyop.message.UserinfoResponse` (an ``OpenIDSchema``)
+    whose ``to_json()`` is the JSON response, as in pyop 3. Send ``result.to_body()``
+    with the ``Content-Type`` ``result.content_type``: for a client that registered
+    ``userinfo_signed_response_alg`` that is a JWT signed with that alg, with the
+    ``iss`` and ``aud`` claims, as ``application/jwt`` (OIDC Core 5.3.2).
+
+    :param request: the form body (POST) or query string (GET), possibly empty.
+    :param http_headers: the request headers; ``Authorization: Bearer ...``.
+    :raises BearerTokenError: no token (401 ``invalid_token``).
+    :raises InvalidUserinfoRequest: token in several places, malformed request (400).
+    :raises InvalidAccessToken: unknown, expired or revoked token, or a token of a
+        client that was deleted since (401).
+    :raises InsufficientScope: the token lacks ``openid`` (403).
+    :raises InvalidUserinfoRequest: also when the provider has no key for the
+        client's registered ``userinfo_signed_response_alg`` (logged as an error).
+    :raises TokenWithoutEndUser: a ``client_credentials`` token of a client that
+        still exists (403; an :class:`InsufficientScope`).
+
+    The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
+    narrow the claims released.
+    """
     parameters = parse_parameters(request, ctx.configuration.max_request_size,
                                   InvalidUserinfoRequest)
     token = extract_bearer_token_from_http_request(

@@ -25,10 +25,10 @@ import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Optional, Union
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..exceptions import StorageError
 from ..util import json_encode_function
+from .schemes import backend_for
 
 __all__ = ["StorageBase", "Clock", "canonical_json", "MISSING", "SharedClients"]
 
@@ -51,13 +51,6 @@ class _Missing:
 
 #: Sentinel returned by ``get(key, MISSING)`` when the key is absent.
 MISSING: Any = _Missing()
-
-#: URI schemes handled by the SQL backend (the dialect part of a SQLAlchemy URL).
-_SQL_DIALECTS = frozenset(
-    {"sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql", "cockroachdb"}
-)
-_MONGO_SCHEMES = frozenset({"mongodb", "mongodb+srv"})
-_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 #: One encoder for :func:`canonical_json` (``json.dumps`` with options builds one per call).
@@ -409,22 +402,7 @@ class StorageBase(abc.ABC):
         :raises ValueError: unknown scheme (the message names the scheme,
             never the rest of the URI, which may hold a password).
         """
-        if not isinstance(db_uri, str) or ":" not in db_uri:
-            raise ValueError("not a storage URI (expected scheme://...)")
-        scheme = db_uri.split(":", 1)[0].strip().lower()
-        if scheme in _MONGO_SCHEMES:
-            return "mongodb"
-        if scheme in _REDIS_SCHEMES:
-            return "redis"
-        if scheme == "stateless":
-            return "stateless"
-        if scheme == "memory":
-            return "memory"
-        if scheme.split("+", 1)[0] in _SQL_DIALECTS:
-            return "sql"
-        if scheme and _is_sqlalchemy_dialect(db_uri):
-            return "sql"
-        raise ValueError(f"unknown storage URI scheme {scheme!r}")
+        return backend_for(db_uri).kind
 
     @classmethod
     def from_uri(cls, db_uri: str, collection: Optional[str] = None, db_name: Optional[str] = None,
@@ -450,54 +428,13 @@ class StorageBase(abc.ABC):
         :raises ValueError: unknown scheme, or a required part is missing.
         :raises ImportError: the backend's driver is not installed (names the pip extra).
         """
-        kind = StorageBase.type(db_uri)
-        if kind == "memory":
-            from .memory import MemoryStorage
-
-            return MemoryStorage(ttl=ttl, **kwargs)
-        if collection is None:
-            raise ValueError(f"a collection name is required for {kind} storage")
-        if kind == "mongodb":
-            from .mongo import MongoWrapper
-
-            kwargs.update(mongo_kwargs or {})
-            return MongoWrapper(db_uri, db_name, collection, ttl, **kwargs)
-        if kind == "redis":
-            from .redis import RedisWrapper
-
-            kwargs.update(redis_kwargs or {})
-            return RedisWrapper(db_uri, db_name, collection, ttl, **kwargs)
-        if kind == "sql":
-            from .sql import SQLWrapper
-
-            return SQLWrapper(db_uri, db_name, collection, ttl, **kwargs)
-        from .stateless import StatelessWrapper
-
-        parts = urlsplit(db_uri)
-        algs = [a.lower() for a in parse_qs(parts.query).get("alg", [])]
-        if any(a != "aes256" for a in algs):
-            raise ValueError("stateless:// URI: the only alg is aes256")
-        password = parts.password
-        if not password:
-            raise ValueError("stateless:// URI needs the secret as its password "
-                             "(stateless://user:SECRET@host)")
-        alg = parse_qs(urlsplit(db_uri).query).get("alg")  # pyop 3: ?alg=aes256
-        if alg and "alg" not in kwargs:
-            kwargs["alg"] = alg[0]
-        return StatelessWrapper(collection, unquote(password), ttl=ttl, **kwargs)
-
-
-def _is_sqlalchemy_dialect(db_uri: str) -> bool:
-    """Whether SQLAlchemy (if installed) knows the URI's dialect."""
-    try:
-        from sqlalchemy.engine import make_url
-    except ImportError:
-        return False
-    try:
-        make_url(db_uri).get_dialect()
-    except Exception:
-        return False
-    return True
+        backend = backend_for(db_uri)
+        if collection is None and backend.needs_collection:
+            raise ValueError(f"a collection name is required for {backend.kind} storage")
+        driver_options = {"mongodb": mongo_kwargs, "redis": redis_kwargs}.get(backend.kind)
+        kwargs.update(driver_options or {})
+        store: StorageBase = backend.create(db_uri, collection, db_name, ttl, **kwargs)
+        return store
 
 
 def wrap_error(operation: str, collection: str, error: BaseException) -> StorageError:

@@ -29,6 +29,9 @@ Atomicity (single-document operations are atomic in MongoDB):
 * ``add``: ``replace_one(upsert=True)`` filtered on "expired": it replaces an
   expired document, inserts when there is none, and fails with a duplicate
   key error (so returns False) when a live one exists.
+
+The atomic primitives carry the single use of authorization codes and rotated refresh
+tokens (RFC 6749 4.1.2, RFC 9700 4.14.2) and of client assertions (RFC 7523 3).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from .base import (
     missing_driver,
     wrap_error,
 )
+from .schemes import register_backend
 
 __all__ = ["MongoWrapper"]
 
@@ -435,3 +439,12 @@ def _uri_database(db_uri: str) -> Optional[str]:
         return None
     name = unquote(path.lstrip("/"))
     return name or None
+
+
+def _create(db_uri: str, collection: str, db_name: Optional[str], ttl: Optional[int],
+            **kwargs: Any) -> MongoWrapper:
+    """``StorageBase.from_uri`` for ``mongodb://`` and ``mongodb+srv://``."""
+    return MongoWrapper(db_uri, db_name, collection, ttl, **kwargs)
+
+
+register_backend("mongodb", _create, frozenset({"mongodb", "mongodb+srv"}))

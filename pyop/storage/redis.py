@@ -20,6 +20,9 @@ optimistic ``WATCH``/``MULTI``/``EXEC`` transaction, atomic as well.
 this module is imported), so code that replaces it, e.g. with
 ``fakeredis.FakeRedis.from_url`` as pyop 3 tests did, keeps working; the
 client cache is keyed by that factory too.
+
+The atomic primitives carry the single use of authorization codes and rotated refresh
+tokens (RFC 6749 4.1.2, RFC 9700 4.14.2) and of client assertions (RFC 7523 3).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .base import (
     missing_driver,
     wrap_error,
 )
+from .schemes import register_backend
 
 __all__ = ["RedisWrapper"]
 
@@ -379,3 +383,12 @@ class RedisWrapper(StorageBase):
                 yield name[start:]
         except self._errors as error:
             raise wrap_error("keys", self.collection, error) from error
+
+
+def _create(db_uri: str, collection: str, db_name: Optional[Union[str, int]],
+            ttl: Optional[int], **kwargs: Any) -> RedisWrapper:
+    """``StorageBase.from_uri`` for ``redis://``, ``rediss://`` and ``unix://``."""
+    return RedisWrapper(db_uri, db_name, collection, ttl, **kwargs)
+
+
+register_backend("redis", _create, frozenset({"redis", "rediss", "unix"}))

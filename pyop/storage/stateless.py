@@ -38,6 +38,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -46,6 +47,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .base import Clock, StorageBase, check_expires_at, check_ttl
 from .memory import MemoryStorage
+from .schemes import register_backend
 
 __all__ = ["StatelessWrapper"]
 
@@ -298,3 +300,23 @@ class StatelessWrapper(StorageBase):
     def keys(self) -> Iterator[str]:
         """Nothing: sealed values are not enumerable."""
         return iter(())
+
+
+def _create(db_uri: str, collection: str, db_name: Optional[str], ttl: Optional[int],
+            **kwargs: Any) -> StatelessWrapper:
+    """``StorageBase.from_uri`` for ``stateless://user:SECRET@host[?alg=aes256]``."""
+    parts = urlsplit(db_uri)
+    algs = [a.lower() for a in parse_qs(parts.query).get("alg", [])]
+    if any(a != "aes256" for a in algs):
+        raise ValueError("stateless:// URI: the only alg is aes256")
+    password = parts.password
+    if not password:
+        raise ValueError("stateless:// URI needs the secret as its password "
+                         "(stateless://user:SECRET@host)")
+    alg = parse_qs(urlsplit(db_uri).query).get("alg")  # pyop 3: ?alg=aes256
+    if alg and "alg" not in kwargs:
+        kwargs["alg"] = alg[0]
+    return StatelessWrapper(collection, unquote(password), ttl=ttl, **kwargs)
+
+
+register_backend("stateless", _create, frozenset({"stateless"}))

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from pyop.storage import SQLWrapper, StorageBase
+from pyop.storage import _sql_engine as sql_engine
+from pyop.storage import _sql_statements as sql_statements
 from pyop.storage import sql as sql_module
 
 from .provider_support import (
@@ -186,7 +188,7 @@ def test_the_session_setting_is_unchanged_after_set(stores: Any,
 def _run_in_transaction(store: SQLWrapper, stmt: Any, params: dict[str, Any]) -> tuple[str, str]:
     """``stmt`` inside ``BEGIN``/``COMMIT`` on a raw connection: ``synchronous_commit`` in
     the transaction after the statement, and in the session after the ``COMMIT``."""
-    direct = sql_module._DirectStatement(stmt, store._engine.dialect)
+    direct = sql_statements.DirectStatement(stmt, store._engine.dialect)
     connection = store._engine.raw_connection()
     try:
         cursor = connection.cursor()
@@ -302,7 +304,7 @@ def test_combined_with_unlogged_and_synchronous_commit(stores: Any) -> None:
 
 
 def test_asynchronous_set_is_for_postgresql_only(tmp_path: Any) -> None:
-    engines = dict(sql_module._engines)
+    engines = dict(sql_engine.engines)
     url = f"sqlite:///{tmp_path}/pyop.sqlite"
     with pytest.raises(ValueError, match="postgresql_asynchronous_set .*PostgreSQL"):
         SQLWrapper(url, None, "c", postgresql_asynchronous_set=True)
@@ -313,7 +315,7 @@ def test_asynchronous_set_is_for_postgresql_only(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="PostgreSQL"):
         SQLWrapper("mysql+pymysql://u@localhost/db", None, "c",
                    postgresql_asynchronous_set=True)
-    assert sql_module._engines == engines  # no engine created, none leaked
+    assert sql_engine.engines == engines  # no engine created, none leaked
     engine = sa.create_engine(url)
     try:
         with pytest.raises(ValueError, match="postgresql_asynchronous_set .*PostgreSQL"):

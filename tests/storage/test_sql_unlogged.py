@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pyop.storage import SQLWrapper, StorageBase
+from pyop.storage import _sql_engine as sql_engine
 from pyop.storage import sql as sql_module
 from pyop.storage.sql import TABLE_NAME, UNLOGGED_TABLE_NAME
 
@@ -165,7 +166,7 @@ def test_tables_created_concurrently_on_a_new_database(postgres_url: str) -> Non
 
 
 def test_unlogged_is_for_postgresql_only(tmp_path: Any) -> None:
-    engines = dict(sql_module._engines)
+    engines = dict(sql_engine.engines)
     url = f"sqlite:///{tmp_path}/pyop.sqlite"
     with pytest.raises(ValueError, match="PostgreSQL"):
         SQLWrapper(url, None, "c", postgresql_unlogged=True)
@@ -173,7 +174,7 @@ def test_unlogged_is_for_postgresql_only(tmp_path: Any) -> None:
         StorageBase.from_uri(url, collection="c", postgresql_unlogged=True)
     with pytest.raises(ValueError, match="PostgreSQL"):
         SQLWrapper("sqlite://", None, "c", postgresql_unlogged=True)
-    assert sql_module._engines == engines  # no engine created, none leaked
+    assert sql_engine.engines == engines  # no engine created, none leaked
     engine = sa.create_engine(url)
     try:
         with pytest.raises(ValueError, match="PostgreSQL"):
