@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from browser.helpers import Screenshots, record_report, screenshots_fixture
 
 # the interpreter with pyop 3.5.0 (built once per session), for differential tests anywhere
 from compat.conftest import pyop3_python  # noqa: F401 - a fixture
@@ -178,3 +180,19 @@ def sync_playwright_instance() -> Any:
 
     with sync_playwright() as instance:
         yield instance
+
+
+# -- browser tests (tests/browser, tests/relying_parties): screenshots of a failed test ----
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    record_report(item, report)
+    return report
+
+
+@pytest.fixture
+def screenshots(request: pytest.FixtureRequest, page: Any) -> Iterator[Screenshots]:
+    """The pages a browser test passed, saved in ``test-artifacts/`` when it fails (the
+    ``page`` fixture is that of tests/browser or tests/relying_parties)."""
+    yield from screenshots_fixture(request, page)

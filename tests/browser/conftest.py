@@ -21,8 +21,6 @@ from typing import Any, Optional
 
 import pytest
 
-from .helpers import Screenshots
-
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -38,7 +36,6 @@ REPO = Path(__file__).resolve().parent.parent.parent
 if str(REPO) not in sys.path:  # example/ is run from the checkout, not installed
     sys.path.insert(0, str(REPO))
 
-_reports = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 def _unavailable(reason: str) -> None:
@@ -94,22 +91,3 @@ def page(browser: Any) -> Iterator[Any]:
     new_page = context.new_page()
     yield new_page
     context.close()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    item.stash.setdefault(_reports, {})[report.when] = report
-    return report
-
-
-@pytest.fixture
-def screenshots(request: pytest.FixtureRequest, page: Any) -> Iterator[Screenshots]:
-    shots = Screenshots()
-    shots.page = page
-    yield shots
-    report = request.node.stash.get(_reports, {}).get("call")
-    if report is not None and report.failed:
-        directory = Path(request.config.rootpath) / "test-artifacts"
-        saved = shots.save(directory, request.node.name)
-        print("screenshots saved: " + ", ".join(str(p) for p in saved))

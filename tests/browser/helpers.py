@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
+
+import pytest
 
 __all__ = ["ServerThread", "Screenshots"]
 
@@ -77,3 +80,25 @@ class Screenshots:
             path.write_bytes(data)
             saved.append(path)
         return saved
+
+
+#: Each test's reports by phase, for the screenshots fixture to see whether the test failed.
+_reports = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def record_report(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Keep ``report`` on its test item (called from ``pytest_runtest_makereport``)."""
+    item.stash.setdefault(_reports, {})[report.when] = report
+
+
+def screenshots_fixture(request: pytest.FixtureRequest, page: Any) -> Iterator[Screenshots]:
+    """The ``screenshots`` fixture of the browser and relying party tests: on a failed test
+    the pages it passed are saved in ``test-artifacts/``."""
+    shots = Screenshots()
+    shots.page = page
+    yield shots
+    report = request.node.stash.get(_reports, {}).get("call")
+    if report is not None and report.failed:
+        directory = Path(request.config.rootpath) / "test-artifacts"
+        saved = shots.save(directory, request.node.name)
+        print("screenshots saved: " + ", ".join(str(p) for p in saved))

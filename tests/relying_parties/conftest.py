@@ -17,12 +17,11 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from browser.conftest import CHROMIUM_ARGS, _unavailable, find_chromium
-from browser.helpers import Screenshots, ServerThread
+from browser.helpers import ServerThread
 
 from .apache import missing_apache_parts
 
@@ -36,7 +35,6 @@ RP_HOST = "rp.pyop.test"
 USERNAME = PASSWORD = "alice"
 USER_CLAIMS = {"name": "Alice Liddell", "email": "alice@example.com"}
 
-_reports = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 @pytest.fixture(scope="session")
@@ -97,22 +95,3 @@ def op_server(rp_chromium: str, tmp_path_factory: pytest.TempPathFactory
         "issuer": url, "data_dir": str(data_dir), "users_file": str(users_file), "demo": True}))
     yield server
     server.stop()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    item.stash.setdefault(_reports, {})[report.when] = report
-    return report
-
-
-@pytest.fixture
-def screenshots(request: pytest.FixtureRequest, page: Any) -> Iterator[Screenshots]:
-    shots = Screenshots()
-    shots.page = page
-    yield shots
-    report = request.node.stash.get(_reports, {}).get("call")
-    if report is not None and report.failed:
-        directory = Path(request.config.rootpath) / "test-artifacts"
-        saved = shots.save(directory, request.node.name)
-        print("screenshots saved: " + ", ".join(str(p) for p in saved))
