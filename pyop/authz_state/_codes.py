@@ -244,15 +244,16 @@ class AuthorizationCodes(RefreshTokens):
             used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
             tokens = self.access_tokens
-            if (refresh_value is not None and not is_sealed(self.refresh_tokens)
-                    and not is_sealed(tokens)):
+            tokens_sealed = is_sealed(tokens)
+            if (refresh_value is not None and not tokens_sealed
+                    and not is_sealed(self.refresh_tokens)):
                 # written before the code is marked used, so a replay that finds the code
                 # used finds this token too and revokes it (no window after the mark);
                 # removed again if this redemption loses or the storage fails
                 refresh_token = self._create_refresh_token(grant, access_value, now,
                                                            refresh_value)
             try:
-                if is_sealed(tokens):
+                if tokens_sealed:
                     replaced = codes.compare_and_set(authorization_code, record, used,
                                                      expires_at=keep_until)
                 else:
@@ -269,7 +270,7 @@ class AuthorizationCodes(RefreshTokens):
                 self._forget_access_token(access_value)
                 self._discard_refresh_token(refresh_token)
                 raise
-            if replaced and not is_sealed(tokens):
+            if replaced and not tokens_sealed:
                 access_token = AccessToken(access_value, self.access_token_lifetime)
             if not replaced:
                 self._forget_access_token(access_value)

@@ -5,6 +5,7 @@ stores, lifetimes and caches its parts use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -39,9 +40,13 @@ ACCESS_TOKEN_CACHE_SIZE = 10_000
 LOGOUT_MARK = "logout"
 
 
+@functools.lru_cache(maxsize=4096)
 def logout_mark_key(subject_identifier: str) -> str:
     """The storage key of a subject identifier's logout mark: fixed length, whatever the
-    ``sub``, and unlike any token value (which has no ``:``)."""
+    ``sub``, and unlike any token value (which has no ``:``).
+
+    Remembered for the most recent subject identifiers: a grant's mark is read at the
+    token endpoint, at UserInfo and at introspection."""
     digest = hashlib.sha256(subject_identifier.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{LOGOUT_MARK}:{digest}"
 
