@@ -5,7 +5,6 @@ a replayed code (RFC 9700 4.14.2).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
@@ -18,6 +17,7 @@ from ..storage.base import canonical_json
 from ..util import claims_request_member
 from ._records import (
     USED_CODE_FIELDS,
+    cached_json,
     is_sealed,
     new_token_value,
     request_dict,
@@ -133,7 +133,7 @@ class AuthorizationCodes(RefreshTokens):
         if issued is not None and isinstance(authorization_code, str):
             raw = issued.get(authorization_code)
             if raw is not None:
-                record: dict[str, Any] = json.loads(raw)
+                record: dict[str, Any] = cached_json(raw)
                 if record.get("token_type") == "authorization_code":  # as a read checks
                     return record, True
         return self.get_authorization_code(authorization_code), False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Mapping, MutableMapping
@@ -49,6 +50,18 @@ def logout_mark_key(subject_identifier: str) -> str:
     token endpoint, at UserInfo and at introspection."""
     digest = hashlib.sha256(subject_identifier.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{LOGOUT_MARK}:{digest}"
+
+
+#: ``json.loads`` for the JSON texts of this process's caches: canonical JSON written
+#: here, a whole JSON text without surrounding whitespace, so the value scanned from the
+#: start is the value (without the checks ``json.loads`` makes around it).
+_scan_json: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder().scan_once)  # type: ignore[attr-defined]
+
+
+def cached_json(raw: str) -> Any:
+    """The value of a canonical JSON text this process cached."""
+    return _scan_json(raw, 0)[0]
 
 
 def is_time(value: Any) -> bool:
