@@ -92,16 +92,18 @@ class AuthorizationCodes(RefreshTokens):
         }
         if extra:
             record.update(extra)
-        code = self._store(self.authorization_codes, record, record["exp"])
         issued = self._issued_codes
+        raw: Optional[str] = None
         if issued is not None:
             # the record as storage holds it (JSON), so a hit returns what a read would;
-            # never kept past the code's exp
+            # made once for the cache and a memory store
             try:
                 raw = canonical_json(record)
             except (TypeError, ValueError):  # not JSON (a plain dict store keeps it as is)
-                return code
-            issued.put(code, raw, expires_at=record["exp"])
+                raw = None
+        code = self._store(self.authorization_codes, record, record["exp"], encoded=raw)
+        if issued is not None and raw is not None:
+            issued.put(code, raw, expires_at=record["exp"])  # never kept past the code's exp
         return code
 
     def get_authorization_code(self, authorization_code: Any) -> dict[str, Any]:

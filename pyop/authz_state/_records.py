@@ -179,12 +179,20 @@ class StateBase:
 
     @staticmethod
     def _store(db: StorageBase, record: dict[str, Any], expires_at: int,
-               value: Optional[str] = None) -> str:
+               value: Optional[str] = None, encoded: Optional[str] = None) -> str:
+        """Store ``record`` under ``value`` (a new random one when None), or seal it.
+
+        :param encoded: ``canonical_json(record)`` when the caller already made it:
+            a :class:`~pyop.storage.MemoryStorage` then stores that text as is.
+        """
         if is_sealed(db):
             sealed: str = db.seal(record, expires_at)  # type: ignore[attr-defined]
             return sealed
         value = value or new_token_value()
-        db.set(value, record, expires_at=expires_at)
+        if encoded is not None and type(db) is MemoryStorage:
+            db._set_encoded(value, encoded, expires_at=expires_at)
+        else:
+            db.set(value, record, expires_at=expires_at)
         return value
 
     def _live(self, db: StorageBase, value: Any) -> Optional[dict[str, Any]]:

@@ -220,6 +220,16 @@ class MemoryStorage(InProcessStore):
                 text = record  # type: ignore[assignment]
         return _scan_json(text, 0)[0]
 
+    def _set_encoded(self, key: str, text: str,
+                           expires_at: Optional[float] = None) -> None:
+        """:meth:`set` of the value whose :func:`canonical_json` is ``text``, already
+        computed by the caller (who keeps it too, e.g. in a cache): the same record."""
+        check_key(key)
+        now = self._clock()
+        expiry = self._resolve_expiry(expires_at, now)
+        with self._lock:
+            self._store(key, text, expiry, now)
+
     def _load(self, key: str, now: float) -> Any:
         record = self._data.get(key)
         if record is None:
