@@ -211,8 +211,8 @@ class StateBase:
         """Whether codes, access tokens or refresh tokens are sealed (stateless), as
         pyop 3's attribute of that name: their records then travel in the values, with
         the claims they may release (:attr:`KEY_USER_INFO`)."""
-        return any(is_sealed(db) for db in (self.authorization_codes, self.access_tokens,
-                                             self.refresh_tokens))
+        return (is_sealed(self.authorization_codes) or is_sealed(self.access_tokens)
+                or is_sealed(self.refresh_tokens))
 
     @property
     def issues_refresh_tokens(self) -> bool:
