@@ -124,7 +124,12 @@ def merge_record(db: StorageBase, key: str, fields: dict[str, Any]) -> Any:
             if db.add(key, fields):
                 return fields
             continue
-        if not isinstance(current, dict) or all(k in current for k in fields):
+        if not isinstance(current, dict):
+            return current
+        for name in fields:
+            if name not in current:
+                break
+        else:  # every field is there already (the usual)
             return current
         merged = dict(fields)
         merged.update(current)
