@@ -156,6 +156,8 @@ def check_requested_subject(ctx: ProviderContext, authentication_request: Mappin
     :raises RequestedSubjectMismatch: another ``sub`` was requested (also when the
         ``id_token`` and ``userinfo`` members ask for different ones).
     """
+    if authentication_request.get("claims") is None:
+        return  # no claims request (the usual): nothing requested
     for member in ("id_token", "userinfo"):
         request = claims_request_member(authentication_request, member).get("sub")
         if not isinstance(request, Mapping):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hmac  # noqa: F401 - ``pyop.provider.hmac``: the module the PKCE comparison uses
 import logging
+import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -142,6 +143,9 @@ class _Shared:
     def __init__(self, service: Optional[str], name: str) -> None:
         self.service = service
         self.name = name
+        # one C call for the read (the attribute chain resolved on every access)
+        path = f"_context.{name}" if service is None else f"_context.{service}.{name}"
+        self._read = operator.attrgetter(path)
 
     def _owner(self, provider: Provider) -> Any:
         context = provider._context
@@ -150,7 +154,7 @@ class _Shared:
     def __get__(self, provider: Optional[Provider], owner: Any = None) -> Any:
         if provider is None:
             return self
-        return getattr(self._owner(provider), self.name)
+        return self._read(provider)
 
     def __set__(self, provider: Provider, value: Any) -> None:
         setattr(self._owner(provider), self.name, value)

@@ -371,3 +371,23 @@ def test_code_gone_from_storage_answers_as_a_read(
     with pytest.raises(InvalidAuthorizationCode, match="^unknown or expired authorization"):
         redeem(provider, code)
     assert len(stores.refresh_tokens) == 0  # written before the mark, removed again
+
+
+def test_memory_store_holds_the_same_record_with_and_without_the_code_cache() -> None:
+    """The canonical JSON made for the cache is what a memory store keeps: the stored
+    record (its text and expiry) is the one written without the cache."""
+    texts = []
+    for cache_size in (None, 16):
+        clock = FakeClock()
+        codes = MemoryStorage(clock=clock)
+        state = AuthorizationState(
+            HashBasedSubjectIdentifierFactory("salt"), authorization_code_db=codes,
+            authorization_code_cache_size=cache_size, clock=clock)
+        request = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+                   "scope": ["openid"], "response_type": ["code"], "nonce": "n"}
+        code = state.issue_authorization_code(request, "sub", USER_ID, ["openid"],
+                                              {"auth_time": 5, "amr": ["pwd"]})
+        texts.append(codes._data[code])
+        assert codes.get(code)["auth_req"] == request
+    assert texts[0] == texts[1]
+    assert isinstance(texts[0], tuple) and isinstance(texts[0][0], str)

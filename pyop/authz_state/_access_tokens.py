@@ -5,7 +5,6 @@ OIDC Core 3.2.2.5; ``client_credentials``, RFC 6749 4.4).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
@@ -17,6 +16,7 @@ from ..exceptions import (
 from ..storage.base import canonical_json
 from ..util import claims_request_member
 from ._records import (
+    cached_json,
     is_sealed,
     new_token_value,
     scope_list,
@@ -164,7 +164,7 @@ class AccessTokens(SubjectIdentifiers):
         if issued is not None and isinstance(access_token_value, str):
             raw = issued.get(access_token_value)
             if raw is not None:
-                cached: dict[str, Any] = json.loads(raw)
+                cached: dict[str, Any] = cached_json(raw)
                 if cached.get("exp", 0) > self._now() and not self._locally_logged_out(cached):
                     return cached
                 issued.discard(access_token_value)

@@ -5,7 +5,6 @@ a replayed code (RFC 9700 4.14.2).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
@@ -18,6 +17,7 @@ from ..storage.base import canonical_json
 from ..util import claims_request_member
 from ._records import (
     USED_CODE_FIELDS,
+    cached_json,
     is_sealed,
     new_token_value,
     request_dict,
@@ -92,16 +92,18 @@ class AuthorizationCodes(RefreshTokens):
         }
         if extra:
             record.update(extra)
-        code = self._store(self.authorization_codes, record, record["exp"])
         issued = self._issued_codes
+        raw: Optional[str] = None
         if issued is not None:
             # the record as storage holds it (JSON), so a hit returns what a read would;
-            # never kept past the code's exp
+            # made once for the cache and a memory store
             try:
                 raw = canonical_json(record)
             except (TypeError, ValueError):  # not JSON (a plain dict store keeps it as is)
-                return code
-            issued.put(code, raw, expires_at=record["exp"])
+                raw = None
+        code = self._store(self.authorization_codes, record, record["exp"], encoded=raw)
+        if issued is not None and raw is not None:
+            issued.put(code, raw, expires_at=record["exp"])  # never kept past the code's exp
         return code
 
     def get_authorization_code(self, authorization_code: Any) -> dict[str, Any]:
@@ -133,7 +135,7 @@ class AuthorizationCodes(RefreshTokens):
         if issued is not None and isinstance(authorization_code, str):
             raw = issued.get(authorization_code)
             if raw is not None:
-                record: dict[str, Any] = json.loads(raw)
+                record: dict[str, Any] = cached_json(raw)
                 if record.get("token_type") == "authorization_code":  # as a read checks
                     return record, True
         return self.get_authorization_code(authorization_code), False
@@ -244,15 +246,16 @@ class AuthorizationCodes(RefreshTokens):
             used["exp"] = keep_until
             used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
             tokens = self.access_tokens
-            if (refresh_value is not None and not is_sealed(self.refresh_tokens)
-                    and not is_sealed(tokens)):
+            tokens_sealed = is_sealed(tokens)
+            if (refresh_value is not None and not tokens_sealed
+                    and not is_sealed(self.refresh_tokens)):
                 # written before the code is marked used, so a replay that finds the code
                 # used finds this token too and revokes it (no window after the mark);
                 # removed again if this redemption loses or the storage fails
                 refresh_token = self._create_refresh_token(grant, access_value, now,
                                                            refresh_value)
             try:
-                if is_sealed(tokens):
+                if tokens_sealed:
                     replaced = codes.compare_and_set(authorization_code, record, used,
                                                      expires_at=keep_until)
                 else:
@@ -269,7 +272,7 @@ class AuthorizationCodes(RefreshTokens):
                 self._forget_access_token(access_value)
                 self._discard_refresh_token(refresh_token)
                 raise
-            if replaced and not is_sealed(tokens):
+            if replaced and not tokens_sealed:
                 access_token = AccessToken(access_value, self.access_token_lifetime)
             if not replaced:
                 self._forget_access_token(access_value)

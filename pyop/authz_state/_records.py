@@ -5,7 +5,9 @@ stores, lifetimes and caches its parts use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Mapping, MutableMapping
@@ -39,11 +41,27 @@ ACCESS_TOKEN_CACHE_SIZE = 10_000
 LOGOUT_MARK = "logout"
 
 
+@functools.lru_cache(maxsize=4096)
 def logout_mark_key(subject_identifier: str) -> str:
     """The storage key of a subject identifier's logout mark: fixed length, whatever the
-    ``sub``, and unlike any token value (which has no ``:``)."""
+    ``sub``, and unlike any token value (which has no ``:``).
+
+    Remembered for the most recent subject identifiers: a grant's mark is read at the
+    token endpoint, at UserInfo and at introspection."""
     digest = hashlib.sha256(subject_identifier.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{LOGOUT_MARK}:{digest}"
+
+
+#: ``json.loads`` for the JSON texts of this process's caches: canonical JSON written
+#: here, a whole JSON text without surrounding whitespace, so the value scanned from the
+#: start is the value (without the checks ``json.loads`` makes around it).
+_scan_json: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder().scan_once)  # type: ignore[attr-defined]
+
+
+def cached_json(raw: str) -> Any:
+    """The value of a canonical JSON text this process cached."""
+    return _scan_json(raw, 0)[0]
 
 
 def is_time(value: Any) -> bool:
@@ -106,7 +124,12 @@ def merge_record(db: StorageBase, key: str, fields: dict[str, Any]) -> Any:
             if db.add(key, fields):
                 return fields
             continue
-        if not isinstance(current, dict) or all(k in current for k in fields):
+        if not isinstance(current, dict):
+            return current
+        for name in fields:
+            if name not in current:
+                break
+        else:  # every field is there already (the usual)
             return current
         merged = dict(fields)
         merged.update(current)
@@ -161,12 +184,20 @@ class StateBase:
 
     @staticmethod
     def _store(db: StorageBase, record: dict[str, Any], expires_at: int,
-               value: Optional[str] = None) -> str:
+               value: Optional[str] = None, encoded: Optional[str] = None) -> str:
+        """Store ``record`` under ``value`` (a new random one when None), or seal it.
+
+        :param encoded: ``canonical_json(record)`` when the caller already made it:
+            a :class:`~pyop.storage.MemoryStorage` then stores that text as is.
+        """
         if is_sealed(db):
             sealed: str = db.seal(record, expires_at)  # type: ignore[attr-defined]
             return sealed
         value = value or new_token_value()
-        db.set(value, record, expires_at=expires_at)
+        if encoded is not None and type(db) is MemoryStorage:
+            db._set_encoded(value, encoded, expires_at=expires_at)
+        else:
+            db.set(value, record, expires_at=expires_at)
         return value
 
     def _live(self, db: StorageBase, value: Any) -> Optional[dict[str, Any]]:
@@ -185,8 +216,8 @@ class StateBase:
         """Whether codes, access tokens or refresh tokens are sealed (stateless), as
         pyop 3's attribute of that name: their records then travel in the values, with
         the claims they may release (:attr:`KEY_USER_INFO`)."""
-        return any(is_sealed(db) for db in (self.authorization_codes, self.access_tokens,
-                                             self.refresh_tokens))
+        return (is_sealed(self.authorization_codes) or is_sealed(self.access_tokens)
+                or is_sealed(self.refresh_tokens))
 
     @property
     def issues_refresh_tokens(self) -> bool:

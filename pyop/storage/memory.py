@@ -202,6 +202,34 @@ class MemoryStorage(InProcessStore):
     def __repr__(self) -> str:
         return f"MemoryStorage(ttl={self.ttl!r})"
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # InProcessStore.get with its hooks inlined (the most frequent operation); the
+        # clock is read only for a record that expires
+        if type(key) is not str:
+            check_key(key)
+        with self._lock:
+            record = self._data.get(key)
+            if record is None:
+                return default
+            if type(record) is tuple:
+                if record[1] <= self._clock():
+                    del self._data[key]
+                    return default
+                text: str = record[0]
+            else:
+                text = record  # type: ignore[assignment]
+        return _scan_json(text, 0)[0]
+
+    def _set_encoded(self, key: str, text: str,
+                           expires_at: Optional[float] = None) -> None:
+        """:meth:`set` of the value whose :func:`canonical_json` is ``text``, already
+        computed by the caller (who keeps it too, e.g. in a cache): the same record."""
+        check_key(key)
+        now = self._clock()
+        expiry = self._resolve_expiry(expires_at, now)
+        with self._lock:
+            self._store(key, text, expiry, now)
+
     def _load(self, key: str, now: float) -> Any:
         record = self._data.get(key)
         if record is None:
