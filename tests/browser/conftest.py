@@ -57,10 +57,10 @@ def find_chromium() -> Optional[str]:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
-def chromium_executable() -> str:
-    for module, package in (("playwright", "playwright"), ("flask", "Flask"),
-                            ("authlib", "Authlib"), ("requests", "requests")):
+def required_chromium(packages: tuple[tuple[str, str], ...]) -> str:
+    """The Chromium to drive, once each (module, package) of ``packages`` imports; else a
+    loud skip (a failure under PYOP_REQUIRE_SERVERS=1)."""
+    for module, package in packages:
         if importlib.util.find_spec(module) is None:
             _unavailable(f"the Python package {package} is not installed "
                          "(pip install -e .[test])")
@@ -70,6 +70,12 @@ def chromium_executable() -> str:
                      "to its path (never `playwright install`)")
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    return required_chromium((("playwright", "playwright"), ("flask", "Flask"),
+                              ("authlib", "Authlib"), ("requests", "requests")))
 
 
 @pytest.fixture(scope="session")

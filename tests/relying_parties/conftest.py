@@ -14,13 +14,12 @@ the screenshots of the pages it passed are saved in ``test-artifacts/``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser.conftest import CHROMIUM_ARGS, _unavailable, find_chromium
+from browser.conftest import CHROMIUM_ARGS, _unavailable, required_chromium
 from browser.helpers import ServerThread
 
 from .apache import missing_apache_parts
@@ -40,19 +39,10 @@ USER_CLAIMS = {"name": "Alice Liddell", "email": "alice@example.com"}
 @pytest.fixture(scope="session")
 def rp_chromium() -> str:
     """Chromium, Playwright and Apache with mod_auth_openidc, or a loud skip."""
-    for module, package in (("playwright", "playwright"), ("flask", "Flask")):
-        if importlib.util.find_spec(module) is None:
-            _unavailable(f"the Python package {package} is not installed "
-                         "(pip install -e .[test])")
     missing = missing_apache_parts()
     if missing is not None:
         _unavailable(missing)
-    path = find_chromium()
-    if path is None:
-        _unavailable("no Chromium found: apt-get install chromium, or set PYOP_CHROMIUM "
-                     "to its path (never `playwright install`)")
-    assert path is not None
-    return path
+    return required_chromium((("playwright", "playwright"), ("flask", "Flask")))
 
 
 @pytest.fixture(scope="session")
