@@ -485,12 +485,32 @@ class Provider:
             self._context, authentication_request, oauth_error, description)
 
     def requires_authentication(self, authentication_request: Mapping[str, Any],
-                                auth_time: Optional[float]) -> bool:
-        """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age`` passed.
+                                auth_time: Optional[float], *,
+                                user_id: Optional[str] = None) -> bool:
+        """Whether the end-user must (re-)authenticate: ``prompt=login``, ``max_age=0``,
+        ``max_age`` (or the client's ``default_max_age``) passed, or, with ``user_id``, an
+        ``id_token_hint`` naming another end-user.
 
         Details: :func:`pyop.endpoints.authorization.requires_authentication`."""
         return authorization.requires_authentication(self._context, authentication_request,
-                                                     auth_time)
+                                                     auth_time, user_id=user_id)
+
+    def requested_acr_values(self, authentication_request: Mapping[str, Any]
+                             ) -> authorization.RequestedAcr:
+        """The acr values requested (``values``, in order of preference) and whether one of
+        them must be achieved (``essential``), before the end-user authenticates (OIDC
+        Core 3.1.2.1, 5.5.1.1).
+
+        Details: :func:`pyop.endpoints.authorization.requested_acr_values`."""
+        return authorization.requested_acr_values(self._context, authentication_request)
+
+    def hint_matches_user(self, authentication_request: Mapping[str, Any],
+                          user_id: str) -> bool:
+        """Whether the request's ``id_token_hint`` names ``user_id`` (True without a hint;
+        OIDC Core 3.1.2.1).
+
+        Details: :func:`pyop.endpoints.authorization.hint_matches_user`."""
+        return authorization.hint_matches_user(self._context, authentication_request, user_id)
 
     def authorize(self, authentication_request: Mapping[str, Any], user_id: str,
                   extra_id_token_claims: ExtraClaims = None, *,

@@ -840,9 +840,12 @@ class TestAuthorize:
         assert token_claims["amr"] == ["pwd", "otp"]
 
     @pytest.mark.parametrize("params,client_metadata", [
-        ({"max_age": "0"}, {}),
+        # max_age=0 refuses an explicit auth_time before the request: tests/security/
+        # test_authentication_constraints.py
+        ({"max_age": "600"}, {}),
         ({"claims": json.dumps({"id_token": {"auth_time": {"essential": True}}})}, {}),
         ({}, {"require_auth_time": True}),
+        ({}, {"default_max_age": 600}),  # Registration 2: default_max_age acts as max_age
     ])
     def test_auth_time_when_required(self, provider: Provider, clock: FakeClock,
                                      params: dict[str, str], client_metadata: dict[str, Any]
