@@ -468,6 +468,10 @@ class ExampleProvider:
             response = self.provider.authorize(authn_req, user_id,
                                                auth_time=session.get("auth_time"))
         except OAuthError as e:  # e.g. the client was deleted meanwhile
+            if isinstance(e, InvalidAuthenticationRequest) and e.redirectable:
+                # the request's constraints are not met (an id_token_hint naming another
+                # user, an essential acr...): the client learns it from the error
+                return self.authentication_error(e)
             self.log_refused(e)
             return self.error_page(
                 "The sign-in cannot be completed: the application that sent you here is no "
@@ -520,8 +524,10 @@ class ExampleProvider:
         except InvalidAuthenticationRequest as e:
             return self.authentication_error(e)
         user_id = self.current_user()
+        # prompt=login, max_age, and an id_token_hint naming another user than the one
+        # logged in all need a (new) login (OIDC Core 3.1.2.1)
         needs_login = user_id is None or self.provider.requires_authentication(
-            authn_req, session.get("auth_time"))
+            authn_req, session.get("auth_time"), user_id=user_id)
         if "none" in (authn_req.get("prompt") or []):  # OIDC Core 3.1.2.1: no UI at all
             if needs_login:
                 return self.authentication_error(self.provider.create_authentication_error(
@@ -564,7 +570,8 @@ class ExampleProvider:
             return render_template("login.html", **context)
         session.clear()  # a new session for the new login: fresh CSRF token
         session["user_id"] = user_id
-        session["auth_time"] = int(self.provider.clock())
+        # sub-second: a login in the same second as a prompt=login request is after it
+        session["auth_time"] = self.provider.clock()
         if not pending:
             return redirect(url_for("index"), 303)
         if not self.consent_prompted(pending["request"]) and \
