@@ -269,8 +269,10 @@ def requires_authentication(ctx: ProviderContext, authentication_request: Mappin
         return True
     if _login_required(authentication_request):
         return True
-    client = ctx.clients.get(authentication_request.get("client_id")) or {}
-    max_age = claims_policy.effective_max_age(authentication_request, client)
+    max_age = claims_policy.effective_max_age(authentication_request, {})
+    if max_age is None:  # the client's default (read only when needed)
+        client = ctx.clients.get(authentication_request.get("client_id")) or {}
+        max_age = claims_policy.effective_max_age(authentication_request, client)
     if max_age is not None and (max_age == 0 or ctx.clock() - auth_time > max_age):
         return True
     return user_id is not None and not hint_matches_user(ctx, authentication_request, user_id)
@@ -302,11 +304,14 @@ class RequestedAcr(NamedTuple):
         return not self.essential or acr in self.values
 
 
-def requested_acr_values(ctx: ProviderContext,
-                         authentication_request: Mapping[str, Any]) -> RequestedAcr:
+def requested_acr_values(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+                         client: Optional[Mapping[str, Any]] = None) -> RequestedAcr:
     """The acr values the request asks for, for the host to choose how to authenticate
     the end-user before :func:`authorize` (OIDC Core 3.1.2.1, 5.5.1.1; OIDC Dynamic
-    Registration 2). See :class:`RequestedAcr`."""
+    Registration 2). See :class:`RequestedAcr`.
+
+    :param client: the client's metadata when the caller has read it (else read here,
+        only when the request names no acr value)."""
     spec = claims_request_member(authentication_request, "id_token").get("acr")
     claim_values: list[str] = []
     essential = False
@@ -323,7 +328,8 @@ def requested_acr_values(ctx: ProviderContext,
         if value not in values:
             values.append(value)
     if not values:
-        client = ctx.clients.get(authentication_request.get("client_id")) or {}
+        if client is None:
+            client = ctx.clients.get(authentication_request.get("client_id")) or {}
         values = _string_list(client.get("default_acr_values"))
     return RequestedAcr(values, False)
 
@@ -497,7 +503,7 @@ def _check_authentication(ctx: ProviderContext, authentication_request: Mapping[
                        "the end-user did not authenticate again after the request")
         elif max_age is not None and requested_at - auth_time > max_age:
             refuse(ReauthenticationRequired, "the authentication is older than max_age")
-    requested_acr = requested_acr_values(ctx, authentication_request)
+    requested_acr = requested_acr_values(ctx, authentication_request, client)
     if requested_acr.essential and not requested_acr.satisfied_by(
             _released_acr(ctx, authentication_request, client, user_id, user_record,
                           extra_id_token_claims, acr)):

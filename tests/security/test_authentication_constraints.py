@@ -446,3 +446,24 @@ def test_oidc_core_3_1_2_1_prompt_login_in_the_example_op_same_second(
     assert "code" in _example_sign_in(browser, client["client_id"], "alice", prompt="login")
     assert "code" in _example_sign_in(browser, client["client_id"], "alice", max_age="0")
 
+
+
+def test_oidc_core_3_1_2_1_id_token_hint_audiences_looked_up_boundedly(
+        op: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hint of ours with a long ``aud`` list costs at most 4 client look-ups."""
+    claims = unverified_claims(id_token_of(op, OTHER_USER))
+    claims["aud"] = [f"client-{i}" for i in range(500)]
+    claims["sub"] = "a-sub-never-recorded"  # so the audiences are looked at
+    hint = jws_sign(claims, op._context.keys.active)  # noqa: SLF001 - our key
+    request = parse(op, id_token_hint=hint)
+    registry = op._context.clients  # noqa: SLF001 - count the look-ups
+    looked_up: list[Any] = []
+    original = registry.get
+
+    def counting_get(client_id: Any) -> Any:
+        looked_up.append(client_id)
+        return original(client_id)
+
+    monkeypatch.setattr(registry, "get", counting_get)
+    assert op.hint_matches_user(request, USER_ID) is False
+    assert 1 <= len(looked_up) <= 4
