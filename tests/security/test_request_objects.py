@@ -28,6 +28,7 @@ import json
 from typing import Any, Callable
 
 import pytest
+from conftest import FakeClock
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -73,7 +74,8 @@ def b64_json(value: Any) -> str:
 
 def request_claims(**overrides: Any) -> dict[str, Any]:
     claims = {"iss": CLIENT_ID, "aud": ISSUER, "client_id": CLIENT_ID, "response_type": "code",
-              "scope": "openid", "nonce": "object-nonce", "state": "object-state"}
+              "scope": "openid", "nonce": "object-nonce", "state": "object-state",
+              "exp": int(FakeClock().now) + 300}
     claims.update(overrides)
     return claims
 
