@@ -92,11 +92,13 @@ JWT_CLAIMS = frozenset(["iss", "aud", "exp", "iat", "nbf", "jti", "sub"])
 #: this many are kept): bounds the work an unauthenticated JWT can cause.
 DEFAULT_MAX_CLIENT_KEYS = 20
 
-#: Bounds on the RSA keys of clients (RFC 7518 3.3: 2048 bits or larger; NIST SP 800-56B
-#: 6.2.1: an odd public exponent below 2**256). The exponent and the modulus decide the
-#: cost of a verification, and a larger modulus than 8192 bits is not in common use.
+#: Fewest bits of the modulus of a client's RSA key (RFC 7518 3.3: 2048 or more).
 MIN_RSA_MODULUS_BITS = 2048
+#: Most bits of the modulus of a client's RSA key: the cost of a verification grows with
+#: it, and larger keys are not in common use.
 MAX_RSA_MODULUS_BITS = 8192
+#: Largest public exponent of a client's RSA key, which must also be odd and at least 3
+#: (NIST SP 800-56B 6.2.1); the cost of a verification grows with the exponent's size.
 MAX_RSA_EXPONENT = 2**256 - 1
 
 #: JWK members that only a private or symmetric key has (RFC 7518 6.2.2, 6.3.2, 6.4; RFC 8037 2).
