@@ -181,7 +181,7 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> d
             allow_unsigned=configuration.allow_unsigned_request_objects,
             max_lifetime=configuration.max_request_object_lifetime,
             require_claims=configuration.require_request_object_claims,
-            replay_store=ctx.client_assertion_verifier.replay_store)
+            replay_store=getattr(ctx.client_assertion_verifier, "replay_store", None))
 
     jwks, fresh = ctx.client_keys.jwks(client_id, client)
     try:

@@ -292,3 +292,26 @@ def test_bound_bogus_assertion_cost_ratio(key_op: Callable[..., Provider], clock
 
     cost(many), cost(one)  # warm up (the first parse)
     assert cost(many) < 3 * cost(one)
+
+
+def test_bound_fetched_jwks_uri_document_capped_at_use(
+        make_provider: Callable[..., Provider], clock: Any, p521_keys: list[SigningKey],
+        rsa_key: rsa.RSAPrivateKey, counter: Counter) -> None:
+    """A ``jwks_uri`` document is parsed with the same bounds: the first ``max_client_keys``
+    keys, RSA keys out of bounds skipped; and parsed once per fetch."""
+    extra = SigningKey(ec.generate_private_key(ec.SECP521R1()), "ES512", "late")
+    document = {"keys": [rsa_jwk(rsa_key, e=_int_b64(2**4096 + 1), kid="huge")]
+                + [k.to_jwk() for k in p521_keys] + [extra.to_jwk()]}
+    fetched: list[str] = []
+    clients = key_client(None)
+    del clients[KEY_CLIENT]["jwks"]
+    clients[KEY_CLIENT]["jwks_uri"] = "https://rp.example.com/jwks"
+    op = make_provider(config=security_configuration(), client_db=clients)
+    op.jwks_fetcher = lambda uri: fetched.append(uri) or document
+    authenticate(op, assertion(p521_keys[0], clock()))
+    authenticate(op, assertion(p521_keys[18], clock()))  # the 20th key of the document
+    assert counter.built == DEFAULT_MAX_CLIENT_KEYS - 1  # huge skipped, not built; once
+    with pytest.raises(InvalidClientAuthentication):
+        authenticate(op, assertion(p521_keys[19], clock()))  # the 21st: beyond the bound
+    with pytest.raises(InvalidClientAuthentication):
+        authenticate(op, assertion(extra, clock()))
