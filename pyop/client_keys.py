@@ -8,12 +8,15 @@ changes its registration).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from .request_object import fetch_jwks, parse_jwk_set
+from .request_object import DEFAULT_MAX_CLIENT_KEYS, fetch_jwks, parse_jwk_set
 
 __all__ = ["ClientKeys"]
 
@@ -25,6 +28,9 @@ _JWKS_CACHE_TTL = 300
 _JWKS_REFETCH_INTERVAL = 30
 _JWKS_CACHE_SIZE = 1024
 
+#: How many clients' parsed ``jwks`` metadata are kept (least recently used dropped first).
+INLINE_JWKS_CACHE_SIZE = 1024
+
 
 class ClientKeys:
     """Clients' public keys, with fetched ``jwks_uri`` documents cached in this process.
@@ -32,11 +38,24 @@ class ClientKeys:
     :param clock: returns the current UNIX time.
     :param fetcher: fetches a ``jwks_uri`` document (default
         :func:`~pyop.request_object.fetch_jwks`).
+    :param max_keys: the most keys of a client's set that are used (the first ones; see
+        :func:`~pyop.request_object.parse_jwk_set`).
+
+    A client's ``jwks`` metadata is parsed, and each of its keys built, once: the result
+    is kept by client id and a digest of the metadata (a registration update changes the
+    digest), for at most :data:`INLINE_JWKS_CACHE_SIZE` clients.
     """
 
     def __init__(self, clock: Callable[[], float],
-                 fetcher: Callable[[str], Any] = fetch_jwks) -> None:
+                 fetcher: Callable[[str], Any] = fetch_jwks, *,
+                 max_keys: int = DEFAULT_MAX_CLIENT_KEYS) -> None:
         self.clock = clock
+        #: The most keys of a client's set that are used.
+        self.max_keys = max_keys
+        #: ``client_id -> (digest of its jwks metadata, keys or None)``, least recently
+        #: used first.
+        self.inline: OrderedDict[str, tuple[str, Optional[list[dict[str, Any]]]]]
+        self.inline = OrderedDict()
         #: Fetches a client's ``jwks_uri`` document.
         self.fetcher = fetcher
         #: ``uri -> (fetched at, keys or None)``, oldest first.
@@ -53,11 +72,34 @@ class ClientKeys:
             return self._fetched(client_id, jwks_uri, refetch)
         if jwks is None:
             return None, True
+        return self._inline(client_id, jwks), True
+
+    def _inline(self, client_id: str, jwks: Any) -> Optional[list[dict[str, Any]]]:
+        """The client's ``jwks`` metadata parsed, from the cache when it has not changed."""
+        with self._lock:
+            cached = self.inline.get(client_id)
         try:
-            return parse_jwk_set(jwks), True
-        except ValueError as e:
-            logger.warning("client %s: unusable jwks metadata: %s", client_id, e)
-            return None, True
+            document = jwks.to_dict() if hasattr(jwks, "to_dict") else jwks
+            digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=repr)
+                                    .encode("utf-8", "surrogatepass")).hexdigest()
+        except (TypeError, ValueError, RecursionError):
+            digest = None
+        if cached is not None and digest is not None and cached[0] == digest:
+            keys = cached[1]
+        else:
+            try:
+                keys = parse_jwk_set(jwks, max_keys=self.max_keys, strict=False,
+                                     client_id=client_id)
+            except ValueError as e:
+                logger.warning("client %s: unusable jwks metadata: %s", client_id, e)
+                keys = None
+        if digest is not None:
+            with self._lock:
+                self.inline[client_id] = (digest, keys)
+                self.inline.move_to_end(client_id)
+                while len(self.inline) > INLINE_JWKS_CACHE_SIZE:
+                    self.inline.popitem(last=False)
+        return keys
 
     def _fetched(self, client_id: str, uri: str, refetch: bool
                  ) -> tuple[Optional[list[dict[str, Any]]], bool]:
@@ -70,7 +112,8 @@ class ClientKeys:
                 return keys, too_soon
         keys = None
         try:
-            keys = parse_jwk_set(self.fetcher(uri))
+            keys = parse_jwk_set(self.fetcher(uri), max_keys=self.max_keys, strict=False,
+                                 client_id=client_id)
         except Exception as e:  # noqa: BLE001 - any network or parse failure: no keys
             logger.warning("client %s: could not fetch its jwks_uri: %s", client_id,
                            type(e).__name__)

@@ -17,7 +17,7 @@ from .client_assertion import HMAC_ALGS, assertion_signing_algs, method_for_alg
 from .crypto import SUPPORTED_ALGS
 from .exceptions import InvalidConfiguration
 from .message import ProviderConfigurationResponse
-from .request_object import DEFAULT_REQUEST_OBJECT_SIGNING_ALGS
+from .request_object import DEFAULT_MAX_REQUEST_OBJECT_LIFETIME, DEFAULT_REQUEST_OBJECT_SIGNING_ALGS
 from .util import DEFAULT_MAX_REQUEST_SIZE, is_https_or_loopback_http, response_type_set
 
 __all__ = ["Configuration", "PAIRWISE_SECTOR_SOURCES", "configuration_defaults"]
@@ -80,7 +80,9 @@ class Configuration:
                  limit_claims_to_claims_supported: bool = False,
                  strict_client_preferences: bool = False,
                  id_token_aud_as_string: bool = False,
-                 registration_client_uri_template: str) -> None:
+                 registration_client_uri_template: str,
+                 max_request_object_lifetime: int = DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
+                 require_request_object_claims: bool = True) -> None:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
@@ -97,6 +99,10 @@ class Configuration:
         #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
         self.id_token_aud_as_string = id_token_aud_as_string
         self.registration_client_uri_template = registration_client_uri_template
+        #: Request objects whose ``exp`` is further ahead are refused (RFC 9101 10.8).
+        self.max_request_object_lifetime = max_request_object_lifetime
+        #: Signed request objects must carry ``iss``, ``aud`` and ``exp`` (RFC 9101 10.8).
+        self.require_request_object_claims = require_request_object_claims
         self.claims_parameter_configured = "claims_parameter_supported" in given
         self.scopes_configured = "scopes_supported" in given
         self.signing_algs = list(signing_algs)

@@ -85,13 +85,16 @@ class ProviderContext:
     def authenticate_client(self, parameters: Mapping[str, Any], http_headers: Optional[Any],
                             endpoint: Optional[str] = None) -> tuple[str, Mapping[str, Any]]:
         """Authenticate the client of a request at the token, introspection or revocation
-        endpoint; a client assertion's ``aud`` may name the issuer, the token endpoint or
-        (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9).
+        endpoint. A client assertion's ``aud`` must be the issuer (RFC 7523bis); with the
+        verifier's ``audience_policy`` ``"issuer-or-endpoint"`` it may also name the token
+        endpoint or (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9).
 
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         """
         audiences = [self.issuer]
-        if "client_assertion" in parameters or "client_assertion_type" in parameters:
+        if (("client_assertion" in parameters or "client_assertion_type" in parameters)
+                and getattr(self.client_assertion_verifier, "audience_policy",
+                            "issuer") != "issuer"):
             metadata = self.configuration.metadata
             for name in ("token_endpoint", endpoint):
                 url = metadata.get(name) if name else None

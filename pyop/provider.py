@@ -25,7 +25,11 @@ from .access_token import extract_bearer_token_from_http_request
 from .authz_state import AuthorizationState
 from .claims_policy import SCOPE_CLAIMS as _SCOPE_CLAIMS
 from .claims_policy import ExtraClaims
-from .client_assertion import DEFAULT_MAX_ASSERTION_LIFETIME, ClientAssertionVerifier
+from .client_assertion import (
+    ASSERTION_AUDIENCES,
+    DEFAULT_MAX_ASSERTION_LIFETIME,
+    ClientAssertionVerifier,
+)
 from .client_authentication import verify_client_authentication
 from .client_keys import ClientKeys
 from .client_management import DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
@@ -71,7 +75,11 @@ from .message import (
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
 from .registration import DEFAULT_REGISTRATION_CHECKS, fetch_sector_identifier_uris
-from .request_object import fetch_jwks
+from .request_object import (
+    DEFAULT_MAX_CLIENT_KEYS,
+    DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
+    fetch_jwks,
+)
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
     authorization_request_verify,
@@ -237,6 +245,20 @@ class Provider:
         ``client_id`` string. Off by default: ``aud`` is the list ``[client_id]``, as pyop 3
         issued it (OIDC Core 2 allows both forms; relying parties that worked with pyop 3
         accept the list).
+    :param client_assertion_audiences: what the ``aud`` of a client assertion may be
+        (``private_key_jwt``, ``client_secret_jwt``). ``"issuer"`` (default): the issuer
+        identifier as a single string (RFC 7523bis: an assertion a client made for another
+        server's metadata cannot be replayed here). ``"issuer-or-endpoint"``: also the
+        token endpoint URL or the URL of the endpoint called, or an array containing one
+        of these (RFC 7523 3, OIDC Core 9; what Authlib and pyoidc send by default).
+    :param max_client_keys: the most keys a client's JWK Set (``jwks`` or ``jwks_uri``)
+        may hold (default 20): registration refuses more, and of a larger set only the
+        first ones are used.
+    :param max_request_object_lifetime: request objects whose ``exp`` is more than this
+        many seconds ahead are refused (default 3600; RFC 9101 10.8).
+    :param require_request_object_claims: signed request objects must carry ``iss``,
+        ``aud`` and ``exp`` (default; RFC 9101 10.8). False: checked only when present
+        (e.g. for pyoidc-made request objects, which carry none).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -261,6 +283,8 @@ class Provider:
     #: (replace to use e.g. ``functools.partial(fetch_jwks, allow_private_addresses=True)``).
     jwks_fetcher = _Shared("client_keys", "fetcher")
     _jwks_cache = _Shared("client_keys", "cache")
+    #: The most keys of a client's JWK Set that registration accepts and that are used.
+    max_client_keys = _Shared("client_keys", "max_keys")
     #: The provider metadata (OIDC Discovery 3), defaults included; may be updated.
     configuration_information = _Shared("configuration", "metadata")
     #: ID token lifetime in seconds.
@@ -315,6 +339,10 @@ class Provider:
         thumbprint_kids: bool = False,
         strict_client_preferences: bool = False,
         id_token_aud_as_string: bool = False,
+        client_assertion_audiences: str = "issuer",
+        max_client_keys: int = DEFAULT_MAX_CLIENT_KEYS,
+        max_request_object_lifetime: int = DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
+        require_request_object_claims: bool = True,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -330,10 +358,18 @@ class Provider:
             limit_claims_to_claims_supported=limit_claims_to_claims_supported,
             strict_client_preferences=strict_client_preferences,
             id_token_aud_as_string=id_token_aud_as_string,
-            registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE)
+            registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE,
+            max_request_object_lifetime=max_request_object_lifetime,
+            require_request_object_claims=require_request_object_claims)
+        if client_assertion_audiences not in ASSERTION_AUDIENCES:
+            raise InvalidConfiguration("client_assertion_audiences: must be one of "
+                                       + ", ".join(ASSERTION_AUDIENCES))
+        if (isinstance(max_client_keys, bool) or not isinstance(max_client_keys, int)
+                or max_client_keys < 1):
+            raise InvalidConfiguration("max_client_keys: must be a positive integer")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
-        client_keys = ClientKeys(lambda: self.clock(), fetch_jwks)
+        client_keys = ClientKeys(lambda: self.clock(), fetch_jwks, max_keys=max_client_keys)
         registry = ClientRegistry(clients, lambda: self.clock(), client_cache_ttl,
                                   client_cache_size)
         self._context = ProviderContext(
@@ -344,7 +380,8 @@ class Provider:
                 lambda client_id, client, refetch: client_keys.jwks(client_id, client,
                                                                     refetch=refetch),
                 max_lifetime=max_client_assertion_lifetime,
-                allowed_algs=lambda: configuration.client_assertion_signing_algs),
+                allowed_algs=lambda: configuration.client_assertion_signing_algs,
+                audience_policy=client_assertion_audiences),
             executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS)
         # endpoints report client changes through client_changed (which hosts may wrap)
         self._context.client_changed = lambda client_id: self.client_changed(client_id)

@@ -16,7 +16,7 @@ from .client_assertion import HMAC_ALGS
 from .client_authentication import SUPPORTED_AUTH_METHODS
 from .exceptions import InvalidClientRegistrationRequest
 from .provider_view import ProviderView
-from .request_object import parse_jwk_set
+from .request_object import DEFAULT_MAX_CLIENT_KEYS, parse_jwk_set
 from .util import is_https_or_loopback_http, is_loopback_host, response_type_set
 
 __all__ = [
@@ -356,7 +356,10 @@ def check_client_keys(request: Mapping[str, Any], provider: ProviderView) -> Non
     """``jwks``: a JWK Set object of public keys; ``jwks_uri``: https; not both.
 
     OIDC Dynamic Registration 2 (``jwks_uri``, ``jwks``); RFC 7517 5. A
-    private or symmetric key sent by mistake is refused rather than stored.
+    private or symmetric key sent by mistake is refused rather than stored, and so is
+    a set beyond the bounds of :func:`~pyop.request_object.parse_jwk_set`: more keys
+    than the provider's ``max_client_keys``, RSA keys outside 2048..8192 bits (RFC 7518
+    3.3) or whose exponent is not odd and 3..2**256-1 (NIST SP 800-56B 6.2.1).
     """
     jwks = request.get("jwks")
     jwks_uri = request.get("jwks_uri")
@@ -364,7 +367,8 @@ def check_client_keys(request: Mapping[str, Any], provider: ProviderView) -> Non
         raise _error("jwks and jwks_uri must not be used together", request)
     if jwks is not None:
         try:
-            parse_jwk_set(jwks, allow_json_string=False)
+            parse_jwk_set(jwks, allow_json_string=False, strict=True, max_keys=getattr(
+                provider, "max_client_keys", DEFAULT_MAX_CLIENT_KEYS))
         except ValueError as e:
             raise _error(str(e), request) from e
     if jwks_uri is not None and not (isinstance(jwks_uri, str)

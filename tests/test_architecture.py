@@ -26,6 +26,7 @@ LAYERS: list[list[str]] = [
     ["pyop.util", "pyop.misuse_checks"],
     ["pyop._jws_algorithms"],
     ["pyop.crypto"],
+    ["pyop.jwt_checks"],
     ["pyop.message", "pyop.access_token", "pyop.id_token", "pyop.keys",
      "pyop.request_object"],
     # storage: the contract, then the backends, then the package face

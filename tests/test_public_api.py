@@ -25,7 +25,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.client_assertion": ["JWT_BEARER_ASSERTION_TYPE", "HMAC_ALGS",
                               "DEFAULT_MAX_ASSERTION_LIFETIME", "ASSERTION_LEEWAY",
                               "MAX_ASSERTION_SIZE", "ClientAssertionVerifier",
-                              "assertion_signing_algs", "method_for_alg"],
+                              "assertion_signing_algs", "method_for_alg",
+                              "ASSERTION_AUDIENCES", "ASSERTION_TYPES"],
     "pyop.crypto": ["JWSError", "SigningKey", "VerificationKey", "b64url_encode",
                     "b64url_decode", "left_hash", "hash_for_alg", "jws_sign", "jws_verify",
                     "jwk_thumbprint"],
@@ -87,7 +88,11 @@ PUBLIC_API: dict[str, list[str]] = {
                   "requested_scope_is_allowed"],
     "pyop.request_object": ["DEFAULT_REQUEST_OBJECT_SIGNING_ALGS", "NBF_LEEWAY", "JWT_CLAIMS",
                             "parse_jwk_set", "verification_keys", "verify_request_object",
-                            "merge_request_object", "fetch_jwks", "ForbiddenAddress"],
+                            "merge_request_object", "fetch_jwks", "ForbiddenAddress",
+                            "ClientJWK", "DEFAULT_MAX_CLIENT_KEYS", "MIN_RSA_MODULUS_BITS",
+                            "MAX_RSA_MODULUS_BITS", "MAX_RSA_EXPONENT",
+                            "REQUEST_OBJECT_TYPES", "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME"],
+    "pyop.jwt_checks": ["MAX_JTI_LENGTH", "is_numeric_date", "jwt_type", "use_jti_once"],
 }
 
 #: Imports of pyop 3's README that must keep working.

@@ -211,7 +211,10 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> d
             parameters["request"], client_id=client_id, client_jwks=jwks,
             issuer=ctx.issuer, allowed_algs=configuration.request_object_signing_algs,
             now=ctx.now(), client_alg=client_alg if isinstance(client_alg, str) else None,
-            allow_unsigned=configuration.allow_unsigned_request_objects)
+            allow_unsigned=configuration.allow_unsigned_request_objects,
+            max_lifetime=configuration.max_request_object_lifetime,
+            require_claims=configuration.require_request_object_claims,
+            replay_store=getattr(ctx.client_assertion_verifier, "replay_store", None))
 
     jwks, fresh = ctx.client_keys.jwks(client_id, client)
     try:
