@@ -757,10 +757,10 @@ class ExampleProvider:
         if request.method == "GET":
             context = self.consent_context(pending)
             page = Response(render_template("consent.html", **context), mimetype="text/html")
-            if context["logo_uri"]:  # the client's logo may be loaded from its origin only
+            if context["logo_origin"]:  # the client's logo, loaded from its origin only
                 page.headers["Content-Security-Policy"] = _HTML_SECURITY_HEADERS[
                     "Content-Security-Policy"].replace(
-                        "img-src 'self'", "img-src 'self' " + https_origin(context["logo_uri"]))
+                        "img-src 'self'", "img-src 'self' " + context["logo_origin"])
             return page
         refused = self.check_csrf()
         if refused:
@@ -791,10 +791,12 @@ class ExampleProvider:
         links = {name: client.get(name) if isinstance(client.get(name), str) and
                  client[name].startswith(("https://", "http://")) else None
                  for name in ("policy_uri", "tos_uri")}
+        logo_origin = https_origin(client.get("logo_uri"))  # https logos only
         return {
             "client_name": self.client_name(client_id, authn_req["redirect_uri"]),
             "name_verified": self.name_verified(client_id),
-            "logo_uri": client["logo_uri"] if https_origin(client.get("logo_uri")) else None,
+            "logo_uri": client["logo_uri"] if logo_origin else None,
+            "logo_origin": logo_origin,
             **links,
             "redirect_host": display_host(authn_req["redirect_uri"]) or "",
             "scopes": [(scope, SCOPE_DESCRIPTIONS.get(scope, "Access named " + scope),
