@@ -42,6 +42,7 @@ headers or exception messages: they may carry codes, tokens, passwords or states
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import importlib.util
 import ipaddress
@@ -124,7 +125,7 @@ MAX_CLIENT_NAME_LENGTH = 60
 #: What each scope lets the client see, as told on the consent page.
 SCOPE_DESCRIPTIONS = {
     "openid": "Sign you in with your account",
-    "profile": "Your name and basic profile (name, nickname, locale, birthdate...)",
+    "profile": "Your name and basic profile",
     "email": "Your email address",
     "address": "Your postal address",
     "phone": "Your phone number",
@@ -263,6 +264,11 @@ def https_origin(uri: Any) -> Optional[str]:
     return "https://" + host if host else None
 
 
+def _session_key(sid: str) -> str:
+    """The storage key of a login session: a hash of its id (the cookie's secret)."""
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
 def _read_or_create_secret(path: Path) -> str:
     """A random secret kept in ``path`` (mode 0600), created on first use."""
     try:
@@ -330,9 +336,10 @@ class ExampleProvider:
         #: (a list, not a mapping: client ids are not valid field names in every store).
         self.consents: StorageBase = consents if consents is not None \
             else StorageBase.from_uri("memory:", collection="consents")
-        #: ``session id -> {"user_id", "created", "last_seen"}``: the logged-in sessions.
-        #: The cookie only names its session; logging out deletes the record, so a copy
-        #: of the cookie taken before does not log in again.
+        #: ``hash of the session id -> {"user_id", "created", "last_seen"}``: the logged-in
+        #: sessions. The cookie only names its session; logging out deletes the record, so
+        #: a copy of the cookie taken before does not log in again. Keyed by a hash, so
+        #: that a copy of the store holds no session ids.
         self.sessions: StorageBase = sessions if sessions is not None \
             else StorageBase.from_uri("memory:", collection="sessions")
         #: Slows password guessing (see :mod:`example.throttle`).
@@ -379,16 +386,17 @@ class ExampleProvider:
             return None
         if g.get("session_checked") == sid:  # once per request
             return user_id
-        record = self.sessions.get(sid)
+        key = _session_key(sid)
+        record = self.sessions.get(key)
         now = self.provider.clock()
         if not isinstance(record, Mapping) or record.get("user_id") != user_id:
             return None
         if now - record["last_seen"] > SESSION_IDLE_LIFETIME or \
                 now - record["created"] > SESSION_ABSOLUTE_LIFETIME:
-            self.sessions.delete(sid)
+            self.sessions.delete(key)
             return None
         if now - record["last_seen"] > SESSION_TOUCH_INTERVAL:
-            self.sessions.set(sid, {**record, "last_seen": now},
+            self.sessions.set(key, {**record, "last_seen": now},
                               expires_at=record["created"] + SESSION_ABSOLUTE_LIFETIME)
         g.session_checked = sid
         return user_id
@@ -398,7 +406,8 @@ class ExampleProvider:
         self.end_session()
         now = self.provider.clock()
         sid = secrets.token_urlsafe(32)
-        self.sessions.set(sid, {"user_id": user_id, "created": now, "last_seen": now},
+        self.sessions.set(_session_key(sid), {"user_id": user_id, "created": now,
+                                              "last_seen": now},
                           expires_at=now + SESSION_ABSOLUTE_LIFETIME)
         session["sid"] = sid
         session["user_id"] = user_id
@@ -409,7 +418,7 @@ class ExampleProvider:
         longer logs anyone in; the cookie is cleared."""
         sid = session.get("sid")
         if isinstance(sid, str):
-            self.sessions.delete(sid)
+            self.sessions.delete(_session_key(sid))
         session.clear()
         g.pop("session_checked", None)
 

@@ -311,6 +311,14 @@ def test_session_store_writes_at_most_once_a_minute(app: Flask, client: Client,
     assert len(writes) == 1  # the last use, once
 
 
+def test_session_store_holds_no_session_ids(app: Flask, client: Client) -> None:
+    login(client)
+    sid = _session(client)["sid"]
+    stored = app.extensions["pyop_example"].sessions
+    assert len(stored) == 1 and sid not in stored
+    assert sid not in json.dumps(dict(stored.items()))
+
+
 # -- 16. login throttling, before the key derivation ----------------------------------------------
 
 def test_login_throttled_per_account_before_the_key_derivation(
@@ -504,3 +512,4 @@ def test_http_logo_leaves_the_csp_alone(client: Client) -> None:
     response = consent_page(client, registered)
     assert "<img" not in response.get_data(as_text=True)
     assert "img-src 'self';" in response.headers["Content-Security-Policy"]
+
