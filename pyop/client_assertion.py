@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 from .crypto import SUPPORTED_ALGS, JWSError, b64url_decode, jws_verify
 from .exceptions import InvalidClientAuthentication
 from .request_object import verification_keys
+from .util import is_valid_identifier
 
 __all__ = [
     "JWT_BEARER_ASSERTION_TYPE",
@@ -177,7 +178,7 @@ class ClientAssertionVerifier:
             raise _fail("client_assertion has unsupported critical header parameters")
 
         issuer, subject = claims.get("iss"), claims.get("sub")
-        if not isinstance(issuer, str) or not issuer or subject != issuer:
+        if not isinstance(issuer, str) or not is_valid_identifier(issuer) or subject != issuer:
             raise _fail("client_assertion iss and sub must both be the client_id")
         if client_id is not None and client_id != issuer:
             raise _fail("client_id differs from the client_assertion issuer")

@@ -70,7 +70,14 @@ from .message import (
     UserinfoResponse,
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
-from .registration import DEFAULT_REGISTRATION_CHECKS, fetch_sector_identifier_uris
+from .registration import (
+    DEFAULT_REGISTRATION_CHECKS,
+    InitialAccessTokens,
+    RegistrationLimits,
+    RegistrationPolicy,
+    RegistrationSettings,
+    fetch_sector_identifier_uris,
+)
 from .request_object import fetch_jwks
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
@@ -237,6 +244,19 @@ class Provider:
         ``client_id`` string. Off by default: ``aud`` is the list ``[client_id]``, as pyop 3
         issued it (OIDC Core 2 allows both forms; relying parties that worked with pyop 3
         accept the list).
+    :param registration_limits: bounds on the metadata of registration and update
+        requests (:class:`~pyop.registration.RegistrationLimits`; default: 16 KiB of
+        JSON, strings of 2048 characters, 20 items per array, 10 ``contacts``).
+    :param registration_policy: ``policy(metadata, http_headers)``, called for each
+        registration and update request before its metadata is verified; raises
+        :class:`~pyop.exceptions.InvalidClientRegistrationRequest` to refuse it (see
+        :doc:`registration`).
+    :param initial_access_tokens: registration requires one of these bearer tokens
+        (RFC 7591 3): a collection of tokens, compared in constant time, or
+        ``accepts(token) -> bool``. None (default): open registration, as in pyop 3.
+    :param registered_client_lifetime: seconds a dynamically registered client lives,
+        ``client_secret_expires_at`` included; an expired client is unknown and removed
+        when next asked for. 0 (default, as pyop 3): never expires.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -315,6 +335,10 @@ class Provider:
         thumbprint_kids: bool = False,
         strict_client_preferences: bool = False,
         id_token_aud_as_string: bool = False,
+        registration_limits: Optional[RegistrationLimits] = None,
+        registration_policy: Optional[RegistrationPolicy] = None,
+        initial_access_tokens: Optional[InitialAccessTokens] = None,
+        registered_client_lifetime: int = 0,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -354,6 +378,9 @@ class Provider:
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_REGISTRATION_CHECKS]
+        self._context.registration = RegistrationSettings(
+            registration_limits or RegistrationLimits(), registration_policy,
+            initial_access_tokens, registered_client_lifetime)
 
     # -- configuration and keys (OIDC Discovery 3, RFC 7517) -------------------------------------
 
@@ -547,7 +574,8 @@ class Provider:
         """Register a client (OIDC Dynamic Registration 3.1-3.2).
 
         Details: :func:`pyop.endpoints.registration.handle_client_registration_request`."""
-        return registration.handle_client_registration_request(self._context, request)
+        return registration.handle_client_registration_request(self._context, request,
+                                                               http_headers)
 
     def match_client_preferences_with_provider_capabilities(
             self, client_preferences: Mapping[str, Any]) -> dict[str, Any]:
