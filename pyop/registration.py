@@ -515,7 +515,8 @@ class RegistrationSettings:
                                        "seconds >= 0 (0: never expires)")
         tokens = self.initial_access_tokens
         if tokens is not None and not callable(tokens):
-            if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
+            if (isinstance(tokens, str) or not isinstance(tokens, Collection)
+                    or not all(isinstance(t, str) and t for t in tokens)):
                 raise InvalidConfiguration("initial_access_tokens: must be a collection of "
                                            "non-empty strings or a callable")
             self._token_digests = tuple(_digest(token) for token in tokens)
