@@ -82,7 +82,8 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 def test_rfc6749_2_3_1_basic_client_id_with_control_character_is_invalid_client(
         pg_op: Any, store: PostgresLikeClients, char: str) -> None:
     code = issue_code(pg_op)
-    body = f"grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Frp.example.com%2Fcallback"
+    body = (f"grant_type=authorization_code&code={code}"
+            "&redirect_uri=https%3A%2F%2Frp.example.com%2Fcallback")
     with pytest.raises(InvalidClientAuthentication) as info:
         pg_op.handle_token_request(body, _basic(f"a{char}b", CLIENT_SECRET))
     assert info.value.http_status == 401

@@ -7,6 +7,7 @@ record, whatever the request sent.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import quote
@@ -136,11 +137,30 @@ def test_bound_update_request_bounded(op: Any) -> None:
 
 # -- RFC 8259 6: numbers too large to be finite -------------------------------------------------
 
-def test_rfc8259_6_overflowing_number_at_registration_is_400(op: Any) -> None:
-    body = ('{"redirect_uris": ["' + WEB_URI + '"], "jwks": {"keys": [{"kty": "RSA", '
-            '"n": "AQAB", "e": "AQAB", "exp": 1e400}]}}')
+def _rsa_jwk(foreign_rsa_key: Any) -> dict[str, Any]:
+    numbers = foreign_rsa_key.public_key().public_numbers()
+
+    def b64(i: int) -> str:
+        return base64.urlsafe_b64encode(
+            i.to_bytes((i.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    return {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e), "use": "sig"}
+
+
+@pytest.mark.parametrize("store", ["dict", "memory"])
+def test_rfc8259_6_overflowing_number_at_registration_is_400(make_op: Any, foreign_rsa_key: Any,
+                                                             store: str) -> None:
+    """``1e400`` parsed as infinity: a dict store kept a client that no JSON can carry,
+    a pyop storage failed with a bare ValueError (500)."""
+    from pyop.storage import MemoryStorage
+
+    op = make_op(client_db={} if store == "dict" else MemoryStorage())
+    jwk = {**_rsa_jwk(foreign_rsa_key), "x-extra": "OVERFLOW"}
+    body = json.dumps({"redirect_uris": [WEB_URI], "token_endpoint_auth_method": "private_key_jwt",
+                       "jwks": {"keys": [jwk]}}).replace('"OVERFLOW"', "1e400")
     refused(op, body)
     refused(op, '{"redirect_uris": ["' + WEB_URI + '"], "default_max_age": -1e400}')
+    assert list(op.clients) == []
 
 
 def test_rfc8259_6_overflowing_number_in_claims_request_is_invalid_request(op: Any) -> None:
