@@ -30,6 +30,7 @@ from .crypto import SUPPORTED_ALGS, JWSError, b64url_decode, jws_verify
 from .exceptions import InvalidClientAuthentication
 from .jwt_checks import MAX_JTI_LENGTH, is_numeric_date, jwt_type, use_jti_once
 from .request_object import verification_keys
+from .util import is_valid_identifier
 
 __all__ = [
     "JWT_BEARER_ASSERTION_TYPE",
@@ -201,7 +202,7 @@ class ClientAssertionVerifier:
             raise _fail("client_assertion typ marks another kind of JWT")
 
         issuer, subject = claims.get("iss"), claims.get("sub")
-        if not isinstance(issuer, str) or not issuer or subject != issuer:
+        if not isinstance(issuer, str) or not is_valid_identifier(issuer) or subject != issuer:
             raise _fail("client_assertion iss and sub must both be the client_id")
         if client_id is not None and client_id != issuer:
             raise _fail("client_id differs from the client_assertion issuer")

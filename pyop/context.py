@@ -21,6 +21,7 @@ from .client_registry import ClientRegistry
 from .configuration import Configuration
 from .exceptions import InvalidTokenRequest
 from .key_set import KeySet
+from .registration import RegistrationSettings
 from .userinfo import Userinfo
 
 __all__ = ["ProviderContext"]
@@ -58,6 +59,8 @@ class ProviderContext:
         self.registration_request_validators: list[Callable[[Any], None]] = []
         #: Called with a client_id whenever the provider changed that client's metadata.
         self.client_changed: Callable[[str], None] = clients.changed
+        #: Bounds, policy and credentials of dynamic registration (RFC 7591 3).
+        self.registration = RegistrationSettings()
 
     def now(self) -> int:
         """The current UNIX time, in whole seconds."""

@@ -74,7 +74,14 @@ from .message import (
     UserinfoResponse,
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
-from .registration import DEFAULT_REGISTRATION_CHECKS, fetch_sector_identifier_uris
+from .registration import (
+    DEFAULT_REGISTRATION_CHECKS,
+    InitialAccessTokens,
+    RegistrationLimits,
+    RegistrationPolicy,
+    RegistrationSettings,
+    fetch_sector_identifier_uris,
+)
 from .request_object import (
     DEFAULT_MAX_CLIENT_KEYS,
     DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
@@ -259,6 +266,20 @@ class Provider:
     :param require_request_object_claims: signed request objects must carry ``iss``,
         ``aud`` and ``exp`` (default; RFC 9101 10.8). False: checked only when present
         (e.g. for pyoidc-made request objects, which carry none).
+
+    :param registration_limits: bounds on the metadata of registration and update
+        requests (:class:`~pyop.registration.RegistrationLimits`; default: 16 KiB of
+        JSON, strings of 2048 characters, 20 items per array, 10 ``contacts``).
+    :param registration_policy: ``policy(metadata, http_headers)``, called for each
+        registration and update request before its metadata is verified; raises
+        :class:`~pyop.exceptions.InvalidClientRegistrationRequest` to refuse it (see
+        :doc:`registration`).
+    :param initial_access_tokens: registration requires one of these bearer tokens
+        (RFC 7591 3): a collection of tokens, compared in constant time, or
+        ``accepts(token) -> bool``. None (default): open registration, as in pyop 3.
+    :param registered_client_lifetime: seconds a dynamically registered client lives,
+        ``client_secret_expires_at`` included; an expired client is unknown and removed
+        when next asked for. 0 (default, as pyop 3): never expires.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -343,6 +364,11 @@ class Provider:
         max_client_keys: int = DEFAULT_MAX_CLIENT_KEYS,
         max_request_object_lifetime: int = DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
         require_request_object_claims: bool = True,
+
+        registration_limits: Optional[RegistrationLimits] = None,
+        registration_policy: Optional[RegistrationPolicy] = None,
+        initial_access_tokens: Optional[InitialAccessTokens] = None,
+        registered_client_lifetime: int = 0,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -391,6 +417,9 @@ class Provider:
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_REGISTRATION_CHECKS]
+        self._context.registration = RegistrationSettings(
+            registration_limits or RegistrationLimits(), registration_policy,
+            initial_access_tokens, registered_client_lifetime)
 
     # -- configuration and keys (OIDC Discovery 3, RFC 7517) -------------------------------------
 
@@ -604,7 +633,8 @@ class Provider:
         """Register a client (OIDC Dynamic Registration 3.1-3.2).
 
         Details: :func:`pyop.endpoints.registration.handle_client_registration_request`."""
-        return registration.handle_client_registration_request(self._context, request)
+        return registration.handle_client_registration_request(self._context, request,
+                                                               http_headers)
 
     def match_client_preferences_with_provider_capabilities(
             self, client_preferences: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ..exceptions import (
     TokenWithoutEndUser,
 )
 from ..message import UserinfoResponse, message_from_plain_values
-from ..util import parse_parameters
+from ..util import is_valid_identifier, parse_parameters
 
 __all__ = ["handle_userinfo_request"]
 
@@ -60,6 +60,8 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
                                   InvalidUserinfoRequest)
     token = extract_bearer_token_from_http_request(
         parameters, get_header(http_headers, "Authorization"))
+    if not is_valid_identifier(token):  # never looked up (see is_valid_identifier)
+        raise InvalidAccessToken("the access token is unknown, expired or revoked")
     record = ctx.authz_state.get_access_token(token)
     client = ctx.clients.get(record.get("client_id"))
     if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
