@@ -603,11 +603,32 @@ class Provider:
         Details: :func:`pyop.endpoints.end_session.logout_user`."""
         end_session.logout_user(self._context, subject_identifier, end_session_request)
 
-    def do_post_logout_redirect(self, end_session_request: Mapping[str, Any]) -> Optional[str]:
-        """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3).
+    def do_post_logout_redirect(self, end_session_request: Mapping[str, Any], *,
+                                confirmed: bool = False) -> Optional[str]:
+        """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3): to a
+        registered URI of the client proven by the ``id_token_hint``; without a hint,
+        of the client named by ``client_id`` only when the end-user ``confirmed`` it.
 
         Details: :func:`pyop.endpoints.end_session.do_post_logout_redirect`."""
-        return end_session.do_post_logout_redirect(self._context, end_session_request)
+        return end_session.do_post_logout_redirect(self._context, end_session_request,
+                                                   confirmed=confirmed)
+
+    def post_logout_redirect_client(self, end_session_request: Mapping[str, Any]
+                                    ) -> Optional[str]:
+        """The ``client_id`` whose registered ``post_logout_redirect_uri`` the logout
+        request names, or None: for a "Return to <client>?" confirmation page.
+
+        Details: :func:`pyop.endpoints.end_session.post_logout_redirect_client`."""
+        return end_session.post_logout_redirect_client(self._context, end_session_request)
+
+    def id_token_hint_matches(self, end_session_request: Mapping[str, Any],
+                              user_id: Optional[str]) -> bool:
+        """Whether the logout request's ``id_token_hint`` was issued for ``user_id``, the
+        end-user logged in to the current session (OIDC RP-Initiated Logout 1.0, 2): if
+        not, ask the end-user before logging out.
+
+        Details: :func:`pyop.endpoints.end_session.id_token_hint_matches`."""
+        return end_session.id_token_hint_matches(self._context, end_session_request, user_id)
 
     def parse_end_session_request(self, request_body: Any) -> EndSessionRequest:
         """Parse a logout request (query string, form body or mapping).
