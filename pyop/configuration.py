@@ -80,7 +80,10 @@ class Configuration:
                  limit_claims_to_claims_supported: bool = False,
                  strict_client_preferences: bool = False,
                  id_token_aud_as_string: bool = False,
-                 registration_client_uri_template: str) -> None:
+                 registration_client_uri_template: str,
+                 refresh_token_requires_registered_grant: bool = False,
+                 refresh_token_requires_offline_access: bool = False,
+                 userinfo_token_in_query: bool = False) -> None:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
@@ -97,6 +100,12 @@ class Configuration:
         #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
         self.id_token_aud_as_string = id_token_aud_as_string
         self.registration_client_uri_template = registration_client_uri_template
+        #: Refresh tokens only for clients whose ``grant_types`` list ``refresh_token``.
+        self.refresh_token_requires_registered_grant = refresh_token_requires_registered_grant
+        #: Refresh tokens only for grants of the ``offline_access`` scope (OIDC Core 11).
+        self.refresh_token_requires_offline_access = refresh_token_requires_offline_access
+        #: UserInfo accepts the access token in the URL query (RFC 6750 2.3).
+        self.userinfo_token_in_query = userinfo_token_in_query
         self.claims_parameter_configured = "claims_parameter_supported" in given
         self.scopes_configured = "scopes_supported" in given
         self.signing_algs = list(signing_algs)

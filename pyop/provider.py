@@ -237,6 +237,19 @@ class Provider:
         ``client_id`` string. Off by default: ``aud`` is the list ``[client_id]``, as pyop 3
         issued it (OIDC Core 2 allows both forms; relying parties that worked with pyop 3
         accept the list).
+    :param refresh_token_requires_registered_grant: issue refresh tokens only to clients
+        whose registered ``grant_types`` list ``refresh_token`` (omitted ``grant_types``
+        count as OIDC Dynamic Registration 2's default ``["authorization_code"]``). Off by
+        default: clients without ``grant_types`` get them, as with pyop 3; a client whose
+        ``grant_types`` omit ``refresh_token`` never does (RFC 7591 2).
+    :param refresh_token_requires_offline_access: issue refresh tokens only for grants of
+        the ``offline_access`` scope (OIDC Core 11; honoured with ``prompt=consent``).
+        Off by default, as pyop 3.
+    :param userinfo_token_in_query: accept the access token as an ``access_token`` URL
+        query parameter at UserInfo (RFC 6750 2.3), as pyop 3 did. Off by default: RFC
+        9700 4.3.2 forbids clients to send it there (browser history, logs). The header
+        (RFC 6750 2.1) and the form body of a POST (2.2) are always accepted; see
+        :meth:`handle_userinfo_request` for how the body is told from the query.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -287,6 +300,14 @@ class Provider:
     #: Format of ``registration_client_uri`` (RFC 7592 3).
     registration_client_uri_template = _Shared("configuration",
                                                "registration_client_uri_template")
+    #: Refresh tokens only for clients that registered the ``refresh_token`` grant.
+    refresh_token_requires_registered_grant = _Shared(
+        "configuration", "refresh_token_requires_registered_grant")
+    #: Refresh tokens only for grants of the ``offline_access`` scope.
+    refresh_token_requires_offline_access = _Shared(
+        "configuration", "refresh_token_requires_offline_access")
+    #: UserInfo accepts the access token in the URL query.
+    userinfo_token_in_query = _Shared("configuration", "userinfo_token_in_query")
 
     def __init__(
         self,
@@ -315,6 +336,9 @@ class Provider:
         thumbprint_kids: bool = False,
         strict_client_preferences: bool = False,
         id_token_aud_as_string: bool = False,
+        refresh_token_requires_registered_grant: bool = False,
+        refresh_token_requires_offline_access: bool = False,
+        userinfo_token_in_query: bool = False,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -330,7 +354,10 @@ class Provider:
             limit_claims_to_claims_supported=limit_claims_to_claims_supported,
             strict_client_preferences=strict_client_preferences,
             id_token_aud_as_string=id_token_aud_as_string,
-            registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE)
+            registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE,
+            refresh_token_requires_registered_grant=refresh_token_requires_registered_grant,
+            refresh_token_requires_offline_access=refresh_token_requires_offline_access,
+            userinfo_token_in_query=userinfo_token_in_query)
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
         client_keys = ClientKeys(lambda: self.clock(), fetch_jwks)
@@ -533,11 +560,19 @@ class Provider:
     # -- UserInfo (OIDC Core 5.3) ----------------------------------------------------------------
 
     def handle_userinfo_request(self, request: Any = None,
-                                http_headers: Optional[Any] = None) -> UserinfoResponse:
+                                http_headers: Optional[Any] = None, *,
+                                http_method: Optional[str] = None) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
+        ``request`` is the form body of a POST or the query string of a GET; an
+        ``access_token`` in it counts as a form body parameter (RFC 6750 2.2) when
+        ``http_method`` is ``"POST"`` or, without ``http_method``, when ``http_headers``
+        has ``Content-Type: application/x-www-form-urlencoded``; otherwise it is a query
+        parameter, refused unless ``userinfo_token_in_query``.
+
         Details: :func:`pyop.endpoints.userinfo.handle_userinfo_request`."""
-        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers)
+        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers,
+                                                         http_method=http_method)
 
     # -- registration (OIDC Dynamic Registration, RFC 7591, RFC 7592) ----------------------------
 
