@@ -140,6 +140,8 @@ def hint_subject_belongs_to_user(ctx: ProviderContext, claims: Mapping[str, Any]
     redirect URI, that of each host of its registered redirect URIs.
     """
     sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        return False
     try:
         return ctx.authz_state.get_user_id_for_subject_identifier(sub) == user_id
     except InvalidSubjectIdentifier:

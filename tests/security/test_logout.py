@@ -470,3 +470,30 @@ def test_oidc_core_8_hint_matches_when_its_sub_is_not_recorded(make_op: Any,
     request = end_session(provider, id_token_hint=token)
     assert provider.id_token_hint_matches(request, "bob") is False
     assert provider.id_token_hint_matches(request, USER_ID) is True
+
+
+def test_bound_hint_subject_computations_per_logout(make_op: Any) -> None:
+    """A hint whose sub is not recorded, of a pairwise client with many redirect URI hosts:
+    at most MAX_SECTORS_TRIED + 1 subject identifiers are computed (measured by counting)."""
+    from pyop.endpoints.end_session import MAX_SECTORS_TRIED
+
+    clients = security_clients()
+    clients[CLIENT_ID]["subject_type"] = "pairwise"
+    clients[CLIENT_ID]["redirect_uris"] = [
+        *clients[CLIENT_ID]["redirect_uris"],
+        *(f"https://rp{n}.example.com/cb" for n in range(100))]
+    provider = make_op(client_db=clients)
+    token = str(authorize(provider, response_type="id_token")["id_token"])
+    provider.authz_state.subject_identifiers.delete(unverified_claims(token)["sub"])
+    factory = provider.authz_state.subject_identifier_factory
+    calls = []
+    original = factory.create_pairwise_identifier
+
+    def counting(user_id: str, sector: str) -> str:
+        calls.append(sector)
+        return str(original(user_id, sector))
+
+    factory.create_pairwise_identifier = counting  # type: ignore[method-assign]
+    assert provider.id_token_hint_matches(end_session(provider, id_token_hint=token),
+                                          "bob") is False
+    assert 0 < len(calls) <= MAX_SECTORS_TRIED + 1
