@@ -65,7 +65,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from pyop.authz_state import AuthorizationState
-from pyop.crypto import SigningKey, VerificationKey
+from pyop.crypto import SigningKey
 from pyop.exceptions import (
     BearerTokenError,
     InvalidAuthenticationRequest,
@@ -77,7 +77,6 @@ from pyop.exceptions import (
     OAuthError,
     StorageError,
 )
-from pyop.id_token import verify_id_token_hint
 from pyop.keys import generate_signing_key, load_signing_key, write_private_key
 from pyop.message import AuthorizationRequest
 from pyop.provider import SCOPE_CLAIMS, Provider
@@ -886,11 +885,15 @@ class ExampleProvider:
     def logout(self) -> ResponseReturnValue:
         """RP-initiated logout (OIDC RP-Initiated Logout 1.0).
 
-        Logs out at once when the request carries an ``id_token_hint`` for the
-        logged-in user; otherwise asks the user first (a plain link must not log
-        anyone out: logout CSRF).
+        Logs out at once, and returns to the client, when the request carries an
+        ``id_token_hint`` issued for the logged-in user (``id_token_hint_matches``).
+        Otherwise asks first: a hint of another session or none at all must not log
+        anyone out (section 2), and without a hint the return to the client named by
+        ``client_id`` waits for the user's confirmation (section 3: anyone can name a
+        client and its registered URI). The confirmation is a POST with the CSRF token.
         """
-        if request.method == "POST":
+        confirmed = request.method == "POST"
+        if confirmed:
             refused = self.check_csrf()
             if refused:
                 return refused
@@ -898,40 +901,49 @@ class ExampleProvider:
                          if name != "csrf_token"}
         else:
             body = request.query_string
+        user_id = self.current_user()
         try:
             end_session_req = self.provider.parse_end_session_request(body)
+            hint_matches = self.provider.id_token_hint_matches(end_session_req, user_id)
         except InvalidEndSessionRequest as e:
             return self.logout_error(e)
-        hint_claims = None
-        hint = end_session_req.get("id_token_hint")
-        if hint is not None:
-            keys = [VerificationKey.from_jwk(jwk) for jwk in self.provider.jwks["keys"]]
-            hint_claims = verify_id_token_hint(hint, keys, self.provider.issuer)
-            if hint_claims is None:
-                return self.logout_error(InvalidEndSessionRequest("unknown id_token_hint"))
-        logged_in = self.current_user() is not None
-        if request.method == "GET" and logged_in and (
-                hint_claims is None or hint_claims.get("sub") != session.get("sub")):
-            # "Stay signed in" returns to the application without logging out, to its
-            # post_logout_redirect_uri when that is registered for it, else home
-            stay_url = self.provider.do_post_logout_redirect(end_session_req)
-            client_name = self.logout_client_name(end_session_req, hint_claims)
-            return render_template("logout_confirm.html", fields=end_session_req.to_dict(),
-                                   client_name=client_name,
-                                   stay_url=stay_url or url_for("index"),
-                                   stay_label=f"Stay signed in and return to {client_name}"
-                                   if stay_url and client_name else "Stay signed in")
-        try:
-            self.provider.logout_user(session.get("sub"), end_session_req)
-        except InvalidEndSessionRequest as e:
-            return self.logout_error(e)
-        except InvalidSubjectIdentifier:
-            pass  # nothing issued to this session (or already logged out): clear it anyway
-        self.end_session()
-        url = self.provider.do_post_logout_redirect(end_session_req)
+        return_client = self.provider.post_logout_redirect_client(end_session_req)
+        proven_return = self.provider.do_post_logout_redirect(end_session_req)
+        if not confirmed and ((user_id is not None and not hint_matches)
+                              or (proven_return is None and return_client is not None)):
+            return self.logout_confirmation(end_session_req, user_id is not None,
+                                            return_client)
+        if user_id is not None:
+            try:
+                # the session's own sub; the hint's only when it is this user's
+                if session.get("sub"):
+                    self.provider.logout_user(session["sub"])
+                elif hint_matches:
+                    self.provider.logout_user(None, end_session_req)
+            except InvalidSubjectIdentifier:
+                pass  # nothing issued to this session (or already logged out): clear it anyway
+            self.end_session()
+        url = self.provider.do_post_logout_redirect(end_session_req, confirmed=confirmed)
         if url:
             return redirect(url, 303)
         return render_template("logged_out.html")
+
+    def logout_confirmation(self, end_session_req: Mapping[str, Any], logged_in: bool,
+                            return_client: Optional[str]) -> ResponseReturnValue:
+        """"Log out?" (signed in) or "Return to <client>?" (signed out): the form posts
+        the request back. Only a client whose registered URI the request names is named,
+        with that URI's host. "Stay signed in" returns to it (a link the user follows
+        from this page), else goes home."""
+        client_name = return_host = stay_url = None
+        if return_client is not None:
+            client_name = self.client_name(return_client)
+            return_host = urlsplit(end_session_req["post_logout_redirect_uri"]).hostname
+            stay_url = self.provider.do_post_logout_redirect(end_session_req, confirmed=True)
+        return render_template("logout_confirm.html", fields=end_session_req.to_dict(),
+                               logged_in=logged_in, client_name=client_name,
+                               return_host=return_host, stay_url=stay_url or url_for("index"),
+                               stay_label=f"Stay signed in and return to {client_name}"
+                               if stay_url else "Stay signed in")
 
     def logout_error(self, error: InvalidEndSessionRequest) -> Response:
         """A refused logout request: its redirect URI cannot be trusted, the way back is home."""
@@ -941,18 +953,6 @@ class ExampleProvider:
             "service cannot accept. You are still signed in; to log out, use the button on "
             "the home page.", title="Logout request refused", error=error,
             back=(url_for("index"), "Go to the home page"))
-
-    def logout_client_name(self, end_session_req: Mapping[str, Any],
-                           hint_claims: Optional[Mapping[str, Any]]) -> Optional[str]:
-        client_id = end_session_req.get("client_id")
-        if client_id is None and hint_claims is not None:
-            aud = hint_claims.get("aud")  # ["client_id"] (as pyop 3 issued it) or a string
-            if isinstance(aud, list) and len(aud) == 1:
-                aud = aud[0]
-            client_id = aud if isinstance(aud, str) else None
-        if not isinstance(client_id, str) or self.provider.get_client(client_id) is None:
-            return None  # only registered clients are named to the user
-        return self.client_name(client_id)
 
     # -- errors and headers ----------------------------------------------------------------------
 

@@ -82,7 +82,10 @@ class Configuration:
                  id_token_aud_as_string: bool = False,
                  registration_client_uri_template: str,
                  max_request_object_lifetime: int = DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
-                 require_request_object_claims: bool = True) -> None:
+                 require_request_object_claims: bool = True,
+                 refresh_token_requires_registered_grant: bool = False,
+                 refresh_token_requires_offline_access: bool = False,
+                 userinfo_token_in_query: bool = False) -> None:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
@@ -103,6 +106,12 @@ class Configuration:
         self.max_request_object_lifetime = max_request_object_lifetime
         #: Signed request objects must carry ``iss``, ``aud`` and ``exp`` (RFC 9101 10.8).
         self.require_request_object_claims = require_request_object_claims
+        #: Refresh tokens only for clients whose ``grant_types`` list ``refresh_token``.
+        self.refresh_token_requires_registered_grant = refresh_token_requires_registered_grant
+        #: Refresh tokens only for grants of the ``offline_access`` scope (OIDC Core 11).
+        self.refresh_token_requires_offline_access = refresh_token_requires_offline_access
+        #: UserInfo accepts the access token in the URL query (RFC 6750 2.3).
+        self.userinfo_token_in_query = userinfo_token_in_query
         self.claims_parameter_configured = "claims_parameter_supported" in given
         self.scopes_configured = "scopes_supported" in given
         self.signing_algs = list(signing_algs)

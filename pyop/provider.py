@@ -280,6 +280,20 @@ class Provider:
     :param registered_client_lifetime: seconds a dynamically registered client lives,
         ``client_secret_expires_at`` included; an expired client is unknown and removed
         when next asked for. 0 (default, as pyop 3): never expires.
+
+    :param refresh_token_requires_registered_grant: issue refresh tokens only to clients
+        whose registered ``grant_types`` list ``refresh_token`` (omitted ``grant_types``
+        count as OIDC Dynamic Registration 2's default ``["authorization_code"]``). Off by
+        default: clients without ``grant_types`` get them, as with pyop 3; a client whose
+        ``grant_types`` omit ``refresh_token`` never does (RFC 7591 2).
+    :param refresh_token_requires_offline_access: issue refresh tokens only for grants of
+        the ``offline_access`` scope (OIDC Core 11; honoured with ``prompt=consent``).
+        Off by default, as pyop 3.
+    :param userinfo_token_in_query: accept the access token as an ``access_token`` URL
+        query parameter at UserInfo (RFC 6750 2.3), as pyop 3 did. Off by default: RFC
+        9700 4.3.2 forbids clients to send it there (browser history, logs). The header
+        (RFC 6750 2.1) and the form body of a POST (2.2) are always accepted; see
+        :meth:`handle_userinfo_request` for how the body is told from the query.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -332,6 +346,14 @@ class Provider:
     #: Format of ``registration_client_uri`` (RFC 7592 3).
     registration_client_uri_template = _Shared("configuration",
                                                "registration_client_uri_template")
+    #: Refresh tokens only for clients that registered the ``refresh_token`` grant.
+    refresh_token_requires_registered_grant = _Shared(
+        "configuration", "refresh_token_requires_registered_grant")
+    #: Refresh tokens only for grants of the ``offline_access`` scope.
+    refresh_token_requires_offline_access = _Shared(
+        "configuration", "refresh_token_requires_offline_access")
+    #: UserInfo accepts the access token in the URL query.
+    userinfo_token_in_query = _Shared("configuration", "userinfo_token_in_query")
 
     def __init__(
         self,
@@ -364,11 +386,13 @@ class Provider:
         max_client_keys: int = DEFAULT_MAX_CLIENT_KEYS,
         max_request_object_lifetime: int = DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
         require_request_object_claims: bool = True,
-
         registration_limits: Optional[RegistrationLimits] = None,
         registration_policy: Optional[RegistrationPolicy] = None,
         initial_access_tokens: Optional[InitialAccessTokens] = None,
         registered_client_lifetime: int = 0,
+        refresh_token_requires_registered_grant: bool = False,
+        refresh_token_requires_offline_access: bool = False,
+        userinfo_token_in_query: bool = False,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -386,7 +410,10 @@ class Provider:
             id_token_aud_as_string=id_token_aud_as_string,
             registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE,
             max_request_object_lifetime=max_request_object_lifetime,
-            require_request_object_claims=require_request_object_claims)
+            require_request_object_claims=require_request_object_claims,
+            refresh_token_requires_registered_grant=refresh_token_requires_registered_grant,
+            refresh_token_requires_offline_access=refresh_token_requires_offline_access,
+            userinfo_token_in_query=userinfo_token_in_query)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
             raise InvalidConfiguration("client_assertion_audiences: must be one of "
                                        + ", ".join(ASSERTION_AUDIENCES))
@@ -619,11 +646,19 @@ class Provider:
     # -- UserInfo (OIDC Core 5.3) ----------------------------------------------------------------
 
     def handle_userinfo_request(self, request: Any = None,
-                                http_headers: Optional[Any] = None) -> UserinfoResponse:
+                                http_headers: Optional[Any] = None, *,
+                                http_method: Optional[str] = None) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
+        ``request`` is the form body of a POST or the query string of a GET; an
+        ``access_token`` in it counts as a form body parameter (RFC 6750 2.2) when
+        ``http_method`` is ``"POST"`` or, without ``http_method``, when ``http_headers``
+        has ``Content-Type: application/x-www-form-urlencoded``; otherwise it is a query
+        parameter, refused unless ``userinfo_token_in_query``.
+
         Details: :func:`pyop.endpoints.userinfo.handle_userinfo_request`."""
-        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers)
+        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers,
+                                                         http_method=http_method)
 
     # -- registration (OIDC Dynamic Registration, RFC 7591, RFC 7592) ----------------------------
 
@@ -690,11 +725,32 @@ class Provider:
         Details: :func:`pyop.endpoints.end_session.logout_user`."""
         end_session.logout_user(self._context, subject_identifier, end_session_request)
 
-    def do_post_logout_redirect(self, end_session_request: Mapping[str, Any]) -> Optional[str]:
-        """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3).
+    def do_post_logout_redirect(self, end_session_request: Mapping[str, Any], *,
+                                confirmed: bool = False) -> Optional[str]:
+        """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3): to a
+        registered URI of the client proven by the ``id_token_hint``; without a hint,
+        of the client named by ``client_id`` only when the end-user ``confirmed`` it.
 
         Details: :func:`pyop.endpoints.end_session.do_post_logout_redirect`."""
-        return end_session.do_post_logout_redirect(self._context, end_session_request)
+        return end_session.do_post_logout_redirect(self._context, end_session_request,
+                                                   confirmed=confirmed)
+
+    def post_logout_redirect_client(self, end_session_request: Mapping[str, Any]
+                                    ) -> Optional[str]:
+        """The ``client_id`` whose registered ``post_logout_redirect_uri`` the logout
+        request names, or None: for a "Return to <client>?" confirmation page.
+
+        Details: :func:`pyop.endpoints.end_session.post_logout_redirect_client`."""
+        return end_session.post_logout_redirect_client(self._context, end_session_request)
+
+    def id_token_hint_matches(self, end_session_request: Mapping[str, Any],
+                              user_id: Optional[str]) -> bool:
+        """Whether the logout request's ``id_token_hint`` was issued for ``user_id``, the
+        end-user logged in to the current session (OIDC RP-Initiated Logout 1.0, 2): if
+        not, ask the end-user before logging out.
+
+        Details: :func:`pyop.endpoints.end_session.id_token_hint_matches`."""
+        return end_session.id_token_hint_matches(self._context, end_session_request, user_id)
 
     def parse_end_session_request(self, request_body: Any) -> EndSessionRequest:
         """Parse a logout request (query string, form body or mapping).
