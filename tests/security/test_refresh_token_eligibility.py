@@ -20,7 +20,6 @@ next to it). This library:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -138,11 +137,10 @@ def test_oidc_core_11_refresh_token_requires_offline_access(
 
 
 @pytest.mark.compat
-def test_pyop3_refresh_token_issuance_data_is_current(tmp_path: Path) -> None:
+def test_pyop3_refresh_token_issuance_data_is_current(tmp_path: Path,
+                                                      pyop3_python: str) -> None:
     """The checked-in pyop 3 result, made again live with pyop 3.5.0."""
-    python = os.environ.get("PYOP_TEST_PYOP3_PYTHON")
-    if not python or not Path(python).is_file():
-        pytest.skip("PYOP_TEST_PYOP3_PYTHON names no interpreter with pyop 3.5.0")
+    python = pyop3_python
     script = DATA / "pyop3_refresh_token_issuance.py"
     # run outside the checkout, so that its pyop is not the one imported
     output = subprocess.run([python, str(script)], capture_output=True, text=True,
