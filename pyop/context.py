@@ -58,6 +58,9 @@ class ProviderContext:
         self.registration_request_validators: list[Callable[[Any], None]] = []
         #: Called with a client_id whenever the provider changed that client's metadata.
         self.client_changed: Callable[[str], None] = clients.changed
+        #: Delivers back-channel Logout Tokens (``sender(requests) -> results``), or None:
+        #: the requests are handed to the host (see :mod:`pyop.logout_notifications`).
+        self.backchannel_logout_sender: Optional[Callable[[Any], Any]] = None
 
     def now(self) -> int:
         """The current UNIX time, in whole seconds."""
