@@ -73,25 +73,35 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def client_requires_sid(client: Mapping[str, Any]) -> bool:
+def client_requires_sid(client: Mapping[str, Any],
+                        metadata: Optional[Mapping[str, Any]] = None) -> bool:
     """Whether the client registered ``frontchannel_logout_session_required`` or
-    ``backchannel_logout_session_required`` (then its ID tokens carry ``sid``)."""
-    return (client.get("frontchannel_logout_session_required") is True
-            or client.get("backchannel_logout_session_required") is True)
+    ``backchannel_logout_session_required`` (then its ID tokens carry ``sid``), for a
+    channel the provider ``metadata`` supports (``frontchannel_logout_supported``,
+    ``backchannel_logout_supported``) when given."""
+    return any(client.get(f"{channel}_logout_session_required") is True and (
+        metadata is None or metadata.get(f"{channel}_logout_supported") is True)
+        for channel in ("frontchannel", "backchannel"))
 
 
-def has_logout_uri(client: Mapping[str, Any]) -> bool:
-    """Whether the client registered a front- or back-channel logout URI."""
-    return bool(client.get("frontchannel_logout_uri") or client.get("backchannel_logout_uri"))
+def has_logout_uri(client: Mapping[str, Any],
+                   metadata: Optional[Mapping[str, Any]] = None) -> bool:
+    """Whether the client registered a front- or back-channel logout URI (for a channel
+    the provider ``metadata`` supports, when given)."""
+    return any(client.get(f"{channel}_logout_uri") and (
+        metadata is None or metadata.get(f"{channel}_logout_supported") is True)
+        for channel in ("frontchannel", "backchannel"))
 
 
 def id_token_sid(ctx: ProviderContext, client: Mapping[str, Any],
                  session_id: Optional[str]) -> Optional[str]:
     """The ``sid`` claim of the client's ID tokens: the session's when the client requires
-    it or the provider's ``id_token_sid`` option is on; else None (as pyop 3: no ``sid``)."""
+    it (for a channel the provider supports) or the provider's ``id_token_sid`` option is
+    on; else None (as pyop 3: no ``sid``)."""
     if session_id is None:
         return None
-    if ctx.configuration.id_token_sid or client_requires_sid(client):
+    configuration = ctx.configuration
+    if configuration.id_token_sid or client_requires_sid(client, configuration.metadata):
         return session_id
     return None
 
@@ -104,7 +114,8 @@ def session_for_authorization(ctx: ProviderContext, client: Mapping[str, Any],
         if not isinstance(session_id, str) or not session_id or len(session_id) > 255:
             raise ValueError("session_id must be a non-empty string of at most 255 characters")
         return session_id, False
-    if ctx.configuration.id_token_sid or client_requires_sid(client):
+    configuration = ctx.configuration
+    if configuration.id_token_sid or client_requires_sid(client, configuration.metadata):
         return new_session_id(), True
     return None, False
 

@@ -295,7 +295,7 @@ def test_without_the_discovery_flags_no_notification_is_made(
     sid = op.new_session_id()
     code_grant(op, RP_A, sid)
     result = op.logout_user(session_id=sid)
-    assert result.clients == [RP_A]
+    assert result.clients == []  # nothing indexed for channels that are off
     assert result.backchannel_requests == [] and result.frontchannel_urls == []
 
 
@@ -453,3 +453,31 @@ def test_prompt_create_keeps_a_configured_list(make_provider: Callable[..., Prov
     op = make_provider(config=logout_configuration(prompt_values_supported=["none", "login"]),
                        client_db=logout_clients(), prompt_create=True)
     assert op.provider_configuration["prompt_values_supported"] == ["none", "login", "create"]
+
+
+def test_with_the_channels_off_a_client_requiring_sid_gets_what_pyop3_gave(
+        make_provider: Callable[..., Provider]) -> None:
+    """Upgrade safety: a provider that does not advertise the logout channels (pyop 3's
+    defaults) issues no sid and writes no logout index, whatever the clients registered."""
+    from benchmarks.counting import CountingStore
+    from pyop.storage import MemoryStorage
+
+    config = logout_configuration()
+    for name in ("backchannel_logout_supported", "backchannel_logout_session_supported",
+                 "frontchannel_logout_supported", "frontchannel_logout_session_supported"):
+        del config[name]
+    tokens = CountingStore(MemoryStorage())
+    op = make_provider(config=config, client_db=logout_clients(),
+                       authz_kwargs={"access_token_db": tokens})
+    counts = {}
+    for client_id in (RP_A, RP_PLAIN):
+        before = sum(tokens.counts.values())
+        response = authenticate(op, client_id, response_type="code id_token")
+        assert response.session_id is None
+        assert "sid" not in unverified_claims(response["id_token"])
+        tokens_response = exchange(op, client_id, response["code"])
+        counts[client_id] = sum(tokens.counts.values()) - before
+        assert "sid" not in unverified_claims(tokens_response["id_token"])
+    assert counts[RP_A] == counts[RP_PLAIN]
+    assert all(not str(key).startswith(("session-clients", "subject-clients"))
+               for key in tokens.inner.keys())

@@ -348,7 +348,7 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     if "state" in authentication_request:  # 7.
         set_string_member(response, "state", authentication_request["state"])
     set_string_member(response, "iss", ctx.issuer)  # RFC 9207 2
-    if has_logout_uri(client):  # the clients a logout notifies (Back-Channel Logout 2.5)
+    if has_logout_uri(client, ctx.configuration.metadata):  # to notify at logout
         ctx.authz_state.record_session_client(client_id, sub, sid,
                                               ctx.configuration.session_lifetime)
     # an attribute, not a member: never sent to the client
