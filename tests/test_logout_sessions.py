@@ -481,3 +481,34 @@ def test_with_the_channels_off_a_client_requiring_sid_gets_what_pyop3_gave(
     assert counts[RP_A] == counts[RP_PLAIN]
     assert all(not str(key).startswith(("session-clients", "subject-clients"))
                for key in tokens.inner.keys())
+
+
+@pytest.mark.parametrize("uri", ["stateless", "sqlite"])
+def test_session_logout_on_sealed_and_sql_stores(
+        make_provider: Callable[..., Provider], tmp_path: Any, uri: str) -> None:
+    """Sealed (stateless) tokens carry their sid in the sealed record; the session mark
+    and the index go where the subject's logout marks go."""
+    from storage.provider_support import STATELESS_URI, stores_from_uri
+
+    if uri == "stateless":
+        stores = stores_from_uri(STATELESS_URI, "slo")
+    else:
+        stores = stores_from_uri(f"sqlite:///{tmp_path}/op.db", "slo")
+    op = make_provider(config=logout_configuration(), client_db=logout_clients(),
+                       authz_kwargs={"authorization_code_db": stores.codes,
+                                     "access_token_db": stores.access_tokens,
+                                     "refresh_token_db": stores.refresh_tokens,
+                                     "subject_identifier_db": stores.subject_identifiers,
+                                     "refresh_token_lifetime": 3600})
+    one, two = op.new_session_id(), op.new_session_id()
+    a1, a2 = code_grant(op, RP_A, one), code_grant(op, RP_A, two)
+    result = op.logout_user(session_id=one)
+    assert result.clients == [RP_A] and len(result.backchannel_requests) == 1
+    assert not is_live(op, a1["access_token"])
+    assert not can_refresh(op, RP_A, a1["refresh_token"])
+    assert is_live(op, a2["access_token"])
+    assert can_refresh(op, RP_A, a2["refresh_token"])
+    for closable in stores.closables:
+        close = getattr(closable, "close", None)
+        if callable(close):
+            close()
