@@ -241,15 +241,18 @@ def id_token(ctx: ProviderContext, *, client_id: str, sub: str, user_id: str,
              nonce: Optional[str], claims: Mapping[str, Any], extra: ExtraClaims,
              auth_time: Optional[int] = None, acr: Optional[str] = None,
              amr: Optional[Iterable[str]] = None, access_token: Optional[str] = None,
-             code: Optional[str] = None, signing_key: Optional[SigningKey] = None) -> str:
-    """A signed ID token (OIDC Core 2), with the provider's issuer and lifetime."""
+             code: Optional[str] = None, signing_key: Optional[SigningKey] = None,
+             sid: Optional[str] = None) -> str:
+    """A signed ID token (OIDC Core 2), with the provider's issuer and lifetime (and the
+    login session's ``sid`` when given, Back-Channel Logout 1.0 2.1)."""
     return create_id_token(
         signing_key or ctx.keys.active, ctx.issuer, client_id, sub, now=ctx.now(),
         lifetime=ctx.configuration.id_token_lifetime, nonce=nonce, auth_time=auth_time,
         acr=acr, amr=list(amr) if amr is not None else None, access_token=access_token,
         authorization_code=code, claims=claims,
         extra_claims=extra_claims(extra, user_id, client_id),
-        audience=client_id if ctx.configuration.id_token_aud_as_string else [client_id])
+        audience=client_id if ctx.configuration.id_token_aud_as_string else [client_id],
+        sid=sid)
 
 
 def auth_time_required(authentication_request: Mapping[str, Any],

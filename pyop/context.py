@@ -61,6 +61,9 @@ class ProviderContext:
         self.client_changed: Callable[[str], None] = clients.changed
         #: Bounds, policy and credentials of dynamic registration (RFC 7591 3).
         self.registration = RegistrationSettings()
+        #: Delivers back-channel Logout Tokens (``sender(requests) -> results``), or None:
+        #: the requests are handed to the host (see :mod:`pyop.logout_notifications`).
+        self.backchannel_logout_sender: Optional[Callable[[Any], Any]] = None
 
     def now(self) -> int:
         """The current UNIX time, in whole seconds."""

@@ -57,6 +57,7 @@ from .exceptions import (
 )
 from .grants import DEFAULT_GRANT_HANDLERS
 from .key_set import KeySet
+from .logout_notifications import LogoutResult, new_session_id
 from .message import (
     AccessTokenRequest,
     AccessTokenResponse,
@@ -294,6 +295,19 @@ class Provider:
         9700 4.3.2 forbids clients to send it there (browser history, logs). The header
         (RFC 6750 2.1) and the form body of a POST (2.2) are always accepted; see
         :meth:`handle_userinfo_request` for how the body is told from the query.
+
+    :param id_token_sid: put the login session's ``sid`` in every ID token of a grant with a
+        session (see :meth:`authorize`), not only in those of the clients that registered
+        ``frontchannel_logout_session_required`` or ``backchannel_logout_session_required``.
+        Off by default (pyop 3 issued no ``sid``).
+    :param session_lifetime: seconds after its last authorization during which a login
+        session's (or a ``sub``'s) clients with a logout URI are remembered, to be notified
+        at logout (default 86400).
+    :param logout_token_lifetime: seconds a back-channel Logout Token is valid (``exp``,
+        default 120; Back-Channel Logout 1.0 2.4).
+    :param prompt_create: accept ``prompt=create`` (OpenID Connect Initiating User
+        Registration 1.0) and list it in ``prompt_values_supported``. Off by default (a
+        request with it is refused as an unknown prompt value, as before).
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -341,6 +355,10 @@ class Provider:
     hash_client_secrets = _Shared("configuration", "hash_client_secrets")
     #: Refuse registrations listing unsupported preferences.
     strict_client_preferences = _Shared("configuration", "strict_client_preferences")
+    #: Delivers back-channel Logout Tokens at logout: ``sender(requests) -> results``, e.g.
+    #: a :class:`~pyop.logout_notifications.BackChannelSender`; None (default): the
+    #: requests are in the :class:`~pyop.logout_notifications.LogoutResult` for the host.
+    backchannel_logout_sender = _Shared(None, "backchannel_logout_sender")
     #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
     id_token_aud_as_string = _Shared("configuration", "id_token_aud_as_string")
     #: Format of ``registration_client_uri`` (RFC 7592 3).
@@ -393,6 +411,10 @@ class Provider:
         refresh_token_requires_registered_grant: bool = False,
         refresh_token_requires_offline_access: bool = False,
         userinfo_token_in_query: bool = False,
+        id_token_sid: bool = False,
+        session_lifetime: int = 86400,
+        logout_token_lifetime: int = 120,
+        prompt_create: bool = False,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -413,7 +435,9 @@ class Provider:
             require_request_object_claims=require_request_object_claims,
             refresh_token_requires_registered_grant=refresh_token_requires_registered_grant,
             refresh_token_requires_offline_access=refresh_token_requires_offline_access,
-            userinfo_token_in_query=userinfo_token_in_query)
+            userinfo_token_in_query=userinfo_token_in_query,
+            id_token_sid=id_token_sid, session_lifetime=session_lifetime,
+            logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
             raise InvalidConfiguration("client_assertion_audiences: must be one of "
                                        + ", ".join(ASSERTION_AUDIENCES))
@@ -608,13 +632,31 @@ class Provider:
     def authorize(self, authentication_request: Mapping[str, Any], user_id: str,
                   extra_id_token_claims: ExtraClaims = None, *,
                   auth_time: Optional[float] = None, acr: Optional[str] = None,
-                  amr: Optional[Iterable[str]] = None) -> AuthorizationResponse:
+                  amr: Optional[Iterable[str]] = None,
+                  session_id: Optional[str] = None) -> AuthorizationResponse:
         """Issue the authentication response for an authenticated end-user.
+
+        ``session_id``: the host's login session the grant belongs to (see
+        :meth:`new_session_id`); the session used is ``response.session_id``.
 
         Details: :func:`pyop.endpoints.authorization.authorize`."""
         return authorization.authorize(self._context, authentication_request, user_id,
                                        extra_id_token_claims, auth_time=auth_time, acr=acr,
-                                       amr=amr)
+                                       amr=amr, session_id=session_id)
+
+    @staticmethod
+    def new_session_id() -> str:
+        """A new login session identifier (``sid``; Front-Channel Logout 1.0 3) for the
+        host to keep in its session and pass to :meth:`authorize` and :meth:`logout_user`."""
+        return new_session_id()
+
+    def requested_prompts(self, authentication_request: Mapping[str, Any]) -> frozenset[str]:
+        """The ``prompt`` values of a parsed request (OIDC Core 3.1.2.1), ``create`` included
+        when ``prompt_create`` is on (Initiating User Registration 1.0): the host shows its
+        sign-up page for ``create`` as it shows its login page for ``login``.
+
+        Details: :func:`pyop.endpoints.authorization.requested_prompts`."""
+        return authorization.requested_prompts(authentication_request)
 
     # -- token endpoint, introspection, revocation (RFC 6749, 7662, 7009) ------------------------
 
@@ -716,14 +758,20 @@ class Provider:
     # -- RP-Initiated Logout 1.0 -----------------------------------------------------------------
 
     def logout_user(self, subject_identifier: Optional[str] = None,
-                    end_session_request: Optional[Mapping[str, Any]] = None) -> None:
+                    end_session_request: Optional[Mapping[str, Any]] = None, *,
+                    session_id: Optional[str] = None,
+                    revoke_offline: Optional[bool] = None) -> LogoutResult:
         """Log the end-user out at the provider (OIDC RP-Initiated Logout 1.0, 2): revoke
         the authorization codes, access tokens and refresh tokens issued for the ``sub`` so
         far (see :meth:`AuthorizationState.delete_state_for_subject_identifier
-        <pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier>`).
+        <pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier>`), or with
+        ``session_id`` those of that login session only; then tell the clients
+        (Back-Channel and Front-Channel Logout 1.0). Returns what was done (see
+        :doc:`logout`).
 
         Details: :func:`pyop.endpoints.end_session.logout_user`."""
-        end_session.logout_user(self._context, subject_identifier, end_session_request)
+        return end_session.logout_user(self._context, subject_identifier, end_session_request,
+                                       session_id=session_id, revoke_offline=revoke_offline)
 
     def do_post_logout_redirect(self, end_session_request: Mapping[str, Any], *,
                                 confirmed: bool = False) -> Optional[str]:

@@ -41,6 +41,7 @@ __all__ = [
     "check_metadata_uris",
     "check_client_keys",
     "check_scope",
+    "check_logout_uris",
     "fetch_sector_identifier_uris",
     "grant_types_for_response_types",
     "DEFAULT_REGISTRATION_CHECKS",
@@ -427,6 +428,55 @@ def check_scope(request: Mapping[str, Any], provider: ProviderView) -> None:
             " ".join(unsupported)[:200]), request)
 
 
+def check_logout_uris(request: Mapping[str, Any], provider: ProviderView) -> None:
+    """``frontchannel_logout_uri`` and ``backchannel_logout_uri``: absolute https URLs
+    (http on loopback hosts only), no fragment, no userinfo (Front-Channel Logout 1.0 2,
+    Back-Channel Logout 1.0 2.2); a front-channel one on the scheme, host and port of a
+    registered redirect URI (Front-Channel Logout 1.0 2). ``*_logout_session_required``:
+    booleans."""
+    for name in ("frontchannel_logout_uri", "backchannel_logout_uri"):
+        uri = request.get(name)
+        if uri is None:
+            continue
+        if not isinstance(uri, str) or not uri or len(uri) > 2048:
+            raise _error(f"{name} must be a URL", request)
+        try:
+            parts = urlsplit(uri)
+            host = parts.hostname
+            port = parts.port
+        except ValueError as e:
+            raise _error(f"{name} must be a URL", request) from e
+        if parts.fragment or "#" in uri or not host or any(
+                ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+            raise _error(f"{name} must be an absolute URL without fragment", request)
+        if "@" in parts.netloc:
+            raise _error(f"{name} must not contain userinfo", request)
+        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))):
+            raise _error(f"{name} must use https (http is allowed for loopback hosts only)",
+                         request)
+        if name == "frontchannel_logout_uri":
+            origin = (parts.scheme, host, port or (443 if parts.scheme == "https" else 80))
+            if origin not in _redirect_origins(request.get("redirect_uris")):
+                raise _error("frontchannel_logout_uri must have the scheme, host and port of "
+                             "a redirect URI", request)
+    for name in ("frontchannel_logout_session_required", "backchannel_logout_session_required"):
+        if name in request and not isinstance(request[name], bool):
+            raise _error(f"{name} must be a boolean", request)
+
+
+def _redirect_origins(uris: Any) -> set[tuple[str, str, int]]:
+    origins: set[tuple[str, str, int]] = set()
+    for uri in uris if isinstance(uris, list) else []:
+        try:
+            parts = urlsplit(uri)
+            if parts.hostname:
+                origins.add((parts.scheme, parts.hostname,
+                             parts.port or (443 if parts.scheme == "https" else 80)))
+        except (ValueError, TypeError):
+            continue
+    return origins
+
+
 DEFAULT_REGISTRATION_CHECKS = (
     check_redirect_uris,
     check_response_and_grant_types,
@@ -438,6 +488,7 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_metadata_uris,
     check_client_keys,
     check_scope,
+    check_logout_uris,
 )
 
 

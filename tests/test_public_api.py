@@ -65,9 +65,15 @@ PUBLIC_API: dict[str, list[str]] = {
         "check_redirect_uris", "check_response_and_grant_types",
         "check_token_endpoint_auth_method", "check_subject_type", "check_sector_identifier_uri",
         "check_post_logout_redirect_uris", "check_signing_algs", "check_metadata_uris",
-        "check_client_keys", "check_scope", "fetch_sector_identifier_uris",
+        "check_client_keys", "check_scope", "check_logout_uris", "fetch_sector_identifier_uris",
         "grant_types_for_response_types", "DEFAULT_REGISTRATION_CHECKS",
         "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds"],
+    "pyop.logout_notifications": [
+        "BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_TYPE", "BackChannelLogoutRequest",
+        "BackChannelSender", "DeliveryResult", "FrontChannelLogoutPage", "LogoutResult",
+        "Transport", "client_requires_sid", "frontchannel_logout_page",
+        "frontchannel_logout_url", "is_acceptable_logout_uri", "make_logout_token",
+        "new_session_id"],
     "pyop.request_validator": [
         "check_client_id", "check_redirect_uri", "check_response_type", "check_response_mode",
         "check_scope", "check_nonce", "check_prompt", "check_max_age", "check_request_objects",

@@ -30,6 +30,7 @@ from ..exceptions import (
     UnknownUser,
     UnmetAuthenticationRequirements,
 )
+from ..logout_notifications import has_logout_uri, id_token_sid, session_for_authorization
 from ..message import (
     AuthorizationRequest,
     AuthorizationResponse,
@@ -51,7 +52,7 @@ from ..util import (
 
 __all__ = ["parse_authentication_request", "create_authentication_error",
            "requires_authentication", "authorize", "RequestedAcr", "requested_acr_values",
-           "hint_matches_user", "REQUEST_TIME_MEMBER"]
+           "hint_matches_user", "REQUEST_TIME_MEMBER", "requested_prompts"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
             parameters = _merge_request_object(ctx, parameters)
         _check_max_age(parameters)
         _parse_claims_parameter(parameters)
+        create = ctx.configuration.prompt_create and _take_prompt_create(parameters)
         try:
             authn_req = message_from_plain_values(AuthorizationRequest, parameters)
         except Exception as e:  # oic raises many types for malformed values
@@ -124,6 +126,8 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
         if _login_required(authn_req) or claims_policy.effective_max_age(
                 authn_req, client) is not None:
             authn_req[REQUEST_TIME_MEMBER] = float(ctx.clock())
+        if create:  # checked apart from the values OIDC Core 3.1.2.1 defines
+            authn_req["prompt"] = [*(authn_req.get("prompt") or []), PROMPT_CREATE]
         return authn_req
     except (InvalidClientId, InvalidRedirectURI):
         raise  # e.g. a request object's redirect_uri: never redirected
@@ -133,6 +137,42 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
         e.issuer = ctx.issuer
         logger.info("invalid authentication request: %s", e.oauth_error)
         raise
+
+
+#: The ``prompt`` value asking for the sign-up page (Initiating User Registration 1.0, 3).
+PROMPT_CREATE = "create"
+
+
+def _take_prompt_create(parameters: dict[str, Any]) -> bool:
+    """Remove ``create`` from the ``prompt`` parameter; whether it was there.
+
+    :raises InvalidAuthenticationRequest: ``create`` with ``none`` (Initiating User
+        Registration 1.0, 3: the end-user must be able to interact).
+    """
+    prompt = parameters.get("prompt")
+    values = prompt.split() if isinstance(prompt, str) else prompt
+    if not isinstance(values, list) or PROMPT_CREATE not in values:
+        return False
+    if "none" in values:
+        raise InvalidAuthenticationRequest("prompt=create must not be combined with none",
+                                           parameters)
+    rest = [value for value in values if value != PROMPT_CREATE]
+    if rest:
+        parameters["prompt"] = " ".join(str(value) for value in rest)
+    else:
+        del parameters["prompt"]
+    return True
+
+
+def requested_prompts(authentication_request: Mapping[str, Any]) -> frozenset[str]:
+    """The ``prompt`` values of a parsed request (OIDC Core 3.1.2.1): ``none``,
+    ``login``, ``consent``, ``select_account``, and ``create`` (Initiating User
+    Registration 1.0) when the provider's ``prompt_create`` option accepted it."""
+    prompt = authentication_request.get("prompt")
+    values = prompt.split() if isinstance(prompt, str) else prompt
+    if not isinstance(values, list):
+        return frozenset()
+    return frozenset(value for value in values if isinstance(value, str))
 
 
 def _check_max_age(parameters: Mapping[str, Any]) -> None:
@@ -382,7 +422,8 @@ def hint_matches_user(ctx: ProviderContext, authentication_request: Mapping[str,
 def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], user_id: str,
               extra_id_token_claims: ExtraClaims = None, *,
               auth_time: Optional[float] = None, acr: Optional[str] = None,
-              amr: Optional[Iterable[str]] = None) -> AuthorizationResponse:
+              amr: Optional[Iterable[str]] = None,
+              session_id: Optional[str] = None) -> AuthorizationResponse:
     """The authentication response for an authenticated end-user: a code, access token
     and/or ID token as the ``response_type`` asks (OIDC Core 3.1.2.5, 3.2.2.5, 3.3.2.5).
 
@@ -417,6 +458,15 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         ``default_max_age``) seconds before it (``login_required``, OIDC Core 3.1.2.1).
     :raises UnmetAuthenticationRequirements: the ``acr`` released would not be one of the
         values of an essential ``acr`` claim request (OIDC Core 5.5.1.1).
+
+    :param session_id: the host's login session the grant belongs to (e.g. from
+        :func:`~pyop.logout_notifications.new_session_id`, kept in the host's session):
+        its codes and tokens remember it, so that logging that session out revokes them
+        only, and ID tokens carry it as ``sid`` when the client registered
+        ``frontchannel_logout_session_required`` / ``backchannel_logout_session_required``
+        or ``id_token_sid`` is on. Without it, one is minted when the ID tokens need a
+        ``sid``; the session used is ``response.session_id`` (an attribute, not a member
+        of the response; None without a session): keep it to log the session out.
     :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
         the request was parsed; :class:`~pyop.exceptions.UnauthorizedClient` when the
         provider has no key for the client's ``id_token_signed_response_alg``.
@@ -436,6 +486,7 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
                           extra_id_token_claims, auth_time, acr)
     scope = narrow_scope(claims_policy.granted_scope(ctx, authentication_request), client)  # 3.
     auth_time_int = _auth_time(ctx, authentication_request, client, auth_time)
+    sid, _ = session_for_authorization(ctx, client, session_id)
 
     response = AuthorizationResponse()
     carried = None
@@ -445,12 +496,12 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     code = None
     if "code" in response_types:  # 4.
         code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
-                           extra_id_token_claims, auth_time_int, acr, amr)
+                           extra_id_token_claims, auth_time_int, acr, amr, sid)
         set_string_member(response, "code", code)
     access_token = None
     if "token" in response_types:  # 5.
         access_token = ctx.authz_state.issue_access_token(
-            authentication_request, sub, user_id, scope, user_info=carried)
+            authentication_request, sub, user_id, scope, user_info=carried, session_id=sid)
         response["access_token"] = access_token.value
         response["token_type"] = access_token.type
         response["expires_in"] = access_token.expires_in
@@ -458,10 +509,16 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         response["id_token"] = _id_token(
             ctx, authentication_request, response_types, client, sub, user_id, scope,
             user_record, extra_id_token_claims, auth_time_int, acr, amr,
-            access_token.value if access_token else None, code, id_token_key)
+            access_token.value if access_token else None, code, id_token_key,
+            id_token_sid(ctx, client, sid))
     if "state" in authentication_request:  # 7.
         set_string_member(response, "state", authentication_request["state"])
     set_string_member(response, "iss", ctx.issuer)  # RFC 9207 2
+    if has_logout_uri(client, ctx.configuration.metadata):  # to notify at logout
+        ctx.authz_state.record_session_client(client_id, sub, sid,
+                                              ctx.configuration.session_lifetime)
+    # an attribute, not a member: never sent to the client
+    response.session_id = sid  # type: ignore[attr-defined]
     return response
 
 
@@ -550,7 +607,8 @@ def _id_token(ctx: ProviderContext, authentication_request: Mapping[str, Any],
               user_id: str, scope: list[str], user_record: Any,
               extra_id_token_claims: ExtraClaims, auth_time: Optional[int],
               acr: Optional[str], amr: Optional[Iterable[str]],
-              access_token: Optional[str], code: Optional[str], signing_key: Any) -> str:
+              access_token: Optional[str], code: Optional[str], signing_key: Any,
+              sid: Optional[str] = None) -> str:
     """The ID token of the authentication response (OIDC Core 3.2.2.10, 3.3.2.11), with
     the requested claims; the scope's claims too when no access token is issued
     (OIDC Core 5.4)."""
@@ -564,14 +622,15 @@ def _id_token(ctx: ProviderContext, authentication_request: Mapping[str, Any],
         claims=claims_policy.user_claims(ctx, user_id, narrow_claims(requested, client),
                                          user_record),
         extra=extra_id_token_claims, auth_time=auth_time, acr=acr, amr=amr,
-        access_token=access_token, code=code, signing_key=signing_key)
+        access_token=access_token, code=code, signing_key=signing_key, sid=sid)
     return token
 
 
 def _issue_code(ctx: ProviderContext, authentication_request: Mapping[str, Any], sub: str,
                 user_id: str, scope: list[str], carried: Optional[dict[str, Any]],
                 extra_id_token_claims: ExtraClaims, auth_time: Optional[int],
-                acr: Optional[str], amr: Optional[Iterable[str]]) -> str:
+                acr: Optional[str], amr: Optional[Iterable[str]],
+                sid: Optional[str] = None) -> str:
     """An authorization code recording what its ID token will need (OIDC Core 3.1.3.6)."""
     extra: dict[str, Any] = {}
     if auth_time is not None:
@@ -588,5 +647,7 @@ def _issue_code(ctx: ProviderContext, authentication_request: Mapping[str, Any],
             extra["extra_id_token_claims"] = dict(claims_now)
     if carried is not None:
         extra["user_info"] = carried
+    if sid is not None:
+        extra["sid"] = sid  # the login session (see AuthorizationState.revoke_session)
     return ctx.authz_state.issue_authorization_code(
         cast(Message, authentication_request).to_dict(), sub, user_id, scope, extra)

@@ -16,6 +16,12 @@ from urllib.parse import urlsplit
 from .. import claims_policy
 from ..context import ProviderContext
 from ..exceptions import InvalidEndSessionRequest, InvalidSubjectIdentifier
+from ..logout_notifications import (
+    DeliveryResult,
+    LogoutResult,
+    backchannel_requests,
+    frontchannel_urls,
+)
 from ..message import EndSessionRequest, EndSessionResponse
 from ..util import is_utf8_encodable, parse_unique_parameters
 
@@ -36,22 +42,89 @@ def parse_end_session_request(ctx: ProviderContext, request_body: Any) -> EndSes
 
 
 def logout_user(ctx: ProviderContext, subject_identifier: Optional[str] = None,
-                end_session_request: Optional[Mapping[str, Any]] = None) -> None:
-    """Revoke the codes and tokens of the ``sub`` of the session or of the verified
-    ``id_token_hint`` (RP-Initiated Logout 1.0, 2).
+                end_session_request: Optional[Mapping[str, Any]] = None, *,
+                session_id: Optional[str] = None,
+                revoke_offline: Optional[bool] = None) -> LogoutResult:
+    """Log the end-user out (RP-Initiated Logout 1.0, 2): revoke grants, then tell the
+    clients (Back-Channel Logout 1.0 2.5, Front-Channel Logout 1.0 4).
+
+    Which grants: with ``session_id`` (or, when neither it nor ``subject_identifier`` is
+    given, the ``sid`` of the verified ``id_token_hint``), those issued in that login
+    session (:meth:`~pyop.authz_state.AuthorizationState.revoke_session`); else those of
+    the ``sub`` of the host's session or of the ``id_token_hint``
+    (:meth:`~pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier`).
+
+    Offline grants (``offline_access``, OIDC Core 11): a session logout keeps them
+    (Back-Channel Logout 1.0 2.7) unless ``revoke_offline`` is True; a logout of the whole
+    ``sub`` revokes them, as pyop 3 did (``revoke_offline=False`` is refused there: log the
+    sessions out instead).
+
+    Which clients are told: those that registered a logout URI and got a grant in the
+    session (or for the ``sub``), when the provider metadata has
+    ``backchannel_logout_supported`` / ``frontchannel_logout_supported``. Back-channel
+    Logout Tokens are delivered by the provider's ``backchannel_logout_sender`` if set
+    (its results in :attr:`LogoutResult.backchannel_results`), else left to the host
+    (:attr:`LogoutResult.backchannel_requests`); a delivery failure never raises.
 
     :param subject_identifier: the ``sub`` known from the host's session, if any.
     :param end_session_request: the parsed logout request (``EndSessionRequest``).
-    :raises InvalidSubjectIdentifier: no or unknown subject identifier.
+    :raises InvalidSubjectIdentifier: no session and no or unknown subject identifier.
+    :raises ValueError: ``revoke_offline=False`` for a logout of the whole ``sub``.
     :raises InvalidEndSessionRequest: an id_token_hint not issued by us, or
         a client_id differing from its audience (also an
         :class:`InvalidSubjectIdentifier`, so hosts catching that see it too).
     """
     claims = _hint_claims(ctx, end_session_request or {})
     sub = subject_identifier or (claims or {}).get("sub")
-    if not sub:
-        raise InvalidSubjectIdentifier("no subject identifier to log out")
-    ctx.authz_state.delete_state_for_subject_identifier(sub)
+    if session_id is None and subject_identifier is None and claims is not None:
+        hinted = claims.get("sid")
+        session_id = hinted if isinstance(hinted, str) and hinted else None
+    authz_state = ctx.authz_state
+    targets: dict[str, tuple[str, list[str]]]
+    if session_id is not None:
+        offline = bool(revoke_offline)
+        authz_state.revoke_session(session_id, revoke_offline=offline)
+        targets = {client_id: (client_sub, [session_id]) for client_id, client_sub
+                   in authz_state.session_clients(session_id).items()}
+    else:
+        if not sub:
+            raise InvalidSubjectIdentifier("no subject identifier to log out")
+        if revoke_offline is False:
+            raise ValueError("a logout of a whole sub revokes its offline grants too: "
+                             "pass session_id to keep them")
+        offline = True
+        authz_state.delete_state_for_subject_identifier(sub)
+        targets = {client_id: (sub, sids)
+                   for client_id, sids in authz_state.subject_clients(sub).items()}
+    result = LogoutResult(sub if isinstance(sub, str) else None, session_id, offline,
+                          clients=list(targets))
+    _notify(ctx, targets, result)
+    return result
+
+
+def _notify(ctx: ProviderContext, targets: Mapping[str, tuple[str, list[str]]],
+            result: LogoutResult) -> None:
+    """The back-channel requests (delivered when a sender is set) and front-channel URLs
+    of a logout, for the channels the provider metadata says are supported."""
+    if not targets:
+        return
+    metadata = ctx.configuration.metadata
+    if metadata.get("backchannel_logout_supported") is True:
+        requests, failed = backchannel_requests(ctx, targets)
+        result.backchannel_requests = requests
+        result.backchannel_results = failed
+        sender = ctx.backchannel_logout_sender
+        if sender is not None and requests:
+            try:
+                result.backchannel_results = failed + list(sender(requests))
+            except Exception as e:  # noqa: BLE001 - the end-user's logout has happened
+                # the type only: a message could quote the tokens it was given
+                logger.warning("the back-channel logout sender failed: %s", type(e).__name__)
+                result.backchannel_results = failed + [
+                    DeliveryResult(r.client_id, r.uri, False, error="sender failed")
+                    for r in requests]
+    if metadata.get("frontchannel_logout_supported") is True:
+        result.frontchannel_urls = frontchannel_urls(ctx, targets)
 
 
 def do_post_logout_redirect(ctx: ProviderContext, end_session_request: Mapping[str, Any],

@@ -21,6 +21,7 @@ from ..client_management import narrow_claims
 from ..context import ProviderContext
 from ..crypto import SigningKey, b64url_encode
 from ..exceptions import InvalidAuthorizationCode, InvalidTokenRequest
+from ..logout_notifications import id_token_sid
 from ..message import AccessTokenResponse, issued_token_response
 from ..request_validator import PKCE_VALUE_PATTERN
 from ..util import claims_request_member
@@ -195,4 +196,5 @@ def _code_id_token(ctx: ProviderContext, record: Mapping[str, Any], request: Gra
         claims=claims_policy.user_claims(ctx, user_id, narrow_claims(requested, request.client),
                                          record.get("user_info")),
         extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
-        amr=record.get("amr"), access_token=access_token_value, signing_key=signing_key)
+        amr=record.get("amr"), access_token=access_token_value, signing_key=signing_key,
+        sid=id_token_sid(ctx, request.client, record.get("sid")))
