@@ -144,9 +144,14 @@ class AuthorizationState(Pyop3Lookups):
         #: sub -> time of its logout through this process, for as long as a cached access
         #: token issued before it may be answered from memory
         self._local_logouts: Optional[TTLCache[float]] = None
+        #: grant id -> time of its revocation through this process, likewise
+        self._local_grant_revocations: Optional[TTLCache[float]] = None
         if self._issued_access_tokens is not None:
             self._local_logouts = TTLCache(float(access_token_cache_ttl or 0),
                                            ACCESS_TOKEN_CACHE_SIZE, lambda: self.clock())
+            self._local_grant_revocations = TTLCache(float(access_token_cache_ttl or 0),
+                                                     ACCESS_TOKEN_CACHE_SIZE,
+                                                     lambda: self.clock())
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
         self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
         #: sub -> user_id of the subject identifiers made by this process when their store
