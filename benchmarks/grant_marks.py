@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Optional
 
 from pyop.authz_state import AuthorizationState
-from pyop.storage import MemoryStorage, StatelessWrapper
+from pyop.storage import StatelessWrapper
 from pyop.storage.base import canonical_json
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
@@ -101,9 +101,10 @@ def grant_costs(refreshes: int, batches: int) -> dict[int, dict[str, float]]:
         for _ in range(count):
             state.refresh_access_token(refresh, CLIENT_ID)
         size = len(canonical_json(state.refresh_tokens.get(refresh)).encode())
-        refresh_time = statistics.median(
-            _per_call(lambda: state.refresh_access_token(refresh, CLIENT_ID), 200)
-            for _ in range(batches))
+        def one_refresh(state: AuthorizationState = state, refresh: str = refresh) -> Any:
+            return state.refresh_access_token(refresh, CLIENT_ID)
+
+        refresh_time = statistics.median(_per_call(one_refresh, 200) for _ in range(batches))
         revocations = []
         for _ in range(batches):
             other = _state(sealed=False)

@@ -40,7 +40,7 @@ from support.grants import (
 from support.races import race
 
 from pyop.authz_state import AuthorizationState
-from pyop.exceptions import InvalidAccessToken, InvalidRefreshToken
+from pyop.exceptions import InvalidAccessToken, InvalidAuthorizationCode, InvalidRefreshToken
 from pyop.storage import MemoryStorage, StatelessWrapper
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
@@ -303,6 +303,39 @@ def test_sealed_refresh_token_rotation_races_revocation_by_consume(clock: FakeCl
     refresh_db.consume = revoke_first  # type: ignore[method-assign]
     with pytest.raises(InvalidRefreshToken):
         state.use_refresh_token(refresh, CLIENT_ID, rotate=True)
+
+
+def test_sealed_code_redeemed_concurrently_revokes_its_grant(clock: FakeClock) -> None:
+    """Sealed codes: of concurrent redemptions one consumes the code in the replay cache;
+    the others find it spent, as a replay, and revoke the grant (RFC 6749 4.1.2), whatever
+    the order; the winner's tokens, which carry the grant id, are refused."""
+    secret = "s" * 32
+    state = AuthorizationState(
+        HashBasedSubjectIdentifierFactory("salt"), clock=clock, refresh_token_lifetime=3600,
+        authorization_code_db=StatelessWrapper("authz_codes", secret, clock=clock),
+        access_token_db=StatelessWrapper("access_tokens", secret, clock=clock),
+        refresh_token_db=StatelessWrapper("refresh_tokens", secret, clock=clock))
+    codes = [state.create_authorization_code(AUTH_REQ, "sub-1", USER_ID, ["openid"])
+             for _ in range(ROUNDS)]
+    records = [state.get_authorization_code(code) for code in codes]
+    won: list[list[Any]] = [[] for _ in range(ROUNDS)]
+
+    def operation(r: int) -> str:
+        try:
+            tokens = state.redeem_authorization_code(codes[r], records[r])
+        except InvalidAuthorizationCode:
+            return "refused"
+        won[r].append(tokens)
+        return "redeemed"
+
+    results = race(operation, rounds=ROUNDS, threads=THREADS)
+    for r, outcomes in enumerate(results):
+        assert outcomes.count("redeemed") == 1, outcomes
+        access, refresh = won[r][0]
+        with pytest.raises(InvalidAccessToken):
+            state.get_access_token(access.value)
+        with pytest.raises(InvalidRefreshToken):
+            state.use_refresh_token(refresh, CLIENT_ID)
 
 
 # -- thread races ---------------------------------------------------------------------------

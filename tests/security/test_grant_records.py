@@ -18,6 +18,7 @@ import json
 from typing import Any, Callable
 
 import pytest
+from support.stores import ProxyStore
 
 from pyop.authz_state import AuthorizationState
 from pyop.exceptions import (
@@ -31,7 +32,6 @@ from pyop.storage import MemoryStorage, StatelessWrapper, StorageBase
 from pyop.storage.base import canonical_json
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
-from support.stores import ProxyStore
 from .helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
