@@ -3,10 +3,11 @@
 Every state change goes through the storage contract of :mod:`pyop.storage`:
 codes are redeemed with an atomic compare-and-set, so exactly one of any
 number of concurrent redemptions succeeds on every backend, and a replayed
-code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2). A refresh
-and the revocation of its grant are linearizable: the refresh writes its tokens first and
-links them to the grant with one compare-and-set, the revocation takes each record of the
-grant with one ``consume`` (RFC 7009 2.1).
+code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2). The tokens of a
+grant carry its id (``grant_id``) and revoking the grant writes one *grant revocation
+mark* that every use of them reads (RFC 7009 2.1), stored or sealed: a grant's record
+keeps its size however often it is refreshed, and a refresh racing the revocation reads
+the mark and is refused, or took effect first and its tokens are refused at use.
 """
 
 from __future__ import annotations

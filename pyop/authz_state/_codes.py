@@ -119,7 +119,11 @@ class AuthorizationCodes(RefreshTokens):
         return code
 
     def get_authorization_code(self, authorization_code: Any) -> dict[str, Any]:
-        """The record of an unexpired code (used or not); :class:`InvalidAuthorizationCode`."""
+        """The record of an unexpired code (used or not); :class:`InvalidAuthorizationCode`.
+
+        A sealed code already redeemed reads as a server-side one does: its record with
+        ``used: True`` (and its ``grant_id``), so that redeeming it again revokes its grant.
+        """
         record = self._live(self.authorization_codes, authorization_code)
         if record is None:
             record = self._spent_sealed_code(authorization_code)
@@ -215,7 +219,9 @@ class AuthorizationCodes(RefreshTokens):
         The code record is atomically replaced by a "used" record naming the
         tokens issued; a second redemption finds it and revokes those tokens
         (RFC 6749 4.1.2). On sealed (stateless) storage the replay cache makes
-        the code single-use.
+        the code single-use, and a spent code (:meth:`get_authorization_code` reads it as
+        used) redeemed again revokes the grant it issued, whose tokens carry its id
+        (derived from the code).
 
         The code leaves this process's cache of issued codes
         (``authorization_code_cache_size``), whatever the outcome.
@@ -230,6 +236,8 @@ class AuthorizationCodes(RefreshTokens):
             left that to :meth:`create_refresh_token`.
         :raises InvalidAuthorizationCode: the code was already used, or the end-user
             logged out since it was issued (:meth:`delete_state_for_subject_identifier`).
+        :raises InvalidTokenRequest: ``invalid_request``, a sealed token would be longer
+            than 4,096 characters; the code is not spent.
         :raises ValueError: ``access_token_value`` given with sealed access tokens.
         """
         if access_token_value is not None and not self.access_token_values_are_random:

@@ -105,11 +105,15 @@ class RefreshTokens(AccessTokens):
         ``rotate=True`` always rotates (public clients, RFC 9700 4.14.2).
 
         A refresh racing a revocation of its grant (:meth:`revoke_refresh_token`, in this
-        or another process) is linearizable: either it completes before the revocation,
-        whose revocation then reaches the tokens it issued (RFC 7009 2.1), or it fails
-        with :class:`InvalidRefreshToken` and leaves no token behind. The new tokens are
-        written first and made reachable from the grant by one atomic compare-and-set on
-        the presented token's record, the point at which the refresh takes effect.
+        or another process) is linearizable: either it takes effect before the
+        revocation, whose mark then refuses the tokens it issued (RFC 7009 2.1), or it
+        reads the mark and fails with :class:`InvalidRefreshToken`. Without rotation it
+        writes its access token, carrying the grant id, and nothing else (the refresh token's
+        record is never rewritten, so concurrent refreshes do not contend); with rotation
+        it takes effect at one compare-and-set on the presented token's record.
+
+        With sealed refresh tokens, presenting one that was already used by a rotation (or
+        revoked) revokes its grant before it is refused (RFC 9700 4.14.2).
 
         :returns: the access token, the new refresh token (or None when the
             same one stays valid) and the grant record.
@@ -117,6 +121,8 @@ class RefreshTokens(AccessTokens):
             (or used to rotate) while this refresh was under way, or the end-user logged
             out since the token was issued.
         :raises InvalidScope: ``scope`` wider than the grant.
+        :raises InvalidTokenRequest: ``invalid_request``, a sealed token of the grant would
+            be longer than 4,096 characters (nothing is issued, nothing spent).
         """
         record = self._live(self.refresh_tokens, refresh_token)
         if record is None:
@@ -331,6 +337,8 @@ class RefreshTokens(AccessTokens):
             seen += 1
             current = store.get(value)
             if isinstance(current, dict):
+                if current.get("token_type", "refresh_token") != "refresh_token":
+                    break  # not a refresh token (a store shared with the access tokens)
                 self._revoke_grant(self._grant_id(current, value))
             record = store.consume(value)
             if not isinstance(record, dict):
