@@ -335,10 +335,11 @@ def test_bound_sealed_code_within_the_read_limit(sealed_op: Any) -> None:
     assert redeem(sealed_op, code)["access_token"]
 
 
-def test_bound_sealed_access_and_refresh_tokens_within_the_read_limit(clock: Any) -> None:
-    """Sealed access and refresh tokens are bounded the same way, with the error of their
-    endpoint: an implicit access token at authorize(), a token from the token endpoint with
-    ``invalid_request``; neither is issued longer than the read limit."""
+def test_bound_sealed_tokens_within_the_read_limit(clock: Any) -> None:
+    """Sealed tokens are bounded the same way (the check is made wherever a sealed value is
+    made: codes, access and refresh tokens), with the error of their endpoint: an implicit
+    access token at authorize(), the tokens of a code redemption at the token endpoint with
+    ``invalid_request``, before the code is spent."""
     stores = _sealed_stores(clock)
     state = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"), clock=clock,
                                refresh_token_lifetime=3600, **stores)
