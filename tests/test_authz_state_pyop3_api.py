@@ -323,14 +323,15 @@ def test_library_call_style_still_works(clock: FakeClock) -> None:
 
 #: (configuration, observation): where this library answers differently, and why
 #: (docs/migrating.rst): a replayed code revokes the tokens issued from it (RFC 6749
-#: 4.1.2), a sealed code is single-use (RFC 6749 4.1.2), a refresh token replaced by
-#: rotation is refused (RFC 9700 4.14.2)
+#: 4.1.2), sealed or not, a sealed code is single-use (RFC 6749 4.1.2), a refresh token
+#: replaced by rotation is refused (RFC 9700 4.14.2)
 EXPECTED_DIFFERENCES = {
     ("memory", "token_after_replay"): {"raises": "InvalidAccessToken"},
     ("memory_refresh", "token_after_replay"): {"raises": "InvalidAccessToken"},
     ("memory_refresh_threshold", "token_after_replay"): {"raises": "InvalidAccessToken"},
     ("memory_refresh_threshold", "reuse_rotated"): {"raises": "InvalidRefreshToken"},
     ("stateless", "exchange_again"): {"raises": "InvalidAuthorizationCode"},
+    ("stateless", "token_after_replay"): {"raises": "InvalidAccessToken"},
 }
 
 

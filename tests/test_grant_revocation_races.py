@@ -40,7 +40,7 @@ from support.grants import (
 from support.races import race
 
 from pyop.authz_state import AuthorizationState
-from pyop.exceptions import InvalidAccessToken, InvalidRefreshToken
+from pyop.exceptions import InvalidAccessToken, InvalidAuthorizationCode, InvalidRefreshToken
 from pyop.storage import MemoryStorage, StatelessWrapper
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
@@ -103,39 +103,57 @@ def _revoke_when(grant: Grant, store: str, operation: str) -> Interleaving:
     return interleaving
 
 
-def test_window_1_revoked_between_storing_and_listing_the_access_token(
-        clock: FakeClock) -> None:
-    """The access token is stored, not yet listed in its grant, when the grant is revoked:
-    the listing's compare-and-set finds no record, the token is deleted, the refresh
-    fails."""
+def _revoke_before(grant: Grant, store: str, operation: str) -> Interleaving:
+    """Revoke the grant's first refresh token right before the first ``operation`` on
+    ``store``."""
+
+    class Before(Interleaving):
+        def step(self, name: str, op: str) -> None:
+            if self.at is None and (name, op) == (store, operation):
+                self.at = len(self.calls)
+            super().step(name, op)
+
+    interleaving = Before(None, lambda: grant.state.revoke_refresh_token(grant.chain[0]))
+    grant.observe(interleaving)
+    return interleaving
+
+
+def test_window_1_revoked_before_the_grant_mark_is_read(clock: FakeClock) -> None:
+    """The refresh read the refresh token, not yet its grant's revocation mark, when the
+    grant is revoked: it reads the mark and is refused."""
     grant = Grant(clock, cache=True)
-    interleaving = _revoke_when(grant, "access", "set")
+    interleaving = _revoke_when(grant, "access", "get")  # the logout mark's read
     assert grant.refresh_now(rotate=False) is None
     interleaving.finish()
     assert interleaving.fired
     grant.assert_dead()
 
 
-def test_window_1_revoked_once_the_access_token_is_listed(clock: FakeClock) -> None:
+def test_window_1_revoked_once_the_grant_mark_is_read(clock: FakeClock) -> None:
+    """Revoked after the refresh read the mark, before it stored its access token: the
+    refresh is answered (it took effect before the revocation) and its token, which
+    carries the grant id, is refused from its first use."""
     grant = Grant(clock, cache=True)
-    interleaving = _revoke_when(grant, "refresh", "compare_and_set")
+    interleaving = _revoke_before(grant, "access", "set")
     result = grant.refresh_now(rotate=False)
     interleaving.finish()
     assert result is not None and interleaving.fired
     grant.assert_dead()
 
 
-def test_window_2_listing_between_the_revocations_read_and_delete(clock: FakeClock) -> None:
-    """The revocation takes the record with one consume: a refresh landing right after it
-    finds no record; one landing right before it is listed in what the consume returns."""
-    for before in (True, False):
+def test_window_2_refresh_between_the_revocations_steps(clock: FakeClock) -> None:
+    """The revocation reads the token, writes the grant's mark, then takes the token with
+    one consume: a refresh landing before the mark is answered and its token refused; one
+    landing after it is refused."""
+    for at, answered in ((0, True), (1, True), (2, False), (3, False)):
         grant = Grant(clock)
         results: list[Any] = []
-        interleaving = Interleaving(0 if before else 1, refresh_into(results, grant, False))
+        interleaving = Interleaving(at, refresh_into(results, grant, False))
         grant.observe(interleaving)
         grant.state.revoke_refresh_token(grant.chain[0])
-        assert interleaving.calls[0] == ("refresh", "consume")
-        assert (results[0] is not None) is before
+        assert interleaving.calls[:3] == [("refresh", "get"), ("access", "add"),
+                                          ("refresh", "consume")]
+        assert (results[0] is not None) is answered
         grant.assert_dead()
 
 
@@ -186,45 +204,29 @@ def test_old_token_expiring_right_after_the_rotation(clock: FakeClock) -> None:
 # -- contention, failures ------------------------------------------------------------------
 
 
-def test_contention_fails_closed(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
-    """Every attempt to list the token loses to a concurrent refresh: the refresh is refused
-    and its access token removed, rather than issued unreachable by a revocation."""
+def test_refresh_never_writes_the_grant(clock: FakeClock) -> None:
+    """A refresh without rotation reads the refresh token and the marks and stores its
+    access token: no write to the grant's record, so concurrent refreshes of one token do
+    not contend (the record used to list each access token, one compare-and-set each)."""
     grant = Grant(clock, cache=True)
-    inner = grant.refresh.inner
-    token = grant.chain[0]
-
-    class Busy(Interleaving):
-        """Before each compare-and-set, another refresh lists a token first."""
-
-        def step(self, name: str, op: str) -> None:
-            if (name, op) == ("refresh", "compare_and_set"):
-                record = inner.get(token)
-                record["access_tokens"].append(["other", clock.now + 600])
-                inner.set(token, record, expires_at=record["exp"])
-            super().step(name, op)
-
-    grant.observe(Busy())
-    with caplog.at_level("WARNING", logger="pyop.authz_state"):
-        assert grant.refresh_now(rotate=False) is None
-    assert "contention" in caplog.text and token not in caplog.text
-    assert list(grant.access.inner.keys()) == [grant.first_access]
-    assert grant.state._issued_access_tokens is not None
-    # the cache holds the first access token only: the refused one was forgotten
-    assert len(grant.state._issued_access_tokens) == 1
-    assert grant.state._issued_access_tokens.get(grant.first_access) is not None
+    probe = Interleaving()
+    grant.observe(probe)
+    assert grant.refresh_now(rotate=False) is not None
+    assert probe.calls == [("refresh", "get"), ("access", "get"), ("access", "get"),
+                           ("access", "set")]
 
 
-def test_rotated_meanwhile_revokes_the_grant(clock: FakeClock) -> None:
-    """A refresh without rotation finds, when it lists its token, that the refresh token was
-    rotated meanwhile by a concurrent use: a replay (RFC 9700 4.14.2), the grant is
-    revoked."""
+def test_refresh_read_before_a_rotation_is_linearized_before_it(clock: FakeClock) -> None:
+    """A refresh without rotation that read the token before a concurrent rotation took
+    effect is answered, as if it came first; revoking the grant reaches both."""
     grant = Grant(clock)
     results: list[Any] = []
-    # the concurrent rotation lands right after this refresh stored its access token
-    interleaving = _revoke_when(grant, "access", "set")
+    # the rotation lands once the refresh has read the token and the marks
+    interleaving = _revoke_before(grant, "access", "set")
     interleaving.action = lambda: results.append(grant.refresh_now(rotate=True))
-    assert grant.refresh_now(rotate=False) is None
-    assert results[0] is not None
+    assert grant.refresh_now(rotate=False) is not None
+    assert interleaving.fired and results[0] is not None
+    grant.state.revoke_refresh_token(grant.chain[0])
     grant.assert_dead()
 
 
@@ -251,10 +253,15 @@ def test_records_of_the_previous_version(clock: FakeClock) -> None:
     state = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"), clock=clock,
                                access_token_db=access, refresh_token_db=refresh,
                                refresh_token_lifetime=3600)
+    before = refresh.get("rt-new")
     issued, _, _ = state.use_refresh_token("rt-new", CLIENT_ID)
-    assert [e[0] for e in refresh.get("rt-new")["access_tokens"]] == ["at-new", issued.value]
+    assert refresh.get("rt-new") == before  # read as it is, not rewritten
     state.revoke_refresh_token("rt-old")
-    assert list(access.keys()) == [] and list(refresh.keys()) == []
+    assert list(refresh.keys()) == []
+    assert [key for key in access.keys() if not key.startswith("grant:")] == [issued.value]
+    for value in ("at-old", "at-new", issued.value):
+        with pytest.raises(InvalidAccessToken):
+            state.get_access_token(value)
 
 
 def test_sealed_access_tokens_are_listed_as_issued(clock: FakeClock) -> None:
@@ -296,6 +303,39 @@ def test_sealed_refresh_token_rotation_races_revocation_by_consume(clock: FakeCl
     refresh_db.consume = revoke_first  # type: ignore[method-assign]
     with pytest.raises(InvalidRefreshToken):
         state.use_refresh_token(refresh, CLIENT_ID, rotate=True)
+
+
+def test_sealed_code_redeemed_concurrently_revokes_its_grant(clock: FakeClock) -> None:
+    """Sealed codes: of concurrent redemptions one consumes the code in the replay cache;
+    the others find it spent, as a replay, and revoke the grant (RFC 6749 4.1.2), whatever
+    the order; the winner's tokens, which carry the grant id, are refused."""
+    secret = "s" * 32
+    state = AuthorizationState(
+        HashBasedSubjectIdentifierFactory("salt"), clock=clock, refresh_token_lifetime=3600,
+        authorization_code_db=StatelessWrapper("authz_codes", secret, clock=clock),
+        access_token_db=StatelessWrapper("access_tokens", secret, clock=clock),
+        refresh_token_db=StatelessWrapper("refresh_tokens", secret, clock=clock))
+    codes = [state.create_authorization_code(AUTH_REQ, "sub-1", USER_ID, ["openid"])
+             for _ in range(ROUNDS)]
+    records = [state.get_authorization_code(code) for code in codes]
+    won: list[list[Any]] = [[] for _ in range(ROUNDS)]
+
+    def operation(r: int) -> str:
+        try:
+            tokens = state.redeem_authorization_code(codes[r], records[r])
+        except InvalidAuthorizationCode:
+            return "refused"
+        won[r].append(tokens)
+        return "redeemed"
+
+    results = race(operation, rounds=ROUNDS, threads=THREADS)
+    for r, outcomes in enumerate(results):
+        assert outcomes.count("redeemed") == 1, outcomes
+        access, refresh = won[r][0]
+        with pytest.raises(InvalidAccessToken):
+            state.get_access_token(access.value)
+        with pytest.raises(InvalidRefreshToken):
+            state.use_refresh_token(refresh, CLIENT_ID)
 
 
 # -- thread races ---------------------------------------------------------------------------

@@ -3,10 +3,11 @@
 Every state change goes through the storage contract of :mod:`pyop.storage`:
 codes are redeemed with an atomic compare-and-set, so exactly one of any
 number of concurrent redemptions succeeds on every backend, and a replayed
-code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2). A refresh
-and the revocation of its grant are linearizable: the refresh writes its tokens first and
-links them to the grant with one compare-and-set, the revocation takes each record of the
-grant with one ``consume`` (RFC 7009 2.1).
+code revokes the tokens issued from it (RFC 6749 4.1.2, RFC 9700 4.14.2). The tokens of a
+grant carry its id (``grant_id``) and revoking the grant writes one *grant revocation
+mark* that every use of them reads (RFC 7009 2.1), stored or sealed: a grant's record
+keeps its size however often it is refreshed, and a refresh racing the revocation reads
+the mark and is refused, or took effect first and its tokens are refused at use.
 """
 
 from __future__ import annotations
@@ -145,9 +146,14 @@ class AuthorizationState(Pyop3Lookups, Sessions):
         #: sub -> time of its logout through this process, for as long as a cached access
         #: token issued before it may be answered from memory
         self._local_logouts: Optional[TTLCache[float]] = None
+        #: grant id -> time of its revocation through this process, likewise
+        self._local_grant_revocations: Optional[TTLCache[float]] = None
         if self._issued_access_tokens is not None:
             self._local_logouts = TTLCache(float(access_token_cache_ttl or 0),
                                            ACCESS_TOKEN_CACHE_SIZE, lambda: self.clock())
+            self._local_grant_revocations = TTLCache(float(access_token_cache_ttl or 0),
+                                                     ACCESS_TOKEN_CACHE_SIZE,
+                                                     lambda: self.clock())
         self.refresh_tokens: StorageBase = self._as_storage(refresh_token_db)
         self.subject_identifiers: StorageBase = self._as_storage(subject_identifier_db)
         #: sub -> user_id of the subject identifiers made by this process when their store

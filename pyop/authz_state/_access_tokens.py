@@ -16,6 +16,8 @@ from ..exceptions import (
 from ..storage.base import canonical_json
 from ..util import claims_request_member
 from ._records import (
+    SealedValueTooLarge,
+    authorization_too_large,
     cached_json,
     is_sealed,
     new_token_value,
@@ -110,6 +112,10 @@ class AccessTokens(SubjectIdentifiers):
             (:attr:`KEY_USER_INFO`), kept in its record.
         :param session_id: the login session the grant belongs to (``sid``), kept in its
             record (see :meth:`revoke_session`).
+        :raises InvalidAuthenticationRequest: ``invalid_request``, the token would be sealed
+            into a value longer than the 4,096 characters read back (a large ``claims``
+            request or ``user_info``); not redirectable by itself (see
+            ``docs/security.rst``).
         """
         grant = {
             "client_id": authorization_request["client_id"],
@@ -123,7 +129,10 @@ class AccessTokens(SubjectIdentifiers):
             grant[self.KEY_USER_INFO] = dict(user_info)
         if session_id is not None:
             grant["sid"] = session_id
-        return self._create_access_token(grant, int(grant["issued_at"]))
+        try:
+            return self._create_access_token(grant, int(grant["issued_at"]))
+        except SealedValueTooLarge as error:
+            raise authorization_too_large(error, authorization_request) from error
 
     def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
         """Issue an access token to a client for itself (``client_credentials``, RFC 6749 4.4).
@@ -160,22 +169,26 @@ class AccessTokens(SubjectIdentifiers):
         """The live record of an access token; :class:`InvalidAccessToken` if none.
 
         A token whose end-user logged out since it was issued is refused
-        (:meth:`delete_state_for_subject_identifier`). With ``access_token_cache_ttl``, a
-        token this process issued less than that many seconds ago (and did not revoke, nor
-        its end-user log out through this process) is answered from memory, without
-        reading ``access_token_db`` or the logout mark.
+        (:meth:`delete_state_for_subject_identifier`), and one whose grant was revoked
+        (a token issued by a refresh, or from a sealed code: its record names its grant,
+        whose revocation mark is read, see :meth:`revoke_refresh_token`). With
+        ``access_token_cache_ttl``, a token this process issued less than that many
+        seconds ago (and did not revoke, nor its grant, nor its end-user log out through
+        this process) is answered from memory, without reading ``access_token_db`` or the
+        marks.
         """
         issued = self._issued_access_tokens
         if issued is not None and isinstance(access_token_value, str):
             raw = issued.get(access_token_value)
             if raw is not None:
                 cached: dict[str, Any] = cached_json(raw)
-                if cached.get("exp", 0) > self._now() and not self._locally_logged_out(cached):
+                if (cached.get("exp", 0) > self._now() and not self._locally_logged_out(cached)
+                        and not self._locally_revoked_grant(cached)):
                     return cached
                 issued.discard(access_token_value)
         record = self._live(self.access_tokens, access_token_value)
         if (record is None or record.get("token_type") != "access_token"
-                or self._revoked_by_logout(record)):
+                or self._revoked_by_logout(record) or self._revoked_grant_of(record)):
             raise InvalidAccessToken("the access token is unknown, expired or revoked")
         return record
 

@@ -16,8 +16,13 @@ from ..exceptions import (
 from ..storage.base import canonical_json
 from ..util import claims_request_member
 from ._records import (
+    GRANT_ID,
+    MAX_TOKEN_LENGTH,
     USED_CODE_FIELDS,
+    SealedValueTooLarge,
+    authorization_too_large,
     cached_json,
+    grant_id_of,
     is_sealed,
     new_token_value,
     request_dict,
@@ -76,6 +81,10 @@ class AuthorizationCodes(RefreshTokens):
         :param extra: further data to keep with the code (``auth_time``, ``acr``...,
             :attr:`KEY_EXTRA_ID_TOKEN_CLAIMS`, and :attr:`KEY_USER_INFO`: the claims the
             grant may release, carried over to its access and refresh tokens).
+        :raises InvalidAuthenticationRequest: ``invalid_request``, a sealed code would be
+            longer than the 4,096 characters the token endpoint reads (a large ``claims``
+            request, many claims carried): no code is issued that could never be redeemed.
+            Not redirectable by itself: this layer has not verified the ``redirect_uri``.
         """
         issued_at = float(self.clock())
         now = int(issued_at)
@@ -101,17 +110,40 @@ class AuthorizationCodes(RefreshTokens):
                 raw = canonical_json(record)
             except (TypeError, ValueError):  # not JSON (a plain dict store keeps it as is)
                 raw = None
-        code = self._store(self.authorization_codes, record, record["exp"], encoded=raw)
+        try:
+            code = self._store(self.authorization_codes, record, record["exp"], encoded=raw)
+        except SealedValueTooLarge as error:
+            raise authorization_too_large(error, authorization_request) from error
         if issued is not None and raw is not None:
             issued.put(code, raw, expires_at=record["exp"])  # never kept past the code's exp
         return code
 
     def get_authorization_code(self, authorization_code: Any) -> dict[str, Any]:
-        """The record of an unexpired code (used or not); :class:`InvalidAuthorizationCode`."""
+        """The record of an unexpired code (used or not); :class:`InvalidAuthorizationCode`.
+
+        A sealed code already redeemed reads as a server-side one does: its record with
+        ``used: True`` (and its ``grant_id``), so that redeeming it again revokes its grant.
+        """
         record = self._live(self.authorization_codes, authorization_code)
+        if record is None:
+            record = self._spent_sealed_code(authorization_code)
         if record is None or record.get("token_type") != "authorization_code":
             raise InvalidAuthorizationCode("unknown or expired authorization code")
         return record
+
+    def _spent_sealed_code(self, authorization_code: Any) -> Optional[dict[str, Any]]:
+        """The record of a genuine, unexpired sealed code already redeemed (or revoked),
+        marked ``used`` with the id of the grant it issued, as a server-side code's "used"
+        record is: redeeming it again revokes that grant (RFC 6749 4.1.2). None for
+        anything else."""
+        codes = self.authorization_codes
+        if (not is_sealed(codes) or not isinstance(authorization_code, str)
+                or len(authorization_code) > MAX_TOKEN_LENGTH):
+            return None
+        record = codes.unseal(authorization_code)  # type: ignore[attr-defined]
+        if not isinstance(record, dict) or record.get("token_type") != "authorization_code":
+            return None
+        return dict(record, used=True, grant_id=grant_id_of(authorization_code))
 
     def authorization_code_for_redemption(self, authorization_code: Any
                                           ) -> tuple[dict[str, Any], bool]:
@@ -187,7 +219,9 @@ class AuthorizationCodes(RefreshTokens):
         The code record is atomically replaced by a "used" record naming the
         tokens issued; a second redemption finds it and revokes those tokens
         (RFC 6749 4.1.2). On sealed (stateless) storage the replay cache makes
-        the code single-use.
+        the code single-use, and a spent code (:meth:`get_authorization_code` reads it as
+        used) redeemed again revokes the grant it issued, whose tokens carry its id
+        (derived from the code).
 
         The code leaves this process's cache of issued codes
         (``authorization_code_cache_size``), whatever the outcome.
@@ -202,6 +236,8 @@ class AuthorizationCodes(RefreshTokens):
             left that to :meth:`create_refresh_token`.
         :raises InvalidAuthorizationCode: the code was already used, or the end-user
             logged out since it was issued (:meth:`delete_state_for_subject_identifier`).
+        :raises InvalidTokenRequest: ``invalid_request``, a sealed token would be longer
+            than 4,096 characters; the code is not spent.
         :raises ValueError: ``access_token_value`` given with sealed access tokens.
         """
         if access_token_value is not None and not self.access_token_values_are_random:
@@ -210,8 +246,10 @@ class AuthorizationCodes(RefreshTokens):
         issued_at = float(self.clock())
         now = int(issued_at)
         access_value = access_token_value or new_token_value()
-        refresh_value = (new_token_value() if self.issues_refresh_tokens and issue_refresh_token
-                         else None)
+        wants_refresh = self.issues_refresh_tokens and issue_refresh_token
+        refresh_sealed = is_sealed(self.refresh_tokens)
+        # the value of a refresh token stored server-side (a sealed one's is its record)
+        refresh_value = new_token_value() if wants_refresh and not refresh_sealed else None
         grant = {
             "client_id": record["client_id"],
             "sub": record["sub"],
@@ -226,19 +264,37 @@ class AuthorizationCodes(RefreshTokens):
         if isinstance(record.get("sid"), str):  # the login session (see revoke_session)
             grant["sid"] = record["sid"]
         codes = self.authorization_codes
-        access_token: Optional[AccessToken] = None
-        refresh_token: Optional[str] = None
         # the tokens are dated ``issued_at``, taken before this read: if the logout comes
         # after it, they are refused at use
         if not record.get("used") and self._revoked_by_logout(record):
             raise InvalidAuthorizationCode("the end-user logged out after the code was issued")
+        if record.get("used"):
+            self._revoke_code_grant(record)
+            raise InvalidAuthorizationCode("authorization code already used")
+        access_token: Optional[AccessToken] = None
+        refresh_token: Optional[str] = None
+        access_sealed = is_sealed(self.access_tokens)
+        grant_id = grant_id_of(authorization_code)
+        # with every store server-side, the first access token is listed where a revocation
+        # deletes it (the "used" code record, the refresh token's record) and is read
+        # without the grant's mark; otherwise it carries the grant id, as later tokens do
+        tagged = self.stateless
+        access_grant = dict(grant, grant_id=grant_id) if tagged else grant
+        refresh_grant = dict(grant, grant_id=grant_id)
+        listed = None if tagged else access_value
+        # sealed tokens store nothing: made before the code is spent, so that a grant too
+        # large to seal fails without spending it
+        if access_sealed:
+            access_token = self._create_access_token(access_grant, now)
+        if wants_refresh and refresh_sealed:
+            refresh_token = self._create_refresh_token(refresh_grant, None, now)
         if is_sealed(codes):
             if codes.consume(authorization_code) is None:
+                # redeemed meanwhile (or revoked): what the other redemption issued goes
+                logger.warning("concurrent or repeated redemption of an authorization code")
+                self._revoke_grant(grant_id)
                 raise InvalidAuthorizationCode("authorization code already used")
         else:
-            if record.get("used"):
-                self._revoke_code_grant(record)
-                raise InvalidAuthorizationCode("authorization code already used")
             # the "used" record outlives the code, so a late replay still revokes the tokens;
             # it keeps what a replay needs, not the authentication request (half the bytes
             # to serialise and store)
@@ -246,18 +302,18 @@ class AuthorizationCodes(RefreshTokens):
             used = {name: record[name] for name in USED_CODE_FIELDS if name in record}
             used["used"] = True
             used["exp"] = keep_until
-            used["issued"] = {"access_token": access_value, "refresh_token": refresh_value}
-            tokens = self.access_tokens
-            tokens_sealed = is_sealed(tokens)
-            if (refresh_value is not None and not tokens_sealed
-                    and not is_sealed(self.refresh_tokens)):
+            used["issued"] = {"access_token": None if access_sealed else access_value,
+                              "refresh_token": refresh_value}
+            if tagged or wants_refresh:
+                used[GRANT_ID] = grant_id
+            if refresh_value is not None:
                 # written before the code is marked used, so a replay that finds the code
                 # used finds this token too and revokes it (no window after the mark);
                 # removed again if this redemption loses or the storage fails
-                refresh_token = self._create_refresh_token(grant, access_value, now,
+                refresh_token = self._create_refresh_token(refresh_grant, listed, now,
                                                            refresh_value)
             try:
-                if tokens_sealed:
+                if access_sealed:
                     replaced = codes.compare_and_set(authorization_code, record, used,
                                                      expires_at=keep_until)
                 else:
@@ -265,20 +321,20 @@ class AuthorizationCodes(RefreshTokens):
                     # round trip for both where the backend allows it (Redis, PostgreSQL);
                     # remembered before, so that a replay revoking it as soon as the code
                     # is marked used forgets it here too
-                    access_record = self._access_token_record(grant, now)
+                    access_record = self._access_token_record(access_grant, now)
                     self._cache_issued_access_token(access_value, access_record)
                     replaced = codes.compare_and_set_then_set(
                         authorization_code, record, used, keep_until,
-                        tokens, access_value, access_record, access_record["exp"])
+                        self.access_tokens, access_value, access_record, access_record["exp"])
             except Exception:
                 self._forget_access_token(access_value)
-                self._discard_refresh_token(refresh_token)
+                self._discard_refresh_token(refresh_value)
                 raise
-            if replaced and not tokens_sealed:
+            if replaced and not access_sealed:
                 access_token = AccessToken(access_value, self.access_token_lifetime)
             if not replaced:
                 self._forget_access_token(access_value)
-                self._discard_refresh_token(refresh_token)
+                self._discard_refresh_token(refresh_value)
                 current = codes.get(authorization_code)
                 if not isinstance(current, dict):
                     # gone since the record was read or cached (expired, deleted): the
@@ -289,13 +345,18 @@ class AuthorizationCodes(RefreshTokens):
                 raise InvalidAuthorizationCode("authorization code already used")
 
         if access_token is None:
-            access_token = self._create_access_token(grant, now, access_value)
+            access_token = self._create_access_token(access_grant, now, access_value)
         if refresh_value is not None and refresh_token is None:
-            refresh_token = self._create_refresh_token(grant, access_token.value, now,
+            refresh_token = self._create_refresh_token(refresh_grant, listed, now,
                                                        refresh_value)
         return access_token, refresh_token
 
     def _revoke_code_grant(self, used_record: Mapping[str, Any]) -> None:
+        """Revoke what a replayed code issued (RFC 6749 4.1.2): its grant's mark, and the
+        tokens its "used" record lists (those of an earlier version's record too)."""
+        grant_id = used_record.get(GRANT_ID)
+        if isinstance(grant_id, str) and grant_id:
+            self._revoke_grant(grant_id)
         issued = used_record.get("issued") or {}
         access = issued.get("access_token")
         if isinstance(access, str):

@@ -16,6 +16,8 @@ from ..message import AuthorizationRequest
 from ._codes import AuthorizationCodes
 from ._records import (
     GRANT_FIELDS,
+    GRANT_ID,
+    grant_id_of,
     is_sealed,
 )
 
@@ -55,6 +57,12 @@ class Pyop3Lookups(AuthorizationCodes):
             return None
         grant: dict[str, Any] = {k: record[k] for k in GRANT_FIELDS if k in record}
         grant["scope"] = record["scope"]
+        grant_id = record.get(GRANT_ID)
+        if isinstance(grant_id, str) and grant_id:  # the token's grant: revoked with it
+            grant[GRANT_ID] = grant_id
+            return self._create_refresh_token(grant, None, self._now())
+        # a grant of its own, listing the access token (revoking it deletes that token)
+        grant[GRANT_ID] = grant_id_of(access_token_value)
         return self._create_refresh_token(grant, access_token_value, self._now())
 
     def _code_record(self, authorization_code: Any) -> dict[str, Any]:

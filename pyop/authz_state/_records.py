@@ -11,24 +11,27 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Callable, ClassVar, Literal, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 from .._cache import TTLCache
+from ..exceptions import InvalidAuthenticationRequest, InvalidTokenRequest
 from ..storage import DictStorage, MemoryStorage, StorageBase, as_storage
 from ..subject_identifier import SubjectIdentifierFactory
 
-__all__ = ['StateBase', 'new_token_value', 'merge_record', 'is_sealed']
+__all__ = ['StateBase', 'new_token_value', 'merge_record', 'is_sealed', 'SealedValueTooLarge',
+           'grant_id_of', 'grant_mark_key']
 
 logger = logging.getLogger(__name__)
 
 
-#: Maximum number of refresh tokens followed when revoking a grant.
+#: Maximum number of refresh tokens of the previous version's layout (no grant id) followed
+#: when revoking a grant.
 MAX_GRANT_CHAIN = 1000
-#: Compare-and-set attempts to list an access token in its grant before the refresh is
-#: refused (each failed attempt means a concurrent refresh of the same grant succeeded).
+#: Compare-and-set attempts of a mark write against concurrent writers.
 MAX_GRANT_UPDATES = 16
-#: Outcome of listing an access token in its grant (``_remember_access_token``).
-Listing = Literal["listed", "gone", "rotated", "contended"]
+#: Longest code or token value looked up (:meth:`StateBase._live`), and longest sealed value
+#: issued (:meth:`StateBase._store`): what is issued can be read back.
+MAX_TOKEN_LENGTH = 4096
 #: Members of a grant that its access and refresh tokens carry over (``scope`` is set apart).
 GRANT_FIELDS = ("client_id", "sub", "user_id", "claims", "user_info", "sid")
 #: Members of a code record kept in its "used" record (with ``used``, ``exp``, ``issued``).
@@ -39,6 +42,43 @@ SUBJECT_CACHE_SIZE = 10_000
 ACCESS_TOKEN_CACHE_SIZE = 10_000
 #: ``token_type`` of the logout marks kept with the access tokens (never an access token).
 LOGOUT_MARK = "logout"
+#: ``token_type`` of the grant revocation marks kept with the access tokens.
+GRANT_MARK = "grant_revoked"
+#: Member of a token record naming its grant (checked against a grant revocation mark).
+GRANT_ID = "grant_id"
+
+
+class SealedValueTooLarge(InvalidTokenRequest):
+    """A sealed code or token would be longer than :data:`MAX_TOKEN_LENGTH` characters,
+    which no endpoint reads back: it is not issued (``invalid_request``)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"the grant is too large to be sealed into a {kind} of at most "
+            f"{MAX_TOKEN_LENGTH} characters (a smaller claims request, fewer claims carried, "
+            "or server-side storage)", oauth_error="invalid_request")
+
+
+def authorization_too_large(error: SealedValueTooLarge,
+                            request: Mapping[str, Any]) -> InvalidAuthenticationRequest:
+    """The error of an authorization whose code or token would not fit in a sealed value
+    (OIDC Core 3.1.2.6 ``invalid_request``). This layer has not verified the request's
+    ``redirect_uri``, so the error is not redirectable by itself."""
+    return InvalidAuthenticationRequest(str(error), request_dict(request), "invalid_request")
+
+
+def grant_id_of(value: str) -> str:
+    """The grant id derived from a code or refresh token value: 128 bits of SHA-256 of it
+    (never the value itself). Names the grant of a code (its tokens carry it) and of a
+    refresh token written without a grant id by an earlier version."""
+    digest = hashlib.sha256(b"pyop grant\x00" + value.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+def grant_mark_key(grant_id: str) -> str:
+    """The storage key of a grant's revocation mark: unlike any token value (no ``:`` in
+    those) and any logout mark."""
+    return f"grant:{grant_id}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -93,13 +133,6 @@ def check_cache_ttl(name: str, ttl: Any) -> None:
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))
                             or not 0 <= ttl < float("inf")):
         raise ValueError(f"{name} must be a number of seconds >= 0")
-
-
-def expired_entry(entry: Any, now: int) -> bool:
-    """Whether an ``[access token, exp]`` entry of a grant has expired (anything else is
-    kept: revoking the grant still tries it)."""
-    return (isinstance(entry, list) and len(entry) > 1 and isinstance(entry[1], (int, float))
-            and not isinstance(entry[1], bool) and entry[1] <= now)
 
 
 def is_sealed(store: Any) -> bool:
@@ -165,6 +198,7 @@ class StateBase:
     _issued_codes: Optional[TTLCache[str]]
     _issued_access_tokens: Optional[TTLCache[str]]
     _local_logouts: Optional[TTLCache[float]]
+    _local_grant_revocations: Optional[TTLCache[float]]
     _sealed_subjects: Optional[TTLCache[str]]
 
     # -- helpers -------------------------------------------------------------------------------
@@ -189,9 +223,14 @@ class StateBase:
 
         :param encoded: ``canonical_json(record)`` when the caller already made it:
             a :class:`~pyop.storage.MemoryStorage` then stores that text as is.
+        :raises SealedValueTooLarge: the sealed value would be longer than
+            :data:`MAX_TOKEN_LENGTH` (nothing is issued).
         """
         if is_sealed(db):
             sealed: str = db.seal(record, expires_at)  # type: ignore[attr-defined]
+            if len(sealed) > MAX_TOKEN_LENGTH:
+                raise SealedValueTooLarge(str(record.get("token_type", "token")).replace(
+                    "_", " "))
             return sealed
         value = value or new_token_value()
         if encoded is not None and type(db) is MemoryStorage:
@@ -202,7 +241,7 @@ class StateBase:
 
     def _live(self, db: StorageBase, value: Any) -> Optional[dict[str, Any]]:
         """The live record of a token value, or None (unknown, expired, malformed)."""
-        if not isinstance(value, str) or not value or len(value) > 4096:
+        if not isinstance(value, str) or not value or len(value) > MAX_TOKEN_LENGTH:
             return None
         record = db.get(value)
         if not isinstance(record, dict):

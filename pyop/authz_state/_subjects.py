@@ -14,9 +14,12 @@ from ..exceptions import (
 )
 from ..storage import StorageBase
 from ._records import (
+    GRANT_ID,
+    GRANT_MARK,
     LOGOUT_MARK,
     MAX_GRANT_UPDATES,
     StateBase,
+    grant_mark_key,
     is_sealed,
     is_time,
     logout_mark_key,
@@ -265,3 +268,52 @@ class SubjectIdentifiers(StateBase):
         if local is None or not isinstance(sub, str):
             return False
         return self._issued_by(record, local.get(sub))
+
+    # -- grant revocation marks (RFC 7009 2.1, RFC 6749 4.1.2, RFC 9700 4.14.2) ----------------
+
+    def _mark_lifetime(self) -> int:
+        """Seconds a mark is kept: the longest lifetime of a code or token it may refuse."""
+        return max(self.authorization_code_lifetime, self.access_token_lifetime,
+                   self.refresh_token_lifetime or 0) + 1
+
+    def _revoke_grant(self, grant_id: str) -> None:
+        """Revoke every token carrying ``grant_id``: one keyed write of a *grant revocation
+        mark*, with the logout marks (with the access tokens, or in the replay cache of
+        sealed ones), kept until the longest token lifetime has passed.
+
+        No token is looked for: the tokens of the grant carry its id and every use of one
+        reads the mark (:meth:`_grant_revoked`). The first mark stays: a grant revoked once
+        issues no token after it (its refresh tokens read the mark too), so the tokens it
+        refuses are those issued before it, which expire before it does."""
+        now = float(self.clock())
+        local = self._local_grant_revocations
+        if local is not None:
+            # before the mark is stored: a cached token of the grant is refused from now on
+            local.put(grant_id, now)
+            issued = self._issued_access_tokens
+            if issued is not None and len(local) >= local.max_size:
+                issued.clear()  # entries may be evicted: the cached tokens go too
+        mark = {"token_type": GRANT_MARK, "revoked_at": now}
+        self._logout_mark_store().add(grant_mark_key(grant_id), mark,
+                                      expires_at=now + self._mark_lifetime())
+
+    def _grant_revoked(self, grant_id: Any) -> bool:
+        """Whether a grant revocation mark exists for ``grant_id`` (one keyed read)."""
+        if not isinstance(grant_id, str) or not grant_id:
+            return False
+        mark = self._logout_mark_store().get(grant_mark_key(grant_id))
+        return isinstance(mark, dict) and mark.get("token_type") == GRANT_MARK
+
+    def _revoked_grant_of(self, record: Mapping[str, Any]) -> bool:
+        """Whether a token record names a grant that was revoked (no read for a record
+        without grant id: tokens listed where their revocation deletes them)."""
+        grant_id = record.get(GRANT_ID)
+        return grant_id is not None and self._grant_revoked(grant_id)
+
+    def _locally_revoked_grant(self, record: Mapping[str, Any]) -> bool:
+        """:meth:`_revoked_grant_of` for the revocations made through this process only
+        (no read: for the tokens this process answers from memory)."""
+        local = self._local_grant_revocations
+        grant_id = record.get(GRANT_ID)
+        return (local is not None and isinstance(grant_id, str)
+                and local.get(grant_id) is not None)

@@ -18,6 +18,7 @@ from support.grants import (
     CLIENT_ID,
     Grant,
     HookedStore,
+    Interleaving,
     Jitter,
     refresh_at_every_point_of_a_revocation,
     revocation_at_every_point_of_a_refresh,
@@ -27,6 +28,7 @@ from support.races import race
 from pyop.authz_state import AuthorizationState
 from pyop.exceptions import InvalidAccessToken, InvalidRefreshToken
 from pyop.storage import MemoryStorage, StorageBase
+from pyop.storage.base import canonical_json
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
 from .conftest import Backend, backend_params
@@ -44,9 +46,16 @@ def _pair(backend: Backend) -> tuple[StorageBase, StorageBase]:
     return backend.make(), backend.make()
 
 
-def _assert_empty(*stores: StorageBase) -> None:
-    for store in stores:
-        assert list(store.keys()) == []
+def _assert_no_usable_token(state: AuthorizationState, access: StorageBase,
+                            refresh: StorageBase) -> None:
+    """What the stores still hold (the grants' revocation marks, token records refused by
+    them, rotated records) is refused, and expires by itself."""
+    for key in list(access.keys()):
+        if not key.startswith("grant:"):
+            with pytest.raises(InvalidAccessToken):
+                state.get_access_token(key)
+    for key in list(refresh.keys()):
+        assert state.get_refresh_token(key) is None
 
 
 @pytest.mark.parametrize("chained", [False, True], ids=["revoke-this", "revoke-ancestor"])
@@ -126,10 +135,41 @@ def test_thread_race_refreshes_and_revocation(race_backend: Backend) -> None:
     results = race(operation, rounds=ROUNDS, threads=THREADS)
     for outcomes in results:
         assert outcomes.count("revoked") == 1, outcomes
-    _assert_empty(access_first, refresh_first)
     check = states[0]
+    _assert_no_usable_token(check, access_first, refresh_first)
     for value in issued:
         with pytest.raises(InvalidAccessToken):
             check.get_access_token(value)
         with pytest.raises(InvalidRefreshToken):
             check.use_refresh_token(value, CLIENT_ID)
+
+
+#: Refreshes of one refresh token before its record and its revocation are measured again.
+REFRESHES = 200
+
+
+def test_grant_record_and_revocation_constant_on_the_backend(race_backend: Backend) -> None:
+    """On each backend: after 200 refreshes the refresh token's stored record is the one
+    stored after the first (not rewritten, same bytes), and its revocation makes the same
+    storage calls as after one refresh; every token of the grant is refused after it."""
+
+    def measure(refreshes: int) -> list[tuple[str, str]]:
+        access, refresh = _pair(race_backend)
+        grant = Grant(race_backend.now, stores=(access, refresh))
+        token = grant.chain[0]
+        first_size = 0
+        for n in range(refreshes):
+            result = grant.refresh_now(rotate=False)
+            assert result is not None
+            if n == 0:
+                first_size = len(canonical_json(refresh.get(token)).encode())
+        assert len(canonical_json(refresh.get(token)).encode()) == first_size
+        probe = Interleaving()
+        grant.observe(probe)
+        grant.state.revoke_refresh_token(token)
+        grant.assert_dead()
+        return probe.calls
+
+    one = measure(1)
+    assert one == measure(REFRESHES)
+    assert len(one) == 4

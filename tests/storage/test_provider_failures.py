@@ -150,16 +150,19 @@ def test_failure_writing_the_rotated_refresh_token(failing: Stores,
     assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "ok"
 
 
-def test_failure_recording_the_refreshed_access_token(failing: Stores,
-                                                      signing_key: SigningKey) -> None:
-    """Without rotation, the grant lists the new access token by a compare-and-set after
-    storing it; when that fails, the token (never sent) is removed."""
+def test_failure_storing_the_refreshed_access_token(failing: Stores,
+                                                    signing_key: SigningKey) -> None:
+    """Without rotation, a refresh writes its access token and nothing else (the grant's
+    record is not rewritten): when that write fails, nothing changed and the client can
+    refresh again."""
     provider = make_provider(failing, signing_key, refresh_token_threshold=None)
     tokens = exchange(provider, authorize(provider))
-    failing.refresh_tokens.failing.add("compare_and_set")
+    record = failing.refresh_tokens.inner.get(tokens["refresh_token"])
+    failing.access_tokens.failing.add("set")
     _storage_error(lambda: refresh(provider, tokens["refresh_token"]))
-    failing.refresh_tokens.failing.clear()
+    failing.access_tokens.failing.clear()
     assert _readable(failing.access_tokens) == [tokens["access_token"]]
+    assert failing.refresh_tokens.inner.get(tokens["refresh_token"]) == record
     assert outcome(lambda: refresh(provider, tokens["refresh_token"])) == "ok"
 
 
