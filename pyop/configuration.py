@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .client_assertion import HMAC_ALGS, assertion_signing_algs, method_for_alg
 from .crypto import SUPPORTED_ALGS
+from .dpop import check_dpop_signing_algs
 from .exceptions import InvalidConfiguration
 from .message import ProviderConfigurationResponse
 from .request_object import DEFAULT_MAX_REQUEST_OBJECT_LIFETIME, DEFAULT_REQUEST_OBJECT_SIGNING_ALGS
@@ -167,6 +168,7 @@ class Configuration:
         self._check_registrable_auth_methods(config)
         self._check_signing_algs(config)
         self._check_response_and_subject_types(config)
+        self._check_dpop_signing_algs(config)
         try:
             config.verify()
         except Exception as e:  # oic raises several unrelated types
@@ -241,6 +243,17 @@ class Configuration:
                         f"{name}: none needs allow_unsigned_request_objects=True")
             elif alg not in SUPPORTED_ALGS:
                 raise InvalidConfiguration(f"{name}: unsupported alg {alg!r}")
+
+    @staticmethod
+    def _check_dpop_signing_algs(config: ProviderConfigurationResponse) -> None:
+        """``dpop_signing_alg_values_supported`` (RFC 9449 5.1): when configured, DPoP is
+        enabled with these asymmetric algorithms (RFC 9449 4.3 point 5)."""
+        name = "dpop_signing_alg_values_supported"
+        if name in config:
+            try:
+                check_dpop_signing_algs(config[name])
+            except ValueError as e:
+                raise InvalidConfiguration(f"{name}: {e}") from e
 
     @staticmethod
     def _check_assertion_signing_algs(config: ProviderConfigurationResponse) -> None:

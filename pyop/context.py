@@ -19,6 +19,7 @@ from .client_assertion import ClientAssertionVerifier
 from .client_keys import ClientKeys
 from .client_registry import ClientRegistry
 from .configuration import Configuration
+from .dpop import DPoPSettings
 from .exceptions import InvalidTokenRequest
 from .key_set import KeySet
 from .registration import RegistrationSettings
@@ -64,6 +65,8 @@ class ProviderContext:
         #: Delivers back-channel Logout Tokens (``sender(requests) -> results``), or None:
         #: the requests are handed to the host (see :mod:`pyop.logout_notifications`).
         self.backchannel_logout_sender: Optional[Callable[[Any], Any]] = None
+        #: DPoP (RFC 9449): accepted algorithms, proof window, replay store, nonces.
+        self.dpop = DPoPSettings()
 
     def now(self) -> int:
         """The current UNIX time, in whole seconds."""

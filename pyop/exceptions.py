@@ -53,6 +53,9 @@ __all__ = [
     "IdTokenHintMismatch",
     "ReauthenticationRequired",
     "UnmetAuthenticationRequirements",
+    "InvalidDPoPProof",
+    "UseDPoPNonce",
+    "DPoPTokenError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -406,11 +409,73 @@ class TokenWithoutEndUser(InsufficientScope):
     403 ``insufficient_scope``."""
 
 
+class InvalidDPoPProof(InvalidTokenRequest):
+    """A token request whose DPoP proof is missing, malformed or invalid (RFC 9449 4.3,
+    5): 400 ``invalid_dpop_proof``. :attr:`headers` are the response headers to add
+    (``DPoP-Nonce`` for :class:`UseDPoPNonce`)."""
+
+    default_oauth_error = "invalid_dpop_proof"
+
+    def __init__(self, message: str = "", parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: Optional[str] = None, *,
+                 headers: Optional[Mapping[str, str]] = None) -> None:
+        super().__init__(message, parsed_request, oauth_error)
+        #: Response headers the host adds to the error response.
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The DPoP proof lacks the server nonce, or has a stale one (RFC 9449 8): 400
+    ``use_dpop_nonce``; send ``error.headers`` (``DPoP-Nonce: <nonce>``) with it."""
+
+    default_oauth_error = "use_dpop_nonce"
+
+
 class InvalidUserinfoRequest(BearerTokenError):
     """Malformed UserInfo request, e.g. a token in several places (RFC 6750 2): 400."""
 
     default_oauth_error = "invalid_request"
     http_status = 400
+
+
+class DPoPTokenError(BearerTokenError):
+    """A request to a protected resource (UserInfo) with a DPoP-bound access token, or the
+    ``DPoP`` scheme, that fails (RFC 9449 7.1): 401 with a ``DPoP`` challenge naming the
+    error and the accepted ``algs``; ``invalid_dpop_proof`` (missing or invalid proof,
+    proof of another key), ``invalid_token`` (e.g. a DPoP-bound token sent as a bearer
+    token, RFC 9449 7.2), ``use_dpop_nonce`` (RFC 9449 9), or the error of the request
+    otherwise (e.g. 403 ``insufficient_scope``). Send ``error.headers``.
+    """
+
+    def __init__(self, message: str = "", oauth_error: Optional[str] = None,
+                 http_status: Optional[int] = None, *, algs: Any = (),
+                 nonce: Optional[str] = None, token_missing: bool = False) -> None:
+        super().__init__(message, oauth_error, http_status, token_missing=token_missing)
+        #: The JWS algs accepted for DPoP proofs (the challenge's ``algs``).
+        self.algs: list[str] = [alg for alg in algs if isinstance(alg, str)]
+        #: A server nonce to send as ``DPoP-Nonce`` (RFC 9449 9), or None.
+        self.nonce = nonce
+
+    @property
+    def www_authenticate(self) -> str:
+        """``WWW-Authenticate`` header value: a ``DPoP`` challenge (RFC 9449 7.1)."""
+        params = []
+        if not self.token_missing:
+            params.append(f'error="{self.oauth_error}"')
+            description = str(self).replace("\\", "").replace('"', "'")
+            if description:
+                params.append(f'error_description="{description}"')
+        if self.algs:
+            params.append(f'algs="{" ".join(self.algs)}"')
+        return "DPoP " + ", ".join(params) if params else "DPoP"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers: ``WWW-Authenticate`` and, with a nonce, ``DPoP-Nonce``."""
+        headers = {"WWW-Authenticate": self.www_authenticate}
+        if self.nonce is not None:
+            headers["DPoP-Nonce"] = self.nonce
+        return headers
 
 
 class InvalidClientRegistrationRequest(InvalidRequestError):

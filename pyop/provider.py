@@ -36,6 +36,7 @@ from .client_management import DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
 from .client_registry import ClientRegistry
 from .configuration import Configuration
 from .context import ProviderContext
+from .dpop import DEFAULT_CLOCK_SKEW, DEFAULT_PROOF_LIFETIME, DPoPSettings, TimeBasedDPoPNonces
 from .endpoints import (
     authorization,
     end_session,
@@ -308,6 +309,16 @@ class Provider:
     :param prompt_create: accept ``prompt=create`` (OpenID Connect Initiating User
         Registration 1.0) and list it in ``prompt_values_supported``. Off by default (a
         request with it is refused as an unknown prompt value, as before).
+    :param dpop_proof_lifetime: seconds a DPoP proof is accepted after its ``iat``
+        (default 60; RFC 9449 11.1). DPoP itself is enabled by the metadata member
+        ``dpop_signing_alg_values_supported`` (see :doc:`fapi`).
+    :param dpop_clock_skew: seconds a DPoP proof's ``iat`` may be ahead of the clock
+        (default 5).
+    :param dpop_nonces: require server nonces in DPoP proofs (RFC 9449 8, 9): a
+        :class:`~pyop.dpop.DPoPNonceProvider`, or True for
+        :class:`~pyop.dpop.TimeBasedDPoPNonces` with a random per-process secret (one
+        worker only; give several workers one made with a shared secret). None (default):
+        no nonces.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -415,6 +426,9 @@ class Provider:
         session_lifetime: int = 86400,
         logout_token_lifetime: int = 120,
         prompt_create: bool = False,
+        dpop_proof_lifetime: int = DEFAULT_PROOF_LIFETIME,
+        dpop_clock_skew: int = DEFAULT_CLOCK_SKEW,
+        dpop_nonces: Any = None,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -468,6 +482,16 @@ class Provider:
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_REGISTRATION_CHECKS]
+        if dpop_nonces is True:
+            dpop_nonces = TimeBasedDPoPNonces(clock=lambda: self.clock())
+        try:
+            self._context.dpop = DPoPSettings(
+                lambda: configuration.metadata.get("dpop_signing_alg_values_supported"),
+                replay_store=_replay_store(authz_state, client_assertion_replay_store),
+                proof_lifetime=dpop_proof_lifetime, clock_skew=dpop_clock_skew,
+                nonces=dpop_nonces or None)
+        except ValueError as e:
+            raise InvalidConfiguration(str(e)) from e
         self._context.registration = RegistrationSettings(
             registration_limits or RegistrationLimits(), registration_policy,
             initial_access_tokens, registered_client_lifetime)
@@ -661,14 +685,20 @@ class Provider:
     # -- token endpoint, introspection, revocation (RFC 6749, 7662, 7009) ------------------------
 
     def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
-                             extra_id_token_claims: ExtraClaims = None) -> AccessTokenResponse:
+                             extra_id_token_claims: ExtraClaims = None, *,
+                             http_method: Optional[str] = None,
+                             http_url: Optional[str] = None) -> AccessTokenResponse:
         """Handle a token request: ``authorization_code``, ``refresh_token`` or
         ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4). Send the result with
         ``Cache-Control: no-store`` (RFC 6749 5.1).
 
+        ``http_method`` and ``http_url`` describe the request for DPoP proofs (RFC 9449
+        4.3; default ``POST`` and the ``token_endpoint`` metadata).
+
         Details: :func:`pyop.endpoints.token.handle_token_request`."""
         return token.handle_token_request(self._context, request_body, http_headers,
-                                          extra_id_token_claims)
+                                          extra_id_token_claims, http_method=http_method,
+                                          http_url=http_url)
 
     def handle_introspection_request(self, request_body: Any, http_headers: Optional[Any] = None
                                      ) -> TokenIntrospectionResponse:
@@ -689,18 +719,27 @@ class Provider:
 
     def handle_userinfo_request(self, request: Any = None,
                                 http_headers: Optional[Any] = None, *,
-                                http_method: Optional[str] = None) -> UserinfoResponse:
+                                http_method: Optional[str] = None,
+                                http_url: Optional[str] = None) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
         ``request`` is the form body of a POST or the query string of a GET; an
         ``access_token`` in it counts as a form body parameter (RFC 6750 2.2) when
         ``http_method`` is ``"POST"`` or, without ``http_method``, when ``http_headers``
         has ``Content-Type: application/x-www-form-urlencoded``; otherwise it is a query
-        parameter, refused unless ``userinfo_token_in_query``.
+        parameter, refused unless ``userinfo_token_in_query``. ``http_method`` and
+        ``http_url`` (default: the ``userinfo_endpoint`` metadata) are what a DPoP proof
+        must name (RFC 9449 7).
 
         Details: :func:`pyop.endpoints.userinfo.handle_userinfo_request`."""
         return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers,
-                                                         http_method=http_method)
+                                                         http_method=http_method,
+                                                         http_url=http_url)
+
+    def dpop_nonce(self) -> Optional[str]:
+        """A server nonce for DPoP proofs to send in a ``DPoP-Nonce`` response header
+        (RFC 9449 8.2, 9), or None when ``dpop_nonces`` is not configured."""
+        return self._context.dpop.nonce()
 
     # -- registration (OIDC Dynamic Registration, RFC 7591, RFC 7592) ----------------------------
 

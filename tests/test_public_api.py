@@ -41,7 +41,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "InvalidClientRegistrationRequest", "InvalidRegistrationAccessToken",
         "InvalidSubjectIdentifier",
         "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError", "UnknownUser",
-        "IdTokenHintMismatch", "ReauthenticationRequired", "UnmetAuthenticationRequirements"],
+        "IdTokenHintMismatch", "ReauthenticationRequired", "UnmetAuthenticationRequirements",
+        "InvalidDPoPProof", "UseDPoPNonce", "DPoPTokenError"],
     "pyop.misuse_checks": ["KNOWN_CONFIGURATION_KEYS", "check_claims_source",
                            "unknown_configuration_keys", "warn_unknown_configuration_keys"],
     "pyop.id_token": ["create_id_token", "verify_id_token_hint", "PROTECTED_CLAIMS"],
@@ -101,6 +102,12 @@ PUBLIC_API: dict[str, list[str]] = {
                             "MAX_RSA_MODULUS_BITS", "MAX_RSA_EXPONENT",
                             "REQUEST_OBJECT_TYPES", "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME"],
     "pyop.jwt_checks": ["MAX_JTI_LENGTH", "is_numeric_date", "jwt_type", "use_jti_once"],
+    "pyop.dpop": ["DEFAULT_DPOP_SIGNING_ALGS", "DPOP_PROOF_TYPE", "DPoPNonceProvider",
+                  "DPoPProof", "DPoPSettings", "TimeBasedDPoPNonces", "access_token_hash",
+                  "as_dpop_error", "check_dpop_bound_request", "check_dpop_jkt_parameter",
+                  "check_dpop_signing_algs", "client_requires_dpop", "cnf_matches",
+                  "code_binding_matches", "dpop_scheme_token", "is_dpop_bound",
+                  "normalize_htu", "token_request_proof", "verify_dpop_proof"],
 }
 
 #: Imports of pyop 3's README that must keep working.

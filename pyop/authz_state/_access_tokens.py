@@ -16,6 +16,7 @@ from ..exceptions import (
 from ..storage.base import canonical_json
 from ..util import claims_request_member
 from ._records import (
+    DPOP_TOKEN_TYPE,
     SealedValueTooLarge,
     authorization_too_large,
     cached_json,
@@ -26,6 +27,15 @@ from ._records import (
 from ._subjects import SubjectIdentifiers
 
 logger = logging.getLogger(__name__)
+
+
+def token_type_of(record: Mapping[str, Any]) -> str:
+    """``DPoP`` for an access token bound to a DPoP key (``cnf.jkt``, RFC 9449 5), else
+    ``Bearer``."""
+    cnf = record.get("cnf")
+    if isinstance(cnf, Mapping) and "jkt" in cnf:
+        return DPOP_TOKEN_TYPE
+    return AccessToken.BEARER_TOKEN_TYPE
 
 
 class AccessTokens(SubjectIdentifiers):
@@ -55,7 +65,7 @@ class AccessTokens(SubjectIdentifiers):
             if value is not None:
                 self._forget_access_token(value)
             raise
-        return AccessToken(stored, self.access_token_lifetime)
+        return AccessToken(stored, self.access_token_lifetime, token_type_of(record))
 
     def _cache_issued_access_token(self, value: str, record: Mapping[str, Any]) -> None:
         """Remember a token this process is storing (``access_token_cache_ttl``)."""
@@ -134,14 +144,19 @@ class AccessTokens(SubjectIdentifiers):
         except SealedValueTooLarge as error:
             raise authorization_too_large(error, authorization_request) from error
 
-    def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
+    def create_client_access_token(self, client_id: str, scope: Sequence[str], *,
+                                   cnf: Optional[Mapping[str, Any]] = None) -> AccessToken:
         """Issue an access token to a client for itself (``client_credentials``, RFC 6749 4.4).
 
         The record has the client and the scope, and no ``sub`` or ``user_id``: no
         end-user is involved. No refresh token goes with it (RFC 6749 4.4.3).
+
+        :param cnf: the key the token is bound to (RFC 7800 3.1; ``jkt``, RFC 9449 6).
         """
-        grant = {"client_id": client_id, "scope": " ".join(scope),
-                 "grant_type": "client_credentials"}
+        grant: dict[str, Any] = {"client_id": client_id, "scope": " ".join(scope),
+                                 "grant_type": "client_credentials"}
+        if cnf:
+            grant["cnf"] = dict(cnf)
         return self._create_access_token(grant, self._now())
 
     def introspect_access_token(self, access_token_value: Any) -> dict[str, Any]:
@@ -162,7 +177,9 @@ class AccessTokens(SubjectIdentifiers):
                 result[name] = record[name]
         if "client_id" in record:
             result["aud"] = [record["client_id"]]
-        result["token_type"] = AccessToken.BEARER_TOKEN_TYPE
+        result["token_type"] = token_type_of(record)
+        if isinstance(record.get("cnf"), dict):  # RFC 9449 6.2, RFC 8705 3.2
+            result["cnf"] = dict(record["cnf"])
         return result
 
     def get_access_token(self, access_token_value: Any) -> dict[str, Any]:

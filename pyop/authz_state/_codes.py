@@ -213,7 +213,10 @@ class AuthorizationCodes(RefreshTokens):
     def redeem_authorization_code(
             self, authorization_code: str, record: Mapping[str, Any], *,
             access_token_value: Optional[str] = None,
-            issue_refresh_token: bool = True) -> tuple[AccessToken, Optional[str]]:
+            issue_refresh_token: bool = True,
+            access_token_cnf: Optional[Mapping[str, Any]] = None,
+            refresh_token_cnf: Optional[Mapping[str, Any]] = None
+            ) -> tuple[AccessToken, Optional[str]]:
         """Exchange a code for an access token (and refresh token), exactly once.
 
         The code record is atomically replaced by a "used" record naming the
@@ -234,6 +237,10 @@ class AuthorizationCodes(RefreshTokens):
         :param issue_refresh_token: False issues no refresh token (even when
             ``refresh_token_lifetime`` is set): pyop 3's :meth:`exchange_code_for_token`
             left that to :meth:`create_refresh_token`.
+        :param access_token_cnf: the key the access token is bound to (RFC 7800 3.1;
+            ``jkt`` of a DPoP proof, RFC 9449 6), kept in its record as ``cnf``.
+        :param refresh_token_cnf: likewise for the refresh token (a public client's,
+            RFC 9449 5): using it then needs a proof of the same key.
         :raises InvalidAuthorizationCode: the code was already used, or the end-user
             logged out since it was issued (:meth:`delete_state_for_subject_identifier`).
         :raises InvalidTokenRequest: ``invalid_request``, a sealed token would be longer
@@ -281,6 +288,10 @@ class AuthorizationCodes(RefreshTokens):
         tagged = self.stateless
         access_grant = dict(grant, grant_id=grant_id) if tagged else grant
         refresh_grant = dict(grant, grant_id=grant_id)
+        if access_token_cnf:
+            access_grant = dict(access_grant, cnf=dict(access_token_cnf))
+        if refresh_token_cnf:
+            refresh_grant["cnf"] = dict(refresh_token_cnf)
         listed = None if tagged else access_value
         # sealed tokens store nothing: made before the code is spent, so that a grant too
         # large to seal fails without spending it

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional, overload
 
 from ..access_token import AccessToken
+from ..dpop import cnf_matches
 from ..exceptions import (
     InvalidRefreshToken,
     InvalidScope,
@@ -93,7 +94,8 @@ class RefreshTokens(AccessTokens):
         return access_token, new_refresh
 
     def refresh_access_token(self, refresh_token: Any, client_id: str,
-                             scope: Optional[Sequence[str]] = None, *, rotate: bool = False
+                             scope: Optional[Sequence[str]] = None, *, rotate: bool = False,
+                             cnf: Optional[Mapping[str, Any]] = None
                              ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
         """Issue a new access token from a refresh token (RFC 6749 6).
 
@@ -103,6 +105,11 @@ class RefreshTokens(AccessTokens):
         replaying a rotated token revokes the grant (RFC 9700 4.14.2).
 
         ``rotate=True`` always rotates (public clients, RFC 9700 4.14.2).
+
+        ``cnf``: the key the request proved possession of (RFC 7800 3.1; ``jkt`` for a DPoP
+        proof, RFC 9449 6): the new access token is bound to it. A refresh token bound to
+        a key (its record's ``cnf``: a public client's, RFC 9449 5) is refused unless
+        ``cnf`` names the same key.
 
         A refresh racing a revocation of its grant (:meth:`revoke_refresh_token`, in this
         or another process) is linearizable: either it takes effect before the
@@ -131,6 +138,9 @@ class RefreshTokens(AccessTokens):
             raise InvalidRefreshToken("unknown or expired refresh token")
         if record.get("client_id") != client_id:
             raise InvalidRefreshToken("refresh token of another client")
+        if not cnf_matches(record.get("cnf"), cnf):
+            raise InvalidRefreshToken("the refresh token is bound to a key the request "
+                                      "did not prove possession of")
         # the new tokens are dated before the marks are read: a logout or revocation after
         # the reads revokes them too
         issued_at = float(self.clock())
@@ -156,6 +166,9 @@ class RefreshTokens(AccessTokens):
         grant["scope"] = " ".join(new_scope)
         grant["issued_at"] = issued_at
         grant[GRANT_ID] = grant_id
+        grant.pop("cnf", None)  # the refresh token's own binding: the access token's is
+        if cnf:                 # the one proved now
+            grant["cnf"] = dict(cnf)
         threshold = self.refresh_token_threshold
         rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
         if is_sealed(self.refresh_tokens):
@@ -208,6 +221,9 @@ class RefreshTokens(AccessTokens):
             return access_token, None, record
         full_grant = dict(grant)
         full_grant["scope"] = record["scope"]
+        full_grant.pop("cnf", None)
+        if "cnf" in record:  # the refresh token keeps its own binding
+            full_grant["cnf"] = record["cnf"]
         try:
             new_refresh = self._create_refresh_token(full_grant, None, now)
         except Exception:

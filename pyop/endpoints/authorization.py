@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Optional, cast
 
-from .. import claims_policy
+from .. import claims_policy, dpop
 from ..claims_policy import ExtraClaims
 from ..client_management import (
     client_allowed_claims,
@@ -121,6 +121,7 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
             validator(authn_req)
         _narrow_claims_to_allow_list(authn_req, client)
         _check_id_token_hint(ctx, authn_req)
+        dpop.check_dpop_jkt_parameter(ctx.dpop, authn_req)
         if REQUEST_TIME_MEMBER in authn_req:
             del authn_req[REQUEST_TIME_MEMBER]  # only the provider sets it
         if _login_required(authn_req) or claims_policy.effective_max_age(

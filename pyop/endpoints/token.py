@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from .. import dpop
 from ..context import ProviderContext
 from ..exceptions import InvalidTokenRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants.base import GrantRequest
@@ -31,7 +32,9 @@ def _invalid_request(message: str) -> InvalidTokenRequest:
 
 def handle_token_request(ctx: ProviderContext, request_body: Any,
                          http_headers: Optional[Any] = None,
-                         extra_id_token_claims: Any = None) -> AccessTokenResponse:
+                         extra_id_token_claims: Any = None, *,
+                         http_method: Optional[str] = None,
+                         http_url: Optional[str] = None) -> AccessTokenResponse:
     """A token request (RFC 6749 3.2): 1. parameters, each once; 2. client
     authentication; 3. a ``grant_type`` the provider supports and the client registered;
     4. its handler (``ctx.grant_handlers``).
@@ -43,7 +46,12 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
         A ``Content-Type`` other than ``application/x-www-form-urlencoded`` is refused
         (RFC 6749 3.2, 4.1.3); headers without one are accepted, as in pyop 3.
     :param extra_id_token_claims: a dict or ``(user_id, client_id) -> dict``.
+    :param http_method: the request's HTTP method (default ``POST``) and
+    :param http_url: the URL the client called (default: the ``token_endpoint``
+        metadata): what a DPoP proof must name (``htm``, ``htu``; RFC 9449 4.3).
     :raises InvalidClientAuthentication: 401 ``invalid_client``.
+    :raises InvalidDPoPProof: 400 ``invalid_dpop_proof`` (RFC 9449 5); ``use_dpop_nonce``
+        with ``error.headers`` (``DPoP-Nonce``) when a server nonce is needed (8).
     :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...;
         ``unauthorized_client`` when the provider has no key for the client's
         ``id_token_signed_response_alg``, before the code is spent).
@@ -65,6 +73,11 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
     registered = client.get("grant_types")
     if registered is not None and grant_type not in registered:
         raise UnauthorizedClient("the client is not registered for this grant_type")
+    proof = dpop.token_request_proof(
+        ctx.dpop, http_headers, method=(http_method or "POST").upper(),
+        url=http_url or ctx.configuration.metadata.get("token_endpoint"), client=client,
+        now=ctx.clock())
     response: AccessTokenResponse = handler(
-        ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims))
+        ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims,
+                          proof.cnf if proof is not None else None, proof))
     return response

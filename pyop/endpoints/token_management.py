@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from .. import dpop
 from ..client_management import narrow_scope
 from ..context import ProviderContext
 from ..exceptions import InvalidAccessToken, InvalidClientAuthentication, InvalidRequestError
@@ -40,7 +41,8 @@ def handle_introspection_request(ctx: ProviderContext, request_body: Any,
     rotated, or of another client -- gets ``{"active": false}``. A token of the
     ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
     ``sub`` (RFC 7662 2.2). ``scope`` is the token's, narrowed to the client's ``scope``
-    allow-list as it is now (RFC 7591 2), as at UserInfo. Send the result's ``to_json()`` with
+    allow-list as it is now (RFC 7591 2), as at UserInfo. A token bound to a key has its
+    ``cnf`` (RFC 9449 6.2, RFC 8705 3.2) and, for a DPoP key, ``token_type`` ``DPoP``. Send the result's ``to_json()`` with
     ``Cache-Control: no-store``.
 
     :param request_body: the form-encoded body (``token``, optional
@@ -62,8 +64,11 @@ def handle_introspection_request(ctx: ProviderContext, request_body: Any,
     response = TokenIntrospectionResponse(
         active=True, scope=scope, client_id=client_id,
         exp=record.get("exp"), iat=record.get("iat"),
-        token_type="Bearer" if token_type == "access_token" else "refresh_token",
+        token_type=(("DPoP" if dpop.is_dpop_bound(record) else "Bearer")
+                    if token_type == "access_token" else "refresh_token"),
         iss=ctx.issuer)
+    if isinstance(record.get("cnf"), dict):  # the key the token is bound to (RFC 9449 6.2)
+        response["cnf"] = dict(record["cnf"])
     if record.get("sub") is not None:  # client_credentials tokens have no end-user
         response["sub"] = record["sub"]
     return response

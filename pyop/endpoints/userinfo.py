@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
-from .. import claims_policy
+from .. import claims_policy, dpop
 from ..access_token import extract_bearer_token_from_http_request, get_header
 from ..client_management import narrow_claims, narrow_scope
 from ..context import ProviderContext
 from ..exceptions import (
+    BearerTokenError,
     InsufficientScope,
     InvalidAccessToken,
     InvalidUserinfoRequest,
@@ -34,7 +35,8 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
                             http_headers: Optional[Any] = None, *,
-                            http_method: Optional[str] = None) -> UserinfoResponse:
+                            http_method: Optional[str] = None,
+                            http_url: Optional[str] = None) -> UserinfoResponse:
     """A UserInfo request (OIDC Core 5.3): 1. the bearer token and its record; 2. its
     client, still registered; 3. an end-user and the ``openid`` scope; 4. the claims of
     the scope and ``claims`` request within the client's allow-lists; 5. signed when the
@@ -49,6 +51,8 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
     :param request: the form body (POST) or query string (GET), possibly empty.
     :param http_headers: the request headers; ``Authorization: Bearer ...``.
     :param http_method: the HTTP method, when the host passes it: see below.
+    :param http_url: the URL the client called (default: the ``userinfo_endpoint``
+        metadata), for DPoP proofs (``htu``, RFC 9449 4.3).
     :raises BearerTokenError: no token (401 ``invalid_token``).
     :raises InvalidUserinfoRequest: token in several places, malformed request, or a
         token in the URL query (400).
@@ -59,6 +63,9 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
         client's registered ``userinfo_signed_response_alg`` (logged as an error).
     :raises TokenWithoutEndUser: a ``client_credentials`` token of a client that
         still exists (403; an :class:`InsufficientScope`).
+    :raises DPoPTokenError: with DPoP enabled, a request with ``Authorization: DPoP``
+        whose proof, token or claims fail (the error above as a ``DPoP`` challenge), or a
+        DPoP-bound token sent as a bearer token (401, RFC 9449 7).
 
     The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
     narrow the claims released.
@@ -70,7 +77,26 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
     is a URL query parameter (RFC 6750 2.3), refused unless the provider was created
     with ``userinfo_token_in_query=True``: RFC 9700 4.3.2 forbids clients to send
     access tokens in the query, where browser histories and server logs keep them.
+
+    With DPoP (RFC 9449 7), a DPoP-bound token comes as ``Authorization: DPoP <token>``
+    with a ``DPoP`` proof of the request (``htm`` is ``http_method``, or without it
+    ``POST`` for a form body and ``GET`` otherwise) made with the token's key.
     """
+    dpop_token = (dpop.dpop_scheme_token(get_header(http_headers, "Authorization"))
+                  if ctx.dpop.enabled else None)
+    try:
+        return _handle(ctx, request, http_headers, http_method, http_url, dpop_token)
+    except BearerTokenError as error:
+        if dpop_token is None:
+            raise
+        raise dpop.as_dpop_error(ctx.dpop, error) from None
+
+
+def _handle(ctx: ProviderContext, request: Any, http_headers: Optional[Any],
+            http_method: Optional[str], http_url: Optional[str],
+            dpop_token: Optional[str]) -> UserinfoResponse:
+    """:func:`handle_userinfo_request` once the ``Authorization`` scheme is known
+    (``dpop_token``: the token of a ``DPoP`` one)."""
     parameters = parse_parameters(request, ctx.configuration.max_request_size,
                                   InvalidUserinfoRequest)
     if ("access_token" in parameters and not ctx.configuration.userinfo_token_in_query
@@ -78,11 +104,21 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
         raise InvalidUserinfoRequest(
             "access token in the URL query: send it in the Authorization header "
             "(RFC 6750 2.1, RFC 9700 4.3.2)")
-    token = extract_bearer_token_from_http_request(
-        parameters, get_header(http_headers, "Authorization"))
+    if dpop_token is not None:
+        if "access_token" in parameters:
+            raise InvalidUserinfoRequest("access token given in more than one place")
+        token = dpop_token
+    else:
+        token = extract_bearer_token_from_http_request(
+            parameters, get_header(http_headers, "Authorization"))
     if not is_valid_identifier(token):  # never looked up (see is_valid_identifier)
         raise InvalidAccessToken("the access token is unknown, expired or revoked")
     record = ctx.authz_state.get_access_token(token)
+    dpop.check_dpop_bound_request(
+        ctx.dpop, record, token, dpop_scheme=dpop_token is not None, http_headers=http_headers,
+        method=http_method.upper() if isinstance(http_method, str) else (
+            "POST" if _is_form_body(None, http_headers) else "GET"),
+        url=http_url or ctx.configuration.metadata.get("userinfo_endpoint"), now=ctx.clock())
     client = ctx.clients.get(record.get("client_id"))
     if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
         raise InvalidAccessToken("the access token is unknown, expired or revoked")

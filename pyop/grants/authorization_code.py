@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any, Optional
 
-from .. import claims_policy
+from .. import claims_policy, dpop
 from ..access_token import AccessToken
 from ..authz_state import new_token_value
 from ..client_management import narrow_claims
@@ -42,13 +42,14 @@ def handle_authorization_code_grant(ctx: ProviderContext,
     if not isinstance(code, str):
         raise InvalidTokenRequest("missing code", oauth_error="invalid_request")
     record = ctx.authz_state.checked_authorization_code(
-        code, lambda found: _check_code_record(found, parameters, client_id))
+        code, lambda found: _check_code_record(found, parameters, client_id, ctx, request))
     id_token_key = ctx.keys.id_token_key(client)  # before the code is spent
     eligible = refresh_token_eligible(ctx, client, record["scope"])
-    started = _redeem_on_executor(ctx, code, record, eligible)
+    bindings = _bindings(request)
+    started = _redeem_on_executor(ctx, code, record, eligible, bindings)
     if started is None:
         access_token, refresh_token = ctx.authz_state.redeem_authorization_code(
-            code, record, issue_refresh_token=eligible)
+            code, record, issue_refresh_token=eligible, **bindings)
         id_token = _code_id_token(ctx, record, request, access_token.value, id_token_key)
     else:
         # the storage write runs on the executor while this thread signs; the ID token
@@ -123,12 +124,25 @@ def check_pkce(auth_req: Mapping[str, Any], verifier: Any) -> None:
         raise InvalidAuthorizationCode("code_verifier does not match the code_challenge")
 
 
+def _bindings(request: GrantRequest) -> dict[str, Any]:
+    """The keys the tokens of a code exchange are bound to (RFC 7800 3.1): the access
+    token to what the request proved; the refresh token too for a public client (RFC 9449
+    5: a confidential client's is bound by its authentication)."""
+    cnf = request.cnf
+    if not cnf:  # the call pyop 3's AuthorizationState (and its subclasses) accept
+        return {}
+    public = request.client.get("token_endpoint_auth_method") == "none"
+    return {"access_token_cnf": cnf, "refresh_token_cnf": cnf if public else None}
+
+
 def _check_code_record(record: Mapping[str, Any], parameters: Mapping[str, Any],
-                       client_id: str) -> None:
+                       client_id: str, ctx: Optional[ProviderContext] = None,
+                       request: Optional[GrantRequest] = None) -> None:
     """The token request matches the code: same client (RFC 6749 4.1.3) and, for a code
-    not used yet, the ``redirect_uri`` of the authorization request and the PKCE
-    verifier (RFC 7636 4.6). A used code skips the latter two: its redemption revokes
-    the tokens issued from it (RFC 6749 4.1.2).
+    not used yet, the ``redirect_uri`` of the authorization request, the PKCE
+    verifier (RFC 7636 4.6) and the DPoP key named by ``dpop_jkt`` (RFC 9449 10). A used
+    code skips the latter: its redemption revokes the tokens issued from it (RFC 6749
+    4.1.2).
 
     :raises InvalidAuthorizationCode: a check failed.
     """
@@ -140,10 +154,14 @@ def _check_code_record(record: Mapping[str, Any], parameters: Mapping[str, Any],
             raise InvalidAuthorizationCode(
                 "redirect_uri differs from the authorization request")
         check_pkce(auth_req, parameters.get("code_verifier"))
+        if ctx is not None and not dpop.code_binding_matches(
+                ctx.dpop, auth_req, request.dpop_proof if request is not None else None):
+            raise InvalidAuthorizationCode("the DPoP proof's key is not the one dpop_jkt "
+                                           "named in the authorization request")
 
 
 def _redeem_on_executor(ctx: ProviderContext, code: str, record: Mapping[str, Any],
-                        issue_refresh_token: bool
+                        issue_refresh_token: bool, bindings: Mapping[str, Any]
                         ) -> Optional[tuple[Future[tuple[AccessToken, Optional[str]]], str]]:
     """Submit the redemption of ``code`` to the executor, with the access token value
     drawn here (for ``at_hash``); None to redeem in the calling thread: no executor, a
@@ -158,7 +176,8 @@ def _redeem_on_executor(ctx: ProviderContext, code: str, record: Mapping[str, An
     try:
         redemption = executor.submit(authz_state.redeem_authorization_code, code, record,
                                      access_token_value=access_value,
-                                     issue_refresh_token=issue_refresh_token)
+                                     issue_refresh_token=issue_refresh_token,
+                                     **bindings)
     except RuntimeError:  # shut down (the host is stopping)
         logger.warning("the provider's executor refused the code redemption; "
                        "redeeming in the calling thread")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..context import ProviderContext
 from ..message import AccessTokenResponse
@@ -30,6 +30,11 @@ class GrantRequest(NamedTuple):
     client: Mapping[str, Any]
     #: The host's extra ID token claims: a dict or ``(user_id, client_id) -> dict``.
     extra_id_token_claims: Any = None
+    #: What the request proved possession of (RFC 7800 3.1 ``cnf``): ``{"jkt": ...}`` for
+    #: a verified DPoP proof (RFC 9449 6); the tokens issued are bound to it. None: none.
+    cnf: Optional[Mapping[str, Any]] = None
+    #: The verified DPoP proof of the request (RFC 9449 5), or None.
+    dpop_proof: Any = None
 
 
 #: ``handler(ctx, request)``: the token response of one grant type.
