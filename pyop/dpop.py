@@ -355,7 +355,7 @@ def verify_dpop_proof(settings: DPoPSettings, proof: Any, *, method: str, url: s
     expected = normalize_htu(url)
     if expected is None or normalize_htu(htu) != expected:
         raise _ProofError("the DPoP proof's htu is not the request's URL")
-    if not is_numeric_date(iat):
+    if not is_numeric_date(iat) or iat is None:
         raise _ProofError("the DPoP proof has no valid iat")
     if iat > now + settings.clock_skew or iat < now - settings.proof_lifetime:
         raise _ProofError("the DPoP proof's iat is outside the accepted window")

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 #: Provider metadata names defined by the specifications pyop implements or publishes:
 #: OpenID Connect Discovery 1.0 section 3, RFC 8414 section 2 (OAuth 2.0 Authorization
 #: Server Metadata), RP-Initiated, Front- and Back-Channel Logout, RFC 7009, RFC 7662,
-#: RFC 7636, RFC 9207, OAuth 2.0 Form Post Response Mode, and pyoidc's ``version``.
+#: RFC 7636, RFC 9207, RFC 9449, OAuth 2.0 Form Post Response Mode, and pyoidc's ``version``.
 KNOWN_CONFIGURATION_KEYS = frozenset({
     # OIDC Discovery 1.0, 3
     "issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
@@ -60,6 +60,8 @@ KNOWN_CONFIGURATION_KEYS = frozenset({
     "signed_metadata",
     # pyoidc's ProviderConfigurationResponse default, published by pyop 3
     "version",
+    # RFC 9449 5.1 (DPoP)
+    "dpop_signing_alg_values_supported",
 })
 
 

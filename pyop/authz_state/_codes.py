@@ -15,6 +15,7 @@ from ..exceptions import (
 )
 from ..storage.base import canonical_json
 from ..util import claims_request_member
+from ._access_tokens import token_type_of
 from ._records import (
     GRANT_ID,
     MAX_TOKEN_LENGTH,
@@ -342,7 +343,8 @@ class AuthorizationCodes(RefreshTokens):
                 self._discard_refresh_token(refresh_value)
                 raise
             if replaced and not access_sealed:
-                access_token = AccessToken(access_value, self.access_token_lifetime)
+                access_token = AccessToken(access_value, self.access_token_lifetime,
+                                           token_type_of(access_record))
             if not replaced:
                 self._forget_access_token(access_value)
                 self._discard_refresh_token(refresh_value)

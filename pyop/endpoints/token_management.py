@@ -41,9 +41,9 @@ def handle_introspection_request(ctx: ProviderContext, request_body: Any,
     rotated, or of another client -- gets ``{"active": false}``. A token of the
     ``client_credentials`` grant has no end-user: its answer has ``client_id`` and no
     ``sub`` (RFC 7662 2.2). ``scope`` is the token's, narrowed to the client's ``scope``
-    allow-list as it is now (RFC 7591 2), as at UserInfo. A token bound to a key has its
-    ``cnf`` (RFC 9449 6.2, RFC 8705 3.2) and, for a DPoP key, ``token_type`` ``DPoP``. Send the result's ``to_json()`` with
-    ``Cache-Control: no-store``.
+    allow-list as it is now (RFC 7591 2), as at UserInfo. A token bound to a key has
+    its ``cnf`` (RFC 9449 6.2, RFC 8705 3.2); a DPoP one ``token_type`` ``DPoP``. Send
+    the result's ``to_json()`` with ``Cache-Control: no-store``.
 
     :param request_body: the form-encoded body (``token``, optional
         ``token_type_hint``) as str/bytes, or a mapping.
