@@ -49,9 +49,11 @@ SERVER_MANAGED_METADATA = frozenset({
     "registration_access_token", "registration_client_uri"})
 
 #: Client metadata a client sets through registration and update requests (OIDC Dynamic
-#: Registration 2, plus ``scope`` of RFC 7591 2). Other members of a client record
-#: (``allowed_claims``, hashes, the host's own) are the host's and survive updates.
-CLIENT_SETTABLE_METADATA = frozenset(RegistrationRequest.c_param) | {"scope"}
+#: Registration 2, plus ``scope`` of RFC 7591 2 and ``dpop_bound_access_tokens`` of RFC
+#: 9449 5.2). Other members of a client record (``allowed_claims``, hashes, the host's
+#: own) are the host's and survive updates.
+CLIENT_SETTABLE_METADATA = frozenset(RegistrationRequest.c_param) | {
+    "scope", "dpop_bound_access_tokens"}
 
 #: Default format of ``registration_client_uri``: ``{registration_endpoint}`` and
 #: ``{client_id}`` (percent-encoded) are replaced.

@@ -48,6 +48,7 @@ __all__ = [
     "RegistrationLimits",
     "RegistrationSettings",
     "check_metadata_bounds",
+    "check_dpop_bound_access_tokens",
 ]
 
 logger = logging.getLogger(__name__)
@@ -464,6 +465,14 @@ def check_logout_uris(request: Mapping[str, Any], provider: ProviderView) -> Non
             raise _error(f"{name} must be a boolean", request)
 
 
+def check_dpop_bound_access_tokens(request: Mapping[str, Any], provider: ProviderView) -> None:
+    """``dpop_bound_access_tokens`` (RFC 9449 5.2): a boolean; true requires a DPoP proof
+    with every token request of the client."""
+    value = request.get("dpop_bound_access_tokens")
+    if value is not None and not isinstance(value, bool):
+        raise _error("dpop_bound_access_tokens must be a boolean", request)
+
+
 def _redirect_origins(uris: Any) -> set[tuple[str, str, int]]:
     origins: set[tuple[str, str, int]] = set()
     for uri in uris if isinstance(uris, list) else []:
@@ -489,6 +498,7 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_client_keys,
     check_scope,
     check_logout_uris,
+    check_dpop_bound_access_tokens,
 )
 
 

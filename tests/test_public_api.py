@@ -68,7 +68,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "check_post_logout_redirect_uris", "check_signing_algs", "check_metadata_uris",
         "check_client_keys", "check_scope", "check_logout_uris", "fetch_sector_identifier_uris",
         "grant_types_for_response_types", "DEFAULT_REGISTRATION_CHECKS",
-        "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds"],
+        "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds",
+        "check_dpop_bound_access_tokens"],
     "pyop.logout_notifications": [
         "BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_TYPE", "BackChannelLogoutRequest",
         "BackChannelSender", "DeliveryResult", "FrontChannelLogoutPage", "LogoutResult",

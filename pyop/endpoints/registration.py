@@ -223,10 +223,11 @@ def _client_metadata(registration_req: RegistrationRequest) -> dict[str, Any]:
 
     Only registered metadata is kept: unknown members are ignored and the
     credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2).
-    ``scope`` (RFC 7591 2) is kept too, normalised.
+    ``scope`` (RFC 7591 2) is kept too, normalised, and ``dpop_bound_access_tokens``
+    (RFC 9449 5.2).
     """
     client = {name: value for name, value in registration_req.to_dict().items()
-              if name in RegistrationRequest.c_param}
+              if name in RegistrationRequest.c_param or name == "dpop_bound_access_tokens"}
     client.update(registration_defaults(client))
     scope = registration_req.get("scope")
     if isinstance(scope, str):

@@ -720,3 +720,40 @@ def test_settings_bounds() -> None:
     with pytest.raises(ValueError):
         DPoPSettings(clock_skew=-1)
     assert DPoPSettings().enabled is False
+
+
+# -- RFC 9449 5.2: client metadata ----------------------------------------------------------------
+
+
+def register(provider: Provider, **metadata: Any) -> Any:
+    body = {"redirect_uris": [REDIRECT_URI], "response_types": ["code"], **metadata}
+    return provider.handle_client_registration_request(json.dumps(body)).to_dict()
+
+
+@pytest.mark.parametrize("value", ["true", 1, None, [True]])
+def test_rfc9449_5_2_dpop_bound_access_tokens_boolean(provider: Provider, value: Any) -> None:
+    from pyop.exceptions import InvalidClientRegistrationRequest
+
+    if value is None:
+        assert "dpop_bound_access_tokens" not in register(provider)
+        return
+    with pytest.raises(InvalidClientRegistrationRequest, match="dpop_bound_access_tokens"):
+        register(provider, dpop_bound_access_tokens=value)
+
+
+def test_rfc9449_5_2_registered_client_requires_proof(provider: Provider, key: DPoPKey,
+                                                      clock: FakeClock) -> None:
+    client = register(provider, dpop_bound_access_tokens=True)
+    assert client["dpop_bound_access_tokens"] is True
+    params = {"client_id": client["client_id"], "redirect_uri": REDIRECT_URI,
+              "response_type": "code", "scope": "openid", "nonce": "n"}
+    code = provider.authorize(provider.parse_authentication_request(urlencode(params)),
+                              USER_ID)["code"]
+    raw = f"{client['client_id']}:{client['client_secret']}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    body = urlencode({"grant_type": "authorization_code", "code": code,
+                      "redirect_uri": REDIRECT_URI})
+    with pytest.raises(InvalidDPoPProof):
+        provider.handle_token_request(body, headers)
+    headers["DPoP"] = key.proof("POST", TOKEN_URL, clock())
+    assert provider.handle_token_request(body, headers)["token_type"] == "DPoP"
