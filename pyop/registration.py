@@ -467,9 +467,12 @@ def check_logout_uris(request: Mapping[str, Any], provider: ProviderView) -> Non
 
 def check_dpop_bound_access_tokens(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``dpop_bound_access_tokens`` (RFC 9449 5.2): a boolean; true requires a DPoP proof
-    with every token request of the client."""
+    with every token request of the client. Checked when the provider supports DPoP
+    (``dpop_signing_alg_values_supported``); ignored otherwise, as pyop 3 ignored it."""
     value = request.get("dpop_bound_access_tokens")
-    if value is not None and not isinstance(value, bool):
+    metadata = provider.configuration_information
+    if (value is not None and not isinstance(value, bool)
+            and metadata.get("dpop_signing_alg_values_supported") is not None):
         raise _error("dpop_bound_access_tokens must be a boolean", request)
 
 

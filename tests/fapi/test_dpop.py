@@ -757,3 +757,11 @@ def test_rfc9449_5_2_registered_client_requires_proof(provider: Provider, key: D
         provider.handle_token_request(body, headers)
     headers["DPoP"] = key.proof("POST", TOKEN_URL, clock())
     assert provider.handle_token_request(body, headers)["token_type"] == "DPoP"
+
+
+def test_dpop_bound_access_tokens_ignored_without_dpop(make_provider: Callable[..., Provider],
+                                                       clock: FakeClock) -> None:
+    # as pyop 3: a provider without DPoP ignores the member (bearer tokens, any value)
+    provider = make_provider(client_db=dpop_clients())
+    assert exchange(provider, None, clock, client_id=DPOP_CLIENT_ID)["token_type"] == "Bearer"
+    register(provider, dpop_bound_access_tokens="yes")
