@@ -20,18 +20,28 @@ The endpoints call :func:`token_request_proof` (token endpoint) and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from .crypto import SUPPORTED_ALGS, JWSError, b64url_decode, b64url_encode, jwk_thumbprint
+from .crypto import (
+    SUPPORTED_ALGS,
+    JWSError,
+    VerificationKey,
+    b64url_decode,
+    b64url_encode,
+    jwk_thumbprint,
+)
 from .exceptions import DPoPTokenError, InvalidAuthenticationRequest, InvalidDPoPProof, UseDPoPNonce
 from .jwt_checks import MAX_JTI_LENGTH, is_numeric_date, jwt_type, use_jti_once
 from .request_object import parse_jwk_set, verification_keys
@@ -281,6 +291,13 @@ def normalize_htu(url: Any) -> Optional[str]:
     """
     if not isinstance(url, str) or not url or len(url) > MAX_CLAIM_LENGTH:
         return None
+    return _normalize_url(url)
+
+
+@functools.lru_cache(maxsize=256)
+def _normalize_url(url: str) -> Optional[str]:
+    """:func:`normalize_htu` of a string, remembered for the recent ones (the endpoints'
+    URLs come back with every proof)."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -294,6 +311,46 @@ def normalize_htu(url: Any) -> Optional[str]:
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
     return f"{scheme}://{netloc}{_normalize_path(parts.path)}"
+
+
+#: Keys of recent proofs: ``(alg, canonical JWK) -> (verifier, thumbprint)``. A client
+#: proves with the same key many times; building the key (and, for EC, checking its point)
+#: costs as much as a verification.
+_KEY_CACHE: OrderedDict[tuple[str, str], tuple[VerificationKey, str]] = OrderedDict()
+_KEY_CACHE_SIZE = 512
+_KEY_CACHE_LOCK = threading.Lock()
+
+
+def _proof_key(alg: str, jwk: dict[str, Any]) -> tuple[VerificationKey, str]:
+    """The verifier of ``alg`` signatures for a proof's ``jwk`` and the key's RFC 7638
+    thumbprint (RFC 9449 4.3 points 6-7).
+
+    :raises _ProofError: a private or symmetric key, a malformed one, one out of the
+        bounds of :func:`~pyop.request_object.parse_jwk_set`, or one that does not fit
+        ``alg``.
+    """
+    try:
+        cache_key = (alg, json.dumps(jwk, sort_keys=True, separators=(",", ":")))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise _ProofError("the DPoP proof's jwk must be a valid public key") from e
+    with _KEY_CACHE_LOCK:
+        found = _KEY_CACHE.get(cache_key)
+        if found is not None:
+            _KEY_CACHE.move_to_end(cache_key)
+            return found
+    try:
+        parsed = parse_jwk_set({"keys": [jwk]}, allow_json_string=False, max_keys=1)
+    except ValueError as e:  # a private or symmetric key, a malformed one, out of bounds
+        raise _ProofError("the DPoP proof's jwk must be a valid public key") from e
+    keys = verification_keys(parsed, alg)
+    if not keys:
+        raise _ProofError("the DPoP proof's jwk does not fit its alg")
+    result = (keys[0], jwk_thumbprint(jwk))
+    with _KEY_CACHE_LOCK:
+        _KEY_CACHE[cache_key] = result
+        while len(_KEY_CACHE) > _KEY_CACHE_SIZE:
+            _KEY_CACHE.popitem(last=False)
+    return result
 
 
 def _decode_json(segment: str) -> Any:
@@ -334,18 +391,12 @@ def verify_dpop_proof(settings: DPoPSettings, proof: Any, *, method: str, url: s
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
         raise _ProofError("the DPoP proof has no jwk")
-    try:
-        parsed = parse_jwk_set({"keys": [jwk]}, allow_json_string=False, max_keys=1)
-    except ValueError as e:  # a private or symmetric key, a malformed one, out of bounds
-        raise _ProofError("the DPoP proof's jwk must be a valid public key") from e
-    keys = verification_keys(parsed, alg)
-    if not keys:
-        raise _ProofError("the DPoP proof's jwk does not fit its alg")
+    key, jkt = _proof_key(alg, jwk)
     try:
         signature = b64url_decode(signature_b64)
     except JWSError as e:
         raise _ProofError("the DPoP proof is not a well-formed JWT") from e
-    if not keys[0].verify((header_b64 + "." + payload_b64).encode("ascii"), signature):
+    if not key.verify((header_b64 + "." + payload_b64).encode("ascii"), signature):
         raise _ProofError("the DPoP proof's signature does not verify with its jwk")
     jti, htm, htu, iat = (claims.get(name) for name in ("jti", "htm", "htu", "iat"))
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
@@ -370,7 +421,6 @@ def verify_dpop_proof(settings: DPoPSettings, proof: Any, *, method: str, url: s
                 or not settings.nonces.is_valid(nonce)):
             raise _ProofError("a DPoP proof with the server's nonce is required",
                               use_nonce=True)
-    jkt = jwk_thumbprint(jwk)
     store = settings.replay_store
     if store is not None and not use_jti_once(
             store, "dpop_proof", jkt, jti, now + settings.proof_lifetime + settings.clock_skew):

@@ -133,3 +133,10 @@ def test_executor_variant_runs_a_flow_and_closes_its_pool(
     deployment.close()
     with pytest.raises(RuntimeError):  # shut down with the deployment
         executor.submit(print)
+
+
+def test_dpop_flow_benchmark_runs() -> None:
+    completed = subprocess.run([sys.executable, "-m", "benchmarks.dpop_flow", "--quick"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "DPoP code flow, provider side" in completed.stdout
