@@ -99,7 +99,7 @@ def handle_client_registration_request(ctx: ProviderContext, request: Any,
     registration_req = _verified_request(ctx, metadata)
     # only registered metadata is kept: unknown members are ignored and the
     # credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2)
-    client = _client_metadata(registration_req)
+    client = _client_metadata(registration_req, ctx.dpop.enabled)
     now = ctx.now()
     expires_at = now + settings.client_lifetime if settings.client_lifetime else None
     while True:
@@ -218,16 +218,18 @@ def match_client_preferences(ctx: ProviderContext,
     return matched
 
 
-def _client_metadata(registration_req: RegistrationRequest) -> dict[str, Any]:
+def _client_metadata(registration_req: RegistrationRequest,
+                     dpop: bool = False) -> dict[str, Any]:
     """The members of a verified registration request that are kept, with defaults.
 
     Only registered metadata is kept: unknown members are ignored and the
     credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2).
-    ``scope`` (RFC 7591 2) is kept too, normalised, and ``dpop_bound_access_tokens``
-    (RFC 9449 5.2).
+    ``scope`` (RFC 7591 2) is kept too, normalised, and, when the provider supports DPoP
+    (``dpop``), ``dpop_bound_access_tokens`` (RFC 9449 5.2).
     """
     client = {name: value for name, value in registration_req.to_dict().items()
-              if name in RegistrationRequest.c_param or name == "dpop_bound_access_tokens"}
+              if name in RegistrationRequest.c_param
+              or (dpop and name == "dpop_bound_access_tokens")}
     client.update(registration_defaults(client))
     scope = registration_req.get("scope")
     if isinstance(scope, str):
@@ -398,7 +400,7 @@ def handle_client_update_request(ctx: ProviderContext, client_id: Any, request_b
     _check_update_identity(identity, client_id, current)
     for name in SERVER_MANAGED_METADATA:
         metadata.pop(name, None)
-    verified = _client_metadata(_verified_request(ctx, metadata))  # 3.
+    verified = _client_metadata(_verified_request(ctx, metadata), ctx.dpop.enabled)  # 3.
     for _attempt in range(MAX_CHANGE_ATTEMPTS):
         client = dict(verified)
         for name, value in current.items():  # 4. provider- and host-set members stay
