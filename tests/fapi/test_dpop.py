@@ -60,6 +60,12 @@ def dpop_configuration(**extra: Any) -> dict[str, Any]:
     return config
 
 
+def configuration_without_dpop() -> dict[str, Any]:
+    config = configuration()
+    del config["dpop_signing_alg_values_supported"]
+    return config
+
+
 def dpop_clients() -> dict[str, Any]:
     db = default_clients()
     db[CLIENT_ID]["grant_types"] = ["authorization_code", "refresh_token",
@@ -213,7 +219,7 @@ def test_rfc9449_5_client_credentials_token_bound(provider: Provider, key: DPoPK
 def test_dpop_disabled_by_default_header_ignored(make_provider: Callable[..., Provider],
                                                  key: DPoPKey, clock: FakeClock) -> None:
     # pyop 3 ignored the header: without dpop_signing_alg_values_supported, so does this
-    provider = make_provider(client_db=dpop_clients())
+    provider = make_provider(config=configuration_without_dpop(), client_db=dpop_clients())
     assert "dpop_signing_alg_values_supported" not in provider.provider_configuration
     response = exchange(provider, key, clock)
     assert response["token_type"] == "Bearer"
@@ -765,6 +771,6 @@ def test_rfc9449_5_2_registered_client_requires_proof(provider: Provider, key: D
 def test_dpop_bound_access_tokens_ignored_without_dpop(make_provider: Callable[..., Provider],
                                                        clock: FakeClock) -> None:
     # as pyop 3: a provider without DPoP ignores the member (bearer tokens, any value)
-    provider = make_provider(client_db=dpop_clients())
+    provider = make_provider(config=configuration_without_dpop(), client_db=dpop_clients())
     assert exchange(provider, None, clock, client_id=DPOP_CLIENT_ID)["token_type"] == "Bearer"
     assert "dpop_bound_access_tokens" not in register(provider, dpop_bound_access_tokens="yes")
