@@ -494,14 +494,25 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         carried = claims_policy.claims_to_carry(ctx, user_id, client, scope,
                                                 authentication_request)
     code = None
-    if "code" in response_types:  # 4.
-        code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
-                           extra_id_token_claims, auth_time_int, acr, amr, sid)
-        set_string_member(response, "code", code)
     access_token = None
-    if "token" in response_types:  # 5.
-        access_token = ctx.authz_state.issue_access_token(
-            authentication_request, sub, user_id, scope, user_info=carried, session_id=sid)
+    try:
+        if "code" in response_types:  # 4.
+            code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
+                               extra_id_token_claims, auth_time_int, acr, amr, sid)
+        if "token" in response_types:  # 5.
+            access_token = ctx.authz_state.issue_access_token(
+                authentication_request, sub, user_id, scope, user_info=carried,
+                session_id=sid)
+    except InvalidAuthenticationRequest as e:
+        # e.g. a sealed code or token too long to be read back: the client and its
+        # redirect_uri were verified when the request was parsed, so the error redirects
+        e.request = error_context(authentication_request)
+        e.redirect_uri_verified = True
+        e.issuer = ctx.issuer
+        raise
+    if code is not None:
+        set_string_member(response, "code", code)
+    if access_token is not None:
         response["access_token"] = access_token.value
         response["token_type"] = access_token.type
         response["expires_in"] = access_token.expires_in
