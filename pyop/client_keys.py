@@ -9,13 +9,16 @@ changes its registration).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from .request_object import fetch_jwks, parse_jwk_set
+from .exceptions import FetchError
+from .outbound import GuardedFetcher
+from .request_object import parse_jwk_set
 
-__all__ = ["ClientKeys"]
+__all__ = ["ClientKeys", "DEFAULT_JWKS_CACHE_ENTRIES", "DEFAULT_JWKS_CACHE_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +28,69 @@ _JWKS_CACHE_TTL = 300
 _JWKS_REFETCH_INTERVAL = 30
 _JWKS_CACHE_SIZE = 1024
 
+#: How many ``jwks_uri`` documents the cache keeps at most.
+DEFAULT_JWKS_CACHE_ENTRIES = _JWKS_CACHE_SIZE
+#: How many bytes (measured with :func:`sys.getsizeof` over what is kept) the cached
+#: ``jwks_uri`` documents may take together: 4 MiB, about 4,000 RSA-2048 keys.
+DEFAULT_JWKS_CACHE_BYTES = 4 * 1024 * 1024
+
+#: The members of a fetched key that are kept (RFC 7517 4; RFC 7518 6.2.1, 6.3.1; RFC 8037
+#: 2): those selecting the key and its public parameters. Every other member -- private
+#: parameters, certificates, anything else a document carries -- is dropped.
+_KEPT_MEMBERS = {name: name for name in ("kty", "kid", "use", "alg", "key_ops", "crv",
+                                          "n", "e", "x", "y")}
+
+
+def _kept(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    # the names are this module's strings, shared by every cached key
+    return {_KEPT_MEMBERS[name]: value for name, value in jwk.items() if name in _KEPT_MEMBERS}
+
+
+def _retained_size(uri: str, keys: Optional[list[dict[str, Any]]]) -> int:
+    """Bytes a cache entry keeps alive: the URL, the entry, the keys and their values (the
+    member names are shared)."""
+    size = sys.getsizeof(uri) + sys.getsizeof((0.0, None, 0)) + 16
+    if keys is None:
+        return size
+    size += sys.getsizeof(keys)
+    for jwk in keys:
+        size += sys.getsizeof(jwk)
+        for value in jwk.values():
+            size += sys.getsizeof(value)
+            if isinstance(value, list):
+                size += sum(sys.getsizeof(item) for item in value)
+    return size
+
 
 class ClientKeys:
     """Clients' public keys, with fetched ``jwks_uri`` documents cached in this process.
 
     :param clock: returns the current UNIX time.
-    :param fetcher: fetches a ``jwks_uri`` document (default
-        :func:`~pyop.request_object.fetch_jwks`).
+    :param fetcher: fetches a ``jwks_uri`` document, ``callable(uri) -> parsed JSON``
+        (default: :meth:`GuardedFetcher.get_json <pyop.outbound.GuardedFetcher.get_json>`
+        of a :class:`~pyop.outbound.GuardedFetcher` with its defaults).
+    :param max_entries: documents kept at most (default :data:`DEFAULT_JWKS_CACHE_ENTRIES`).
+    :param max_bytes: bytes the kept documents may take together (default
+        :data:`DEFAULT_JWKS_CACHE_BYTES`); the oldest are dropped first. Only the public
+        members of each key are kept (``kty``, ``kid``, ``use``, ``alg``, ``key_ops``,
+        ``crv``, ``n``, ``e``, ``x``, ``y``).
     """
 
     def __init__(self, clock: Callable[[], float],
-                 fetcher: Callable[[str], Any] = fetch_jwks) -> None:
+                 fetcher: Optional[Callable[[str], Any]] = None, *,
+                 max_entries: Optional[int] = None,
+                 max_bytes: int = DEFAULT_JWKS_CACHE_BYTES) -> None:
         self.clock = clock
         #: Fetches a client's ``jwks_uri`` document.
-        self.fetcher = fetcher
+        self.fetcher: Callable[[str], Any] = fetcher or GuardedFetcher().get_json
         #: ``uri -> (fetched at, keys or None)``, oldest first.
         self.cache: dict[str, tuple[float, Optional[list[dict[str, Any]]]]] = {}
+        #: Documents kept at most (None: :data:`DEFAULT_JWKS_CACHE_ENTRIES`).
+        self.max_entries = max_entries
+        #: Bytes the kept documents may take together.
+        self.max_bytes = max_bytes
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def jwks(self, client_id: str, client: Mapping[str, Any], *,
@@ -70,15 +120,37 @@ class ClientKeys:
                 return keys, too_soon
         keys = None
         try:
-            keys = parse_jwk_set(self.fetcher(uri))
+            keys = [_kept(jwk) for jwk in parse_jwk_set(self.fetcher(uri))]
+        except FetchError as e:
+            logger.warning("client %s: could not fetch its jwks_uri: %s", client_id, e.reason)
         except Exception as e:  # noqa: BLE001 - any network or parse failure: no keys
-            logger.warning("client %s: could not fetch its jwks_uri: %s", client_id,
+            logger.warning("client %s: could not use its jwks_uri: %s", client_id,
                            type(e).__name__)
-        with self._lock:
-            if uri not in self.cache and len(self.cache) >= _JWKS_CACHE_SIZE:
-                del self.cache[next(iter(self.cache))]  # the oldest entry
-            self.cache[uri] = (now, keys)
+        self._store(uri, now, keys)
         return keys, True
+
+    def _store(self, uri: str, now: float, keys: Optional[list[dict[str, Any]]]) -> None:
+        size = _retained_size(uri, keys)
+        max_entries = self.max_entries if self.max_entries is not None else _JWKS_CACHE_SIZE
+        with self._lock:
+            self._drop(uri)
+            if size > self.max_bytes:
+                return  # larger than the whole budget: used once, not kept
+            while self.cache and (len(self.cache) >= max_entries
+                                  or self._bytes + size > self.max_bytes):
+                self._drop(next(iter(self.cache)))  # the oldest entry
+            self.cache[uri] = (now, keys)
+            self._sizes[uri] = size
+            self._bytes += size
+
+    def _drop(self, uri: str) -> None:
+        if self.cache.pop(uri, None) is not None:
+            self._bytes -= self._sizes.pop(uri, 0)
+
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes the cached documents take (as counted against ``max_bytes``)."""
+        return self._bytes
 
     def forget(self, *uris: Any) -> None:
         """Drop cached ``jwks_uri`` documents: a client that changed its registration
@@ -86,4 +158,4 @@ class ClientKeys:
         with self._lock:
             for uri in uris:
                 if isinstance(uri, str):
-                    self.cache.pop(uri, None)
+                    self._drop(uri)

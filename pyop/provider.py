@@ -70,8 +70,8 @@ from .message import (
     UserinfoResponse,
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
-from .registration import DEFAULT_REGISTRATION_CHECKS, fetch_sector_identifier_uris
-from .request_object import fetch_jwks
+from .outbound import GuardedFetcher
+from .registration import DEFAULT_REGISTRATION_CHECKS
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
     authorization_request_verify,
@@ -237,6 +237,12 @@ class Provider:
         ``client_id`` string. Off by default: ``aud`` is the list ``[client_id]``, as pyop 3
         issued it (OIDC Core 2 allows both forms; relying parties that worked with pyop 3
         accept the list).
+    :param outbound_fetcher: the :class:`~pyop.outbound.GuardedFetcher` making every request
+        to a URL a client registered (``jwks_uri``, ``sector_identifier_uri``): https only,
+        public addresses only, no redirects, no proxy from the environment, a total
+        deadline and a size cap. Default ``GuardedFetcher()`` (5 seconds, 64 KiB); pass one
+        to change its deadline, size cap, allowed networks (an intranet, a test server on
+        loopback) or proxy. See :doc:`security`.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -258,8 +264,10 @@ class Provider:
     #: The clients: a mapping ``client_id -> metadata`` (a dict or a pyop storage).
     clients = _Shared("clients", "store")
     #: Fetches a client's ``jwks_uri`` document for request objects and assertions
-    #: (replace to use e.g. ``functools.partial(fetch_jwks, allow_private_addresses=True)``).
+    #: (default: :attr:`outbound_fetcher`'s ``get_json``).
     jwks_fetcher = _Shared("client_keys", "fetcher")
+    #: The :class:`~pyop.outbound.GuardedFetcher` given as ``outbound_fetcher``.
+    outbound_fetcher = _Shared(None, "outbound")
     _jwks_cache = _Shared("client_keys", "cache")
     #: The provider metadata (OIDC Discovery 3), defaults included; may be updated.
     configuration_information = _Shared("configuration", "metadata")
@@ -315,6 +323,7 @@ class Provider:
         thumbprint_kids: bool = False,
         strict_client_preferences: bool = False,
         id_token_aud_as_string: bool = False,
+        outbound_fetcher: Optional[GuardedFetcher] = None,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -333,7 +342,11 @@ class Provider:
             registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE)
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
-        client_keys = ClientKeys(lambda: self.clock(), fetch_jwks)
+        if outbound_fetcher is None:
+            outbound_fetcher = GuardedFetcher()
+        elif not isinstance(outbound_fetcher, GuardedFetcher):
+            raise InvalidConfiguration("outbound_fetcher: must be a pyop.outbound.GuardedFetcher")
+        client_keys = ClientKeys(lambda: self.clock(), outbound_fetcher.get_json)
         registry = ClientRegistry(clients, lambda: self.clock(), client_cache_ttl,
                                   client_cache_size)
         self._context = ProviderContext(
@@ -345,11 +358,11 @@ class Provider:
                                                                     refetch=refetch),
                 max_lifetime=max_client_assertion_lifetime,
                 allowed_algs=lambda: configuration.client_assertion_signing_algs),
-            executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS)
+            executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS, outbound=outbound_fetcher)
         # endpoints report client changes through client_changed (which hosts may wrap)
         self._context.client_changed = lambda client_id: self.client_changed(client_id)
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
-        self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
+        self.sector_identifier_fetcher: Callable[[str], Any] = outbound_fetcher.get_json
         self.authentication_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [
