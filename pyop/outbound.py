@@ -440,7 +440,7 @@ class GuardedFetcher:
                 finally:
                     response.close()
                 if len(content) > max_size:
-                    raise FetchError(f"the answer is larger than {max_size} bytes")
+                    raise FetchError(f"the answer is too large (over {max_size} bytes)")
                 return FetchResponse(response.status, content)
             finally:
                 connection.close()

@@ -39,7 +39,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "InvalidUserinfoRequest",
         "InvalidClientRegistrationRequest", "InvalidRegistrationAccessToken",
         "InvalidSubjectIdentifier",
-        "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError", "UnknownUser"],
+        "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError", "UnknownUser",
+        "FetchError"],
     "pyop.misuse_checks": ["KNOWN_CONFIGURATION_KEYS", "check_claims_source",
                            "unknown_configuration_keys", "warn_unknown_configuration_keys"],
     "pyop.id_token": ["create_id_token", "verify_id_token_hint", "PROTECTED_CLAIMS"],
@@ -87,6 +88,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.request_object": ["DEFAULT_REQUEST_OBJECT_SIGNING_ALGS", "NBF_LEEWAY", "JWT_CLAIMS",
                             "parse_jwk_set", "verification_keys", "verify_request_object",
                             "merge_request_object", "fetch_jwks", "ForbiddenAddress"],
+    "pyop.outbound": ["DEFAULT_DEADLINE", "DEFAULT_MAX_SIZE", "FetchResponse",
+                      "ForbiddenAddress", "GuardedFetcher", "fetch_jwks", "is_public_address"],
 }
 
 #: Imports of pyop 3's README that must keep working.
