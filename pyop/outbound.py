@@ -444,7 +444,8 @@ class GuardedFetcher:
                 return FetchResponse(response.status, content)
             finally:
                 connection.close()
-        raise FetchError("no connection could be made") from last_error
+        reason = f" ({type(last_error).__name__})" if last_error is not None else ""
+        raise FetchError("no connection could be made" + reason) from last_error
 
 
 def _address_of(sockaddr: Any) -> IPAddress:
