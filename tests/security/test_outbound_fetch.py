@@ -392,6 +392,20 @@ def test_ssrf_configured_proxy_tunnels_to_the_checked_address(
         proxy.close()
 
 
+def test_ssrf_configured_proxy_tls_end_to_end(tls_server: Server, trusting: ssl.SSLContext,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = ConnectProxy()
+    try:
+        tls_server.routes["/jwks"] = json_route({"keys": []})
+        patched_resolution(monkeypatch, {"localhost": ["127.0.0.1"]})
+        fetcher = local(proxy=f"http://127.0.0.1:{proxy.port}", ssl_context=trusting)
+        # the certificate is checked for the URL's host name, through the tunnel
+        assert fetcher.get_json(tls_server.url("/jwks", host="localhost")) == {"keys": []}
+        assert [line.split()[1] for line in proxy.lines] == [f"127.0.0.1:{tls_server.port}"]
+    finally:
+        proxy.close()
+
+
 def test_ssrf_configured_proxy_not_asked_for_a_forbidden_target(listener: Listener) -> None:
     fetcher = GuardedFetcher(proxy=f"http://127.0.0.1:{listener.port}")
     with pytest.raises(FetchError, match="no allowed address"):
@@ -781,6 +795,14 @@ def test_resource_bounds_jwks_uri_cache_bounded_by_entries() -> None:
 
 # -- cheap checks before any fetch -----------------------------------------------------------------
 
+@pytest.fixture
+def ro_op(make_op: Callable[..., Provider]) -> Provider:
+    """Request objects accepted (RS256, ES256)."""
+    from .helpers import security_configuration
+
+    return make_op(config=security_configuration(request_parameter_supported=True))
+
+
 class CountingFetcher:
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -803,7 +825,8 @@ def jws_with_header(header: dict[str, Any], claims: dict[str, Any]) -> str:
     jws_with_header({"typ": "JWT"}, {}),
 ], ids=["garbage", "two-parts", "jwe-like", "bad-base64", "hmac", "none", "crit", "no-alg"])
 def test_rfc9101_request_object_refused_before_any_jwks_uri_fetch(
-        op: Provider, request_object: str) -> None:
+        ro_op: Provider, request_object: str) -> None:
+    op = ro_op
     fetcher = CountingFetcher()
     op.jwks_fetcher = fetcher
     client = op.clients[CLIENT_ID]
@@ -816,6 +839,23 @@ def test_rfc9101_request_object_refused_before_any_jwks_uri_fetch(
     with pytest.raises(InvalidAuthenticationRequest):
         op.parse_authentication_request(urlencode(params))
     assert fetcher.calls == []
+
+
+def test_rfc9101_request_object_with_acceptable_header_looks_keys_up(ro_op: Provider) -> None:
+    """The control of the test above: the same client, a header naming RS256."""
+    op = ro_op
+    from urllib.parse import urlencode
+
+    fetcher = CountingFetcher()
+    op.jwks_fetcher = fetcher
+    client = op.clients[CLIENT_ID]
+    client.pop("jwks", None)
+    client["jwks_uri"] = "https://rp.example.com/jwks"
+    op.clients[CLIENT_ID] = client
+    request_object = jws_with_header({"alg": "RS256"}, {"iss": CLIENT_ID})
+    with pytest.raises(InvalidAuthenticationRequest):
+        op.parse_authentication_request(urlencode(auth_params(request=request_object)))
+    assert fetcher.calls == ["https://rp.example.com/jwks"]
 
 
 @pytest.mark.parametrize("header, claims", [
@@ -839,3 +879,21 @@ def test_rfc7523_3_client_assertion_refused_before_any_jwks_uri_fetch(
             jws_with_header(header, claims), op.clients, audiences=[ISSUER + "/token"],
             now=time.time(), client_id=CLIENT_ID)
     assert fetcher.calls == []
+
+
+def test_rfc7523_3_client_assertion_passing_cheap_checks_looks_keys_up(op: Provider) -> None:
+    """The control of the test above: iss = sub = the client, RS256."""
+    fetcher = CountingFetcher()
+    op.jwks_fetcher = fetcher
+    client = op.clients[CLIENT_ID]
+    client.pop("jwks", None)
+    client.update(jwks_uri="https://rp.example.com/jwks",
+                  token_endpoint_auth_method="private_key_jwt")
+    op.clients[CLIENT_ID] = client
+    claims = {"iss": CLIENT_ID, "sub": CLIENT_ID, "aud": ISSUER + "/token",
+              "exp": int(time.time()) + 60, "jti": "j1"}
+    with pytest.raises(InvalidClientAuthentication):
+        op._context.client_assertion_verifier.verify(
+            jws_with_header({"alg": "RS256"}, claims), op.clients,
+            audiences=[ISSUER + "/token"], now=time.time(), client_id=CLIENT_ID)
+    assert fetcher.calls == ["https://rp.example.com/jwks"]
