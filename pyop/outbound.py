@@ -303,6 +303,8 @@ class GuardedFetcher:
 
         :raises FetchError: as :meth:`get_json`, JSON aside.
         """
+        if not isinstance(uri, str):
+            raise FetchError("the URL is not a string")
         limit = self.max_size if max_size is None else max_size
         key = (uri, limit)
         with self._lock:

@@ -354,7 +354,7 @@ def test_ssrf_default_fetcher_refuses_http(server: Server) -> None:
 
 @pytest.mark.parametrize("uri", ["ftp://rp.example.com/x", "file:///etc/passwd", "jwks",
                                  "https:///x", "https://user:pw@rp.example.com/x",
-                                 "https://[::1/x", 42])
+                                 "https://[::1/x", 42, ["https://rp.example.com/x"]])
 def test_ssrf_bad_urls_refused_with_typed_error(uri: Any) -> None:
     with pytest.raises(FetchError):
         GuardedFetcher().get_json(uri)
