@@ -30,6 +30,9 @@ Configuration keys (all optional; :func:`config_from_env` reads them from the
     override the secrets otherwise generated and kept in ``data_dir``.
 ``refresh_token_lifetime``
     seconds; refresh tokens are issued for ``offline_access`` (default one day).
+``verified_clients``
+    client ids whose ``client_name`` the operator has checked; the consent page marks
+    every other name as chosen by the client itself (default: none).
 
 Every request is logged on the ``example.access`` logger (method, path without the
 query string, status, duration); unexpected errors on ``example.app`` with the
@@ -39,15 +42,19 @@ headers or exception messages: they may carry codes, tokens, passwords or states
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import importlib.util
+import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import time
 import traceback
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
@@ -58,7 +65,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from pyop.authz_state import AuthorizationState
-from pyop.crypto import SigningKey, VerificationKey
+from pyop.crypto import SigningKey
 from pyop.exceptions import (
     BearerTokenError,
     InvalidAuthenticationRequest,
@@ -70,7 +77,6 @@ from pyop.exceptions import (
     OAuthError,
     StorageError,
 )
-from pyop.id_token import verify_id_token_hint
 from pyop.keys import generate_signing_key, load_signing_key, write_private_key
 from pyop.message import AuthorizationRequest
 from pyop.provider import SCOPE_CLAIMS, Provider
@@ -84,6 +90,7 @@ from pyop.util import (
     should_fragment_encode,
 )
 
+from .throttle import LoginThrottle
 from .users import UserStore
 
 __all__ = ["create_app", "config_from_env", "DEFAULT_USERS_FILE", "ExampleProvider"]
@@ -101,12 +108,23 @@ MAX_STORED_REQUEST = 2048
 
 #: Storage collections the provider needs.
 COLLECTIONS = ("authz_codes", "access_tokens", "refresh_tokens", "subject_identifiers", "clients",
-               "consents")
+               "consents", "sessions")
+
+#: A login session ends after this many seconds without a request (30 minutes)...
+SESSION_IDLE_LIFETIME = 30 * 60
+#: ...and at the latest this many seconds after the login (12 hours).
+SESSION_ABSOLUTE_LIFETIME = 12 * 60 * 60
+#: The stored last use of a session is updated at most this often, in seconds.
+SESSION_TOUCH_INTERVAL = 60
+#: Longest user name accepted by the login form, in characters.
+MAX_USERNAME_LENGTH = 256
+#: Longest client name shown to the user, in characters (longer ones are cut, with "…").
+MAX_CLIENT_NAME_LENGTH = 60
 
 #: What each scope lets the client see, as told on the consent page.
 SCOPE_DESCRIPTIONS = {
     "openid": "Sign you in with your account",
-    "profile": "Your name and basic profile (name, nickname, locale, birthdate...)",
+    "profile": "Your name and basic profile",
     "email": "Your email address",
     "address": "Your postal address",
     "phone": "Your phone number",
@@ -167,6 +185,7 @@ _HTML_SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", re.IGNORECASE)
 _PAGE_PATHS = frozenset(["/", "/authorization", "/login", "/consent", "/logout"])
 _API_PATHS = ("/token", "/userinfo", "/registration", "/jwks", "/.well-known/")
 
@@ -215,6 +234,38 @@ def requested_scopes(authn_req: Mapping[str, Any]) -> list[str]:
     if isinstance(scope, str):
         return scope.split()
     return [value for item in scope for value in str(item).split()]
+
+
+def display_host(uri: str) -> Optional[str]:
+    """The host (and port) of ``uri`` as shown to the end-user, in ASCII: an
+    internationalized name in its IDNA form (``xn--...``), so that a look-alike of
+    another name shows as what it is. None when there is no valid host."""
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port
+        ascii_host = host.encode("idna").decode("ascii") if host else ""
+    except (ValueError, UnicodeError):
+        return None
+    if not _HOST_NAME.fullmatch(ascii_host):
+        try:
+            ascii_host = f"[{ipaddress.IPv6Address(ascii_host)}]"
+        except ValueError:
+            return None
+    return ascii_host if port is None else f"{ascii_host}:{port}"
+
+
+def https_origin(uri: Any) -> Optional[str]:
+    """``https://host[:port]`` of an https ``uri`` (host in ASCII), else None: the origin
+    added to the consent page's ``img-src`` for a client's ``logo_uri``."""
+    if not isinstance(uri, str) or not uri.startswith("https://"):
+        return None
+    host = display_host(uri)
+    return "https://" + host if host else None
+
+
+def _session_key(sid: str) -> str:
+    """The storage key of a login session: a hash of its id (the cookie's secret)."""
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
 
 
 def _read_or_create_secret(path: Path) -> str:
@@ -267,10 +318,15 @@ class ExampleProvider:
     :param provider: the pyop provider.
     :param users: the end-users (passwords and claims).
     :param demo: show the demo credentials on the login page.
+    :param consents: where consents are remembered (default: in memory).
+    :param sessions: where login sessions are kept (default: in memory).
+    :param verified_clients: client ids whose ``client_name`` the operator has checked.
     """
 
     def __init__(self, provider: Provider, users: UserStore, demo: bool,
-                 consents: Optional[StorageBase] = None) -> None:
+                 consents: Optional[StorageBase] = None,
+                 sessions: Optional[StorageBase] = None,
+                 verified_clients: Iterable[str] = ()) -> None:
         self.provider = provider
         self.users = users
         self.demo = demo
@@ -279,6 +335,15 @@ class ExampleProvider:
         #: (a list, not a mapping: client ids are not valid field names in every store).
         self.consents: StorageBase = consents if consents is not None \
             else StorageBase.from_uri("memory:", collection="consents")
+        #: ``hash of the session id -> {"user_id", "created", "last_seen"}``: the logged-in
+        #: sessions. The cookie only names its session; logging out deletes the record, so
+        #: a copy of the cookie taken before does not log in again. Keyed by a hash, so
+        #: that a copy of the store holds no session ids.
+        self.sessions: StorageBase = sessions if sessions is not None \
+            else StorageBase.from_uri("memory:", collection="sessions")
+        #: Slows password guessing (see :mod:`example.throttle`).
+        self.throttle = LoginThrottle()
+        self.verified_clients = frozenset(verified_clients)
 
     def register(self, app: Flask) -> None:
         """Add the routes to ``app``."""
@@ -309,9 +374,53 @@ class ExampleProvider:
     # -- helpers ---------------------------------------------------------------------------------
 
     def current_user(self) -> Optional[str]:
-        """The logged-in user id of this browser session, or None."""
+        """The logged-in user id of this browser session, or None.
+
+        The cookie's session must still be stored (not logged out), used within
+        :data:`SESSION_IDLE_LIFETIME` and younger than :data:`SESSION_ABSOLUTE_LIFETIME`.
+        """
         user_id = session.get("user_id")
-        return user_id if isinstance(user_id, str) and user_id in self.users else None
+        sid = session.get("sid")
+        if not isinstance(user_id, str) or user_id not in self.users or not isinstance(sid, str):
+            return None
+        if g.get("session_checked") == sid:  # once per request
+            return user_id
+        key = _session_key(sid)
+        record = self.sessions.get(key)
+        now = self.provider.clock()
+        if not isinstance(record, Mapping) or record.get("user_id") != user_id:
+            return None
+        if now - record["last_seen"] > SESSION_IDLE_LIFETIME or \
+                now - record["created"] > SESSION_ABSOLUTE_LIFETIME:
+            self.sessions.delete(key)
+            return None
+        if now - record["last_seen"] > SESSION_TOUCH_INTERVAL:
+            self.sessions.set(key, {**record, "last_seen": now},
+                              expires_at=record["created"] + SESSION_ABSOLUTE_LIFETIME)
+        g.session_checked = sid
+        return user_id
+
+    def start_session(self, user_id: str) -> None:
+        """Log ``user_id`` in: a new session (new id, new CSRF token), stored server-side."""
+        self.end_session()
+        now = self.provider.clock()
+        sid = secrets.token_urlsafe(32)
+        self.sessions.set(_session_key(sid), {"user_id": user_id, "created": now,
+                                              "last_seen": now},
+                          expires_at=now + SESSION_ABSOLUTE_LIFETIME)
+        session["sid"] = sid
+        session["user_id"] = user_id
+        # sub-second: a login in the same second as a prompt=login request is after it
+        session["auth_time"] = now
+
+    def end_session(self) -> None:
+        """Log out: the stored session is deleted, so the cookie (and any copy of it) no
+        longer logs anyone in; the cookie is cleared."""
+        sid = session.get("sid")
+        if isinstance(sid, str):
+            self.sessions.delete(_session_key(sid))
+        session.clear()
+        g.pop("session_checked", None)
 
     @staticmethod
     def json_response(body: str, status: int = 200,
@@ -359,7 +468,8 @@ class ExampleProvider:
             authn_req, "access_denied", "the end-user cancelled the request").to_error_url()
         if not url:
             return None
-        return url, "Back to " + self.client_name(authn_req["client_id"])
+        return url, "Back to " + self.client_name(authn_req["client_id"],
+                                                  authn_req["redirect_uri"])
 
     def explain(self, error: OAuthError, prefix: str) -> str:
         """Plain words for ``error``."""
@@ -399,15 +509,60 @@ class ExampleProvider:
             title="Sign-in request refused", error=error,
             back=(url_for("index"), "Go to the home page"))
 
-    def client_name(self, client_id: str) -> str:
+    def client_name(self, client_id: str, redirect_uri: Optional[str] = None) -> str:
+        """The client's ``client_name``, cut to :data:`MAX_CLIENT_NAME_LENGTH` characters
+        and without control or formatting characters (bidirectional overrides could
+        make it read as another name); without a name, the host of ``redirect_uri`` (or
+        of the client's only redirect URI), else the client id.
+
+        The name is chosen by whoever registered the client: see :meth:`name_verified`.
+        """
         client = self.provider.get_client(client_id) or {}
         name = client.get("client_name")
-        return name if isinstance(name, str) and name else client_id
+        if isinstance(name, str):
+            name = " ".join("".join(ch for ch in name
+                                    if unicodedata.category(ch)[0] != "C").split())
+            if len(name) > MAX_CLIENT_NAME_LENGTH:
+                name = name[:MAX_CLIENT_NAME_LENGTH - 1].rstrip() + "…"
+        if isinstance(name, str) and name:
+            return name
+        uris = client.get("redirect_uris") or []
+        if redirect_uri is None and isinstance(uris, list) and len(uris) == 1:
+            redirect_uri = uris[0]
+        host = display_host(redirect_uri) if isinstance(redirect_uri, str) else None
+        return host or client_id
+
+    def name_verified(self, client_id: str) -> bool:
+        """Whether the operator checked this client's name (``verified_clients``).
+
+        Anyone can register a client (OIDC Dynamic Registration) and call it "Your Bank":
+        the consent page says so for every other client."""
+        return client_id in self.verified_clients
+
+    def scope_claims(self, scopes: Iterable[str]) -> list[str]:
+        """The claims released for ``scopes`` (OIDC Core 5.4, and the provider's
+        ``extra_scopes``), in the order of the scopes."""
+        extra = self.provider.extra_scopes or {}
+        claims: list[str] = []
+        for scope in scopes:
+            for claim in (*SCOPE_CLAIMS.get(scope, ()), *extra.get(scope, ())):
+                if claim not in claims:
+                    claims.append(claim)
+        return claims
+
+    def consented_claims(self, authn_req: Mapping[str, Any]) -> set[str]:
+        """Every claim the request may release: those of its scopes and those named by its
+        ``claims`` parameter (OIDC Core 5.4, 5.5). Consent is given, and remembered, for
+        these claims."""
+        return set(self.scope_claims(requested_scopes(authn_req))) | set(
+            requested_claims(authn_req))
 
     def has_consent(self, authn_req: Mapping[str, Any]) -> bool:
-        """Whether the logged-in user already allowed this client these scopes and claims
-        (or more).
+        """Whether the logged-in user already allowed this client these scopes and every
+        claim they and the ``claims`` parameter ask for (or more).
 
+        The claims are compared one by one: a consent to the ``profile`` scope is not a
+        consent to claims that are added to it later, nor to claims asked for by name.
         ``offline_access`` always asks again: consent for it must be obtained with
         ``prompt=consent`` (OIDC Core 11).
         """
@@ -419,10 +574,11 @@ class ExampleProvider:
             return False
         granted = self.granted(user_id, authn_req["client_id"])
         return scopes <= set(granted.get("scopes") or []) and \
-            set(requested_claims(authn_req)) <= set(granted.get("claims") or [])
+            self.consented_claims(authn_req) <= set(granted.get("claims") or [])
 
     def remember_consent(self, authn_req: Mapping[str, Any]) -> None:
-        """Store that the logged-in user allowed this client these scopes and claims."""
+        """Store that the logged-in user allowed this client these scopes and claims (those
+        of the scopes and those named by the ``claims`` parameter)."""
         user_id = self.current_user()
         if user_id is None:  # pragma: no cover - callers check
             return
@@ -434,7 +590,7 @@ class ExampleProvider:
             "client_id": client_id,
             "scopes": sorted(set(granted.get("scopes") or [])
                              | set(requested_scopes(authn_req)) - {"offline_access"}),
-            "claims": sorted(set(granted.get("claims") or []) | set(requested_claims(authn_req))),
+            "claims": sorted(set(granted.get("claims") or []) | self.consented_claims(authn_req)),
         })
         self.consents[user_id] = {"grants": grants}
 
@@ -468,6 +624,10 @@ class ExampleProvider:
             response = self.provider.authorize(authn_req, user_id,
                                                auth_time=session.get("auth_time"))
         except OAuthError as e:  # e.g. the client was deleted meanwhile
+            if isinstance(e, InvalidAuthenticationRequest) and e.redirectable:
+                # the request's constraints are not met (an id_token_hint naming another
+                # user, an essential acr...): the client learns it from the error
+                return self.authentication_error(e)
             self.log_refused(e)
             return self.error_page(
                 "The sign-in cannot be completed: the application that sent you here is no "
@@ -520,8 +680,10 @@ class ExampleProvider:
         except InvalidAuthenticationRequest as e:
             return self.authentication_error(e)
         user_id = self.current_user()
+        # prompt=login, max_age, and an id_token_hint naming another user than the one
+        # logged in all need a (new) login (OIDC Core 3.1.2.1)
         needs_login = user_id is None or self.provider.requires_authentication(
-            authn_req, session.get("auth_time"))
+            authn_req, session.get("auth_time"), user_id=user_id)
         if "none" in (authn_req.get("prompt") or []):  # OIDC Core 3.1.2.1: no UI at all
             if needs_login:
                 return self.authentication_error(self.provider.create_authentication_error(
@@ -548,7 +710,8 @@ class ExampleProvider:
         authn_req = pending["request"] if pending else {}
         context = {
             "demo": self.demo,
-            "client_name": self.client_name(authn_req["client_id"]) if authn_req else None,
+            "client_name": self.client_name(authn_req["client_id"], authn_req.get("redirect_uri"))
+            if authn_req else None,
             "username": authn_req.get("login_hint", ""),
             "error": None,
         }
@@ -557,14 +720,24 @@ class ExampleProvider:
         refused = self.check_csrf()
         if refused:
             return refused
-        username = request.form.get("username", "")
-        user_id = self.users.authenticate(username, request.form.get("password", ""))
+        username = request.form.get("username", "")[:MAX_USERNAME_LENGTH]
+        context["username"] = username
+        # throttled attempts are refused before the (costly) password check
+        wait = self.throttle.retry_after(username, request.remote_addr)
+        if wait:
+            return self.login_throttled(context, wait)
+        if not self.throttle.begin_check():  # others' password checks take every slot
+            return self.login_throttled(context, 1, "The service is busy.")
+        try:
+            user_id = self.users.authenticate(username, request.form.get("password", ""))
+        finally:
+            self.throttle.end_check()
         if user_id is None:
-            context.update(username=username, error="Wrong username or password.")
+            self.throttle.failed(username, request.remote_addr)
+            context.update(error="Wrong username or password.")
             return render_template("login.html", **context)
-        session.clear()  # a new session for the new login: fresh CSRF token
-        session["user_id"] = user_id
-        session["auth_time"] = int(self.provider.clock())
+        self.throttle.succeeded(username)
+        self.start_session(user_id)  # a new session for the new login: fresh CSRF token
         if not pending:
             return redirect(url_for("index"), 303)
         if not self.consent_prompted(pending["request"]) and \
@@ -573,6 +746,18 @@ class ExampleProvider:
         pending["login"] = False
         session["pending"] = pending
         return redirect(url_for("consent"), 303)
+
+    @staticmethod
+    def login_throttled(context: dict[str, Any], wait: int,
+                        reason: str = "Too many failed sign-in attempts.") -> Response:
+        """The login form again, 429 with ``Retry-After`` (RFC 6585 4); the password was
+        not checked."""
+        minutes = -(-wait // 60)
+        delay = f"{wait} second{'s' if wait > 1 else ''}" if wait < 60 else \
+            f"{minutes} minute{'s' if minutes > 1 else ''}"
+        context["error"] = f"{reason} Wait {delay} and try again."
+        return Response(render_template("login.html", **context), status=429,
+                        mimetype="text/html", headers={"Retry-After": str(wait)})
 
     def consent(self) -> ResponseReturnValue:
         """Show the client and what it asks for (GET); approve or deny it (POST)."""
@@ -585,7 +770,13 @@ class ExampleProvider:
             return redirect(url_for("login"), 303)
         authn_req = pending["request"]
         if request.method == "GET":
-            return render_template("consent.html", **self.consent_context(pending))
+            context = self.consent_context(pending)
+            page = Response(render_template("consent.html", **context), mimetype="text/html")
+            if context["logo_origin"]:  # the client's logo, loaded from its origin only
+                page.headers["Content-Security-Policy"] = _HTML_SECURITY_HEADERS[
+                    "Content-Security-Policy"].replace(
+                        "img-src 'self'", "img-src 'self' " + context["logo_origin"])
+            return page
         refused = self.check_csrf()
         if refused:
             return refused
@@ -602,15 +793,29 @@ class ExampleProvider:
         return self.issue_response(authn_req)
 
     def consent_context(self, pending: Mapping[str, Any]) -> dict[str, Any]:
+        """What the consent page shows: the client (its name, marked unverified unless the
+        operator checked it; its logo, privacy policy and terms when registered, OIDC
+        Dynamic Registration 2), each scope with the claims it releases, the claims asked
+        for by name (OIDC Core 5.5), and where the user will be sent."""
         authn_req = pending["request"]
+        client_id = authn_req["client_id"]
+        client = self.provider.get_client(client_id) or {}
         user_id = self.current_user() or ""
         claims = [(name, CLAIM_DESCRIPTIONS.get(name, "The claim named " + name), essential)
                   for name, essential in sorted(requested_claims(authn_req).items())]
+        links = {name: client.get(name) if isinstance(client.get(name), str) and
+                 client[name].startswith(("https://", "http://")) else None
+                 for name in ("policy_uri", "tos_uri")}
+        logo_origin = https_origin(client.get("logo_uri"))  # https logos only
         return {
-            "client_name": self.client_name(authn_req["client_id"]),
-            "client_id": authn_req["client_id"],
-            "redirect_host": urlsplit(authn_req["redirect_uri"]).netloc,
-            "scopes": [(scope, SCOPE_DESCRIPTIONS.get(scope, "Access named " + scope))
+            "client_name": self.client_name(client_id, authn_req["redirect_uri"]),
+            "name_verified": self.name_verified(client_id),
+            "logo_uri": client["logo_uri"] if logo_origin else None,
+            "logo_origin": logo_origin,
+            **links,
+            "redirect_host": display_host(authn_req["redirect_uri"]) or "",
+            "scopes": [(scope, SCOPE_DESCRIPTIONS.get(scope, "Access named " + scope),
+                        self.scope_claims([scope]))
                        for scope in requested_scopes(authn_req)],
             "claims": claims,
             "user": self.users.display_name(user_id),
@@ -680,11 +885,15 @@ class ExampleProvider:
     def logout(self) -> ResponseReturnValue:
         """RP-initiated logout (OIDC RP-Initiated Logout 1.0).
 
-        Logs out at once when the request carries an ``id_token_hint`` for the
-        logged-in user; otherwise asks the user first (a plain link must not log
-        anyone out: logout CSRF).
+        Logs out at once, and returns to the client, when the request carries an
+        ``id_token_hint`` issued for the logged-in user (``id_token_hint_matches``).
+        Otherwise asks first: a hint of another session or none at all must not log
+        anyone out (section 2), and without a hint the return to the client named by
+        ``client_id`` waits for the user's confirmation (section 3: anyone can name a
+        client and its registered URI). The confirmation is a POST with the CSRF token.
         """
-        if request.method == "POST":
+        confirmed = request.method == "POST"
+        if confirmed:
             refused = self.check_csrf()
             if refused:
                 return refused
@@ -692,40 +901,49 @@ class ExampleProvider:
                          if name != "csrf_token"}
         else:
             body = request.query_string
+        user_id = self.current_user()
         try:
             end_session_req = self.provider.parse_end_session_request(body)
+            hint_matches = self.provider.id_token_hint_matches(end_session_req, user_id)
         except InvalidEndSessionRequest as e:
             return self.logout_error(e)
-        hint_claims = None
-        hint = end_session_req.get("id_token_hint")
-        if hint is not None:
-            keys = [VerificationKey.from_jwk(jwk) for jwk in self.provider.jwks["keys"]]
-            hint_claims = verify_id_token_hint(hint, keys, self.provider.issuer)
-            if hint_claims is None:
-                return self.logout_error(InvalidEndSessionRequest("unknown id_token_hint"))
-        logged_in = self.current_user() is not None
-        if request.method == "GET" and logged_in and (
-                hint_claims is None or hint_claims.get("sub") != session.get("sub")):
-            # "Stay signed in" returns to the application without logging out, to its
-            # post_logout_redirect_uri when that is registered for it, else home
-            stay_url = self.provider.do_post_logout_redirect(end_session_req)
-            client_name = self.logout_client_name(end_session_req, hint_claims)
-            return render_template("logout_confirm.html", fields=end_session_req.to_dict(),
-                                   client_name=client_name,
-                                   stay_url=stay_url or url_for("index"),
-                                   stay_label=f"Stay signed in and return to {client_name}"
-                                   if stay_url and client_name else "Stay signed in")
-        try:
-            self.provider.logout_user(session.get("sub"), end_session_req)
-        except InvalidEndSessionRequest as e:
-            return self.logout_error(e)
-        except InvalidSubjectIdentifier:
-            pass  # nothing issued to this session (or already logged out): clear it anyway
-        session.clear()
-        url = self.provider.do_post_logout_redirect(end_session_req)
+        return_client = self.provider.post_logout_redirect_client(end_session_req)
+        proven_return = self.provider.do_post_logout_redirect(end_session_req)
+        if not confirmed and ((user_id is not None and not hint_matches)
+                              or (proven_return is None and return_client is not None)):
+            return self.logout_confirmation(end_session_req, user_id is not None,
+                                            return_client)
+        if user_id is not None:
+            try:
+                # the session's own sub; the hint's only when it is this user's
+                if session.get("sub"):
+                    self.provider.logout_user(session["sub"])
+                elif hint_matches:
+                    self.provider.logout_user(None, end_session_req)
+            except InvalidSubjectIdentifier:
+                pass  # nothing issued to this session (or already logged out): clear it anyway
+            self.end_session()
+        url = self.provider.do_post_logout_redirect(end_session_req, confirmed=confirmed)
         if url:
             return redirect(url, 303)
         return render_template("logged_out.html")
+
+    def logout_confirmation(self, end_session_req: Mapping[str, Any], logged_in: bool,
+                            return_client: Optional[str]) -> ResponseReturnValue:
+        """"Log out?" (signed in) or "Return to <client>?" (signed out): the form posts
+        the request back. Only a client whose registered URI the request names is named,
+        with that URI's host. "Stay signed in" returns to it (a link the user follows
+        from this page), else goes home."""
+        client_name = return_host = stay_url = None
+        if return_client is not None:
+            client_name = self.client_name(return_client)
+            return_host = urlsplit(end_session_req["post_logout_redirect_uri"]).hostname
+            stay_url = self.provider.do_post_logout_redirect(end_session_req, confirmed=True)
+        return render_template("logout_confirm.html", fields=end_session_req.to_dict(),
+                               logged_in=logged_in, client_name=client_name,
+                               return_host=return_host, stay_url=stay_url or url_for("index"),
+                               stay_label=f"Stay signed in and return to {client_name}"
+                               if stay_url else "Stay signed in")
 
     def logout_error(self, error: InvalidEndSessionRequest) -> Response:
         """A refused logout request: its redirect URI cannot be trusted, the way back is home."""
@@ -735,18 +953,6 @@ class ExampleProvider:
             "service cannot accept. You are still signed in; to log out, use the button on "
             "the home page.", title="Logout request refused", error=error,
             back=(url_for("index"), "Go to the home page"))
-
-    def logout_client_name(self, end_session_req: Mapping[str, Any],
-                           hint_claims: Optional[Mapping[str, Any]]) -> Optional[str]:
-        client_id = end_session_req.get("client_id")
-        if client_id is None and hint_claims is not None:
-            aud = hint_claims.get("aud")  # ["client_id"] (as pyop 3 issued it) or a string
-            if isinstance(aud, list) and len(aud) == 1:
-                aud = aud[0]
-            client_id = aud if isinstance(aud, str) else None
-        if not isinstance(client_id, str) or self.provider.get_client(client_id) is None:
-            return None  # only registered clients are named to the user
-        return self.client_name(client_id)
 
     # -- errors and headers ----------------------------------------------------------------------
 
@@ -916,7 +1122,8 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         },
     )
     app.extensions["pyop"] = provider
-    example = ExampleProvider(provider, users, demo, stores["consents"])
+    example = ExampleProvider(provider, users, demo, stores["consents"], stores["sessions"],
+                              cfg.get("verified_clients") or ())
     app.extensions["pyop_example"] = example
     example.register(app)
     return app

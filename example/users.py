@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-__all__ = ["PBKDF2_ITERATIONS", "UserStore", "hash_password", "verify_password"]
+__all__ = ["PBKDF2_ITERATIONS", "UserStore", "derive_key", "hash_password", "verify_password"]
 
 #: PBKDF2-HMAC-SHA256 iterations for new hashes (OWASP Password Storage Cheat Sheet).
 PBKDF2_ITERATIONS = 600_000
@@ -41,11 +41,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def derive_key(password: str, salt: bytes, iterations: int) -> bytes:
+    """PBKDF2-HMAC-SHA256 of ``password``: the costly step of every password check."""
+    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8", "surrogatepass"), salt,
+                               iterations)
+
+
 def hash_password(password: str, *, iterations: int = PBKDF2_ITERATIONS,
                   salt: Optional[bytes] = None) -> str:
     """Hash ``password`` as ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (base64url)."""
     salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    digest = derive_key(password, salt, iterations)
     return f"{_SCHEME}${iterations}${_b64(salt)}${_b64(digest)}"
 
 
@@ -59,7 +65,7 @@ def verify_password(password: str, encoded: str) -> bool:
         return False
     if scheme != _SCHEME or not 1 <= iterations <= 10_000_000:
         return False
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    digest = derive_key(password, salt, iterations)
     return hmac.compare_digest(digest, expected)
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .client_management import narrow_claims
 from .context import ProviderContext
 from .crypto import SigningKey
-from .exceptions import RequestedSubjectMismatch
+from .exceptions import InvalidSubjectIdentifier, RequestedSubjectMismatch
 from .id_token import create_id_token
 from .response_mode import error_context
 from .util import claims_request_member
@@ -24,7 +24,8 @@ from .util import claims_request_member
 __all__ = ["SCOPE_CLAIMS", "ExtraClaims", "allowed_scopes", "granted_scope", "scope_claims",
            "subject_identifier", "check_requested_subject", "knows_user", "user_record",
            "user_claims",
-           "claims_to_carry", "extra_claims", "id_token", "auth_time_required"]
+           "claims_to_carry", "extra_claims", "id_token", "auth_time_required",
+           "effective_max_age", "subject_names_user"]
 
 logger = logging.getLogger(__name__)
 
@@ -240,23 +241,66 @@ def id_token(ctx: ProviderContext, *, client_id: str, sub: str, user_id: str,
              nonce: Optional[str], claims: Mapping[str, Any], extra: ExtraClaims,
              auth_time: Optional[int] = None, acr: Optional[str] = None,
              amr: Optional[Iterable[str]] = None, access_token: Optional[str] = None,
-             code: Optional[str] = None, signing_key: Optional[SigningKey] = None) -> str:
-    """A signed ID token (OIDC Core 2), with the provider's issuer and lifetime."""
+             code: Optional[str] = None, signing_key: Optional[SigningKey] = None,
+             sid: Optional[str] = None) -> str:
+    """A signed ID token (OIDC Core 2), with the provider's issuer and lifetime (and the
+    login session's ``sid`` when given, Back-Channel Logout 1.0 2.1)."""
     return create_id_token(
         signing_key or ctx.keys.active, ctx.issuer, client_id, sub, now=ctx.now(),
         lifetime=ctx.configuration.id_token_lifetime, nonce=nonce, auth_time=auth_time,
         acr=acr, amr=list(amr) if amr is not None else None, access_token=access_token,
         authorization_code=code, claims=claims,
         extra_claims=extra_claims(extra, user_id, client_id),
-        audience=client_id if ctx.configuration.id_token_aud_as_string else [client_id])
+        audience=client_id if ctx.configuration.id_token_aud_as_string else [client_id],
+        sid=sid)
 
 
 def auth_time_required(authentication_request: Mapping[str, Any],
                        client: Mapping[str, Any]) -> bool:
     """Whether the ID token must carry ``auth_time`` (OIDC Core 3.1.2.1, 5.5.1;
-    OIDC Dynamic Registration 2 ``require_auth_time``)."""
-    if "max_age" in authentication_request or client.get("require_auth_time"):
+    OIDC Dynamic Registration 2 ``require_auth_time``, ``default_max_age``)."""
+    if ("max_age" in authentication_request or client.get("require_auth_time")
+            or effective_max_age(authentication_request, client) is not None):
         return True
     requested = claims_request_member(authentication_request, "id_token").get("auth_time")
     return (requested is not None and isinstance(requested, Mapping)
             and requested.get("essential") is True)
+
+
+def effective_max_age(authentication_request: Mapping[str, Any],
+                      client: Mapping[str, Any]) -> Optional[int]:
+    """The ``max_age`` that applies to a request: its own, else the client's registered
+    ``default_max_age`` (OIDC Core 3.1.2.1; OIDC Dynamic Registration 2: "The max_age
+    request parameter overrides this default value"); None when neither is set."""
+    for value in (authentication_request.get("max_age"), client.get("default_max_age")):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
+
+
+def subject_names_user(ctx: ProviderContext, sub: Any, user_id: str,
+                       client: Optional[Mapping[str, Any]],
+                       redirect_uri: Optional[str] = None) -> bool:
+    """Whether ``sub``, a subject identifier issued to ``client`` (e.g. the ``sub`` of a
+    verified ``id_token_hint``, OIDC Core 3.1.2.1; RP-Initiated Logout 1.0, 2), is the one of
+    ``user_id``.
+
+    The ``sub`` recorded for reverse lookup decides when there is one (public and pairwise
+    alike, whichever redirect_uri the ID token was issued for); otherwise (a sealed
+    subject identifier store, or a ``sub`` never recorded) the ``sub`` of ``user_id`` for
+    ``client`` is computed as :func:`subject_identifier` issues it, with ``redirect_uri``
+    (the request's) for the sector identifier of a pairwise client. ``client`` None: only
+    the recorded ``sub`` decides.
+    """
+    if not isinstance(sub, str) or not sub:
+        return False
+    try:
+        return ctx.authz_state.get_user_id_for_subject_identifier(sub) == user_id
+    except InvalidSubjectIdentifier:
+        pass
+    if client is None:
+        return False
+    try:
+        return subject_identifier(ctx, client, user_id, redirect_uri) == sub
+    except ValueError:  # e.g. a pairwise client without any URI for a sector identifier
+        return False

@@ -28,7 +28,9 @@ from typing import Any, Callable, Optional
 
 from .crypto import SUPPORTED_ALGS, JWSError, b64url_decode, jws_verify
 from .exceptions import InvalidClientAuthentication
+from .jwt_checks import MAX_JTI_LENGTH, is_numeric_date, jwt_type, use_jti_once
 from .request_object import verification_keys
+from .util import is_valid_identifier
 
 __all__ = [
     "JWT_BEARER_ASSERTION_TYPE",
@@ -39,6 +41,8 @@ __all__ = [
     "ClientAssertionVerifier",
     "assertion_signing_algs",
     "method_for_alg",
+    "ASSERTION_AUDIENCES",
+    "ASSERTION_TYPES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,8 +63,22 @@ ASSERTION_LEEWAY = 60
 #: Longest ``client_assertion`` accepted, in characters.
 MAX_ASSERTION_SIZE = 16 * 1024
 
+#: Values of the ``client_assertion_audiences`` option: what ``aud`` may be.
+#: ``"issuer"`` (default): the issuer identifier, as a single string (RFC 7523bis, the fix
+#: for audience injection: an assertion made for another server's metadata cannot be
+#: replayed here). ``"issuer-or-endpoint"``: also the token endpoint URL or the URL of the
+#: endpoint called, and an array containing one of them (RFC 7523 3, OIDC Core 9).
+ASSERTION_AUDIENCES = ("issuer", "issuer-or-endpoint")
+
+#: Values of the JWS ``typ`` header accepted on an assertion (RFC 8725 3.11): none, the
+#: generic ``JWT``/``JOSE``, or ``client-authentication+jwt`` (RFC 7523bis); any other type
+#: (``oauth-authz-req+jwt``, ``at+jwt``, ``logout+jwt``...) marks another kind of JWT.
+ASSERTION_TYPES = frozenset(["jwt", "jose", "client-authentication+jwt"])
+
+#: ``kind`` of the ``jti`` records (see :func:`pyop.jwt_checks.use_jti_once`).
+_JTI_KIND = "client_assertion_jti"
+
 _HMAC_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
-_MAX_JTI_LENGTH = 512
 
 #: ``(client_id, client metadata, refetch) -> (JWKs or None, fresh)``: the client's
 #: public keys, and whether they are as fresh as can be (so a refetch would not help).
@@ -97,10 +115,6 @@ def _fail(message: str) -> InvalidClientAuthentication:
     return InvalidClientAuthentication(message)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _decode_part(part: str) -> Any:
     try:
         return json.loads(b64url_decode(part))
@@ -123,17 +137,25 @@ class ClientAssertionVerifier:
     :param allowed_algs: returns the algorithms accepted (e.g. the provider's
         ``token_endpoint_auth_signing_alg_values_supported``); default: all of
         :data:`HMAC_ALGS` and :data:`pyop.crypto.SUPPORTED_ALGS`.
+    :param audience_policy: one of :data:`ASSERTION_AUDIENCES`: with ``"issuer"``
+        (default) ``aud`` must be a single string naming one of the ``audiences`` given
+        to :meth:`verify`; with ``"issuer-or-endpoint"`` an array naming one is accepted
+        too.
     """
 
     def __init__(self, replay_store: Any, key_resolver: Optional[KeyResolver] = None, *,
                  max_lifetime: int = DEFAULT_MAX_ASSERTION_LIFETIME,
                  leeway: int = ASSERTION_LEEWAY,
-                 allowed_algs: Optional[Callable[[], Iterable[str]]] = None) -> None:
+                 allowed_algs: Optional[Callable[[], Iterable[str]]] = None,
+                 audience_policy: str = "issuer") -> None:
+        if audience_policy not in ASSERTION_AUDIENCES:
+            raise ValueError("audience_policy must be one of " + ", ".join(ASSERTION_AUDIENCES))
         self.replay_store = replay_store
         self.key_resolver = key_resolver
         self.max_lifetime = max_lifetime
         self.leeway = leeway
         self.allowed_algs = allowed_algs
+        self.audience_policy = audience_policy
 
     def verify(self, assertion: Any, clients: Mapping[str, Any], *, audiences: Iterable[str],
                now: float, client_id: Optional[str] = None
@@ -175,9 +197,12 @@ class ClientAssertionVerifier:
             raise _fail("client_assertion alg is missing, none or not supported")
         if "crit" in header:
             raise _fail("client_assertion has unsupported critical header parameters")
+        typ = jwt_type(header)
+        if typ is not None and typ not in ASSERTION_TYPES:
+            raise _fail("client_assertion typ marks another kind of JWT")
 
         issuer, subject = claims.get("iss"), claims.get("sub")
-        if not isinstance(issuer, str) or not issuer or subject != issuer:
+        if not isinstance(issuer, str) or not is_valid_identifier(issuer) or subject != issuer:
             raise _fail("client_assertion iss and sub must both be the client_id")
         if client_id is not None and client_id != issuer:
             raise _fail("client_id differs from the client_assertion issuer")
@@ -198,7 +223,7 @@ class ClientAssertionVerifier:
         if method == "client_secret_jwt":
             self._check_hmac(assertion, alg, issuer, client, now)
         else:
-            self._check_signature(assertion, alg, issuer, client)
+            self._check_signature(assertion, alg, header.get("kid"), issuer, client)
         expires_at = self._check_claims(claims, audiences, now)
         self._check_unused(issuer, claims.get("jti"), expires_at)
         return issuer, client, method
@@ -224,7 +249,7 @@ class ClientAssertionVerifier:
         if not hmac.compare_digest(expected, signature):
             raise _fail("client_assertion signature verification failed")
 
-    def _check_signature(self, assertion: str, alg: str, client_id: str,
+    def _check_signature(self, assertion: str, alg: str, kid: Any, client_id: str,
                          client: Mapping[str, Any]) -> None:
         resolver = self.key_resolver
         if resolver is None:
@@ -233,7 +258,7 @@ class ClientAssertionVerifier:
         def verify(refetch: bool) -> bool:
             jwks, fresh = resolver(client_id, client, refetch)
             try:
-                jws_verify(assertion, verification_keys(jwks or [], alg))
+                jws_verify(assertion, verification_keys(jwks or [], alg, kid))
             except JWSError:
                 if fresh:
                     raise _fail("client_assertion signature verification failed") from None
@@ -247,14 +272,16 @@ class ClientAssertionVerifier:
     def _check_claims(self, claims: Mapping[str, Any], audiences: Iterable[str],
                       now: float) -> float:
         aud = claims.get("aud")
+        if self.audience_policy == "issuer" and not isinstance(aud, str):
+            raise _fail("client_assertion aud must be the issuer identifier, a single string")
         aud_values = [aud] if isinstance(aud, str) else aud
         if (not isinstance(aud_values, list) or not aud_values
                 or not all(isinstance(value, str) for value in aud_values)):
             raise _fail("client_assertion aud is missing or malformed")
         if not set(aud_values) & set(audiences):
             raise _fail("client_assertion aud does not name this provider")
-        exp = claims.get("exp")
-        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        exp: Any = claims.get("exp")
+        if not is_numeric_date(exp):  # NaN and infinities too: they compare false
             raise _fail("client_assertion exp is missing or not a number")
         if exp + self.leeway <= now:
             raise _fail("client_assertion expired")
@@ -264,19 +291,15 @@ class ClientAssertionVerifier:
             value = claims.get(name)
             if value is None:
                 continue
-            if not _is_number(value):
+            if not is_numeric_date(value):
                 raise _fail(f"client_assertion {name} is not a number")
             if value > now + self.leeway:
                 raise _fail(f"client_assertion {name} is in the future")
         return float(exp) + self.leeway
 
     def _check_unused(self, client_id: str, jti: Any, expires_at: float) -> None:
-        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_LENGTH:
+        if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
             raise _fail("client_assertion jti is missing or malformed")
-        # the key is a digest: fixed length, and no client-chosen text in storage keys
-        digest = hashlib.sha256(f"{client_id}\x00{jti}".encode("utf-8", "surrogatepass"))
-        key = "client_assertion_jti:" + digest.hexdigest()
-        record = {"token_type": "client_assertion_jti", "exp": int(expires_at) + 1}
-        if not self.replay_store.add(key, record, expires_at=int(expires_at) + 1):
+        if not use_jti_once(self.replay_store, _JTI_KIND, client_id, jti, expires_at):
             logger.warning("client %s: client assertion replayed", client_id)
             raise _fail("client_assertion already used")

@@ -21,6 +21,7 @@ from urllib.parse import unquote, unquote_plus  # noqa: F401 - unquote: a pyop 3
 from .access_token import get_header
 from .client_assertion import JWT_BEARER_ASSERTION_TYPE, ClientAssertionVerifier
 from .exceptions import InvalidClientAuthentication, InvalidRequestError
+from .util import is_valid_identifier
 
 __all__ = ["authenticate_client", "verify_client_authentication", "parse_basic_authorization",
            "hash_client_secret", "client_secret_matches", "SUPPORTED_AUTH_METHODS"]
@@ -53,7 +54,7 @@ def parse_basic_authorization(header: str) -> tuple[str, str]:
     # (unquote_plus changes nothing without "%" or "+")
     if "%" in decoded or "+" in decoded:
         client_id, client_secret = unquote_plus(client_id), unquote_plus(client_secret)
-    if not client_id:
+    if not is_valid_identifier(client_id):  # empty, or control characters (never stored)
         raise InvalidClientAuthentication("malformed Basic authorization header")
     return client_id, client_secret
 
@@ -225,6 +226,8 @@ def authenticate_client(
     else:
         raise InvalidClientAuthentication("no client authentication in the request")
 
+    if not is_valid_identifier(client_id):  # never looked up (see is_valid_identifier)
+        raise InvalidClientAuthentication("unknown client or wrong credentials")
     client = clients.get(client_id) if hasattr(clients, "get") else None
     if type(client) is not dict and not isinstance(client, Mapping):
         logger.info("token request from unknown client")

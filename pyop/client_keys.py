@@ -8,15 +8,18 @@ changes its registration).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from .exceptions import FetchError
 from .outbound import GuardedFetcher
-from .request_object import parse_jwk_set
+from .request_object import DEFAULT_MAX_CLIENT_KEYS, ClientJWK, parse_jwk_set
 
 __all__ = ["ClientKeys", "DEFAULT_JWKS_CACHE_ENTRIES", "DEFAULT_JWKS_CACHE_BYTES"]
 
@@ -40,10 +43,15 @@ DEFAULT_JWKS_CACHE_BYTES = 4 * 1024 * 1024
 _KEPT_MEMBERS = {name: name for name in ("kty", "kid", "use", "alg", "key_ops", "crv",
                                           "n", "e", "x", "y")}
 
+#: Bytes counted for the public key built from a cached JWK (its native object).
+_BUILT_KEY_SIZE = 512
 
-def _kept(jwk: Mapping[str, Any]) -> dict[str, Any]:
+
+def _kept(jwk: dict[str, Any]) -> dict[str, Any]:
     # the names are this module's strings, shared by every cached key
-    return {_KEPT_MEMBERS[name]: value for name, value in jwk.items() if name in _KEPT_MEMBERS}
+    members = {_KEPT_MEMBERS[name]: value for name, value in jwk.items()
+               if name in _KEPT_MEMBERS}
+    return ClientJWK(members, jwk.key) if isinstance(jwk, ClientJWK) else members
 
 
 def _retained_size(uri: str, keys: Optional[list[dict[str, Any]]]) -> int:
@@ -54,12 +62,16 @@ def _retained_size(uri: str, keys: Optional[list[dict[str, Any]]]) -> int:
         return size
     size += sys.getsizeof(keys)
     for jwk in keys:
-        size += sys.getsizeof(jwk)
+        size += sys.getsizeof(jwk) + _BUILT_KEY_SIZE
         for value in jwk.values():
             size += sys.getsizeof(value)
             if isinstance(value, list):
                 size += sum(sys.getsizeof(item) for item in value)
     return size
+
+
+#: How many clients' parsed ``jwks`` metadata are kept (least recently used dropped first).
+INLINE_JWKS_CACHE_SIZE = 1024
 
 
 class ClientKeys:
@@ -69,18 +81,32 @@ class ClientKeys:
     :param fetcher: fetches a ``jwks_uri`` document, ``callable(uri) -> parsed JSON``
         (default: :meth:`GuardedFetcher.get_json <pyop.outbound.GuardedFetcher.get_json>`
         of a :class:`~pyop.outbound.GuardedFetcher` with its defaults).
-    :param max_entries: documents kept at most (default :data:`DEFAULT_JWKS_CACHE_ENTRIES`).
+    :param max_keys: the most keys of a client's set that are used (the first ones; see
+        :func:`~pyop.request_object.parse_jwk_set`).
+    :param max_entries: ``jwks_uri`` documents kept at most (default
+        :data:`DEFAULT_JWKS_CACHE_ENTRIES`).
     :param max_bytes: bytes the kept documents may take together (default
         :data:`DEFAULT_JWKS_CACHE_BYTES`); the oldest are dropped first. Only the public
-        members of each key are kept (``kty``, ``kid``, ``use``, ``alg``, ``key_ops``,
-        ``crv``, ``n``, ``e``, ``x``, ``y``).
+        members of each fetched key are kept (``kty``, ``kid``, ``use``, ``alg``,
+        ``key_ops``, ``crv``, ``n``, ``e``, ``x``, ``y``).
+
+    A client's ``jwks`` metadata is parsed, and each of its keys built, once: the result
+    is kept by client id and a digest of the metadata (a registration update changes the
+    digest), for at most :data:`INLINE_JWKS_CACHE_SIZE` clients.
     """
 
     def __init__(self, clock: Callable[[], float],
                  fetcher: Optional[Callable[[str], Any]] = None, *,
+                 max_keys: int = DEFAULT_MAX_CLIENT_KEYS,
                  max_entries: Optional[int] = None,
                  max_bytes: int = DEFAULT_JWKS_CACHE_BYTES) -> None:
         self.clock = clock
+        #: The most keys of a client's set that are used.
+        self.max_keys = max_keys
+        #: ``client_id -> (digest of its jwks metadata, keys or None)``, least recently
+        #: used first.
+        self.inline: OrderedDict[str, tuple[str, Optional[list[dict[str, Any]]]]]
+        self.inline = OrderedDict()
         #: Fetches a client's ``jwks_uri`` document.
         self.fetcher: Callable[[str], Any] = fetcher or GuardedFetcher().get_json
         #: ``uri -> (fetched at, keys or None)``, oldest first.
@@ -103,11 +129,34 @@ class ClientKeys:
             return self._fetched(client_id, jwks_uri, refetch)
         if jwks is None:
             return None, True
+        return self._inline(client_id, jwks), True
+
+    def _inline(self, client_id: str, jwks: Any) -> Optional[list[dict[str, Any]]]:
+        """The client's ``jwks`` metadata parsed, from the cache when it has not changed."""
+        with self._lock:
+            cached = self.inline.get(client_id)
         try:
-            return parse_jwk_set(jwks), True
-        except ValueError as e:
-            logger.warning("client %s: unusable jwks metadata: %s", client_id, e)
-            return None, True
+            document = jwks.to_dict() if hasattr(jwks, "to_dict") else jwks
+            digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=repr)
+                                    .encode("utf-8", "surrogatepass")).hexdigest()
+        except (TypeError, ValueError, RecursionError):
+            digest = None
+        if cached is not None and digest is not None and cached[0] == digest:
+            keys = cached[1]
+        else:
+            try:
+                keys = parse_jwk_set(jwks, max_keys=self.max_keys, strict=False,
+                                     client_id=client_id)
+            except ValueError as e:
+                logger.warning("client %s: unusable jwks metadata: %s", client_id, e)
+                keys = None
+        if digest is not None:
+            with self._lock:
+                self.inline[client_id] = (digest, keys)
+                self.inline.move_to_end(client_id)
+                while len(self.inline) > INLINE_JWKS_CACHE_SIZE:
+                    self.inline.popitem(last=False)
+        return keys
 
     def _fetched(self, client_id: str, uri: str, refetch: bool
                  ) -> tuple[Optional[list[dict[str, Any]]], bool]:
@@ -120,7 +169,8 @@ class ClientKeys:
                 return keys, too_soon
         keys = None
         try:
-            keys = [_kept(jwk) for jwk in parse_jwk_set(self.fetcher(uri))]
+            keys = [_kept(jwk) for jwk in parse_jwk_set(
+                self.fetcher(uri), max_keys=self.max_keys, strict=False, client_id=client_id)]
         except FetchError as e:
             logger.warning("client %s: could not fetch its jwks_uri: %s", client_id, e.reason)
         except Exception as e:  # noqa: BLE001 - any network or parse failure: no keys

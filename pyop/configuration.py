@@ -17,7 +17,7 @@ from .client_assertion import HMAC_ALGS, assertion_signing_algs, method_for_alg
 from .crypto import SUPPORTED_ALGS
 from .exceptions import InvalidConfiguration
 from .message import ProviderConfigurationResponse
-from .request_object import DEFAULT_REQUEST_OBJECT_SIGNING_ALGS
+from .request_object import DEFAULT_MAX_REQUEST_OBJECT_LIFETIME, DEFAULT_REQUEST_OBJECT_SIGNING_ALGS
 from .util import DEFAULT_MAX_REQUEST_SIZE, is_https_or_loopback_http, response_type_set
 
 __all__ = ["Configuration", "PAIRWISE_SECTOR_SOURCES", "configuration_defaults"]
@@ -80,7 +80,16 @@ class Configuration:
                  limit_claims_to_claims_supported: bool = False,
                  strict_client_preferences: bool = False,
                  id_token_aud_as_string: bool = False,
-                 registration_client_uri_template: str) -> None:
+                 registration_client_uri_template: str,
+                 max_request_object_lifetime: int = DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
+                 require_request_object_claims: bool = True,
+                 refresh_token_requires_registered_grant: bool = False,
+                 refresh_token_requires_offline_access: bool = False,
+                 userinfo_token_in_query: bool = False,
+                 id_token_sid: bool = False,
+                 session_lifetime: int = 86400,
+                 logout_token_lifetime: int = 120,
+                 prompt_create: bool = False) -> None:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
@@ -97,6 +106,30 @@ class Configuration:
         #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
         self.id_token_aud_as_string = id_token_aud_as_string
         self.registration_client_uri_template = registration_client_uri_template
+        #: Request objects whose ``exp`` is further ahead are refused (RFC 9101 10.8).
+        self.max_request_object_lifetime = max_request_object_lifetime
+        #: Signed request objects must carry ``iss``, ``aud`` and ``exp`` (RFC 9101 10.8).
+        self.require_request_object_claims = require_request_object_claims
+        #: Refresh tokens only for clients whose ``grant_types`` list ``refresh_token``.
+        self.refresh_token_requires_registered_grant = refresh_token_requires_registered_grant
+        #: Refresh tokens only for grants of the ``offline_access`` scope (OIDC Core 11).
+        self.refresh_token_requires_offline_access = refresh_token_requires_offline_access
+        #: UserInfo accepts the access token in the URL query (RFC 6750 2.3).
+        self.userinfo_token_in_query = userinfo_token_in_query
+        #: ``sid`` in every ID token of a grant with a login session (Front-/Back-Channel
+        #: Logout 1.0), not only for the clients that registered ``*_session_required``.
+        self.id_token_sid = id_token_sid
+        for name, value in (("session_lifetime", session_lifetime),
+                            ("logout_token_lifetime", logout_token_lifetime)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfiguration(f"{name}: must be an integer >= 1 (seconds)")
+        #: Seconds a login session's clients are remembered for logout notifications.
+        self.session_lifetime = session_lifetime
+        #: Lifetime of Logout Tokens (Back-Channel Logout 1.0 2.4: ``exp``).
+        self.logout_token_lifetime = logout_token_lifetime
+        #: ``prompt=create`` accepted and advertised (OpenID Connect Initiating User
+        #: Registration 1.0).
+        self.prompt_create = prompt_create
         self.claims_parameter_configured = "claims_parameter_supported" in given
         self.scopes_configured = "scopes_supported" in given
         self.signing_algs = list(signing_algs)
@@ -316,6 +349,13 @@ class Configuration:
             algs_name = endpoint + "_auth_signing_alg_values_supported"
             if token_algs and algs_name not in metadata:
                 metadata[algs_name] = list(token_algs)
+        if self.prompt_create:
+            # Initiating User Registration 1.0, 4: create is listed in prompt_values_supported
+            prompts = metadata.get("prompt_values_supported")
+            values = list(prompts) if isinstance(prompts, list) else [
+                "none", "login", "consent", "select_account"]
+            metadata["prompt_values_supported"] = values + (
+                [] if "create" in values else ["create"])
         config = ProviderConfigurationResponse(**metadata)
         config.verify()
         return config

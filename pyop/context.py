@@ -22,6 +22,7 @@ from .configuration import Configuration
 from .exceptions import InvalidTokenRequest
 from .key_set import KeySet
 from .outbound import GuardedFetcher
+from .registration import RegistrationSettings
 from .userinfo import Userinfo
 
 __all__ = ["ProviderContext"]
@@ -62,6 +63,11 @@ class ProviderContext:
         self.client_changed: Callable[[str], None] = clients.changed
         #: Makes every request to a URL a client registered (:mod:`pyop.outbound`).
         self.outbound: GuardedFetcher = outbound if outbound is not None else GuardedFetcher()
+        #: Bounds, policy and credentials of dynamic registration (RFC 7591 3).
+        self.registration = RegistrationSettings()
+        #: Delivers back-channel Logout Tokens (``sender(requests) -> results``), or None:
+        #: the requests are handed to the host (see :mod:`pyop.logout_notifications`).
+        self.backchannel_logout_sender: Optional[Callable[[Any], Any]] = None
 
     def now(self) -> int:
         """The current UNIX time, in whole seconds."""
@@ -89,13 +95,16 @@ class ProviderContext:
     def authenticate_client(self, parameters: Mapping[str, Any], http_headers: Optional[Any],
                             endpoint: Optional[str] = None) -> tuple[str, Mapping[str, Any]]:
         """Authenticate the client of a request at the token, introspection or revocation
-        endpoint; a client assertion's ``aud`` may name the issuer, the token endpoint or
-        (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9).
+        endpoint. A client assertion's ``aud`` must be the issuer (RFC 7523bis); with the
+        verifier's ``audience_policy`` ``"issuer-or-endpoint"`` it may also name the token
+        endpoint or (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9).
 
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         """
         audiences = [self.issuer]
-        if "client_assertion" in parameters or "client_assertion_type" in parameters:
+        if (("client_assertion" in parameters or "client_assertion_type" in parameters)
+                and getattr(self.client_assertion_verifier, "audience_policy",
+                            "issuer") != "issuer"):
             metadata = self.configuration.metadata
             for name in ("token_endpoint", endpoint):
                 url = metadata.get(name) if name else None

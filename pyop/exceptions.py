@@ -51,6 +51,9 @@ __all__ = [
     "StorageError",
     "UnknownUser",
     "FetchError",
+    "IdTokenHintMismatch",
+    "ReauthenticationRequired",
+    "UnmetAuthenticationRequirements",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,6 +258,55 @@ class RequestedSubjectMismatch(InvalidAuthenticationRequest, AuthorizationError)
 
     def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
                  oauth_error: str = "login_required", **kwargs: Any) -> None:
+        super().__init__(message, parsed_request, oauth_error, **kwargs)
+
+
+class IdTokenHintMismatch(RequestedSubjectMismatch):
+    """The request's ``id_token_hint`` names another end-user than the one being authorized.
+
+    OIDC Core 3.1.2.1 (``id_token_hint``): when the end-user it identifies is not the
+    one logged in, the provider returns an error such as ``login_required``. Raised by
+    :meth:`~pyop.provider.Provider.authorize` before anything is issued; a
+    :class:`RequestedSubjectMismatch` (``login_required``, redirectable). For
+    ``prompt=none`` send it with ``to_error_url()``; otherwise the host may instead ask the
+    end-user to switch accounts (:meth:`~pyop.provider.Provider.hint_matches_user`).
+    """
+
+
+class ReauthenticationRequired(InvalidAuthenticationRequest, AuthorizationError):
+    """The ``auth_time`` given to :meth:`~pyop.provider.Provider.authorize` is older than
+    the request allows: before the request for ``prompt=login`` or ``max_age=0``, older
+    than ``max_age`` (or the client's ``default_max_age``) seconds before the request
+    otherwise (OIDC Core 3.1.2.1; OIDC Dynamic Registration 2).
+
+    Nothing is issued. Redirectable, ``oauth_error`` ``login_required`` (OIDC Core
+    3.1.2.6): the host should have authenticated the end-user again
+    (:meth:`~pyop.provider.Provider.requires_authentication`).
+    """
+
+    default_oauth_error = "login_required"
+
+    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: str = "login_required", **kwargs: Any) -> None:
+        super().__init__(message, parsed_request, oauth_error, **kwargs)
+
+
+class UnmetAuthenticationRequirements(InvalidAuthenticationRequest, AuthorizationError):
+    """The ``acr`` achieved is not one of the values of an essential ``acr`` claim request.
+
+    OIDC Core 5.5.1.1: the provider must then treat the authentication as failed. Raised
+    by :meth:`~pyop.provider.Provider.authorize` before anything is issued; redirectable,
+    with ``oauth_error`` ``unmet_authentication_requirements`` (OpenID Connect Core Error
+    Code unmet_authentication_requirements 1.0, defined for exactly this case). The host
+    may instead authenticate the end-user again with a method that achieves one of
+    :meth:`~pyop.provider.Provider.requested_acr_values`.
+    """
+
+    default_oauth_error = "unmet_authentication_requirements"
+
+    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: str = "unmet_authentication_requirements",
+                 **kwargs: Any) -> None:
         super().__init__(message, parsed_request, oauth_error, **kwargs)
 
 

@@ -34,6 +34,7 @@ def create_id_token(
     claims: Optional[Mapping[str, Any]] = None,
     extra_claims: Optional[Mapping[str, Any]] = None,
     audience: Any = None,
+    sid: Optional[str] = None,
 ) -> str:
     """Create and sign an ID token (OIDC Core 2).
 
@@ -41,7 +42,9 @@ def create_id_token(
     3.3.2.11). ``claims`` are end-user claims (OIDC Core 5.4 / 5.5);
     ``extra_claims`` come from the host. Neither may override the claims in
     :data:`PROTECTED_CLAIMS`. ``audience`` is the ``aud`` claim, ``client_id`` or a list
-    holding it (OIDC Core 2 allows both); by default ``client_id``.
+    holding it (OIDC Core 2 allows both); by default ``client_id``. ``sid`` is the login
+    session (Front-Channel Logout 1.0 3, Back-Channel Logout 1.0 2.1), set over any
+    extra claim of that name.
     """
     payload: dict[str, Any] = {}
     for source in (claims, extra_claims):
@@ -65,6 +68,8 @@ def create_id_token(
         payload["at_hash"] = left_hash(access_token, signing_key.alg)
     if authorization_code is not None:
         payload["c_hash"] = left_hash(authorization_code, signing_key.alg)
+    if sid is not None:
+        payload["sid"] = sid
     # the JOSE header is {"alg"} plus the key's kid if it has one, as pyop 3 made it (OIDC
     # Core 2 asks for no typ; relying parties compare headers with what pyop 3 sent)
     return jws_sign(payload, signing_key)

@@ -25,7 +25,11 @@ from .access_token import extract_bearer_token_from_http_request
 from .authz_state import AuthorizationState
 from .claims_policy import SCOPE_CLAIMS as _SCOPE_CLAIMS
 from .claims_policy import ExtraClaims
-from .client_assertion import DEFAULT_MAX_ASSERTION_LIFETIME, ClientAssertionVerifier
+from .client_assertion import (
+    ASSERTION_AUDIENCES,
+    DEFAULT_MAX_ASSERTION_LIFETIME,
+    ClientAssertionVerifier,
+)
 from .client_authentication import verify_client_authentication
 from .client_keys import ClientKeys
 from .client_management import DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
@@ -53,6 +57,7 @@ from .exceptions import (
 )
 from .grants import DEFAULT_GRANT_HANDLERS
 from .key_set import KeySet
+from .logout_notifications import LogoutResult, new_session_id
 from .message import (
     AccessTokenRequest,
     AccessTokenResponse,
@@ -71,7 +76,17 @@ from .message import (
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
 from .outbound import GuardedFetcher
-from .registration import DEFAULT_REGISTRATION_CHECKS
+from .registration import (
+    DEFAULT_REGISTRATION_CHECKS,
+    InitialAccessTokens,
+    RegistrationLimits,
+    RegistrationPolicy,
+    RegistrationSettings,
+)
+from .request_object import (
+    DEFAULT_MAX_CLIENT_KEYS,
+    DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
+)
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
     authorization_request_verify,
@@ -237,6 +252,61 @@ class Provider:
         ``client_id`` string. Off by default: ``aud`` is the list ``[client_id]``, as pyop 3
         issued it (OIDC Core 2 allows both forms; relying parties that worked with pyop 3
         accept the list).
+    :param client_assertion_audiences: what the ``aud`` of a client assertion may be
+        (``private_key_jwt``, ``client_secret_jwt``). ``"issuer"`` (default): the issuer
+        identifier as a single string (RFC 7523bis: an assertion a client made for another
+        server's metadata cannot be replayed here). ``"issuer-or-endpoint"``: also the
+        token endpoint URL or the URL of the endpoint called, or an array containing one
+        of these (RFC 7523 3, OIDC Core 9; what Authlib and pyoidc send by default).
+    :param max_client_keys: the most keys a client's JWK Set (``jwks`` or ``jwks_uri``)
+        may hold (default 20): registration refuses more, and of a larger set only the
+        first ones are used.
+    :param max_request_object_lifetime: request objects whose ``exp`` is more than this
+        many seconds ahead are refused (default 3600; RFC 9101 10.8).
+    :param require_request_object_claims: signed request objects must carry ``iss``,
+        ``aud`` and ``exp`` (default; RFC 9101 10.8). False: checked only when present
+        (e.g. for pyoidc-made request objects, which carry none).
+
+    :param registration_limits: bounds on the metadata of registration and update
+        requests (:class:`~pyop.registration.RegistrationLimits`; default: 16 KiB of
+        JSON, strings of 2048 characters, 20 items per array, 10 ``contacts``).
+    :param registration_policy: ``policy(metadata, http_headers)``, called for each
+        registration and update request before its metadata is verified; raises
+        :class:`~pyop.exceptions.InvalidClientRegistrationRequest` to refuse it (see
+        :doc:`registration`).
+    :param initial_access_tokens: registration requires one of these bearer tokens
+        (RFC 7591 3): a collection of tokens, compared in constant time, or
+        ``accepts(token) -> bool``. None (default): open registration, as in pyop 3.
+    :param registered_client_lifetime: seconds a dynamically registered client lives,
+        ``client_secret_expires_at`` included; an expired client is unknown and removed
+        when next asked for. 0 (default, as pyop 3): never expires.
+
+    :param refresh_token_requires_registered_grant: issue refresh tokens only to clients
+        whose registered ``grant_types`` list ``refresh_token`` (omitted ``grant_types``
+        count as OIDC Dynamic Registration 2's default ``["authorization_code"]``). Off by
+        default: clients without ``grant_types`` get them, as with pyop 3; a client whose
+        ``grant_types`` omit ``refresh_token`` never does (RFC 7591 2).
+    :param refresh_token_requires_offline_access: issue refresh tokens only for grants of
+        the ``offline_access`` scope (OIDC Core 11; honoured with ``prompt=consent``).
+        Off by default, as pyop 3.
+    :param userinfo_token_in_query: accept the access token as an ``access_token`` URL
+        query parameter at UserInfo (RFC 6750 2.3), as pyop 3 did. Off by default: RFC
+        9700 4.3.2 forbids clients to send it there (browser history, logs). The header
+        (RFC 6750 2.1) and the form body of a POST (2.2) are always accepted; see
+        :meth:`handle_userinfo_request` for how the body is told from the query.
+
+    :param id_token_sid: put the login session's ``sid`` in every ID token of a grant with a
+        session (see :meth:`authorize`), not only in those of the clients that registered
+        ``frontchannel_logout_session_required`` or ``backchannel_logout_session_required``.
+        Off by default (pyop 3 issued no ``sid``).
+    :param session_lifetime: seconds after its last authorization during which a login
+        session's (or a ``sub``'s) clients with a logout URI are remembered, to be notified
+        at logout (default 86400).
+    :param logout_token_lifetime: seconds a back-channel Logout Token is valid (``exp``,
+        default 120; Back-Channel Logout 1.0 2.4).
+    :param prompt_create: accept ``prompt=create`` (OpenID Connect Initiating User
+        Registration 1.0) and list it in ``prompt_values_supported``. Off by default (a
+        request with it is refused as an unknown prompt value, as before).
     :param outbound_fetcher: the :class:`~pyop.outbound.GuardedFetcher` making every request
         to a URL a client registered (``jwks_uri``, ``sector_identifier_uri``): https only,
         public addresses only, no redirects, no proxy from the environment, a total
@@ -269,6 +339,8 @@ class Provider:
     #: The :class:`~pyop.outbound.GuardedFetcher` given as ``outbound_fetcher``.
     outbound_fetcher = _Shared(None, "outbound")
     _jwks_cache = _Shared("client_keys", "cache")
+    #: The most keys of a client's JWK Set that registration accepts and that are used.
+    max_client_keys = _Shared("client_keys", "max_keys")
     #: The provider metadata (OIDC Discovery 3), defaults included; may be updated.
     configuration_information = _Shared("configuration", "metadata")
     #: ID token lifetime in seconds.
@@ -290,11 +362,23 @@ class Provider:
     hash_client_secrets = _Shared("configuration", "hash_client_secrets")
     #: Refuse registrations listing unsupported preferences.
     strict_client_preferences = _Shared("configuration", "strict_client_preferences")
+    #: Delivers back-channel Logout Tokens at logout: ``sender(requests) -> results``, e.g.
+    #: a :class:`~pyop.logout_notifications.BackChannelSender`; None (default): the
+    #: requests are in the :class:`~pyop.logout_notifications.LogoutResult` for the host.
+    backchannel_logout_sender = _Shared(None, "backchannel_logout_sender")
     #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
     id_token_aud_as_string = _Shared("configuration", "id_token_aud_as_string")
     #: Format of ``registration_client_uri`` (RFC 7592 3).
     registration_client_uri_template = _Shared("configuration",
                                                "registration_client_uri_template")
+    #: Refresh tokens only for clients that registered the ``refresh_token`` grant.
+    refresh_token_requires_registered_grant = _Shared(
+        "configuration", "refresh_token_requires_registered_grant")
+    #: Refresh tokens only for grants of the ``offline_access`` scope.
+    refresh_token_requires_offline_access = _Shared(
+        "configuration", "refresh_token_requires_offline_access")
+    #: UserInfo accepts the access token in the URL query.
+    userinfo_token_in_query = _Shared("configuration", "userinfo_token_in_query")
 
     def __init__(
         self,
@@ -323,6 +407,21 @@ class Provider:
         thumbprint_kids: bool = False,
         strict_client_preferences: bool = False,
         id_token_aud_as_string: bool = False,
+        client_assertion_audiences: str = "issuer",
+        max_client_keys: int = DEFAULT_MAX_CLIENT_KEYS,
+        max_request_object_lifetime: int = DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
+        require_request_object_claims: bool = True,
+        registration_limits: Optional[RegistrationLimits] = None,
+        registration_policy: Optional[RegistrationPolicy] = None,
+        initial_access_tokens: Optional[InitialAccessTokens] = None,
+        registered_client_lifetime: int = 0,
+        refresh_token_requires_registered_grant: bool = False,
+        refresh_token_requires_offline_access: bool = False,
+        userinfo_token_in_query: bool = False,
+        id_token_sid: bool = False,
+        session_lifetime: int = 86400,
+        logout_token_lifetime: int = 120,
+        prompt_create: bool = False,
         outbound_fetcher: Optional[GuardedFetcher] = None,
     ) -> None:
         check_claims_source(userinfo)
@@ -339,14 +438,28 @@ class Provider:
             limit_claims_to_claims_supported=limit_claims_to_claims_supported,
             strict_client_preferences=strict_client_preferences,
             id_token_aud_as_string=id_token_aud_as_string,
-            registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE)
+            registration_client_uri_template=DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE,
+            max_request_object_lifetime=max_request_object_lifetime,
+            require_request_object_claims=require_request_object_claims,
+            refresh_token_requires_registered_grant=refresh_token_requires_registered_grant,
+            refresh_token_requires_offline_access=refresh_token_requires_offline_access,
+            userinfo_token_in_query=userinfo_token_in_query,
+            id_token_sid=id_token_sid, session_lifetime=session_lifetime,
+            logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create)
+        if client_assertion_audiences not in ASSERTION_AUDIENCES:
+            raise InvalidConfiguration("client_assertion_audiences: must be one of "
+                                       + ", ".join(ASSERTION_AUDIENCES))
+        if (isinstance(max_client_keys, bool) or not isinstance(max_client_keys, int)
+                or max_client_keys < 1):
+            raise InvalidConfiguration("max_client_keys: must be a positive integer")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
         if outbound_fetcher is None:
             outbound_fetcher = GuardedFetcher()
         elif not isinstance(outbound_fetcher, GuardedFetcher):
             raise InvalidConfiguration("outbound_fetcher: must be a pyop.outbound.GuardedFetcher")
-        client_keys = ClientKeys(lambda: self.clock(), outbound_fetcher.get_json)
+        client_keys = ClientKeys(lambda: self.clock(), outbound_fetcher.get_json,
+                                 max_keys=max_client_keys)
         registry = ClientRegistry(clients, lambda: self.clock(), client_cache_ttl,
                                   client_cache_size)
         self._context = ProviderContext(
@@ -357,7 +470,8 @@ class Provider:
                 lambda client_id, client, refetch: client_keys.jwks(client_id, client,
                                                                     refetch=refetch),
                 max_lifetime=max_client_assertion_lifetime,
-                allowed_algs=lambda: configuration.client_assertion_signing_algs),
+                allowed_algs=lambda: configuration.client_assertion_signing_algs,
+                audience_policy=client_assertion_audiences),
             executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS, outbound=outbound_fetcher)
         # endpoints report client changes through client_changed (which hosts may wrap)
         self._context.client_changed = lambda client_id: self.client_changed(client_id)
@@ -367,6 +481,9 @@ class Provider:
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_REGISTRATION_CHECKS]
+        self._context.registration = RegistrationSettings(
+            registration_limits or RegistrationLimits(), registration_policy,
+            initial_access_tokens, registered_client_lifetime)
 
     # -- configuration and keys (OIDC Discovery 3, RFC 7517) -------------------------------------
 
@@ -498,23 +615,61 @@ class Provider:
             self._context, authentication_request, oauth_error, description)
 
     def requires_authentication(self, authentication_request: Mapping[str, Any],
-                                auth_time: Optional[float]) -> bool:
-        """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age`` passed.
+                                auth_time: Optional[float], *,
+                                user_id: Optional[str] = None) -> bool:
+        """Whether the end-user must (re-)authenticate: ``prompt=login``, ``max_age=0``,
+        ``max_age`` (or the client's ``default_max_age``) passed, or, with ``user_id``, an
+        ``id_token_hint`` naming another end-user.
 
         Details: :func:`pyop.endpoints.authorization.requires_authentication`."""
         return authorization.requires_authentication(self._context, authentication_request,
-                                                     auth_time)
+                                                     auth_time, user_id=user_id)
+
+    def requested_acr_values(self, authentication_request: Mapping[str, Any]
+                             ) -> authorization.RequestedAcr:
+        """The acr values requested (``values``, in order of preference) and whether one of
+        them must be achieved (``essential``), before the end-user authenticates (OIDC
+        Core 3.1.2.1, 5.5.1.1).
+
+        Details: :func:`pyop.endpoints.authorization.requested_acr_values`."""
+        return authorization.requested_acr_values(self._context, authentication_request)
+
+    def hint_matches_user(self, authentication_request: Mapping[str, Any],
+                          user_id: str) -> bool:
+        """Whether the request's ``id_token_hint`` names ``user_id`` (True without a hint;
+        OIDC Core 3.1.2.1).
+
+        Details: :func:`pyop.endpoints.authorization.hint_matches_user`."""
+        return authorization.hint_matches_user(self._context, authentication_request, user_id)
 
     def authorize(self, authentication_request: Mapping[str, Any], user_id: str,
                   extra_id_token_claims: ExtraClaims = None, *,
                   auth_time: Optional[float] = None, acr: Optional[str] = None,
-                  amr: Optional[Iterable[str]] = None) -> AuthorizationResponse:
+                  amr: Optional[Iterable[str]] = None,
+                  session_id: Optional[str] = None) -> AuthorizationResponse:
         """Issue the authentication response for an authenticated end-user.
+
+        ``session_id``: the host's login session the grant belongs to (see
+        :meth:`new_session_id`); the session used is ``response.session_id``.
 
         Details: :func:`pyop.endpoints.authorization.authorize`."""
         return authorization.authorize(self._context, authentication_request, user_id,
                                        extra_id_token_claims, auth_time=auth_time, acr=acr,
-                                       amr=amr)
+                                       amr=amr, session_id=session_id)
+
+    @staticmethod
+    def new_session_id() -> str:
+        """A new login session identifier (``sid``; Front-Channel Logout 1.0 3) for the
+        host to keep in its session and pass to :meth:`authorize` and :meth:`logout_user`."""
+        return new_session_id()
+
+    def requested_prompts(self, authentication_request: Mapping[str, Any]) -> frozenset[str]:
+        """The ``prompt`` values of a parsed request (OIDC Core 3.1.2.1), ``create`` included
+        when ``prompt_create`` is on (Initiating User Registration 1.0): the host shows its
+        sign-up page for ``create`` as it shows its login page for ``login``.
+
+        Details: :func:`pyop.endpoints.authorization.requested_prompts`."""
+        return authorization.requested_prompts(authentication_request)
 
     # -- token endpoint, introspection, revocation (RFC 6749, 7662, 7009) ------------------------
 
@@ -546,11 +701,19 @@ class Provider:
     # -- UserInfo (OIDC Core 5.3) ----------------------------------------------------------------
 
     def handle_userinfo_request(self, request: Any = None,
-                                http_headers: Optional[Any] = None) -> UserinfoResponse:
+                                http_headers: Optional[Any] = None, *,
+                                http_method: Optional[str] = None) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
+        ``request`` is the form body of a POST or the query string of a GET; an
+        ``access_token`` in it counts as a form body parameter (RFC 6750 2.2) when
+        ``http_method`` is ``"POST"`` or, without ``http_method``, when ``http_headers``
+        has ``Content-Type: application/x-www-form-urlencoded``; otherwise it is a query
+        parameter, refused unless ``userinfo_token_in_query``.
+
         Details: :func:`pyop.endpoints.userinfo.handle_userinfo_request`."""
-        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers)
+        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers,
+                                                         http_method=http_method)
 
     # -- registration (OIDC Dynamic Registration, RFC 7591, RFC 7592) ----------------------------
 
@@ -560,7 +723,8 @@ class Provider:
         """Register a client (OIDC Dynamic Registration 3.1-3.2).
 
         Details: :func:`pyop.endpoints.registration.handle_client_registration_request`."""
-        return registration.handle_client_registration_request(self._context, request)
+        return registration.handle_client_registration_request(self._context, request,
+                                                               http_headers)
 
     def match_client_preferences_with_provider_capabilities(
             self, client_preferences: Mapping[str, Any]) -> dict[str, Any]:
@@ -607,20 +771,47 @@ class Provider:
     # -- RP-Initiated Logout 1.0 -----------------------------------------------------------------
 
     def logout_user(self, subject_identifier: Optional[str] = None,
-                    end_session_request: Optional[Mapping[str, Any]] = None) -> None:
+                    end_session_request: Optional[Mapping[str, Any]] = None, *,
+                    session_id: Optional[str] = None,
+                    revoke_offline: Optional[bool] = None) -> LogoutResult:
         """Log the end-user out at the provider (OIDC RP-Initiated Logout 1.0, 2): revoke
         the authorization codes, access tokens and refresh tokens issued for the ``sub`` so
         far (see :meth:`AuthorizationState.delete_state_for_subject_identifier
-        <pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier>`).
+        <pyop.authz_state.AuthorizationState.delete_state_for_subject_identifier>`), or with
+        ``session_id`` those of that login session only; then tell the clients
+        (Back-Channel and Front-Channel Logout 1.0). Returns what was done (see
+        :doc:`logout`).
 
         Details: :func:`pyop.endpoints.end_session.logout_user`."""
-        end_session.logout_user(self._context, subject_identifier, end_session_request)
+        return end_session.logout_user(self._context, subject_identifier, end_session_request,
+                                       session_id=session_id, revoke_offline=revoke_offline)
 
-    def do_post_logout_redirect(self, end_session_request: Mapping[str, Any]) -> Optional[str]:
-        """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3).
+    def do_post_logout_redirect(self, end_session_request: Mapping[str, Any], *,
+                                confirmed: bool = False) -> Optional[str]:
+        """The post-logout redirect URL, or None (OIDC RP-Initiated Logout 1.0, 3): to a
+        registered URI of the client proven by the ``id_token_hint``; without a hint,
+        of the client named by ``client_id`` only when the end-user ``confirmed`` it.
 
         Details: :func:`pyop.endpoints.end_session.do_post_logout_redirect`."""
-        return end_session.do_post_logout_redirect(self._context, end_session_request)
+        return end_session.do_post_logout_redirect(self._context, end_session_request,
+                                                   confirmed=confirmed)
+
+    def post_logout_redirect_client(self, end_session_request: Mapping[str, Any]
+                                    ) -> Optional[str]:
+        """The ``client_id`` whose registered ``post_logout_redirect_uri`` the logout
+        request names, or None: for a "Return to <client>?" confirmation page.
+
+        Details: :func:`pyop.endpoints.end_session.post_logout_redirect_client`."""
+        return end_session.post_logout_redirect_client(self._context, end_session_request)
+
+    def id_token_hint_matches(self, end_session_request: Mapping[str, Any],
+                              user_id: Optional[str]) -> bool:
+        """Whether the logout request's ``id_token_hint`` was issued for ``user_id``, the
+        end-user logged in to the current session (OIDC RP-Initiated Logout 1.0, 2): if
+        not, ask the end-user before logging out.
+
+        Details: :func:`pyop.endpoints.end_session.id_token_hint_matches`."""
+        return end_session.id_token_hint_matches(self._context, end_session_request, user_id)
 
     def parse_end_session_request(self, request_body: Any) -> EndSessionRequest:
         """Parse a logout request (query string, form body or mapping).

@@ -6,18 +6,30 @@ Each check is ``check(registration_request, provider)`` and raises
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
-from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from .client_assertion import HMAC_ALGS
 from .client_authentication import SUPPORTED_AUTH_METHODS
-from .exceptions import FetchError, InvalidClientRegistrationRequest
+from .exceptions import FetchError, InvalidClientRegistrationRequest, InvalidConfiguration
 from .outbound import DEFAULT_DEADLINE, DEFAULT_MAX_SIZE, GuardedFetcher
 from .provider_view import ProviderView
-from .request_object import parse_jwk_set
-from .util import is_https_or_loopback_http, is_loopback_host, response_type_set
+from .request_object import DEFAULT_MAX_CLIENT_KEYS, parse_jwk_set
+from .util import (
+    has_control_characters,
+    has_userinfo,
+    is_https_or_loopback_http,
+    is_loopback_host,
+    normalise_host,
+    refers_to_loopback,
+    response_type_set,
+)
 
 __all__ = [
     "check_redirect_uris",
@@ -30,9 +42,13 @@ __all__ = [
     "check_metadata_uris",
     "check_client_keys",
     "check_scope",
+    "check_logout_uris",
     "fetch_sector_identifier_uris",
     "grant_types_for_response_types",
     "DEFAULT_REGISTRATION_CHECKS",
+    "RegistrationLimits",
+    "RegistrationSettings",
+    "check_metadata_bounds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,7 +80,7 @@ def _check_uri(uri: Any, request: Mapping[str, Any], native: bool, implicit: boo
                oauth_error: str, what: str) -> None:
     if not isinstance(uri, str) or not uri:
         raise _error(f"{what} must be strings", request, oauth_error)
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+    if any(ch.isspace() for ch in uri) or has_control_characters(uri):
         raise _error(f"{what} must not contain whitespace or control characters",
                      request, oauth_error)
     try:
@@ -76,10 +92,16 @@ def _check_uri(uri: Any, request: Mapping[str, Any], native: bool, implicit: boo
         raise _error(f"{what} must not contain a fragment", request, oauth_error)
     if not parts.scheme:
         raise _error(f"{what} must be absolute URIs", request, oauth_error)
+    if "@" in parts.netloc:
+        # "https://trusted.example@evil.example/" reads as trusted.example to a person
+        raise _error(f"{what} must not contain userinfo (RFC 3986 3.2.1)", request,
+                     oauth_error)
+    if host and normalise_host(host) is None:
+        raise _error(f"{what}: the host is not a valid host name", request, oauth_error)
     if parts.scheme == "https":
         if not host:
             raise _error(f"{what} must be absolute URIs", request, oauth_error)
-        if implicit and not native and is_loopback_host(host):
+        if implicit and not native and refers_to_loopback(host):
             raise _error("implicit web clients must not use localhost", request, oauth_error)
         return
     if parts.scheme == "http":
@@ -290,14 +312,16 @@ def check_sector_identifier_uri(request: Mapping[str, Any], provider: ProviderVi
     redirect_uris = request.get("redirect_uris") or []
     if uri is None:
         if request.get("subject_type") == "pairwise":
-            hosts = {urlsplit(u).hostname for u in redirect_uris if isinstance(u, str)}
+            hosts = {normalise_host(urlsplit(u).hostname or "") for u in redirect_uris
+                     if isinstance(u, str)}
             if len(hosts) > 1:
                 raise _error("pairwise clients with several redirect_uri hosts need a "
                              "sector_identifier_uri", request)
         return
     try:
         parts = urlsplit(uri) if isinstance(uri, str) else None
-        valid = parts is not None and parts.scheme == "https" and bool(parts.hostname)
+        valid = (parts is not None and parts.scheme == "https" and bool(parts.hostname)
+                 and "@" not in parts.netloc)
     except ValueError:
         valid = False
     if not valid:
@@ -368,7 +392,8 @@ def check_metadata_uris(request: Mapping[str, Any], provider: ProviderView) -> N
         uri = request.get(name)
         if uri is None:
             continue
-        if not isinstance(uri, str) or any(ch.isspace() or ord(ch) < 0x20 for ch in uri):
+        if (not isinstance(uri, str) or any(ch.isspace() for ch in uri)
+                or has_control_characters(uri)):
             raise _error(f"{name} must be a URL", request)
         try:
             parts = urlsplit(uri)
@@ -377,15 +402,26 @@ def check_metadata_uris(request: Mapping[str, Any], provider: ProviderView) -> N
             raise _error(f"{name} must be a URL", request) from e
         if parts.scheme not in ("https", "http") or not host or parts.fragment:
             raise _error(f"{name} must be an http(s) URL without fragment", request)
+        if "@" in parts.netloc:
+            raise _error(f"{name} must not contain userinfo (RFC 3986 3.2.1)", request)
+        if normalise_host(host) is None:
+            raise _error(f"{name}: the host is not a valid host name", request)
         if name == "initiate_login_uri" and parts.scheme != "https":
             raise _error("initiate_login_uri must use https", request)
+    request_uris = request.get("request_uris")
+    for uri in request_uris if isinstance(request_uris, list) else []:
+        if isinstance(uri, str) and has_userinfo(uri):
+            raise _error("request_uris must not contain userinfo (RFC 3986 3.2.1)", request)
 
 
 def check_client_keys(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``jwks``: a JWK Set object of public keys; ``jwks_uri``: https; not both.
 
     OIDC Dynamic Registration 2 (``jwks_uri``, ``jwks``); RFC 7517 5. A
-    private or symmetric key sent by mistake is refused rather than stored.
+    private or symmetric key sent by mistake is refused rather than stored, and so is
+    a set beyond the bounds of :func:`~pyop.request_object.parse_jwk_set`: more keys
+    than the provider's ``max_client_keys``, RSA keys outside 2048..8192 bits (RFC 7518
+    3.3) or whose exponent is not odd and 3..2**256-1 (NIST SP 800-56B 6.2.1).
     """
     jwks = request.get("jwks")
     jwks_uri = request.get("jwks_uri")
@@ -393,7 +429,8 @@ def check_client_keys(request: Mapping[str, Any], provider: ProviderView) -> Non
         raise _error("jwks and jwks_uri must not be used together", request)
     if jwks is not None:
         try:
-            parse_jwk_set(jwks, allow_json_string=False)
+            parse_jwk_set(jwks, allow_json_string=False, strict=True, max_keys=getattr(
+                provider, "max_client_keys", DEFAULT_MAX_CLIENT_KEYS))
         except ValueError as e:
             raise _error(str(e), request) from e
     if jwks_uri is not None and not (isinstance(jwks_uri, str)
@@ -421,6 +458,55 @@ def check_scope(request: Mapping[str, Any], provider: ProviderView) -> None:
             " ".join(unsupported)[:200]), request)
 
 
+def check_logout_uris(request: Mapping[str, Any], provider: ProviderView) -> None:
+    """``frontchannel_logout_uri`` and ``backchannel_logout_uri``: absolute https URLs
+    (http on loopback hosts only), no fragment, no userinfo (Front-Channel Logout 1.0 2,
+    Back-Channel Logout 1.0 2.2); a front-channel one on the scheme, host and port of a
+    registered redirect URI (Front-Channel Logout 1.0 2). ``*_logout_session_required``:
+    booleans."""
+    for name in ("frontchannel_logout_uri", "backchannel_logout_uri"):
+        uri = request.get(name)
+        if uri is None:
+            continue
+        if not isinstance(uri, str) or not uri or len(uri) > 2048:
+            raise _error(f"{name} must be a URL", request)
+        try:
+            parts = urlsplit(uri)
+            host = parts.hostname
+            port = parts.port
+        except ValueError as e:
+            raise _error(f"{name} must be a URL", request) from e
+        if parts.fragment or "#" in uri or not host or any(
+                ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uri):
+            raise _error(f"{name} must be an absolute URL without fragment", request)
+        if "@" in parts.netloc:
+            raise _error(f"{name} must not contain userinfo", request)
+        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))):
+            raise _error(f"{name} must use https (http is allowed for loopback hosts only)",
+                         request)
+        if name == "frontchannel_logout_uri":
+            origin = (parts.scheme, host, port or (443 if parts.scheme == "https" else 80))
+            if origin not in _redirect_origins(request.get("redirect_uris")):
+                raise _error("frontchannel_logout_uri must have the scheme, host and port of "
+                             "a redirect URI", request)
+    for name in ("frontchannel_logout_session_required", "backchannel_logout_session_required"):
+        if name in request and not isinstance(request[name], bool):
+            raise _error(f"{name} must be a boolean", request)
+
+
+def _redirect_origins(uris: Any) -> set[tuple[str, str, int]]:
+    origins: set[tuple[str, str, int]] = set()
+    for uri in uris if isinstance(uris, list) else []:
+        try:
+            parts = urlsplit(uri)
+            if parts.hostname:
+                origins.add((parts.scheme, parts.hostname,
+                             parts.port or (443 if parts.scheme == "https" else 80)))
+        except (ValueError, TypeError):
+            continue
+    return origins
+
+
 DEFAULT_REGISTRATION_CHECKS = (
     check_redirect_uris,
     check_response_and_grant_types,
@@ -432,7 +518,142 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_metadata_uris,
     check_client_keys,
     check_scope,
+    check_logout_uris,
 )
+
+
+# -- bounds, policy and credentials of registration (RFC 7591 3) -----------------------------
+
+@dataclass(frozen=True)
+class RegistrationLimits:
+    """Bounds on the metadata of a registration or update request (see :doc:`security`).
+
+    A registration request beyond them is refused (``invalid_client_metadata``,
+    ``invalid_redirect_uri`` for ``redirect_uris``) before anything is parsed further
+    or stored, so that a registered client's record stays small however many are
+    registered.
+
+    :param max_metadata_size: bytes of the metadata as compact UTF-8 JSON (16 KiB).
+    :param max_string_length: characters of a string member or array item (URIs, names;
+        2048). ``jwks`` is bounded by ``max_metadata_size`` only.
+    :param max_array_items: items of an array member such as ``redirect_uris`` (20).
+    :param max_contacts: items of ``contacts`` (10).
+    """
+
+    max_metadata_size: int = 16 * 1024
+    max_string_length: int = 2048
+    max_array_items: int = 20
+    max_contacts: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("max_metadata_size", "max_string_length", "max_array_items",
+                     "max_contacts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfiguration(f"registration_limits.{name}: must be an "
+                                           "integer >= 1")
+
+
+#: The registration policy hook: ``policy(metadata, http_headers)`` raises to refuse.
+RegistrationPolicy = Callable[[Mapping[str, Any], Any], None]
+
+#: Initial access tokens (RFC 7591 3): a collection of accepted tokens, or
+#: ``accepts(token) -> bool``.
+InitialAccessTokens = Union[Collection[str], Callable[[str], bool]]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+@dataclass
+class RegistrationSettings:
+    """How a provider limits dynamic registration (RFC 7591 3; OIDC Dynamic Registration 3).
+
+    :param limits: bounds on the metadata (:class:`RegistrationLimits`).
+    :param policy: the host's ``policy(metadata, http_headers)``, called with the parsed
+        metadata of each registration request before it is verified; raise
+        :class:`~pyop.exceptions.InvalidClientRegistrationRequest` (or any
+        :class:`~pyop.exceptions.OAuthError`) to refuse it; a ``ValueError`` is refused
+        as ``invalid_client_metadata`` with its message.
+    :param initial_access_tokens: when set, a registration request must carry one of
+        them as its bearer token (RFC 7591 3, RFC 6750 2.1): a collection of tokens
+        (compared in constant time) or ``accepts(token) -> bool``.
+    :param client_lifetime: seconds a dynamically registered client lives (0: for ever,
+        as in pyop 3); its ``client_secret_expires_at`` is then the end of its life.
+    """
+
+    limits: RegistrationLimits = field(default_factory=RegistrationLimits)
+    policy: Optional[RegistrationPolicy] = None
+    initial_access_tokens: Optional[InitialAccessTokens] = None
+    client_lifetime: int = 0
+    _token_digests: tuple[bytes, ...] = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.limits, RegistrationLimits):
+            raise InvalidConfiguration("registration_limits: must be a RegistrationLimits")
+        if self.policy is not None and not callable(self.policy):
+            raise InvalidConfiguration("registration_policy: must be callable")
+        if (isinstance(self.client_lifetime, bool) or not isinstance(self.client_lifetime, int)
+                or self.client_lifetime < 0):
+            raise InvalidConfiguration("registered_client_lifetime: must be an integer of "
+                                       "seconds >= 0 (0: never expires)")
+        tokens = self.initial_access_tokens
+        if tokens is not None and not callable(tokens):
+            if (isinstance(tokens, str) or not isinstance(tokens, Collection)
+                    or not all(isinstance(t, str) and t for t in tokens)):
+                raise InvalidConfiguration("initial_access_tokens: must be a collection of "
+                                           "non-empty strings or a callable")
+            self._token_digests = tuple(_digest(token) for token in tokens)
+
+    def initial_access_token_accepted(self, token: Optional[str]) -> bool:
+        """Whether ``token`` is an accepted initial access token; True when none is
+        required. A collection is compared in constant time (every token, digests of
+        equal length)."""
+        tokens = self.initial_access_tokens
+        if tokens is None:
+            return True
+        if token is None:
+            return False
+        if callable(tokens):
+            return bool(tokens(token))
+        presented = _digest(token)
+        matched = False
+        for digest in self._token_digests:
+            matched |= hmac.compare_digest(digest, presented)
+        return matched
+
+
+def _json_size(metadata: Mapping[str, Any]) -> int:
+    return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8", "surrogatepass"))
+
+
+def check_metadata_bounds(metadata: Mapping[str, Any], limits: RegistrationLimits) -> None:
+    """The metadata of a registration or update request is within ``limits``.
+
+    :raises InvalidClientRegistrationRequest: ``invalid_client_metadata`` (or
+        ``invalid_redirect_uri`` for too many or too long ``redirect_uris``).
+    """
+    try:
+        size = _json_size(metadata)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise _error("client metadata must be JSON values", None) from e
+    if size > limits.max_metadata_size:
+        raise _error(f"client metadata larger than {limits.max_metadata_size} bytes", None)
+    for name, value in metadata.items():
+        if name == "jwks":
+            continue
+        oauth_error = ("invalid_redirect_uri" if name == "redirect_uris"
+                       else "invalid_client_metadata")
+        items = value if isinstance(value, list) else [value]
+        max_items = limits.max_contacts if name == "contacts" else limits.max_array_items
+        if len(items) > max_items:
+            raise _error(f"{str(name)[:64]}: more than {max_items} values", None, oauth_error)
+        for item in items:
+            if isinstance(item, str) and len(item) > limits.max_string_length:
+                raise _error(f"{str(name)[:64]}: values longer than "
+                             f"{limits.max_string_length} characters", None, oauth_error)
 
 
 def registration_defaults(request: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,8 @@ from .response_mode import (
 
 __all__ = ["should_fragment_encode", "response_type_set", "is_loopback_host", "find_common_values",
            "should_form_post", "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY",
-           "is_allowed_response_type", "requested_scope_is_allowed"]
+           "is_allowed_response_type", "requested_scope_is_allowed", "display_host",
+           "is_valid_identifier", "refers_to_loopback"]
 
 #: ``Content-Security-Policy`` to send with a :func:`render_form_post` page (see
 #: :data:`pyop.response_mode.FORM_POST_CONTENT_SECURITY_POLICY`).
@@ -344,15 +345,228 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (RFC 8259 6)")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when it overflows to infinity
+    (``1e400``): RFC 8259 6 has no infinite numbers, and an infinity taken from a
+    request ends in errors far from where it was read."""
+    value = float(text)
+    if value in (_INFINITY, -_INFINITY):
+        raise ValueError("number out of range (RFC 8259 6)")
+    return value
+
+
+_INFINITY = float("inf")
+
+
 def strict_json_loads(text: str) -> Any:
-    """``json.loads`` refusing NaN/Infinity, which are not JSON (RFC 8259 6).
+    """``json.loads`` refusing NaN/Infinity, which are not JSON (RFC 8259 6), and numbers
+    too large to be finite floats (``1e400``).
 
     :raises ValueError: invalid JSON (also for nesting too deep to parse).
     """
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as e:
         raise ValueError("JSON nested too deeply") from e
+
+
+#: C0 and C1 control characters and DEL.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` has a C0 or C1 control character or DEL (``\\x00``-``\\x1f``,
+    ``\\x7f``-``\\x9f``)."""
+    return _CONTROL_CHARACTERS.search(text) is not None
+
+
+def is_valid_identifier(value: Any) -> bool:
+    """Whether ``value`` may be an identifier taken from a request -- a client id, code,
+    access or refresh token, registration access token -- to look up in storage: a
+    non-empty ``str`` without control characters (C0, C1, DEL) or lone surrogates.
+
+    Such characters are in no identifier the provider issues (RFC 6749 A.1-A.2, A.11-A.17:
+    ``client_id``, codes and tokens are printable characters), and some backends cannot
+    even look them up (PostgreSQL refuses NUL in text). Each endpoint answers an invalid
+    identifier with its own error, before storage is asked.
+    """
+    return (type(value) is str and value != ""
+            and _CONTROL_CHARACTERS.search(value) is None
+            and (value.isascii() or _SURROGATES.search(value) is None))
+
+
+# -- hosts of URIs: normalised for policy checks, ASCII for display --------------------------
+
+def normalise_host(host: str) -> Optional[str]:
+    """The ASCII (IDNA, RFC 5891) lower-case form of a URI's host, without a trailing dot
+    and IPv6 brackets, for policy checks (never for redirect URI matching, which is by
+    exact string, RFC 9700 4.1.3); None when the host cannot be converted.
+
+    Uses the ``idna`` package (UTS 46 mapping: full-width letters, upper case...) when it
+    is installed (``requests`` depends on it), else Python's IDNA 2003 codec.
+    """
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host.isascii():
+        ascii_host = host.lower()
+    else:
+        converted = _to_ascii(host)
+        if converted is None:
+            return None
+        ascii_host = converted
+    return ascii_host.rstrip(".") if ascii_host != "." else None
+
+
+def _to_ascii(host: str) -> Optional[str]:
+    try:
+        import idna
+    except ImportError:  # pragma: no cover - idna comes with requests
+        pass
+    else:
+        try:
+            return str(idna.encode(host.rstrip("."), uts46=True).decode("ascii"))
+        except (idna.IDNAError, UnicodeError, ValueError):
+            pass
+    try:
+        return host.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+
+
+def _ipv4_number(part: str) -> Optional[int]:
+    """A part of an IPv4 address as the URL standard reads it: decimal, ``0x`` hex or
+    ``0`` octal."""
+    try:
+        if part[:2] in ("0x", "0X"):
+            return int(part[2:] or "0", 16)
+        if len(part) > 1 and part.startswith("0"):
+            return int(part[1:], 8)
+        return int(part, 10) if part.isdigit() else None
+    except ValueError:
+        return None
+
+
+def ipv4_host_address(host: str) -> Optional[ipaddress.IPv4Address]:
+    """The IPv4 address a browser reads in ``host`` (WHATWG URL, IPv4 parser): ``127.1``,
+    ``0x7f000001``, ``2130706433`` and ``0177.0.0.1`` are all 127.0.0.1; None when the
+    host is not an IPv4 address in any spelling."""
+    parts = host.split(".")
+    if parts and parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if not 1 <= len(parts) <= 4 or any(not part for part in parts):
+        return None
+    numbers = [_ipv4_number(part) for part in parts]
+    if any(number is None for number in numbers):
+        return None
+    values = [number for number in numbers if number is not None]
+    if any(number > 255 for number in values[:-1]) or values[-1] >= 256 ** (5 - len(values)):
+        return None
+    address = values[-1]
+    for index, number in enumerate(values[:-1]):
+        address += number * 256 ** (3 - index)
+    return ipaddress.IPv4Address(address)
+
+
+def refers_to_loopback(host: Optional[str]) -> bool:
+    """Whether a URI host names this machine in any spelling a browser accepts:
+    ``localhost`` and its subdomains (RFC 6761 6.3) with or without a trailing dot, in
+    any case or width (``ｌｏｃａｌｈｏｓｔ``), loopback and unspecified IP addresses in any
+    IPv4 spelling (``127.1``, ``0x7f000001``, ``2130706433``, ``0177.0.0.1``) and IPv6
+    ones (``::1``, ``::ffff:7f00:1``).
+
+    For refusals (OIDC Dynamic Registration 2: web clients using the implicit grant
+    must not use localhost); :func:`is_loopback_host` decides where plain http is allowed.
+    """
+    if not host:
+        return False
+    normalised = normalise_host(host)
+    if normalised is None:
+        return False
+    if normalised == "localhost" or normalised.endswith(".localhost"):
+        return True
+    address: Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]
+    try:
+        address = ipaddress.ip_address(normalised.split("%", 1)[0])
+    except ValueError:
+        address = ipv4_host_address(normalised)
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            address = mapped
+    return address is not None and (address.is_loopback or address.is_unspecified)
+
+
+def display_host(uri: str) -> str:
+    """The host (and port, when given) of ``uri`` in ASCII form (IDNA A-labels, RFC 5891),
+    for pages where a person judges where they are sent (e.g. a consent page): a
+    homograph such as ``xn--pple-43d.example`` is shown as such, not as ``аpple.example``.
+    The userinfo (``trusted.example@``) is never part of it.
+
+    :raises ValueError: ``uri`` has no host, or one that is not a valid host name.
+    """
+    parts = urlsplit(uri)
+    host = parts.hostname
+    if not host:
+        raise ValueError("the URI has no host")
+    normalised = normalise_host(host)
+    if normalised is None or not normalised.isascii() or has_control_characters(normalised):
+        raise ValueError("the URI's host is not a valid host name")
+    if ":" in normalised:
+        normalised = f"[{normalised}]"
+    port = parts.port
+    return f"{normalised}:{port}" if port is not None else normalised
+
+
+def has_userinfo(uri: str) -> bool:
+    """Whether ``uri`` has a userinfo part (``https://trusted.example@evil.example/``),
+    deprecated for http(s) (RFC 3986 3.2.1, RFC 9110 4.2.4): it makes the URI read as
+    naming another host."""
+    try:
+        return "@" in urlsplit(uri).netloc
+    except ValueError:
+        return False
+
+
+def media_type(http_headers: Optional[Any]) -> Optional[str]:
+    """The media type of the ``Content-Type`` header (lower case, without parameters), or
+    None when the headers carry none.
+
+    :raises InvalidRequestError: more than one ``Content-Type`` header.
+    """
+    if not http_headers:
+        return None
+    values: list[str] = []
+    try:
+        items = http_headers.items() if hasattr(http_headers, "items") else http_headers
+        for name, value in items:
+            if isinstance(name, str) and name.lower() == "content-type":
+                values.append(value if isinstance(value, str) else "")
+    except (TypeError, ValueError):  # not a mapping nor a list of pairs: no headers
+        return None
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequestError("more than one Content-Type header")
+    found = values[0]
+    return found.split(";", 1)[0].strip().lower()
+
+
+#: The media type of form-encoded requests (RFC 6749 3.2, 4.1.3; RFC 7009 2.1; RFC 7662 2.1).
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+def check_content_type(http_headers: Optional[Any], expected: str,
+                       error: Callable[[str], Exception]) -> None:
+    """Raise ``error(description)`` when the headers carry a ``Content-Type`` other than
+    ``expected``; headers without one (hosts passing no headers, or only some) pass.
+    """
+    try:
+        found = media_type(http_headers)
+    except InvalidRequestError as e:
+        raise error(str(e)) from e
+    if found is not None and found != expected:
+        raise error(f"Content-Type must be {expected}")
 
 
 def claims_request_member(authentication_request: Mapping[str, Any], member: str) -> dict[str, Any]:

@@ -106,6 +106,10 @@ OPT_IN_CAPABILITIES: dict[str, Any] = {
     "response_modes_supported": ["query", "fragment"],
     "claim_types_supported": ["normal"],
     "authorization_response_iss_parameter_supported": True,
+    "backchannel_logout_supported": True,
+    "backchannel_logout_session_supported": True,
+    "frontchannel_logout_supported": True,
+    "frontchannel_logout_session_supported": True,
 }
 
 

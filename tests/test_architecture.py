@@ -28,6 +28,7 @@ LAYERS: list[list[str]] = [
     ["pyop.outbound"],
     ["pyop._jws_algorithms"],
     ["pyop.crypto"],
+    ["pyop.jwt_checks"],
     ["pyop.message", "pyop.access_token", "pyop.id_token", "pyop.keys",
      "pyop.request_object"],
     # storage: the contract, then the backends, then the package face
@@ -44,6 +45,7 @@ LAYERS: list[list[str]] = [
     # the parts of AuthorizationState, each built on the one before
     ["pyop.authz_state._records"],
     ["pyop.authz_state._subjects"],
+    ["pyop.authz_state._sessions"],
     ["pyop.authz_state._access_tokens"],
     ["pyop.authz_state._refresh_tokens"],
     ["pyop.authz_state._codes"],
@@ -54,6 +56,7 @@ LAYERS: list[list[str]] = [
     ["pyop.configuration", "pyop.key_set", "pyop.client_keys", "pyop.client_registry"],
     ["pyop.context"],
     ["pyop.claims_policy"],
+    ["pyop.logout_notifications"],
     # grants, then endpoints, then the facade
     ["pyop.grants.base"],
     ["pyop.grants.authorization_code", "pyop.grants.refresh_token",

@@ -102,7 +102,7 @@ def es_key() -> SigningKey:
 
 
 def claims_for(client_id: str, now: float, **overrides: Any) -> dict[str, Any]:
-    claims: dict[str, Any] = {"iss": client_id, "sub": client_id, "aud": TOKEN_ENDPOINT,
+    claims: dict[str, Any] = {"iss": client_id, "sub": client_id, "aud": ISSUER,
                               "exp": int(now) + 60, "iat": int(now),
                               "jti": secrets.token_urlsafe(16)}
     claims.update(overrides)
@@ -168,6 +168,17 @@ def op(make_provider: Callable[..., Provider], rs_key: SigningKey, es_key: Signi
     return provider
 
 
+@pytest.fixture
+def endpoint_op(make_provider: Callable[..., Provider], rs_key: SigningKey,
+                es_key: SigningKey, fetcher: Fetcher) -> Provider:
+    """A provider that also accepts the token endpoint or the endpoint called as ``aud``."""
+    provider = make_provider(config=jwt_config(),
+                             client_db=jwt_clients({"rs": rs_key, "es": es_key}),
+                             client_assertion_audiences="issuer-or-endpoint")
+    provider.jwks_fetcher = fetcher
+    return provider
+
+
 def assertion_body(assertion: str, **extra: str) -> str:
     return urlencode({"client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
                       "client_assertion": assertion, "token": "x", **extra})
@@ -206,9 +217,12 @@ def test_client_secret_jwt_at_the_token_endpoint(op: Provider, clock: FakeClock)
     assert json.loads(response.to_json())["scope"] == "api"
 
 
-def test_client_secret_jwt_at_the_revocation_endpoint(op: Provider, clock: FakeClock) -> None:
+def test_client_secret_jwt_at_the_revocation_endpoint(op: Provider, endpoint_op: Provider,
+                                                      clock: FakeClock) -> None:
+    op.handle_revocation_request(assertion_body(hs_sign(claims_for(JWT_CLIENT, clock()),
+                                                        JWT_SECRET)))
     claims = claims_for(JWT_CLIENT, clock(), aud=REVOCATION_ENDPOINT)
-    op.handle_revocation_request(assertion_body(hs_sign(claims, JWT_SECRET)))
+    endpoint_op.handle_revocation_request(assertion_body(hs_sign(claims, JWT_SECRET)))
 
 
 def test_wrong_secret(op: Provider, clock: FakeClock) -> None:
@@ -371,8 +385,17 @@ def test_client_id_parameter(op: Provider, clock: FakeClock) -> None:
 
 @pytest.mark.parametrize("aud", [ISSUER, TOKEN_ENDPOINT, INTROSPECTION_ENDPOINT,
                                  ["https://other.example.com", TOKEN_ENDPOINT]])
-def test_accepted_audiences(op: Provider, clock: FakeClock, aud: Any) -> None:
-    authenticate(op, hs_sign(claims_for(JWT_CLIENT, clock(), aud=aud), JWT_SECRET))
+def test_accepted_audiences_with_endpoint_option(endpoint_op: Provider, clock: FakeClock,
+                                                 aud: Any) -> None:
+    authenticate(endpoint_op, hs_sign(claims_for(JWT_CLIENT, clock(), aud=aud), JWT_SECRET))
+
+
+@pytest.mark.parametrize("aud", [TOKEN_ENDPOINT, INTROSPECTION_ENDPOINT, [ISSUER],
+                                 ["https://other.example.com", ISSUER]])
+def test_rfc7523bis_default_audience_is_the_issuer_as_a_single_string(
+        op: Provider, clock: FakeClock, aud: Any) -> None:
+    authenticate(op, hs_sign(claims_for(JWT_CLIENT, clock(), aud=ISSUER), JWT_SECRET))
+    refused(op, hs_sign(claims_for(JWT_CLIENT, clock(), aud=aud), JWT_SECRET), "aud")
 
 
 @pytest.mark.parametrize("aud", [None, "https://other.example.com", ISSUER + "/",
@@ -382,13 +405,13 @@ def test_wrong_audience(op: Provider, clock: FakeClock, aud: Any) -> None:
 
 
 def test_introspection_endpoint_is_no_audience_at_the_token_endpoint(
-        op: Provider, clock: FakeClock) -> None:
+        endpoint_op: Provider, clock: FakeClock) -> None:
     body = urlencode({"grant_type": "client_credentials",
                       "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
                       "client_assertion": hs_sign(claims_for(
                           JWT_CLIENT, clock(), aud=INTROSPECTION_ENDPOINT), JWT_SECRET)})
     with pytest.raises(InvalidClientAuthentication, match="aud"):
-        op.handle_token_request(body)
+        endpoint_op.handle_token_request(body)
 
 
 def test_expiry(op: Provider, clock: FakeClock) -> None:
@@ -613,7 +636,7 @@ def test_verify_client_authentication_with_verifier(clock: FakeClock) -> None:
             "client_assertion": hs_sign(claims_for(JWT_CLIENT, clock()), JWT_SECRET)}
     assert verify_client_authentication(jwt_clients({}), body, None, now=clock(),
                                         assertion_verifier=verifier,
-                                        audiences=[TOKEN_ENDPOINT]) == JWT_CLIENT
+                                        audiences=[ISSUER]) == JWT_CLIENT
 
 
 def test_verifier_without_key_resolver(clock: FakeClock, rs_key: SigningKey) -> None:

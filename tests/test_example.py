@@ -31,6 +31,7 @@ from example.users import UserStore, hash_password, verify_password  # noqa: E40
 from pyop.crypto import VerificationKey, jws_verify  # noqa: E402
 from pyop.exceptions import StorageError  # noqa: E402
 from pyop.keys import generate_signing_key, write_private_key  # noqa: E402
+from pyop.provider import SCOPE_CLAIMS  # noqa: E402
 
 ISSUER = "http://127.0.0.1:5999"
 REDIRECT_URI = "https://rp.example.org/callback"
@@ -558,16 +559,100 @@ def test_logout_confirmation_names_registered_clients_only(client: FlaskClient) 
     assert "<strong>Your Bank</strong>" not in html
 
 
-def test_logout_confirmation_names_the_client_of_the_hint(client: FlaskClient) -> None:
-    """A hint for another session's user asks first, naming the client of its ``aud``
-    (``["client_id"]``, as pyop 3 issued it)."""
+@pytest.fixture
+def two_users_app(tmp_path: Path, key_path: Path, fast_users: Path) -> Flask:
+    """The example OP with a second user, bob."""
+    users = json.loads(fast_users.read_text(encoding="utf-8"))
+    users["bob"] = {"password_hash": hash_password("bob", iterations=1000),
+                    "claims": {"name": "Bob"}}
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps(users), encoding="utf-8")
+    application = create_app({"issuer": ISSUER, "data_dir": str(tmp_path / "data"),
+                              "signing_key": str(key_path), "users_file": str(users_file),
+                              "demo": True, "storage_uri": "memory:"})
+    application.testing = True
+    return application
+
+
+def alices_tokens_and_bobs_browser(app: Flask) -> tuple[dict[str, Any], dict[str, str], Any]:
+    """Alice signs in to Test RP in one browser; bob signs in in another."""
+    alice = app.test_client()
+    registered = register(alice)
+    tokens = exchange(alice, registered, code_flow(alice, registered)["code"]).get_json()
+    bob = app.test_client()
+    assert login(bob, "bob", "bob").status_code == 303
+    return registered, tokens, bob
+
+
+def test_logout_confirmation_names_the_client_of_the_hint(two_users_app: Flask) -> None:
+    """A hint of another session asks first, naming the client of its ``aud``
+    (``["client_id"]``, as pyop 3 issued it) and the host it returns to."""
+    _, tokens, bob = alices_tokens_and_bobs_browser(two_users_app)
+    html = bob.get("/logout?" + urlencode({"id_token_hint": tokens["id_token"],
+                                           "post_logout_redirect_uri": POST_LOGOUT_URI})
+                   ).get_data(as_text=True)
+    assert "Log out?" in html and "<strong>Test RP</strong>" in html
+    assert "<strong>rp.example.org</strong>" in html
+
+
+def test_rp_initiated_logout_2_hint_of_an_earlier_unrelated_session_asks_first(
+        two_users_app: Flask) -> None:
+    """Alice's ID token sent to the browser where bob is signed in: a plain GET logs
+    nobody out and revokes nothing (RP-Initiated Logout 1.0, 2); bob's confirmation logs
+    bob out, not alice."""
+    _, tokens, bob = alices_tokens_and_bobs_browser(two_users_app)
+    query = {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI,
+             "state": "s1"}
+    page = bob.get("/logout?" + urlencode(query))
+    assert page.status_code == 200 and "Location" not in page.headers
+    assert _session(bob).get("user_id") == "bob"
+    bearer = {"Authorization": "Bearer " + tokens["access_token"]}
+    assert two_users_app.test_client().get("/userinfo", headers=bearer).status_code == 200
+    confirmed = bob.post("/logout", data={
+        "csrf_token": form_value(page.get_data(as_text=True), "csrf_token"), **query})
+    assert redirect_params(confirmed, POST_LOGOUT_URI) == {"state": "s1"}
+    assert "user_id" not in _session(bob)
+    # alice's grants were not revoked by bob's logout
+    assert two_users_app.test_client().get("/userinfo", headers=bearer).status_code == 200
+
+
+def test_rp_initiated_logout_3_signed_out_return_without_hint_asks_first(
+        client: FlaskClient) -> None:
+    """Nobody signed in, client_id and a registered post_logout_redirect_uri, no hint: the
+    link alone redirects nowhere (an open redirector with open registration); the user is
+    asked "Return to <client>?" and goes there on confirmation (RP-Initiated Logout 1.0, 3)."""
+    registered = register(client)
+    query = {"client_id": registered["client_id"], "post_logout_redirect_uri": POST_LOGOUT_URI,
+             "state": "s2"}
+    page = client.get("/logout?" + urlencode(query))
+    assert page.status_code == 200 and "Location" not in page.headers
+    html = page.get_data(as_text=True)
+    assert "Return to Test RP?" in html and "<strong>rp.example.org</strong>" in html
+    response = client.post("/logout", data={"csrf_token": form_value(html, "csrf_token"),
+                                            **query})
+    assert redirect_params(response, POST_LOGOUT_URI) == {"state": "s2"}
+
+
+def test_rp_initiated_logout_3_signed_out_return_with_hint_is_immediate(
+        client: FlaskClient) -> None:
+    """A verified hint proves the client: nothing to log out, straight back."""
     registered = register(client)
     tokens = exchange(client, registered, code_flow(client, registered)["code"]).get_json()
     with client.session_transaction() as session:
-        session["sub"] = "someone-else"
-    html = client.get("/logout?" + urlencode({"id_token_hint": tokens["id_token"]})
-                      ).get_data(as_text=True)
-    assert "Log out?" in html and "<strong>Test RP</strong>" in html
+        session.clear()
+    response = client.get("/logout?" + urlencode({
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI}))
+    assert response.status_code == 303
+    assert response.headers["Location"] == POST_LOGOUT_URI
+
+
+def test_rp_initiated_logout_3_unregistered_uri_never_asked_for(client: FlaskClient) -> None:
+    registered = register(client)
+    response = client.get("/logout?" + urlencode({
+        "client_id": registered["client_id"], "post_logout_redirect_uri": "https://evil.example/"}))
+    assert response.status_code == 200
+    assert "evil.example" not in response.get_data(as_text=True)
+    assert "logged out" in response.get_data(as_text=True)
 
 
 def test_logout_confirmation_needs_csrf(client: FlaskClient) -> None:
@@ -884,7 +969,7 @@ def test_logout_error_page_goes_home(client: FlaskClient) -> None:
     login(client)
     html = client.get("/logout?id_token_hint=forged").get_data(as_text=True)
     assert "Logout request refused" in html and "still signed in" in html
-    assert "unknown id_token_hint" in html[html.index("<details"):]
+    assert "id_token_hint was not issued by this provider" in html[html.index("<details"):]
     assert 'href="/">Go to the home page' in html
 
 
@@ -949,8 +1034,11 @@ def test_consent_is_remembered_per_user_client_scopes_and_claims(app: Flask,
     claims = json.dumps({"userinfo": {"phone_number": None}})
     code_flow(client, registered, claims=claims)
     stored = app.extensions["pyop_example"].granted("alice", registered["client_id"])
+    # the claims shown on the consent page: those of the scopes and those asked by name
     assert stored == {"client_id": registered["client_id"],
-                      "scopes": ["email", "openid", "profile"], "claims": ["phone_number"]}
+                      "scopes": ["email", "openid", "profile"],
+                      "claims": sorted({*SCOPE_CLAIMS["profile"], *SCOPE_CLAIMS["email"],
+                                        "phone_number"})}
     client_id = registered["client_id"]
     # same or narrower scopes and claims, in a new session: straight back to the client
     # (offline_access without prompt=consent is ignored: OIDC Core 11)

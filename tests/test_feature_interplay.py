@@ -133,7 +133,7 @@ def delete(op: Provider, info: dict[str, Any]) -> None:
     op.handle_client_delete_request(info["client_id"], bearer(info["registration_access_token"]))
 
 
-def assertion(client_id: str, key: Any, now: float, aud: str = TOKEN_ENDPOINT) -> str:
+def assertion(client_id: str, key: Any, now: float, aud: str = ISSUER) -> str:
     claims = {"iss": client_id, "sub": client_id, "aud": aud, "exp": int(now) + 60,
               "iat": int(now), "jti": secrets.token_urlsafe(16)}
     if isinstance(key, str):  # client_secret_jwt
@@ -150,7 +150,7 @@ def assertion(client_id: str, key: Any, now: float, aud: str = TOKEN_ENDPOINT) -
     return jws_sign(claims, key, {"typ": "JWT"})
 
 
-def assertion_params(client_id: str, key: Any, now: float, aud: str = TOKEN_ENDPOINT
+def assertion_params(client_id: str, key: Any, now: float, aud: str = ISSUER
                      ) -> dict[str, str]:
     return {"client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
             "client_assertion": assertion(client_id, key, now, aud)}
@@ -352,8 +352,10 @@ def test_client_credentials_token_never_reaches_signed_userinfo(op: Provider) ->
 
 @pytest.mark.parametrize("method", ["client_secret_jwt", "private_key_jwt"])
 def test_introspection_and_revocation_with_endpoint_audience(
-        op: Provider, clock: FakeClock, client_keys: tuple[SigningKey, SigningKey],
-        method: str) -> None:
+        make_provider: Callable[..., Provider], clock: FakeClock,
+        client_keys: tuple[SigningKey, SigningKey], method: str) -> None:
+    op = make_provider(config=config(), client_db=MemoryStorage(),
+                       client_assertion_audiences="issuer-or-endpoint")
     metadata: dict[str, Any] = {"token_endpoint_auth_method": method,
                                 "grant_types": ["authorization_code", "client_credentials"]}
     if method == "private_key_jwt":
@@ -361,7 +363,7 @@ def test_introspection_and_revocation_with_endpoint_audience(
     info = register(op, **metadata)
     client_id = info["client_id"]
     key: Any = info.get("client_secret") or client_keys[0]
-    token = client_credentials(op, assertion_params(client_id, key, clock()),
+    token = client_credentials(op, assertion_params(client_id, key, clock(), TOKEN_ENDPOINT),
                                scope="api")["access_token"]
     answer = introspect(op, token, assertion_params(client_id, key, clock(),
                                                     INTROSPECTION_ENDPOINT))

@@ -487,7 +487,10 @@ def test_handle_userinfo_request(body: Any, headers: Any) -> None:
 
 REGISTRATION_VALUES: dict[str, list[Any]] = {
     "redirect_uris": [["https://new.example.com/cb"], ["app:/cb"], ["http://127.0.0.1/cb"],
-                      ["https://a.example.com/1", "https://b.example.com/2"], [], ["#"]],
+                      ["https://a.example.com/1", "https://b.example.com/2"], [], ["#"],
+                      ["https://new.example.com@evil.example/cb"], ["https://127.1/cb"],
+                      ["https://new.example.com/c\x00b"], ["https://new.example.com/c\x85b"],
+                      ["https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/cb"]],
     "response_types": [["code"], ["id_token"], ["code id_token"], ["token"]],
     "grant_types": [["authorization_code"], ["implicit"], ["refresh_token"], ["password"]],
     "application_type": ["web", "native", "other"],
@@ -512,7 +515,10 @@ def registrations() -> st.SearchStrategy[Any]:
         params.map(lambda d: json.dumps(d, default=repr)),
         params.map(lambda d: json.dumps(d, default=repr).encode("utf-8", "surrogatepass")),
         st.builds(lambda d, member: json.dumps(d, default=repr)[:-1] + member,
-                  params, st.sampled_from([', "x": NaN}', ', "x": Infinity}', "}", ",]"])),
+                  params, st.sampled_from([', "x": NaN}', ', "x": Infinity}', "}", ",]",
+                                           ', "x": 1e400}', ', "default_max_age": -1e400}',
+                                           ', "jwks": {"keys": [{"kty": "EC", "x": 1e999}]}}',
+                                           ', "contacts": [1E+309]}'])),
     )
 
 
@@ -610,3 +616,123 @@ def test_logout(body: Any, subject_identifier: Any) -> None:
     _, error = typed(provider.logout_user, subject_identifier)
     if error is not None:
         assert isinstance(error, InvalidSubjectIdentifier)
+
+
+# -- identifiers with control characters, non-finite numbers ------------------------------------
+
+#: C0, DEL and C1 control characters.
+CONTROL_CHARACTERS = st.sampled_from(["\x00", "\x01", "\t", "\n", "\r", "\x1b", "\x1f",
+                                      "\x7f", "\x80", "\x85", "\x9f"])
+
+
+def with_control_character(value: str) -> st.SearchStrategy[str]:
+    """``value`` with a control character inserted somewhere."""
+    return st.tuples(st.integers(0, len(value)), CONTROL_CHARACTERS).map(
+        lambda pair: value[:pair[0]] + pair[1] + value[pair[0]:])
+
+
+class RecordingClients(dict):  # type: ignore[type-arg]
+    """A client store that, like PostgreSQL, cannot look up a NUL: records every key."""
+
+    asked: list[Any]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.asked.append(key)
+        return super().get(key, default)
+
+
+def _bad(keys: list[Any]) -> list[Any]:
+    from pyop.util import is_valid_identifier
+
+    return [key for key in keys if not is_valid_identifier(key)]
+
+
+IDENTIFIER_SETUP: dict[str, Any] = {}
+
+
+def identifier_setup() -> dict[str, Any]:
+    """One provider with a registered client, a code flow's tokens (built once)."""
+    if not IDENTIFIER_SETUP:
+        clients = RecordingClients(client_db())
+        clients.asked = []
+        provider = make_provider(clients)
+        provider.configuration_information["registration_endpoint"] = ISSUER + "/registration"
+        registered = provider.handle_client_registration_request(
+            json.dumps({"redirect_uris": ["https://new.example.com/cb"]}))
+        IDENTIFIER_SETUP.update(provider=provider, clients=clients,
+                                registered=registered.to_dict())
+    return IDENTIFIER_SETUP
+
+
+@FUZZ
+@given(st.sampled_from(["basic", "post", "assertion", "code", "refresh_token", "revocation",
+                        "introspection", "userinfo", "read", "update", "delete",
+                        "registration_token"]),
+       st.one_of(with_control_character(CLIENT_ID), with_control_character("abc-token"),
+                 with_control_character("")))
+def test_identifiers_with_control_characters_end_in_typed_errors(where: str,
+                                                                 value: str) -> None:
+    setup = identifier_setup()
+    provider, clients, registered = setup["provider"], setup["clients"], setup["registered"]
+    clients.asked.clear()
+    auth = {"Authorization": basic(CLIENT_ID, CLIENT_SECRET)}
+    management = {"Authorization": "Bearer " + registered["registration_access_token"]}
+    calls: dict[str, Callable[[], Any]] = {
+        "basic": lambda: provider.handle_token_request(
+            {"grant_type": "authorization_code", "code": "x"},
+            {"Authorization": basic(value, "s")}),
+        "post": lambda: provider.handle_token_request(
+            {"grant_type": "authorization_code", "code": "x", "client_id": value,
+             "client_secret": "s"}),
+        "assertion": lambda: provider.handle_token_request({
+            "grant_type": "authorization_code", "code": "x",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": ".".join(base64.urlsafe_b64encode(json.dumps(part).encode())
+                                         .rstrip(b"=").decode() for part in (
+                {"alg": "HS256"}, {"iss": value, "sub": value, "aud": ISSUER})) + ".c2ln"}),
+        "code": lambda: provider.handle_token_request(
+            {"grant_type": "authorization_code", "code": value,
+             "redirect_uri": REDIRECT_URI}, auth),
+        "refresh_token": lambda: provider.handle_token_request(
+            {"grant_type": "refresh_token", "refresh_token": value}, auth),
+        "revocation": lambda: provider.handle_revocation_request({"token": value}, auth),
+        "introspection": lambda: provider.handle_introspection_request({"token": value}, auth),
+        "userinfo": lambda: provider.handle_userinfo_request(
+            None, {"Authorization": "Bearer " + value}),
+        "read": lambda: provider.handle_client_read_request(value, management),
+        "update": lambda: provider.handle_client_update_request(
+            value, json.dumps({"client_id": value, "redirect_uris": [REDIRECT_URI]}),
+            management),
+        "delete": lambda: provider.handle_client_delete_request(value, management),
+        "registration_token": lambda: provider.handle_client_read_request(
+            registered["client_id"], {"Authorization": "Bearer " + value}),
+    }
+    result, error = typed(calls[where])
+    if where in ("revocation", "introspection"):
+        assert error is None or isinstance(error, OAuthError)
+        if where == "introspection" and error is None:
+            assert result["active"] is False
+    else:
+        assert error is not None, (where, value)
+    assert _bad(clients.asked) == [], (where, clients.asked)
+    assert provider.get_client(registered["client_id"]) is not None
+
+
+@FUZZ
+@given(st.sampled_from(["1e400", "-1e400", "1E309", "9" * 400 + ".0", "1e-400", "NaN",
+                        "-Infinity", "Infinity"]),
+       st.sampled_from(["claims", "registration"]))
+def test_non_finite_numbers_end_in_typed_errors(number: str, where: str) -> None:
+    setup = identifier_setup()
+    provider = setup["provider"]
+    if where == "claims":
+        claims = '{"userinfo": {"email": {"value": NUMBER}}}'.replace("NUMBER", number)
+        query = urlencode({"client_id": CLIENT_ID, "response_type": "code", "scope": "openid",
+                           "redirect_uri": REDIRECT_URI, "claims": claims})
+        result, error = typed(provider.parse_authentication_request, query)
+    else:
+        body = '{"redirect_uris": ["https://new.example.com/cb"], "x": N}'.replace("N", number)
+        result, error = typed(provider.handle_client_registration_request, body)
+    if number == "1e-400":  # underflows to 0.0: finite, parsed
+        return
+    assert error is not None and error.oauth_error == "invalid_request", (number, error)

@@ -122,6 +122,8 @@ def build_host(signing_key_pem: str, rp_keys: dict[str, Any],
                     **common},
     }
     client_jwks["keys"].append(VerificationKey(rp_keys["rsa"].public_key()).to_jwk())
+    # Authlib's assertions name the endpoint called (RFC 7523 3, OIDC Core 9)
+    provider_kwargs.setdefault("client_assertion_audiences", "issuer-or-endpoint")
     provider = Provider(signing_key, config,
                         AuthorizationState(HashBasedSubjectIdentifierFactory("salt")), clients,
                         Userinfo(dict(USERS)), **provider_kwargs)
@@ -203,6 +205,24 @@ def test_authlib_wrong_secret_and_wrong_key(host: Host) -> None:
         with pytest.raises(OAuthError) as info:
             rp.fetch_token(host.base + "/token", grant_type="client_credentials", timeout=5)
         assert info.value.error == "invalid_client"
+
+
+def test_authlib_endpoint_audience_refused_by_default(signing_key_pem: str,
+                                                     rp_keys: dict[str, Any]) -> None:
+    """Authlib's stock assertions name the token endpoint: refused with the default
+    ``client_assertion_audiences="issuer"`` (RFC 7523bis), accepted with the issuer."""
+    for built in build_host(signing_key_pem, rp_keys, client_assertion_audiences="issuer"):
+        with session(built, SECRET_CLIENT, SECRET, ShortLivedClientSecretJWT()) as rp:
+            with pytest.raises(OAuthError) as info:
+                rp.fetch_token(built.base + "/token", grant_type="client_credentials",
+                               timeout=5)
+            assert info.value.error == "invalid_client"
+            assert "aud" in info.value.description
+        auth = ShortLivedClientSecretJWT(built.base)  # aud: the issuer identifier
+        with session(built, SECRET_CLIENT, SECRET, auth) as rp:
+            token = rp.fetch_token(built.base + "/token", grant_type="client_credentials",
+                                   timeout=5)
+            assert token["scope"] == SCOPE
 
 
 def test_authlib_default_hour_long_assertion(signing_key_pem: str,

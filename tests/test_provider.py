@@ -840,9 +840,12 @@ class TestAuthorize:
         assert token_claims["amr"] == ["pwd", "otp"]
 
     @pytest.mark.parametrize("params,client_metadata", [
-        ({"max_age": "0"}, {}),
+        # max_age=0 refuses an explicit auth_time before the request: tests/security/
+        # test_authentication_constraints.py
+        ({"max_age": "600"}, {}),
         ({"claims": json.dumps({"id_token": {"auth_time": {"essential": True}}})}, {}),
         ({}, {"require_auth_time": True}),
+        ({}, {"default_max_age": 600}),  # Registration 2: default_max_age acts as max_age
     ])
     def test_auth_time_when_required(self, provider: Provider, clock: FakeClock,
                                      params: dict[str, str], client_metadata: dict[str, Any]
@@ -1556,7 +1559,16 @@ class TestUserinfo:
         access = code_flow(provider, scope="openid email")["access_token"]
         for request in (urlencode({"access_token": access}), {"access_token": access},
                         urlencode({"access_token": access}).encode("ascii")):
-            assert provider.handle_userinfo_request(request)["email"] == "alice@example.com"
+            assert provider.handle_userinfo_request(
+                request, http_method="POST")["email"] == "alice@example.com"
+            assert provider.handle_userinfo_request(
+                request, {"Content-Type": "application/x-www-form-urlencoded"}
+            )["email"] == "alice@example.com"
+            with pytest.raises(InvalidUserinfoRequest):  # the query (RFC 9700 4.3.2)
+                provider.handle_userinfo_request(request)
+        provider.userinfo_token_in_query = True  # as pyop 3
+        assert provider.handle_userinfo_request(
+            urlencode({"access_token": access}), http_method="GET")["sub"] == public_sub()
 
     def test_header_case_insensitive(self, provider: Provider) -> None:
         access = code_flow(provider)["access_token"]
@@ -1871,7 +1883,10 @@ class TestLogout:
         request = provider.parse_end_session_request(
             {"client_id": CLIENT_ID,
              "post_logout_redirect_uri": "https://rp.example.com/logged-out"})
-        assert provider.do_post_logout_redirect(request) == "https://rp.example.com/logged-out"
+        # without a hint, only once the end-user confirmed it (RP-Initiated Logout 1.0, 3)
+        assert provider.do_post_logout_redirect(request) is None
+        assert provider.do_post_logout_redirect(
+            request, confirmed=True) == "https://rp.example.com/logged-out"
 
     @pytest.mark.parametrize("request_", [
         {},

@@ -18,6 +18,7 @@ from pyop.provider import Provider
 from pyop.registration import (
     DEFAULT_REGISTRATION_CHECKS,
     check_client_keys,
+    check_logout_uris,
     check_metadata_uris,
     check_post_logout_redirect_uris,
     check_redirect_uris,
@@ -265,7 +266,7 @@ class TestOtherChecks:
             check_redirect_uris, check_response_and_grant_types,
             check_token_endpoint_auth_method, check_subject_type, check_sector_identifier_uri,
             check_post_logout_redirect_uris, check_signing_algs, check_metadata_uris,
-            check_client_keys, check_scope)
+            check_client_keys, check_scope, check_logout_uris)
 
 
 class TestSectorIdentifierUri:

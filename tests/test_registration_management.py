@@ -300,7 +300,9 @@ class TestDelete:
         pending = op.parse_authentication_request(authentication_query(client_id))
         code = code_for(op, client_id)
         op.handle_client_delete_request(client_id, bearer(token))
-        assert client_id not in op.clients
+        # a tombstone holding nothing but the time of deletion (RFC 7592 2.3)
+        assert op.get_client(client_id) is None
+        assert op.clients[client_id] == {"client_deleted_at": op.clock()}
         with pytest.raises(InvalidClientId):
             op.parse_authentication_request(authentication_query(client_id))
         with pytest.raises(InvalidTokenRequest) as info:

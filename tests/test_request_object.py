@@ -250,9 +250,15 @@ class TestSignedObjects:
         assert op.parse_authentication_request(query(request_object))["nonce"] == "object-nonce"
 
     def test_minimal_object_without_jwt_claims(self, op: Provider,
+                                               make_ro_provider: Callable[..., Provider],
                                                client_rsa_key: rsa.RSAPrivateKey) -> None:
+        """Without iss, aud and exp: refused by default (RFC 9101 10.8), accepted with
+        ``require_request_object_claims=False`` (e.g. pyoidc's request objects)."""
         request_object = sign_joserfc({"nonce": "n"}, client_rsa_key)
-        req = op.parse_authentication_request(query(request_object))
+        e = assert_invalid_object(op, query(request_object))
+        assert "iss" in str(e)
+        lenient = make_ro_provider(require_request_object_claims=False)
+        req = lenient.parse_authentication_request(query(request_object))
         assert req["nonce"] == "n" and req["state"] == "query-state"
 
     def test_aud_list_containing_issuer(self, op: Provider,

@@ -234,7 +234,8 @@ def test_code_flow_with_pkce_refresh_and_userinfo(op: Provider,
         basic(CLIENT_ID, CLIENT_SECRET))
     found.add_response(refreshed)
     op.handle_userinfo_request(None, {"Authorization": "Bearer " + refreshed["access_token"]})
-    op.handle_userinfo_request(urlencode({"access_token": tokens["access_token"]}))
+    op.handle_userinfo_request(urlencode({"access_token": tokens["access_token"]}),
+                               http_method="POST")  # the form body (RFC 6750 2.2)
     assert len(found.values) >= 8
     assert_no_leak(caplog, found)
 

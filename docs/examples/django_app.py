@@ -308,7 +308,7 @@ def login(request: HttpRequest) -> HttpResponse:
             session.flush()  # a new session at login (no session fixation)
             rotate_token(request)  # and a new CSRF token, as django.contrib.auth does
             session["user_id"] = user_id
-            session["auth_time"] = int(time.time())  # passed to authorize() as auth_time
+            session["auth_time"] = time.time()  # to authorize() as auth_time (sub-second)
             if authn_req is None:
                 return message_page(request, "Logged in", "You are logged in.")
             session["authn_req"] = authn_req

@@ -130,7 +130,7 @@ def authentication_error(error: InvalidAuthenticationRequest) -> Response:
 
 
 def issue_response(provider: Provider, authn_req: Mapping[str, Any], user_id: str,
-                   auth_time: int) -> tuple[str, str]:
+                   auth_time: float) -> tuple[str, str]:
     """The pyop side of a sign-in, run in the thread pool: the URL that sends the
     response to the client, and the ``sub`` the client knows the user by (for logout).
 
@@ -312,7 +312,7 @@ async def login(request: Request) -> Response:
     authn_req = session.get("authn_req")
     session.clear()  # a new session at login (no session fixation)
     session["user_id"] = user_id
-    session["auth_time"] = int(time.time())  # passed to authorize() as auth_time
+    session["auth_time"] = time.time()  # to authorize() as auth_time (sub-second)
     if authn_req is None:
         return message_page("Logged in", "You are logged in.")
     session["authn_req"] = authn_req

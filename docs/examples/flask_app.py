@@ -258,7 +258,7 @@ def login() -> ResponseReturnValue:
             authn_req = session.get("authn_req")
             session.clear()  # a new session at login (no session fixation)
             session["user_id"] = user_id
-            session["auth_time"] = int(time.time())  # passed to authorize() as auth_time
+            session["auth_time"] = time.time()  # to authorize() as auth_time (sub-second)
             if authn_req is None:
                 return message_page("Logged in", "You are logged in.")
             session["authn_req"] = authn_req

@@ -29,13 +29,14 @@ from ._records import (
 from ._records import (
     merge_record as merge_record,
 )
+from ._sessions import Sessions
 
 __all__ = ["AuthorizationState", "new_token_value"]
 
 logger = logging.getLogger(__name__)
 
 
-class AuthorizationState(Pyop3Lookups):
+class AuthorizationState(Pyop3Lookups, Sessions):
     """State of the grants the provider issued.
 
     :param subject_identifier_factory: creates public/pairwise subject identifiers.

@@ -102,11 +102,14 @@ class AccessTokens(SubjectIdentifiers):
 
     def issue_access_token(self, authorization_request: Mapping[str, Any],
                            subject_identifier: str, user_id: str, scope: Sequence[str],
-                           *, user_info: Optional[Mapping[str, Any]] = None) -> AccessToken:
+                           *, user_info: Optional[Mapping[str, Any]] = None,
+                           session_id: Optional[str] = None) -> AccessToken:
         """Issue an access token directly (implicit and hybrid flows, OIDC Core 3.2.2.5).
 
         :param user_info: the end-user's claims the token may release
             (:attr:`KEY_USER_INFO`), kept in its record.
+        :param session_id: the login session the grant belongs to (``sid``), kept in its
+            record (see :meth:`revoke_session`).
         """
         grant = {
             "client_id": authorization_request["client_id"],
@@ -118,6 +121,8 @@ class AccessTokens(SubjectIdentifiers):
         }
         if user_info is not None:
             grant[self.KEY_USER_INFO] = dict(user_info)
+        if session_id is not None:
+            grant["sid"] = session_id
         return self._create_access_token(grant, int(grant["issued_at"]))
 
     def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:

@@ -223,6 +223,8 @@ class AuthorizationCodes(RefreshTokens):
         user_info = record.get(self.KEY_USER_INFO)
         if isinstance(user_info, dict):  # the claims a sealed grant may release
             grant[self.KEY_USER_INFO] = user_info
+        if isinstance(record.get("sid"), str):  # the login session (see revoke_session)
+            grant["sid"] = record["sid"]
         codes = self.authorization_codes
         access_token: Optional[AccessToken] = None
         refresh_token: Optional[str] = None

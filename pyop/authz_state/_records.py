@@ -30,7 +30,7 @@ MAX_GRANT_UPDATES = 16
 #: Outcome of listing an access token in its grant (``_remember_access_token``).
 Listing = Literal["listed", "gone", "rotated", "contended"]
 #: Members of a grant that its access and refresh tokens carry over (``scope`` is set apart).
-GRANT_FIELDS = ("client_id", "sub", "user_id", "claims", "user_info")
+GRANT_FIELDS = ("client_id", "sub", "user_id", "claims", "user_info", "sid")
 #: Members of a code record kept in its "used" record (with ``used``, ``exp``, ``issued``).
 USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type")
 #: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.

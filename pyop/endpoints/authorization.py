@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, cast
+from typing import Any, NamedTuple, Optional, cast
 
 from .. import claims_policy
 from ..claims_policy import ExtraClaims
@@ -24,11 +24,15 @@ from ..client_management import (
 from ..context import ProviderContext
 from ..crypto import JWSError, b64url_decode
 from ..exceptions import (
+    IdTokenHintMismatch,
     InvalidAuthenticationRequest,
     InvalidClientId,
     InvalidRedirectURI,
+    ReauthenticationRequired,
     UnknownUser,
+    UnmetAuthenticationRequirements,
 )
+from ..logout_notifications import has_logout_uri, id_token_sid, session_for_authorization
 from ..message import (
     AuthorizationRequest,
     AuthorizationResponse,
@@ -49,9 +53,17 @@ from ..util import (
 )
 
 __all__ = ["parse_authentication_request", "create_authentication_error",
-           "requires_authentication", "authorize"]
+           "requires_authentication", "authorize", "RequestedAcr", "requested_acr_values",
+           "hint_matches_user", "REQUEST_TIME_MEMBER", "requested_prompts"]
 
 logger = logging.getLogger(__name__)
+
+#: The member of a parsed request holding when it was parsed (UNIX time, sub-second), set
+#: only for requests that bound the age of the authentication (``prompt=login``,
+#: ``max_age``, the client's ``default_max_age``); a value sent by the client is dropped.
+#: It survives ``to_dict()``, so that :func:`authorize` can refuse an ``auth_time`` older
+#: than the request allows (OIDC Core 3.1.2.1).
+REQUEST_TIME_MEMBER = "pyop_requested_at"
 
 
 def parse_authentication_request(ctx: ProviderContext,
@@ -93,6 +105,7 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
             parameters = _merge_request_object(ctx, parameters)
         _check_max_age(parameters)
         _parse_claims_parameter(parameters)
+        create = ctx.configuration.prompt_create and _take_prompt_create(parameters)
         try:
             authn_req = message_from_plain_values(AuthorizationRequest, parameters)
         except Exception as e:  # oic raises many types for malformed values
@@ -109,6 +122,14 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
         for validator in ctx.authentication_request_validators:
             validator(authn_req)
         _narrow_claims_to_allow_list(authn_req, client)
+        _check_id_token_hint(ctx, authn_req)
+        if REQUEST_TIME_MEMBER in authn_req:
+            del authn_req[REQUEST_TIME_MEMBER]  # only the provider sets it
+        if _login_required(authn_req) or claims_policy.effective_max_age(
+                authn_req, client) is not None:
+            authn_req[REQUEST_TIME_MEMBER] = float(ctx.clock())
+        if create:  # checked apart from the values OIDC Core 3.1.2.1 defines
+            authn_req["prompt"] = [*(authn_req.get("prompt") or []), PROMPT_CREATE]
         return authn_req
     except (InvalidClientId, InvalidRedirectURI):
         raise  # e.g. a request object's redirect_uri: never redirected
@@ -120,12 +141,64 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
         raise
 
 
+#: The ``prompt`` value asking for the sign-up page (Initiating User Registration 1.0, 3).
+PROMPT_CREATE = "create"
+
+
+def _take_prompt_create(parameters: dict[str, Any]) -> bool:
+    """Remove ``create`` from the ``prompt`` parameter; whether it was there.
+
+    :raises InvalidAuthenticationRequest: ``create`` with ``none`` (Initiating User
+        Registration 1.0, 3: the end-user must be able to interact).
+    """
+    prompt = parameters.get("prompt")
+    values = prompt.split() if isinstance(prompt, str) else prompt
+    if not isinstance(values, list) or PROMPT_CREATE not in values:
+        return False
+    if "none" in values:
+        raise InvalidAuthenticationRequest("prompt=create must not be combined with none",
+                                           parameters)
+    rest = [value for value in values if value != PROMPT_CREATE]
+    if rest:
+        parameters["prompt"] = " ".join(str(value) for value in rest)
+    else:
+        del parameters["prompt"]
+    return True
+
+
+def requested_prompts(authentication_request: Mapping[str, Any]) -> frozenset[str]:
+    """The ``prompt`` values of a parsed request (OIDC Core 3.1.2.1): ``none``,
+    ``login``, ``consent``, ``select_account``, and ``create`` (Initiating User
+    Registration 1.0) when the provider's ``prompt_create`` option accepted it."""
+    prompt = authentication_request.get("prompt")
+    values = prompt.split() if isinstance(prompt, str) else prompt
+    if not isinstance(values, list):
+        return frozenset()
+    return frozenset(value for value in values if isinstance(value, str))
+
+
 def _check_max_age(parameters: Mapping[str, Any]) -> None:
     max_age = parameters.get("max_age")
     if max_age is not None and not (isinstance(max_age, str) and max_age.isascii()
                                     and max_age.isdigit() and len(max_age) <= 12):
         raise InvalidAuthenticationRequest("max_age must be a non-negative integer",
                                            parameters)
+
+
+def _check_id_token_hint(ctx: ProviderContext, authn_req: AuthorizationRequest) -> None:
+    """An ``id_token_hint`` must be an ID token this provider issued (OIDC Core 3.1.2.1:
+    "ID Token previously issued by the Authorization Server"; expired ones included).
+
+    pyop 3 failed with an uncaught exception on any hint signed with a key (its own
+    included) and accepted unsigned ones; here a hint that does not verify is an
+    ``invalid_request`` (redirected: client and redirect_uri are verified by now).
+    """
+    hint = authn_req.get("id_token_hint")
+    if hint is None:
+        return
+    if ctx.keys.verify_id_token_hint(hint, ctx.issuer) is None:
+        raise InvalidAuthenticationRequest("id_token_hint was not issued by this provider",
+                                           authn_req)
 
 
 def _parse_claims_parameter(parameters: dict[str, Any]) -> None:
@@ -199,7 +272,10 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> d
             parameters["request"], client_id=client_id, client_jwks=jwks,
             issuer=ctx.issuer, allowed_algs=configuration.request_object_signing_algs,
             now=ctx.now(), client_alg=client_alg if isinstance(client_alg, str) else None,
-            allow_unsigned=configuration.allow_unsigned_request_objects)
+            allow_unsigned=configuration.allow_unsigned_request_objects,
+            max_lifetime=configuration.max_request_object_lifetime,
+            require_claims=configuration.require_request_object_claims,
+            replay_store=getattr(ctx.client_assertion_verifier, "replay_store", None))
 
     if not _worth_client_keys(parameters["request"], configuration.request_object_signing_algs,
                               client_alg if isinstance(client_alg, str) else None):
@@ -237,34 +313,149 @@ def create_authentication_error(ctx: ProviderContext,
 
 
 def requires_authentication(ctx: ProviderContext, authentication_request: Mapping[str, Any],
-                            auth_time: Optional[float]) -> bool:
-    """Whether the end-user must (re-)authenticate: ``prompt=login`` or ``max_age``
-    passed (OIDC Core 3.1.2.1).
+                            auth_time: Optional[float], *,
+                            user_id: Optional[str] = None) -> bool:
+    """Whether the end-user must (re-)authenticate before :func:`authorize`.
 
-    OIDC Core 3.1.2.1.
+    True without an ``auth_time``; for ``prompt=login`` and for ``max_age=0``, which is
+    equivalent (OIDC Core 3.1.2.1), always, even when the session began in the same
+    second; when more than ``max_age`` seconds passed since ``auth_time`` -- the request's
+    ``max_age``, else the client's registered ``default_max_age`` (OIDC Dynamic
+    Registration 2); and, with ``user_id`` (the user logged in at the host), when the
+    request's ``id_token_hint`` names another end-user (OIDC Core 3.1.2.1, see
+    :func:`hint_matches_user`).
+
+    After a (re-)authentication, pass its time to :func:`authorize` as ``auth_time``
+    with sub-second precision (e.g. ``time.time()``): :func:`authorize` refuses an
+    ``auth_time`` before the request for ``prompt=login``/``max_age=0``
+    (:class:`~pyop.exceptions.ReauthenticationRequired`).
 
     :param auth_time: when the end-user last authenticated (UNIX time), or None.
+    :param user_id: the host's id of the end-user logged in, to check ``id_token_hint``.
     """
     if auth_time is None:
         return True
-    if "login" in (authentication_request.get("prompt") or []):
+    if _login_required(authentication_request):
         return True
-    max_age = authentication_request.get("max_age")
-    if isinstance(max_age, int) and not isinstance(max_age, bool):
-        return ctx.now() - auth_time > max_age
-    return False
+    max_age = claims_policy.effective_max_age(authentication_request, {})
+    if max_age is None:  # the client's default (read only when needed)
+        client = ctx.clients.get(authentication_request.get("client_id")) or {}
+        max_age = claims_policy.effective_max_age(authentication_request, client)
+    if max_age is not None and (max_age == 0 or ctx.clock() - auth_time > max_age):
+        return True
+    return user_id is not None and not hint_matches_user(ctx, authentication_request, user_id)
+
+
+def _login_required(authentication_request: Mapping[str, Any]) -> bool:
+    """``prompt=login`` (OIDC Core 3.1.2.1), the prompt a list or a space-separated string."""
+    prompt = authentication_request.get("prompt") or []
+    return "login" in (prompt.split() if isinstance(prompt, str) else prompt)
+
+
+class RequestedAcr(NamedTuple):
+    """The Authentication Context Class References an authentication request asks for.
+
+    ``values`` in order of preference: those of an ``acr`` claim request for the ID token
+    (OIDC Core 5.5.1.1, ``value`` or ``values``), then those of ``acr_values`` (OIDC Core
+    3.1.2.1), else the client's ``default_acr_values`` (OIDC Dynamic Registration 2).
+    ``essential``: the ``acr`` claim was requested as Essential with value(s): the
+    authentication must achieve one of ``values``, or :func:`authorize` fails with
+    :class:`~pyop.exceptions.UnmetAuthenticationRequirements` (OIDC Core 5.5.1.1).
+    Otherwise the values are voluntary: the acr achieved is released whatever it is.
+    """
+
+    values: list[str]
+    essential: bool
+
+    def satisfied_by(self, acr: Any) -> bool:
+        """Whether an achieved ``acr`` meets the request (always, unless essential)."""
+        return not self.essential or acr in self.values
+
+
+def requested_acr_values(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+                         client: Optional[Mapping[str, Any]] = None) -> RequestedAcr:
+    """The acr values the request asks for, for the host to choose how to authenticate
+    the end-user before :func:`authorize` (OIDC Core 3.1.2.1, 5.5.1.1; OIDC Dynamic
+    Registration 2). See :class:`RequestedAcr`.
+
+    :param client: the client's metadata when the caller has read it (else read here,
+        only when the request names no acr value)."""
+    spec = claims_request_member(authentication_request, "id_token").get("acr")
+    claim_values: list[str] = []
+    essential = False
+    if isinstance(spec, Mapping):
+        if isinstance(spec.get("value"), str):
+            claim_values = [spec["value"]]
+        elif isinstance(spec.get("values"), list):
+            claim_values = [v for v in spec["values"] if isinstance(v, str)]
+        essential = spec.get("essential") is True and bool(claim_values)
+    if essential:
+        return RequestedAcr(claim_values, True)
+    values = list(claim_values)
+    for value in _string_list(authentication_request.get("acr_values")):
+        if value not in values:
+            values.append(value)
+    if not values:
+        if client is None:
+            client = ctx.clients.get(authentication_request.get("client_id")) or {}
+        values = _string_list(client.get("default_acr_values"))
+    return RequestedAcr(values, False)
+
+
+def _string_list(value: Any) -> list[str]:
+    """A list of strings from a list or a space-separated string (anything else: [])."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def hint_matches_user(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+                      user_id: str, *, sub: Optional[str] = None) -> bool:
+    """Whether the request's ``id_token_hint`` names ``user_id`` (True without a hint).
+
+    OIDC Core 3.1.2.1: the hint identifies the end-user the client expects; when another
+    one is logged in, the provider answers an error such as ``login_required`` (with
+    ``prompt=none``) or asks the end-user to switch accounts. The hint's ``sub`` is
+    compared with the one issued to the hint's client for ``user_id``, public or pairwise
+    (:func:`pyop.claims_policy.subject_names_user`). A hint that does not verify matches
+    nobody.
+
+    :param sub: the ``sub`` of ``user_id`` for the requesting client, when known.
+    """
+    hint = authentication_request.get("id_token_hint")
+    if hint is None:
+        return True
+    claims = ctx.keys.verify_id_token_hint(hint, ctx.issuer)
+    if claims is None:
+        return False
+    client_id = authentication_request.get("client_id")
+    audience = claims.get("aud")
+    audience = [audience] if isinstance(audience, str) else list(audience or [])
+    if client_id in audience:
+        if sub is not None and claims["sub"] == sub:
+            return True
+        client = ctx.clients.get(client_id)
+        redirect_uri = authentication_request.get("redirect_uri")
+    else:  # issued to another client: its sub of the user
+        client = next((c for c in (ctx.clients.get(a) for a in audience[:4]) if c), None)
+        redirect_uri = None
+    return claims_policy.subject_names_user(ctx, claims["sub"], user_id, client, redirect_uri)
 
 
 def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], user_id: str,
               extra_id_token_claims: ExtraClaims = None, *,
               auth_time: Optional[float] = None, acr: Optional[str] = None,
-              amr: Optional[Iterable[str]] = None) -> AuthorizationResponse:
+              amr: Optional[Iterable[str]] = None,
+              session_id: Optional[str] = None) -> AuthorizationResponse:
     """The authentication response for an authenticated end-user: a code, access token
     and/or ID token as the ``response_type`` asks (OIDC Core 3.1.2.5, 3.2.2.5, 3.3.2.5).
 
     Steps: 1. the client and its ID token key (before anything is issued); 2. the
-    subject identifier, checked against a requested ``sub``; 3. the scope granted and
-    ``auth_time``; 4. the code, 5. the access token, 6. the ID token; 7. ``state`` and
+    subject identifier, checked against a requested ``sub`` and the ``id_token_hint``,
+    and the authentication against the request (age, essential ``acr``); 3. the scope
+    granted and ``auth_time``; 4. the code, 5. the access token, 6. the ID token; 7. ``state`` and
     ``iss`` (RFC 9207 2).
 
     The host sends the user agent to
@@ -276,9 +467,31 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     :param user_id: the host's local id of the authenticated user.
     :param extra_id_token_claims: extra ID token claims: a dict, or a callable
         ``(user_id, client_id) -> dict``; also applied at the token endpoint.
-    :param auth_time: when the user authenticated (UNIX time), for ``auth_time``.
-    :param acr: the Authentication Context Class Reference achieved.
+    :param auth_time: when the user authenticated (UNIX time, best with sub-second
+        precision), for ``auth_time``. Without it, when the ID token needs an
+        ``auth_time`` (``max_age``, the client's ``default_max_age`` or
+        ``require_auth_time``, an essential ``auth_time`` claim request), the time of this
+        call is used: calling ``authorize`` without ``auth_time`` asserts that the
+        end-user has just authenticated.
+    :param acr: the Authentication Context Class Reference achieved (else an ``acr`` in
+        ``extra_id_token_claims`` or the user's claims is the one released).
     :param amr: the Authentication Methods References used.
+    :raises IdTokenHintMismatch: the ``id_token_hint`` names another end-user
+        (``login_required``, OIDC Core 3.1.2.1).
+    :raises ReauthenticationRequired: ``auth_time`` is before the request for
+        ``prompt=login`` or ``max_age=0``, or more than ``max_age`` (else
+        ``default_max_age``) seconds before it (``login_required``, OIDC Core 3.1.2.1).
+    :raises UnmetAuthenticationRequirements: the ``acr`` released would not be one of the
+        values of an essential ``acr`` claim request (OIDC Core 5.5.1.1).
+
+    :param session_id: the host's login session the grant belongs to (e.g. from
+        :func:`~pyop.logout_notifications.new_session_id`, kept in the host's session):
+        its codes and tokens remember it, so that logging that session out revokes them
+        only, and ID tokens carry it as ``sid`` when the client registered
+        ``frontchannel_logout_session_required`` / ``backchannel_logout_session_required``
+        or ``id_token_sid`` is on. Without it, one is minted when the ID tokens need a
+        ``sid``; the session used is ``response.session_id`` (an attribute, not a member
+        of the response; None without a session): keep it to log the session out.
     :raises InvalidTokenRequest: ``invalid_client`` when the client was deleted since
         the request was parsed; :class:`~pyop.exceptions.UnauthorizedClient` when the
         provider has no key for the client's ``id_token_signed_response_alg``.
@@ -294,8 +507,11 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     id_token_key = ctx.keys.id_token_key(client)  # before any code or token is issued
     response_types = response_type_set(authentication_request.get("response_type"))
     user_record, sub = _end_user(ctx, authentication_request, client, user_id)  # 2.
+    _check_authentication(ctx, authentication_request, client, user_id, sub, user_record,
+                          extra_id_token_claims, auth_time, acr)
     scope = narrow_scope(claims_policy.granted_scope(ctx, authentication_request), client)  # 3.
     auth_time_int = _auth_time(ctx, authentication_request, client, auth_time)
+    sid, _ = session_for_authorization(ctx, client, session_id)
 
     response = AuthorizationResponse()
     carried = None
@@ -305,12 +521,12 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     code = None
     if "code" in response_types:  # 4.
         code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
-                           extra_id_token_claims, auth_time_int, acr, amr)
+                           extra_id_token_claims, auth_time_int, acr, amr, sid)
         set_string_member(response, "code", code)
     access_token = None
     if "token" in response_types:  # 5.
         access_token = ctx.authz_state.issue_access_token(
-            authentication_request, sub, user_id, scope, user_info=carried)
+            authentication_request, sub, user_id, scope, user_info=carried, session_id=sid)
         response["access_token"] = access_token.value
         response["token_type"] = access_token.type
         response["expires_in"] = access_token.expires_in
@@ -318,10 +534,16 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         response["id_token"] = _id_token(
             ctx, authentication_request, response_types, client, sub, user_id, scope,
             user_record, extra_id_token_claims, auth_time_int, acr, amr,
-            access_token.value if access_token else None, code, id_token_key)
+            access_token.value if access_token else None, code, id_token_key,
+            id_token_sid(ctx, client, sid))
     if "state" in authentication_request:  # 7.
         set_string_member(response, "state", authentication_request["state"])
     set_string_member(response, "iss", ctx.issuer)  # RFC 9207 2
+    if has_logout_uri(client, ctx.configuration.metadata):  # to notify at logout
+        ctx.authz_state.record_session_client(client_id, sub, sid,
+                                              ctx.configuration.session_lifetime)
+    # an attribute, not a member: never sent to the client
+    response.session_id = sid  # type: ignore[attr-defined]
     return response
 
 
@@ -342,14 +564,65 @@ def _end_user(ctx: ProviderContext, authentication_request: Mapping[str, Any],
     return user_record, sub
 
 
+def _check_authentication(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+                          client: Mapping[str, Any], user_id: str, sub: str,
+                          user_record: Any, extra_id_token_claims: ExtraClaims,
+                          auth_time: Optional[float], acr: Optional[str]) -> None:
+    """The end-user and the authentication meet the request's constraints, before anything
+    is issued: the ``id_token_hint`` names this user, ``auth_time`` is recent enough
+    (OIDC Core 3.1.2.1), an essential ``acr`` is met (OIDC Core 5.5.1.1)."""
+    def refuse(error_class: Any, message: str) -> None:
+        raise error_class(message, error_context(authentication_request),
+                          redirect_uri_verified=True, issuer=ctx.issuer)
+
+    if "id_token_hint" in authentication_request and not hint_matches_user(
+            ctx, authentication_request, user_id, sub=sub):
+        refuse(IdTokenHintMismatch, "the end-user is not the one the id_token_hint names")
+    requested_at = authentication_request.get(REQUEST_TIME_MEMBER)
+    if (auth_time is not None and isinstance(requested_at, (int, float))
+            and not isinstance(requested_at, bool)):
+        max_age = claims_policy.effective_max_age(authentication_request, client)
+        if _login_required(authentication_request) or max_age == 0:
+            if auth_time < requested_at:
+                refuse(ReauthenticationRequired,
+                       "the end-user did not authenticate again after the request")
+        elif max_age is not None and requested_at - auth_time > max_age:
+            refuse(ReauthenticationRequired, "the authentication is older than max_age")
+    requested_acr = requested_acr_values(ctx, authentication_request, client)
+    if requested_acr.essential and not requested_acr.satisfied_by(
+            _released_acr(ctx, authentication_request, client, user_id, user_record,
+                          extra_id_token_claims, acr)):
+        refuse(UnmetAuthenticationRequirements,
+               "the authentication does not meet the essential acr requested")
+
+
+def _released_acr(ctx: ProviderContext, authentication_request: Mapping[str, Any],
+                  client: Mapping[str, Any], user_id: str, user_record: Any,
+                  extra_id_token_claims: ExtraClaims, acr: Optional[str]) -> Any:
+    """The ``acr`` the ID token will carry, by the precedence of
+    :func:`pyop.id_token.create_id_token`: the ``acr`` argument, else the host's extra
+    claims, else the user's claims as requested (OIDC Core 5.5.1.1)."""
+    if acr is not None:
+        return acr
+    extra = claims_policy.extra_claims(extra_id_token_claims, user_id,
+                                       authentication_request["client_id"])
+    if isinstance(extra, Mapping) and "acr" in extra:
+        return extra["acr"]
+    spec = claims_request_member(authentication_request, "id_token").get("acr")
+    released = claims_policy.user_claims(ctx, user_id, narrow_claims({"acr": spec}, client),
+                                         user_record)
+    return released.get("acr")
+
+
 def _auth_time(ctx: ProviderContext, authentication_request: Mapping[str, Any],
                client: Mapping[str, Any], auth_time: Optional[float]) -> Optional[int]:
     """The ``auth_time`` of the ID token: the host's, else now when it is required."""
     auth_time_int = int(auth_time) if auth_time is not None else None
     if auth_time_int is None and claims_policy.auth_time_required(authentication_request,
                                                                   client):
-        # OIDC Core 3.1.2.1, 5.5.1; Registration 2: auth_time is then REQUIRED in the
-        # ID token. authorize() is called when the end-user has just authenticated.
+        # OIDC Core 3.1.2.1, 5.5.1; Registration 2 (require_auth_time, default_max_age):
+        # auth_time is then REQUIRED in the ID token. authorize() is called when the
+        # end-user has just authenticated.
         auth_time_int = ctx.now()
     return auth_time_int
 
@@ -359,7 +632,8 @@ def _id_token(ctx: ProviderContext, authentication_request: Mapping[str, Any],
               user_id: str, scope: list[str], user_record: Any,
               extra_id_token_claims: ExtraClaims, auth_time: Optional[int],
               acr: Optional[str], amr: Optional[Iterable[str]],
-              access_token: Optional[str], code: Optional[str], signing_key: Any) -> str:
+              access_token: Optional[str], code: Optional[str], signing_key: Any,
+              sid: Optional[str] = None) -> str:
     """The ID token of the authentication response (OIDC Core 3.2.2.10, 3.3.2.11), with
     the requested claims; the scope's claims too when no access token is issued
     (OIDC Core 5.4)."""
@@ -373,14 +647,15 @@ def _id_token(ctx: ProviderContext, authentication_request: Mapping[str, Any],
         claims=claims_policy.user_claims(ctx, user_id, narrow_claims(requested, client),
                                          user_record),
         extra=extra_id_token_claims, auth_time=auth_time, acr=acr, amr=amr,
-        access_token=access_token, code=code, signing_key=signing_key)
+        access_token=access_token, code=code, signing_key=signing_key, sid=sid)
     return token
 
 
 def _issue_code(ctx: ProviderContext, authentication_request: Mapping[str, Any], sub: str,
                 user_id: str, scope: list[str], carried: Optional[dict[str, Any]],
                 extra_id_token_claims: ExtraClaims, auth_time: Optional[int],
-                acr: Optional[str], amr: Optional[Iterable[str]]) -> str:
+                acr: Optional[str], amr: Optional[Iterable[str]],
+                sid: Optional[str] = None) -> str:
     """An authorization code recording what its ID token will need (OIDC Core 3.1.3.6)."""
     extra: dict[str, Any] = {}
     if auth_time is not None:
@@ -397,5 +672,7 @@ def _issue_code(ctx: ProviderContext, authentication_request: Mapping[str, Any],
             extra["extra_id_token_claims"] = dict(claims_now)
     if carried is not None:
         extra["user_info"] = carried
+    if sid is not None:
+        extra["sid"] = sid  # the login session (see AuthorizationState.revoke_session)
     return ctx.authz_state.issue_authorization_code(
         cast(Message, authentication_request).to_dict(), sub, user_id, scope, extra)

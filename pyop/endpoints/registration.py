@@ -22,16 +22,29 @@ from ..client_management import (
     registration_client_uri,
     uses_client_secret,
 )
+from ..client_registry import CLIENT_EXPIRES_AT_MEMBER, DELETED_CLIENT_MEMBER
 from ..context import ProviderContext
-from ..exceptions import InvalidClientRegistrationRequest, InvalidRegistrationAccessToken
+from ..exceptions import (
+    InvalidClientRegistrationRequest,
+    InvalidRegistrationAccessToken,
+    OAuthError,
+    StorageError,
+)
 from ..message import RegistrationRequest, RegistrationResponse
 from ..registration import (
     NARROWED_PREFERENCES,
+    check_metadata_bounds,
     describe_invalid_metadata,
     registration_defaults,
     supported_preference_values,
 )
-from ..util import DEFAULT_MAX_REQUEST_SIZE, strict_json_loads, utf8_or_none
+from ..util import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    check_content_type,
+    is_valid_identifier,
+    strict_json_loads,
+    utf8_or_none,
+)
 
 __all__ = ["handle_client_registration_request", "match_client_preferences",
            "handle_client_read_request", "handle_client_update_request",
@@ -39,45 +52,102 @@ __all__ = ["handle_client_registration_request", "match_client_preferences",
 
 logger = logging.getLogger(__name__)
 
+#: Attempts of a compare-and-set update, deletion or rotation before giving up (each
+#: failure means another change of the same client won meanwhile).
+MAX_CHANGE_ATTEMPTS = 16
+
+#: Seconds a pyop storage keeps a deleted client's tombstone (RFC 7592 2.3); a dict keeps
+#: it until the host removes it. Client ids are random: none is issued twice.
+DELETED_CLIENT_RETENTION = 90 * 24 * 3600
+
+#: The media type of registration and update requests (OIDC Dynamic Registration 3.1,
+#: RFC 7591 3.1, RFC 7592 2.2).
+JSON_MEDIA_TYPE = "application/json"
+
 
 class _NamedRuleError(ValueError):
     """A metadata error whose message already names the member and the rule."""
 
 
-def handle_client_registration_request(ctx: ProviderContext,
-                                       request: Any) -> RegistrationResponse:
-    """Register a client (OIDC Dynamic Registration 3.1-3.2): 1. the metadata, verified;
-    2. a new client_id; 3. the credentials (secret, registration access token), returned
-    once; 4. the response checked before anything is stored.
+def handle_client_registration_request(ctx: ProviderContext, request: Any,
+                                       http_headers: Optional[Any] = None
+                                       ) -> RegistrationResponse:
+    """Register a client (OIDC Dynamic Registration 3.1-3.2): 1. the initial access token
+    when required (RFC 7591 3), the media type and the metadata bounds; 2. the host's
+    registration policy; 3. the metadata, verified; 4. a new client_id; 5. the
+    credentials (secret, registration access token), returned once; 6. the response
+    checked before anything is stored.
 
     :param request: the JSON body (str/bytes) or an already parsed dict.
+    :param http_headers: the request headers: ``Authorization: Bearer <initial access
+        token>`` when the provider requires one; a ``Content-Type`` other than
+        ``application/json`` is refused.
+    :raises InvalidRegistrationAccessToken: 401 ``invalid_token``: missing or wrong
+        initial access token.
     :raises InvalidClientRegistrationRequest: with ``to_json()`` for the 400 body.
     """
-    metadata = _parse_body(request)
+    settings = ctx.registration
+    if settings.initial_access_tokens is not None:
+        token = registration_bearer_token(http_headers)
+        if token is None:
+            raise InvalidRegistrationAccessToken("no initial access token",
+                                                 token_missing=True)
+        if not settings.initial_access_token_accepted(token):
+            logger.info("registration request with an invalid initial access token")
+            raise InvalidRegistrationAccessToken("invalid initial access token")
+    metadata = _parse_request(ctx, request, http_headers)
     registration_req = _verified_request(ctx, metadata)
-    client_id = secrets.token_urlsafe(16)
-    while ctx.clients.get(client_id) is not None:  # pragma: no cover - 128-bit collision
-        client_id = secrets.token_urlsafe(16)
     # only registered metadata is kept: unknown members are ignored and the
     # credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2)
     client = _client_metadata(registration_req)
-    client["client_id"] = client_id
-    client["client_id_issued_at"] = ctx.now()
-    response = dict(client)
-    if uses_client_secret(client):
-        response["client_secret"] = _set_client_secret(ctx, client)  # returned once
-        response["client_secret_expires_at"] = client["client_secret_expires_at"]
-    _issue_registration_access_token(ctx, client, response)
-    try:
-        registration_response = RegistrationResponse(**response)
-    except Exception as e:  # oic refuses a value: nothing is stored (no half-registration)
-        raise InvalidClientRegistrationRequest(
-            describe_invalid_metadata(response, e), metadata,
-            oauth_error="invalid_client_metadata") from e
-    ctx.clients.store[client_id] = client
+    now = ctx.now()
+    expires_at = now + settings.client_lifetime if settings.client_lifetime else None
+    while True:
+        client_id = secrets.token_urlsafe(16)
+        client["client_id"] = client_id
+        client["client_id_issued_at"] = now
+        if expires_at is not None:
+            client[CLIENT_EXPIRES_AT_MEMBER] = expires_at
+        response = {name: value for name, value in client.items()
+                    if name != CLIENT_EXPIRES_AT_MEMBER}
+        if uses_client_secret(client):
+            # returned once; expires with the client (RFC 7591 3.2.1: 0 for never)
+            response["client_secret"] = _set_client_secret(ctx, client, expires_at or 0)
+            response["client_secret_expires_at"] = client["client_secret_expires_at"]
+        _issue_registration_access_token(ctx, client, response)
+        try:
+            registration_response = RegistrationResponse(**response)
+        except Exception as e:  # oic refuses a value: nothing is stored (no half-registration)
+            raise InvalidClientRegistrationRequest(
+                describe_invalid_metadata(response, e), metadata,
+                oauth_error="invalid_client_metadata") from e
+        if ctx.clients.add(client_id, client, expires_at):
+            break
+        logger.warning("client id collision; drawing another")  # pragma: no cover
     ctx.client_changed(client_id)
     logger.info("registered client %s", client_id)
     return registration_response
+
+
+def _parse_request(ctx: ProviderContext, request: Any,
+                   http_headers: Optional[Any]) -> dict[str, Any]:
+    """The metadata of a registration or update request: its media type, JSON object,
+    bounds and the host's registration policy (RFC 7591 3)."""
+    check_content_type(http_headers, JSON_MEDIA_TYPE,
+                       lambda message: InvalidClientRegistrationRequest(message, None))
+    metadata = _parse_body(request)
+    check_metadata_bounds(metadata, ctx.registration.limits)
+    policy = ctx.registration.policy
+    if policy is not None:
+        try:
+            policy(metadata, http_headers)
+        except OAuthError:
+            raise
+        except ValueError as e:
+            raise InvalidClientRegistrationRequest(
+                str(e)[:200] or "refused by the registration policy", metadata,
+                oauth_error="invalid_client_metadata") from e
+    return metadata
 
 
 def _verified_request(ctx: ProviderContext, metadata: dict[str, Any]) -> RegistrationRequest:
@@ -243,7 +313,9 @@ def _managed_client(ctx: ProviderContext, client_id: Any, http_headers: Optional
     if token is None:
         raise InvalidRegistrationAccessToken("no registration access token",
                                              token_missing=True)
-    client = ctx.clients.stored(client_id)
+    # an id or token with control characters is never looked up (is_valid_identifier);
+    # a deleted client's tombstone and an expired client are unknown (RFC 7592 2.3)
+    client = ctx.clients.stored(client_id) if is_valid_identifier(client_id) else None
     if not registration_access_token_matches(client, token) or client is None:
         logger.info("client configuration request with an invalid registration "
                     "access token")
@@ -317,21 +389,35 @@ def handle_client_update_request(ctx: ProviderContext, client_id: Any, request_b
         or client_secret not the client's, malformed body),
         ``invalid_redirect_uri`` or ``invalid_client_metadata``.
     """
-    client_id, current, token = _managed_client(ctx, client_id, http_headers)  # 1.
-    metadata = _parse_body(request_body)  # 2.
-    _check_update_identity(metadata, client_id, current)
+    requested_id = client_id
+    client_id, current, token = _managed_client(ctx, requested_id, http_headers)  # 1.
+    metadata = _parse_request(ctx, request_body, http_headers)  # 2.
+    identity: dict[str, Any] = {name: metadata[name] for name in ("client_id", "client_secret")
+                if name in metadata}
+    _check_update_identity(identity, client_id, current)
     for name in SERVER_MANAGED_METADATA:
         metadata.pop(name, None)
-    client = _client_metadata(_verified_request(ctx, metadata))  # 3.
-    for name, value in current.items():  # 4. provider- and host-set members stay
-        if name not in CLIENT_SETTABLE_METADATA:
-            client.setdefault(name, value)
-    new_secret = _update_client_secret(ctx, client, current, rotate_client_secret)
-    if rotate_registration_access_token:
-        token = new_registration_access_token()
-        client["registration_access_token_hash"] = hash_client_secret(token)
-    response = _updated_client_information(ctx, client, token, new_secret)
-    ctx.clients.store[client_id] = client  # 5.
+    verified = _client_metadata(_verified_request(ctx, metadata))  # 3.
+    for _attempt in range(MAX_CHANGE_ATTEMPTS):
+        client = dict(verified)
+        for name, value in current.items():  # 4. provider- and host-set members stay
+            if name not in CLIENT_SETTABLE_METADATA:
+                client.setdefault(name, value)
+        new_secret = _update_client_secret(ctx, client, current, rotate_client_secret)
+        new_token = token
+        if rotate_registration_access_token:
+            new_token = new_registration_access_token()
+            client["registration_access_token_hash"] = hash_client_secret(new_token)
+        response = _updated_client_information(ctx, client, new_token, new_secret)
+        # 5. only over the record read: a concurrent deletion, rotation or update is
+        # never undone (RFC 7592 2.2, 2.3)
+        if ctx.clients.replace(client_id, current, client):
+            break
+        client_id, current, token = _managed_client(ctx, requested_id, http_headers)
+        # a presented client_secret must still be the current one (not a rotated one)
+        _check_update_identity(identity, client_id, current)
+    else:
+        raise StorageError("the client changed concurrently too many times")
     ctx.client_changed(client_id)
     ctx.client_keys.forget(current.get("jwks_uri"), client.get("jwks_uri"))
     logger.info("updated client %s", client_id)
@@ -382,7 +468,9 @@ def _update_client_secret(ctx: ProviderContext, client: dict[str, Any],
                      and current.get("token_endpoint_auth_method") != "client_secret_jwt")
     if rotate or to_secret_jwt or not (client.get("client_secret")
                                        or client.get("client_secret_hash")):
-        return _set_client_secret(ctx, client)
+        # a client with a lifetime keeps it: its secret expires with it
+        expires_at = client.get(CLIENT_EXPIRES_AT_MEMBER)
+        return _set_client_secret(ctx, client, expires_at if type(expires_at) is int else 0)
     return None
 
 
@@ -396,11 +484,17 @@ def handle_client_delete_request(ctx: ProviderContext, client_id: Any,
 
     :raises InvalidRegistrationAccessToken: 401, as for a read request.
     """
-    client_id, current, _ = _managed_client(ctx, client_id, http_headers)
-    try:
-        del ctx.clients.store[client_id]
-    except KeyError:  # deleted concurrently
-        pass
+    requested_id = client_id
+    for _attempt in range(MAX_CHANGE_ATTEMPTS):
+        client_id, current, _ = _managed_client(ctx, requested_id, http_headers)
+        # the record becomes a tombstone in one compare-and-set: a concurrent update,
+        # which replaces only the record it read, cannot bring the client back
+        now = ctx.now()
+        if ctx.clients.replace(client_id, current, {DELETED_CLIENT_MEMBER: now},
+                               expires_at=now + DELETED_CLIENT_RETENTION):
+            break
+    else:
+        raise StorageError("the client changed concurrently too many times")
     ctx.client_changed(client_id)
     ctx.client_keys.forget(current.get("jwks_uri"))
     logger.info("deleted client %s", client_id)
@@ -420,18 +514,23 @@ def rotate_client_secret(ctx: ProviderContext, client_id: str, *, expires_at: in
         ``client_secret_jwt`` client with ``hash_client_secrets`` (a stored hash
         cannot check its HMAC, OIDC Core 9: the client would be locked out).
     """
-    found = ctx.clients.stored(client_id) if isinstance(client_id, str) else None
-    if found is None:
-        raise ValueError("unknown client")
-    client = dict(found)
-    if not uses_client_secret(client):
-        raise ValueError("the client does not authenticate with a client secret")
-    if (ctx.configuration.hash_client_secrets
-            and client.get("token_endpoint_auth_method") == "client_secret_jwt"):
-        raise ValueError("client_secret_jwt needs its secret in clear: not rotated with "
-                         "hash_client_secrets")
-    client_secret = _set_client_secret(ctx, client, expires_at)
-    ctx.clients.store[client_id] = client
+    for _attempt in range(MAX_CHANGE_ATTEMPTS):
+        found = ctx.clients.stored(client_id) if isinstance(client_id, str) else None
+        if found is None:
+            raise ValueError("unknown client")
+        client = dict(found)
+        if not uses_client_secret(client):
+            raise ValueError("the client does not authenticate with a client secret")
+        if (ctx.configuration.hash_client_secrets
+                and client.get("token_endpoint_auth_method") == "client_secret_jwt"):
+            raise ValueError("client_secret_jwt needs its secret in clear: not rotated with "
+                             "hash_client_secrets")
+        client_secret = _set_client_secret(ctx, client, expires_at)
+        # only over the record read: a concurrent update cannot restore the old secret
+        if ctx.clients.replace(client_id, found, client):
+            break
+    else:
+        raise StorageError("the client changed concurrently too many times")
     ctx.client_changed(client_id)
     logger.info("rotated the secret of client %s", client_id)
     return client_secret

@@ -13,7 +13,12 @@ from ..context import ProviderContext
 from ..exceptions import InvalidTokenRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants.base import GrantRequest
 from ..message import AccessTokenResponse
-from ..util import parse_unique_parameters
+from ..util import (
+    FORM_MEDIA_TYPE,
+    check_content_type,
+    is_valid_identifier,
+    parse_unique_parameters,
+)
 
 __all__ = ["handle_token_request"]
 
@@ -35,15 +40,22 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
 
     :param request_body: the form-encoded body (str/bytes) or a mapping.
     :param http_headers: the request headers (any mapping; names are case-insensitive).
+        A ``Content-Type`` other than ``application/x-www-form-urlencoded`` is refused
+        (RFC 6749 3.2, 4.1.3); headers without one are accepted, as in pyop 3.
     :param extra_id_token_claims: a dict or ``(user_id, client_id) -> dict``.
     :raises InvalidClientAuthentication: 401 ``invalid_client``.
     :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...;
         ``unauthorized_client`` when the provider has no key for the client's
         ``id_token_signed_response_alg``, before the code is spent).
     """
+    check_content_type(http_headers, FORM_MEDIA_TYPE, _invalid_request)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          _invalid_request)
     client_id, client = ctx.authenticate_client(parameters, http_headers)
+    for name in ("code", "refresh_token"):  # never looked up (see is_valid_identifier)
+        value = parameters.get(name)
+        if value is not None and not is_valid_identifier(value):
+            raise InvalidTokenRequest(f"invalid {name}", oauth_error="invalid_grant")
     grant_type = parameters.get("grant_type")
     if grant_type is None:
         raise _invalid_request("missing grant_type")

@@ -14,7 +14,12 @@ from ..client_management import narrow_scope
 from ..context import ProviderContext
 from ..exceptions import InvalidAccessToken, InvalidClientAuthentication, InvalidRequestError
 from ..message import TokenIntrospectionResponse
-from ..util import parse_unique_parameters
+from ..util import (
+    FORM_MEDIA_TYPE,
+    check_content_type,
+    is_valid_identifier,
+    parse_unique_parameters,
+)
 
 __all__ = ["handle_introspection_request", "handle_revocation_request"]
 
@@ -95,6 +100,8 @@ def _parse_request(ctx: ProviderContext, request_body: Any, http_headers: Option
                    ) -> tuple[str, Mapping[str, Any], str, list[str]]:
     """Authenticate the client; return ``(client_id, client, token, token types to
     try)``."""
+    # RFC 7009 2.1, RFC 7662 2.1: form-encoded (headers without a Content-Type pass)
+    check_content_type(http_headers, FORM_MEDIA_TYPE, InvalidRequestError)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          InvalidRequestError)
     client_id, client = ctx.authenticate_client(parameters, http_headers, endpoint)
@@ -114,7 +121,10 @@ def _parse_request(ctx: ProviderContext, request_body: Any, http_headers: Option
 def _find_token(ctx: ProviderContext, token: str, order: list[str], client_id: str
                 ) -> Optional[tuple[str, dict[str, Any]]]:
     """``(token type, record)`` of the first live token of the types in ``order``, if it
-    was issued to ``client_id``; None otherwise."""
+    was issued to ``client_id``; None otherwise (also for a token that is not a valid
+    identifier, never looked up: see :func:`~pyop.util.is_valid_identifier`)."""
+    if not is_valid_identifier(token):
+        return None
     for token_type in order:
         record = _token_record(ctx, token_type, token)
         if record is None:

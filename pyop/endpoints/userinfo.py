@@ -21,15 +21,20 @@ from ..exceptions import (
     TokenWithoutEndUser,
 )
 from ..message import UserinfoResponse, message_from_plain_values
-from ..util import parse_parameters
+from ..util import is_valid_identifier, parse_parameters
 
 __all__ = ["handle_userinfo_request"]
 
 logger = logging.getLogger(__name__)
 
 
+#: The media type of a form body (RFC 6750 2.2).
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
 def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
-                            http_headers: Optional[Any] = None) -> UserinfoResponse:
+                            http_headers: Optional[Any] = None, *,
+                            http_method: Optional[str] = None) -> UserinfoResponse:
     """A UserInfo request (OIDC Core 5.3): 1. the bearer token and its record; 2. its
     client, still registered; 3. an end-user and the ``openid`` scope; 4. the claims of
     the scope and ``claims`` request within the client's allow-lists; 5. signed when the
@@ -43,8 +48,10 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
 
     :param request: the form body (POST) or query string (GET), possibly empty.
     :param http_headers: the request headers; ``Authorization: Bearer ...``.
+    :param http_method: the HTTP method, when the host passes it: see below.
     :raises BearerTokenError: no token (401 ``invalid_token``).
-    :raises InvalidUserinfoRequest: token in several places, malformed request (400).
+    :raises InvalidUserinfoRequest: token in several places, malformed request, or a
+        token in the URL query (400).
     :raises InvalidAccessToken: unknown, expired or revoked token, or a token of a
         client that was deleted since (401).
     :raises InsufficientScope: the token lacks ``openid`` (403).
@@ -55,11 +62,26 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
 
     The client's allow-lists (its ``scope``, its ``allowed_claims``) as they are now
     narrow the claims released.
+
+    An ``access_token`` in ``request`` is a form body parameter (RFC 6750 2.2, always
+    accepted) when ``http_method`` is ``POST`` or, when the host does not pass
+    ``http_method``, when ``http_headers`` carry ``Content-Type:
+    application/x-www-form-urlencoded`` (2.2 requires it of a form body); otherwise it
+    is a URL query parameter (RFC 6750 2.3), refused unless the provider was created
+    with ``userinfo_token_in_query=True``: RFC 9700 4.3.2 forbids clients to send
+    access tokens in the query, where browser histories and server logs keep them.
     """
     parameters = parse_parameters(request, ctx.configuration.max_request_size,
                                   InvalidUserinfoRequest)
+    if ("access_token" in parameters and not ctx.configuration.userinfo_token_in_query
+            and not _is_form_body(http_method, http_headers)):
+        raise InvalidUserinfoRequest(
+            "access token in the URL query: send it in the Authorization header "
+            "(RFC 6750 2.1, RFC 9700 4.3.2)")
     token = extract_bearer_token_from_http_request(
         parameters, get_header(http_headers, "Authorization"))
+    if not is_valid_identifier(token):  # never looked up (see is_valid_identifier)
+        raise InvalidAccessToken("the access token is unknown, expired or revoked")
     record = ctx.authz_state.get_access_token(token)
     client = ctx.clients.get(record.get("client_id"))
     if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
@@ -84,3 +106,14 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
                 "the provider has no key for the client's userinfo_signed_response_alg")
         response.sign(key, issuer=ctx.issuer, audience=record["client_id"])
     return response
+
+
+def _is_form_body(http_method: Optional[str], http_headers: Optional[Any]) -> bool:
+    """Whether the request parameters came in a form body (RFC 6750 2.2): a POST, or,
+    with no method given, a form ``Content-Type``."""
+    if http_method is not None:
+        return isinstance(http_method, str) and http_method.upper() == "POST"
+    content_type = get_header(http_headers, "Content-Type")
+    if not isinstance(content_type, str):
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == FORM_MEDIA_TYPE

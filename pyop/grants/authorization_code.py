@@ -21,12 +21,13 @@ from ..client_management import narrow_claims
 from ..context import ProviderContext
 from ..crypto import SigningKey, b64url_encode
 from ..exceptions import InvalidAuthorizationCode, InvalidTokenRequest
+from ..logout_notifications import id_token_sid
 from ..message import AccessTokenResponse, issued_token_response
 from ..request_validator import PKCE_VALUE_PATTERN
 from ..util import claims_request_member
 from .base import GrantRequest
 
-__all__ = ["handle_authorization_code_grant", "check_pkce"]
+__all__ = ["handle_authorization_code_grant", "check_pkce", "refresh_token_eligible"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,11 @@ def handle_authorization_code_grant(ctx: ProviderContext,
     record = ctx.authz_state.checked_authorization_code(
         code, lambda found: _check_code_record(found, parameters, client_id))
     id_token_key = ctx.keys.id_token_key(client)  # before the code is spent
-    started = _redeem_on_executor(ctx, code, record)
+    eligible = refresh_token_eligible(ctx, client, record["scope"])
+    started = _redeem_on_executor(ctx, code, record, eligible)
     if started is None:
-        access_token, refresh_token = ctx.authz_state.redeem_authorization_code(code, record)
+        access_token, refresh_token = ctx.authz_state.redeem_authorization_code(
+            code, record, issue_refresh_token=eligible)
         id_token = _code_id_token(ctx, record, request, access_token.value, id_token_key)
     else:
         # the storage write runs on the executor while this thread signs; the ID token
@@ -59,11 +62,44 @@ def handle_authorization_code_grant(ctx: ProviderContext,
             _wait_quietly(redemption)
             raise
         access_token, refresh_token = redemption.result()
+    scope = record["scope"]
+    if not eligible and "offline_access" in scope.split():
+        # no refresh token: the response does not claim offline access (OIDC Core 11)
+        scope = " ".join(value for value in scope.split() if value != "offline_access")
     response = issued_token_response(access_token.value, access_token.type,
-                                     access_token.expires_in, id_token, record["scope"])
+                                     access_token.expires_in, id_token, scope)
     if refresh_token:
         response["refresh_token"] = refresh_token
     return response
+
+
+def refresh_token_eligible(ctx: ProviderContext, client: Mapping[str, Any],
+                           scope: Any) -> bool:
+    """Whether a code exchange may issue the client a refresh token (when the provider
+    issues them at all: ``refresh_token_lifetime``).
+
+    Never to a client whose registered ``grant_types`` omit ``refresh_token``: it may not
+    use the grant (RFC 7591 2; the token endpoint refuses it, ``unauthorized_client``).
+    A client without ``grant_types`` gets one, as every client did with pyop 3, unless
+    ``refresh_token_requires_registered_grant`` (then omitted ``grant_types`` are the
+    OIDC Dynamic Registration 2 default, ``["authorization_code"]``). With
+    ``refresh_token_requires_offline_access``, only grants of the ``offline_access``
+    scope get one (OIDC Core 11).
+
+    :param scope: the granted scope (a space-separated string or a list).
+    """
+    registered = client.get("grant_types")
+    configuration = ctx.configuration
+    if registered is None:
+        if configuration.refresh_token_requires_registered_grant:
+            return False
+    elif "refresh_token" not in (registered if isinstance(registered, (list, tuple))
+                                 else [registered]):
+        return False
+    if configuration.refresh_token_requires_offline_access:
+        values = scope.split() if isinstance(scope, str) else list(scope or [])
+        return "offline_access" in values
+    return True
 
 
 def check_pkce(auth_req: Mapping[str, Any], verifier: Any) -> None:
@@ -106,7 +142,8 @@ def _check_code_record(record: Mapping[str, Any], parameters: Mapping[str, Any],
         check_pkce(auth_req, parameters.get("code_verifier"))
 
 
-def _redeem_on_executor(ctx: ProviderContext, code: str, record: Mapping[str, Any]
+def _redeem_on_executor(ctx: ProviderContext, code: str, record: Mapping[str, Any],
+                        issue_refresh_token: bool
                         ) -> Optional[tuple[Future[tuple[AccessToken, Optional[str]]], str]]:
     """Submit the redemption of ``code`` to the executor, with the access token value
     drawn here (for ``at_hash``); None to redeem in the calling thread: no executor, a
@@ -120,7 +157,8 @@ def _redeem_on_executor(ctx: ProviderContext, code: str, record: Mapping[str, An
     access_value = new_token_value()
     try:
         redemption = executor.submit(authz_state.redeem_authorization_code, code, record,
-                                     access_token_value=access_value)
+                                     access_token_value=access_value,
+                                     issue_refresh_token=issue_refresh_token)
     except RuntimeError:  # shut down (the host is stopping)
         logger.warning("the provider's executor refused the code redemption; "
                        "redeeming in the calling thread")
@@ -158,4 +196,5 @@ def _code_id_token(ctx: ProviderContext, record: Mapping[str, Any], request: Gra
         claims=claims_policy.user_claims(ctx, user_id, narrow_claims(requested, request.client),
                                          record.get("user_info")),
         extra=extra, auth_time=record.get("auth_time"), acr=record.get("acr"),
-        amr=record.get("amr"), access_token=access_token_value, signing_key=signing_key)
+        amr=record.get("amr"), access_token=access_token_value, signing_key=signing_key,
+        sid=id_token_sid(ctx, request.client, record.get("sid")))

@@ -299,6 +299,8 @@ def test_screenshots_of_the_pages(browser: Any, op_server: ServerThread,
         page.wait_for_url(op_server.url + "/consent")
         expect(page.locator("ul.claims")).to_contain_text("Your phone number")
         expect(page.locator(".essential")).to_have_text("required")
+        expect(page.locator(".unverified")).to_have_text("unverified name")
+        expect(page.locator("ul.scopes")).to_contain_text("birthdate")
         shoot("consent")
 
         page.goto(op_server.url + "/authorization?" + urlencode({

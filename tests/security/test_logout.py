@@ -35,6 +35,7 @@ from pyop.exceptions import (
     InvalidAccessToken,
     InvalidAuthorizationCode,
     InvalidEndSessionRequest,
+    InvalidSubjectIdentifier,
 )
 from pyop.message import EndSessionRequest
 
@@ -51,6 +52,7 @@ from .helpers import (
     full_code_flow,
     issue_code,
     redeem,
+    security_clients,
     unverified_claims,
 )
 
@@ -68,10 +70,14 @@ def end_session(provider: Any, **params: Optional[str]) -> Any:
 
 def assert_no_redirect(provider: Any, request: Any) -> None:
     assert provider.do_post_logout_redirect(request) is None
+    # not even once the end-user confirmed: no registered target to confirm
+    assert provider.do_post_logout_redirect(request, confirmed=True) is None
+    assert provider.post_logout_redirect_client(request) is None
 
 
-def assert_redirects_to(provider: Any, request: Any, uri: str, state: Optional[str]) -> None:
-    url = provider.do_post_logout_redirect(request)
+def assert_redirects_to(provider: Any, request: Any, uri: str, state: Optional[str], *,
+                        confirmed: bool = False) -> None:
+    url = provider.do_post_logout_redirect(request, confirmed=confirmed)
     assert url is not None
     parts = urlsplit(url)
     assert parts._replace(query="").geturl() == uri
@@ -127,11 +133,49 @@ def test_rp_initiated_logout_3_other_clients_post_logout_redirect_uri(op: Any,
         "client-id-case"])
 def test_rp_initiated_logout_3_client_id_without_hint(op: Any, client_id: str, uri: str,
                                                       redirects: bool) -> None:
+    """Without a hint, a registered URI of the named client is a candidate: redirected to
+    only once the end-user confirmed it (the host's confirmation page)."""
     request = end_session(op, client_id=client_id, post_logout_redirect_uri=uri, state="s")
     if redirects:
-        assert_redirects_to(op, request, uri, "s")
+        assert op.do_post_logout_redirect(request) is None
+        assert op.post_logout_redirect_client(request) == client_id
+        assert_redirects_to(op, request, uri, "s", confirmed=True)
     else:
         assert_no_redirect(op, request)
+
+
+@pytest.mark.parametrize("uri,client_id", [(POST_LOGOUT_URI, CLIENT_ID),
+                                           (CLIENT_B_POST_LOGOUT_URI, CLIENT_B_ID)],
+                         ids=["client1", "client2"])
+def test_rp_initiated_logout_3_no_redirect_without_hint_unless_confirmed(
+        op: Any, uri: str, client_id: str) -> None:
+    """RP-Initiated Logout 1.0, 3: without an id_token_hint the OP must not redirect unless
+    it confirmed the target otherwise. Anyone may name a client (open registration: one of
+    their own) and its registered URI: redirecting at once is an open redirector."""
+    request = end_session(op, client_id=client_id, post_logout_redirect_uri=uri, state="s")
+    assert op.do_post_logout_redirect(request) is None
+    assert op.do_post_logout_redirect(request, confirmed=False) is None
+    assert op.post_logout_redirect_client(request) == client_id
+
+
+def test_rp_initiated_logout_3_self_registered_client_is_no_open_redirector(op: Any) -> None:
+    """The attack: register a client with an attacker's post_logout_redirect_uri, then link
+    victims to the OP's logout endpoint naming it."""
+    registered = op.handle_client_registration_request(
+        '{"redirect_uris": ["https://evil.example/cb"], '
+        '"post_logout_redirect_uris": ["https://evil.example/phish"]}')
+    request = end_session(op, client_id=registered["client_id"],
+                          post_logout_redirect_uri="https://evil.example/phish")
+    assert op.do_post_logout_redirect(request) is None
+    # what a host may show the end-user before a confirmed return
+    assert op.post_logout_redirect_client(request) == registered["client_id"]
+    assert op.do_post_logout_redirect(request, confirmed=True) == "https://evil.example/phish"
+
+
+def test_rp_initiated_logout_3_hint_redirects_without_confirmation(op: Any, hint: str) -> None:
+    request = end_session(op, id_token_hint=hint, post_logout_redirect_uri=POST_LOGOUT_URI)
+    assert op.post_logout_redirect_client(request) == CLIENT_ID
+    assert_redirects_to(op, request, POST_LOGOUT_URI, None)
 
 
 @pytest.mark.parametrize("uri", [POST_LOGOUT_URI, CLIENT_B_POST_LOGOUT_URI])
@@ -353,3 +397,103 @@ def test_security_md_garbage_end_session_requests_raise_typed_errors(op: Any,
     with pytest.raises(InvalidEndSessionRequest) as info:
         op.parse_end_session_request(body)
     assert info.value.http_status == 400
+
+
+# -- the hint and the current session (RP-Initiated Logout 1.0, 2) -----------------------------
+
+def test_rp_initiated_logout_2_hint_of_the_sessions_user_matches(op: Any, hint: str) -> None:
+    assert op.id_token_hint_matches(end_session(op, id_token_hint=hint), USER_ID) is True
+
+
+@pytest.mark.parametrize("user_id", ["bob", None, ""], ids=["other-user", "no-user",
+                                                            "empty-user-id"])
+def test_rp_initiated_logout_2_hint_of_another_session_does_not_match(
+        op: Any, hint: str, user_id: Optional[str]) -> None:
+    """An ID token of an earlier, unrelated session (another user, or nobody logged in):
+    the OP must ask the end-user before logging out (RP-Initiated Logout 1.0, 2)."""
+    assert op.id_token_hint_matches(end_session(op, id_token_hint=hint), user_id) is False
+
+
+def test_rp_initiated_logout_2_no_hint_does_not_match(op: Any) -> None:
+    request = end_session(op, client_id=CLIENT_ID, post_logout_redirect_uri=POST_LOGOUT_URI)
+    assert op.id_token_hint_matches(request, USER_ID) is False
+
+
+@pytest.mark.parametrize("forge", [FORGERIES["alg-none"], FORGERIES["foreign-key-with-our-kid"],
+                                   FORGERIES["tampered-payload"]],
+                         ids=["alg-none", "foreign-key-with-our-kid", "tampered-payload"])
+def test_rp_initiated_logout_2_forged_hint_never_matches(op: Any, hint: str,
+                                                         foreign_rsa_key: Any,
+                                                         forge: Any) -> None:
+    request = EndSessionRequest(id_token_hint=forge(op, hint, foreign_rsa_key))
+    with pytest.raises(InvalidEndSessionRequest):
+        op.id_token_hint_matches(request, USER_ID)
+
+
+def test_rp_initiated_logout_2_hint_with_other_client_id_refused(op: Any, hint: str) -> None:
+    request = end_session(op, id_token_hint=hint, client_id=CLIENT_B_ID)
+    with pytest.raises(InvalidEndSessionRequest):
+        op.id_token_hint_matches(request, USER_ID)
+
+
+@pytest.mark.parametrize("sector_from", ["request", "registration"])
+def test_oidc_core_8_1_pairwise_hint_matches_its_user(make_op: Any, sector_from: str) -> None:
+    """The hint's sub is compared with the sub issued to the hint's client for the user
+    (pairwise here: not the user id, and not the sub other clients see)."""
+    clients = security_clients()
+    clients[CLIENT_ID]["subject_type"] = "pairwise"
+    provider = make_op(client_db=clients, pairwise_sector_from=sector_from)
+    pairwise_hint = str(authorize(provider, response_type="id_token")["id_token"])
+    public_hint = str(authorize(provider, CLIENT_B_ID, response_type="id_token")["id_token"])
+    assert unverified_claims(pairwise_hint)["sub"] != unverified_claims(public_hint)["sub"]
+    for token in (pairwise_hint, public_hint):
+        request = end_session(provider, id_token_hint=token)
+        assert provider.id_token_hint_matches(request, USER_ID) is True
+        assert provider.id_token_hint_matches(request, "bob") is False
+
+
+@pytest.mark.parametrize("subject_type", ["public", "pairwise"])
+def test_oidc_core_8_hint_matches_when_its_sub_is_not_recorded(make_op: Any,
+                                                               subject_type: str) -> None:
+    """A sub the subject identifier store does not know (a sealed store knows only those
+    this process made): computed for the hint's client and the user instead."""
+    clients = security_clients()
+    clients[CLIENT_ID]["subject_type"] = subject_type
+    clients[CLIENT_ID]["redirect_uris"] = ["https://other.example.com/cb", *
+                                           clients[CLIENT_ID]["redirect_uris"]]
+    provider = make_op(client_db=clients)
+    token = str(authorize(provider, response_type="id_token")["id_token"])
+    sub = unverified_claims(token)["sub"]
+    provider.authz_state.subject_identifiers.delete(sub)
+    with pytest.raises(InvalidSubjectIdentifier):  # unknown to the store now
+        provider.authz_state.get_user_id_for_subject_identifier(sub)
+    request = end_session(provider, id_token_hint=token)
+    assert provider.id_token_hint_matches(request, "bob") is False
+    assert provider.id_token_hint_matches(request, USER_ID) is True
+
+
+def test_bound_hint_subject_computations_per_logout(make_op: Any) -> None:
+    """A hint whose sub is not recorded, of a pairwise client with many redirect URI hosts:
+    at most MAX_SECTORS_TRIED + 1 subject identifiers are computed (measured by counting)."""
+    from pyop.endpoints.end_session import MAX_SECTORS_TRIED
+
+    clients = security_clients()
+    clients[CLIENT_ID]["subject_type"] = "pairwise"
+    clients[CLIENT_ID]["redirect_uris"] = [
+        *clients[CLIENT_ID]["redirect_uris"],
+        *(f"https://rp{n}.example.com/cb" for n in range(100))]
+    provider = make_op(client_db=clients)
+    token = str(authorize(provider, response_type="id_token")["id_token"])
+    provider.authz_state.subject_identifiers.delete(unverified_claims(token)["sub"])
+    factory = provider.authz_state.subject_identifier_factory
+    calls = []
+    original = factory.create_pairwise_identifier
+
+    def counting(user_id: str, sector: str) -> str:
+        calls.append(sector)
+        return str(original(user_id, sector))
+
+    factory.create_pairwise_identifier = counting  # type: ignore[method-assign]
+    assert provider.id_token_hint_matches(end_session(provider, id_token_hint=token),
+                                          "bob") is False
+    assert 0 < len(calls) <= MAX_SECTORS_TRIED + 1

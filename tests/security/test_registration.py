@@ -502,3 +502,132 @@ def test_security_md_malformed_metadata_rejected_with_typed_error(op: Any,
                                                                   ) -> None:
     body = {"redirect_uris": [WEB_URI], **metadata}
     assert_rejected(op, body, "invalid_client_metadata", "invalid_redirect_uri")
+
+
+# -- userinfo in client URIs (RFC 3986 3.2.1), loopback spellings (OIDC Dynamic Registration 2) --
+
+USERINFO_URIS = {
+    "user-at-host": "https://trusted.example@evil.example/cb",
+    "user-password-at-host": "https://trusted.example:443@evil.example/cb",
+    "empty-userinfo": "https://@evil.example/cb",
+    "http-loopback-userinfo": "http://trusted.example@127.0.0.1:8080/cb",
+}
+
+
+@pytest.mark.parametrize("uri", list(USERINFO_URIS.values()), ids=list(USERINFO_URIS))
+def test_rfc3986_3_2_1_userinfo_in_redirect_uri_refused(op: Any, uri: str) -> None:
+    assert_rejected(op, {"redirect_uris": [uri]}, "invalid_redirect_uri")
+
+
+def test_rfc3986_3_2_1_userinfo_in_native_redirect_uri_refused(op: Any) -> None:
+    assert_rejected(op, {"redirect_uris": ["myapp://trusted.example@evil.example/cb"],
+                         "application_type": "native"}, "invalid_redirect_uri")
+
+
+def test_rfc3986_3_2_1_userinfo_in_post_logout_redirect_uri_refused(op: Any) -> None:
+    assert_rejected(op, {"redirect_uris": [WEB_URI], "post_logout_redirect_uris": [
+        "https://trusted.example@evil.example/bye"]}, "invalid_client_metadata")
+
+
+@pytest.mark.parametrize("member", ["client_uri", "logo_uri", "policy_uri", "tos_uri",
+                                    "initiate_login_uri", "jwks_uri",
+                                    "frontchannel_logout_uri", "backchannel_logout_uri",
+                                    "sector_identifier_uri", "request_uris"])
+def test_rfc3986_3_2_1_userinfo_in_metadata_uris_refused(op: Any, member: str) -> None:
+    uri = "https://trusted.example@evil.example/x"
+    body: dict[str, Any] = {"redirect_uris": [WEB_URI],
+                            member: [uri] if member == "request_uris" else uri}
+    assert_rejected(op, body, "invalid_client_metadata")
+
+
+LOOPBACK_SPELLINGS = {
+    "localhost-trailing-dot": "https://localhost./cb",
+    "localhost-upper": "https://LOCALHOST/cb",
+    "localhost-subdomain": "https://sub.localhost/cb",
+    "localhost-fullwidth": "https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/cb",
+    "ipv4-short": "https://127.1/cb",
+    "ipv4-hex": "https://0x7f000001/cb",
+    "ipv4-decimal": "https://2130706433/cb",
+    "ipv4-octal": "https://0177.0.0.1/cb",
+    "ipv4-other-loopback": "https://127.0.0.2/cb",
+    "ipv4-unspecified": "https://0.0.0.0/cb",
+    "ipv6-loopback": "https://[::1]/cb",
+    "ipv6-mapped": "https://[::ffff:7f00:1]/cb",
+    "ipv6-mapped-dotted": "https://[::ffff:127.0.0.1]/cb",
+    "localhost-with-port": "https://localhost:8443/cb",
+}
+
+
+@pytest.mark.parametrize("uri", list(LOOPBACK_SPELLINGS.values()), ids=list(LOOPBACK_SPELLINGS))
+@pytest.mark.parametrize("response_types", [["id_token"], ["id_token token"],
+                                            ["code id_token"]])
+def test_dynreg_2_implicit_web_client_loopback_spellings_refused(
+        op: Any, uri: str, response_types: list[str]) -> None:
+    """Web clients using the implicit grant MUST NOT use localhost (OIDC Dynamic
+    Registration 2), in any spelling a browser resolves to this machine."""
+    grant_types = ["implicit"] + (["authorization_code"] if "code" in response_types[0] else [])
+    assert_rejected(op, {"redirect_uris": [uri], "response_types": response_types,
+                         "grant_types": grant_types}, "invalid_redirect_uri")
+
+
+@pytest.mark.parametrize("uri", ["https://rp.example.com/cb", "https://127.0.0.1.nip.io/cb",
+                                 "https://localhost.example/cb", "https://xn--pple-43d.example/cb"])
+def test_dynreg_2_implicit_web_client_public_hosts_accepted(op: Any, uri: str) -> None:
+    response = register(op, {"redirect_uris": [uri], "response_types": ["id_token"],
+                             "grant_types": ["implicit"]})
+    assert response["redirect_uris"] == [uri]
+
+
+@pytest.mark.parametrize("uri", ["https://127.1/cb", "https://localhost./cb"])
+def test_dynreg_2_loopback_spelling_allowed_for_code_and_native_clients(op: Any,
+                                                                       uri: str) -> None:
+    """The rule is for implicit web clients: code flow and native clients keep them."""
+    assert register(op, {"redirect_uris": [uri]})["redirect_uris"] == [uri]
+    native = register(op, {"redirect_uris": [uri], "application_type": "native",
+                           "response_types": ["id_token"], "grant_types": ["implicit"]})
+    assert native["redirect_uris"] == [uri]
+
+
+def test_rfc9700_4_1_3_exact_matching_kept_after_normalisation(op: Any) -> None:
+    """Hosts are normalised for policy checks only: authorization still matches the
+    registered redirect URI as an exact string."""
+    from pyop.exceptions import InvalidRedirectURI
+
+    response = register(op, {"redirect_uris": ["https://RP.example.com/cb"]})
+    client_id = response["client_id"]
+    query = auth_query(client_id, redirect_uri="https://RP.example.com/cb")
+    assert op.parse_authentication_request(query)["redirect_uri"] == "https://RP.example.com/cb"
+    for other in ("https://rp.example.com/cb", "https://RP.example.com./cb"):
+        with pytest.raises(InvalidRedirectURI):
+            op.parse_authentication_request(auth_query(client_id, redirect_uri=other))
+
+
+def test_oidc_core_8_1_pairwise_hosts_compared_normalised(op: Any) -> None:
+    """Two spellings of one host are one host (no sector_identifier_uri needed)."""
+    response = register(op, {"redirect_uris": ["https://RP.example.com/a",
+                                               "https://rp.example.com./b"],
+                             "subject_type": "pairwise"})
+    assert response["subject_type"] == "pairwise"
+
+
+@pytest.mark.parametrize("uri,shown", [
+    ("https://xn--pple-43d.example/cb", "xn--pple-43d.example"),
+    ("https://\u0430pple.example/cb", "xn--pple-43d.example"),
+    ("https://trusted.example@evil.example/cb", "evil.example"),
+    ("https://RP.Example.COM:8443/cb", "rp.example.com:8443"),
+    ("https://[::1]:8443/cb", "[::1]:8443"),
+    ("https://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com/", "example.com"),
+])
+def test_display_host_is_ascii(uri: str, shown: str) -> None:
+    from pyop.util import display_host
+
+    assert display_host(uri) == shown
+    assert display_host(uri).isascii()
+
+
+@pytest.mark.parametrize("uri", ["com.example.app:/cb", "https:///cb", "not a uri"])
+def test_display_host_without_host_raises(uri: str) -> None:
+    from pyop.util import display_host
+
+    with pytest.raises(ValueError):
+        display_host(uri)

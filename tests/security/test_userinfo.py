@@ -43,9 +43,10 @@ from .helpers import (
 )
 
 
-def userinfo_error(provider: Any, body: Any = None, headers: Any = None) -> BearerTokenError:
+def userinfo_error(provider: Any, body: Any = None, headers: Any = None,
+                   http_method: Any = None) -> BearerTokenError:
     with pytest.raises(BearerTokenError) as info:
-        provider.handle_userinfo_request(body, headers)
+        provider.handle_userinfo_request(body, headers, http_method=http_method)
     return info.value
 
 
@@ -98,9 +99,49 @@ def test_rfc6750_2_token_in_more_than_one_place(op: Any, access_token: str, plac
     assert_oauth_error(error, "invalid_request", 400)
 
 
-def test_rfc6750_2_2_token_in_form_body_accepted(op: Any, access_token: str) -> None:
-    claims = op.handle_userinfo_request(urlencode({"access_token": access_token}), {})
+@pytest.mark.parametrize("headers,method", [
+    ({"Content-Type": "application/x-www-form-urlencoded"}, None),
+    ({"content-type": "Application/X-WWW-Form-Urlencoded; charset=UTF-8"}, None),
+    ({}, "POST"),
+    ({}, "post"),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, "POST"),
+], ids=["content-type", "content-type-case-and-charset", "method", "method-lowercase",
+        "both"])
+def test_rfc6750_2_2_token_in_form_body_accepted(op: Any, access_token: str,
+                                                 headers: Any, method: Any) -> None:
+    claims = op.handle_userinfo_request(urlencode({"access_token": access_token}), headers,
+                                        http_method=method)
     assert claims["sub"]
+
+
+@pytest.mark.parametrize("headers,method", [
+    ({}, None),
+    (None, None),
+    ({}, "GET"),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, "GET"),
+    ({"Content-Type": "application/json"}, None),
+    ({"Content-Type": "multipart/form-data; boundary=x"}, None),
+    ({"Content-Type": "text/plain; x=application/x-www-form-urlencoded"}, None),
+], ids=["no-headers", "headers-none", "get", "get-with-form-content-type", "json",
+        "multipart", "form-type-as-parameter"])
+def test_rfc9700_4_3_2_token_in_url_query_refused(op: Any, access_token: str, headers: Any,
+                                                  method: Any) -> None:
+    """RFC 9700 4.3.2: clients must not send access tokens in the URL query (RFC 6750 2.3),
+    where browser histories, proxies and server logs keep them."""
+    error = userinfo_error(op, urlencode({"access_token": access_token}), headers,
+                           http_method=method)
+    assert isinstance(error, InvalidUserinfoRequest)
+    assert_oauth_error(error, "invalid_request", 400)
+
+
+def test_rfc6750_2_3_token_in_url_query_accepted_when_configured(make_op: Any) -> None:
+    """``userinfo_token_in_query=True``: pyop 3's behaviour, for legacy clients."""
+    provider = make_op(userinfo_token_in_query=True)
+    access_token = full_code_flow(provider)["access_token"]
+    for method in (None, "GET"):
+        claims = provider.handle_userinfo_request(urlencode({"access_token": access_token}),
+                                                  http_method=method)
+        assert claims["sub"]
 
 
 # -- the Bearer scheme (RFC 6750 2.1) ----------------------------------------------------------

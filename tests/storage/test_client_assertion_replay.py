@@ -38,7 +38,7 @@ def b64(data: bytes) -> str:
 
 
 def assertion(now: float, jti: str) -> str:
-    claims = {"iss": CLIENT, "sub": CLIENT, "aud": ISSUER + "/token", "exp": int(now) + 60,
+    claims = {"iss": CLIENT, "sub": CLIENT, "aud": ISSUER, "exp": int(now) + 60,
               "jti": jti}
     signing_input = b64(b'{"alg":"HS256"}') + "." + b64(json.dumps(claims).encode())
     mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
