@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from .crypto import VerificationKey
 from .exceptions import FetchError
 from .outbound import GuardedFetcher
 from .request_object import DEFAULT_MAX_CLIENT_KEYS, ClientJWK, parse_jwk_set
@@ -34,7 +35,7 @@ _JWKS_CACHE_SIZE = 1024
 #: How many ``jwks_uri`` documents the cache keeps at most.
 DEFAULT_JWKS_CACHE_ENTRIES = _JWKS_CACHE_SIZE
 #: How many bytes (measured with :func:`sys.getsizeof` over what is kept) the cached
-#: ``jwks_uri`` documents may take together: 4 MiB, about 4,000 RSA-2048 keys.
+#: ``jwks_uri`` documents may take together: 4 MiB, about 1,500 RSA-2048 keys.
 DEFAULT_JWKS_CACHE_BYTES = 4 * 1024 * 1024
 
 #: The members of a fetched key that are kept (RFC 7517 4; RFC 7518 6.2.1, 6.3.1; RFC 8037
@@ -51,7 +52,23 @@ def _kept(jwk: dict[str, Any]) -> dict[str, Any]:
     # the names are this module's strings, shared by every cached key
     members = {_KEPT_MEMBERS[name]: value for name, value in jwk.items()
                if name in _KEPT_MEMBERS}
-    return ClientJWK(members, jwk.key) if isinstance(jwk, ClientJWK) else members
+    if not isinstance(jwk, ClientJWK):
+        return members
+    # the built key is kept (not built again), with the kept members as its source JWK: the
+    # one built from the document would hold every member the document gave
+    key = VerificationKey(jwk.key.public_key, jwk.key.alg, jwk.key.kid, source_jwk=members)
+    return ClientJWK(members, key)
+
+
+def _dict_size(members: Optional[Mapping[str, Any]]) -> int:
+    if members is None:
+        return 0
+    size = sys.getsizeof(members)
+    for value in members.values():
+        size += sys.getsizeof(value)
+        if isinstance(value, list):
+            size += sum(sys.getsizeof(item) for item in value)
+    return size
 
 
 def _retained_size(uri: str, keys: Optional[list[dict[str, Any]]]) -> int:
@@ -62,11 +79,12 @@ def _retained_size(uri: str, keys: Optional[list[dict[str, Any]]]) -> int:
         return size
     size += sys.getsizeof(keys)
     for jwk in keys:
-        size += sys.getsizeof(jwk) + _BUILT_KEY_SIZE
-        for value in jwk.values():
-            size += sys.getsizeof(value)
-            if isinstance(value, list):
-                size += sum(sys.getsizeof(item) for item in value)
+        size += _dict_size(jwk)
+        key = getattr(jwk, "key", None)
+        if isinstance(key, VerificationKey):
+            # the native key, its public JWK, and its source JWK (sharing the values above)
+            size += _BUILT_KEY_SIZE + _dict_size(key.public_jwk)
+            size += sys.getsizeof(key.source_jwk)
     return size
 
 
