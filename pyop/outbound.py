@@ -334,11 +334,15 @@ class GuardedFetcher:
 
     def post_form(self, uri: str, form: Mapping[str, str], *,
                   headers: Optional[Mapping[str, str]] = None,
-                  max_size: Optional[int] = None) -> FetchResponse:
+                  max_size: Optional[int] = None,
+                  timeout: Optional[float] = None) -> FetchResponse:
         """POST ``form`` as ``application/x-www-form-urlencoded`` to ``uri`` (e.g. a logout
         token to a ``backchannel_logout_uri``, OIDC Back-Channel Logout 1.0, 2.5), guarded as
         every request is.
 
+        :param timeout: a shorter deadline for this request, in seconds (e.g. the time left
+            of a :class:`~pyop.logout_notifications.BackChannelSender`); never longer than
+            the fetcher's ``deadline``.
         :returns: the status and the body (at most ``max_size`` bytes) of any answer but a
             redirect.
         :raises FetchError: a URL or address not allowed, no connection, a redirect, the
@@ -347,13 +351,19 @@ class GuardedFetcher:
         limit = self.max_size if max_size is None else max_size
         sent_headers = {"Content-Type": "application/x-www-form-urlencoded"}
         sent_headers.update(headers or {})
-        return self._request("POST", uri, urlencode(dict(form)).encode("ascii"), sent_headers,
-                             limit)
+        if not isinstance(uri, str):
+            raise FetchError("the URL is not a string")
+        deadline = self.deadline if timeout is None else min(self.deadline, timeout)
+        if deadline <= 0:
+            raise FetchError("the deadline passed")
+        return self._request("POST", uri, urlencode(dict(form)).encode("utf-8"), sent_headers,
+                             limit, deadline)
 
     # -- one request -------------------------------------------------------------------------------
 
     def _request(self, method: str, uri: str, body: Optional[bytes],
-                 headers: Mapping[str, str], max_size: int) -> FetchResponse:
+                 headers: Mapping[str, str], max_size: int,
+                 deadline: Optional[float] = None) -> FetchResponse:
         try:
             parts = urlsplit(uri) if isinstance(uri, str) else None
             host = parts.hostname if parts is not None else None
@@ -371,7 +381,7 @@ class GuardedFetcher:
         if parts.query:
             target += "?" + parts.query
         host_header = parts.netloc.rpartition("@")[2]
-        attempt = _Attempt(self.deadline)
+        attempt = _Attempt(self.deadline if deadline is None else deadline)
         try:
             response = self._exchange(
                 attempt, parts.scheme, host, port, method, target, body,

@@ -898,3 +898,34 @@ def test_rfc7523_3_client_assertion_passing_cheap_checks_looks_keys_up(op: Provi
             jws_with_header({"alg": "RS256"}, claims), op.clients,
             audiences=[ISSUER + "/token"], now=time.time(), client_id=CLIENT_ID)
     assert fetcher.calls == ["https://rp.example.com/jwks"]
+
+
+def test_post_form_timeout_shortens_the_deadline(server: Server) -> None:
+    """The back-channel sender passes the time it has left."""
+    server.routes["/logout"] = lambda h: drip(h, in_headers=True)
+    start = time.monotonic()
+    with pytest.raises(FetchError, match="deadline"):
+        local(deadline=30).post_form(server.url("/logout"), {"logout_token": "t"},
+                                     timeout=0.5)
+    assert time.monotonic() - start < 5
+    with pytest.raises(FetchError, match="deadline"):
+        local().post_form(server.url("/logout"), {"logout_token": "t"}, timeout=0)
+
+
+def test_backchannel_sender_through_the_guarded_fetcher(server: Server,
+                                                        listener: Listener) -> None:
+    """The transport of docs/logout.rst: a private target is never contacted."""
+    from pyop.logout_notifications import BackChannelLogoutRequest, BackChannelSender
+
+    fetcher = GuardedFetcher()
+
+    def transport(uri: str, form: dict[str, str], timeout: float) -> int:
+        return fetcher.post_form(uri, form, timeout=timeout).status
+
+    sender = BackChannelSender(transport, deadline=2.0, attempts=1)
+    request = BackChannelLogoutRequest(
+        client_id="c", uri=f"https://127.0.0.1:{listener.port}/logout", logout_token="t")
+    results = sender([request])
+    assert len(results) == 1 and not results[0].delivered
+    assert results[0].error == "FetchError"
+    assert listener.connections == 0
