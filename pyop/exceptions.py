@@ -50,6 +50,7 @@ __all__ = [
     "InvalidConfiguration",
     "StorageError",
     "UnknownUser",
+    "FetchError",
     "IdTokenHintMismatch",
     "ReauthenticationRequired",
     "UnmetAuthenticationRequirements",
@@ -487,6 +488,20 @@ class StorageError(Exception):
     oauth_error = "server_error"
     http_status = 503
     redirectable = False
+
+
+class FetchError(ValueError):
+    """A request to a URL a client registered failed (:mod:`pyop.outbound`).
+
+    ``reason`` (also ``str(error)``) says why -- an address or URL not allowed, no
+    connection, a redirect, a status, the deadline, the size limit, not JSON -- and is safe
+    to log: it never contains the answer's body. Not an OAuth error: the caller turns it
+    into its own (e.g. ``invalid_client_metadata``) without passing the reason on.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 #: Names pyop 3's ``pyop.exceptions`` had from elsewhere, resolved on first use (the oic

@@ -75,18 +75,17 @@ from .message import (
     UserinfoResponse,
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
+from .outbound import GuardedFetcher
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
     InitialAccessTokens,
     RegistrationLimits,
     RegistrationPolicy,
     RegistrationSettings,
-    fetch_sector_identifier_uris,
 )
 from .request_object import (
     DEFAULT_MAX_CLIENT_KEYS,
     DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
-    fetch_jwks,
 )
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
@@ -308,6 +307,12 @@ class Provider:
     :param prompt_create: accept ``prompt=create`` (OpenID Connect Initiating User
         Registration 1.0) and list it in ``prompt_values_supported``. Off by default (a
         request with it is refused as an unknown prompt value, as before).
+    :param outbound_fetcher: the :class:`~pyop.outbound.GuardedFetcher` making every request
+        to a URL a client registered (``jwks_uri``, ``sector_identifier_uri``): https only,
+        public addresses only, no redirects, no proxy from the environment, a total
+        deadline and a size cap. Default ``GuardedFetcher()`` (5 seconds, 64 KiB); pass one
+        to change its deadline, size cap, allowed networks (an intranet, a test server on
+        loopback) or proxy. See :doc:`security`.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -329,8 +334,10 @@ class Provider:
     #: The clients: a mapping ``client_id -> metadata`` (a dict or a pyop storage).
     clients = _Shared("clients", "store")
     #: Fetches a client's ``jwks_uri`` document for request objects and assertions
-    #: (replace to use e.g. ``functools.partial(fetch_jwks, allow_private_addresses=True)``).
+    #: (default: :attr:`outbound_fetcher`'s ``get_json``).
     jwks_fetcher = _Shared("client_keys", "fetcher")
+    #: The :class:`~pyop.outbound.GuardedFetcher` given as ``outbound_fetcher``.
+    outbound_fetcher = _Shared(None, "outbound")
     _jwks_cache = _Shared("client_keys", "cache")
     #: The most keys of a client's JWK Set that registration accepts and that are used.
     max_client_keys = _Shared("client_keys", "max_keys")
@@ -415,6 +422,7 @@ class Provider:
         session_lifetime: int = 86400,
         logout_token_lifetime: int = 120,
         prompt_create: bool = False,
+        outbound_fetcher: Optional[GuardedFetcher] = None,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -446,7 +454,12 @@ class Provider:
             raise InvalidConfiguration("max_client_keys: must be a positive integer")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
-        client_keys = ClientKeys(lambda: self.clock(), fetch_jwks, max_keys=max_client_keys)
+        if outbound_fetcher is None:
+            outbound_fetcher = GuardedFetcher()
+        elif not isinstance(outbound_fetcher, GuardedFetcher):
+            raise InvalidConfiguration("outbound_fetcher: must be a pyop.outbound.GuardedFetcher")
+        client_keys = ClientKeys(lambda: self.clock(), outbound_fetcher.get_json,
+                                 max_keys=max_client_keys)
         registry = ClientRegistry(clients, lambda: self.clock(), client_cache_ttl,
                                   client_cache_size)
         self._context = ProviderContext(
@@ -459,11 +472,11 @@ class Provider:
                 max_lifetime=max_client_assertion_lifetime,
                 allowed_algs=lambda: configuration.client_assertion_signing_algs,
                 audience_policy=client_assertion_audiences),
-            executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS)
+            executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS, outbound=outbound_fetcher)
         # endpoints report client changes through client_changed (which hosts may wrap)
         self._context.client_changed = lambda client_id: self.client_changed(client_id)
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
-        self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
+        self.sector_identifier_fetcher: Callable[[str], Any] = outbound_fetcher.get_json
         self.authentication_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [

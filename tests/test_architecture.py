@@ -24,6 +24,8 @@ LAYERS: list[list[str]] = [
      "pyop.provider_view"],
     ["pyop.exceptions"],
     ["pyop.util", "pyop.misuse_checks"],
+    # requests to URLs clients registered
+    ["pyop.outbound"],
     ["pyop._jws_algorithms"],
     ["pyop.crypto"],
     ["pyop.jwt_checks"],

@@ -41,7 +41,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "InvalidClientRegistrationRequest", "InvalidRegistrationAccessToken",
         "InvalidSubjectIdentifier",
         "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError", "UnknownUser",
-        "IdTokenHintMismatch", "ReauthenticationRequired", "UnmetAuthenticationRequirements"],
+        "FetchError", "IdTokenHintMismatch", "ReauthenticationRequired",
+        "UnmetAuthenticationRequirements"],
     "pyop.misuse_checks": ["KNOWN_CONFIGURATION_KEYS", "check_claims_source",
                            "unknown_configuration_keys", "warn_unknown_configuration_keys"],
     "pyop.id_token": ["create_id_token", "verify_id_token_hint", "PROTECTED_CLAIMS"],
@@ -101,6 +102,8 @@ PUBLIC_API: dict[str, list[str]] = {
                             "MAX_RSA_MODULUS_BITS", "MAX_RSA_EXPONENT",
                             "REQUEST_OBJECT_TYPES", "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME"],
     "pyop.jwt_checks": ["MAX_JTI_LENGTH", "is_numeric_date", "jwt_type", "use_jti_once"],
+    "pyop.outbound": ["DEFAULT_DEADLINE", "DEFAULT_MAX_SIZE", "FetchResponse",
+                      "ForbiddenAddress", "GuardedFetcher", "fetch_jwks", "is_public_address"],
 }
 
 #: Imports of pyop 3's README that must keep working.

@@ -7,6 +7,7 @@ OIDC Core 3.1.2 (authorization code flow), 3.2.2 (implicit), 3.3.2 (hybrid), 5.5
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Optional, cast
@@ -21,6 +22,7 @@ from ..client_management import (
     narrow_scope,
 )
 from ..context import ProviderContext
+from ..crypto import JWSError, b64url_decode
 from ..exceptions import (
     IdTokenHintMismatch,
     InvalidAuthenticationRequest,
@@ -235,6 +237,25 @@ def _narrow_claims_to_allow_list(authn_req: AuthorizationRequest,
     authn_req["claims"] = ClaimsRequest(**narrow_claims_request(claims, client))
 
 
+def _worth_client_keys(request_object: Any, allowed_algs: Iterable[str],
+                       client_alg: Optional[str]) -> bool:
+    """Cheap checks before the client's keys are looked up (maybe fetched from its
+    ``jwks_uri``): a JWS whose header parses and names an ``alg`` the provider and the
+    client accept, ``none`` aside. When they fail, verification fails (or, for an accepted
+    unsigned object, succeeds) without any key, so nothing is fetched."""
+    if not isinstance(request_object, str) or request_object.count(".") != 2:
+        return False
+    try:
+        header = json.loads(b64url_decode(request_object.split(".", 1)[0]))
+    except (JWSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    if not isinstance(header, dict) or "crit" in header:
+        return False
+    alg = header.get("alg")
+    return (isinstance(alg, str) and alg != "none" and alg in set(allowed_algs)
+            and (client_alg is None or alg == client_alg))
+
+
 def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> dict[str, Any]:
     """Verify the ``request`` object and merge it over the query (OIDC Core 6.3).
 
@@ -256,7 +277,11 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> d
             require_claims=configuration.require_request_object_claims,
             replay_store=getattr(ctx.client_assertion_verifier, "replay_store", None))
 
-    jwks, fresh = ctx.client_keys.jwks(client_id, client)
+    if not _worth_client_keys(parameters["request"], configuration.request_object_signing_algs,
+                              client_alg if isinstance(client_alg, str) else None):
+        jwks, fresh = None, True
+    else:
+        jwks, fresh = ctx.client_keys.jwks(client_id, client)
     try:
         claims = verify(jwks)
     except InvalidAuthenticationRequest:
