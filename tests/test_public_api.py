@@ -17,7 +17,7 @@ PUBLIC_API: dict[str, list[str]] = {
                                    "parse_basic_authorization", "hash_client_secret",
                                    "client_secret_matches", "SUPPORTED_AUTH_METHODS"],
     "pyop.client_management": [
-        "SERVER_MANAGED_METADATA", "CLIENT_SETTABLE_METADATA",
+        "SERVER_MANAGED_METADATA", "CLIENT_SETTABLE_METADATA", "EXTENSION_CLIENT_METADATA",
         "DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE", "new_registration_access_token",
         "registration_access_token_matches", "registration_bearer_token",
         "registration_client_uri", "uses_client_secret", "client_allowed_scope",
@@ -69,7 +69,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "check_post_logout_redirect_uris", "check_signing_algs", "check_metadata_uris",
         "check_client_keys", "check_scope", "check_logout_uris", "fetch_sector_identifier_uris",
         "grant_types_for_response_types", "DEFAULT_REGISTRATION_CHECKS",
-        "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds"],
+        "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds",
+        "check_pushed_authorization_metadata"],
     "pyop.logout_notifications": [
         "BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_TYPE", "BackChannelLogoutRequest",
         "BackChannelSender", "DeliveryResult", "FrontChannelLogoutPage", "LogoutResult",
