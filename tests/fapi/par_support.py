@@ -43,6 +43,8 @@ PREFIX = "urn:ietf:params:oauth:request_uri:"
 
 #: The client's key for private_key_jwt and request objects (ES256: quick to make).
 CLIENT_KEY = SigningKey.from_key(ec.generate_private_key(ec.SECP256R1()))
+#: Its kid in the client's registered JWK Set.
+CLIENT_KEY_ID = "jwt-client-key-1"
 
 
 def configuration(**overrides: Any) -> dict[str, Any]:
@@ -82,7 +84,8 @@ def clients() -> dict[str, Any]:
                          "token_endpoint_auth_method": "client_secret_post", **common},
         JWT_CLIENT_ID: {"client_id": JWT_CLIENT_ID, "redirect_uris": [JWT_REDIRECT_URI],
                         "token_endpoint_auth_method": "private_key_jwt",
-                        "jwks": {"keys": [VerificationKey.from_key(CLIENT_KEY).to_jwk()]},
+                        "jwks": {"keys": [{**VerificationKey.from_key(CLIENT_KEY).to_jwk(),
+                                           "kid": CLIENT_KEY_ID}]},
                         **common},
     }
 
