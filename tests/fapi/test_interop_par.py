@@ -12,7 +12,6 @@ client built.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +26,7 @@ from requests_oauth2client import (
 )
 from requests_oauth2client.exceptions import InvalidClient, InvalidRequest
 
-from pyop.crypto import SigningKey
+from pyop.crypto import SigningKey, VerificationKey, b64url_encode
 from pyop.exceptions import OAuthError
 from pyop.provider import Provider
 
@@ -186,12 +185,7 @@ def test_requests_oauth2client_sees_par_errors(provider: Provider) -> None:
 
 
 def _client_jwk() -> dict[str, Any]:
-    """The client's private key as a JWK, for requests-oauth2client (jwskate)."""
-    from cryptography.hazmat.primitives import serialization
-    from jwskate import Jwk
-
-    pem = CLIENT_KEY.private_key.private_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
-    jwk = Jwk.from_pem(pem)
-    return {**json.loads(jwk.to_json()), "kid": CLIENT_KEY_ID}
+    """The client's private key as a JWK (RFC 7518 6.2.2), for requests-oauth2client."""
+    numbers = CLIENT_KEY.private_key.private_numbers()  # type: ignore[union-attr]
+    return {**VerificationKey.from_key(CLIENT_KEY).to_jwk(), "kid": CLIENT_KEY_ID,
+            "alg": "ES256", "d": b64url_encode(numbers.private_value.to_bytes(32, "big"))}
