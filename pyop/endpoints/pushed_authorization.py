@@ -10,6 +10,7 @@ parameters once (4).
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any, Optional
 
@@ -82,7 +83,8 @@ def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
             request = request_object_parameters(claims, client_id)
         check_redirect_uri(request, client)
         with ctx.clients.request_client(client_id, client):
-            validate_authentication_parameters(ctx, request, pushed=True)
+            # on a copy: what is kept is what the client pushed, validated again when used
+            validate_authentication_parameters(ctx, copy.deepcopy(request), pushed=True)
         request_uri, expires_in = ctx.authz_state.push_authorization_request(client_id,
                                                                            request)
     except (InvalidAuthenticationRequest, SealedValueTooLarge) as error:
