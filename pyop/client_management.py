@@ -29,6 +29,7 @@ from .message import RegistrationRequest
 __all__ = [
     "SERVER_MANAGED_METADATA",
     "CLIENT_SETTABLE_METADATA",
+    "EXTENSION_CLIENT_METADATA",
     "DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE",
     "new_registration_access_token",
     "registration_access_token_matches",
@@ -52,6 +53,11 @@ SERVER_MANAGED_METADATA = frozenset({
 #: Registration 2, plus ``scope`` of RFC 7591 2). Other members of a client record
 #: (``allowed_claims``, hashes, the host's own) are the host's and survive updates.
 CLIENT_SETTABLE_METADATA = frozenset(RegistrationRequest.c_param) | {"scope"}
+
+#: Client metadata of the extensions pyop implements, beyond OIDC Dynamic Registration 2:
+#: registered and updated as the metadata above (RFC 9126 6).
+EXTENSION_CLIENT_METADATA = frozenset({"require_pushed_authorization_requests"})
+CLIENT_SETTABLE_METADATA |= EXTENSION_CLIENT_METADATA
 
 #: Default format of ``registration_client_uri``: ``{registration_endpoint}`` and
 #: ``{client_id}`` (percent-encoded) are replaced.

@@ -39,6 +39,7 @@ from .context import ProviderContext
 from .endpoints import (
     authorization,
     end_session,
+    pushed_authorization,
     registration,
     token,
     token_management,
@@ -68,6 +69,7 @@ from .message import (
     IdToken,
     OpenIDSchema,
     ProviderConfigurationResponse,
+    PushedAuthorizationResponse,
     RefreshAccessTokenRequest,
     RegistrationRequest,
     RegistrationResponse,
@@ -313,6 +315,13 @@ class Provider:
         deadline and a size cap. Default ``GuardedFetcher()`` (5 seconds, 64 KiB); pass one
         to change its deadline, size cap, allowed networks (an intranet, a test server on
         loopback) or proxy. See :doc:`security`.
+
+    :param require_pushed_authorization_requests: the authorization endpoint accepts only
+        ``request_uri`` values of pushed authorization requests (RFC 9126 4, 5; see
+        :meth:`handle_pushed_authorization_request`), for every client; published in
+        discovery. Off by default: a client requires it for itself with the metadata of
+        the same name (RFC 9126 6). Needs a ``pushed_authorization_request_endpoint`` in
+        the configuration.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -423,6 +432,7 @@ class Provider:
         logout_token_lifetime: int = 120,
         prompt_create: bool = False,
         outbound_fetcher: Optional[GuardedFetcher] = None,
+        require_pushed_authorization_requests: bool = False,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -445,7 +455,8 @@ class Provider:
             refresh_token_requires_offline_access=refresh_token_requires_offline_access,
             userinfo_token_in_query=userinfo_token_in_query,
             id_token_sid=id_token_sid, session_lifetime=session_lifetime,
-            logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create)
+            logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create,
+            require_pushed_authorization_requests=require_pushed_authorization_requests)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
             raise InvalidConfiguration("client_assertion_audiences: must be one of "
                                        + ", ".join(ASSERTION_AUDIENCES))
@@ -600,10 +611,26 @@ class Provider:
     def parse_authentication_request(self, request_body: Any,
                                      http_headers: Optional[Any] = None) -> AuthorizationRequest:
         """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2);
-        ``http_headers`` is unused.
+        ``http_headers`` is unused. A ``request_uri`` of a pushed request (RFC 9126 4) is
+        taken once, for the client that pushed it; its parameters are the request's.
 
         Details: :func:`pyop.endpoints.authorization.parse_authentication_request`."""
         return authorization.parse_authentication_request(self._context, request_body)
+
+    def handle_pushed_authorization_request(self, request_body: Any,
+                                            http_headers: Optional[Any] = None
+                                            ) -> PushedAuthorizationResponse:
+        """Handle a pushed authorization request (RFC 9126 2): authenticate the client as
+        at the token endpoint, validate the parameters as an authentication request,
+        keep them, and answer with their ``request_uri`` and ``expires_in``. Send the
+        result with status ``response.http_status`` (201), ``Content-Type:
+        application/json`` and ``Cache-Control: no-store``; errors with their
+        ``http_status`` (400, or 401 for ``invalid_client``) and ``to_json()``. The host
+        answers 405 for a method other than POST, 413 and 429 itself (RFC 9126 2.3).
+
+        Details: :func:`pyop.endpoints.pushed_authorization.handle_pushed_authorization_request`."""
+        return pushed_authorization.handle_pushed_authorization_request(
+            self._context, request_body, http_headers)
 
     def create_authentication_error(self, authentication_request: Mapping[str, Any],
                                     oauth_error: str, description: str = ""

@@ -49,6 +49,7 @@ __all__ = [
     "RegistrationLimits",
     "RegistrationSettings",
     "check_metadata_bounds",
+    "check_pushed_authorization_metadata",
 ]
 
 logger = logging.getLogger(__name__)
@@ -507,6 +508,14 @@ def _redirect_origins(uris: Any) -> set[tuple[str, str, int]]:
     return origins
 
 
+def check_pushed_authorization_metadata(request: Mapping[str, Any],
+                                        provider: ProviderView) -> None:
+    """``require_pushed_authorization_requests``: a boolean (RFC 9126 6)."""
+    value = request.get("require_pushed_authorization_requests")
+    if value is not None and not isinstance(value, bool):
+        raise _error("require_pushed_authorization_requests must be a boolean", request)
+
+
 DEFAULT_REGISTRATION_CHECKS = (
     check_redirect_uris,
     check_response_and_grant_types,
@@ -519,6 +528,7 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_client_keys,
     check_scope,
     check_logout_uris,
+    check_pushed_authorization_metadata,
 )
 
 

@@ -68,6 +68,7 @@ __all__ = [
     "MAX_RSA_EXPONENT",
     "REQUEST_OBJECT_TYPES",
     "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME",
+    "request_object_parameters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -488,3 +489,27 @@ def merge_request_object(parameters: Mapping[str, Any],
             continue  # pragma: no cover - JSON object keys are strings
         merged[name] = _as_parameter(name, value)
     return merged
+
+
+def request_object_parameters(claims: Mapping[str, Any], client_id: str) -> dict[str, Any]:
+    """The authorization request parameters of a request object alone (RFC 9101 5: only
+    the object's members are used), e.g. one pushed without other parameters (RFC 9126
+    3). ``client_id`` is the authenticated client's: the object's, when present, must be
+    it. JWT claims (``iss``, ``aud``, ``exp``...) are not request parameters and are
+    dropped.
+
+    :raises InvalidAuthenticationRequest: ``invalid_request_object``.
+    """
+    if "request" in claims or "request_uri" in claims:
+        raise _error("a request object must not contain request or request_uri")
+    if "client_id" in claims and claims["client_id"] != client_id:
+        raise _error("the request object client_id is not the client's")
+    parameters: dict[str, Any] = {"client_id": client_id}
+    for name, value in claims.items():
+        if name in JWT_CLAIMS or name == "client_id":
+            continue
+        if not isinstance(name, str) or not name:
+            continue  # pragma: no cover - JSON object keys are strings
+        parameters[name] = _as_parameter(name, value)
+    return parameters
+

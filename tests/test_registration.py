@@ -21,6 +21,7 @@ from pyop.registration import (
     check_logout_uris,
     check_metadata_uris,
     check_post_logout_redirect_uris,
+    check_pushed_authorization_metadata,
     check_redirect_uris,
     check_response_and_grant_types,
     check_scope,
@@ -266,7 +267,8 @@ class TestOtherChecks:
             check_redirect_uris, check_response_and_grant_types,
             check_token_endpoint_auth_method, check_subject_type, check_sector_identifier_uri,
             check_post_logout_redirect_uris, check_signing_algs, check_metadata_uris,
-            check_client_keys, check_scope, check_logout_uris)
+            check_client_keys, check_scope, check_logout_uris,
+            check_pushed_authorization_metadata)
 
 
 class TestSectorIdentifierUri:
