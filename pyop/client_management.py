@@ -29,6 +29,7 @@ from .message import RegistrationRequest
 __all__ = [
     "SERVER_MANAGED_METADATA",
     "CLIENT_SETTABLE_METADATA",
+    "EXTENSION_CLIENT_METADATA",
     "DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE",
     "new_registration_access_token",
     "registration_access_token_matches",
@@ -50,10 +51,15 @@ SERVER_MANAGED_METADATA = frozenset({
 
 #: Client metadata a client sets through registration and update requests (OIDC Dynamic
 #: Registration 2, plus ``scope`` of RFC 7591 2 and ``dpop_bound_access_tokens`` of RFC
-#: 9449 5.2). Other members of a client record (``allowed_claims``, hashes, the host's
-#: own) are the host's and survive updates.
+#: 9449 5.2, kept only when the provider supports DPoP). Other members of a client record
+#: (``allowed_claims``, hashes, the host's own) are the host's and survive updates.
 CLIENT_SETTABLE_METADATA = frozenset(RegistrationRequest.c_param) | {
     "scope", "dpop_bound_access_tokens"}
+
+#: Client metadata of the extensions pyop implements, beyond OIDC Dynamic Registration 2:
+#: registered and updated as the metadata above (RFC 9126 6).
+EXTENSION_CLIENT_METADATA = frozenset({"require_pushed_authorization_requests"})
+CLIENT_SETTABLE_METADATA |= EXTENSION_CLIENT_METADATA
 
 #: Default format of ``registration_client_uri``: ``{registration_endpoint}`` and
 #: ``{client_id}`` (percent-encoded) are replaced.

@@ -15,6 +15,7 @@ from typing import Any, Optional, cast
 from ..client_authentication import client_secret_matches, hash_client_secret
 from ..client_management import (
     CLIENT_SETTABLE_METADATA,
+    EXTENSION_CLIENT_METADATA,
     SERVER_MANAGED_METADATA,
     new_registration_access_token,
     registration_access_token_matches,
@@ -228,7 +229,7 @@ def _client_metadata(registration_req: RegistrationRequest,
     (``dpop``), ``dpop_bound_access_tokens`` (RFC 9449 5.2).
     """
     client = {name: value for name, value in registration_req.to_dict().items()
-              if name in RegistrationRequest.c_param
+              if name in RegistrationRequest.c_param or name in EXTENSION_CLIENT_METADATA
               or (dpop and name == "dpop_bound_access_tokens")}
     client.update(registration_defaults(client))
     scope = registration_req.get("scope")
