@@ -35,6 +35,7 @@ from pyop.exceptions import (
     InvalidAuthorizationCode,
     InvalidConfiguration,
     InvalidDPoPProof,
+    InvalidPushedAuthorizationRequest,
     InvalidRefreshToken,
     UseDPoPNonce,
 )
@@ -774,3 +775,28 @@ def test_dpop_bound_access_tokens_ignored_without_dpop(make_provider: Callable[.
     provider = make_provider(config=configuration_without_dpop(), client_db=dpop_clients())
     assert exchange(provider, None, clock, client_id=DPOP_CLIENT_ID)["token_type"] == "Bearer"
     assert "dpop_bound_access_tokens" not in register(provider, dpop_bound_access_tokens="yes")
+
+
+# -- RFC 9449 10 with RFC 9126: dpop_jkt pushed ---------------------------------------------------
+
+
+def test_rfc9449_10_dpop_jkt_through_pushed_request(provider: Provider, key: DPoPKey,
+                                                    clock: FakeClock) -> None:
+    params = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "response_type": "code",
+              "scope": "openid", "nonce": "n", "state": "s", "dpop_jkt": key.jkt}
+    pushed = provider.handle_pushed_authorization_request(urlencode(params), basic())
+    request = provider.parse_authentication_request(urlencode(
+        {"client_id": CLIENT_ID, "request_uri": pushed["request_uri"]}))
+    assert request["dpop_jkt"] == key.jkt
+    code = str(provider.authorize(request, USER_ID)["code"])
+    with pytest.raises(InvalidAuthorizationCode, match="dpop_jkt"):
+        exchange(provider, DPoPKey(), clock, code=code)
+    assert exchange(provider, key, clock, code=code)["token_type"] == "DPoP"
+
+
+def test_rfc9449_10_malformed_dpop_jkt_refused_at_par(provider: Provider) -> None:
+    params = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "response_type": "code",
+              "scope": "openid", "nonce": "n", "dpop_jkt": "not-a-thumbprint"}
+    with pytest.raises(InvalidPushedAuthorizationRequest, match="dpop_jkt") as info:
+        provider.handle_pushed_authorization_request(urlencode(params), basic())
+    assert info.value.oauth_error == "invalid_request"
