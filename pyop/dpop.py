@@ -225,14 +225,6 @@ def check_dpop_signing_algs(value: Any) -> list[str]:
     return list(value)
 
 
-class _ProofError(Exception):
-    """A proof was refused; ``use_nonce``: for the lack of a valid server nonce."""
-
-    def __init__(self, message: str, use_nonce: bool = False) -> None:
-        super().__init__(message)
-        self.use_nonce = use_nonce
-
-
 def _dpop_headers(http_headers: Any) -> list[Any]:
     """Every value of the ``DPoP`` header field (names are case-insensitive)."""
     if not http_headers:
@@ -325,14 +317,14 @@ def _proof_key(alg: str, jwk: dict[str, Any]) -> tuple[VerificationKey, str]:
     """The verifier of ``alg`` signatures for a proof's ``jwk`` and the key's RFC 7638
     thumbprint (RFC 9449 4.3 points 6-7).
 
-    :raises _ProofError: a private or symmetric key, a malformed one, one out of the
+    :raises InvalidDPoPProof: a private or symmetric key, a malformed one, one out of the
         bounds of :func:`~pyop.request_object.parse_jwk_set`, or one that does not fit
         ``alg``.
     """
     try:
         cache_key = (alg, json.dumps(jwk, sort_keys=True, separators=(",", ":")))
     except (TypeError, ValueError, RecursionError) as e:
-        raise _ProofError("the DPoP proof's jwk must be a valid public key") from e
+        raise InvalidDPoPProof("the DPoP proof's jwk must be a valid public key") from e
     with _KEY_CACHE_LOCK:
         found = _KEY_CACHE.get(cache_key)
         if found is not None:
@@ -341,10 +333,10 @@ def _proof_key(alg: str, jwk: dict[str, Any]) -> tuple[VerificationKey, str]:
     try:
         parsed = parse_jwk_set({"keys": [jwk]}, allow_json_string=False, max_keys=1)
     except ValueError as e:  # a private or symmetric key, a malformed one, out of bounds
-        raise _ProofError("the DPoP proof's jwk must be a valid public key") from e
+        raise InvalidDPoPProof("the DPoP proof's jwk must be a valid public key") from e
     keys = verification_keys(parsed, alg)
     if not keys:
-        raise _ProofError("the DPoP proof's jwk does not fit its alg")
+        raise InvalidDPoPProof("the DPoP proof's jwk does not fit its alg")
     result = (keys[0], jwk_thumbprint(jwk))
     with _KEY_CACHE_LOCK:
         _KEY_CACHE[cache_key] = result
@@ -357,7 +349,7 @@ def _decode_json(segment: str) -> Any:
     try:
         return json.loads(b64url_decode(segment))
     except (JWSError, ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise _ProofError("the DPoP proof is not a well-formed JWT") from e
+        raise InvalidDPoPProof("the DPoP proof is not a well-formed JWT") from e
 
 
 def verify_dpop_proof(settings: DPoPSettings, proof: Any, *, method: str, url: str,
@@ -372,70 +364,69 @@ def verify_dpop_proof(settings: DPoPSettings, proof: Any, *, method: str, url: s
     (11); with ``access_token``, ``ath`` is its hash (12); with server nonces, a valid
     ``nonce`` (10); then the ``jti`` was not used before by the same key (11.1).
 
-    :raises _ProofError: the proof is refused (the callers turn it into the error of
-        their endpoint).
+    :raises InvalidDPoPProof: ``invalid_dpop_proof``, the proof is refused.
+    :raises UseDPoPNonce: ``use_dpop_nonce``, a valid server nonce is missing (RFC 9449 8).
     """
     if (not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH
             or proof.count(".") != 2):
-        raise _ProofError("the DPoP proof is not a well-formed JWT")
+        raise InvalidDPoPProof("the DPoP proof is not a well-formed JWT")
     header_b64, payload_b64, signature_b64 = proof.split(".")
     header = _decode_json(header_b64)
     claims = _decode_json(payload_b64)
     if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise _ProofError("the DPoP proof is not a well-formed JWT")
+        raise InvalidDPoPProof("the DPoP proof is not a well-formed JWT")
     if jwt_type(header) != DPOP_PROOF_TYPE:
-        raise _ProofError("the DPoP proof's typ must be dpop+jwt")
+        raise InvalidDPoPProof("the DPoP proof's typ must be dpop+jwt")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in settings.algs:
-        raise _ProofError("the DPoP proof's alg is not accepted")
+        raise InvalidDPoPProof("the DPoP proof's alg is not accepted")
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
-        raise _ProofError("the DPoP proof has no jwk")
+        raise InvalidDPoPProof("the DPoP proof has no jwk")
     key, jkt = _proof_key(alg, jwk)
     try:
         signature = b64url_decode(signature_b64)
     except JWSError as e:
-        raise _ProofError("the DPoP proof is not a well-formed JWT") from e
+        raise InvalidDPoPProof("the DPoP proof is not a well-formed JWT") from e
     if not key.verify((header_b64 + "." + payload_b64).encode("ascii"), signature):
-        raise _ProofError("the DPoP proof's signature does not verify with its jwk")
+        raise InvalidDPoPProof("the DPoP proof's signature does not verify with its jwk")
     jti, htm, htu, iat = (claims.get(name) for name in ("jti", "htm", "htu", "iat"))
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
-        raise _ProofError("the DPoP proof has no valid jti")
+        raise InvalidDPoPProof("the DPoP proof has no valid jti")
     if not isinstance(htm, str) or htm != method:
-        raise _ProofError("the DPoP proof's htm is not the request's method")
+        raise InvalidDPoPProof("the DPoP proof's htm is not the request's method")
     expected = normalize_htu(url)
     if expected is None or normalize_htu(htu) != expected:
-        raise _ProofError("the DPoP proof's htu is not the request's URL")
+        raise InvalidDPoPProof("the DPoP proof's htu is not the request's URL")
     if not is_numeric_date(iat) or iat is None:
-        raise _ProofError("the DPoP proof has no valid iat")
+        raise InvalidDPoPProof("the DPoP proof has no valid iat")
     if iat > now + settings.clock_skew or iat < now - settings.proof_lifetime:
-        raise _ProofError("the DPoP proof's iat is outside the accepted window")
+        raise InvalidDPoPProof("the DPoP proof's iat is outside the accepted window")
     if access_token is not None:
         ath = claims.get("ath")
         if not isinstance(ath, str) or not hmac.compare_digest(
                 ath.encode("utf-8", "replace"), access_token_hash(access_token).encode()):
-            raise _ProofError("the DPoP proof's ath is not the access token's hash")
+            raise InvalidDPoPProof("the DPoP proof's ath is not the access token's hash")
     if settings.nonces is not None:
         nonce = claims.get("nonce")
         if (not isinstance(nonce, str) or len(nonce) > MAX_CLAIM_LENGTH
                 or not settings.nonces.is_valid(nonce)):
-            raise _ProofError("a DPoP proof with the server's nonce is required",
-                              use_nonce=True)
+            raise UseDPoPNonce("a DPoP proof with the server's nonce is required")
     store = settings.replay_store
     if store is not None and not use_jti_once(
             store, "dpop_proof", jkt, jti, now + settings.proof_lifetime + settings.clock_skew):
-        raise _ProofError("the DPoP proof was already used")
+        raise InvalidDPoPProof("the DPoP proof was already used")
     return DPoPProof(jkt, dict(jwk), claims)
 
 
 def _one_proof(http_headers: Any) -> Optional[Any]:
     """The request's single DPoP header value, None without one (RFC 9449 4.3 point 1).
 
-    :raises _ProofError: more than one.
+    :raises InvalidDPoPProof: more than one.
     """
     values = _dpop_headers(http_headers)
     if len(values) > 1:
-        raise _ProofError("more than one DPoP header")
+        raise InvalidDPoPProof("more than one DPoP header")
     return values[0] if values else None
 
 
@@ -469,16 +460,15 @@ def token_request_proof(settings: DPoPSettings, http_headers: Any, *, method: st
         proof = _one_proof(http_headers)
         if proof is None:
             if required:
-                raise _ProofError("the client registered dpop_bound_access_tokens: a DPoP "
+                raise InvalidDPoPProof("the client registered dpop_bound_access_tokens: a DPoP "
                                   "proof is required")
             return None
         return verify_dpop_proof(settings, proof, method=method, url=url, now=now)
-    except _ProofError as e:
+    except InvalidDPoPProof as e:
         nonce = settings.nonce()
-        headers = {"DPoP-Nonce": nonce} if nonce is not None else None
-        if e.use_nonce:
-            raise UseDPoPNonce(str(e), headers=headers) from None
-        raise InvalidDPoPProof(str(e), headers=headers) from None
+        if nonce is not None:
+            e.headers["DPoP-Nonce"] = nonce
+        raise
 
 
 def dpop_scheme_token(authorization: Optional[str]) -> Optional[str]:
@@ -528,13 +518,12 @@ def check_dpop_bound_request(settings: DPoPSettings, record: Mapping[str, Any], 
     try:
         proof = _one_proof(http_headers)
         if proof is None:
-            raise _ProofError("a DPoP proof is required")
+            raise InvalidDPoPProof("a DPoP proof is required")
         verified = verify_dpop_proof(settings, proof, method=method, url=url, now=now,
                                      access_token=token)
-    except _ProofError as e:
+    except InvalidDPoPProof as e:
         nonce = settings.nonce()
-        raise refuse(str(e), "use_dpop_nonce" if e.use_nonce else "invalid_dpop_proof",
-                     nonce) from None
+        raise refuse(str(e), e.oauth_error, nonce) from None
     if not hmac.compare_digest(verified.jkt.encode("ascii", "replace"),
                                str(record["cnf"]["jkt"]).encode("ascii", "replace")):
         raise refuse("the DPoP proof's key is not the one the access token is bound to",

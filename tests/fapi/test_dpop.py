@@ -800,3 +800,23 @@ def test_rfc9449_10_malformed_dpop_jkt_refused_at_par(provider: Provider) -> Non
     with pytest.raises(InvalidPushedAuthorizationRequest, match="dpop_jkt") as info:
         provider.handle_pushed_authorization_request(urlencode(params), basic())
     assert info.value.oauth_error == "invalid_request"
+
+
+def test_verify_dpop_proof_for_a_resource_server(key: DPoPKey, clock: FakeClock) -> None:
+    # a resource server of its own checks proofs against the cnf.jkt introspection gave
+    from pyop.dpop import verify_dpop_proof
+    from pyop.storage import MemoryStorage
+
+    settings = DPoPSettings(lambda: ["ES256"], replay_store=MemoryStorage(clock=clock))
+    url = "https://api.example.com/things"
+    proof = key.proof("GET", url, clock(), access_token="tok")
+    verified = verify_dpop_proof(settings, proof, method="GET", url=url, now=clock(),
+                                 access_token="tok")
+    assert verified.jkt == key.jkt and verified.cnf == {"jkt": key.jkt}
+    with pytest.raises(InvalidDPoPProof, match="already used"):
+        verify_dpop_proof(settings, proof, method="GET", url=url, now=clock(),
+                          access_token="tok")
+    nonces = DPoPSettings(lambda: ["ES256"], nonces=TimeBasedDPoPNonces(clock=clock))
+    with pytest.raises(UseDPoPNonce):
+        verify_dpop_proof(nonces, key.proof("GET", url, clock()), method="GET", url=url,
+                          now=clock())
