@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .context import ProviderContext
@@ -36,6 +36,7 @@ __all__ = [
     "BackChannelLogoutRequest",
     "BackChannelSender",
     "DeliveryResult",
+    "FormPoster",
     "FrontChannelLogoutPage",
     "LogoutResult",
     "Transport",
@@ -65,6 +66,15 @@ MAX_TOKENS_PER_CLIENT = 16
 #: ``application/x-www-form-urlencoded``) to ``uri`` within ``timeout`` seconds, raising
 #: on any failure (no connection, a forbidden address, the timeout).
 Transport = Callable[[str, dict[str, str], float], int]
+
+
+class FormPoster(Protocol):
+    """What :meth:`BackChannelSender.through` POSTs with: a
+    :class:`~pyop.outbound.GuardedFetcher` (``post_form(uri, form, timeout=...)`` returning
+    an answer with a ``status``)."""
+
+    def post_form(self, uri: str, form: Mapping[str, str], *,
+                  timeout: Optional[float] = None) -> Any: ...
 
 
 def new_session_id() -> str:
@@ -267,6 +277,22 @@ class BackChannelSender:
         self.retry_delay = float(retry_delay)
         self.max_workers = max_workers
         self.clock = clock
+
+    @classmethod
+    def through(cls, fetcher: FormPoster, **options: Any) -> BackChannelSender:
+        """A sender POSTing through a guarded fetcher: ``fetcher.post_form(uri, form,
+        timeout=<time left>)`` (e.g. ``provider.outbound_fetcher``, a
+        :class:`~pyop.outbound.GuardedFetcher`: public addresses only unless allowed, no
+        redirects, no proxy from the environment). Any failure of the fetcher (a
+        :class:`~pyop.exceptions.FetchError`: an address not allowed, no connection, a
+        redirect, its deadline) is a delivery failure of that request.
+
+        :param options: as for the constructor (``deadline``, ``attempts``...).
+        """
+        def post(uri: str, form: dict[str, str], timeout: float) -> int:
+            return int(fetcher.post_form(uri, form, timeout=timeout).status)
+
+        return cls(post, **options)
 
     def __call__(self, requests: Sequence[BackChannelLogoutRequest]) -> list[DeliveryResult]:
         """Deliver ``requests``; one result each, in the same order, within the deadline."""

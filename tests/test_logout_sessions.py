@@ -41,8 +41,10 @@ from pyop.provider import Provider
 
 @pytest.fixture
 def op(make_provider: Callable[..., Provider]) -> Provider:
+    # the host delivers the Logout Tokens: these tests make no requests
     return make_provider(config=logout_configuration(), client_db=logout_clients(),
-                         authz_kwargs={"refresh_token_lifetime": 3600})
+                         authz_kwargs={"refresh_token_lifetime": 3600},
+                         backchannel_logout_delivery="return")
 
 
 def code_grant(provider: Provider, client_id: str, session_id: Any = None,
@@ -267,7 +269,7 @@ def test_the_result_names_the_session_clients_with_logout_uris(op: Provider) -> 
     result = op.logout_user(session_id=one)
     assert result.clients == [RP_A]
     assert [r.client_id for r in result.backchannel_requests] == [RP_A]
-    assert result.backchannel_results == []  # no sender: the host delivers
+    assert result.backchannel_results == []  # "return": the host delivers
     assert len(result.frontchannel_urls) == 1
 
 
