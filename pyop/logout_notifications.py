@@ -74,7 +74,9 @@ class FormPoster(Protocol):
     an answer with a ``status``)."""
 
     def post_form(self, uri: str, form: Mapping[str, str], *,
-                  timeout: Optional[float] = None) -> Any: ...
+                  timeout: Optional[float] = None) -> Any:
+        """POST ``form`` to ``uri`` within ``timeout`` seconds; an answer with ``status``;
+        raises on failure."""
 
 
 def new_session_id() -> str:
@@ -398,6 +400,23 @@ class FrontChannelLogoutPage:
     content_security_policy: str
 
 
+#: The logout page's only script: once every iframe has loaded (or after 5 seconds), go
+#: to the target of the page's link. It holds no value of the request.
+_REDIRECT_SCRIPT = (
+    "(function () {"
+    " var frames = document.getElementsByTagName(\"iframe\");"
+    " var left = frames.length;"
+    " var target = document.getElementsByTagName(\"a\")[0].href;"
+    " var gone = false;"
+    " function go() { if (!gone) { gone = true; window.location.replace(target); } }"
+    " if (left === 0) { go(); return; }"
+    " Array.prototype.forEach.call(frames, function (f) {"
+    " f.addEventListener(\"load\", function () { left -= 1; if (left === 0) { go(); } });"
+    " });"
+    " setTimeout(go, 5000);"
+    " })();")
+
+
 def _origin(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}"
@@ -428,16 +447,7 @@ def frontchannel_logout_page(urls: Iterable[str], *,
         target = html.escape(post_logout_redirect_uri, quote=True)
         body.append(f'<p><a href="{target}">Continue</a></p>')
         # the script reads the target from the link: no value is written into script text
-        body.append(
-            f'<script nonce="{nonce}">(function () {{'
-            'var left = document.getElementsByTagName("iframe").length;'
-            'var target = document.getElementsByTagName("a")[0].href;'
-            'function go() {{ window.location.replace(target); }}'
-            'if (left === 0) {{ go(); return; }}'
-            'Array.prototype.forEach.call(document.getElementsByTagName("iframe"),'
-            ' function (f) {{ f.addEventListener("load", function () {{'
-            ' left -= 1; if (left === 0) {{ go(); }} }}); }});'
-            'setTimeout(go, 5000); }})();</script>')
+        body.append(f'<script nonce="{nonce}">{_REDIRECT_SCRIPT}</script>')
         csp.append(f"script-src 'nonce-{nonce}'")
     page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             '<meta name="referrer" content="no-referrer">'

@@ -363,6 +363,23 @@ def test_logout_page_redirect_runs_only_with_its_nonce() -> None:
     assert nonce.group(1) not in other.content_security_policy
 
 
+def test_logout_page_script_braces_and_parentheses_balance() -> None:
+    """The redirect script is plain JavaScript (no template doubling of its braces left
+    over): every block and call it opens is closed, in order. Chromium runs it in
+    tests/relying_parties/test_single_logout.py."""
+    page = frontchannel_logout_page(["https://a.example/fc"],
+                                    post_logout_redirect_uri="https://rp.example/bye")
+    script = page.html.split("<script", 1)[1].split(">", 1)[1].split("</script>", 1)[0]
+    assert "{{" not in script and "}}" not in script
+    stack: list[str] = []
+    for ch in script:
+        if ch in "({":
+            stack.append(ch)
+        elif ch in ")}":
+            assert stack and stack.pop() == {")": "(", "}": "{"}[ch], script
+    assert stack == [], script
+
+
 def test_logout_result_renders_its_page(op: Provider) -> None:
     sid = op.new_session_id()
     code_grant(op, RP_A, sid)

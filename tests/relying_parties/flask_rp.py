@@ -6,8 +6,8 @@ logout endpoint that records the calls it receives.
 (``client_secret_basic``) and keeps the ID token's claims; ``/frontchannel_logout`` is its
 ``frontchannel_logout_uri`` (OIDC Front-Channel Logout 1.0 2): each call's ``iss`` and
 ``sid`` are recorded in :attr:`FrontChannelRP.logout_calls`, and the session with that
-``sid`` is forgotten. The OP is the test's own: the ID token's signature is not checked
-here (the OP's own tests do that).
+``sid`` is forgotten; ``/logged-out`` is its ``post_logout_redirect_uri``. The OP is the
+test's own: the ID token's signature is not checked here (the OP's own tests do that).
 """
 
 from __future__ import annotations
@@ -36,10 +36,18 @@ class FrontChannelRP:
         #: ``sid -> ID token claims`` of the sessions logged in and not logged out.
         self.sessions: dict[str, dict[str, Any]] = {}
         self.called = threading.Event()
+        #: A front-channel call is answered once this is set (set: at once); a test clears it
+        #: to look at the OP's logout page while its iframe is still loading.
+        self.release = threading.Event()
+        self.release.set()
 
     @property
     def redirect_uri(self) -> str:
         return self.url + "/callback"
+
+    @property
+    def logged_out_url(self) -> str:
+        return self.url + "/logged-out"
 
     @property
     def frontchannel_logout_uri(self) -> str:
@@ -56,6 +64,7 @@ class FrontChannelRP:
             "token_endpoint_auth_method": "client_secret_basic",
             "frontchannel_logout_uri": self.frontchannel_logout_uri,
             "frontchannel_logout_session_required": True,
+            "post_logout_redirect_uris": [self.logged_out_url],
         }
 
     def app(self) -> Any:
@@ -94,8 +103,14 @@ class FrontChannelRP:
             if iss == self.op_url and sid is not None:
                 self.sessions.pop(sid, None)
             self.called.set()
+            self.release.wait(10)
             return Response("logged out", mimetype="text/plain",
                             headers={"Cache-Control": "no-store"})
+
+        @app.get("/logged-out")
+        def logged_out() -> Any:
+            return Response('<!doctype html><p id="logged-out">logged out</p>',
+                            mimetype="text/html")
 
         return app
 

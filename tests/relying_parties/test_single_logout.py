@@ -26,7 +26,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from browser.helpers import Screenshots, ServerThread
@@ -119,10 +119,10 @@ class RecordingSender:
         return results
 
 
-def log_out_at_the_op(page: Any, op: ServerThread, shots: Screenshots) -> Any:
-    """The OP's /logout without any parameter: "Log out?", confirmed. The answer to the
+def log_out_at_the_op(page: Any, op: ServerThread, shots: Screenshots, query: str = "") -> Any:
+    """The OP's /logout (without an id_token_hint): "Log out?", confirmed. The answer to the
     confirmation (the logout page)."""
-    page.goto(op.url + "/logout")
+    page.goto(op.url + "/logout" + (f"?{query}" if query else ""))
     page.wait_for_selector("form button[type=submit]")
     shots.take(page, "logout-confirm")
     with page.expect_response(lambda r: r.url == op.url + "/logout"
@@ -191,18 +191,33 @@ def test_frontchannel_logout_loads_the_rp_iframe(
     [sid] = list(rp.sessions)
     assert rp.logout_calls == []
 
-    answer = log_out_at_the_op(page, slo_op, screenshots)
-    assert rp.called.wait(10), "the front-channel iframe was not loaded"
-    screenshots.take(page, "op-logout-page")
+    # the RP sends the end-user to log out at the OP, and back to it afterwards; the RP holds
+    # its answer to the iframe until the OP's page has been looked at
+    rp.release.clear()
+    try:
+        answer = log_out_at_the_op(page, slo_op, screenshots, urlencode({
+            "client_id": FLASK_CLIENT_ID, "post_logout_redirect_uri": rp.logged_out_url}))
+        assert rp.called.wait(10), "the front-channel iframe was not loaded"
+        logout_html = answer.text()
+        policy = dict(part.split(" ", 1)
+                      for part in answer.headers["content-security-policy"].split("; "))
+        # the one iframe, in the page (its frame has no URL until the RP answers)
+        [src] = page.locator("iframe").evaluate_all("frames => frames.map(f => f.src)")
+        assert src.startswith(rp.frontchannel_logout_uri + "?")
+        assert parse_qs(urlsplit(src).query) == {"iss": [slo_op.url], "sid": [sid]}
+        screenshots.take(page, "op-logout-page")
+    finally:
+        rp.release.set()
+    # the page's script returns to the RP once the iframe has loaded
+    page.wait_for_url(rp.logged_out_url)
+    expect(page.locator("#logged-out")).to_be_visible()
+    screenshots.take(page, "rp-logged-out")
     assert rp.logout_calls == [(slo_op.url, sid)]
     assert rp.sessions == {}
-    [frame] = [frame for frame in page.frames if frame != page.main_frame]
-    assert frame.url.startswith(rp.frontchannel_logout_uri + "?")
-    assert parse_qs(urlsplit(frame.url).query) == {"iss": [slo_op.url], "sid": [sid]}
-    policy = dict(part.split(" ", 1)
-                  for part in answer.headers["content-security-policy"].split("; "))
+    assert [(path, parse_qs(query)) for _, path, query in rp_server.requests
+            if path in ("/frontchannel_logout", "/logged-out")] == [
+        ("/frontchannel_logout", {"iss": [slo_op.url], "sid": [sid]}), ("/logged-out", {})]
+    assert logout_html.count("<iframe") == 1
     assert policy["frame-src"] == rp.url  # exactly the RP's origin
     assert policy["default-src"] == "'none'"
-    assert [(path, parse_qs(query)) for _, path, query in rp_server.requests
-            if path == "/frontchannel_logout"] == [
-        ("/frontchannel_logout", {"iss": [slo_op.url], "sid": [sid]})]
+    assert policy["script-src"].startswith("'nonce-")
