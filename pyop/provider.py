@@ -58,7 +58,7 @@ from .exceptions import (
 )
 from .grants import DEFAULT_GRANT_HANDLERS
 from .key_set import KeySet
-from .logout_notifications import LogoutResult, new_session_id
+from .logout_notifications import BackChannelSender, LogoutResult, new_session_id
 from .message import (
     AccessTokenRequest,
     AccessTokenResponse,
@@ -322,6 +322,15 @@ class Provider:
         discovery. Off by default: a client requires it for itself with the metadata of
         the same name (RFC 9126 6). Needs a ``pushed_authorization_request_endpoint`` in
         the configuration.
+
+    :param backchannel_logout_delivery: who POSTs the back-channel Logout Tokens of a logout
+        (Back-Channel Logout 1.0 2.5) when ``backchannel_logout_supported`` is advertised.
+        ``"deliver"`` (default): pyop does, through :attr:`outbound_fetcher` (a
+        :class:`~pyop.logout_notifications.BackChannelSender`: concurrent POSTs, 5 seconds
+        in total, two attempts), and :meth:`logout_user` reports each delivery;
+        ``"return"``: nobody, the host delivers the requests of the
+        :class:`~pyop.logout_notifications.LogoutResult` (e.g. from its own queue). Sets
+        the initial :attr:`backchannel_logout_sender`. See :doc:`logout`.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -372,8 +381,10 @@ class Provider:
     #: Refuse registrations listing unsupported preferences.
     strict_client_preferences = _Shared("configuration", "strict_client_preferences")
     #: Delivers back-channel Logout Tokens at logout: ``sender(requests) -> results``, e.g.
-    #: a :class:`~pyop.logout_notifications.BackChannelSender`; None (default): the
-    #: requests are in the :class:`~pyop.logout_notifications.LogoutResult` for the host.
+    #: a :class:`~pyop.logout_notifications.BackChannelSender`. Default: a
+    #: ``BackChannelSender`` POSTing through :attr:`outbound_fetcher`
+    #: (``backchannel_logout_delivery="deliver"``); None (``"return"``): the requests are
+    #: in the :class:`~pyop.logout_notifications.LogoutResult` for the host.
     backchannel_logout_sender = _Shared(None, "backchannel_logout_sender")
     #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
     id_token_aud_as_string = _Shared("configuration", "id_token_aud_as_string")
@@ -433,6 +444,7 @@ class Provider:
         prompt_create: bool = False,
         outbound_fetcher: Optional[GuardedFetcher] = None,
         require_pushed_authorization_requests: bool = False,
+        backchannel_logout_delivery: str = "deliver",
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -465,6 +477,9 @@ class Provider:
             raise InvalidConfiguration("max_client_keys: must be a positive integer")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
+        if backchannel_logout_delivery not in ("deliver", "return"):
+            raise InvalidConfiguration('backchannel_logout_delivery: must be "deliver" or '
+                                       '"return"')
         if outbound_fetcher is None:
             outbound_fetcher = GuardedFetcher()
         elif not isinstance(outbound_fetcher, GuardedFetcher):
@@ -484,6 +499,11 @@ class Provider:
                 allowed_algs=lambda: configuration.client_assertion_signing_algs,
                 audience_policy=client_assertion_audiences),
             executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS, outbound=outbound_fetcher)
+        if backchannel_logout_delivery == "deliver":
+            # through the fetcher of the moment: a host replacing outbound_fetcher keeps this
+            self._context.backchannel_logout_sender = BackChannelSender(
+                lambda uri, form, timeout: self._context.outbound.post_form(
+                    uri, form, timeout=timeout).status)
         # endpoints report client changes through client_changed (which hosts may wrap)
         self._context.client_changed = lambda client_id: self.client_changed(client_id)
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).

@@ -74,7 +74,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "check_pushed_authorization_metadata"],
     "pyop.logout_notifications": [
         "BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_TYPE", "BackChannelLogoutRequest",
-        "BackChannelSender", "DeliveryResult", "FrontChannelLogoutPage", "LogoutResult",
+        "BackChannelSender", "DeliveryResult", "FormPoster", "FrontChannelLogoutPage",
+        "LogoutResult",
         "Transport", "client_requires_sid", "frontchannel_logout_page",
         "frontchannel_logout_url", "is_acceptable_logout_uri", "make_logout_token",
         "new_session_id"],
