@@ -53,6 +53,7 @@ __all__ = [
     "IdTokenHintMismatch",
     "ReauthenticationRequired",
     "UnmetAuthenticationRequirements",
+    "InvalidClientCertificate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -487,6 +488,11 @@ class StorageError(Exception):
     oauth_error = "server_error"
     http_status = 503
     redirectable = False
+
+
+class InvalidClientCertificate(InvalidClientAuthentication):
+    """The client certificate the host passed is missing where needed, malformed or too
+    large, or does not match the client's registration (RFC 8705 2): 401 ``invalid_client``."""
 
 
 #: Names pyop 3's ``pyop.exceptions`` had from elsewhere, resolved on first use (the oic

@@ -60,6 +60,8 @@ KNOWN_CONFIGURATION_KEYS = frozenset({
     "signed_metadata",
     # pyoidc's ProviderConfigurationResponse default, published by pyop 3
     "version",
+    # RFC 8705 3.3, 5 (mutual TLS)
+    "tls_client_certificate_bound_access_tokens", "mtls_endpoint_aliases",
 })
 
 

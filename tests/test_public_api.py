@@ -41,7 +41,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "InvalidClientRegistrationRequest", "InvalidRegistrationAccessToken",
         "InvalidSubjectIdentifier",
         "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError", "UnknownUser",
-        "IdTokenHintMismatch", "ReauthenticationRequired", "UnmetAuthenticationRequirements"],
+        "IdTokenHintMismatch", "ReauthenticationRequired", "UnmetAuthenticationRequirements",
+        "InvalidClientCertificate"],
     "pyop.misuse_checks": ["KNOWN_CONFIGURATION_KEYS", "check_claims_source",
                            "unknown_configuration_keys", "warn_unknown_configuration_keys"],
     "pyop.id_token": ["create_id_token", "verify_id_token_hint", "PROTECTED_CLAIMS"],
@@ -101,6 +102,12 @@ PUBLIC_API: dict[str, list[str]] = {
                             "MAX_RSA_MODULUS_BITS", "MAX_RSA_EXPONENT",
                             "REQUEST_OBJECT_TYPES", "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME"],
     "pyop.jwt_checks": ["MAX_JTI_LENGTH", "is_numeric_date", "jwt_type", "use_jti_once"],
+    "pyop.client_certificate": ["ClientCertificate", "parse_client_certificate",
+                                "check_certificate_bound", "certificate_confirmation",
+                                "tls_client_auth_matches", "self_signed_certificate_matches",
+                                "check_tls_client_auth_metadata", "TLS_CLIENT_AUTH_METHODS",
+                                "TLS_CLIENT_AUTH_SUBJECT_MEMBERS",
+                                "MAX_CLIENT_CERTIFICATE_SIZE", "X5T_S256"],
 }
 
 #: Imports of pyop 3's README that must keep working.

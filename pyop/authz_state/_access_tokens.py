@@ -134,14 +134,18 @@ class AccessTokens(SubjectIdentifiers):
         except SealedValueTooLarge as error:
             raise authorization_too_large(error, authorization_request) from error
 
-    def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
+    def create_client_access_token(self, client_id: str, scope: Sequence[str], *,
+                                   cnf: Optional[Mapping[str, Any]] = None) -> AccessToken:
         """Issue an access token to a client for itself (``client_credentials``, RFC 6749 4.4).
 
         The record has the client and the scope, and no ``sub`` or ``user_id``: no
-        end-user is involved. No refresh token goes with it (RFC 6749 4.4.3).
+        end-user is involved. No refresh token goes with it (RFC 6749 4.4.3). ``cnf``: the
+        confirmation it is bound to (RFC 7800 3.1; RFC 8705 3).
         """
-        grant = {"client_id": client_id, "scope": " ".join(scope),
-                 "grant_type": "client_credentials"}
+        grant: dict[str, Any] = {"client_id": client_id, "scope": " ".join(scope),
+                                 "grant_type": "client_credentials"}
+        if cnf:
+            grant["cnf"] = dict(cnf)
         return self._create_access_token(grant, self._now())
 
     def introspect_access_token(self, access_token_value: Any) -> dict[str, Any]:
