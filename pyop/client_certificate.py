@@ -187,11 +187,47 @@ def _normalised_dn(name: x509.Name) -> list[frozenset[tuple[str, Any]]]:
             for rdn in name.rdns]
 
 
+def _tidy_separators(text: str) -> str:
+    """The DN string without unescaped spaces around the RDN and AVA separators (``,``,
+    ``+``), which RFC 4514 3 does not allow but RFC 1779-style strings (``CN=a, O=b``, the
+    form of many tools) have."""
+    out: list[tuple[str, bool]] = []  # (character, escaped)
+    escaped = False
+    skipping = True  # leading spaces
+    for char in text:
+        if escaped:
+            out.append((char, True))
+            escaped = False
+            continue
+        if char == "\\":
+            out.append((char, False))
+            escaped = True
+            skipping = False
+            continue
+        if char in ",+":
+            while out and out[-1] == (" ", False):
+                out.pop()
+            out.append((char, False))
+            skipping = True
+            continue
+        if skipping and char == " ":
+            continue
+        skipping = False
+        out.append((char, False))
+    while out and out[-1] == (" ", False):  # trailing spaces
+        out.pop()
+    return "".join(char for char, _ in out)
+
+
 def _parse_dn(text: str) -> Optional[x509.Name]:
-    try:
-        return x509.Name.from_rfc4514_string(text)
-    except (ValueError, TypeError):
+    if len(text) > 4096:
         return None
+    for candidate in (text, _tidy_separators(text)):
+        try:
+            return x509.Name.from_rfc4514_string(candidate)
+        except (ValueError, TypeError):
+            continue
+    return None
 
 
 def subject_dn_matches(registered: str, certificate: ClientCertificate) -> bool:
