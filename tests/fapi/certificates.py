@@ -3,7 +3,9 @@ and the certificates it issues, and self-signed ones."""
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 from typing import Any, Optional, Union
 
@@ -11,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from pyop.crypto import b64url_encode
 
 _START = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
 _END = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
@@ -46,6 +50,20 @@ def certificate(subject: Subject, *, key: Optional[Any] = None,
     sans += [x509.RFC822Name(value) for value in emails]
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False)
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+    elif not client_auth:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     if client_auth and not ca:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
@@ -84,5 +102,24 @@ def rdn(*pairs: tuple[Any, str]) -> x509.RelativeDistinguishedName:
                                            for oid, value in pairs])
 
 
-__all__ = ["Authority", "certificate", "pem", "der", "key_pem", "new_key", "name", "rdn",
-           "NameOID"]
+def thumbprint(cert: x509.Certificate) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(der(cert)).digest()).rstrip(b"=").decode()
+
+
+def x5c_jwk(cert: x509.Certificate) -> dict[str, Any]:
+    """The JWK of the certificate's public key, with the certificate as ``x5c``."""
+    jwk = ec_jwk(cert.public_key())
+    jwk["x5c"] = [base64.b64encode(der(cert)).decode("ascii")]
+    return jwk
+
+
+def ec_jwk(public_key: Any) -> dict[str, Any]:
+    """The public JWK of a P-256 key (RFC 7518 6.2.1)."""
+    numbers = public_key.public_numbers()
+    return {"kty": "EC", "crv": "P-256",
+            "x": b64url_encode(numbers.x.to_bytes(32, "big")),
+            "y": b64url_encode(numbers.y.to_bytes(32, "big"))}
+
+
+__all__ = ["thumbprint", "x5c_jwk", "ec_jwk", "Authority", "certificate", "pem", "der",
+           "key_pem", "new_key", "name", "rdn", "NameOID"]

@@ -14,7 +14,18 @@ import pytest
 from conftest import ISSUER, USER_ID, USERS, FakeClock, configuration
 from cryptography import x509
 
-from fapi.certificates import Authority, NameOID, certificate, der, name, pem, rdn
+from fapi.certificates import (
+    Authority,
+    NameOID,
+    certificate,
+    der,
+    ec_jwk,
+    name,
+    pem,
+    rdn,
+    thumbprint,
+    x5c_jwk,
+)
 from pyop.authz_state import AuthorizationState
 from pyop.client_certificate import (
     MAX_CLIENT_CERTIFICATE_SIZE,
@@ -52,25 +63,6 @@ CLIENT_CERT, CLIENT_KEY = CA.issue(
 OTHER_CERT, _ = CA.issue("CN=Client Two,O=Example Org,C=SE", dns=("other.example.com",))
 SELF_SIGNED, SELF_SIGNED_KEY = certificate("CN=self-signed client")
 STRANGER, _ = certificate("CN=self-signed client")  # same subject, another key
-
-
-def thumbprint(cert: x509.Certificate) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(der(cert)).digest()).rstrip(b"=").decode()
-
-
-def x5c_jwk(cert: x509.Certificate) -> dict[str, Any]:
-    """The JWK of the certificate's public key, with the certificate as ``x5c``."""
-    jwk = ec_jwk(cert.public_key())
-    jwk["x5c"] = [base64.b64encode(der(cert)).decode("ascii")]
-    return jwk
-
-
-def ec_jwk(public_key: Any) -> dict[str, Any]:
-    """The public JWK of a P-256 key (RFC 7518 6.2.1)."""
-    numbers = public_key.public_numbers()
-    return {"kty": "EC", "crv": "P-256",
-            "x": b64url_encode(numbers.x.to_bytes(32, "big")),
-            "y": b64url_encode(numbers.y.to_bytes(32, "big"))}
 
 
 def clients() -> dict[str, Any]:
