@@ -39,6 +39,7 @@ __all__ = [
     "check_certificate_bound",
     "certificate_confirmation",
     "tls_client_auth_matches",
+    "subject_dn_matches",
     "self_signed_certificate_matches",
     "check_tls_client_auth_metadata",
     "TLS_CLIENT_AUTH_METHODS",

@@ -110,6 +110,7 @@ OPT_IN_CAPABILITIES: dict[str, Any] = {
     "backchannel_logout_session_supported": True,
     "frontchannel_logout_supported": True,
     "frontchannel_logout_session_supported": True,
+    "tls_client_certificate_bound_access_tokens": True,
 }
 
 

@@ -13,6 +13,8 @@ from urllib.parse import urlencode
 import pytest
 from conftest import ISSUER, USER_ID, USERS, FakeClock, configuration
 from cryptography import x509
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fapi.certificates import (
     Authority,
@@ -29,8 +31,10 @@ from fapi.certificates import (
 from pyop.authz_state import AuthorizationState
 from pyop.client_certificate import (
     MAX_CLIENT_CERTIFICATE_SIZE,
+    check_tls_client_auth_metadata,
     parse_client_certificate,
     subject_dn_matches,
+    tls_client_auth_matches,
 )
 from pyop.crypto import b64url_encode
 from pyop.exceptions import (
@@ -722,3 +726,29 @@ def test_shared_client_authentication_accepts_the_certificate(provider: Provider
 
 def test_name_helper_round_trips() -> None:
     assert name("CN=x").rfc4514_string() == "CN=x"
+
+
+# -- bad input never escapes as another exception ----------------------------------------------
+
+@given(st.one_of(st.binary(max_size=3000), st.text(max_size=3000),
+                 st.binary(max_size=2000).map(lambda b: b"-----BEGIN CERTIFICATE-----\n" + b)))
+@settings(max_examples=300)
+def test_fuzz_certificate_parsing_raises_only_the_typed_error(value: Any) -> None:
+    try:
+        parse_client_certificate(value)
+    except InvalidClientCertificate:
+        pass
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300)
+def test_fuzz_registered_matchers_never_raise(value: str) -> None:
+    parsed = parse_client_certificate(der(CLIENT_CERT))
+    assert isinstance(subject_dn_matches(value, parsed), bool)
+    for member in ("tls_client_auth_subject_dn", "tls_client_auth_san_dns",
+                   "tls_client_auth_san_uri", "tls_client_auth_san_ip",
+                   "tls_client_auth_san_email"):
+        metadata = {"token_endpoint_auth_method": "tls_client_auth", member: value}
+        problem = check_tls_client_auth_metadata(metadata)
+        assert problem is None or isinstance(problem, str)
+        assert isinstance(tls_client_auth_matches(metadata, parsed), bool)
