@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import urlencode
 
 import pytest
@@ -648,8 +648,12 @@ class TestRegistration:
 # -- discovery (RFC 8705 3.3, 5) ----------------------------------------------------------------
 
 class TestDiscovery:
-    def test_not_advertised_by_default(self, make_provider: Callable[..., Provider]) -> None:
-        document = make_provider().provider_configuration.to_dict()
+    def test_not_advertised_by_default(self, clock: FakeClock, jwkest_signing_key: Any
+                                       ) -> None:
+        config = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorization",
+                  "token_endpoint": ISSUER + "/token"}  # pyop 3's defaults for the rest
+        document = make(clock, jwkest_signing_key, config=config).provider_configuration
+        document = document.to_dict()
         assert "tls_client_certificate_bound_access_tokens" not in document
         assert "mtls_endpoint_aliases" not in document
         assert "tls_client_auth" not in document["token_endpoint_auth_methods_supported"]
