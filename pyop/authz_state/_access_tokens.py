@@ -152,7 +152,8 @@ class AccessTokens(SubjectIdentifiers):
         """What pyop 3 answered about a live access token (RFC 7662 2.2 members).
 
         ``{"active": True, "scope", "client_id", "token_type": "Bearer", "exp", "iat",
-        "sub", "aud": [client_id]}`` (no ``sub`` for a ``client_credentials`` token).
+        "sub", "aud": [client_id]}`` (no ``sub`` for a ``client_credentials`` token), and
+        the ``cnf`` of a sender-constrained token (RFC 8705 3.2).
         The token's full record is :meth:`get_access_token`.
 
         :raises InvalidAccessToken: unknown, expired or revoked token (pyop 3 answered
@@ -161,7 +162,7 @@ class AccessTokens(SubjectIdentifiers):
         """
         record = self.get_access_token(access_token_value)
         result: dict[str, Any] = {"active": True}
-        for name in ("scope", "client_id", "exp", "iat", "sub"):
+        for name in ("scope", "client_id", "exp", "iat", "sub", "cnf"):
             if name in record:
                 result[name] = record[name]
         if "client_id" in record:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
+from ..client_certificate import parse_client_certificate
 from ..client_management import narrow_scope
 from ..context import ProviderContext
 from ..exceptions import InvalidAccessToken, InvalidClientAuthentication, InvalidRequestError
@@ -114,8 +115,10 @@ def _parse_request(ctx: ProviderContext, request_body: Any, http_headers: Option
     check_content_type(http_headers, FORM_MEDIA_TYPE, InvalidRequestError)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          InvalidRequestError)
+    certificate = (parse_client_certificate(client_certificate)
+                   if client_certificate is not None else None)
     client_id, client = ctx.authenticate_client(parameters, http_headers, endpoint,
-                                                client_certificate=client_certificate)
+                                                client_certificate=certificate)
     if (not allow_public
             and client.get("token_endpoint_auth_method", "client_secret_basic") == "none"):
         raise InvalidClientAuthentication("public clients may not introspect tokens")

@@ -443,6 +443,9 @@ class TestCertificateBoundTokens:
             client_certificate=pem(CLIENT_CERT))
         assert answer["active"] is True
         assert answer.to_dict()["cnf"] == {"x5t#S256": thumbprint(CLIENT_CERT)}
+        # pyop 3's AuthorizationState method too
+        assert provider.authz_state.introspect_access_token(token)["cnf"] == {
+            "x5t#S256": thumbprint(CLIENT_CERT)}
 
     def test_rfc8705_2_introspection_and_revocation_authenticate_with_the_certificate(
             self, provider: Provider) -> None:
@@ -454,6 +457,11 @@ class TestCertificateBoundTokens:
             provider.handle_revocation_request(body, client_certificate=pem(OTHER_CERT))
         answer = provider.handle_introspection_request(body, client_certificate=pem(CLIENT_CERT))
         assert answer["active"] is True and "cnf" not in answer.to_dict()
+        for garbage in (b"junk", "x" * (MAX_CLIENT_CERTIFICATE_SIZE + 1)):
+            with pytest.raises(InvalidClientCertificate):
+                provider.handle_introspection_request(body, client_certificate=garbage)
+            with pytest.raises(InvalidClientCertificate):
+                provider.handle_revocation_request(body, client_certificate=garbage)
         provider.handle_revocation_request(body, client_certificate=pem(CLIENT_CERT))
         with pytest.raises(InvalidAccessToken):
             record_of(provider, token)
