@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from .access_token import get_header
 from .client_authentication import client_secret_matches, hash_client_secret
+from .client_certificate import TLS_CLIENT_AUTH_SUBJECT_MEMBERS
 from .exceptions import BearerTokenError
 from .id_token import PROTECTED_CLAIMS
 from .message import RegistrationRequest
@@ -50,9 +51,12 @@ SERVER_MANAGED_METADATA = frozenset({
     "registration_access_token", "registration_client_uri"})
 
 #: Client metadata a client sets through registration and update requests (OIDC Dynamic
-#: Registration 2, plus ``scope`` of RFC 7591 2). Other members of a client record
-#: (``allowed_claims``, hashes, the host's own) are the host's and survive updates.
-CLIENT_SETTABLE_METADATA = frozenset(RegistrationRequest.c_param) | {"scope"}
+#: Registration 2, plus ``scope`` of RFC 7591 2 and the mutual TLS metadata of RFC 8705
+#: 2.1.2 and 3.4). Other members of a client record (``allowed_claims``, hashes, the host's
+#: own) are the host's and survive updates.
+CLIENT_SETTABLE_METADATA = (frozenset(RegistrationRequest.c_param) | {"scope"}
+                            | frozenset(TLS_CLIENT_AUTH_SUBJECT_MEMBERS)
+                            | {"tls_client_certificate_bound_access_tokens"})
 
 #: Client metadata of the extensions pyop implements, beyond OIDC Dynamic Registration 2:
 #: registered and updated as the metadata above (RFC 9126 6).

@@ -90,7 +90,8 @@ class Configuration:
                  session_lifetime: int = 86400,
                  logout_token_lifetime: int = 120,
                  prompt_create: bool = False,
-                 require_pushed_authorization_requests: bool = False) -> None:
+                 require_pushed_authorization_requests: bool = False,
+                 bind_tokens_to_client_certificates: bool = False) -> None:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
@@ -136,6 +137,9 @@ class Configuration:
         self.require_pushed_authorization_requests = (
             require_pushed_authorization_requests is True
             or given.get("require_pushed_authorization_requests") is True)
+        #: Bind every token issued over mutual TLS to the client certificate (RFC 8705 3),
+        #: unless the client registered ``tls_client_certificate_bound_access_tokens: false``.
+        self.bind_tokens_to_client_certificates = bind_tokens_to_client_certificates
         self.claims_parameter_configured = "claims_parameter_supported" in given
         self.scopes_configured = "scopes_supported" in given
         self.signing_algs = list(signing_algs)
@@ -174,6 +178,7 @@ class Configuration:
         self._check_signing_algs(config)
         self._check_response_and_subject_types(config)
         self._check_pushed_authorization_requests(config)
+        self._check_mtls_metadata(config)
         try:
             config.verify()
         except Exception as e:  # oic raises several unrelated types
@@ -199,6 +204,29 @@ class Configuration:
             raise InvalidConfiguration(
                 "pushed_authorization_request_endpoint: required with "
                 "require_pushed_authorization_requests")
+    def _check_mtls_metadata(self, config: ProviderConfigurationResponse) -> None:
+        """``tls_client_certificate_bound_access_tokens`` (a boolean, published as true when
+        ``bind_tokens_to_client_certificates`` is on and it is not configured) and
+        ``mtls_endpoint_aliases`` (an object of endpoint metadata names to https URLs),
+        RFC 8705 3.3 and 5. Both are published only when configured."""
+        name = "tls_client_certificate_bound_access_tokens"
+        if name in config and not isinstance(config[name], bool):
+            raise InvalidConfiguration(f"{name}: must be a boolean")
+        if self.bind_tokens_to_client_certificates and name not in config:
+            config[name] = True
+        aliases = config.get("mtls_endpoint_aliases")
+        if aliases is None:
+            return
+        if not isinstance(aliases, Mapping) or not aliases:
+            raise InvalidConfiguration(
+                "mtls_endpoint_aliases: must be an object of endpoint names to URLs")
+        for endpoint, url in aliases.items():
+            if (not isinstance(endpoint, str) or not endpoint.endswith("_endpoint")
+                    or not isinstance(url, str) or not is_https_or_loopback_http(url)):
+                raise InvalidConfiguration(
+                    f"mtls_endpoint_aliases: {str(endpoint)[:64]!r} must name an endpoint "
+                    "and be an https URL")
+        config["mtls_endpoint_aliases"] = dict(aliases)
 
     def _add_extra_scopes(self, config: ProviderConfigurationResponse) -> None:
         scopes = config.get("scopes_supported")

@@ -56,6 +56,7 @@ __all__ = [
     "UnmetAuthenticationRequirements",
     "InvalidPushedAuthorizationRequest",
     "InvalidRequestURI",
+    "InvalidClientCertificate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -525,6 +526,11 @@ class InvalidRequestURI(_NeverRedirected):
     def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
                  oauth_error: Optional[str] = "invalid_request_uri", **kwargs: Any) -> None:
         super().__init__(message, parsed_request, oauth_error, **kwargs)
+
+
+class InvalidClientCertificate(InvalidClientAuthentication):
+    """The client certificate the host passed is missing where needed, malformed or too
+    large, or does not match the client's registration (RFC 8705 2): 401 ``invalid_client``."""
 
 
 #: Names pyop 3's ``pyop.exceptions`` had from elsewhere, resolved on first use (the oic

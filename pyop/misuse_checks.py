@@ -62,6 +62,8 @@ KNOWN_CONFIGURATION_KEYS = frozenset({
     "pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
     # pyoidc's ProviderConfigurationResponse default, published by pyop 3
     "version",
+    # RFC 8705 3.3, 5 (mutual TLS)
+    "tls_client_certificate_bound_access_tokens", "mtls_endpoint_aliases",
 })
 
 

@@ -18,7 +18,7 @@ import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from . import claims_policy
 from .access_token import extract_bearer_token_from_http_request
@@ -331,6 +331,14 @@ class Provider:
         ``"return"``: nobody, the host delivers the requests of the
         :class:`~pyop.logout_notifications.LogoutResult` (e.g. from its own queue). Sets
         the initial :attr:`backchannel_logout_sender`. See :doc:`logout`.
+
+    :param bind_tokens_to_client_certificates: bind every access token issued to a token
+        request made over mutual TLS (``client_certificate=``) to that certificate (``cnf``
+        ``x5t#S256``, RFC 8705 3), unless the client registered
+        ``tls_client_certificate_bound_access_tokens: false``; discovery then publishes
+        ``tls_client_certificate_bound_access_tokens: true``. Off by default: only the
+        clients that registered ``tls_client_certificate_bound_access_tokens: true`` get
+        bound tokens.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -445,6 +453,7 @@ class Provider:
         outbound_fetcher: Optional[GuardedFetcher] = None,
         require_pushed_authorization_requests: bool = False,
         backchannel_logout_delivery: str = "deliver",
+        bind_tokens_to_client_certificates: bool = False,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -468,7 +477,8 @@ class Provider:
             userinfo_token_in_query=userinfo_token_in_query,
             id_token_sid=id_token_sid, session_lifetime=session_lifetime,
             logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create,
-            require_pushed_authorization_requests=require_pushed_authorization_requests)
+            require_pushed_authorization_requests=require_pushed_authorization_requests,
+            bind_tokens_to_client_certificates=bind_tokens_to_client_certificates)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
             raise InvalidConfiguration("client_assertion_audiences: must be one of "
                                        + ", ".join(ASSERTION_AUDIENCES))
@@ -721,46 +731,62 @@ class Provider:
     # -- token endpoint, introspection, revocation (RFC 6749, 7662, 7009) ------------------------
 
     def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
-                             extra_id_token_claims: ExtraClaims = None) -> AccessTokenResponse:
+                             extra_id_token_claims: ExtraClaims = None, *,
+                             client_certificate: Optional[Union[str, bytes]] = None
+                             ) -> AccessTokenResponse:
         """Handle a token request: ``authorization_code``, ``refresh_token`` or
         ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4). Send the result with
-        ``Cache-Control: no-store`` (RFC 6749 5.1).
+        ``Cache-Control: no-store`` (RFC 6749 5.1). ``client_certificate``: the client
+        certificate of a mutual TLS connection, as the host's TLS layer verified it (PEM
+        text or DER bytes; RFC 8705).
 
         Details: :func:`pyop.endpoints.token.handle_token_request`."""
         return token.handle_token_request(self._context, request_body, http_headers,
-                                          extra_id_token_claims)
+                                          extra_id_token_claims,
+                                          client_certificate=client_certificate)
 
-    def handle_introspection_request(self, request_body: Any, http_headers: Optional[Any] = None
+    def handle_introspection_request(self, request_body: Any, http_headers: Optional[Any] = None,
+                                     *, client_certificate: Optional[Union[str, bytes]] = None
                                      ) -> TokenIntrospectionResponse:
-        """Answer a token introspection request (RFC 7662).
+        """Answer a token introspection request (RFC 7662); ``client_certificate`` as for
+        :meth:`handle_token_request`.
 
         Details: :func:`pyop.endpoints.token_management.handle_introspection_request`."""
-        return token_management.handle_introspection_request(self._context, request_body,
-                                                             http_headers)
+        return token_management.handle_introspection_request(
+            self._context, request_body, http_headers, client_certificate=client_certificate)
 
     def handle_revocation_request(self, request_body: Any,
-                                  http_headers: Optional[Any] = None) -> None:
-        """Handle a token revocation request (RFC 7009); answer 200 with an empty body.
+                                  http_headers: Optional[Any] = None, *,
+                                  client_certificate: Optional[Union[str, bytes]] = None
+                                  ) -> None:
+        """Handle a token revocation request (RFC 7009); answer 200 with an empty body;
+        ``client_certificate`` as for :meth:`handle_token_request`.
 
         Details: :func:`pyop.endpoints.token_management.handle_revocation_request`."""
-        token_management.handle_revocation_request(self._context, request_body, http_headers)
+        token_management.handle_revocation_request(self._context, request_body, http_headers,
+                                                   client_certificate=client_certificate)
 
     # -- UserInfo (OIDC Core 5.3) ----------------------------------------------------------------
 
     def handle_userinfo_request(self, request: Any = None,
                                 http_headers: Optional[Any] = None, *,
-                                http_method: Optional[str] = None) -> UserinfoResponse:
+                                http_method: Optional[str] = None,
+                                client_certificate: Optional[Union[str, bytes]] = None
+                                ) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
         ``request`` is the form body of a POST or the query string of a GET; an
         ``access_token`` in it counts as a form body parameter (RFC 6750 2.2) when
         ``http_method`` is ``"POST"`` or, without ``http_method``, when ``http_headers``
         has ``Content-Type: application/x-www-form-urlencoded``; otherwise it is a query
-        parameter, refused unless ``userinfo_token_in_query``.
+        parameter, refused unless ``userinfo_token_in_query``. ``client_certificate``: the
+        client certificate of a mutual TLS connection (PEM or DER), required for a
+        certificate-bound access token (RFC 8705 3).
 
         Details: :func:`pyop.endpoints.userinfo.handle_userinfo_request`."""
-        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers,
-                                                         http_method=http_method)
+        return userinfo_endpoint.handle_userinfo_request(
+            self._context, request, http_headers, http_method=http_method,
+            client_certificate=client_certificate)
 
     # -- registration (OIDC Dynamic Registration, RFC 7591, RFC 7592) ----------------------------
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from .client_assertion import HMAC_ALGS
 from .client_authentication import SUPPORTED_AUTH_METHODS
+from .client_certificate import check_tls_client_auth_metadata
 from .exceptions import FetchError, InvalidClientRegistrationRequest, InvalidConfiguration
 from .outbound import DEFAULT_DEADLINE, DEFAULT_MAX_SIZE, GuardedFetcher
 from .provider_view import ProviderView
@@ -221,9 +222,16 @@ def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provi
     accepts for the method: HS* for ``client_secret_jwt``, asymmetric for
     ``private_key_jwt``, never ``none`` (OIDC Dynamic Registration 2). The
     ``client_credentials`` grant is for confidential clients only (RFC 6749 4.4).
+    Mutual TLS (RFC 8705 2.1.2, 2.2.2, 3.4): ``tls_client_auth`` needs exactly one of the
+    ``tls_client_auth_subject_dn``/``_san_dns``/``_san_uri``/``_san_ip``/``_san_email``
+    members, ``self_signed_tls_client_auth`` needs ``jwks`` or ``jwks_uri``, and
+    ``tls_client_certificate_bound_access_tokens`` is a boolean.
     """
     method = request.get("token_endpoint_auth_method")
     _check_auth_signing_alg(request, provider, method or "client_secret_basic")
+    tls_problem = check_tls_client_auth_metadata(request)
+    if tls_problem is not None:
+        raise _error(tls_problem, request)
     if "client_credentials" in (request.get("grant_types") or []) and method == "none":
         raise _error("the client_credentials grant needs a confidential client", request)
     if method is None:

@@ -40,7 +40,7 @@ LAYERS: list[list[str]] = [
     ["pyop.storage.stateless"],
     ["pyop.storage"],
     # protocol building blocks
-    ["pyop.client_assertion", "pyop.request_validator"],
+    ["pyop.client_assertion", "pyop.request_validator", "pyop.client_certificate"],
     ["pyop.client_authentication"],
     # the parts of AuthorizationState, each built on the one before
     ["pyop.authz_state._records"],

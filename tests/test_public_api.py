@@ -43,7 +43,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError", "UnknownUser",
         "FetchError", "IdTokenHintMismatch", "ReauthenticationRequired",
         "UnmetAuthenticationRequirements", "InvalidPushedAuthorizationRequest",
-        "InvalidRequestURI"],
+        "InvalidRequestURI", "InvalidClientCertificate"],
     "pyop.misuse_checks": ["KNOWN_CONFIGURATION_KEYS", "check_claims_source",
                            "unknown_configuration_keys", "warn_unknown_configuration_keys"],
     "pyop.id_token": ["create_id_token", "verify_id_token_hint", "PROTECTED_CLAIMS"],
@@ -109,6 +109,13 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.jwt_checks": ["MAX_JTI_LENGTH", "is_numeric_date", "jwt_type", "use_jti_once"],
     "pyop.outbound": ["DEFAULT_DEADLINE", "DEFAULT_MAX_SIZE", "FetchResponse",
                       "ForbiddenAddress", "GuardedFetcher", "fetch_jwks", "is_public_address"],
+    "pyop.client_certificate": ["ClientCertificate", "parse_client_certificate",
+                                "check_certificate_bound", "certificate_confirmation",
+                                "tls_client_auth_matches", "subject_dn_matches",
+                                "self_signed_certificate_matches",
+                                "check_tls_client_auth_metadata", "TLS_CLIENT_AUTH_METHODS",
+                                "TLS_CLIENT_AUTH_SUBJECT_MEMBERS",
+                                "MAX_CLIENT_CERTIFICATE_SIZE", "X5T_S256"],
 }
 
 #: Imports of pyop 3's README that must keep working.

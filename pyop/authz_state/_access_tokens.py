@@ -134,21 +134,26 @@ class AccessTokens(SubjectIdentifiers):
         except SealedValueTooLarge as error:
             raise authorization_too_large(error, authorization_request) from error
 
-    def create_client_access_token(self, client_id: str, scope: Sequence[str]) -> AccessToken:
+    def create_client_access_token(self, client_id: str, scope: Sequence[str], *,
+                                   cnf: Optional[Mapping[str, Any]] = None) -> AccessToken:
         """Issue an access token to a client for itself (``client_credentials``, RFC 6749 4.4).
 
         The record has the client and the scope, and no ``sub`` or ``user_id``: no
-        end-user is involved. No refresh token goes with it (RFC 6749 4.4.3).
+        end-user is involved. No refresh token goes with it (RFC 6749 4.4.3). ``cnf``: the
+        confirmation it is bound to (RFC 7800 3.1; RFC 8705 3).
         """
-        grant = {"client_id": client_id, "scope": " ".join(scope),
-                 "grant_type": "client_credentials"}
+        grant: dict[str, Any] = {"client_id": client_id, "scope": " ".join(scope),
+                                 "grant_type": "client_credentials"}
+        if cnf:
+            grant["cnf"] = dict(cnf)
         return self._create_access_token(grant, self._now())
 
     def introspect_access_token(self, access_token_value: Any) -> dict[str, Any]:
         """What pyop 3 answered about a live access token (RFC 7662 2.2 members).
 
         ``{"active": True, "scope", "client_id", "token_type": "Bearer", "exp", "iat",
-        "sub", "aud": [client_id]}`` (no ``sub`` for a ``client_credentials`` token).
+        "sub", "aud": [client_id]}`` (no ``sub`` for a ``client_credentials`` token), and
+        the ``cnf`` of a sender-constrained token (RFC 8705 3.2).
         The token's full record is :meth:`get_access_token`.
 
         :raises InvalidAccessToken: unknown, expired or revoked token (pyop 3 answered
@@ -157,7 +162,7 @@ class AccessTokens(SubjectIdentifiers):
         """
         record = self.get_access_token(access_token_value)
         result: dict[str, Any] = {"active": True}
-        for name in ("scope", "client_id", "exp", "iat", "sub"):
+        for name in ("scope", "client_id", "exp", "iat", "sub", "cnf"):
             if name in record:
                 result[name] = record[name]
         if "client_id" in record:

@@ -213,7 +213,9 @@ class AuthorizationCodes(RefreshTokens):
     def redeem_authorization_code(
             self, authorization_code: str, record: Mapping[str, Any], *,
             access_token_value: Optional[str] = None,
-            issue_refresh_token: bool = True) -> tuple[AccessToken, Optional[str]]:
+            issue_refresh_token: bool = True,
+            cnf: Optional[Mapping[str, Any]] = None,
+            bind_refresh_token: bool = False) -> tuple[AccessToken, Optional[str]]:
         """Exchange a code for an access token (and refresh token), exactly once.
 
         The code record is atomically replaced by a "used" record naming the
@@ -234,6 +236,10 @@ class AuthorizationCodes(RefreshTokens):
         :param issue_refresh_token: False issues no refresh token (even when
             ``refresh_token_lifetime`` is set): pyop 3's :meth:`exchange_code_for_token`
             left that to :meth:`create_refresh_token`.
+        :param cnf: the confirmation the access token is bound to (RFC 7800 3.1, e.g.
+            ``{"x5t#S256": ...}``, RFC 8705 3), kept in its record.
+        :param bind_refresh_token: the refresh token carries ``cnf`` too (public clients,
+            RFC 8705 4): refreshing then needs the same confirmation.
         :raises InvalidAuthorizationCode: the code was already used, or the end-user
             logged out since it was issued (:meth:`delete_state_for_subject_identifier`).
         :raises InvalidTokenRequest: ``invalid_request``, a sealed token would be longer
@@ -281,6 +287,10 @@ class AuthorizationCodes(RefreshTokens):
         tagged = self.stateless
         access_grant = dict(grant, grant_id=grant_id) if tagged else grant
         refresh_grant = dict(grant, grant_id=grant_id)
+        if cnf:  # sender-constrained (RFC 8705 3)
+            access_grant = dict(access_grant, cnf=dict(cnf))
+            if bind_refresh_token:
+                refresh_grant["cnf"] = dict(cnf)
         listed = None if tagged else access_value
         # sealed tokens store nothing: made before the code is spent, so that a grant too
         # large to seal fails without spending it

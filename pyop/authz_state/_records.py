@@ -33,7 +33,7 @@ MAX_GRANT_UPDATES = 16
 #: issued (:meth:`StateBase._store`): what is issued can be read back.
 MAX_TOKEN_LENGTH = 4096
 #: Members of a grant that its access and refresh tokens carry over (``scope`` is set apart).
-GRANT_FIELDS = ("client_id", "sub", "user_id", "claims", "user_info", "sid")
+GRANT_FIELDS = ("client_id", "sub", "user_id", "claims", "user_info", "sid", "cnf")
 #: Members of a code record kept in its "used" record (with ``used``, ``exp``, ``issued``).
 USED_CODE_FIELDS = ("iat", "client_id", "sub", "user_id", "scope", "token_type")
 #: Subject identifiers remembered as written, with ``subject_identifier_cache_ttl``.

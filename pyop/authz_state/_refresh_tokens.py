@@ -4,6 +4,7 @@ detection (RFC 9700 4.14.2), and the revocation of a grant chain (RFC 7009 2.1).
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional, overload
@@ -25,6 +26,23 @@ from ._records import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _check_refresh_token_binding(record: Mapping[str, Any],
+                                 cnf: Optional[Mapping[str, Any]]) -> None:
+    """A bound refresh token (RFC 8705 4) is used with the same confirmation: every member
+    of its ``cnf`` is in the request's.
+
+    :raises InvalidRefreshToken: a member is missing or differs (``invalid_grant``)."""
+    bound = record.get("cnf")
+    if not bound:
+        return
+    if not isinstance(bound, Mapping) or not isinstance(cnf, Mapping) or any(
+            not isinstance(value, str) or not isinstance(cnf.get(name), str)
+            or not hmac.compare_digest(value.encode("utf-8"), cnf[name].encode("utf-8"))
+            for name, value in bound.items()):
+        raise InvalidRefreshToken("the refresh token is bound to another client certificate "
+                                  "or key")
 
 
 class RefreshTokens(AccessTokens):
@@ -93,7 +111,8 @@ class RefreshTokens(AccessTokens):
         return access_token, new_refresh
 
     def refresh_access_token(self, refresh_token: Any, client_id: str,
-                             scope: Optional[Sequence[str]] = None, *, rotate: bool = False
+                             scope: Optional[Sequence[str]] = None, *, rotate: bool = False,
+                             cnf: Optional[Mapping[str, Any]] = None
                              ) -> tuple[AccessToken, Optional[str], dict[str, Any]]:
         """Issue a new access token from a refresh token (RFC 6749 6).
 
@@ -103,6 +122,11 @@ class RefreshTokens(AccessTokens):
         replaying a rotated token revokes the grant (RFC 9700 4.14.2).
 
         ``rotate=True`` always rotates (public clients, RFC 9700 4.14.2).
+
+        ``cnf``: the confirmation of the request (RFC 7800 3.1, e.g. the client
+        certificate's ``x5t#S256``, RFC 8705 3), which the new access token is bound to. A
+        refresh token that is bound itself (``cnf`` in its record: public clients, RFC 8705
+        4) is refused unless every member of its ``cnf`` is the same in ``cnf``.
 
         A refresh racing a revocation of its grant (:meth:`revoke_refresh_token`, in this
         or another process) is linearizable: either it takes effect before the
@@ -131,6 +155,7 @@ class RefreshTokens(AccessTokens):
             raise InvalidRefreshToken("unknown or expired refresh token")
         if record.get("client_id") != client_id:
             raise InvalidRefreshToken("refresh token of another client")
+        _check_refresh_token_binding(record, cnf)
         # the new tokens are dated before the marks are read: a logout or revocation after
         # the reads revokes them too
         issued_at = float(self.clock())
@@ -156,6 +181,10 @@ class RefreshTokens(AccessTokens):
         grant["scope"] = " ".join(new_scope)
         grant["issued_at"] = issued_at
         grant[GRANT_ID] = grant_id
+        # the access token is bound to the request's confirmation, not the refresh token's
+        grant.pop("cnf", None)
+        if cnf:
+            grant["cnf"] = dict(cnf)
         threshold = self.refresh_token_threshold
         rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
         if is_sealed(self.refresh_tokens):
@@ -208,6 +237,9 @@ class RefreshTokens(AccessTokens):
             return access_token, None, record
         full_grant = dict(grant)
         full_grant["scope"] = record["scope"]
+        full_grant.pop("cnf", None)
+        if "cnf" in record:  # a bound refresh token's successor is bound the same way
+            full_grant["cnf"] = record["cnf"]
         try:
             new_refresh = self._create_refresh_token(full_grant, None, now)
         except Exception:

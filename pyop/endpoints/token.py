@@ -7,8 +7,9 @@ and errors), 4.1.3, 4.4 and 6 (the grants of :mod:`pyop.grants`); OIDC Core 3.1.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+from ..client_certificate import certificate_confirmation, parse_client_certificate
 from ..context import ProviderContext
 from ..exceptions import InvalidTokenRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants.base import GrantRequest
@@ -31,7 +32,9 @@ def _invalid_request(message: str) -> InvalidTokenRequest:
 
 def handle_token_request(ctx: ProviderContext, request_body: Any,
                          http_headers: Optional[Any] = None,
-                         extra_id_token_claims: Any = None) -> AccessTokenResponse:
+                         extra_id_token_claims: Any = None, *,
+                         client_certificate: Optional[Union[str, bytes]] = None
+                         ) -> AccessTokenResponse:
     """A token request (RFC 6749 3.2): 1. parameters, each once; 2. client
     authentication; 3. a ``grant_type`` the provider supports and the client registered;
     4. its handler (``ctx.grant_handlers``).
@@ -43,7 +46,14 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
         A ``Content-Type`` other than ``application/x-www-form-urlencoded`` is refused
         (RFC 6749 3.2, 4.1.3); headers without one are accepted, as in pyop 3.
     :param extra_id_token_claims: a dict or ``(user_id, client_id) -> dict``.
-    :raises InvalidClientAuthentication: 401 ``invalid_client``.
+    :param client_certificate: the client certificate of a mutual TLS connection, as the
+        host's TLS layer verified it (PEM text or DER bytes): client authentication with
+        ``tls_client_auth``/``self_signed_tls_client_auth`` (RFC 8705 2), and tokens bound
+        to it (``cnf``, RFC 8705 3) for clients that registered
+        ``tls_client_certificate_bound_access_tokens`` (or every client, with
+        ``bind_tokens_to_client_certificates``).
+    :raises InvalidClientAuthentication: 401 ``invalid_client`` (also a malformed
+        ``client_certificate``: :class:`~pyop.exceptions.InvalidClientCertificate`).
     :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...;
         ``unauthorized_client`` when the provider has no key for the client's
         ``id_token_signed_response_alg``, before the code is spent).
@@ -51,7 +61,16 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
     check_content_type(http_headers, FORM_MEDIA_TYPE, _invalid_request)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          _invalid_request)
-    client_id, client = ctx.authenticate_client(parameters, http_headers)
+    certificate = (parse_client_certificate(client_certificate)
+                   if client_certificate is not None else None)
+    client_id, client = ctx.authenticate_client(parameters, http_headers,
+                                                client_certificate=certificate)
+    if certificate is None and client.get("tls_client_certificate_bound_access_tokens") is True:
+        raise _invalid_request("the client registered certificate-bound access tokens: "
+                               "use mutual TLS (RFC 8705 3)")
+    cnf = certificate_confirmation(
+        client, certificate,
+        bind_by_default=ctx.configuration.bind_tokens_to_client_certificates)
     for name in ("code", "refresh_token"):  # never looked up (see is_valid_identifier)
         value = parameters.get(name)
         if value is not None and not is_valid_identifier(value):
@@ -66,5 +85,5 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
     if registered is not None and grant_type not in registered:
         raise UnauthorizedClient("the client is not registered for this grant_type")
     response: AccessTokenResponse = handler(
-        ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims))
+        ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims, cnf))
     return response

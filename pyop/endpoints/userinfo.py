@@ -8,10 +8,11 @@ RFC 7592 2.3 (allow-lists as they are now; deleted clients).
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .. import claims_policy
 from ..access_token import extract_bearer_token_from_http_request, get_header
+from ..client_certificate import check_certificate_bound
 from ..client_management import narrow_claims, narrow_scope
 from ..context import ProviderContext
 from ..exceptions import (
@@ -34,7 +35,9 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
                             http_headers: Optional[Any] = None, *,
-                            http_method: Optional[str] = None) -> UserinfoResponse:
+                            http_method: Optional[str] = None,
+                            client_certificate: Optional[Union[str, bytes]] = None
+                            ) -> UserinfoResponse:
     """A UserInfo request (OIDC Core 5.3): 1. the bearer token and its record; 2. its
     client, still registered; 3. an end-user and the ``openid`` scope; 4. the claims of
     the scope and ``claims`` request within the client's allow-lists; 5. signed when the
@@ -49,6 +52,9 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
     :param request: the form body (POST) or query string (GET), possibly empty.
     :param http_headers: the request headers; ``Authorization: Bearer ...``.
     :param http_method: the HTTP method, when the host passes it: see below.
+    :param client_certificate: the client certificate of a mutual TLS connection (PEM or
+        DER): a certificate-bound access token (``cnf`` ``x5t#S256``) is refused without
+        the certificate it is bound to (RFC 8705 3: 401 ``invalid_token``).
     :raises BearerTokenError: no token (401 ``invalid_token``).
     :raises InvalidUserinfoRequest: token in several places, malformed request, or a
         token in the URL query (400).
@@ -83,6 +89,7 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
     if not is_valid_identifier(token):  # never looked up (see is_valid_identifier)
         raise InvalidAccessToken("the access token is unknown, expired or revoked")
     record = ctx.authz_state.get_access_token(token)
+    check_certificate_bound(record, client_certificate)
     client = ctx.clients.get(record.get("client_id"))
     if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
         raise InvalidAccessToken("the access token is unknown, expired or revoked")

@@ -45,10 +45,13 @@ def handle_authorization_code_grant(ctx: ProviderContext,
         code, lambda found: _check_code_record(found, parameters, client_id))
     id_token_key = ctx.keys.id_token_key(client)  # before the code is spent
     eligible = refresh_token_eligible(ctx, client, record["scope"])
-    started = _redeem_on_executor(ctx, code, record, eligible)
+    # a public client's refresh token is bound with its access token (RFC 8705 4)
+    binding: dict[str, Any] = {"cnf": request.cnf, "bind_refresh_token": client.get(
+        "token_endpoint_auth_method") == "none"} if request.cnf else {}
+    started = _redeem_on_executor(ctx, code, record, eligible, binding)
     if started is None:
         access_token, refresh_token = ctx.authz_state.redeem_authorization_code(
-            code, record, issue_refresh_token=eligible)
+            code, record, issue_refresh_token=eligible, **binding)
         id_token = _code_id_token(ctx, record, request, access_token.value, id_token_key)
     else:
         # the storage write runs on the executor while this thread signs; the ID token
@@ -143,7 +146,7 @@ def _check_code_record(record: Mapping[str, Any], parameters: Mapping[str, Any],
 
 
 def _redeem_on_executor(ctx: ProviderContext, code: str, record: Mapping[str, Any],
-                        issue_refresh_token: bool
+                        issue_refresh_token: bool, binding: Mapping[str, Any]
                         ) -> Optional[tuple[Future[tuple[AccessToken, Optional[str]]], str]]:
     """Submit the redemption of ``code`` to the executor, with the access token value
     drawn here (for ``at_hash``); None to redeem in the calling thread: no executor, a
@@ -158,7 +161,7 @@ def _redeem_on_executor(ctx: ProviderContext, code: str, record: Mapping[str, An
     try:
         redemption = executor.submit(authz_state.redeem_authorization_code, code, record,
                                      access_token_value=access_value,
-                                     issue_refresh_token=issue_refresh_token)
+                                     issue_refresh_token=issue_refresh_token, **binding)
     except RuntimeError:  # shut down (the host is stopping)
         logger.warning("the provider's executor refused the code redemption; "
                        "redeeming in the calling thread")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..context import ProviderContext
 from ..message import AccessTokenResponse
@@ -30,6 +30,9 @@ class GrantRequest(NamedTuple):
     client: Mapping[str, Any]
     #: The host's extra ID token claims: a dict or ``(user_id, client_id) -> dict``.
     extra_id_token_claims: Any = None
+    #: The confirmation the tokens issued are bound to (RFC 7800 3.1): ``{"x5t#S256":
+    #: ...}`` for a client certificate (RFC 8705 3), or None (bearer tokens).
+    cnf: Optional[Mapping[str, Any]] = None
 
 
 #: ``handler(ctx, request)``: the token response of one grant type.

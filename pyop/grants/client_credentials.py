@@ -51,7 +51,8 @@ def handle_client_credentials_grant(ctx: ProviderContext,
             granted.append(value)
     if requested and not granted:
         raise InvalidScope("none of the requested scopes may be granted to this client")
-    access_token = ctx.authz_state.create_client_access_token(client_id, granted)
+    access_token = ctx.authz_state.create_client_access_token(
+        client_id, granted, **({"cnf": request.cnf} if request.cnf else {}))
     logger.info("client %s: access token issued through client_credentials", client_id)
     return AccessTokenResponse(access_token=access_token.value, token_type=access_token.type,
                                expires_in=access_token.expires_in, scope=" ".join(granted))

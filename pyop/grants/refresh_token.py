@@ -38,7 +38,8 @@ def handle_refresh_token_grant(ctx: ProviderContext,
     # refresh tokens of public clients are rotated on every use (RFC 9700 4.14.2)
     access_token, new_refresh, record = ctx.authz_state.refresh_access_token(
         refresh_token, client_id, scope,
-        rotate=client.get("token_endpoint_auth_method") == "none")
+        rotate=client.get("token_endpoint_auth_method") == "none",
+        **({"cnf": request.cnf} if request.cnf else {}))
     response = AccessTokenResponse(access_token=access_token.value,
                                    token_type=access_token.type,
                                    expires_in=access_token.expires_in)
