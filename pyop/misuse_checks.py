@@ -60,6 +60,8 @@ KNOWN_CONFIGURATION_KEYS = frozenset({
     "signed_metadata",
     # pyoidc's ProviderConfigurationResponse default, published by pyop 3
     "version",
+    # RFC 9101 10.5; JARM 3
+    "require_signed_request_object", "authorization_signing_alg_values_supported",
 })
 
 

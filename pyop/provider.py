@@ -34,7 +34,7 @@ from .client_authentication import verify_client_authentication
 from .client_keys import ClientKeys
 from .client_management import DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
 from .client_registry import ClientRegistry
-from .configuration import Configuration
+from .configuration import DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME, Configuration
 from .context import ProviderContext
 from .endpoints import (
     authorization,
@@ -308,6 +308,15 @@ class Provider:
     :param prompt_create: accept ``prompt=create`` (OpenID Connect Initiating User
         Registration 1.0) and list it in ``prompt_values_supported``. Off by default (a
         request with it is refused as an unknown prompt value, as before).
+    :param require_signed_request_object: every authorization request must be a request
+        object signed by the client (``request``, or one pushed, RFC 9126), never
+        ``alg: none``; others are refused with ``invalid_request`` (RFC 9101 10.5).
+        Published as ``require_signed_request_object: true``; needs
+        ``request_parameter_supported``. Off by default; a client may require it for
+        itself with the metadata of that name.
+    :param authorization_response_lifetime: seconds a JARM response JWT is valid (``exp``,
+        default and most 600; JARM 2.1). JARM is offered when ``response_modes_supported``
+        lists ``jwt``, ``query.jwt``, ``fragment.jwt`` or ``form_post.jwt``.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -415,6 +424,8 @@ class Provider:
         session_lifetime: int = 86400,
         logout_token_lifetime: int = 120,
         prompt_create: bool = False,
+        require_signed_request_object: bool = False,
+        authorization_response_lifetime: int = DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -437,7 +448,9 @@ class Provider:
             refresh_token_requires_offline_access=refresh_token_requires_offline_access,
             userinfo_token_in_query=userinfo_token_in_query,
             id_token_sid=id_token_sid, session_lifetime=session_lifetime,
-            logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create)
+            logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create,
+            require_signed_request_object=require_signed_request_object,
+            authorization_response_lifetime=authorization_response_lifetime)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
             raise InvalidConfiguration("client_assertion_audiences: must be one of "
                                        + ", ".join(ASSERTION_AUDIENCES))

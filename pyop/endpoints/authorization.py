@@ -7,6 +7,7 @@ OIDC Core 3.1.2 (authorization code flow), 3.2.2 (implicit), 3.3.2 (hybrid), 5.5
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Optional, cast
@@ -21,6 +22,7 @@ from ..client_management import (
     narrow_scope,
 )
 from ..context import ProviderContext
+from ..crypto import JWSError, b64url_decode
 from ..exceptions import (
     IdTokenHintMismatch,
     InvalidAuthenticationRequest,
@@ -30,6 +32,7 @@ from ..exceptions import (
     UnknownUser,
     UnmetAuthenticationRequirements,
 )
+from ..jarm import error_signer, jarm_key_for_request, wrap_response
 from ..logout_notifications import has_logout_uri, id_token_sid, session_for_authorization
 from ..message import (
     AuthorizationRequest,
@@ -52,7 +55,8 @@ from ..util import (
 
 __all__ = ["parse_authentication_request", "create_authentication_error",
            "requires_authentication", "authorize", "RequestedAcr", "requested_acr_values",
-           "hint_matches_user", "REQUEST_TIME_MEMBER", "requested_prompts"]
+           "hint_matches_user", "REQUEST_TIME_MEMBER", "requested_prompts",
+           "SIGNED_REQUEST_MEMBER", "signed_request_required"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,13 @@ logger = logging.getLogger(__name__)
 #: It survives ``to_dict()``, so that :func:`authorize` can refuse an ``auth_time`` older
 #: than the request allows (OIDC Core 3.1.2.1).
 REQUEST_TIME_MEMBER = "pyop_requested_at"
+
+#: The member of a parsed request set (to ``True``) only when its parameters came from a
+#: verified request object signed by the client (not ``alg: none``): by value, or in a
+#: pushed authorization request (RFC 9126 3). A value sent by the client is dropped. It
+#: survives ``to_dict()``, so a request stored and parsed again keeps it (pass it back
+#: as ``signed_request_object``); RFC 9101 10.5 ``require_signed_request_object``.
+SIGNED_REQUEST_MEMBER = "pyop_signed_request_object"
 
 
 def parse_authentication_request(ctx: ProviderContext,
@@ -92,15 +103,25 @@ def parse_authentication_request(ctx: ProviderContext,
         return _validate(ctx, parameters)
 
 
-def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> AuthorizationRequest:
-    """The checks after client and redirect_uri (OIDC Core 3.1.2.2); errors redirect."""
+def _validate(ctx: ProviderContext, parameters: dict[str, Any], *,
+              signed_request_object: bool = False) -> AuthorizationRequest:
+    """The checks after client and redirect_uri (OIDC Core 3.1.2.2); errors redirect.
+
+    :param signed_request_object: the parameters are those of a signed request object
+        verified earlier (a pushed authorization request whose parsed request had
+        :data:`SIGNED_REQUEST_MEMBER`).
+    """
     # client and redirect_uri verified: from here on errors may be redirected, with what
     # the response needs from the parameters (error_context, made only for an error)
     try:
         check_unique_parameters(
             parameters, lambda message: InvalidAuthenticationRequest(message, parameters))
+        signed = signed_request_object
         if "request" in parameters and ctx.configuration.request_parameter_supported:
-            parameters = _merge_request_object(ctx, parameters)
+            parameters, signed = _merge_request_object(ctx, parameters)
+        if not signed and signed_request_required(ctx, parameters["client_id"]):
+            raise InvalidAuthenticationRequest(
+                "this request must be a signed request object (RFC 9101 10.5)", parameters)
         _check_max_age(parameters)
         _parse_claims_parameter(parameters)
         create = ctx.configuration.prompt_create and _take_prompt_create(parameters)
@@ -121,8 +142,11 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
             validator(authn_req)
         _narrow_claims_to_allow_list(authn_req, client)
         _check_id_token_hint(ctx, authn_req)
-        if REQUEST_TIME_MEMBER in authn_req:
-            del authn_req[REQUEST_TIME_MEMBER]  # only the provider sets it
+        for member in (REQUEST_TIME_MEMBER, SIGNED_REQUEST_MEMBER):
+            if member in authn_req:
+                del authn_req[member]  # only the provider sets them
+        if signed:
+            authn_req[SIGNED_REQUEST_MEMBER] = True
         if _login_required(authn_req) or claims_policy.effective_max_age(
                 authn_req, client) is not None:
             authn_req[REQUEST_TIME_MEMBER] = float(ctx.clock())
@@ -135,6 +159,8 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any]) -> Authorization
         e.request = error_context(parameters)
         e.redirect_uri_verified = True
         e.issuer = ctx.issuer
+        e.response_signer = error_signer(ctx, parameters.get("client_id"),
+                                         parameters.get("response_mode"))
         logger.info("invalid authentication request: %s", e.oauth_error)
         raise
 
@@ -235,8 +261,29 @@ def _narrow_claims_to_allow_list(authn_req: AuthorizationRequest,
     authn_req["claims"] = ClaimsRequest(**narrow_claims_request(claims, client))
 
 
-def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> dict[str, Any]:
-    """Verify the ``request`` object and merge it over the query (OIDC Core 6.3).
+def signed_request_required(ctx: ProviderContext, client_id: Any) -> bool:
+    """Whether the client's requests must be signed request objects: the provider's
+    ``require_signed_request_object`` option, or the client's metadata of that name
+    (RFC 9101 10.5; ``alg: none`` does not count)."""
+    if ctx.configuration.require_signed_request_object:
+        return True
+    client = ctx.clients.get(client_id) or {}
+    return client.get("require_signed_request_object") is True
+
+
+def _signed_alg(request_object: str) -> bool:
+    """Whether a verified request object's JWS ``alg`` is not ``none``."""
+    try:
+        header = json.loads(b64url_decode(request_object.split(".", 1)[0]))
+    except (JWSError, ValueError, UnicodeDecodeError, RecursionError):  # pragma: no cover
+        return False  # verified before: well-formed
+    return isinstance(header, dict) and header.get("alg") not in (None, "none")
+
+
+def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]
+                          ) -> tuple[dict[str, Any], bool]:
+    """Verify the ``request`` object and merge it over the query (OIDC Core 6.3); the
+    merged parameters, and whether the object was signed.
 
     :raises InvalidAuthenticationRequest: ``invalid_request_object`` (redirectable).
     :raises InvalidRedirectURI: the object's redirect_uri is not registered.
@@ -269,7 +316,7 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> d
     if merged.get("redirect_uri") != parameters.get("redirect_uri"):
         # the response goes to the merged redirect_uri: it must be registered too
         check_redirect_uri(merged, client)
-    return merged
+    return merged, _signed_alg(parameters["request"])
 
 
 def create_authentication_error(ctx: ProviderContext,
@@ -282,9 +329,12 @@ def create_authentication_error(ctx: ProviderContext,
     without a session, ``consent_required``, ``access_denied`` (OIDC Core
     3.1.2.6). Use its ``to_error_url()``.
     """
-    return InvalidAuthenticationRequest(description, error_context(authentication_request),
-                                        oauth_error,
-                                        redirect_uri_verified=True, issuer=ctx.issuer)
+    error = InvalidAuthenticationRequest(description, error_context(authentication_request),
+                                         oauth_error,
+                                         redirect_uri_verified=True, issuer=ctx.issuer)
+    error.response_signer = error_signer(ctx, authentication_request.get("client_id"),
+                                         authentication_request.get("response_mode"))
+    return error
 
 
 def requires_authentication(ctx: ProviderContext, authentication_request: Mapping[str, Any],
@@ -434,7 +484,11 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     ``iss`` (RFC 9207 2).
 
     The host sends the user agent to
-    ``response.request(redirect_uri, should_fragment_encode(req))``.
+    ``response.request(redirect_uri, should_fragment_encode(req))`` (or answers with
+    :func:`~pyop.util.render_form_post` when ``should_form_post(req)``). For a JARM
+    response mode the provider offers, the response's only member is ``response``, a
+    JWT signed by the provider holding the parameters with ``iss``, ``aud`` and ``exp``
+    (JARM 2.1, 2.3); the same calls send it.
 
     :param authentication_request: the request returned by
         :meth:`~pyop.provider.Provider.parse_authentication_request` (or rebuilt from
@@ -480,10 +534,17 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     client_id = authentication_request["client_id"]
     client = ctx.client(client_id)  # 1.
     id_token_key = ctx.keys.id_token_key(client)  # before any code or token is issued
+    jarm_key = jarm_key_for_request(ctx, client, authentication_request)  # JARM 2.2
     response_types = response_type_set(authentication_request.get("response_type"))
-    user_record, sub = _end_user(ctx, authentication_request, client, user_id)  # 2.
-    _check_authentication(ctx, authentication_request, client, user_id, sub, user_record,
-                          extra_id_token_claims, auth_time, acr)
+    try:
+        user_record, sub = _end_user(ctx, authentication_request, client, user_id)  # 2.
+        _check_authentication(ctx, authentication_request, client, user_id, sub,
+                              user_record, extra_id_token_claims, auth_time, acr)
+    except InvalidAuthenticationRequest as e:
+        if e.redirectable and e.response_signer is None:  # JARM 2.1.3
+            e.response_signer = error_signer(ctx, client_id,
+                                             authentication_request.get("response_mode"))
+        raise
     scope = narrow_scope(claims_policy.granted_scope(ctx, authentication_request), client)  # 3.
     auth_time_int = _auth_time(ctx, authentication_request, client, auth_time)
     sid, _ = session_for_authorization(ctx, client, session_id)
@@ -519,6 +580,8 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
                                               ctx.configuration.session_lifetime)
     # an attribute, not a member: never sent to the client
     response.session_id = sid  # type: ignore[attr-defined]
+    if jarm_key is not None:  # JARM 2.1, 2.3: the parameters in one signed JWT
+        return wrap_response(ctx, jarm_key, client_id, response)
     return response
 
 
