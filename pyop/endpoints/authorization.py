@@ -75,8 +75,8 @@ REQUEST_TIME_MEMBER = "pyop_requested_at"
 SIGNED_REQUEST_MEMBER = "pyop_signed_request_object"
 
 
-def parse_authentication_request(ctx: ProviderContext,
-                                 request_body: Any) -> AuthorizationRequest:
+def parse_authentication_request(ctx: ProviderContext, request_body: Any, *,
+                                 signed_request_object: bool = False) -> AuthorizationRequest:
     """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2): the
     fatal checks first (client_id, then redirect_uri: never redirected), then the rest.
 
@@ -87,6 +87,12 @@ def parse_authentication_request(ctx: ProviderContext,
 
     :param request_body: the query string (GET) or form body (POST), as
         ``str``/``bytes``, or a mapping of parameters.
+    :param signed_request_object: the parameters are those of a request object signed
+        by the client and verified before: a pushed authorization request (RFC 9126 3)
+        whose parsed request had :data:`SIGNED_REQUEST_MEMBER`. Only the provider's own
+        code passes it; a client cannot (its ``pyop_signed_request_object`` parameter is
+        dropped). With ``require_signed_request_object`` (RFC 9101 10.5) a request is
+        accepted only when this is true or its ``request`` object is signed.
     :returns: the validated request, to keep in the end-user's session.
     :raises InvalidClientId: unknown client (never redirected).
     :raises InvalidRedirectURI: missing or unregistered redirect_uri, also
@@ -100,7 +106,7 @@ def parse_authentication_request(ctx: ProviderContext,
     client = check_client_id(parameters, ctx.clients)
     check_redirect_uri(parameters, client)
     with ctx.clients.request_client(cast(str, parameters["client_id"]), client):
-        return _validate(ctx, parameters)
+        return _validate(ctx, parameters, signed_request_object=signed_request_object)
 
 
 def _validate(ctx: ProviderContext, parameters: dict[str, Any], *,
