@@ -19,16 +19,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from .configuration import DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME
 from .context import ProviderContext
 from .crypto import SigningKey, jws_sign
 from .exceptions import UnauthorizedClient
 from .message import AuthorizationResponse
-from .response_mode import JARM_RESPONSE_MODES, is_jarm_mode
+from .response_mode import is_jarm_mode
 
 __all__ = [
-    "JARM_RESPONSE_MODES",
-    "DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME",
+    "ENCRYPTION_METADATA",
     "jarm_enabled",
     "encryption_requested",
     "response_signing_key",
