@@ -58,9 +58,10 @@ def response_signing_key(ctx: ProviderContext,
                          client: Mapping[str, Any]) -> Optional[SigningKey]:
     """The key that signs the client's JARM responses, or None when the provider has none.
 
-    The client's ``authorization_signed_response_alg`` (JARM 4; never ``none``); without
-    one, the active key when its alg is among ``authorization_signing_alg_values_supported``
-    (JARM 3), else the first of those algs the provider has a key for.
+    The client's ``authorization_signed_response_alg`` (JARM 4; never ``none``). Without
+    one, JARM 4's default ``RS256`` when the provider has an RS256 key and lists it in
+    ``authorization_signing_alg_values_supported`` (JARM 3); else the active key when its
+    alg is listed; else the first listed alg the provider has a key for.
     """
     alg = client.get("authorization_signed_response_alg")
     if alg is not None:
@@ -68,8 +69,12 @@ def response_signing_key(ctx: ProviderContext,
             return None
         return ctx.keys.by_alg.get(alg)
     supported = ctx.configuration.metadata.get("authorization_signing_alg_values_supported")
+    if not isinstance(supported, list):
+        supported = ctx.keys.signing_algs
+    if "RS256" in supported and "RS256" in ctx.keys.by_alg:
+        return ctx.keys.by_alg["RS256"]
     active = ctx.keys.active
-    if not isinstance(supported, list) or active.alg in supported:
+    if active.alg in supported:
         return active
     return next((ctx.keys.by_alg[alg] for alg in supported if alg in ctx.keys.by_alg), None)
 

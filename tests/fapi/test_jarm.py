@@ -305,6 +305,18 @@ def test_jarm_4_authorization_signed_response_alg_used(build: Callable[..., Prov
     assert claims["__header__"]["alg"] == "ES256" and claims["__header__"]["kid"] == "op-ec"
 
 
+def test_jarm_4_default_alg_is_rs256(make_provider: Callable[..., Provider],
+                                     op_key: SigningKey) -> None:
+    """JARM 4: without authorization_signed_response_alg the default is RS256, also when
+    the provider's active key is another (here ES256, with an RS256 key besides)."""
+    op = make_fapi_provider(make_provider, OP_EC_KEY, signing_keys=[op_key])
+    _, response = jarm_flow(op, response_mode="query.jwt")
+    assert verify_jarm(response["response"], op)["__header__"]["alg"] == "RS256"
+    alone = make_fapi_provider(make_provider, OP_EC_KEY)  # no RS256 key: the active one
+    _, response = jarm_flow(alone, response_mode="query.jwt")
+    assert verify_jarm(response["response"], alone)["__header__"]["alg"] == "ES256"
+
+
 def test_jarm_4_alg_without_key_refused_before_anything_is_issued(
         build: Callable[..., Provider]) -> None:
     for alg in ("ES256", "none"):
