@@ -29,6 +29,7 @@ from .message import RegistrationRequest
 __all__ = [
     "SERVER_MANAGED_METADATA",
     "CLIENT_SETTABLE_METADATA",
+    "EXTENSION_CLIENT_METADATA",
     "DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE",
     "new_registration_access_token",
     "registration_access_token_matches",
@@ -48,10 +49,20 @@ SERVER_MANAGED_METADATA = frozenset({
     "client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
     "registration_access_token", "registration_client_uri"})
 
+#: Client metadata of other specifications that registration keeps, checked by
+#: :mod:`pyop.registration`: ``require_signed_request_object`` (RFC 9101 10.5),
+#: ``authorization_signed_response_alg`` (JARM 4).
+EXTENSION_CLIENT_METADATA = frozenset({
+    "require_signed_request_object",
+    "authorization_signed_response_alg",
+})
+
 #: Client metadata a client sets through registration and update requests (OIDC Dynamic
-#: Registration 2, plus ``scope`` of RFC 7591 2). Other members of a client record
-#: (``allowed_claims``, hashes, the host's own) are the host's and survive updates.
-CLIENT_SETTABLE_METADATA = frozenset(RegistrationRequest.c_param) | {"scope"}
+#: Registration 2, plus ``scope`` of RFC 7591 2 and :data:`EXTENSION_CLIENT_METADATA`).
+#: Other members of a client record (``allowed_claims``, hashes, the host's own) are the
+#: host's and survive updates.
+CLIENT_SETTABLE_METADATA = (frozenset(RegistrationRequest.c_param) | {"scope"}
+                            | EXTENSION_CLIENT_METADATA)
 
 #: Default format of ``registration_client_uri``: ``{registration_endpoint}`` and
 #: ``{client_id}`` (percent-encoded) are replaced.

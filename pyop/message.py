@@ -196,32 +196,8 @@ AuthorizationResponse = oic_message.AuthorizationResponse
 AuthorizationErrorResponse = oic_message.AuthorizationErrorResponse
 AccessTokenResponse = oic_message.AccessTokenResponse
 TokenErrorResponse = oic_message.TokenErrorResponse
-
-
-#: Client metadata beyond OIDC Dynamic Registration 2 that registration keeps:
-#: ``require_signed_request_object`` (RFC 9101 10.5), ``authorization_signed_response_alg``
-#: (JARM 4).
-_SIGNED_REQUESTS_AND_JARM_METADATA = {
-    "require_signed_request_object": SINGLE_OPTIONAL_BOOLEAN,
-    "authorization_signed_response_alg": SINGLE_OPTIONAL_STRING,
-}
-
-
-class RegistrationRequest(oic_message.RegistrationRequest):
-    """Client registration request (OIDC Dynamic Registration 2, RFC 7591 2), with the
-    metadata of RFC 9101 10.5 and JARM 4."""
-
-    c_param = oic_message.RegistrationRequest.c_param.copy()
-    c_param.update(_SIGNED_REQUESTS_AND_JARM_METADATA)
-
-
-class RegistrationResponse(oic_message.RegistrationResponse):
-    """Client registration response (OIDC Dynamic Registration 3.2), with the metadata of
-    RFC 9101 10.5 and JARM 4."""
-
-    c_param = oic_message.RegistrationResponse.c_param.copy()
-    c_param.update(_SIGNED_REQUESTS_AND_JARM_METADATA)
-
+RegistrationRequest = oic_message.RegistrationRequest
+RegistrationResponse = oic_message.RegistrationResponse
 ClientRegistrationErrorResponse = oic_message.ClientRegistrationErrorResponse
 IdToken = oic_message.IdToken
 OpenIDSchema = oic_message.OpenIDSchema

@@ -361,6 +361,9 @@ def check_signed_requests_and_jarm(request: Mapping[str, Any], provider: Provide
     required = request.get("require_signed_request_object")
     if required is not None and not isinstance(required, bool):
         raise _error("require_signed_request_object: must be a boolean", request)
+    alg = request.get("authorization_signed_response_alg")
+    if alg is not None and not isinstance(alg, str):
+        raise _error("authorization_signed_response_alg: must be a string", request)
     if required and request.get("request_object_signing_alg") == "none":
         raise _error("request_object_signing_alg none contradicts "
                      "require_signed_request_object (RFC 9101 10.5)", request)
@@ -368,7 +371,6 @@ def check_signed_requests_and_jarm(request: Mapping[str, Any], provider: Provide
     modes = metadata.get("response_modes_supported")
     if not (isinstance(modes, list) and any(is_jarm_mode(mode) for mode in modes)):
         return
-    alg = request.get("authorization_signed_response_alg")
     if alg is not None and (alg == "none" or alg not in (
             metadata.get("authorization_signing_alg_values_supported") or [])):
         raise _error(f"authorization_signed_response_alg {str(alg)[:32]!r} is not supported",
@@ -695,8 +697,7 @@ def describe_invalid_metadata(metadata: Mapping[str, Any], error: BaseException)
     rules of OIDC Dynamic Registration 2 that ``oic`` enforces, to say which was broken.
     """
     from oic.oauth2.message import MissingRequiredAttribute
-
-    from .message import RegistrationRequest
+    from oic.oic.message import RegistrationRequest
 
     initiate = metadata.get("initiate_login_uri")
     if isinstance(initiate, str) and not initiate.startswith("https:"):

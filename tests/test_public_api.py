@@ -17,7 +17,7 @@ PUBLIC_API: dict[str, list[str]] = {
                                    "parse_basic_authorization", "hash_client_secret",
                                    "client_secret_matches", "SUPPORTED_AUTH_METHODS"],
     "pyop.client_management": [
-        "SERVER_MANAGED_METADATA", "CLIENT_SETTABLE_METADATA",
+        "SERVER_MANAGED_METADATA", "CLIENT_SETTABLE_METADATA", "EXTENSION_CLIENT_METADATA",
         "DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE", "new_registration_access_token",
         "registration_access_token_matches", "registration_bearer_token",
         "registration_client_uri", "uses_client_secret", "client_allowed_scope",

@@ -15,6 +15,7 @@ from typing import Any, Optional, cast
 from ..client_authentication import client_secret_matches, hash_client_secret
 from ..client_management import (
     CLIENT_SETTABLE_METADATA,
+    EXTENSION_CLIENT_METADATA,
     SERVER_MANAGED_METADATA,
     new_registration_access_token,
     registration_access_token_matches,
@@ -226,7 +227,7 @@ def _client_metadata(registration_req: RegistrationRequest) -> dict[str, Any]:
     ``scope`` (RFC 7591 2) is kept too, normalised.
     """
     client = {name: value for name, value in registration_req.to_dict().items()
-              if name in RegistrationRequest.c_param}
+              if name in RegistrationRequest.c_param or name in EXTENSION_CLIENT_METADATA}
     client.update(registration_defaults(client))
     scope = registration_req.get("scope")
     if isinstance(scope, str):

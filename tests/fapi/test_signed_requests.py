@@ -207,6 +207,12 @@ def test_rfc9101_10_5_registration(build: Callable[..., Provider]) -> None:
     assert response["require_signed_request_object"] is True
     client = op.get_client(response["client_id"])
     assert client is not None and client["require_signed_request_object"] is True
+    read = op.handle_client_read_request(response["client_id"], {
+        "Authorization": "Bearer " + response["registration_access_token"]})
+    assert read["require_signed_request_object"] is True  # RFC 7592 3: returned
+    assert refused(op, authorization_query(response["client_id"],
+                                           "https://new.example.com/cb")).oauth_error == \
+        "invalid_request"
     for bad in ({"require_signed_request_object": "yes"},
                 {"require_signed_request_object": True, "request_object_signing_alg": "none"}):
         with pytest.raises(InvalidClientRegistrationRequest) as info:
