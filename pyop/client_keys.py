@@ -11,14 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from .request_object import DEFAULT_MAX_CLIENT_KEYS, fetch_jwks, parse_jwk_set
+from .crypto import VerificationKey
+from .exceptions import FetchError
+from .outbound import GuardedFetcher
+from .request_object import DEFAULT_MAX_CLIENT_KEYS, ClientJWK, parse_jwk_set
 
-__all__ = ["ClientKeys"]
+__all__ = ["ClientKeys", "DEFAULT_JWKS_CACHE_ENTRIES", "DEFAULT_JWKS_CACHE_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +32,62 @@ _JWKS_CACHE_TTL = 300
 _JWKS_REFETCH_INTERVAL = 30
 _JWKS_CACHE_SIZE = 1024
 
+#: How many ``jwks_uri`` documents the cache keeps at most.
+DEFAULT_JWKS_CACHE_ENTRIES = _JWKS_CACHE_SIZE
+#: How many bytes (measured with :func:`sys.getsizeof` over what is kept) the cached
+#: ``jwks_uri`` documents may take together: 4 MiB, about 1,500 RSA-2048 keys.
+DEFAULT_JWKS_CACHE_BYTES = 4 * 1024 * 1024
+
+#: The members of a fetched key that are kept (RFC 7517 4; RFC 7518 6.2.1, 6.3.1; RFC 8037
+#: 2): those selecting the key and its public parameters. Every other member -- private
+#: parameters, certificates, anything else a document carries -- is dropped.
+_KEPT_MEMBERS = {name: name for name in ("kty", "kid", "use", "alg", "key_ops", "crv",
+                                          "n", "e", "x", "y")}
+
+#: Bytes counted for the public key built from a cached JWK (its native object).
+_BUILT_KEY_SIZE = 512
+
+
+def _kept(jwk: dict[str, Any]) -> dict[str, Any]:
+    # the names are this module's strings, shared by every cached key
+    members = {_KEPT_MEMBERS[name]: value for name, value in jwk.items()
+               if name in _KEPT_MEMBERS}
+    if not isinstance(jwk, ClientJWK):
+        return members
+    # the built key is kept (not built again), with the kept members as its source JWK: the
+    # one built from the document would hold every member the document gave
+    key = VerificationKey(jwk.key.public_key, jwk.key.alg, jwk.key.kid, source_jwk=members)
+    return ClientJWK(members, key)
+
+
+def _dict_size(members: Optional[Mapping[str, Any]]) -> int:
+    if members is None:
+        return 0
+    size = sys.getsizeof(members)
+    for value in members.values():
+        size += sys.getsizeof(value)
+        if isinstance(value, list):
+            size += sum(sys.getsizeof(item) for item in value)
+    return size
+
+
+def _retained_size(uri: str, keys: Optional[list[dict[str, Any]]]) -> int:
+    """Bytes a cache entry keeps alive: the URL, the entry, the keys and their values (the
+    member names are shared)."""
+    size = sys.getsizeof(uri) + sys.getsizeof((0.0, None, 0)) + 16
+    if keys is None:
+        return size
+    size += sys.getsizeof(keys)
+    for jwk in keys:
+        size += _dict_size(jwk)
+        key = getattr(jwk, "key", None)
+        if isinstance(key, VerificationKey):
+            # the native key, its public JWK, and its source JWK (sharing the values above)
+            size += _BUILT_KEY_SIZE + _dict_size(key.public_jwk)
+            size += sys.getsizeof(key.source_jwk)
+    return size
+
+
 #: How many clients' parsed ``jwks`` metadata are kept (least recently used dropped first).
 INLINE_JWKS_CACHE_SIZE = 1024
 
@@ -36,10 +96,17 @@ class ClientKeys:
     """Clients' public keys, with fetched ``jwks_uri`` documents cached in this process.
 
     :param clock: returns the current UNIX time.
-    :param fetcher: fetches a ``jwks_uri`` document (default
-        :func:`~pyop.request_object.fetch_jwks`).
+    :param fetcher: fetches a ``jwks_uri`` document, ``callable(uri) -> parsed JSON``
+        (default: :meth:`GuardedFetcher.get_json <pyop.outbound.GuardedFetcher.get_json>`
+        of a :class:`~pyop.outbound.GuardedFetcher` with its defaults).
     :param max_keys: the most keys of a client's set that are used (the first ones; see
         :func:`~pyop.request_object.parse_jwk_set`).
+    :param max_entries: ``jwks_uri`` documents kept at most (default
+        :data:`DEFAULT_JWKS_CACHE_ENTRIES`).
+    :param max_bytes: bytes the kept documents may take together (default
+        :data:`DEFAULT_JWKS_CACHE_BYTES`); the oldest are dropped first. Only the public
+        members of each fetched key are kept (``kty``, ``kid``, ``use``, ``alg``,
+        ``key_ops``, ``crv``, ``n``, ``e``, ``x``, ``y``).
 
     A client's ``jwks`` metadata is parsed, and each of its keys built, once: the result
     is kept by client id and a digest of the metadata (a registration update changes the
@@ -47,8 +114,10 @@ class ClientKeys:
     """
 
     def __init__(self, clock: Callable[[], float],
-                 fetcher: Callable[[str], Any] = fetch_jwks, *,
-                 max_keys: int = DEFAULT_MAX_CLIENT_KEYS) -> None:
+                 fetcher: Optional[Callable[[str], Any]] = None, *,
+                 max_keys: int = DEFAULT_MAX_CLIENT_KEYS,
+                 max_entries: Optional[int] = None,
+                 max_bytes: int = DEFAULT_JWKS_CACHE_BYTES) -> None:
         self.clock = clock
         #: The most keys of a client's set that are used.
         self.max_keys = max_keys
@@ -57,9 +126,15 @@ class ClientKeys:
         self.inline: OrderedDict[str, tuple[str, Optional[list[dict[str, Any]]]]]
         self.inline = OrderedDict()
         #: Fetches a client's ``jwks_uri`` document.
-        self.fetcher = fetcher
+        self.fetcher: Callable[[str], Any] = fetcher or GuardedFetcher().get_json
         #: ``uri -> (fetched at, keys or None)``, oldest first.
         self.cache: dict[str, tuple[float, Optional[list[dict[str, Any]]]]] = {}
+        #: Documents kept at most (None: :data:`DEFAULT_JWKS_CACHE_ENTRIES`).
+        self.max_entries = max_entries
+        #: Bytes the kept documents may take together.
+        self.max_bytes = max_bytes
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def jwks(self, client_id: str, client: Mapping[str, Any], *,
@@ -112,16 +187,38 @@ class ClientKeys:
                 return keys, too_soon
         keys = None
         try:
-            keys = parse_jwk_set(self.fetcher(uri), max_keys=self.max_keys, strict=False,
-                                 client_id=client_id)
+            keys = [_kept(jwk) for jwk in parse_jwk_set(
+                self.fetcher(uri), max_keys=self.max_keys, strict=False, client_id=client_id)]
+        except FetchError as e:
+            logger.warning("client %s: could not fetch its jwks_uri: %s", client_id, e.reason)
         except Exception as e:  # noqa: BLE001 - any network or parse failure: no keys
-            logger.warning("client %s: could not fetch its jwks_uri: %s", client_id,
+            logger.warning("client %s: could not use its jwks_uri: %s", client_id,
                            type(e).__name__)
-        with self._lock:
-            if uri not in self.cache and len(self.cache) >= _JWKS_CACHE_SIZE:
-                del self.cache[next(iter(self.cache))]  # the oldest entry
-            self.cache[uri] = (now, keys)
+        self._store(uri, now, keys)
         return keys, True
+
+    def _store(self, uri: str, now: float, keys: Optional[list[dict[str, Any]]]) -> None:
+        size = _retained_size(uri, keys)
+        max_entries = self.max_entries if self.max_entries is not None else _JWKS_CACHE_SIZE
+        with self._lock:
+            self._drop(uri)
+            if size > self.max_bytes:
+                return  # larger than the whole budget: used once, not kept
+            while self.cache and (len(self.cache) >= max_entries
+                                  or self._bytes + size > self.max_bytes):
+                self._drop(next(iter(self.cache)))  # the oldest entry
+            self.cache[uri] = (now, keys)
+            self._sizes[uri] = size
+            self._bytes += size
+
+    def _drop(self, uri: str) -> None:
+        if self.cache.pop(uri, None) is not None:
+            self._bytes -= self._sizes.pop(uri, 0)
+
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes the cached documents take (as counted against ``max_bytes``)."""
+        return self._bytes
 
     def forget(self, *uris: Any) -> None:
         """Drop cached ``jwks_uri`` documents: a client that changed its registration
@@ -129,4 +226,4 @@ class ClientKeys:
         with self._lock:
             for uri in uris:
                 if isinstance(uri, str):
-                    self.cache.pop(uri, None)
+                    self._drop(uri)

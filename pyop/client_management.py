@@ -49,10 +49,12 @@ SERVER_MANAGED_METADATA = frozenset({
     "client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
     "registration_access_token", "registration_client_uri"})
 
-#: Client metadata of other specifications that registration keeps, checked by
-#: :mod:`pyop.registration`: ``require_signed_request_object`` (RFC 9101 10.5),
-#: ``authorization_signed_response_alg`` (JARM 4).
+#: Client metadata of the extensions pyop implements, beyond OIDC Dynamic Registration 2:
+#: registered and updated as the metadata below, checked by :mod:`pyop.registration`:
+#: ``require_pushed_authorization_requests`` (RFC 9126 6), ``require_signed_request_object``
+#: (RFC 9101 10.5), ``authorization_signed_response_alg`` (JARM 4).
 EXTENSION_CLIENT_METADATA = frozenset({
+    "require_pushed_authorization_requests",
     "require_signed_request_object",
     "authorization_signed_response_alg",
 })

@@ -98,6 +98,7 @@ class Configuration:
                  session_lifetime: int = 86400,
                  logout_token_lifetime: int = 120,
                  prompt_create: bool = False,
+                 require_pushed_authorization_requests: bool = False,
                  require_signed_request_object: bool = False,
                  authorization_response_lifetime: int = DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME
                  ) -> None:
@@ -141,6 +142,11 @@ class Configuration:
         #: ``prompt=create`` accepted and advertised (OpenID Connect Initiating User
         #: Registration 1.0).
         self.prompt_create = prompt_create
+        #: Authorization requests only through pushed requests (RFC 9126 4, 5): this
+        #: option, or the metadata member of that name set to true.
+        self.require_pushed_authorization_requests = (
+            require_pushed_authorization_requests is True
+            or given.get("require_pushed_authorization_requests") is True)
         #: Every authorization request must use a signed request object (RFC 9101 10.5).
         self.require_signed_request_object = require_signed_request_object
         if (isinstance(authorization_response_lifetime, bool)
@@ -190,12 +196,32 @@ class Configuration:
         self._check_signing_algs(config)
         self._check_signed_requests_and_jarm(config)
         self._check_response_and_subject_types(config)
+        self._check_pushed_authorization_requests(config)
         try:
             config.verify()
         except Exception as e:  # oic raises several unrelated types
             raise InvalidConfiguration(
                 f"configuration_information: {str(e) or type(e).__name__}") from e
         return config
+
+    def _check_pushed_authorization_requests(self, config: ProviderConfigurationResponse
+                                             ) -> None:
+        """``pushed_authorization_request_endpoint`` (RFC 9126 5): an https URL (http on
+        loopback hosts), required when pushed requests are."""
+        endpoint = config.get("pushed_authorization_request_endpoint")
+        if endpoint is not None and not (isinstance(endpoint, str)
+                                         and is_https_or_loopback_http(endpoint)):
+            raise InvalidConfiguration(
+                "pushed_authorization_request_endpoint: must be an https URL (http is allowed "
+                "for loopback hosts only)")
+        required = config.get("require_pushed_authorization_requests")
+        if required is not None and not isinstance(required, bool):
+            raise InvalidConfiguration("require_pushed_authorization_requests: must be a "
+                                       "boolean")
+        if self.require_pushed_authorization_requests and endpoint is None:
+            raise InvalidConfiguration(
+                "pushed_authorization_request_endpoint: required with "
+                "require_pushed_authorization_requests")
 
     def _add_extra_scopes(self, config: ProviderConfigurationResponse) -> None:
         scopes = config.get("scopes_supported")
@@ -405,6 +431,8 @@ class Configuration:
                 "none", "login", "consent", "select_account"]
             metadata["prompt_values_supported"] = values + (
                 [] if "create" in values else ["create"])
+        if self.require_pushed_authorization_requests:
+            metadata["require_pushed_authorization_requests"] = True  # RFC 9126 5
         config = ProviderConfigurationResponse(**metadata)
         config.verify()
         return config

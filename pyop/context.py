@@ -21,6 +21,7 @@ from .client_registry import ClientRegistry
 from .configuration import Configuration
 from .exceptions import InvalidTokenRequest
 from .key_set import KeySet
+from .outbound import GuardedFetcher
 from .registration import RegistrationSettings
 from .userinfo import Userinfo
 
@@ -41,7 +42,8 @@ class ProviderContext:
                  authz_state: AuthorizationState, userinfo: Userinfo,
                  client_assertion_verifier: ClientAssertionVerifier,
                  executor: Optional[Executor] = None,
-                 grant_handlers: Optional[Mapping[str, Callable[..., Any]]] = None) -> None:
+                 grant_handlers: Optional[Mapping[str, Callable[..., Any]]] = None,
+                 outbound: Optional[GuardedFetcher] = None) -> None:
         self.configuration = configuration
         self.clock = clock
         self.keys = keys
@@ -59,6 +61,8 @@ class ProviderContext:
         self.registration_request_validators: list[Callable[[Any], None]] = []
         #: Called with a client_id whenever the provider changed that client's metadata.
         self.client_changed: Callable[[str], None] = clients.changed
+        #: Makes every request to a URL a client registered (:mod:`pyop.outbound`).
+        self.outbound: GuardedFetcher = outbound if outbound is not None else GuardedFetcher()
         #: Bounds, policy and credentials of dynamic registration (RFC 7591 3).
         self.registration = RegistrationSettings()
         #: Delivers back-channel Logout Tokens (``sender(requests) -> results``), or None:

@@ -50,9 +50,12 @@ __all__ = [
     "InvalidConfiguration",
     "StorageError",
     "UnknownUser",
+    "FetchError",
     "IdTokenHintMismatch",
     "ReauthenticationRequired",
     "UnmetAuthenticationRequirements",
+    "InvalidPushedAuthorizationRequest",
+    "InvalidRequestURI",
 ]
 
 logger = logging.getLogger(__name__)
@@ -496,6 +499,41 @@ class StorageError(Exception):
     oauth_error = "server_error"
     http_status = 503
     redirectable = False
+
+
+class FetchError(ValueError):
+    """A request to a URL a client registered failed (:mod:`pyop.outbound`).
+
+    ``reason`` (also ``str(error)``) says why -- an address or URL not allowed, no
+    connection, a redirect, a status, the deadline, the size limit, not JSON -- and is safe
+    to log: it never contains the answer's body. Not an OAuth error: the caller turns it
+    into its own (e.g. ``invalid_client_metadata``) without passing the reason on.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidPushedAuthorizationRequest(InvalidRequestError):
+    """A refused pushed authorization request (RFC 9126 2.3): answer ``http_status`` (400)
+    with :meth:`to_json`; never redirected, whatever the error (``invalid_request``,
+    ``invalid_scope``, ``invalid_request_object``, ``unauthorized_client``...). A client
+    that failed to authenticate gets :class:`InvalidClientAuthentication` (401) instead.
+    """
+
+
+class InvalidRequestURI(_NeverRedirected):
+    """The ``request_uri`` of an authorization request is not a pushed request of this
+    client that is still valid and unused (RFC 9126 4: ``invalid_request_uri``, RFC 9101
+    6.2). Never redirected: the pushed request holds the redirect URI, and it was not
+    read (RFC 6749 4.1.2.1)."""
+
+    default_oauth_error = "invalid_request_uri"
+
+    def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
+                 oauth_error: Optional[str] = "invalid_request_uri", **kwargs: Any) -> None:
+        super().__init__(message, parsed_request, oauth_error, **kwargs)
 
 
 #: Names pyop 3's ``pyop.exceptions`` had from elsewhere, resolved on first use (the oic

@@ -18,6 +18,7 @@ from oic.oauth2.message import (
     OPTIONAL_LIST_OF_STRINGS,
     SINGLE_OPTIONAL_INT,
     SINGLE_OPTIONAL_STRING,
+    SINGLE_REQUIRED_STRING,
     Message,
     ParamDefinition,
 )
@@ -28,6 +29,7 @@ from .crypto import SigningKey, jws_sign
 from .util import is_https_or_loopback_http
 
 _SINGLE_REQUIRED_BOOLEAN = ParamDefinition(bool, True, None, None, False)
+_SINGLE_REQUIRED_INT = ParamDefinition(int, True, None, None, False)
 
 
 class _DictGet:
@@ -66,6 +68,7 @@ __all__ = [
     "TokenIntrospectionResponse",
     "UserinfoResponse",
     "Message",
+    "PushedAuthorizationResponse",
 ]
 
 
@@ -177,6 +180,21 @@ class TokenIntrospectionResponse(Message):
         "iss": SINGLE_OPTIONAL_STRING,
         "jti": SINGLE_OPTIONAL_STRING,
     }
+
+
+class PushedAuthorizationResponse(Message):
+    """The answer to a pushed authorization request (RFC 9126 2.2): the ``request_uri``
+    to send to the authorization endpoint and its lifetime in seconds (``expires_in``).
+
+    Send it with :attr:`http_status` (201 Created), ``Content-Type: application/json``
+    and ``Cache-Control: no-store``."""
+
+    c_param = {
+        "request_uri": SINGLE_REQUIRED_STRING,
+        "expires_in": _SINGLE_REQUIRED_INT,
+    }
+    #: The HTTP status of the response (RFC 9126 2.2: 201 Created).
+    http_status = 201
 
 
 class EndSessionRequest(oic_message.EndSessionRequest):

@@ -58,6 +58,8 @@ KNOWN_CONFIGURATION_KEYS = frozenset({
     "introspection_endpoint_auth_signing_alg_values_supported",
     "code_challenge_methods_supported", "authorization_response_iss_parameter_supported",
     "signed_metadata",
+    # RFC 9126 5 (pushed authorization requests)
+    "pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
     # pyoidc's ProviderConfigurationResponse default, published by pyop 3
     "version",
     # RFC 9101 10.5; JARM 3

@@ -39,6 +39,7 @@ from .context import ProviderContext
 from .endpoints import (
     authorization,
     end_session,
+    pushed_authorization,
     registration,
     token,
     token_management,
@@ -68,6 +69,7 @@ from .message import (
     IdToken,
     OpenIDSchema,
     ProviderConfigurationResponse,
+    PushedAuthorizationResponse,
     RefreshAccessTokenRequest,
     RegistrationRequest,
     RegistrationResponse,
@@ -75,18 +77,17 @@ from .message import (
     UserinfoResponse,
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
+from .outbound import GuardedFetcher
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
     InitialAccessTokens,
     RegistrationLimits,
     RegistrationPolicy,
     RegistrationSettings,
-    fetch_sector_identifier_uris,
 )
 from .request_object import (
     DEFAULT_MAX_CLIENT_KEYS,
     DEFAULT_MAX_REQUEST_OBJECT_LIFETIME,
-    fetch_jwks,
 )
 from .request_validator import (
     DEFAULT_AUTHENTICATION_CHECKS,
@@ -308,6 +309,19 @@ class Provider:
     :param prompt_create: accept ``prompt=create`` (OpenID Connect Initiating User
         Registration 1.0) and list it in ``prompt_values_supported``. Off by default (a
         request with it is refused as an unknown prompt value, as before).
+    :param outbound_fetcher: the :class:`~pyop.outbound.GuardedFetcher` making every request
+        to a URL a client registered (``jwks_uri``, ``sector_identifier_uri``): https only,
+        public addresses only, no redirects, no proxy from the environment, a total
+        deadline and a size cap. Default ``GuardedFetcher()`` (5 seconds, 64 KiB); pass one
+        to change its deadline, size cap, allowed networks (an intranet, a test server on
+        loopback) or proxy. See :doc:`security`.
+
+    :param require_pushed_authorization_requests: the authorization endpoint accepts only
+        ``request_uri`` values of pushed authorization requests (RFC 9126 4, 5; see
+        :meth:`handle_pushed_authorization_request`), for every client; published in
+        discovery. Off by default: a client requires it for itself with the metadata of
+        the same name (RFC 9126 6). Needs a ``pushed_authorization_request_endpoint`` in
+        the configuration.
     :param require_signed_request_object: every authorization request must be a request
         object signed by the client (``request``, or one pushed, RFC 9126), never
         ``alg: none``; others are refused with ``invalid_request`` (RFC 9101 10.5).
@@ -338,8 +352,10 @@ class Provider:
     #: The clients: a mapping ``client_id -> metadata`` (a dict or a pyop storage).
     clients = _Shared("clients", "store")
     #: Fetches a client's ``jwks_uri`` document for request objects and assertions
-    #: (replace to use e.g. ``functools.partial(fetch_jwks, allow_private_addresses=True)``).
+    #: (default: :attr:`outbound_fetcher`'s ``get_json``).
     jwks_fetcher = _Shared("client_keys", "fetcher")
+    #: The :class:`~pyop.outbound.GuardedFetcher` given as ``outbound_fetcher``.
+    outbound_fetcher = _Shared(None, "outbound")
     _jwks_cache = _Shared("client_keys", "cache")
     #: The most keys of a client's JWK Set that registration accepts and that are used.
     max_client_keys = _Shared("client_keys", "max_keys")
@@ -424,6 +440,8 @@ class Provider:
         session_lifetime: int = 86400,
         logout_token_lifetime: int = 120,
         prompt_create: bool = False,
+        outbound_fetcher: Optional[GuardedFetcher] = None,
+        require_pushed_authorization_requests: bool = False,
         require_signed_request_object: bool = False,
         authorization_response_lifetime: int = DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME,
     ) -> None:
@@ -449,6 +467,7 @@ class Provider:
             userinfo_token_in_query=userinfo_token_in_query,
             id_token_sid=id_token_sid, session_lifetime=session_lifetime,
             logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create,
+            require_pushed_authorization_requests=require_pushed_authorization_requests,
             require_signed_request_object=require_signed_request_object,
             authorization_response_lifetime=authorization_response_lifetime)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
@@ -459,7 +478,12 @@ class Provider:
             raise InvalidConfiguration("max_client_keys: must be a positive integer")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
-        client_keys = ClientKeys(lambda: self.clock(), fetch_jwks, max_keys=max_client_keys)
+        if outbound_fetcher is None:
+            outbound_fetcher = GuardedFetcher()
+        elif not isinstance(outbound_fetcher, GuardedFetcher):
+            raise InvalidConfiguration("outbound_fetcher: must be a pyop.outbound.GuardedFetcher")
+        client_keys = ClientKeys(lambda: self.clock(), outbound_fetcher.get_json,
+                                 max_keys=max_client_keys)
         registry = ClientRegistry(clients, lambda: self.clock(), client_cache_ttl,
                                   client_cache_size)
         self._context = ProviderContext(
@@ -472,11 +496,11 @@ class Provider:
                 max_lifetime=max_client_assertion_lifetime,
                 allowed_algs=lambda: configuration.client_assertion_signing_algs,
                 audience_policy=client_assertion_audiences),
-            executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS)
+            executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS, outbound=outbound_fetcher)
         # endpoints report client changes through client_changed (which hosts may wrap)
         self._context.client_changed = lambda client_id: self.client_changed(client_id)
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
-        self.sector_identifier_fetcher: Callable[[str], Any] = fetch_sector_identifier_uris
+        self.sector_identifier_fetcher: Callable[[str], Any] = outbound_fetcher.get_json
         self.authentication_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [
@@ -600,10 +624,26 @@ class Provider:
     def parse_authentication_request(self, request_body: Any,
                                      http_headers: Optional[Any] = None) -> AuthorizationRequest:
         """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2);
-        ``http_headers`` is unused.
+        ``http_headers`` is unused. A ``request_uri`` of a pushed request (RFC 9126 4) is
+        taken once, for the client that pushed it; its parameters are the request's.
 
         Details: :func:`pyop.endpoints.authorization.parse_authentication_request`."""
         return authorization.parse_authentication_request(self._context, request_body)
+
+    def handle_pushed_authorization_request(self, request_body: Any,
+                                            http_headers: Optional[Any] = None
+                                            ) -> PushedAuthorizationResponse:
+        """Handle a pushed authorization request (RFC 9126 2): authenticate the client as
+        at the token endpoint, validate the parameters as an authentication request,
+        keep them, and answer with their ``request_uri`` and ``expires_in``. Send the
+        result with status ``response.http_status`` (201), ``Content-Type:
+        application/json`` and ``Cache-Control: no-store``; errors with their
+        ``http_status`` (400, or 401 for ``invalid_client``) and ``to_json()``. The host
+        answers 405 for a method other than POST, 413 and 429 itself (RFC 9126 2.3).
+
+        Details: :func:`pyop.endpoints.pushed_authorization.handle_pushed_authorization_request`."""
+        return pushed_authorization.handle_pushed_authorization_request(
+            self._context, request_body, http_headers)
 
     def create_authentication_error(self, authentication_request: Mapping[str, Any],
                                     oauth_error: str, description: str = ""

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from .client_assertion import HMAC_ALGS
 from .client_authentication import SUPPORTED_AUTH_METHODS
-from .exceptions import InvalidClientRegistrationRequest, InvalidConfiguration
+from .exceptions import FetchError, InvalidClientRegistrationRequest, InvalidConfiguration
+from .outbound import DEFAULT_DEADLINE, DEFAULT_MAX_SIZE, GuardedFetcher
 from .provider_view import ProviderView
 from .request_object import DEFAULT_MAX_CLIENT_KEYS, parse_jwk_set
 from .response_mode import is_jarm_mode
@@ -50,6 +51,7 @@ __all__ = [
     "RegistrationLimits",
     "RegistrationSettings",
     "check_metadata_bounds",
+    "check_pushed_authorization_metadata",
 ]
 
 logger = logging.getLogger(__name__)
@@ -265,26 +267,49 @@ def check_subject_type(request: Mapping[str, Any], provider: ProviderView) -> No
         raise _error(f"subject_type {subject_type!r} is not supported", request)
 
 
-def fetch_sector_identifier_uris(uri: str, timeout: float = 5.0,
-                                 max_size: int = 64 * 1024) -> Any:
+def fetch_sector_identifier_uris(uri: str, timeout: float = DEFAULT_DEADLINE,
+                                 max_size: int = DEFAULT_MAX_SIZE, *,
+                                 fetcher: Optional[GuardedFetcher] = None) -> Any:
     """GET a sector_identifier_uri and return its JSON (OIDC Core 8.1).
 
-    With a timeout, no redirects and a size cap.
-    """
-    import requests
+    Through ``fetcher`` (default: a :class:`~pyop.outbound.GuardedFetcher` with ``timeout``
+    as its deadline): https only, public addresses only, no redirects, a total deadline
+    and a size cap.
 
-    with requests.get(uri, timeout=timeout, stream=True, allow_redirects=False) as response:
-        response.raise_for_status()
-        content = response.raw.read(max_size + 1, decode_content=True)
-    if len(content) > max_size:
-        raise ValueError("sector_identifier_uri document too large")
-    return json.loads(content)
+    :raises FetchError: any failure.
+    """
+    if fetcher is None:
+        fetcher = GuardedFetcher(deadline=timeout, max_size=max_size)
+    return fetcher.get_json(uri, max_size=max_size)
+
+
+#: The one answer to any failure of the sector_identifier_uri document: what the URL
+#: returned (or that it could not be reached) is told in the log only, never to the client.
+SECTOR_IDENTIFIER_ERROR = ("sector_identifier_uri could not be fetched or does not list "
+                           "every redirect_uri")
+
+
+def _is_pairwise(request: Mapping[str, Any], provider: ProviderView) -> bool:
+    """Whether the client gets pairwise subject identifiers: it asks for them, or asks for
+    no subject type and pairwise is the provider's default (the first of
+    ``subject_types_supported``, as pyop 3 chose)."""
+    supported = provider.configuration_information.get("subject_types_supported") or []
+    if "pairwise" not in supported:
+        return False
+    subject_type = request.get("subject_type")
+    if subject_type is None:
+        return bool(supported[0] == "pairwise")
+    return bool(subject_type == "pairwise")
 
 
 def check_sector_identifier_uri(request: Mapping[str, Any], provider: ProviderView) -> None:
     """``sector_identifier_uri``: https, listing every redirect_uri (OIDC Core 8.1).
 
-    Without one, a pairwise client's redirect URIs must share one host.
+    The document is fetched only for a client that gets pairwise subject identifiers
+    (requested, or the provider's default), the one case where it decides a ``sub``;
+    otherwise the URL is only checked to be https and stored. Without one, a pairwise
+    client's redirect URIs must share one host. Every failure of the fetch or of the
+    document gets the same error (:data:`SECTOR_IDENTIFIER_ERROR`); the log tells which.
     """
     uri = request.get("sector_identifier_uri")
     redirect_uris = request.get("redirect_uris") or []
@@ -304,17 +329,23 @@ def check_sector_identifier_uri(request: Mapping[str, Any], provider: ProviderVi
         valid = False
     if not valid:
         raise _error("sector_identifier_uri must be an https URL", request)
+    if not _is_pairwise(request, provider):
+        return
     fetcher: Callable[[str], Any] = provider.sector_identifier_fetcher
     try:
         listed = fetcher(uri)
+    except FetchError as e:
+        logger.info("could not fetch sector_identifier_uri: %s", e.reason)
+        raise _error(SECTOR_IDENTIFIER_ERROR, request) from None
     except Exception as e:  # noqa: BLE001 - any network or parse failure is a client error
         logger.info("could not fetch sector_identifier_uri: %s", type(e).__name__)
-        raise _error("sector_identifier_uri could not be fetched", request) from e
+        raise _error(SECTOR_IDENTIFIER_ERROR, request) from None
     if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
-        raise _error("sector_identifier_uri must hold a JSON array of URIs", request)
-    missing = [u for u in redirect_uris if u not in listed]
-    if missing:
-        raise _error("redirect_uris missing from the sector_identifier_uri document", request)
+        logger.info("the sector_identifier_uri document is not a JSON array of URIs")
+        raise _error(SECTOR_IDENTIFIER_ERROR, request)
+    if any(u not in listed for u in redirect_uris):
+        logger.info("redirect_uris missing from the sector_identifier_uri document")
+        raise _error(SECTOR_IDENTIFIER_ERROR, request)
 
 
 def check_post_logout_redirect_uris(request: Mapping[str, Any], provider: ProviderView) -> None:
@@ -509,6 +540,14 @@ def _redirect_origins(uris: Any) -> set[tuple[str, str, int]]:
     return origins
 
 
+def check_pushed_authorization_metadata(request: Mapping[str, Any],
+                                        provider: ProviderView) -> None:
+    """``require_pushed_authorization_requests``: a boolean (RFC 9126 6)."""
+    value = request.get("require_pushed_authorization_requests")
+    if value is not None and not isinstance(value, bool):
+        raise _error("require_pushed_authorization_requests must be a boolean", request)
+
+
 DEFAULT_REGISTRATION_CHECKS = (
     check_redirect_uris,
     check_response_and_grant_types,
@@ -521,6 +560,7 @@ DEFAULT_REGISTRATION_CHECKS = (
     check_client_keys,
     check_scope,
     check_logout_uris,
+    check_pushed_authorization_metadata,
 )
 
 

@@ -17,9 +17,9 @@ Verification (OIDC Core 6.3.2; RFC 9101 6, 10; RFC 8725 3.1):
   ``oauth-authz-req+jwt`` (:data:`REQUEST_OBJECT_TYPES`): any other type marks
   another kind of JWT (RFC 9101 10.8, RFC 8725 3.11);
 * the signature must verify with one of the client's registered public keys
-  (``jwks`` metadata, or the JWK Set at ``jwks_uri``, fetched with
-  :func:`fetch_jwks`), usable for signatures and for that ``alg``, and naming the
-  header's ``kid`` when it has one;
+  (``jwks`` metadata, or the JWK Set at ``jwks_uri``, fetched through
+  :class:`~pyop.outbound.GuardedFetcher`), usable for signatures and for that ``alg``,
+  and naming the header's ``kid`` when it has one;
 * a signed object must carry ``iss`` = the ``client_id``, ``aud`` = the issuer (a
   string, or an array containing it) and ``exp`` (RFC 9101 10.8; the provider option
   ``require_request_object_claims=False`` checks them only when present, as for
@@ -40,21 +40,15 @@ Request objects by reference (``request_uri``) are not supported.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
-from urllib.parse import urlsplit
-
-import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .crypto import SUPPORTED_ALGS, JWSError, VerificationKey, b64url_decode, jws_verify
 from .exceptions import InvalidAuthenticationRequest
 from .jwt_checks import MAX_JTI_LENGTH, is_numeric_date, jwt_type, use_jti_once
+from .outbound import ForbiddenAddress, fetch_jwks  # moved to pyop.outbound; kept importable here
 from .util import is_utf8_encodable, response_type_set
 
 __all__ = [
@@ -74,6 +68,7 @@ __all__ = [
     "MAX_RSA_EXPONENT",
     "REQUEST_OBJECT_TYPES",
     "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME",
+    "request_object_parameters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -496,88 +491,25 @@ def merge_request_object(parameters: Mapping[str, Any],
     return merged
 
 
-# -- jwks_uri --------------------------------------------------------------------------------------
+def request_object_parameters(claims: Mapping[str, Any], client_id: str) -> dict[str, Any]:
+    """The authorization request parameters of a request object alone (RFC 9101 5: only
+    the object's members are used), e.g. one pushed without other parameters (RFC 9126
+    3). ``client_id`` is the authenticated client's: the object's, when present, must be
+    it. JWT claims (``iss``, ``aud``, ``exp``...) are not request parameters and are
+    dropped.
 
-
-class ForbiddenAddress(OSError):
-    """A fetch reached (or would reach) a loopback, private or otherwise non-public address."""
-
-
-def _check_public_peer(sock: socket.socket) -> None:
-    address = ipaddress.ip_address(str(sock.getpeername()[0]).split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if not address.is_global:
-        sock.close()
-        raise ForbiddenAddress("jwks_uri resolves to a non-public address")
-
-
-class _PublicHTTPConnection(HTTPConnection):
-    """Checks the address actually connected to, after DNS and before sending anything,
-    so DNS rebinding cannot slip a private address in between a check and the request."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_public_peer(sock)
-        return sock
-
-
-class _PublicHTTPSConnection(HTTPSConnection):
-    """As :class:`_PublicHTTPConnection`, before the TLS handshake."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_public_peer(sock)
-        return sock
-
-
-class _PublicHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _PublicHTTPConnection
-
-
-class _PublicHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _PublicHTTPSConnection
-
-
-def fetch_jwks(uri: str, *, timeout: float = 5.0, max_size: int = 64 * 1024,
-               allow_private_addresses: bool = False) -> Any:
-    """GET the JWK Set at a client's ``jwks_uri`` (OIDC Dynamic Registration 2) and parse it.
-
-    The URL is the client's, so the request is made defensively (server-side
-    request forgery): https only; no redirects, no proxies from the
-    environment, no retries; ``timeout`` seconds to connect and per read; at
-    most ``max_size`` bytes; and, unless ``allow_private_addresses``, the
-    address connected to must be public (not loopback, private, link-local,
-    shared, reserved...) -- checked on the connected socket itself. With
-    ``allow_private_addresses`` plain http is accepted too (for development).
-
-    :returns: the parsed JSON document.
-    :raises ValueError: not https, not a 200 response, too large, not JSON.
-    :raises OSError: or urllib3 errors: unreachable, timed out, forbidden address.
+    :raises InvalidAuthenticationRequest: ``invalid_request_object``.
     """
-    parts = urlsplit(uri)
-    allowed_schemes = ("https", "http") if allow_private_addresses else ("https",)
-    if parts.scheme not in allowed_schemes or not parts.hostname:
-        raise ValueError("jwks_uri must be an https URL")
-    manager = urllib3.PoolManager(num_pools=1, maxsize=1, block=False, retries=False,
-                                  timeout=urllib3.Timeout(connect=timeout, read=timeout))
-    if not allow_private_addresses:
-        manager.pool_classes_by_scheme = {"http": _PublicHTTPConnectionPool,
-                                          "https": _PublicHTTPSConnectionPool}
-    try:
-        response = manager.request("GET", uri, redirect=False, preload_content=False,
-                                   headers={"Accept": "application/json"})
-        try:
-            if response.status != 200:
-                raise ValueError(f"jwks_uri answered {response.status}")
-            content = response.read(max_size + 1)
-        finally:
-            response.release_conn()
-    finally:
-        manager.clear()
-    if len(content) > max_size:
-        raise ValueError("jwks_uri document too large")
-    try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ValueError("jwks_uri document is not JSON") from None
+    if "request" in claims or "request_uri" in claims:
+        raise _error("a request object must not contain request or request_uri")
+    if "client_id" in claims and claims["client_id"] != client_id:
+        raise _error("the request object client_id is not the client's")
+    parameters: dict[str, Any] = {"client_id": client_id}
+    for name, value in claims.items():
+        if name in JWT_CLAIMS or name == "client_id":
+            continue
+        if not isinstance(name, str) or not name:
+            continue  # pragma: no cover - JSON object keys are strings
+        parameters[name] = _as_parameter(name, value)
+    return parameters
+

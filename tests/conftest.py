@@ -110,6 +110,7 @@ OPT_IN_CAPABILITIES: dict[str, Any] = {
     "backchannel_logout_session_supported": True,
     "frontchannel_logout_supported": True,
     "frontchannel_logout_session_supported": True,
+    "pushed_authorization_request_endpoint": ISSUER + "/par",
 }
 
 

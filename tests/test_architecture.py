@@ -24,6 +24,8 @@ LAYERS: list[list[str]] = [
      "pyop.provider_view"],
     ["pyop.exceptions"],
     ["pyop.util", "pyop.misuse_checks"],
+    # requests to URLs clients registered
+    ["pyop.outbound"],
     ["pyop._jws_algorithms"],
     ["pyop.crypto"],
     ["pyop.jwt_checks"],
@@ -42,6 +44,7 @@ LAYERS: list[list[str]] = [
     ["pyop.client_authentication"],
     # the parts of AuthorizationState, each built on the one before
     ["pyop.authz_state._records"],
+    ["pyop.authz_state._pushed_requests"],
     ["pyop.authz_state._subjects"],
     ["pyop.authz_state._sessions"],
     ["pyop.authz_state._access_tokens"],
@@ -63,6 +66,7 @@ LAYERS: list[list[str]] = [
     ["pyop.grants"],
     ["pyop.endpoints.authorization", "pyop.endpoints.token", "pyop.endpoints.token_management",
      "pyop.endpoints.userinfo", "pyop.endpoints.registration", "pyop.endpoints.end_session"],
+    ["pyop.endpoints.pushed_authorization"],
     ["pyop.endpoints"],
     ["pyop.provider"],
     ["pyop"],

@@ -307,7 +307,27 @@ def check_wsgi_calls(namespace: dict[str, Any]) -> None:
     assert status == "200 OK" and b'"keys"' in body
 
 
+def check_fapi(namespace: dict[str, Any]) -> None:
+    """docs/fapi.rst's /par route answers 201, 400 and 401 as RFC 9126 2.2-2.3 ask, and the
+    request_uri it returns is taken once at the authorization endpoint."""
+    client = namespace["app"].test_client()
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    params = {"response_type": "code", "scope": "openid", "redirect_uri": REDIRECT_URI,
+              "state": "s"}
+    response = client.post("/par", data=params, headers={"Authorization": "Basic " + basic})
+    assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
+    request_uri = response.get_json()["request_uri"]
+    provider = namespace["provider"]
+    query = urlencode({"client_id": CLIENT_ID, "request_uri": request_uri})
+    assert provider.parse_authentication_request(query)["state"] == "s"
+    refused = client.post("/par", data={**params, "redirect_uri": "https://evil.example/cb"},
+                          headers={"Authorization": "Basic " + basic})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_request"
+    assert client.post("/par", data=params).status_code == 401
+
+
 PAGE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "fapi.rst": check_fapi,
     "quickstart.rst": check_quickstart,
     "storage.rst": check_storage,
     "README.md": check_readme,

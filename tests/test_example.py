@@ -156,7 +156,8 @@ def test_discovery_publishes_every_endpoint(client: FlaskClient) -> None:
     for name, path in [("authorization_endpoint", "/authorization"), ("token_endpoint", "/token"),
                        ("userinfo_endpoint", "/userinfo"), ("jwks_uri", "/jwks"),
                        ("registration_endpoint", "/registration"),
-                       ("end_session_endpoint", "/logout")]:
+                       ("end_session_endpoint", "/logout"),
+                       ("pushed_authorization_request_endpoint", "/par")]:
         assert config[name] == ISSUER + path
         assert client.open(path, method="OPTIONS").status_code != 404
     assert config["code_challenge_methods_supported"] == ["S256"]
@@ -1092,3 +1093,32 @@ def test_consent_page_describes_claims_and_marks_essential_ones(client: FlaskCli
         'Your phone number <code>phone_number</code> <span class="essential">required</span>',
         'The claim named x_custom <code>x_custom</code>']
     assert "Your name and basic profile" in html  # the scopes are described too
+
+
+def test_pushed_authorization_request_flow(client: FlaskClient) -> None:
+    """RFC 9126: POST /par answers 201 with a request_uri; the authorization request
+    carries only client_id and request_uri, once; errors are JSON, never redirects."""
+    registered = register(client)
+    basic = base64.b64encode("{}:{}".format(registered["client_id"],
+                                            registered["client_secret"]).encode()).decode()
+    params = {"redirect_uri": REDIRECT_URI, "response_type": "code",
+              "scope": "openid profile", "state": "p4r", "nonce": "n0nce"}
+    response = client.post("/par", data=params, headers={"Authorization": "Basic " + basic})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.headers["Cache-Control"] == "no-store"
+    pushed = response.get_json()
+    assert pushed["request_uri"].startswith("urn:ietf:params:oauth:request_uri:")
+    query = "/authorization?" + urlencode({"client_id": registered["client_id"],
+                                           "request_uri": pushed["request_uri"]})
+    response = client.get(query)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/login")
+    assert login(client).headers["Location"].endswith("/consent")
+    assert redirect_params(consent(client))["state"] == "p4r"
+    replay = client.get(query)  # used once: an error page, not a redirect
+    assert replay.status_code == 400 and "Location" not in replay.headers
+    refused = client.post("/par", data={**params, "redirect_uri": "https://evil.example/cb"},
+                          headers={"Authorization": "Basic " + basic})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_request"
+    unauthenticated = client.post("/par", data=params)
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.get_json()["error"] == "invalid_client"

@@ -41,7 +41,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "InvalidClientRegistrationRequest", "InvalidRegistrationAccessToken",
         "InvalidSubjectIdentifier",
         "InvalidEndSessionRequest", "InvalidConfiguration", "StorageError", "UnknownUser",
-        "IdTokenHintMismatch", "ReauthenticationRequired", "UnmetAuthenticationRequirements"],
+        "FetchError", "IdTokenHintMismatch", "ReauthenticationRequired",
+        "UnmetAuthenticationRequirements", "InvalidPushedAuthorizationRequest",
+        "InvalidRequestURI"],
     "pyop.misuse_checks": ["KNOWN_CONFIGURATION_KEYS", "check_claims_source",
                            "unknown_configuration_keys", "warn_unknown_configuration_keys"],
     "pyop.id_token": ["create_id_token", "verify_id_token_hint", "PROTECTED_CLAIMS"],
@@ -60,7 +62,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "TokenErrorResponse", "RegistrationRequest", "RegistrationResponse",
         "ClientRegistrationErrorResponse", "ProviderConfigurationResponse", "IdToken",
         "OpenIDSchema", "EndSessionRequest", "EndSessionResponse", "UserInfoErrorResponse",
-        "ClaimsRequest", "TokenIntrospectionResponse", "UserinfoResponse", "Message"],
+        "ClaimsRequest", "TokenIntrospectionResponse", "UserinfoResponse", "Message",
+        "PushedAuthorizationResponse"],
     "pyop.registration": [
         "check_redirect_uris", "check_response_and_grant_types",
         "check_token_endpoint_auth_method", "check_subject_type", "check_sector_identifier_uri",
@@ -68,7 +71,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "check_signed_requests_and_jarm", "check_metadata_uris",
         "check_client_keys", "check_scope", "check_logout_uris", "fetch_sector_identifier_uris",
         "grant_types_for_response_types", "DEFAULT_REGISTRATION_CHECKS",
-        "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds"],
+        "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds",
+        "check_pushed_authorization_metadata"],
     "pyop.logout_notifications": [
         "BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_TYPE", "BackChannelLogoutRequest",
         "BackChannelSender", "DeliveryResult", "FrontChannelLogoutPage", "LogoutResult",
@@ -100,8 +104,11 @@ PUBLIC_API: dict[str, list[str]] = {
                             "merge_request_object", "fetch_jwks", "ForbiddenAddress",
                             "ClientJWK", "DEFAULT_MAX_CLIENT_KEYS", "MIN_RSA_MODULUS_BITS",
                             "MAX_RSA_MODULUS_BITS", "MAX_RSA_EXPONENT",
-                            "REQUEST_OBJECT_TYPES", "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME"],
+                            "REQUEST_OBJECT_TYPES", "DEFAULT_MAX_REQUEST_OBJECT_LIFETIME",
+                            "request_object_parameters"],
     "pyop.jwt_checks": ["MAX_JTI_LENGTH", "is_numeric_date", "jwt_type", "use_jti_once"],
+    "pyop.outbound": ["DEFAULT_DEADLINE", "DEFAULT_MAX_SIZE", "FetchResponse",
+                      "ForbiddenAddress", "GuardedFetcher", "fetch_jwks", "is_public_address"],
 }
 
 #: Imports of pyop 3's README that must keep working.

@@ -12,7 +12,8 @@ import pytest
 from conftest import configuration
 
 from pyop.crypto import SigningKey
-from pyop.exceptions import InvalidClientRegistrationRequest
+from pyop.exceptions import FetchError, InvalidClientRegistrationRequest
+from pyop.outbound import GuardedFetcher
 from pyop.provider import Provider
 from pyop.registration import (
     DEFAULT_REGISTRATION_CHECKS,
@@ -20,6 +21,7 @@ from pyop.registration import (
     check_logout_uris,
     check_metadata_uris,
     check_post_logout_redirect_uris,
+    check_pushed_authorization_metadata,
     check_redirect_uris,
     check_response_and_grant_types,
     check_scope,
@@ -265,7 +267,8 @@ class TestOtherChecks:
             check_redirect_uris, check_response_and_grant_types,
             check_token_endpoint_auth_method, check_subject_type, check_sector_identifier_uri,
             check_post_logout_redirect_uris, check_signing_algs, check_metadata_uris,
-            check_client_keys, check_scope, check_logout_uris)
+            check_client_keys, check_scope, check_logout_uris,
+            check_pushed_authorization_metadata)
 
 
 class TestSectorIdentifierUri:
@@ -305,7 +308,7 @@ class TestSectorIdentifierUri:
         provider.sector_identifier_fetcher = lambda uri: document
         refused(check_sector_identifier_uri, provider, metadata(
             redirect_uris=["https://a.example.com/1", "https://b.example.com/2"],
-            sector_identifier_uri="https://sector.example.com/s.json"))
+            subject_type="pairwise", sector_identifier_uri="https://sector.example.com/s.json"))
 
     @pytest.mark.parametrize("uri", ["http://sector.example.com/s.json", "https:///s.json",
                                      "sector.example.com", 5, "https://[::1/s.json"])
@@ -319,7 +322,8 @@ class TestSectorIdentifierUri:
 
         provider.sector_identifier_fetcher = failing
         message = refused(check_sector_identifier_uri, provider,
-                          metadata(sector_identifier_uri="https://sector.example.com/s.json"))
+                          metadata(sector_identifier_uri="https://sector.example.com/s.json",
+                                   subject_type="pairwise"))
         assert "could not be fetched" in message
 
 
@@ -357,25 +361,33 @@ def server() -> Iterator[str]:
         httpd.server_close()
 
 
+#: The test server is on loopback: allowed explicitly, with plain http.
+LOCAL = GuardedFetcher(allowed_networks=["127.0.0.0/8"], allow_http=True)
+
+
 class TestFetchSectorIdentifierUris:
     def test_ok(self, server: str) -> None:
-        assert fetch_sector_identifier_uris(server + "/ok") == ["https://a.example.com/cb"]
+        assert fetch_sector_identifier_uris(server + "/ok", fetcher=LOCAL) == [
+            "https://a.example.com/cb"]
+
+    def test_loopback_refused_by_default(self, server: str) -> None:
+        with pytest.raises(FetchError):
+            fetch_sector_identifier_uris(server.replace("http:", "https:") + "/ok")
 
     def test_size_cap(self, server: str) -> None:
-        with pytest.raises(ValueError, match="too large"):
-            fetch_sector_identifier_uris(server + "/big")
-        assert len(fetch_sector_identifier_uris(server + "/big", max_size=200_000)) == 20_001
+        with pytest.raises(FetchError, match="too large"):
+            fetch_sector_identifier_uris(server + "/big", fetcher=LOCAL)
+        assert len(fetch_sector_identifier_uris(server + "/big", max_size=200_000,
+                                                fetcher=LOCAL)) == 20_001
 
     def test_http_error(self, server: str) -> None:
-        import requests
-
-        with pytest.raises(requests.HTTPError):
-            fetch_sector_identifier_uris(server + "/missing")
+        with pytest.raises(FetchError, match="404"):
+            fetch_sector_identifier_uris(server + "/missing", fetcher=LOCAL)
 
     def test_redirect_not_followed(self, server: str) -> None:
-        with pytest.raises(ValueError):
-            fetch_sector_identifier_uris(server + "/redirect")
+        with pytest.raises(FetchError, match="redirect"):
+            fetch_sector_identifier_uris(server + "/redirect", fetcher=LOCAL)
 
     def test_not_json(self, server: str) -> None:
-        with pytest.raises(ValueError):
-            fetch_sector_identifier_uris(server + "/notjson")
+        with pytest.raises(FetchError, match="JSON"):
+            fetch_sector_identifier_uris(server + "/notjson", fetcher=LOCAL)

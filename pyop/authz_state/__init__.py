@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from .._cache import TTLCache
 from ..storage import StorageBase
 from ..subject_identifier import SubjectIdentifierFactory
+from ._pushed_requests import DEFAULT_PUSHED_REQUEST_LIFETIME, PushedRequests
 from ._pyop3_api import Pyop3Lookups
 from ._records import (
     ACCESS_TOKEN_CACHE_SIZE,
@@ -37,7 +38,7 @@ __all__ = ["AuthorizationState", "new_token_value"]
 logger = logging.getLogger(__name__)
 
 
-class AuthorizationState(Pyop3Lookups, Sessions):
+class AuthorizationState(Pyop3Lookups, Sessions, PushedRequests):
     """State of the grants the provider issued.
 
     :param subject_identifier_factory: creates public/pairwise subject identifiers.
@@ -73,6 +74,13 @@ class AuthorizationState(Pyop3Lookups, Sessions):
         token can keep working for up to this many seconds in this process (the propagation window
         RFC 7009 2.2 asks to keep short). At most 10 000 tokens are remembered. Not used
         with sealed (stateless) access tokens.
+    :param pushed_authorization_request_db: storage for pushed authorization requests
+        (RFC 9126): a pyop storage or a plain dict. None (default): the authorization code
+        storage, shared by every worker that redeems codes (the records are told apart by
+        their ``token_type``). A sealed (stateless) store seals each request into its
+        ``request_uri``, used once through the store's replay cache.
+    :param pushed_authorization_request_lifetime: seconds a pushed request can be used at
+        the authorization endpoint (``expires_in``, default 60; RFC 9126 2.2).
 
     Two call styles are accepted by the methods pyop 3 had: pyop 3's
     (``create_authorization_code(request, sub, scope=None, user_info=None,
@@ -108,6 +116,8 @@ class AuthorizationState(Pyop3Lookups, Sessions):
         subject_identifier_cache_ttl: Optional[float] = None,
         authorization_code_cache_size: Optional[int] = None,
         access_token_cache_ttl: Optional[float] = None,
+        pushed_authorization_request_db: Optional[Any] = None,
+        pushed_authorization_request_lifetime: int = DEFAULT_PUSHED_REQUEST_LIFETIME,
     ) -> None:
         self.subject_identifier_factory = subject_identifier_factory
         self.clock = clock
@@ -169,4 +179,13 @@ class AuthorizationState(Pyop3Lookups, Sessions):
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
         self.refresh_token_threshold = refresh_token_threshold
+        if (isinstance(pushed_authorization_request_lifetime, bool)
+                or not isinstance(pushed_authorization_request_lifetime, int)
+                or pushed_authorization_request_lifetime < 1):
+            raise ValueError("pushed_authorization_request_lifetime must be an integer >= 1")
+        #: Where pushed authorization requests are kept (RFC 9126).
+        self.pushed_authorization_requests: StorageBase = (
+            self.authorization_codes if pushed_authorization_request_db is None
+            else self._as_storage(pushed_authorization_request_db))
+        self.pushed_authorization_request_lifetime = pushed_authorization_request_lifetime
 

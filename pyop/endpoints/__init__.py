@@ -9,5 +9,6 @@ error. :class:`~pyop.provider.Provider` calls them; hosts call the provider.
 * :mod:`pyop.endpoints.token_management` -- RFC 7662, RFC 7009;
 * :mod:`pyop.endpoints.userinfo` -- OIDC Core 5.3;
 * :mod:`pyop.endpoints.registration` -- OIDC Dynamic Registration 3-4, RFC 7591, RFC 7592;
-* :mod:`pyop.endpoints.end_session` -- OIDC RP-Initiated Logout 1.0.
+* :mod:`pyop.endpoints.end_session` -- OIDC RP-Initiated Logout 1.0;
+* :mod:`pyop.endpoints.pushed_authorization` -- RFC 9126.
 """

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Optional, cast
 
 from .. import claims_policy
+from ..authz_state._pushed_requests import REQUEST_URI_PREFIX
 from ..claims_policy import ExtraClaims
 from ..client_management import (
     client_allowed_claims,
@@ -28,6 +29,7 @@ from ..exceptions import (
     InvalidAuthenticationRequest,
     InvalidClientId,
     InvalidRedirectURI,
+    InvalidRequestURI,
     ReauthenticationRequired,
     UnknownUser,
     UnmetAuthenticationRequirements,
@@ -56,7 +58,14 @@ from ..util import (
 __all__ = ["parse_authentication_request", "create_authentication_error",
            "requires_authentication", "authorize", "RequestedAcr", "requested_acr_values",
            "hint_matches_user", "REQUEST_TIME_MEMBER", "requested_prompts",
-           "SIGNED_REQUEST_MEMBER", "signed_request_required"]
+           "validate_authentication_parameters", "verify_client_request_object",
+           "pushed_requests_required", "PUSHED_REQUEST_URI_PREFIX",
+           "SIGNED_REQUEST_MEMBER", "signed_request_required", "signed_request_object"]
+
+#: The ``request_uri`` values of pushed authorization requests begin with this URN
+#: (RFC 9126 2.2); other ``request_uri`` values are refused as before
+#: (``request_uri_not_supported``).
+PUSHED_REQUEST_URI_PREFIX = REQUEST_URI_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +76,17 @@ logger = logging.getLogger(__name__)
 #: than the request allows (OIDC Core 3.1.2.1).
 REQUEST_TIME_MEMBER = "pyop_requested_at"
 
-#: The member of a parsed request set (to ``True``) only when its parameters came from a
-#: verified request object signed by the client (not ``alg: none``): by value, or in a
-#: pushed authorization request (RFC 9126 3). A value sent by the client is dropped. It
-#: survives ``to_dict()``, so a request stored and parsed again keeps it (pass it back
-#: as ``signed_request_object``); RFC 9101 10.5 ``require_signed_request_object``.
+#: The member set (to ``True``) only when the parameters came from a verified request
+#: object signed by the client (not ``alg: none``; RFC 9101 10.5): in a parsed request,
+#: for a ``request`` by value or a pushed one, and in the kept parameters of a pushed
+#: request (RFC 9126 3), where the pushed request endpoint sets it. A value sent by the
+#: client, in a query or pushed, is dropped; one in kept parameters counts only for the
+#: ``request_uri`` of a pushed request. It survives ``to_dict()``.
 SIGNED_REQUEST_MEMBER = "pyop_signed_request_object"
 
 
-def parse_authentication_request(ctx: ProviderContext, request_body: Any, *,
-                                 signed_request_object: bool = False) -> AuthorizationRequest:
+def parse_authentication_request(ctx: ProviderContext,
+                                 request_body: Any) -> AuthorizationRequest:
     """Parse and validate an authentication request (OIDC Core 3.1.2.1-3.1.2.2): the
     fatal checks first (client_id, then redirect_uri: never redirected), then the rest.
 
@@ -87,12 +97,6 @@ def parse_authentication_request(ctx: ProviderContext, request_body: Any, *,
 
     :param request_body: the query string (GET) or form body (POST), as
         ``str``/``bytes``, or a mapping of parameters.
-    :param signed_request_object: the parameters are those of a request object signed
-        by the client and verified before: a pushed authorization request (RFC 9126 3)
-        whose parsed request had :data:`SIGNED_REQUEST_MEMBER`. Only the provider's own
-        code passes it; a client cannot (its ``pyop_signed_request_object`` parameter is
-        dropped). With ``require_signed_request_object`` (RFC 9101 10.5) a request is
-        accepted only when this is true or its ``request`` object is signed.
     :returns: the validated request, to keep in the end-user's session.
     :raises InvalidClientId: unknown client (never redirected).
     :raises InvalidRedirectURI: missing or unregistered redirect_uri, also
@@ -104,27 +108,76 @@ def parse_authentication_request(ctx: ProviderContext, request_body: Any, *,
     parameters = parse_parameters(request_body, ctx.configuration.max_request_size,
                                   lambda message: InvalidAuthenticationRequest(message, {}))
     client = check_client_id(parameters, ctx.clients)
+    pushed = _is_pushed_request_uri(parameters.get("request_uri"))
+    if pushed:
+        parameters = _take_pushed_request(ctx, parameters)
     check_redirect_uri(parameters, client)
     with ctx.clients.request_client(cast(str, parameters["client_id"]), client):
-        return _validate(ctx, parameters, signed_request_object=signed_request_object)
+        return _validate(ctx, parameters, pushed=pushed)
+
+
+def _is_pushed_request_uri(request_uri: Any) -> bool:
+    return isinstance(request_uri, str) and request_uri.startswith(PUSHED_REQUEST_URI_PREFIX)
+
+
+def _take_pushed_request(ctx: ProviderContext, parameters: Mapping[str, Any]
+                         ) -> dict[str, Any]:
+    """The parameters of the pushed request the ``request_uri`` names, taken once (RFC
+    9126 4): every other parameter of the request is ignored but ``client_id``, which must
+    be the client that pushed it (RFC 9126 2.2, 7.1).
+
+    :raises InvalidRequestURI: unknown, expired, used, or another client's (never
+        redirected: the redirect URI is the pushed request's, which was not read).
+    """
+    client_id = cast(str, parameters["client_id"])
+    pushed = ctx.authz_state.take_pushed_authorization_request(parameters["request_uri"],
+                                                                client_id)
+    if pushed is None:
+        logger.info("authorization request with an invalid request_uri")
+        raise InvalidRequestURI("request_uri is unknown, expired, used, or another client's",
+                                {"client_id": client_id})
+    pushed["client_id"] = client_id  # as pushed (the record is the client's)
+    return pushed
+
+
+def pushed_requests_required(ctx: ProviderContext, client: Mapping[str, Any]) -> bool:
+    """Whether the client must push its authorization requests (RFC 9126 5, 6): the
+    provider's ``require_pushed_authorization_requests``, or the client's metadata."""
+    return (ctx.configuration.require_pushed_authorization_requests
+            or client.get("require_pushed_authorization_requests") is True)
+
+
+def validate_authentication_parameters(ctx: ProviderContext, parameters: Mapping[str, Any],
+                                       *, pushed: bool = True) -> AuthorizationRequest:
+    """The checks of an authentication request once its client and ``redirect_uri`` are
+    verified (OIDC Core 3.1.2.2), on a copy of ``parameters``; for a pushed request
+    (RFC 9126 2.1) ``pushed`` is true. The errors are redirectable
+    :class:`~pyop.exceptions.InvalidAuthenticationRequest`; the caller answers them as its
+    endpoint does."""
+    return _validate(ctx, dict(parameters), pushed=pushed)
 
 
 def _validate(ctx: ProviderContext, parameters: dict[str, Any], *,
-              signed_request_object: bool = False) -> AuthorizationRequest:
+              pushed: bool = False) -> AuthorizationRequest:
     """The checks after client and redirect_uri (OIDC Core 3.1.2.2); errors redirect.
-
-    :param signed_request_object: the parameters are those of a signed request object
-        verified earlier (a pushed authorization request whose parsed request had
-        :data:`SIGNED_REQUEST_MEMBER`).
-    """
+    ``pushed``: the parameters are those of a pushed request (RFC 9126)."""
     # client and redirect_uri verified: from here on errors may be redirected, with what
     # the response needs from the parameters (error_context, made only for an error)
     try:
         check_unique_parameters(
             parameters, lambda message: InvalidAuthenticationRequest(message, parameters))
-        signed = signed_request_object
+        signed = False
+        if pushed:  # the provider's record of the push (RFC 9126 3), never the client's
+            signed = parameters.pop(SIGNED_REQUEST_MEMBER, None) is True
+        parameters.pop(SIGNED_REQUEST_MEMBER, None)
+        if not pushed and pushed_requests_required(
+                ctx, ctx.clients.get(parameters.get("client_id")) or {}):
+            # RFC 9126 4: only request_uri values from the pushed request endpoint
+            raise InvalidAuthenticationRequest(
+                "authorization requests of this client must be pushed (RFC 9126)", parameters)
         if "request" in parameters and ctx.configuration.request_parameter_supported:
-            parameters, signed = _merge_request_object(ctx, parameters)
+            parameters, signed_object = _merge_request_object(ctx, parameters)
+            signed = signed or signed_object
         if not signed and signed_request_required(ctx, parameters["client_id"]):
             raise InvalidAuthenticationRequest(
                 "this request must be a signed request object (RFC 9101 10.5)", parameters)
@@ -277,13 +330,35 @@ def signed_request_required(ctx: ProviderContext, client_id: Any) -> bool:
     return client.get("require_signed_request_object") is True
 
 
-def _signed_alg(request_object: str) -> bool:
-    """Whether a verified request object's JWS ``alg`` is not ``none``."""
+def signed_request_object(request_object: Any) -> bool:
+    """Whether a verified request object is signed: its JWS ``alg`` is not ``none``
+    (RFC 9101 10.5)."""
+    if not isinstance(request_object, str):
+        return False
     try:
         header = json.loads(b64url_decode(request_object.split(".", 1)[0]))
     except (JWSError, ValueError, UnicodeDecodeError, RecursionError):  # pragma: no cover
         return False  # verified before: well-formed
     return isinstance(header, dict) and header.get("alg") not in (None, "none")
+
+
+def _worth_client_keys(request_object: Any, allowed_algs: Iterable[str],
+                       client_alg: Optional[str]) -> bool:
+    """Cheap checks before the client's keys are looked up (maybe fetched from its
+    ``jwks_uri``): a JWS whose header parses and names an ``alg`` the provider and the
+    client accept, ``none`` aside. When they fail, verification fails (or, for an accepted
+    unsigned object, succeeds) without any key, so nothing is fetched."""
+    if not isinstance(request_object, str) or request_object.count(".") != 2:
+        return False
+    try:
+        header = json.loads(b64url_decode(request_object.split(".", 1)[0]))
+    except (JWSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    if not isinstance(header, dict) or "crit" in header:
+        return False
+    alg = header.get("alg")
+    return (isinstance(alg, str) and alg != "none" and alg in set(allowed_algs)
+            and (client_alg is None or alg == client_alg))
 
 
 def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]
@@ -296,12 +371,29 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]
     """
     client_id = cast(str, parameters["client_id"])
     client = ctx.clients.get(client_id) or {}
+    claims = verify_client_request_object(ctx, client_id, client, parameters["request"])
+    merged = merge_request_object(parameters, claims)
+    if merged.get("redirect_uri") != parameters.get("redirect_uri"):
+        # the response goes to the merged redirect_uri: it must be registered too
+        check_redirect_uri(merged, client)
+    return merged, signed_request_object(parameters["request"])
+
+
+def verify_client_request_object(ctx: ProviderContext, client_id: str,
+                                 client: Mapping[str, Any], request_object: Any
+                                 ) -> dict[str, Any]:
+    """The claims of a client's request object, verified with its keys (OIDC Core 6.3.2,
+    RFC 9101 6), its keys fetched again once when they came from a cached ``jwks_uri``
+    document (the client may have rotated them).
+
+    :raises InvalidAuthenticationRequest: ``invalid_request_object``.
+    """
     client_alg = client.get("request_object_signing_alg")
     configuration = ctx.configuration
 
     def verify(jwks: Optional[list[dict[str, Any]]]) -> dict[str, Any]:
         return verify_request_object(
-            parameters["request"], client_id=client_id, client_jwks=jwks,
+            request_object, client_id=client_id, client_jwks=jwks,
             issuer=ctx.issuer, allowed_algs=configuration.request_object_signing_algs,
             now=ctx.now(), client_alg=client_alg if isinstance(client_alg, str) else None,
             allow_unsigned=configuration.allow_unsigned_request_objects,
@@ -309,7 +401,11 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]
             require_claims=configuration.require_request_object_claims,
             replay_store=getattr(ctx.client_assertion_verifier, "replay_store", None))
 
-    jwks, fresh = ctx.client_keys.jwks(client_id, client)
+    if not _worth_client_keys(request_object, configuration.request_object_signing_algs,
+                              client_alg if isinstance(client_alg, str) else None):
+        jwks, fresh = None, True
+    else:
+        jwks, fresh = ctx.client_keys.jwks(client_id, client)
     try:
         claims = verify(jwks)
     except InvalidAuthenticationRequest:
@@ -318,11 +414,7 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]
         # keys from a cached jwks_uri document: the client may have rotated them
         jwks, _ = ctx.client_keys.jwks(client_id, client, refetch=True)
         claims = verify(jwks)
-    merged = merge_request_object(parameters, claims)
-    if merged.get("redirect_uri") != parameters.get("redirect_uri"):
-        # the response goes to the merged redirect_uri: it must be registered too
-        check_redirect_uri(merged, client)
-    return merged, _signed_alg(parameters["request"])
+    return claims
 
 
 def create_authentication_error(ctx: ProviderContext,
@@ -561,14 +653,25 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         carried = claims_policy.claims_to_carry(ctx, user_id, client, scope,
                                                 authentication_request)
     code = None
-    if "code" in response_types:  # 4.
-        code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
-                           extra_id_token_claims, auth_time_int, acr, amr, sid)
-        set_string_member(response, "code", code)
     access_token = None
-    if "token" in response_types:  # 5.
-        access_token = ctx.authz_state.issue_access_token(
-            authentication_request, sub, user_id, scope, user_info=carried, session_id=sid)
+    try:
+        if "code" in response_types:  # 4.
+            code = _issue_code(ctx, authentication_request, sub, user_id, scope, carried,
+                               extra_id_token_claims, auth_time_int, acr, amr, sid)
+        if "token" in response_types:  # 5.
+            access_token = ctx.authz_state.issue_access_token(
+                authentication_request, sub, user_id, scope, user_info=carried,
+                session_id=sid)
+    except InvalidAuthenticationRequest as e:
+        # e.g. a sealed code or token too long to be read back: the client and its
+        # redirect_uri were verified when the request was parsed, so the error redirects
+        e.request = error_context(authentication_request)
+        e.redirect_uri_verified = True
+        e.issuer = ctx.issuer
+        raise
+    if code is not None:
+        set_string_member(response, "code", code)
+    if access_token is not None:
         response["access_token"] = access_token.value
         response["token_type"] = access_token.type
         response["expires_in"] = access_token.expires_in

@@ -29,16 +29,15 @@ from fapi.signing_support import (
     verify_jarm,
 )
 from pyop.crypto import SigningKey
-from pyop.endpoints import authorization as authorization_endpoint
 from pyop.endpoints.authorization import SIGNED_REQUEST_MEMBER
 from pyop.exceptions import (
     InvalidAuthenticationRequest,
     InvalidClientId,
     InvalidClientRegistrationRequest,
     InvalidConfiguration,
+    InvalidPushedAuthorizationRequest,
     InvalidRedirectURI,
 )
-from pyop.message import AuthorizationRequest
 from pyop.provider import Provider
 
 
@@ -234,29 +233,51 @@ def test_request_object_signing_alg_enforced(build: Callable[..., Provider]) -> 
 # -- RFC 9126 3: pushed requests -----------------------------------------------------------------
 
 
+PAR_HEADERS = {"Content-Type": "application/x-www-form-urlencoded",
+               "Authorization": "Basic " + base64.b64encode(
+                   f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()}
+
+
+def push(op: Provider, **parameters: Any) -> Any:
+    body = authorization_query(**parameters)
+    return op.handle_pushed_authorization_request(body, PAR_HEADERS)
+
+
 def test_rfc9126_pushed_unsigned_request_refused_when_signed_required(
         required: Provider) -> None:
-    """A pushed request is validated as an authorization request: without a signed
-    request object it is refused when signed requests are required."""
-    ctx = required._context
-    with pytest.raises(InvalidAuthenticationRequest) as info:
-        authorization_endpoint.parse_authentication_request(ctx, authorization_query())
-    assert info.value.oauth_error == "invalid_request"
+    """A pushed request is validated as an authorization request (RFC 9126 2.1): without a
+    signed request object it is refused when signed requests are required."""
+    for parameters in ({}, {"request": unsigned_request_object(request_object_claims())},
+                       {SIGNED_REQUEST_MEMBER: "true"}):
+        with pytest.raises(InvalidPushedAuthorizationRequest) as info:
+            push(required, **parameters)
+        assert info.value.oauth_error == "invalid_request"
 
 
 def test_rfc9126_pushed_signed_request_counts_as_signed(required: Provider) -> None:
-    """A pushed request that carried a signed object is stored with the member; the
-    stored request parsed again at the authorization endpoint counts as signed only when
-    the provider says so (fail closed otherwise)."""
-    ctx = required._context
-    pushed = authorization_endpoint.parse_authentication_request(ctx, signed_query())
-    stored = pushed.to_dict()
-    assert stored[SIGNED_REQUEST_MEMBER] is True
-    again = AuthorizationRequest().from_dict(stored).to_dict()
-    parameters = {k: v if not isinstance(v, list) else " ".join(v)
-                  for k, v in again.items() if k != SIGNED_REQUEST_MEMBER}
-    with pytest.raises(InvalidAuthenticationRequest):
-        authorization_endpoint.parse_authentication_request(ctx, parameters)
-    accepted = authorization_endpoint.parse_authentication_request(
-        ctx, parameters, signed_request_object=stored[SIGNED_REQUEST_MEMBER] is True)
-    assert accepted[SIGNED_REQUEST_MEMBER] is True and accepted["state"] == "object-state"
+    """A pushed request that carried a signed object is a signed request at the
+    authorization endpoint, where only client_id and request_uri are sent."""
+    response = push(required, request=sign_request_object(request_object_claims()))
+    request = required.parse_authentication_request(urlencode(
+        {"client_id": CLIENT_ID, "request_uri": response["request_uri"]}))
+    assert request[SIGNED_REQUEST_MEMBER] is True and request["state"] == "object-state"
+    assert required.authorize(request, USER_ID)["code"]
+
+
+def test_rfc9126_client_cannot_claim_a_signed_push(build: Callable[..., Provider]) -> None:
+    """The member pushed as a parameter, or inside an unsigned object, is dropped at the
+    push; the pushed request's record is what the provider wrote."""
+    op = build(client_db=fapi_clients())
+    for parameters in ({SIGNED_REQUEST_MEMBER: "true"},
+                       {"request": unsigned_request_object(request_object_claims(
+                           **{SIGNED_REQUEST_MEMBER: "true"}))}):
+        response = push(op, **parameters)
+        request = op.parse_authentication_request(urlencode(
+            {"client_id": CLIENT_ID, "request_uri": response["request_uri"]}))
+        assert SIGNED_REQUEST_MEMBER not in request
+
+
+def test_rfc9126_member_in_a_query_never_counts(required: Provider) -> None:
+    """Outside a pushed request's record the member is the client's: ignored."""
+    assert refused(required, authorization_query(
+        **{SIGNED_REQUEST_MEMBER: "True"})).oauth_error == "invalid_request"

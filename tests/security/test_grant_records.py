@@ -330,6 +330,9 @@ def test_bound_sealed_code_within_the_read_limit(sealed_op: Any) -> None:
         authorize(sealed_op, claims=_claims_request(3000))
     assert info.value.oauth_error == "invalid_request"
     assert "too large" in str(info.value)
+    # the client and its redirect_uri were verified at parse time: the error redirects there
+    error_url = info.value.to_error_url()
+    assert error_url is not None and "error=invalid_request" in error_url
     code = issue_code(sealed_op, claims=_claims_request(1000))
     assert len(code) <= READ_LIMIT
     assert redeem(sealed_op, code)["access_token"]

@@ -243,15 +243,15 @@ def test_oidc_core_8_1_sector_identifier_uri_lacks_redirect_uri(op: Any,
                                                                 document: list[str]) -> None:
     op.sector_identifier_fetcher = FakeFetcher(document)
     assert_rejected(op, {"redirect_uris": [WEB_URI],
-                         "sector_identifier_uri": "https://rp.example.com/sector.json"},
-                    "invalid_client_metadata")
+                         "sector_identifier_uri": "https://rp.example.com/sector.json",
+                         "subject_type": "pairwise"}, "invalid_client_metadata")
 
 
 def test_oidc_core_8_1_sector_identifier_uri_lacks_one_of_several(op: Any) -> None:
     op.sector_identifier_fetcher = FakeFetcher([WEB_URI])
     assert_rejected(op, {"redirect_uris": [WEB_URI, "https://rp.example.com/cb2"],
-                         "sector_identifier_uri": "https://rp.example.com/sector.json"},
-                    "invalid_client_metadata")
+                         "sector_identifier_uri": "https://rp.example.com/sector.json",
+                         "subject_type": "pairwise"}, "invalid_client_metadata")
 
 
 @pytest.mark.parametrize("document", [
@@ -260,8 +260,8 @@ def test_oidc_core_8_1_sector_identifier_uri_lacks_one_of_several(op: Any) -> No
 def test_oidc_core_8_1_sector_identifier_uri_not_a_json_array(op: Any, document: Any) -> None:
     op.sector_identifier_fetcher = FakeFetcher(document)
     assert_rejected(op, {"redirect_uris": [WEB_URI],
-                         "sector_identifier_uri": "https://rp.example.com/sector.json"},
-                    "invalid_client_metadata")
+                         "sector_identifier_uri": "https://rp.example.com/sector.json",
+                         "subject_type": "pairwise"}, "invalid_client_metadata")
 
 
 @pytest.mark.parametrize("error", [ConnectionError("down"), ValueError("not json"),
@@ -270,8 +270,8 @@ def test_oidc_core_8_1_sector_identifier_uri_not_a_json_array(op: Any, document:
 def test_oidc_core_8_1_sector_identifier_uri_fetch_fails(op: Any, error: Exception) -> None:
     op.sector_identifier_fetcher = FakeFetcher(error=error)
     assert_rejected(op, {"redirect_uris": [WEB_URI],
-                         "sector_identifier_uri": "https://rp.example.com/sector.json"},
-                    "invalid_client_metadata")
+                         "sector_identifier_uri": "https://rp.example.com/sector.json",
+                         "subject_type": "pairwise"}, "invalid_client_metadata")
 
 
 def test_oidc_core_8_1_sector_identifier_uri_listing_every_redirect_uri_accepted(op: Any
