@@ -34,7 +34,7 @@ from .client_authentication import verify_client_authentication
 from .client_keys import ClientKeys
 from .client_management import DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
 from .client_registry import ClientRegistry
-from .configuration import Configuration
+from .configuration import DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME, Configuration
 from .context import ProviderContext
 from .endpoints import (
     authorization,
@@ -339,6 +339,15 @@ class Provider:
         ``tls_client_certificate_bound_access_tokens: true``. Off by default: only the
         clients that registered ``tls_client_certificate_bound_access_tokens: true`` get
         bound tokens.
+    :param require_signed_request_object: every authorization request must be a request
+        object signed by the client (``request``, or one pushed, RFC 9126), never
+        ``alg: none``; others are refused with ``invalid_request`` (RFC 9101 10.5).
+        Published as ``require_signed_request_object: true``; needs
+        ``request_parameter_supported``. Off by default; a client may require it for
+        itself with the metadata of that name.
+    :param authorization_response_lifetime: seconds a JARM response JWT is valid (``exp``,
+        default and most 600; JARM 2.1). JARM is offered when ``response_modes_supported``
+        lists ``jwt``, ``query.jwt``, ``fragment.jwt`` or ``form_post.jwt``.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -454,6 +463,8 @@ class Provider:
         require_pushed_authorization_requests: bool = False,
         backchannel_logout_delivery: str = "deliver",
         bind_tokens_to_client_certificates: bool = False,
+        require_signed_request_object: bool = False,
+        authorization_response_lifetime: int = DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
@@ -478,7 +489,9 @@ class Provider:
             id_token_sid=id_token_sid, session_lifetime=session_lifetime,
             logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create,
             require_pushed_authorization_requests=require_pushed_authorization_requests,
-            bind_tokens_to_client_certificates=bind_tokens_to_client_certificates)
+            bind_tokens_to_client_certificates=bind_tokens_to_client_certificates,
+            require_signed_request_object=require_signed_request_object,
+            authorization_response_lifetime=authorization_response_lifetime)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
             raise InvalidConfiguration("client_assertion_audiences: must be one of "
                                        + ", ".join(ASSERTION_AUDIENCES))

@@ -22,6 +22,7 @@ from .exceptions import FetchError, InvalidClientRegistrationRequest, InvalidCon
 from .outbound import DEFAULT_DEADLINE, DEFAULT_MAX_SIZE, GuardedFetcher
 from .provider_view import ProviderView
 from .request_object import DEFAULT_MAX_CLIENT_KEYS, parse_jwk_set
+from .response_mode import is_jarm_mode
 from .util import (
     has_control_characters,
     has_userinfo,
@@ -40,6 +41,7 @@ __all__ = [
     "check_sector_identifier_uri",
     "check_post_logout_redirect_uris",
     "check_signing_algs",
+    "check_signed_requests_and_jarm",
     "check_metadata_uris",
     "check_client_keys",
     "check_scope",
@@ -385,6 +387,36 @@ def check_signing_algs(request: Mapping[str, Any], provider: ProviderView) -> No
                  "request_object_encryption_alg"):
         if name in request:
             raise _error(f"{name} is not supported", request)
+    check_signed_requests_and_jarm(request, provider)
+
+
+def check_signed_requests_and_jarm(request: Mapping[str, Any], provider: ProviderView) -> None:
+    """``require_signed_request_object`` (RFC 9101 10.5) is a boolean, and when true,
+    ``request_object_signing_alg`` is not ``none``. When the provider offers a JARM
+    response mode: ``authorization_signed_response_alg`` is one of
+    ``authorization_signing_alg_values_supported`` (never ``none``, JARM 4), and
+    encrypted responses (``authorization_encrypted_response_alg``/``_enc``) are refused,
+    as they are not supported. Without JARM these two are never used."""
+    required = request.get("require_signed_request_object")
+    if required is not None and not isinstance(required, bool):
+        raise _error("require_signed_request_object: must be a boolean", request)
+    alg = request.get("authorization_signed_response_alg")
+    if alg is not None and not isinstance(alg, str):
+        raise _error("authorization_signed_response_alg: must be a string", request)
+    if required and request.get("request_object_signing_alg") == "none":
+        raise _error("request_object_signing_alg none contradicts "
+                     "require_signed_request_object (RFC 9101 10.5)", request)
+    metadata = provider.configuration_information
+    modes = metadata.get("response_modes_supported")
+    if not (isinstance(modes, list) and any(is_jarm_mode(mode) for mode in modes)):
+        return
+    if alg is not None and (alg == "none" or alg not in (
+            metadata.get("authorization_signing_alg_values_supported") or [])):
+        raise _error(f"authorization_signed_response_alg {str(alg)[:32]!r} is not supported",
+                     request)
+    for name in ("authorization_encrypted_response_alg", "authorization_encrypted_response_enc"):
+        if name in request:
+            raise _error(f"{name} is not supported (encrypted JARM responses)", request)
 
 
 #: Metadata holding URLs a host may show to the end-user or fetch (OIDC Dynamic Registration 2).

@@ -67,7 +67,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.registration": [
         "check_redirect_uris", "check_response_and_grant_types",
         "check_token_endpoint_auth_method", "check_subject_type", "check_sector_identifier_uri",
-        "check_post_logout_redirect_uris", "check_signing_algs", "check_metadata_uris",
+        "check_post_logout_redirect_uris", "check_signing_algs",
+        "check_signed_requests_and_jarm", "check_metadata_uris",
         "check_client_keys", "check_scope", "check_logout_uris", "fetch_sector_identifier_uris",
         "grant_types_for_response_types", "DEFAULT_REGISTRATION_CHECKS",
         "RegistrationLimits", "RegistrationSettings", "check_metadata_bounds",
