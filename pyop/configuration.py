@@ -19,14 +19,22 @@ from .dpop import check_dpop_signing_algs
 from .exceptions import InvalidConfiguration
 from .message import ProviderConfigurationResponse
 from .request_object import DEFAULT_MAX_REQUEST_OBJECT_LIFETIME, DEFAULT_REQUEST_OBJECT_SIGNING_ALGS
+from .response_mode import is_jarm_mode
 from .util import DEFAULT_MAX_REQUEST_SIZE, is_https_or_loopback_http, response_type_set
 
-__all__ = ["Configuration", "PAIRWISE_SECTOR_SOURCES", "configuration_defaults"]
+__all__ = ["Configuration", "PAIRWISE_SECTOR_SOURCES", "configuration_defaults",
+           "DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME", "MAX_AUTHORIZATION_RESPONSE_LIFETIME"]
 
 logger = logging.getLogger(__name__)
 
 #: Where the sector identifier of pairwise subject identifiers comes from (OIDC Core 8.1).
 PAIRWISE_SECTOR_SOURCES = ("request", "registration")
+
+#: Default seconds a JARM response JWT is valid (``exp``; JARM 2.1).
+DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME = 600
+#: Longest ``authorization_response_lifetime`` accepted: JARM 2.1 recommends at most
+#: 10 minutes.
+MAX_AUTHORIZATION_RESPONSE_LIFETIME = 600
 
 
 def configuration_defaults(issuer: str, signing_algs: Iterable[str]) -> dict[str, Any]:
@@ -91,7 +99,11 @@ class Configuration:
                  session_lifetime: int = 86400,
                  logout_token_lifetime: int = 120,
                  prompt_create: bool = False,
-                 require_pushed_authorization_requests: bool = False) -> None:
+                 require_pushed_authorization_requests: bool = False,
+                 bind_tokens_to_client_certificates: bool = False,
+                 require_signed_request_object: bool = False,
+                 authorization_response_lifetime: int = DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME
+                 ) -> None:
         self.id_token_lifetime = id_token_lifetime
         self.extra_scopes: dict[str, list[str]] = {
             scope: list(claims) for scope, claims in (extra_scopes or {}).items()}
@@ -137,6 +149,20 @@ class Configuration:
         self.require_pushed_authorization_requests = (
             require_pushed_authorization_requests is True
             or given.get("require_pushed_authorization_requests") is True)
+        #: Bind every token issued over mutual TLS to the client certificate (RFC 8705 3),
+        #: unless the client registered ``tls_client_certificate_bound_access_tokens: false``.
+        self.bind_tokens_to_client_certificates = bind_tokens_to_client_certificates
+        #: Every authorization request must use a signed request object (RFC 9101 10.5).
+        self.require_signed_request_object = require_signed_request_object
+        if (isinstance(authorization_response_lifetime, bool)
+                or not isinstance(authorization_response_lifetime, int)
+                or not 1 <= authorization_response_lifetime
+                <= MAX_AUTHORIZATION_RESPONSE_LIFETIME):
+            raise InvalidConfiguration(
+                "authorization_response_lifetime: must be an integer from 1 to "
+                f"{MAX_AUTHORIZATION_RESPONSE_LIFETIME} (seconds; JARM 2.1)")
+        #: Seconds a JARM response JWT is valid (``exp``; JARM 2.1).
+        self.authorization_response_lifetime = authorization_response_lifetime
         self.claims_parameter_configured = "claims_parameter_supported" in given
         self.scopes_configured = "scopes_supported" in given
         self.signing_algs = list(signing_algs)
@@ -173,9 +199,11 @@ class Configuration:
         self._check_assertion_signing_algs(config)
         self._check_registrable_auth_methods(config)
         self._check_signing_algs(config)
+        self._check_signed_requests_and_jarm(config)
         self._check_response_and_subject_types(config)
         self._check_pushed_authorization_requests(config)
         self._check_dpop_signing_algs(config)
+        self._check_mtls_metadata(config)
         try:
             config.verify()
         except Exception as e:  # oic raises several unrelated types
@@ -201,6 +229,29 @@ class Configuration:
             raise InvalidConfiguration(
                 "pushed_authorization_request_endpoint: required with "
                 "require_pushed_authorization_requests")
+    def _check_mtls_metadata(self, config: ProviderConfigurationResponse) -> None:
+        """``tls_client_certificate_bound_access_tokens`` (a boolean, published as true when
+        ``bind_tokens_to_client_certificates`` is on and it is not configured) and
+        ``mtls_endpoint_aliases`` (an object of endpoint metadata names to https URLs),
+        RFC 8705 3.3 and 5. Both are published only when configured."""
+        name = "tls_client_certificate_bound_access_tokens"
+        if name in config and not isinstance(config[name], bool):
+            raise InvalidConfiguration(f"{name}: must be a boolean")
+        if self.bind_tokens_to_client_certificates and name not in config:
+            config[name] = True
+        aliases = config.get("mtls_endpoint_aliases")
+        if aliases is None:
+            return
+        if not isinstance(aliases, Mapping) or not aliases:
+            raise InvalidConfiguration(
+                "mtls_endpoint_aliases: must be an object of endpoint names to URLs")
+        for endpoint, url in aliases.items():
+            if (not isinstance(endpoint, str) or not endpoint.endswith("_endpoint")
+                    or not isinstance(url, str) or not is_https_or_loopback_http(url)):
+                raise InvalidConfiguration(
+                    f"mtls_endpoint_aliases: {str(endpoint)[:64]!r} must name an endpoint "
+                    "and be an https URL")
+        config["mtls_endpoint_aliases"] = dict(aliases)
 
     def _add_extra_scopes(self, config: ProviderConfigurationResponse) -> None:
         scopes = config.get("scopes_supported")
@@ -230,6 +281,32 @@ class Configuration:
                 if alg not in self.signing_algs:
                     # a client registering this alg would get tokens we cannot sign
                     raise InvalidConfiguration(f"{name}: no signing key for alg {alg!r}")
+
+    def _check_signed_requests_and_jarm(self, config: ProviderConfigurationResponse) -> None:
+        """``require_signed_request_object`` (RFC 9101 10.5) published when required, and
+        needing request objects; with a JARM response mode listed in
+        ``response_modes_supported``, ``authorization_signing_alg_values_supported``
+        (JARM 3) defaulted to the provider's signing algs, each with a key, never ``none``."""
+        if config.get("require_signed_request_object") is True:
+            self.require_signed_request_object = True
+        if self.require_signed_request_object:
+            config["require_signed_request_object"] = True
+            if not config.get("request_parameter_supported"):
+                raise InvalidConfiguration(
+                    "require_signed_request_object: needs request_parameter_supported")
+        name = "authorization_signing_alg_values_supported"
+        modes = config.get("response_modes_supported")
+        jarm = isinstance(modes, list) and any(is_jarm_mode(mode) for mode in modes)
+        algs = config.get(name)
+        if algs is None:
+            if jarm:
+                config[name] = list(self.signing_algs)
+            return
+        if not isinstance(algs, list) or not algs:
+            raise InvalidConfiguration(f"{name}: must be a non-empty list of algs")
+        for alg in algs:
+            if alg not in self.signing_algs:  # none included: never a signing key's alg
+                raise InvalidConfiguration(f"{name}: no signing key for alg {str(alg)[:32]!r}")
 
     @staticmethod
     def _check_response_and_subject_types(config: ProviderConfigurationResponse) -> None:

@@ -96,11 +96,14 @@ class ProviderContext:
         return client
 
     def authenticate_client(self, parameters: Mapping[str, Any], http_headers: Optional[Any],
-                            endpoint: Optional[str] = None) -> tuple[str, Mapping[str, Any]]:
+                            endpoint: Optional[str] = None, *,
+                            client_certificate: Any = None) -> tuple[str, Mapping[str, Any]]:
         """Authenticate the client of a request at the token, introspection or revocation
         endpoint. A client assertion's ``aud`` must be the issuer (RFC 7523bis); with the
         verifier's ``audience_policy`` ``"issuer-or-endpoint"`` it may also name the token
         endpoint or (``endpoint``) the endpoint called (RFC 7523 3, OIDC Core 9).
+        ``client_certificate``: the certificate of a mutual TLS connection (PEM, DER or a
+        :class:`~pyop.client_certificate.ClientCertificate`; RFC 8705 2).
 
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         """
@@ -109,10 +112,20 @@ class ProviderContext:
                 and getattr(self.client_assertion_verifier, "audience_policy",
                             "issuer") != "issuer"):
             metadata = self.configuration.metadata
+            # the endpoint's mutual TLS alias too (RFC 8705 5)
+            aliases = metadata.get("mtls_endpoint_aliases")
             for name in ("token_endpoint", endpoint):
-                url = metadata.get(name) if name else None
-                if isinstance(url, str):
-                    audiences.append(url)
+                for source in (metadata, aliases if isinstance(aliases, Mapping) else {}):
+                    url = source.get(name) if name else None
+                    if isinstance(url, str):
+                        audiences.append(url)
         return self.clients.authenticate(parameters, http_headers, now=self.now(),
                                          assertion_verifier=self.client_assertion_verifier,
-                                         audiences=audiences)
+                                         audiences=audiences,
+                                         client_certificate=client_certificate,
+                                         key_resolver=self._client_jwks)
+
+    def _client_jwks(self, client_id: str, client: Mapping[str, Any], refetch: bool
+                     ) -> tuple[Optional[list[dict[str, Any]]], bool]:
+        """The client's registered keys (``self_signed_tls_client_auth``, RFC 8705 2.2)."""
+        return self.client_keys.jwks(client_id, client, refetch=refetch)

@@ -568,11 +568,13 @@ def code_binding_matches(settings: DPoPSettings, auth_req: Mapping[str, Any],
 
 
 def cnf_matches(bound: Any, presented: Optional[Mapping[str, Any]]) -> bool:
-    """Whether every confirmation member a token is bound to (``bound``, its ``cnf``) is
-    presented with the same value (RFC 7800 3.1); True for a token without ``cnf``."""
-    if not isinstance(bound, Mapping) or not bound:
+    """Whether every confirmation member a token is bound to (``bound``, its ``cnf``: a
+    DPoP key's ``jkt``, RFC 9449 6, and/or a client certificate's ``x5t#S256``, RFC 8705
+    3) is presented with the same value (RFC 7800 3.1); True for a token without ``cnf``,
+    False for a malformed one."""
+    if not bound:
         return True
-    if not presented:
+    if not isinstance(bound, Mapping) or not isinstance(presented, Mapping):
         return False
     return all(isinstance(presented.get(name), str) and isinstance(value, str)
                and hmac.compare_digest(presented[name].encode("utf-8", "replace"),

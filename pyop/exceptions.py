@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .response_mode import render_form_post, should_fragment_encode
 
@@ -56,6 +56,7 @@ __all__ = [
     "UnmetAuthenticationRequirements",
     "InvalidPushedAuthorizationRequest",
     "InvalidRequestURI",
+    "InvalidClientCertificate",
     "InvalidDPoPProof",
     "UseDPoPNonce",
     "DPoPTokenError",
@@ -142,6 +143,10 @@ class InvalidAuthenticationRequest(InvalidRequestError):
         #: True only once the library has checked client_id and redirect_uri.
         self.redirect_uri_verified = redirect_uri_verified
         self.issuer = issuer
+        #: For a request with a JARM response mode (JARM 2.3), set by the provider once
+        #: the redirect_uri is verified: ``sign(parameters) -> JWT``; the error response
+        #: is then the single ``response`` parameter (JARM 2.1.3). None: plain parameters.
+        self.response_signer: Optional[Callable[[dict[str, Any]], str]] = None
 
     @property
     def redirectable(self) -> bool:  # type: ignore[override]
@@ -161,6 +166,10 @@ class InvalidAuthenticationRequest(InvalidRequestError):
             response["state"] = state
         if self.issuer:
             response["iss"] = self.issuer
+        if self.response_signer is not None:
+            from oic.oauth2.message import Message
+
+            return Message(response=self.response_signer(response.to_dict()))
         return response
 
     def to_error_url(self) -> Optional[str]:
@@ -168,9 +177,10 @@ class InvalidAuthenticationRequest(InvalidRequestError):
 
         The error goes in the fragment for response types issuing tokens from
         the authorization endpoint (OIDC Core 3.2.2.6, 3.3.2.6) or when
-        ``response_mode=fragment``; in the query otherwise (also for
+        ``response_mode=fragment`` or ``fragment.jwt``; in the query otherwise (also for
         ``response_mode=form_post``, for hosts that do not answer with
-        :meth:`to_form_post`).
+        :meth:`to_form_post`). With a JARM response mode enabled by the provider the
+        error travels as a signed JWT, the ``response`` parameter (JARM 2.1.3, 2.3).
         """
         if not self.redirectable:
             return None
@@ -590,6 +600,11 @@ class InvalidRequestURI(_NeverRedirected):
     def __init__(self, message: str, parsed_request: Optional[Mapping[str, Any]] = None,
                  oauth_error: Optional[str] = "invalid_request_uri", **kwargs: Any) -> None:
         super().__init__(message, parsed_request, oauth_error, **kwargs)
+
+
+class InvalidClientCertificate(InvalidClientAuthentication):
+    """The client certificate the host passed is missing where needed, malformed or too
+    large, or does not match the client's registration (RFC 8705 2): 401 ``invalid_client``."""
 
 
 #: Names pyop 3's ``pyop.exceptions`` had from elsewhere, resolved on first use (the oic

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .context import ProviderContext
@@ -36,6 +36,7 @@ __all__ = [
     "BackChannelLogoutRequest",
     "BackChannelSender",
     "DeliveryResult",
+    "FormPoster",
     "FrontChannelLogoutPage",
     "LogoutResult",
     "Transport",
@@ -65,6 +66,17 @@ MAX_TOKENS_PER_CLIENT = 16
 #: ``application/x-www-form-urlencoded``) to ``uri`` within ``timeout`` seconds, raising
 #: on any failure (no connection, a forbidden address, the timeout).
 Transport = Callable[[str, dict[str, str], float], int]
+
+
+class FormPoster(Protocol):
+    """What :meth:`BackChannelSender.through` POSTs with: a
+    :class:`~pyop.outbound.GuardedFetcher` (``post_form(uri, form, timeout=...)`` returning
+    an answer with a ``status``)."""
+
+    def post_form(self, uri: str, form: Mapping[str, str], *,
+                  timeout: Optional[float] = None) -> Any:
+        """POST ``form`` to ``uri`` within ``timeout`` seconds; an answer with ``status``;
+        raises on failure."""
 
 
 def new_session_id() -> str:
@@ -268,6 +280,22 @@ class BackChannelSender:
         self.max_workers = max_workers
         self.clock = clock
 
+    @classmethod
+    def through(cls, fetcher: FormPoster, **options: Any) -> BackChannelSender:
+        """A sender POSTing through a guarded fetcher: ``fetcher.post_form(uri, form,
+        timeout=<time left>)`` (e.g. ``provider.outbound_fetcher``, a
+        :class:`~pyop.outbound.GuardedFetcher`: public addresses only unless allowed, no
+        redirects, no proxy from the environment). Any failure of the fetcher (a
+        :class:`~pyop.exceptions.FetchError`: an address not allowed, no connection, a
+        redirect, its deadline) is a delivery failure of that request.
+
+        :param options: as for the constructor (``deadline``, ``attempts``...).
+        """
+        def post(uri: str, form: dict[str, str], timeout: float) -> int:
+            return int(fetcher.post_form(uri, form, timeout=timeout).status)
+
+        return cls(post, **options)
+
     def __call__(self, requests: Sequence[BackChannelLogoutRequest]) -> list[DeliveryResult]:
         """Deliver ``requests``; one result each, in the same order, within the deadline."""
         if not requests:
@@ -372,6 +400,23 @@ class FrontChannelLogoutPage:
     content_security_policy: str
 
 
+#: The logout page's only script: once every iframe has loaded (or after 5 seconds), go
+#: to the target of the page's link. It holds no value of the request.
+_REDIRECT_SCRIPT = (
+    "(function () {"
+    " var frames = document.getElementsByTagName(\"iframe\");"
+    " var left = frames.length;"
+    " var target = document.getElementsByTagName(\"a\")[0].href;"
+    " var gone = false;"
+    " function go() { if (!gone) { gone = true; window.location.replace(target); } }"
+    " if (left === 0) { go(); return; }"
+    " Array.prototype.forEach.call(frames, function (f) {"
+    " f.addEventListener(\"load\", function () { left -= 1; if (left === 0) { go(); } });"
+    " });"
+    " setTimeout(go, 5000);"
+    " })();")
+
+
 def _origin(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}"
@@ -402,16 +447,7 @@ def frontchannel_logout_page(urls: Iterable[str], *,
         target = html.escape(post_logout_redirect_uri, quote=True)
         body.append(f'<p><a href="{target}">Continue</a></p>')
         # the script reads the target from the link: no value is written into script text
-        body.append(
-            f'<script nonce="{nonce}">(function () {{'
-            'var left = document.getElementsByTagName("iframe").length;'
-            'var target = document.getElementsByTagName("a")[0].href;'
-            'function go() {{ window.location.replace(target); }}'
-            'if (left === 0) {{ go(); return; }}'
-            'Array.prototype.forEach.call(document.getElementsByTagName("iframe"),'
-            ' function (f) {{ f.addEventListener("load", function () {{'
-            ' left -= 1; if (left === 0) {{ go(); }} }}); }});'
-            'setTimeout(go, 5000); }})();</script>')
+        body.append(f'<script nonce="{nonce}">{_REDIRECT_SCRIPT}</script>')
         csp.append(f"script-src 'nonce-{nonce}'")
     page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             '<meta name="referrer" content="no-referrer">'

@@ -135,6 +135,9 @@ class ProviderConfigurationResponse(_DictGet, oic_message.ProviderConfigurationR
             "revocation_endpoint": SINGLE_OPTIONAL_STRING,
             "revocation_endpoint_auth_methods_supported": OPTIONAL_LIST_OF_STRINGS,
             "authorization_response_iss_parameter_supported": SINGLE_OPTIONAL_BOOLEAN,
+            # RFC 9101 10.5; JARM 3
+            "require_signed_request_object": SINGLE_OPTIONAL_BOOLEAN,
+            "authorization_signing_alg_values_supported": OPTIONAL_LIST_OF_STRINGS,
         }
     )
     c_default: dict[str, Any] = {}

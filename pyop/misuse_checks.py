@@ -64,6 +64,10 @@ KNOWN_CONFIGURATION_KEYS = frozenset({
     "version",
     # RFC 9449 5.1 (DPoP)
     "dpop_signing_alg_values_supported",
+    # RFC 8705 3.3, 5 (mutual TLS)
+    "tls_client_certificate_bound_access_tokens", "mtls_endpoint_aliases",
+    # RFC 9101 10.5; JARM 3
+    "require_signed_request_object", "authorization_signing_alg_values_supported",
 })
 
 

@@ -18,7 +18,7 @@ import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from . import claims_policy
 from .access_token import extract_bearer_token_from_http_request
@@ -34,7 +34,7 @@ from .client_authentication import verify_client_authentication
 from .client_keys import ClientKeys
 from .client_management import DEFAULT_REGISTRATION_CLIENT_URI_TEMPLATE
 from .client_registry import ClientRegistry
-from .configuration import Configuration
+from .configuration import DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME, Configuration
 from .context import ProviderContext
 from .dpop import DEFAULT_CLOCK_SKEW, DEFAULT_PROOF_LIFETIME, DPoPSettings, TimeBasedDPoPNonces
 from .endpoints import (
@@ -59,7 +59,7 @@ from .exceptions import (
 )
 from .grants import DEFAULT_GRANT_HANDLERS
 from .key_set import KeySet
-from .logout_notifications import LogoutResult, new_session_id
+from .logout_notifications import BackChannelSender, LogoutResult, new_session_id
 from .message import (
     AccessTokenRequest,
     AccessTokenResponse,
@@ -323,6 +323,32 @@ class Provider:
         discovery. Off by default: a client requires it for itself with the metadata of
         the same name (RFC 9126 6). Needs a ``pushed_authorization_request_endpoint`` in
         the configuration.
+
+    :param backchannel_logout_delivery: who POSTs the back-channel Logout Tokens of a logout
+        (Back-Channel Logout 1.0 2.5) when ``backchannel_logout_supported`` is advertised.
+        ``"deliver"`` (default): pyop does, through :attr:`outbound_fetcher` (a
+        :class:`~pyop.logout_notifications.BackChannelSender`: concurrent POSTs, 5 seconds
+        in total, two attempts), and :meth:`logout_user` reports each delivery;
+        ``"return"``: nobody, the host delivers the requests of the
+        :class:`~pyop.logout_notifications.LogoutResult` (e.g. from its own queue). Sets
+        the initial :attr:`backchannel_logout_sender`. See :doc:`logout`.
+
+    :param bind_tokens_to_client_certificates: bind every access token issued to a token
+        request made over mutual TLS (``client_certificate=``) to that certificate (``cnf``
+        ``x5t#S256``, RFC 8705 3), unless the client registered
+        ``tls_client_certificate_bound_access_tokens: false``; discovery then publishes
+        ``tls_client_certificate_bound_access_tokens: true``. Off by default: only the
+        clients that registered ``tls_client_certificate_bound_access_tokens: true`` get
+        bound tokens.
+    :param require_signed_request_object: every authorization request must be a request
+        object signed by the client (``request``, or one pushed, RFC 9126), never
+        ``alg: none``; others are refused with ``invalid_request`` (RFC 9101 10.5).
+        Published as ``require_signed_request_object: true``; needs
+        ``request_parameter_supported``. Off by default; a client may require it for
+        itself with the metadata of that name.
+    :param authorization_response_lifetime: seconds a JARM response JWT is valid (``exp``,
+        default and most 600; JARM 2.1). JARM is offered when ``response_modes_supported``
+        lists ``jwt``, ``query.jwt``, ``fragment.jwt`` or ``form_post.jwt``.
     :param dpop_proof_lifetime: seconds a DPoP proof is accepted after its ``iat``
         (default 60; RFC 9449 11.1). DPoP itself is enabled by the metadata member
         ``dpop_signing_alg_values_supported`` (see :doc:`fapi`).
@@ -383,8 +409,10 @@ class Provider:
     #: Refuse registrations listing unsupported preferences.
     strict_client_preferences = _Shared("configuration", "strict_client_preferences")
     #: Delivers back-channel Logout Tokens at logout: ``sender(requests) -> results``, e.g.
-    #: a :class:`~pyop.logout_notifications.BackChannelSender`; None (default): the
-    #: requests are in the :class:`~pyop.logout_notifications.LogoutResult` for the host.
+    #: a :class:`~pyop.logout_notifications.BackChannelSender`. Default: a
+    #: ``BackChannelSender`` POSTing through :attr:`outbound_fetcher`
+    #: (``backchannel_logout_delivery="deliver"``); None (``"return"``): the requests are
+    #: in the :class:`~pyop.logout_notifications.LogoutResult` for the host.
     backchannel_logout_sender = _Shared(None, "backchannel_logout_sender")
     #: ``aud`` of ID tokens as the client_id string instead of ``[client_id]``.
     id_token_aud_as_string = _Shared("configuration", "id_token_aud_as_string")
@@ -444,6 +472,10 @@ class Provider:
         prompt_create: bool = False,
         outbound_fetcher: Optional[GuardedFetcher] = None,
         require_pushed_authorization_requests: bool = False,
+        backchannel_logout_delivery: str = "deliver",
+        bind_tokens_to_client_certificates: bool = False,
+        require_signed_request_object: bool = False,
+        authorization_response_lifetime: int = DEFAULT_AUTHORIZATION_RESPONSE_LIFETIME,
         dpop_proof_lifetime: int = DEFAULT_PROOF_LIFETIME,
         dpop_clock_skew: int = DEFAULT_CLOCK_SKEW,
         dpop_nonces: Any = None,
@@ -470,7 +502,10 @@ class Provider:
             userinfo_token_in_query=userinfo_token_in_query,
             id_token_sid=id_token_sid, session_lifetime=session_lifetime,
             logout_token_lifetime=logout_token_lifetime, prompt_create=prompt_create,
-            require_pushed_authorization_requests=require_pushed_authorization_requests)
+            require_pushed_authorization_requests=require_pushed_authorization_requests,
+            bind_tokens_to_client_certificates=bind_tokens_to_client_certificates,
+            require_signed_request_object=require_signed_request_object,
+            authorization_response_lifetime=authorization_response_lifetime)
         if client_assertion_audiences not in ASSERTION_AUDIENCES:
             raise InvalidConfiguration("client_assertion_audiences: must be one of "
                                        + ", ".join(ASSERTION_AUDIENCES))
@@ -479,6 +514,9 @@ class Provider:
             raise InvalidConfiguration("max_client_keys: must be a positive integer")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise InvalidConfiguration("executor: must be a concurrent.futures.Executor")
+        if backchannel_logout_delivery not in ("deliver", "return"):
+            raise InvalidConfiguration('backchannel_logout_delivery: must be "deliver" or '
+                                       '"return"')
         if outbound_fetcher is None:
             outbound_fetcher = GuardedFetcher()
         elif not isinstance(outbound_fetcher, GuardedFetcher):
@@ -498,6 +536,11 @@ class Provider:
                 allowed_algs=lambda: configuration.client_assertion_signing_algs,
                 audience_policy=client_assertion_audiences),
             executor=executor, grant_handlers=DEFAULT_GRANT_HANDLERS, outbound=outbound_fetcher)
+        if backchannel_logout_delivery == "deliver":
+            # through the fetcher of the moment: a host replacing outbound_fetcher keeps this
+            self._context.backchannel_logout_sender = BackChannelSender(
+                lambda uri, form, timeout: self._context.outbound.post_form(
+                    uri, form, timeout=timeout).status)
         # endpoints report client changes through client_changed (which hosts may wrap)
         self._context.client_changed = lambda client_id: self.client_changed(client_id)
         #: Fetches a sector_identifier_uri document (replace to add caching or policies).
@@ -727,10 +770,14 @@ class Provider:
     def handle_token_request(self, request_body: Any, http_headers: Optional[Any] = None,
                              extra_id_token_claims: ExtraClaims = None, *,
                              http_method: Optional[str] = None,
-                             http_url: Optional[str] = None) -> AccessTokenResponse:
+                             http_url: Optional[str] = None,
+                             client_certificate: Optional[Union[str, bytes]] = None
+                             ) -> AccessTokenResponse:
         """Handle a token request: ``authorization_code``, ``refresh_token`` or
         ``client_credentials`` grant (RFC 6749 4.1.3, 6, 4.4). Send the result with
-        ``Cache-Control: no-store`` (RFC 6749 5.1).
+        ``Cache-Control: no-store`` (RFC 6749 5.1). ``client_certificate``: the client
+        certificate of a mutual TLS connection, as the host's TLS layer verified it (PEM
+        text or DER bytes; RFC 8705).
 
         ``http_method`` and ``http_url`` describe the request for DPoP proofs (RFC 9449
         4.3; default ``POST`` and the ``token_endpoint`` metadata).
@@ -738,29 +785,38 @@ class Provider:
         Details: :func:`pyop.endpoints.token.handle_token_request`."""
         return token.handle_token_request(self._context, request_body, http_headers,
                                           extra_id_token_claims, http_method=http_method,
-                                          http_url=http_url)
+                                          http_url=http_url,
+                                          client_certificate=client_certificate)
 
-    def handle_introspection_request(self, request_body: Any, http_headers: Optional[Any] = None
+    def handle_introspection_request(self, request_body: Any, http_headers: Optional[Any] = None,
+                                     *, client_certificate: Optional[Union[str, bytes]] = None
                                      ) -> TokenIntrospectionResponse:
-        """Answer a token introspection request (RFC 7662).
+        """Answer a token introspection request (RFC 7662); ``client_certificate`` as for
+        :meth:`handle_token_request`.
 
         Details: :func:`pyop.endpoints.token_management.handle_introspection_request`."""
-        return token_management.handle_introspection_request(self._context, request_body,
-                                                             http_headers)
+        return token_management.handle_introspection_request(
+            self._context, request_body, http_headers, client_certificate=client_certificate)
 
     def handle_revocation_request(self, request_body: Any,
-                                  http_headers: Optional[Any] = None) -> None:
-        """Handle a token revocation request (RFC 7009); answer 200 with an empty body.
+                                  http_headers: Optional[Any] = None, *,
+                                  client_certificate: Optional[Union[str, bytes]] = None
+                                  ) -> None:
+        """Handle a token revocation request (RFC 7009); answer 200 with an empty body;
+        ``client_certificate`` as for :meth:`handle_token_request`.
 
         Details: :func:`pyop.endpoints.token_management.handle_revocation_request`."""
-        token_management.handle_revocation_request(self._context, request_body, http_headers)
+        token_management.handle_revocation_request(self._context, request_body, http_headers,
+                                                   client_certificate=client_certificate)
 
     # -- UserInfo (OIDC Core 5.3) ----------------------------------------------------------------
 
     def handle_userinfo_request(self, request: Any = None,
                                 http_headers: Optional[Any] = None, *,
                                 http_method: Optional[str] = None,
-                                http_url: Optional[str] = None) -> UserinfoResponse:
+                                http_url: Optional[str] = None,
+                                client_certificate: Optional[Union[str, bytes]] = None
+                                ) -> UserinfoResponse:
         """Answer a UserInfo request with the claims the access token was granted.
 
         ``request`` is the form body of a POST or the query string of a GET; an
@@ -769,12 +825,14 @@ class Provider:
         has ``Content-Type: application/x-www-form-urlencoded``; otherwise it is a query
         parameter, refused unless ``userinfo_token_in_query``. ``http_method`` and
         ``http_url`` (default: the ``userinfo_endpoint`` metadata) are what a DPoP proof
-        must name (RFC 9449 7).
+        must name (RFC 9449 7). ``client_certificate``: the client certificate of a mutual
+        TLS connection (PEM or DER), required for a certificate-bound access token (RFC
+        8705 3). A token bound to both (``cnf`` with ``jkt`` and ``x5t#S256``) needs both.
 
         Details: :func:`pyop.endpoints.userinfo.handle_userinfo_request`."""
-        return userinfo_endpoint.handle_userinfo_request(self._context, request, http_headers,
-                                                         http_method=http_method,
-                                                         http_url=http_url)
+        return userinfo_endpoint.handle_userinfo_request(
+            self._context, request, http_headers, http_method=http_method,
+            http_url=http_url, client_certificate=client_certificate)
 
     def dpop_nonce(self) -> Optional[str]:
         """A server nonce for DPoP proofs to send in a ``DPoP-Nonce`` response header

@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 
 from .client_assertion import HMAC_ALGS
 from .client_authentication import SUPPORTED_AUTH_METHODS
+from .client_certificate import check_tls_client_auth_metadata
 from .exceptions import FetchError, InvalidClientRegistrationRequest, InvalidConfiguration
 from .outbound import DEFAULT_DEADLINE, DEFAULT_MAX_SIZE, GuardedFetcher
 from .provider_view import ProviderView
 from .request_object import DEFAULT_MAX_CLIENT_KEYS, parse_jwk_set
+from .response_mode import is_jarm_mode
 from .util import (
     has_control_characters,
     has_userinfo,
@@ -39,6 +41,7 @@ __all__ = [
     "check_sector_identifier_uri",
     "check_post_logout_redirect_uris",
     "check_signing_algs",
+    "check_signed_requests_and_jarm",
     "check_metadata_uris",
     "check_client_keys",
     "check_scope",
@@ -222,9 +225,16 @@ def check_token_endpoint_auth_method(request: Mapping[str, Any], provider: Provi
     accepts for the method: HS* for ``client_secret_jwt``, asymmetric for
     ``private_key_jwt``, never ``none`` (OIDC Dynamic Registration 2). The
     ``client_credentials`` grant is for confidential clients only (RFC 6749 4.4).
+    Mutual TLS (RFC 8705 2.1.2, 2.2.2, 3.4): ``tls_client_auth`` needs exactly one of the
+    ``tls_client_auth_subject_dn``/``_san_dns``/``_san_uri``/``_san_ip``/``_san_email``
+    members, ``self_signed_tls_client_auth`` needs ``jwks`` or ``jwks_uri``, and
+    ``tls_client_certificate_bound_access_tokens`` is a boolean.
     """
     method = request.get("token_endpoint_auth_method")
     _check_auth_signing_alg(request, provider, method or "client_secret_basic")
+    tls_problem = check_tls_client_auth_metadata(request)
+    if tls_problem is not None:
+        raise _error(tls_problem, request)
     if "client_credentials" in (request.get("grant_types") or []) and method == "none":
         raise _error("the client_credentials grant needs a confidential client", request)
     if method is None:
@@ -378,6 +388,36 @@ def check_signing_algs(request: Mapping[str, Any], provider: ProviderView) -> No
                  "request_object_encryption_alg"):
         if name in request:
             raise _error(f"{name} is not supported", request)
+    check_signed_requests_and_jarm(request, provider)
+
+
+def check_signed_requests_and_jarm(request: Mapping[str, Any], provider: ProviderView) -> None:
+    """``require_signed_request_object`` (RFC 9101 10.5) is a boolean, and when true,
+    ``request_object_signing_alg`` is not ``none``. When the provider offers a JARM
+    response mode: ``authorization_signed_response_alg`` is one of
+    ``authorization_signing_alg_values_supported`` (never ``none``, JARM 4), and
+    encrypted responses (``authorization_encrypted_response_alg``/``_enc``) are refused,
+    as they are not supported. Without JARM these two are never used."""
+    required = request.get("require_signed_request_object")
+    if required is not None and not isinstance(required, bool):
+        raise _error("require_signed_request_object: must be a boolean", request)
+    alg = request.get("authorization_signed_response_alg")
+    if alg is not None and not isinstance(alg, str):
+        raise _error("authorization_signed_response_alg: must be a string", request)
+    if required and request.get("request_object_signing_alg") == "none":
+        raise _error("request_object_signing_alg none contradicts "
+                     "require_signed_request_object (RFC 9101 10.5)", request)
+    metadata = provider.configuration_information
+    modes = metadata.get("response_modes_supported")
+    if not (isinstance(modes, list) and any(is_jarm_mode(mode) for mode in modes)):
+        return
+    if alg is not None and (alg == "none" or alg not in (
+            metadata.get("authorization_signing_alg_values_supported") or [])):
+        raise _error(f"authorization_signed_response_alg {str(alg)[:32]!r} is not supported",
+                     request)
+    for name in ("authorization_encrypted_response_alg", "authorization_encrypted_response_enc"):
+        if name in request:
+            raise _error(f"{name} is not supported (encrypted JARM responses)", request)
 
 
 #: Metadata holding URLs a host may show to the end-user or fetch (OIDC Dynamic Registration 2).

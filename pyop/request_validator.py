@@ -35,6 +35,7 @@ from .exceptions import (
     UnknownClientId,
 )
 from .provider_view import ClientSource, ProviderView
+from .response_mode import JARM_RESPONSE_MODES, is_jarm_mode
 from .util import find_common_values, is_allowed_response_type, response_type_set
 
 __all__ = [
@@ -66,7 +67,7 @@ logger = logging.getLogger(__name__)
 #: ``code_challenge``/``code_verifier`` syntax: 43-128 unreserved characters (RFC 7636 4.1, 4.2).
 PKCE_VALUE_PATTERN = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _PROMPT_VALUES = frozenset(["none", "login", "consent", "select_account"])
-_RESPONSE_MODES = frozenset(["query", "fragment", "form_post"])
+_RESPONSE_MODES = frozenset(["query", "fragment", "form_post", *JARM_RESPONSE_MODES])
 
 
 def _error(message: str, request: Mapping[str, Any],
@@ -124,7 +125,12 @@ def check_response_mode(request: Mapping[str, Any], provider: ProviderView) -> N
     """``response_mode`` supported; tokens never in the query.
 
     OAuth 2.0 Multiple Response Type Encoding Practices 2.1, 5; ``form_post``:
-    OAuth 2.0 Form Post Response Mode 2.
+    OAuth 2.0 Form Post Response Mode 2; ``jwt``, ``query.jwt``, ``fragment.jwt``,
+    ``form_post.jwt``: JARM 2.3, offered only when listed in ``response_modes_supported``.
+    ``query.jwt`` is refused for response types with ``token`` or ``id_token`` (JARM
+    2.3.1: only an encrypted JWT may carry them in the query, and responses are not
+    encrypted), and so is any JARM mode for a client whose metadata asks for encrypted
+    responses (``authorization_encrypted_response_alg``, JARM 4).
     """
     mode = request.get("response_mode")
     if mode is None:
@@ -134,8 +140,14 @@ def check_response_mode(request: Mapping[str, Any], provider: ProviderView) -> N
                                                        ["query", "fragment"])
     if mode not in _RESPONSE_MODES or mode not in supported:
         raise _error("response_mode not supported", request)
-    if mode == "query" and response_type_set(request.get("response_type")) - {"code", "none"}:
+    if mode in ("query", "query.jwt") and response_type_set(
+            request.get("response_type")) - {"code", "none"}:
         raise _error("tokens must not be returned in the query", request)
+    if is_jarm_mode(mode):
+        client = provider.get_client(request["client_id"]) or {}
+        if any(client.get(name) is not None for name in (
+                "authorization_encrypted_response_alg", "authorization_encrypted_response_enc")):
+            raise _error("encrypted authorization responses are not supported", request)
 
 
 def check_scope(request: Mapping[str, Any], provider: ProviderView) -> None:

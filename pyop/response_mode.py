@@ -16,7 +16,8 @@ from typing import Any, Union
 from urllib.parse import urlsplit
 
 __all__ = ["response_type_set", "should_fragment_encode", "should_form_post",
-           "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY"]
+           "render_form_post", "FORM_POST_CONTENT_SECURITY_POLICY", "JARM_RESPONSE_MODES",
+           "is_jarm_mode"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,16 @@ def _split_response_type(value: str) -> frozenset[str]:
     return _split_cached(value)
 
 
+#: The response modes of JWT Secured Authorization Response Mode for OAuth 2.0 (JARM) 2.3:
+#: the response parameters travel in one signed JWT, the ``response`` parameter.
+JARM_RESPONSE_MODES = ("jwt", "query.jwt", "fragment.jwt", "form_post.jwt")
+
+
+def is_jarm_mode(response_mode: Any) -> bool:
+    """Whether ``response_mode`` is one of :data:`JARM_RESPONSE_MODES` (JARM 2.3)."""
+    return isinstance(response_mode, str) and response_mode in JARM_RESPONSE_MODES
+
+
 def should_fragment_encode(authentication_request: Mapping[str, Any]) -> bool:
     """Whether the authorization response goes in the fragment.
 
@@ -61,27 +72,29 @@ def should_fragment_encode(authentication_request: Mapping[str, Any]) -> bool:
     endpoint are always fragment-encoded (OIDC Core 3.2.2.5, 3.3.2.5; OAuth 2.0
     Multiple Response Types 2.1: tokens MUST NOT be query-encoded), and so are
     their errors. A code-only response is query-encoded unless the request
-    asked for ``response_mode=fragment``.
+    asked for ``response_mode=fragment`` or ``fragment.jwt`` (JARM 2.3.2; ``jwt`` is
+    ``query.jwt`` for a code and ``fragment.jwt`` for tokens, JARM 2.3.4).
 
     Works on an ``AuthorizationRequest`` message and on the ``dict`` returned by
     its ``to_dict()``.
     """
     if response_type_set(authentication_request.get("response_type")) - {"code", "none"}:
         return True
-    return authentication_request.get("response_mode") == "fragment"
+    return authentication_request.get("response_mode") in ("fragment", "fragment.jwt")
 
 
 def should_form_post(authentication_request: Mapping[str, Any]) -> bool:
     """Whether the response goes back as an auto-submitted HTML form.
 
     True when the request asked for ``response_mode=form_post`` (OAuth 2.0
-    Form Post Response Mode 2), which :meth:`Provider.parse_authentication_request
+    Form Post Response Mode 2) or ``form_post.jwt`` (JARM 2.3.3), which
+    :meth:`Provider.parse_authentication_request
     <pyop.provider.Provider.parse_authentication_request>` accepts when
     ``response_modes_supported`` lists it. Check it before
     :func:`should_fragment_encode`; works on a request message, its ``to_dict()``
     and the ``request`` of an :class:`~pyop.exceptions.InvalidAuthenticationRequest`.
     """
-    return authentication_request.get("response_mode") == "form_post"
+    return authentication_request.get("response_mode") in ("form_post", "form_post.jwt")
 
 
 #: The script of the form_post page: the ``onload`` attribute of its body.

@@ -111,6 +111,7 @@ OPT_IN_CAPABILITIES: dict[str, Any] = {
     "frontchannel_logout_supported": True,
     "frontchannel_logout_session_supported": True,
     "pushed_authorization_request_endpoint": ISSUER + "/par",
+    "tls_client_certificate_bound_access_tokens": True,
     "dpop_signing_alg_values_supported": ["ES256", "PS256", "EdDSA"],
 }
 

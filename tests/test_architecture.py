@@ -40,7 +40,8 @@ LAYERS: list[list[str]] = [
     ["pyop.storage.stateless"],
     ["pyop.storage"],
     # protocol building blocks
-    ["pyop.client_assertion", "pyop.request_validator", "pyop.dpop"],
+    ["pyop.client_assertion", "pyop.request_validator", "pyop.client_certificate",
+     "pyop.dpop"],
     ["pyop.client_authentication"],
     # the parts of AuthorizationState, each built on the one before
     ["pyop.authz_state._records"],
@@ -56,6 +57,7 @@ LAYERS: list[list[str]] = [
     # the provider's shared services
     ["pyop.configuration", "pyop.key_set", "pyop.client_keys", "pyop.client_registry"],
     ["pyop.context"],
+    ["pyop.jarm"],
     ["pyop.claims_policy"],
     ["pyop.logout_notifications"],
     # grants, then endpoints, then the facade

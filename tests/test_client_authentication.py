@@ -75,7 +75,8 @@ class TestParseBasicAuthorization:
 class TestVerifyClientAuthentication:
     def test_methods(self) -> None:
         assert SUPPORTED_AUTH_METHODS == ("client_secret_basic", "client_secret_post",
-                                          "client_secret_jwt", "private_key_jwt", "none")
+                                          "client_secret_jwt", "private_key_jwt", "none",
+                                          "tls_client_auth", "self_signed_tls_client_auth")
 
     def test_basic(self) -> None:
         assert authenticate({}, {"Authorization": basic("basic", "s3cret")}) == "basic"

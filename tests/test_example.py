@@ -1122,3 +1122,94 @@ def test_pushed_authorization_request_flow(client: FlaskClient) -> None:
     unauthenticated = client.post("/par", data=params)
     assert unauthenticated.status_code == 401
     assert unauthenticated.get_json()["error"] == "invalid_client"
+
+# -- single logout: sessions, front- and back-channel (docs/logout.rst) ---------------------------
+
+def test_example_advertises_single_logout(client: FlaskClient) -> None:
+    metadata = client.get("/.well-known/openid-configuration").get_json()
+    for name in ("backchannel_logout_supported", "backchannel_logout_session_supported",
+                 "frontchannel_logout_supported", "frontchannel_logout_session_supported"):
+        assert metadata[name] is True
+
+
+def id_token_claims(client: FlaskClient, id_token: str) -> dict[str, Any]:
+    keys = [VerificationKey.from_jwk(jwk) for jwk in client.get("/jwks").get_json()["keys"]]
+    return dict(jws_verify(id_token, keys))
+
+
+def test_example_logout_page_loads_the_frontchannel_iframes(client: FlaskClient) -> None:
+    """The login session's id reaches the ID token (sid) and the iframe URL (iss, sid);
+    the page's CSP allows frames from exactly that origin (Front-Channel Logout 1.0 4)."""
+    registered = register(client, frontchannel_logout_uri="https://rp.example.org/fc?a=1",
+                          frontchannel_logout_session_required=True)
+    tokens = exchange(client, registered, code_flow(client, registered)["code"]).get_json()
+    sid = id_token_claims(client, tokens["id_token"])["sid"]
+    assert sid and sid not in str(_session(client))  # not the cookie's secret
+    response = client.get("/logout?" + urlencode({
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI,
+        "state": "bye"}))
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    iframe = re.search(r'<iframe src="([^"]*)"', html)
+    assert iframe is not None
+    src = iframe.group(1).replace("&amp;", "&")
+    assert src.startswith("https://rp.example.org/fc?")
+    assert parse_qs(urlsplit(src).query) == {"a": ["1"], "iss": [ISSUER], "sid": [sid]}
+    csp = dict(part.split(" ", 1) for part in
+               response.headers["Content-Security-Policy"].split("; "))
+    assert csp["frame-src"] == "https://rp.example.org"
+    assert csp["default-src"] == "'none'"
+    assert POST_LOGOUT_URI + "?state=bye" in html
+    assert "user_id" not in _session(client)
+    # the session's grants are revoked
+    bearer = {"Authorization": "Bearer " + tokens["access_token"]}
+    assert client.get("/userinfo", headers=bearer).status_code == 401
+
+
+def backchannel_app(tmp_path: Path, key_path: Path, fast_users: Path, **extra: Any) -> Flask:
+    application = create_app({"issuer": ISSUER, "data_dir": str(tmp_path / "data"),
+                              "signing_key": str(key_path), "users_file": str(fast_users),
+                              "demo": True, "storage_uri": "memory:", **extra})
+    application.testing = True
+    return application
+
+
+def test_example_backchannel_logout_reaches_a_loopback_rp_when_allowed(
+        tmp_path: Path, key_path: Path, fast_users: Path) -> None:
+    from support.logout import relying_party_servers
+
+    application = backchannel_app(tmp_path, key_path, fast_users, outbound_allow_loopback=True)
+    client = application.test_client()
+    with relying_party_servers((200, 0.0)) as (rp,):
+        registered = register(client, backchannel_logout_uri=rp.uri,
+                              backchannel_logout_session_required=True)
+        tokens = exchange(client, registered, code_flow(client, registered)["code"]).get_json()
+        sid = id_token_claims(client, tokens["id_token"])["sid"]
+        response = client.get("/logout?" + urlencode({
+            "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI}))
+        assert response.status_code == 303  # no front-channel client: straight back
+    [(content_type, form)] = rp.received
+    assert content_type == "application/x-www-form-urlencoded"
+    claims = id_token_claims(client, form["logout_token"])
+    assert claims["sid"] == sid and claims["aud"] == registered["client_id"]
+    assert claims["iss"] == ISSUER and "nonce" not in claims
+
+
+def test_example_backchannel_logout_never_reaches_loopback_by_default(
+        tmp_path: Path, key_path: Path, fast_users: Path) -> None:
+    from support.logout import relying_party_servers
+
+    client = backchannel_app(tmp_path, key_path, fast_users).test_client()
+    with relying_party_servers((200, 0.0)) as (rp,):
+        registered = register(client, backchannel_logout_uri=rp.uri)
+        tokens = exchange(client, registered, code_flow(client, registered)["code"]).get_json()
+        response = client.get("/logout?" + urlencode({
+            "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT_URI}))
+        assert response.status_code == 303
+    assert rp.received == []
+
+
+def test_example_outbound_allow_loopback_from_the_environment() -> None:
+    assert "outbound_allow_loopback" not in config_from_env({})
+    assert config_from_env({"PYOP_EXAMPLE_OUTBOUND_ALLOW_LOOPBACK": "1"})[
+        "outbound_allow_loopback"] is True

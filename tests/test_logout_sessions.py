@@ -41,8 +41,10 @@ from pyop.provider import Provider
 
 @pytest.fixture
 def op(make_provider: Callable[..., Provider]) -> Provider:
+    # the host delivers the Logout Tokens: these tests make no requests
     return make_provider(config=logout_configuration(), client_db=logout_clients(),
-                         authz_kwargs={"refresh_token_lifetime": 3600})
+                         authz_kwargs={"refresh_token_lifetime": 3600},
+                         backchannel_logout_delivery="return")
 
 
 def code_grant(provider: Provider, client_id: str, session_id: Any = None,
@@ -267,7 +269,7 @@ def test_the_result_names_the_session_clients_with_logout_uris(op: Provider) -> 
     result = op.logout_user(session_id=one)
     assert result.clients == [RP_A]
     assert [r.client_id for r in result.backchannel_requests] == [RP_A]
-    assert result.backchannel_results == []  # no sender: the host delivers
+    assert result.backchannel_results == []  # "return": the host delivers
     assert len(result.frontchannel_urls) == 1
 
 
@@ -359,6 +361,23 @@ def test_logout_page_redirect_runs_only_with_its_nonce() -> None:
     other = frontchannel_logout_page([], post_logout_redirect_uri="https://rp.example/bye")
     assert "frame-src 'none'" in other.content_security_policy
     assert nonce.group(1) not in other.content_security_policy
+
+
+def test_logout_page_script_braces_and_parentheses_balance() -> None:
+    """The redirect script is plain JavaScript (no template doubling of its braces left
+    over): every block and call it opens is closed, in order. Chromium runs it in
+    tests/relying_parties/test_single_logout.py."""
+    page = frontchannel_logout_page(["https://a.example/fc"],
+                                    post_logout_redirect_uri="https://rp.example/bye")
+    script = page.html.split("<script", 1)[1].split(">", 1)[1].split("</script>", 1)[0]
+    assert "{{" not in script and "}}" not in script
+    stack: list[str] = []
+    for ch in script:
+        if ch in "({":
+            stack.append(ch)
+        elif ch in ")}":
+            assert stack and stack.pop() == {")": "(", "}": "{"}[ch], script
+    assert stack == [], script
 
 
 def test_logout_result_renders_its_page(op: Provider) -> None:

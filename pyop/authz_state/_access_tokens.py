@@ -151,7 +151,8 @@ class AccessTokens(SubjectIdentifiers):
         The record has the client and the scope, and no ``sub`` or ``user_id``: no
         end-user is involved. No refresh token goes with it (RFC 6749 4.4.3).
 
-        :param cnf: the key the token is bound to (RFC 7800 3.1; ``jkt``, RFC 9449 6).
+        :param cnf: the confirmation the token is bound to (RFC 7800 3.1): ``jkt`` of a
+            DPoP key (RFC 9449 6) and/or ``x5t#S256`` of a client certificate (RFC 8705 3).
         """
         grant: dict[str, Any] = {"client_id": client_id, "scope": " ".join(scope),
                                  "grant_type": "client_credentials"}
@@ -163,7 +164,8 @@ class AccessTokens(SubjectIdentifiers):
         """What pyop 3 answered about a live access token (RFC 7662 2.2 members).
 
         ``{"active": True, "scope", "client_id", "token_type": "Bearer", "exp", "iat",
-        "sub", "aud": [client_id]}`` (no ``sub`` for a ``client_credentials`` token).
+        "sub", "aud": [client_id]}`` (no ``sub`` for a ``client_credentials`` token), and
+        the ``cnf`` of a sender-constrained token (RFC 9449 6.2, RFC 8705 3.2).
         The token's full record is :meth:`get_access_token`.
 
         :raises InvalidAccessToken: unknown, expired or revoked token (pyop 3 answered

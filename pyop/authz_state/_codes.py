@@ -215,9 +215,8 @@ class AuthorizationCodes(RefreshTokens):
             self, authorization_code: str, record: Mapping[str, Any], *,
             access_token_value: Optional[str] = None,
             issue_refresh_token: bool = True,
-            access_token_cnf: Optional[Mapping[str, Any]] = None,
-            refresh_token_cnf: Optional[Mapping[str, Any]] = None
-            ) -> tuple[AccessToken, Optional[str]]:
+            cnf: Optional[Mapping[str, Any]] = None,
+            bind_refresh_token: bool = False) -> tuple[AccessToken, Optional[str]]:
         """Exchange a code for an access token (and refresh token), exactly once.
 
         The code record is atomically replaced by a "used" record naming the
@@ -238,10 +237,11 @@ class AuthorizationCodes(RefreshTokens):
         :param issue_refresh_token: False issues no refresh token (even when
             ``refresh_token_lifetime`` is set): pyop 3's :meth:`exchange_code_for_token`
             left that to :meth:`create_refresh_token`.
-        :param access_token_cnf: the key the access token is bound to (RFC 7800 3.1;
-            ``jkt`` of a DPoP proof, RFC 9449 6), kept in its record as ``cnf``.
-        :param refresh_token_cnf: likewise for the refresh token (a public client's,
-            RFC 9449 5): using it then needs a proof of the same key.
+        :param cnf: the confirmation the access token is bound to (RFC 7800 3.1), kept in
+            its record: ``jkt`` of a DPoP proof's key (RFC 9449 6) and/or ``x5t#S256`` of a
+            client certificate (RFC 8705 3), in one dict.
+        :param bind_refresh_token: the refresh token carries ``cnf`` too (a public client's,
+            RFC 9449 5, RFC 8705 4): refreshing then needs every member of it again.
         :raises InvalidAuthorizationCode: the code was already used, or the end-user
             logged out since it was issued (:meth:`delete_state_for_subject_identifier`).
         :raises InvalidTokenRequest: ``invalid_request``, a sealed token would be longer
@@ -289,10 +289,10 @@ class AuthorizationCodes(RefreshTokens):
         tagged = self.stateless
         access_grant = dict(grant, grant_id=grant_id) if tagged else grant
         refresh_grant = dict(grant, grant_id=grant_id)
-        if access_token_cnf:
-            access_grant = dict(access_grant, cnf=dict(access_token_cnf))
-        if refresh_token_cnf:
-            refresh_grant["cnf"] = dict(refresh_token_cnf)
+        if cnf:  # sender-constrained (RFC 8705 3)
+            access_grant = dict(access_grant, cnf=dict(cnf))
+            if bind_refresh_token:
+                refresh_grant["cnf"] = dict(cnf)
         listed = None if tagged else access_value
         # sealed tokens store nothing: made before the code is spent, so that a grant too
         # large to seal fails without spending it

@@ -28,6 +28,18 @@ from ._records import (
 logger = logging.getLogger(__name__)
 
 
+def _check_refresh_token_binding(record: Mapping[str, Any],
+                                 cnf: Optional[Mapping[str, Any]]) -> None:
+    """A bound refresh token (a public client's: RFC 9449 5, RFC 8705 4) is used with the
+    same confirmation: every member of its ``cnf`` (``jkt`` and/or ``x5t#S256``) is in the
+    request's with the same value.
+
+    :raises InvalidRefreshToken: a member is missing or differs (``invalid_grant``)."""
+    if not cnf_matches(record.get("cnf"), cnf):
+        raise InvalidRefreshToken("the refresh token is bound to another client certificate "
+                                  "or key")
+
+
 class RefreshTokens(AccessTokens):
     """Refresh tokens of :class:`~pyop.authz_state.AuthorizationState`."""
 
@@ -106,10 +118,11 @@ class RefreshTokens(AccessTokens):
 
         ``rotate=True`` always rotates (public clients, RFC 9700 4.14.2).
 
-        ``cnf``: the key the request proved possession of (RFC 7800 3.1; ``jkt`` for a DPoP
-        proof, RFC 9449 6): the new access token is bound to it. A refresh token bound to
-        a key (its record's ``cnf``: a public client's, RFC 9449 5) is refused unless
-        ``cnf`` names the same key.
+        ``cnf``: the confirmation of the request (RFC 7800 3.1): ``jkt`` of a DPoP proof's
+        key (RFC 9449 6) and/or the client certificate's ``x5t#S256`` (RFC 8705 3), which
+        the new access token is bound to. A refresh token that is bound itself (``cnf`` in
+        its record: a public client's, RFC 9449 5, RFC 8705 4) is refused unless every
+        member of its ``cnf`` is the same in ``cnf``.
 
         A refresh racing a revocation of its grant (:meth:`revoke_refresh_token`, in this
         or another process) is linearizable: either it takes effect before the
@@ -138,9 +151,7 @@ class RefreshTokens(AccessTokens):
             raise InvalidRefreshToken("unknown or expired refresh token")
         if record.get("client_id") != client_id:
             raise InvalidRefreshToken("refresh token of another client")
-        if not cnf_matches(record.get("cnf"), cnf):
-            raise InvalidRefreshToken("the refresh token is bound to a key the request "
-                                      "did not prove possession of")
+        _check_refresh_token_binding(record, cnf)
         # the new tokens are dated before the marks are read: a logout or revocation after
         # the reads revokes them too
         issued_at = float(self.clock())
@@ -166,8 +177,9 @@ class RefreshTokens(AccessTokens):
         grant["scope"] = " ".join(new_scope)
         grant["issued_at"] = issued_at
         grant[GRANT_ID] = grant_id
-        grant.pop("cnf", None)  # the refresh token's own binding: the access token's is
-        if cnf:                 # the one proved now
+        # the access token is bound to the request's confirmation, not the refresh token's
+        grant.pop("cnf", None)
+        if cnf:
             grant["cnf"] = dict(cnf)
         threshold = self.refresh_token_threshold
         rotate = rotate or bool(threshold and threshold > 0 and record["exp"] - now < threshold)
@@ -222,7 +234,7 @@ class RefreshTokens(AccessTokens):
         full_grant = dict(grant)
         full_grant["scope"] = record["scope"]
         full_grant.pop("cnf", None)
-        if "cnf" in record:  # the refresh token keeps its own binding
+        if "cnf" in record:  # a bound refresh token's successor is bound the same way
             full_grant["cnf"] = record["cnf"]
         try:
             new_refresh = self._create_refresh_token(full_grant, None, now)

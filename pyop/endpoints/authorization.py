@@ -34,6 +34,7 @@ from ..exceptions import (
     UnknownUser,
     UnmetAuthenticationRequirements,
 )
+from ..jarm import error_signer, jarm_key_for_request, wrap_response
 from ..logout_notifications import has_logout_uri, id_token_sid, session_for_authorization
 from ..message import (
     AuthorizationRequest,
@@ -58,7 +59,8 @@ __all__ = ["parse_authentication_request", "create_authentication_error",
            "requires_authentication", "authorize", "RequestedAcr", "requested_acr_values",
            "hint_matches_user", "REQUEST_TIME_MEMBER", "requested_prompts",
            "validate_authentication_parameters", "verify_client_request_object",
-           "pushed_requests_required", "PUSHED_REQUEST_URI_PREFIX"]
+           "pushed_requests_required", "PUSHED_REQUEST_URI_PREFIX",
+           "SIGNED_REQUEST_MEMBER", "signed_request_required", "signed_request_object"]
 
 #: The ``request_uri`` values of pushed authorization requests begin with this URN
 #: (RFC 9126 2.2); other ``request_uri`` values are refused as before
@@ -73,6 +75,14 @@ logger = logging.getLogger(__name__)
 #: It survives ``to_dict()``, so that :func:`authorize` can refuse an ``auth_time`` older
 #: than the request allows (OIDC Core 3.1.2.1).
 REQUEST_TIME_MEMBER = "pyop_requested_at"
+
+#: The member set (to ``True``) only when the parameters came from a verified request
+#: object signed by the client (not ``alg: none``; RFC 9101 10.5): in a parsed request,
+#: for a ``request`` by value or a pushed one, and in the kept parameters of a pushed
+#: request (RFC 9126 3), where the pushed request endpoint sets it. A value sent by the
+#: client, in a query or pushed, is dropped; one in kept parameters counts only for the
+#: ``request_uri`` of a pushed request. It survives ``to_dict()``.
+SIGNED_REQUEST_MEMBER = "pyop_signed_request_object"
 
 
 def parse_authentication_request(ctx: ProviderContext,
@@ -156,13 +166,21 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any], *,
     try:
         check_unique_parameters(
             parameters, lambda message: InvalidAuthenticationRequest(message, parameters))
+        signed = False
+        if pushed:  # the provider's record of the push (RFC 9126 3), never the client's
+            signed = parameters.pop(SIGNED_REQUEST_MEMBER, None) is True
+        parameters.pop(SIGNED_REQUEST_MEMBER, None)
         if not pushed and pushed_requests_required(
                 ctx, ctx.clients.get(parameters.get("client_id")) or {}):
             # RFC 9126 4: only request_uri values from the pushed request endpoint
             raise InvalidAuthenticationRequest(
                 "authorization requests of this client must be pushed (RFC 9126)", parameters)
         if "request" in parameters and ctx.configuration.request_parameter_supported:
-            parameters = _merge_request_object(ctx, parameters)
+            parameters, signed_object = _merge_request_object(ctx, parameters)
+            signed = signed or signed_object
+        if not signed and signed_request_required(ctx, parameters["client_id"]):
+            raise InvalidAuthenticationRequest(
+                "this request must be a signed request object (RFC 9101 10.5)", parameters)
         _check_max_age(parameters)
         _parse_claims_parameter(parameters)
         create = ctx.configuration.prompt_create and _take_prompt_create(parameters)
@@ -184,8 +202,11 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any], *,
         _narrow_claims_to_allow_list(authn_req, client)
         _check_id_token_hint(ctx, authn_req)
         dpop.check_dpop_jkt_parameter(ctx.dpop, authn_req)
-        if REQUEST_TIME_MEMBER in authn_req:
-            del authn_req[REQUEST_TIME_MEMBER]  # only the provider sets it
+        for member in (REQUEST_TIME_MEMBER, SIGNED_REQUEST_MEMBER):
+            if member in authn_req:
+                del authn_req[member]  # only the provider sets them
+        if signed:
+            authn_req[SIGNED_REQUEST_MEMBER] = True
         if _login_required(authn_req) or claims_policy.effective_max_age(
                 authn_req, client) is not None:
             authn_req[REQUEST_TIME_MEMBER] = float(ctx.clock())
@@ -198,6 +219,8 @@ def _validate(ctx: ProviderContext, parameters: dict[str, Any], *,
         e.request = error_context(parameters)
         e.redirect_uri_verified = True
         e.issuer = ctx.issuer
+        e.response_signer = error_signer(ctx, parameters.get("client_id"),
+                                         parameters.get("response_mode"))
         logger.info("invalid authentication request: %s", e.oauth_error)
         raise
 
@@ -298,6 +321,28 @@ def _narrow_claims_to_allow_list(authn_req: AuthorizationRequest,
     authn_req["claims"] = ClaimsRequest(**narrow_claims_request(claims, client))
 
 
+def signed_request_required(ctx: ProviderContext, client_id: Any) -> bool:
+    """Whether the client's requests must be signed request objects: the provider's
+    ``require_signed_request_object`` option, or the client's metadata of that name
+    (RFC 9101 10.5; ``alg: none`` does not count)."""
+    if ctx.configuration.require_signed_request_object:
+        return True
+    client = ctx.clients.get(client_id) or {}
+    return client.get("require_signed_request_object") is True
+
+
+def signed_request_object(request_object: Any) -> bool:
+    """Whether a verified request object is signed: its JWS ``alg`` is not ``none``
+    (RFC 9101 10.5)."""
+    if not isinstance(request_object, str):
+        return False
+    try:
+        header = json.loads(b64url_decode(request_object.split(".", 1)[0]))
+    except (JWSError, ValueError, UnicodeDecodeError, RecursionError):  # pragma: no cover
+        return False  # verified before: well-formed
+    return isinstance(header, dict) and header.get("alg") not in (None, "none")
+
+
 def _worth_client_keys(request_object: Any, allowed_algs: Iterable[str],
                        client_alg: Optional[str]) -> bool:
     """Cheap checks before the client's keys are looked up (maybe fetched from its
@@ -317,8 +362,10 @@ def _worth_client_keys(request_object: Any, allowed_algs: Iterable[str],
             and (client_alg is None or alg == client_alg))
 
 
-def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> dict[str, Any]:
-    """Verify the ``request`` object and merge it over the query (OIDC Core 6.3).
+def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]
+                          ) -> tuple[dict[str, Any], bool]:
+    """Verify the ``request`` object and merge it over the query (OIDC Core 6.3); the
+    merged parameters, and whether the object was signed.
 
     :raises InvalidAuthenticationRequest: ``invalid_request_object`` (redirectable).
     :raises InvalidRedirectURI: the object's redirect_uri is not registered.
@@ -330,7 +377,7 @@ def _merge_request_object(ctx: ProviderContext, parameters: dict[str, Any]) -> d
     if merged.get("redirect_uri") != parameters.get("redirect_uri"):
         # the response goes to the merged redirect_uri: it must be registered too
         check_redirect_uri(merged, client)
-    return merged
+    return merged, signed_request_object(parameters["request"])
 
 
 def verify_client_request_object(ctx: ProviderContext, client_id: str,
@@ -381,9 +428,12 @@ def create_authentication_error(ctx: ProviderContext,
     without a session, ``consent_required``, ``access_denied`` (OIDC Core
     3.1.2.6). Use its ``to_error_url()``.
     """
-    return InvalidAuthenticationRequest(description, error_context(authentication_request),
-                                        oauth_error,
-                                        redirect_uri_verified=True, issuer=ctx.issuer)
+    error = InvalidAuthenticationRequest(description, error_context(authentication_request),
+                                         oauth_error,
+                                         redirect_uri_verified=True, issuer=ctx.issuer)
+    error.response_signer = error_signer(ctx, authentication_request.get("client_id"),
+                                         authentication_request.get("response_mode"))
+    return error
 
 
 def requires_authentication(ctx: ProviderContext, authentication_request: Mapping[str, Any],
@@ -533,7 +583,11 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     ``iss`` (RFC 9207 2).
 
     The host sends the user agent to
-    ``response.request(redirect_uri, should_fragment_encode(req))``.
+    ``response.request(redirect_uri, should_fragment_encode(req))`` (or answers with
+    :func:`~pyop.util.render_form_post` when ``should_form_post(req)``). For a JARM
+    response mode the provider offers, the response's only member is ``response``, a
+    JWT signed by the provider holding the parameters with ``iss``, ``aud`` and ``exp``
+    (JARM 2.1, 2.3); the same calls send it.
 
     :param authentication_request: the request returned by
         :meth:`~pyop.provider.Provider.parse_authentication_request` (or rebuilt from
@@ -579,10 +633,17 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     client_id = authentication_request["client_id"]
     client = ctx.client(client_id)  # 1.
     id_token_key = ctx.keys.id_token_key(client)  # before any code or token is issued
+    jarm_key = jarm_key_for_request(ctx, client, authentication_request)  # JARM 2.2
     response_types = response_type_set(authentication_request.get("response_type"))
-    user_record, sub = _end_user(ctx, authentication_request, client, user_id)  # 2.
-    _check_authentication(ctx, authentication_request, client, user_id, sub, user_record,
-                          extra_id_token_claims, auth_time, acr)
+    try:
+        user_record, sub = _end_user(ctx, authentication_request, client, user_id)  # 2.
+        _check_authentication(ctx, authentication_request, client, user_id, sub,
+                              user_record, extra_id_token_claims, auth_time, acr)
+    except InvalidAuthenticationRequest as e:
+        if e.redirectable and e.response_signer is None:  # JARM 2.1.3
+            e.response_signer = error_signer(ctx, client_id,
+                                             authentication_request.get("response_mode"))
+        raise
     scope = narrow_scope(claims_policy.granted_scope(ctx, authentication_request), client)  # 3.
     auth_time_int = _auth_time(ctx, authentication_request, client, auth_time)
     sid, _ = session_for_authorization(ctx, client, session_id)
@@ -629,6 +690,8 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
                                               ctx.configuration.session_lifetime)
     # an attribute, not a member: never sent to the client
     response.session_id = sid  # type: ignore[attr-defined]
+    if jarm_key is not None:  # JARM 2.1, 2.3: the parameters in one signed JWT
+        return wrap_response(ctx, jarm_key, client_id, response)
     return response
 
 

@@ -62,8 +62,10 @@ def logout_user(ctx: ProviderContext, subject_identifier: Optional[str] = None,
     Which clients are told: those that registered a logout URI and got a grant in the
     session (or for the ``sub``), when the provider metadata has
     ``backchannel_logout_supported`` / ``frontchannel_logout_supported``. Back-channel
-    Logout Tokens are delivered by the provider's ``backchannel_logout_sender`` if set
-    (its results in :attr:`LogoutResult.backchannel_results`), else left to the host
+    Logout Tokens are delivered by the provider's ``backchannel_logout_sender`` if set --
+    by default one POSTing through the guarded outbound fetcher
+    (``backchannel_logout_delivery``) -- (its results in
+    :attr:`LogoutResult.backchannel_results`), else left to the host
     (:attr:`LogoutResult.backchannel_requests`); a delivery failure never raises.
 
     :param subject_identifier: the ``sub`` known from the host's session, if any.

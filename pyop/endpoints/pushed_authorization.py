@@ -25,7 +25,12 @@ from ..message import PushedAuthorizationResponse
 from ..request_object import request_object_parameters
 from ..request_validator import check_redirect_uri
 from ..util import FORM_MEDIA_TYPE, check_content_type, parse_unique_parameters
-from .authorization import validate_authentication_parameters, verify_client_request_object
+from .authorization import (
+    SIGNED_REQUEST_MEMBER,
+    signed_request_object,
+    validate_authentication_parameters,
+    verify_client_request_object,
+)
 
 __all__ = ["handle_pushed_authorization_request", "CLIENT_AUTHENTICATION_PARAMETERS"]
 
@@ -72,7 +77,8 @@ def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
     if given_id is not None and given_id != client_id:
         raise _invalid_request("client_id is not the authenticated client's")
     request = {name: value for name, value in parameters.items()
-               if name not in CLIENT_AUTHENTICATION_PARAMETERS}
+               if name not in CLIENT_AUTHENTICATION_PARAMETERS
+               and name != SIGNED_REQUEST_MEMBER}  # only the provider sets it
     request["client_id"] = client_id
     try:
         if "request" in request:
@@ -80,7 +86,11 @@ def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
                 raise InvalidAuthenticationRequest("request objects are not supported", {},
                                                    "request_not_supported")
             claims = verify_client_request_object(ctx, client_id, client, request["request"])
+            signed = signed_request_object(request["request"])
             request = request_object_parameters(claims, client_id)
+            request.pop(SIGNED_REQUEST_MEMBER, None)
+            if signed:  # RFC 9101 10.5: counts as a signed request where one is required
+                request[SIGNED_REQUEST_MEMBER] = True
         check_redirect_uri(request, client)
         with ctx.clients.request_client(client_id, client):
             # on a copy: what is kept is what the client pushed, validated again when used

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Optional, cast
 
 from ..client_authentication import client_secret_matches, hash_client_secret
+from ..client_certificate import TLS_CLIENT_AUTH_SUBJECT_MEMBERS
 from ..client_management import (
     CLIENT_SETTABLE_METADATA,
     EXTENSION_CLIENT_METADATA,
@@ -219,18 +220,25 @@ def match_client_preferences(ctx: ProviderContext,
     return matched
 
 
+#: Client metadata of RFC 8705 (2.1.2, 3.4) kept at registration.
+_MTLS_METADATA = frozenset(TLS_CLIENT_AUTH_SUBJECT_MEMBERS) | {
+    "tls_client_certificate_bound_access_tokens"}
+
+
 def _client_metadata(registration_req: RegistrationRequest,
                      dpop: bool = False) -> dict[str, Any]:
     """The members of a verified registration request that are kept, with defaults.
 
     Only registered metadata is kept: unknown members are ignored and the
     credentials are the provider's to issue (OIDC Dynamic Registration 2, 3.2).
-    ``scope`` (RFC 7591 2) is kept too, normalised, and, when the provider supports DPoP
-    (``dpop``), ``dpop_bound_access_tokens`` (RFC 9449 5.2).
+    ``scope`` (RFC 7591 2) is kept too, normalised, the mutual TLS metadata (RFC 8705
+    2.1.2, 3.4), checked by :func:`~pyop.registration.check_token_endpoint_auth_method`,
+    and, when the provider supports DPoP (``dpop``), ``dpop_bound_access_tokens`` (RFC
+    9449 5.2).
     """
     client = {name: value for name, value in registration_req.to_dict().items()
               if name in RegistrationRequest.c_param or name in EXTENSION_CLIENT_METADATA
-              or (dpop and name == "dpop_bound_access_tokens")}
+              or name in _MTLS_METADATA or (dpop and name == "dpop_bound_access_tokens")}
     client.update(registration_defaults(client))
     scope = registration_req.get("scope")
     if isinstance(scope, str):

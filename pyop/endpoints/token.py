@@ -7,9 +7,10 @@ and errors), 4.1.3, 4.4 and 6 (the grants of :mod:`pyop.grants`); OIDC Core 3.1.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .. import dpop
+from ..client_certificate import certificate_confirmation, parse_client_certificate
 from ..context import ProviderContext
 from ..exceptions import InvalidTokenRequest, UnauthorizedClient, UnsupportedGrantType
 from ..grants.base import GrantRequest
@@ -34,7 +35,9 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
                          http_headers: Optional[Any] = None,
                          extra_id_token_claims: Any = None, *,
                          http_method: Optional[str] = None,
-                         http_url: Optional[str] = None) -> AccessTokenResponse:
+                         http_url: Optional[str] = None,
+                         client_certificate: Optional[Union[str, bytes]] = None
+                         ) -> AccessTokenResponse:
     """A token request (RFC 6749 3.2): 1. parameters, each once; 2. client
     authentication; 3. a ``grant_type`` the provider supports and the client registered;
     4. its handler (``ctx.grant_handlers``).
@@ -49,7 +52,15 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
     :param http_method: the request's HTTP method (default ``POST``) and
     :param http_url: the URL the client called (default: the ``token_endpoint``
         metadata): what a DPoP proof must name (``htm``, ``htu``; RFC 9449 4.3).
-    :raises InvalidClientAuthentication: 401 ``invalid_client``.
+    :param client_certificate: the client certificate of a mutual TLS connection, as the
+        host's TLS layer verified it (PEM text or DER bytes): client authentication with
+        ``tls_client_auth``/``self_signed_tls_client_auth`` (RFC 8705 2), and tokens bound
+        to it (``cnf``, RFC 8705 3) for clients that registered
+        ``tls_client_certificate_bound_access_tokens`` (or every client, with
+        ``bind_tokens_to_client_certificates``). With a DPoP proof too, the tokens' one
+        ``cnf`` holds both ``x5t#S256`` and ``jkt`` (RFC 7800 3.1).
+    :raises InvalidClientAuthentication: 401 ``invalid_client`` (also a malformed
+        ``client_certificate``: :class:`~pyop.exceptions.InvalidClientCertificate`).
     :raises InvalidDPoPProof: 400 ``invalid_dpop_proof`` (RFC 9449 5); ``use_dpop_nonce``
         with ``error.headers`` (``DPoP-Nonce``) when a server nonce is needed (8).
     :raises OAuthError: any other error (``invalid_grant``, ``invalid_request``...;
@@ -59,7 +70,16 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
     check_content_type(http_headers, FORM_MEDIA_TYPE, _invalid_request)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          _invalid_request)
-    client_id, client = ctx.authenticate_client(parameters, http_headers)
+    certificate = (parse_client_certificate(client_certificate)
+                   if client_certificate is not None else None)
+    client_id, client = ctx.authenticate_client(parameters, http_headers,
+                                                client_certificate=certificate)
+    if certificate is None and client.get("tls_client_certificate_bound_access_tokens") is True:
+        raise _invalid_request("the client registered certificate-bound access tokens: "
+                               "use mutual TLS (RFC 8705 3)")
+    cnf = certificate_confirmation(
+        client, certificate,
+        bind_by_default=ctx.configuration.bind_tokens_to_client_certificates)
     for name in ("code", "refresh_token"):  # never looked up (see is_valid_identifier)
         value = parameters.get(name)
         if value is not None and not is_valid_identifier(value):
@@ -77,7 +97,8 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
         ctx.dpop, http_headers, method=(http_method or "POST").upper(),
         url=http_url or ctx.configuration.metadata.get("token_endpoint"), client=client,
         now=ctx.clock())
+    if proof is not None:  # one cnf for both confirmations (RFC 7800 3.1)
+        cnf = dict(cnf or {}, **proof.cnf)
     response: AccessTokenResponse = handler(
-        ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims,
-                          proof.cnf if proof is not None else None, proof))
+        ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims, cnf, proof))
     return response

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .. import dpop
+from ..client_certificate import parse_client_certificate
 from ..client_management import narrow_scope
 from ..context import ProviderContext
 from ..exceptions import InvalidAccessToken, InvalidClientAuthentication, InvalidRequestError
@@ -30,7 +31,8 @@ _TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 
 
 def handle_introspection_request(ctx: ProviderContext, request_body: Any,
-                                 http_headers: Optional[Any] = None
+                                 http_headers: Optional[Any] = None, *,
+                                 client_certificate: Optional[Union[str, bytes]] = None
                                  ) -> TokenIntrospectionResponse:
     """Introspection (RFC 7662): 1. the confidential client; 2. the token, live and the
     client's; 3. its description (2.2), or ``{"active": false}``.
@@ -48,11 +50,15 @@ def handle_introspection_request(ctx: ProviderContext, request_body: Any,
     :param request_body: the form-encoded body (``token``, optional
         ``token_type_hint``) as str/bytes, or a mapping.
     :param http_headers: the request headers (``Authorization: Basic ...``).
+    :param client_certificate: the client certificate of a mutual TLS connection (client
+        authentication, RFC 8705 2). The answer for a certificate-bound token has its
+        ``cnf`` (RFC 8705 3.2).
     :raises InvalidClientAuthentication: 401 ``invalid_client``.
     :raises InvalidRequestError: no ``token``, repeated parameters (400).
     """
     client_id, client, token, order = _parse_request(
-        ctx, request_body, http_headers, allow_public=False, endpoint="introspection_endpoint")
+        ctx, request_body, http_headers, allow_public=False, endpoint="introspection_endpoint",
+        client_certificate=client_certificate)
     found = _find_token(ctx, token, order, client_id)
     if found is None:
         return TokenIntrospectionResponse(active=False)
@@ -67,15 +73,18 @@ def handle_introspection_request(ctx: ProviderContext, request_body: Any,
         token_type=(("DPoP" if dpop.is_dpop_bound(record) else "Bearer")
                     if token_type == "access_token" else "refresh_token"),
         iss=ctx.issuer)
-    if isinstance(record.get("cnf"), dict):  # the key the token is bound to (RFC 9449 6.2)
-        response["cnf"] = dict(record["cnf"])
     if record.get("sub") is not None:  # client_credentials tokens have no end-user
         response["sub"] = record["sub"]
+    if token_type == "access_token" and isinstance(record.get("cnf"), dict):
+        # what the token is bound to, one cnf for a DPoP key (``jkt``, RFC 9449 6.2) and a
+        # client certificate (``x5t#S256``, RFC 8705 3.2): RFC 7800 3.1
+        response["cnf"] = dict(record["cnf"])
     return response
 
 
 def handle_revocation_request(ctx: ProviderContext, request_body: Any,
-                              http_headers: Optional[Any] = None) -> None:
+                              http_headers: Optional[Any] = None, *,
+                              client_certificate: Optional[Union[str, bytes]] = None) -> None:
     """Revocation (RFC 7009): 1. the client; 2. the token, if it is the client's;
     3. revoked (a refresh token with its grant). Other tokens are left alone (2.2).
 
@@ -90,7 +99,8 @@ def handle_revocation_request(ctx: ProviderContext, request_body: Any,
     :raises InvalidRequestError: no ``token``, repeated parameters (400).
     """
     client_id, _, token, order = _parse_request(
-        ctx, request_body, http_headers, allow_public=True, endpoint="revocation_endpoint")
+        ctx, request_body, http_headers, allow_public=True, endpoint="revocation_endpoint",
+        client_certificate=client_certificate)
     found = _find_token(ctx, token, order, client_id)
     if found is None:
         return
@@ -101,7 +111,8 @@ def handle_revocation_request(ctx: ProviderContext, request_body: Any,
 
 
 def _parse_request(ctx: ProviderContext, request_body: Any, http_headers: Optional[Any], *,
-                   allow_public: bool, endpoint: str
+                   allow_public: bool, endpoint: str,
+                   client_certificate: Optional[Union[str, bytes]] = None
                    ) -> tuple[str, Mapping[str, Any], str, list[str]]:
     """Authenticate the client; return ``(client_id, client, token, token types to
     try)``."""
@@ -109,7 +120,10 @@ def _parse_request(ctx: ProviderContext, request_body: Any, http_headers: Option
     check_content_type(http_headers, FORM_MEDIA_TYPE, InvalidRequestError)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          InvalidRequestError)
-    client_id, client = ctx.authenticate_client(parameters, http_headers, endpoint)
+    certificate = (parse_client_certificate(client_certificate)
+                   if client_certificate is not None else None)
+    client_id, client = ctx.authenticate_client(parameters, http_headers, endpoint,
+                                                client_certificate=certificate)
     if (not allow_public
             and client.get("token_endpoint_auth_method", "client_secret_basic") == "none"):
         raise InvalidClientAuthentication("public clients may not introspect tokens")

@@ -8,10 +8,11 @@ RFC 7592 2.3 (allow-lists as they are now; deleted clients).
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .. import claims_policy, dpop
 from ..access_token import extract_bearer_token_from_http_request, get_header
+from ..client_certificate import check_certificate_bound
 from ..client_management import narrow_claims, narrow_scope
 from ..context import ProviderContext
 from ..exceptions import (
@@ -36,7 +37,9 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
                             http_headers: Optional[Any] = None, *,
                             http_method: Optional[str] = None,
-                            http_url: Optional[str] = None) -> UserinfoResponse:
+                            http_url: Optional[str] = None,
+                            client_certificate: Optional[Union[str, bytes]] = None
+                            ) -> UserinfoResponse:
     """A UserInfo request (OIDC Core 5.3): 1. the bearer token and its record; 2. its
     client, still registered; 3. an end-user and the ``openid`` scope; 4. the claims of
     the scope and ``claims`` request within the client's allow-lists; 5. signed when the
@@ -53,6 +56,9 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
     :param http_method: the HTTP method, when the host passes it: see below.
     :param http_url: the URL the client called (default: the ``userinfo_endpoint``
         metadata), for DPoP proofs (``htu``, RFC 9449 4.3).
+    :param client_certificate: the client certificate of a mutual TLS connection (PEM or
+        DER): a certificate-bound access token (``cnf`` ``x5t#S256``) is refused without
+        the certificate it is bound to (RFC 8705 3: 401 ``invalid_token``).
     :raises BearerTokenError: no token (401 ``invalid_token``).
     :raises InvalidUserinfoRequest: token in several places, malformed request, or a
         token in the URL query (400).
@@ -85,7 +91,8 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
     dpop_token = (dpop.dpop_scheme_token(get_header(http_headers, "Authorization"))
                   if ctx.dpop.enabled else None)
     try:
-        return _handle(ctx, request, http_headers, http_method, http_url, dpop_token)
+        return _handle(ctx, request, http_headers, http_method, http_url, dpop_token,
+                       client_certificate)
     except BearerTokenError as error:
         if dpop_token is None:
             raise
@@ -94,9 +101,11 @@ def handle_userinfo_request(ctx: ProviderContext, request: Any = None,
 
 def _handle(ctx: ProviderContext, request: Any, http_headers: Optional[Any],
             http_method: Optional[str], http_url: Optional[str],
-            dpop_token: Optional[str]) -> UserinfoResponse:
+            dpop_token: Optional[str],
+            client_certificate: Optional[Union[str, bytes]]) -> UserinfoResponse:
     """:func:`handle_userinfo_request` once the ``Authorization`` scheme is known
-    (``dpop_token``: the token of a ``DPoP`` one)."""
+    (``dpop_token``: the token of a ``DPoP`` one). A token bound to both a DPoP key and a
+    client certificate (``cnf`` with ``jkt`` and ``x5t#S256``) needs both."""
     parameters = parse_parameters(request, ctx.configuration.max_request_size,
                                   InvalidUserinfoRequest)
     if ("access_token" in parameters and not ctx.configuration.userinfo_token_in_query
@@ -119,6 +128,7 @@ def _handle(ctx: ProviderContext, request: Any, http_headers: Optional[Any],
         method=http_method.upper() if isinstance(http_method, str) else (
             "POST" if _is_form_body(None, http_headers) else "GET"),
         url=http_url or ctx.configuration.metadata.get("userinfo_endpoint"), now=ctx.clock())
+    check_certificate_bound(record, client_certificate)
     client = ctx.clients.get(record.get("client_id"))
     if client is None:  # deleted since (RFC 7592 2.3): whatever the grant, 401
         raise InvalidAccessToken("the access token is unknown, expired or revoked")

@@ -125,14 +125,15 @@ def check_pkce(auth_req: Mapping[str, Any], verifier: Any) -> None:
 
 
 def _bindings(request: GrantRequest) -> dict[str, Any]:
-    """The keys the tokens of a code exchange are bound to (RFC 7800 3.1): the access
-    token to what the request proved; the refresh token too for a public client (RFC 9449
-    5: a confidential client's is bound by its authentication)."""
+    """The confirmation the tokens of a code exchange are bound to (RFC 7800 3.1): the
+    access token to the request's ``cnf`` (DPoP key and/or client certificate); the
+    refresh token too for a public client (RFC 9449 5, RFC 8705 4: a confidential
+    client's is bound by its authentication)."""
     cnf = request.cnf
     if not cnf:  # the call pyop 3's AuthorizationState (and its subclasses) accept
         return {}
     public = request.client.get("token_endpoint_auth_method") == "none"
-    return {"access_token_cnf": cnf, "refresh_token_cnf": cnf if public else None}
+    return {"cnf": cnf, "bind_refresh_token": public}
 
 
 def _check_code_record(record: Mapping[str, Any], parameters: Mapping[str, Any],

@@ -30,8 +30,9 @@ class GrantRequest(NamedTuple):
     client: Mapping[str, Any]
     #: The host's extra ID token claims: a dict or ``(user_id, client_id) -> dict``.
     extra_id_token_claims: Any = None
-    #: What the request proved possession of (RFC 7800 3.1 ``cnf``): ``{"jkt": ...}`` for
-    #: a verified DPoP proof (RFC 9449 6); the tokens issued are bound to it. None: none.
+    #: The confirmation the tokens issued are bound to (RFC 7800 3.1 ``cnf``), one dict
+    #: for both: ``jkt`` of a verified DPoP proof's key (RFC 9449 6) and/or ``x5t#S256``
+    #: of the client certificate (RFC 8705 3); None: bearer tokens.
     cnf: Optional[Mapping[str, Any]] = None
     #: The verified DPoP proof of the request (RFC 9449 5), or None.
     dpop_proof: Any = None

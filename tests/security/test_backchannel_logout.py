@@ -41,7 +41,8 @@ from pyop.provider import Provider
 
 @pytest.fixture
 def op(make_provider: Callable[..., Provider]) -> Provider:
-    return make_provider(config=logout_configuration(), client_db=logout_clients())
+    return make_provider(config=logout_configuration(), client_db=logout_clients(),
+                         backchannel_logout_delivery="return")  # no requests made
 
 
 def published_keys(provider: Provider) -> list[VerificationKey]:
