@@ -288,10 +288,10 @@ class ClientAssertionVerifier:
         if exp - now > self.max_lifetime:
             raise _fail("client_assertion lives too long (exp too far in the future)")
         for name in ("nbf", "iat"):
-            value = claims.get(name)
-            if value is None:
+            if name not in claims:
                 continue
-            if not is_numeric_date(value):
+            value = claims[name]
+            if not is_numeric_date(value):  # null too: RFC 7519 4.1.5-4.1.6, a NumericDate
                 raise _fail(f"client_assertion {name} is not a number")
             if value > now + self.leeway:
                 raise _fail(f"client_assertion {name} is in the future")

@@ -98,7 +98,8 @@ def test_rfc7523bis_endpoint_audiences_only_with_the_option(
 
 
 @pytest.mark.parametrize("name", ["exp", "iat", "nbf"])
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", "null",
+                                   '"1700000000"'])
 def test_rfc7519_2_non_finite_numeric_date_in_assertion_refused(
         jwt_op: Callable[..., Provider], clock: Any, name: str, value: str) -> None:
     op = jwt_op()
