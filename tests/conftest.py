@@ -169,7 +169,8 @@ def require_servers() -> bool:
 
 
 # Hypothesis profiles: "ci" (default: 1000 examples, derandomized, no example database) and
-# "long" (20 000 examples) for local runs: pytest --hypothesis-profile=long. Registered at
+# "long" (20 000 examples) for local runs: pytest --hypothesis-profile=long --timeout=0
+# (beyond the 300-second per-test timeout). Registered at
 # import, before the Hypothesis plugin reads --hypothesis-profile.
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile("ci", max_examples=1000, deadline=None, derandomize=True,

@@ -5,7 +5,8 @@ Property: each call returns a message or raises one of the library's typed error
 and nothing else; a failed call leaves the provider's state unchanged.
 
 Profiles: ``ci`` (1000 examples per test, derandomized; used by default) and ``long``
-(20000 examples): ``pytest tests/test_fuzz.py --hypothesis-profile=long``.
+(20000 examples): ``pytest tests/test_fuzz.py --hypothesis-profile=long --timeout=0`` (a
+test of the long profile runs for longer than the suite's 300-second per-test timeout).
 
 The profiles are registered in ``tests/conftest.py``, before the Hypothesis plugin reads
 ``--hypothesis-profile``.
