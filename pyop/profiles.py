@@ -29,8 +29,9 @@ __all__ = ["PROFILES", "FAPI2", "FAPI2_SIGNING_ALGS", "FAPI2_CLIENT_AUTH_METHODS
            "check_fapi2_authentication_request", "check_fapi2_registration_request",
            "check_fapi2_client", "check_fapi2_token_request"]
 
-#: The profile names the ``profile`` option accepts (None: no profile).
+#: The FAPI 2.0 Security Profile (final), section 5.
 FAPI2 = "fapi2"
+#: The values the ``profile`` option accepts (None: no profile).
 PROFILES = (None, FAPI2)
 
 #: FAPI 2.0 Security Profile 5.4.1: signatures with PS256, ES256 or EdDSA (Ed25519) only.
