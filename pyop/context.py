@@ -60,6 +60,13 @@ class ProviderContext:
         self.authentication_request_validators: list[Callable[[Any], None]] = []
         #: Checks of a registration request: ``check(request)``, raising.
         self.registration_request_validators: list[Callable[[Any], None]] = []
+        #: Checks of an authenticated client at the token, PAR, introspection and
+        #: revocation endpoints: ``check(client_id, client)``, raising.
+        self.client_authentication_validators: list[Callable[[str, Mapping[str, Any]],
+                                                             None]] = []
+        #: Checks of a token request once the client is authenticated and the tokens'
+        #: confirmation (``cnf``, or None) known: ``check(client, parameters, cnf)``, raising.
+        self.token_request_validators: list[Callable[..., None]] = []
         #: Called with a client_id whenever the provider changed that client's metadata.
         self.client_changed: Callable[[str], None] = clients.changed
         #: Makes every request to a URL a client registered (:mod:`pyop.outbound`).
@@ -119,11 +126,13 @@ class ProviderContext:
                     url = source.get(name) if name else None
                     if isinstance(url, str):
                         audiences.append(url)
-        return self.clients.authenticate(parameters, http_headers, now=self.now(),
-                                         assertion_verifier=self.client_assertion_verifier,
-                                         audiences=audiences,
-                                         client_certificate=client_certificate,
-                                         key_resolver=self._client_jwks)
+        client_id, client = self.clients.authenticate(
+            parameters, http_headers, now=self.now(),
+            assertion_verifier=self.client_assertion_verifier, audiences=audiences,
+            client_certificate=client_certificate, key_resolver=self._client_jwks)
+        for check in self.client_authentication_validators:
+            check(client_id, client)
+        return client_id, client
 
     def _client_jwks(self, client_id: str, client: Mapping[str, Any], refetch: bool
                      ) -> tuple[Optional[list[dict[str, Any]]], bool]:

@@ -79,6 +79,7 @@ from .message import (
 )
 from .misuse_checks import check_claims_source, warn_unknown_configuration_keys
 from .outbound import GuardedFetcher
+from .profiles import FAPI2, PROFILES, fapi2_metadata, install_fapi2_validators
 from .registration import (
     DEFAULT_REGISTRATION_CHECKS,
     InitialAccessTokens,
@@ -359,6 +360,11 @@ class Provider:
         :class:`~pyop.dpop.TimeBasedDPoPNonces` with a random per-process secret (one
         worker only; give several workers one made with a shared secret). None (default):
         no nonces.
+    :param profile: a security profile that sets and enforces a set of options: ``"fapi2"``
+        for the FAPI 2.0 Security Profile (section 5: pushed requests, PKCE S256,
+        ``private_key_jwt`` or mutual TLS clients, sender-constrained tokens, code flow
+        only, codes of at most 60 seconds, PS256/ES256/EdDSA; see :doc:`fapi`). None
+        (default): no profile.
     :raises InvalidConfiguration: the configuration is invalid; the message names the field."""
 
     #: The :class:`~pyop.authz_state.AuthorizationState`.
@@ -479,11 +485,26 @@ class Provider:
         dpop_proof_lifetime: int = DEFAULT_PROOF_LIFETIME,
         dpop_clock_skew: int = DEFAULT_CLOCK_SKEW,
         dpop_nonces: Any = None,
+        profile: Optional[str] = None,
     ) -> None:
         check_claims_source(userinfo)
         warn_unknown_configuration_keys(configuration_information)
         keys = KeySet(signing_key, signing_keys, published_keys, thumbprint_kids)
         self.signing_key = signing_key
+        if profile not in PROFILES:
+            raise InvalidConfiguration("profile: must be one of "
+                                       + ", ".join(repr(name) for name in PROFILES))
+        #: The security profile enforced (``"fapi2"``), or None.
+        self.profile = profile
+        if profile == FAPI2:
+            configuration_information = fapi2_metadata(
+                configuration_information, keys.signing_algs,
+                allow_plain_pkce=allow_plain_pkce,
+                client_assertion_audiences=client_assertion_audiences,
+                authorization_code_lifetime=getattr(authz_state,
+                                                    "authorization_code_lifetime", None),
+                bind_tokens_to_client_certificates=bind_tokens_to_client_certificates)
+            require_pushed_authorization_requests = True
         clock = clock or getattr(authz_state, "clock", None) or time.time
         configuration = Configuration(
             configuration_information, keys.signing_algs, id_token_lifetime=id_token_lifetime,
@@ -549,6 +570,8 @@ class Provider:
             functools.partial(check, provider=self) for check in DEFAULT_AUTHENTICATION_CHECKS]
         self.registration_request_validators = [
             functools.partial(check, provider=self) for check in DEFAULT_REGISTRATION_CHECKS]
+        if profile == FAPI2:
+            install_fapi2_validators(self._context)
         if dpop_nonces is True:
             dpop_nonces = TimeBasedDPoPNonces(clock=lambda: self.clock())
         try:
@@ -685,7 +708,9 @@ class Provider:
         return authorization.parse_authentication_request(self._context, request_body)
 
     def handle_pushed_authorization_request(self, request_body: Any,
-                                            http_headers: Optional[Any] = None
+                                            http_headers: Optional[Any] = None, *,
+                                            client_certificate: Optional[
+                                                Union[str, bytes]] = None
                                             ) -> PushedAuthorizationResponse:
         """Handle a pushed authorization request (RFC 9126 2): authenticate the client as
         at the token endpoint, validate the parameters as an authentication request,
@@ -694,10 +719,12 @@ class Provider:
         application/json`` and ``Cache-Control: no-store``; errors with their
         ``http_status`` (400, or 401 for ``invalid_client``) and ``to_json()``. The host
         answers 405 for a method other than POST, 413 and 429 itself (RFC 9126 2.3).
+        ``client_certificate``: the client certificate of a mutual TLS connection (PEM or
+        DER), for ``tls_client_auth`` and ``self_signed_tls_client_auth`` (RFC 8705 2).
 
         Details: :func:`pyop.endpoints.pushed_authorization.handle_pushed_authorization_request`."""
         return pushed_authorization.handle_pushed_authorization_request(
-            self._context, request_body, http_headers)
+            self._context, request_body, http_headers, client_certificate=client_certificate)
 
     def create_authentication_error(self, authentication_request: Mapping[str, Any],
                                     oauth_error: str, description: str = ""

@@ -57,6 +57,7 @@ LAYERS: list[list[str]] = [
     # the provider's shared services
     ["pyop.configuration", "pyop.key_set", "pyop.client_keys", "pyop.client_registry"],
     ["pyop.context"],
+    ["pyop.profiles"],
     ["pyop.jarm"],
     ["pyop.claims_policy"],
     ["pyop.logout_notifications"],

@@ -124,6 +124,10 @@ PUBLIC_API: dict[str, list[str]] = {
                   "check_dpop_signing_algs", "client_requires_dpop", "cnf_matches",
                   "code_binding_matches", "dpop_scheme_token", "is_dpop_bound",
                   "normalize_htu", "token_request_proof", "verify_dpop_proof"],
+    "pyop.profiles": ["PROFILES", "FAPI2", "FAPI2_SIGNING_ALGS", "FAPI2_CLIENT_AUTH_METHODS",
+                      "FAPI2_MAX_CODE_LIFETIME", "fapi2_metadata", "install_fapi2_validators",
+                      "check_fapi2_authentication_request", "check_fapi2_registration_request",
+                      "check_fapi2_client", "check_fapi2_token_request"],
 }
 
 #: Imports of pyop 3's README that must keep working.

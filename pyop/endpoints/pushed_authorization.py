@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..authz_state._records import SealedValueTooLarge
+from ..client_certificate import parse_client_certificate
 from ..context import ProviderContext
 from ..exceptions import (
     InvalidAuthenticationRequest,
@@ -47,13 +48,16 @@ def _invalid_request(message: str) -> InvalidPushedAuthorizationRequest:
 
 
 def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
-                                        http_headers: Optional[Any] = None
+                                        http_headers: Optional[Any] = None, *,
+                                        client_certificate: Optional[Union[str, bytes]] = None
                                         ) -> PushedAuthorizationResponse:
     """A pushed authorization request (RFC 9126 2): 1. form parameters, each once; 2. the
     client authenticated as at the token endpoint (RFC 9126 2, with the endpoint's URL as
     a client assertion audience under ``client_assertion_audiences="issuer-or-endpoint"``);
     3. no ``request_uri`` (2.1); 4. a ``request`` object verified, its members then being
-    the request's (RFC 9126 3, RFC 9101 5); 5. the ``redirect_uri`` and every check of an
+    the request's (RFC 9126 3, RFC 9101 5); ``client_certificate``: that of a mutual TLS
+    connection (PEM or DER), for ``tls_client_auth``/``self_signed_tls_client_auth`` (RFC
+    8705 2); 5. the ``redirect_uri`` and every check of an
     authentication request (2.1); 6. the parameters kept, but the client's credentials.
 
     :returns: the response to send with status ``response.http_status`` (201),
@@ -65,9 +69,12 @@ def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
     check_content_type(http_headers, FORM_MEDIA_TYPE, _invalid_request)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
                                          _invalid_request)
+    certificate = (parse_client_certificate(client_certificate)
+                   if client_certificate is not None else None)
     try:
         client_id, client = ctx.authenticate_client(
-            parameters, http_headers, "pushed_authorization_request_endpoint")
+            parameters, http_headers, "pushed_authorization_request_endpoint",
+            client_certificate=certificate)
     except InvalidRequestError as error:  # e.g. credentials in the header and the body
         raise InvalidPushedAuthorizationRequest(str(error), oauth_error=error.oauth_error
                                                 ) from None

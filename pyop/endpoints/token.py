@@ -99,6 +99,8 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
         now=ctx.clock())
     if proof is not None:  # one cnf for both confirmations (RFC 7800 3.1)
         cnf = dict(cnf or {}, **proof.cnf)
+    for check in ctx.token_request_validators:
+        check(client, parameters, cnf)
     response: AccessTokenResponse = handler(
         ctx, GrantRequest(parameters, client_id, client, extra_id_token_claims, cnf, proof))
     return response
