@@ -47,20 +47,6 @@ from pyop.response_mode import JARM_RESPONSE_MODES
 from pyop.util import render_form_post, should_form_post, should_fragment_encode
 
 
-@pytest.fixture(scope="module")
-def op_key(jwkest_signing_key: Any) -> SigningKey:
-    return SigningKey.from_key(jwkest_signing_key)
-
-
-@pytest.fixture
-def build(make_provider: Callable[..., Provider], op_key: SigningKey
-          ) -> Callable[..., Provider]:
-    def factory(**kwargs: Any) -> Provider:
-        return make_fapi_provider(make_provider, op_key, **kwargs)
-
-    return factory
-
-
 @pytest.fixture
 def op(build: Callable[..., Provider]) -> Provider:
     return build()

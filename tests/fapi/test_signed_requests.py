@@ -21,14 +21,12 @@ from fapi.signing_support import (
     authorization_query,
     fapi_clients,
     fapi_configuration,
-    make_fapi_provider,
     request_object_claims,
     sign_request_object,
     unsigned_request_object,
     url_parameters,
     verify_jarm,
 )
-from pyop.crypto import SigningKey
 from pyop.endpoints.authorization import SIGNED_REQUEST_MEMBER
 from pyop.exceptions import (
     InvalidAuthenticationRequest,
@@ -39,20 +37,6 @@ from pyop.exceptions import (
     InvalidRedirectURI,
 )
 from pyop.provider import Provider
-
-
-@pytest.fixture(scope="module")
-def op_key(jwkest_signing_key: Any) -> SigningKey:
-    return SigningKey.from_key(jwkest_signing_key)
-
-
-@pytest.fixture
-def build(make_provider: Callable[..., Provider], op_key: SigningKey
-          ) -> Callable[..., Provider]:
-    def factory(**kwargs: Any) -> Provider:
-        return make_fapi_provider(make_provider, op_key, **kwargs)
-
-    return factory
 
 
 @pytest.fixture
