@@ -38,6 +38,7 @@ import pytest
 
 from benchmarks.engines import EngineUnavailable
 from benchmarks.engines import redis_server as start_redis_server
+from pyop.aio.storage import AsyncMemoryStorage
 from pyop.storage import (
     DictStorage,
     MemoryStorage,
@@ -46,6 +47,8 @@ from pyop.storage import (
     SQLWrapper,
     StorageBase,
 )
+
+from .async_support import LoopDriven, new_loop
 
 
 def require_servers() -> bool:
@@ -236,6 +239,8 @@ class Backend:
     physical_count: Optional[Callable[[StorageBase], int]] = None
     clock: FakeClock = field(default_factory=FakeClock)
     stores: list[StorageBase] = field(default_factory=list)
+    #: The event loop of an async backend's stores (see tests/storage/async_support.py).
+    loop: Optional[Any] = None
 
     def make(self, ttl: Optional[float] = None, collection: Optional[str] = None) -> StorageBase:
         name = collection or "t" + uuid.uuid4().hex[:12]
@@ -257,6 +262,8 @@ class Backend:
     def close(self) -> None:
         for store in self.stores:
             store.close()
+        if self.loop is not None:
+            self.loop.close()
 
 
 def _sql_count(store: StorageBase) -> int:
@@ -288,6 +295,25 @@ def _memory_count(store: StorageBase) -> int:
 def _dict_count(store: StorageBase) -> int:
     assert isinstance(store, DictStorage)
     return len(store.mapping)
+
+
+def _async_memory_count(store: StorageBase) -> int:
+    assert isinstance(store, LoopDriven)
+    sync = store.async_store.as_sync()
+    assert isinstance(sync, MemoryStorage)
+    return len(sync._data)
+
+
+def _async_backend(name: str, make: Callable[[str, Optional[float], Callable[[], float]], Any],
+                   **traits: Any) -> Backend:
+    """A Backend of async stores (``make`` returns an AsyncStorageBase), each driven
+    through :class:`LoopDriven` on the backend's own event loop."""
+    loop = new_loop()
+
+    def factory(c: str, ttl: Optional[float], clock: Callable[[], float]) -> StorageBase:
+        return LoopDriven(make(c, ttl, clock), loop)
+
+    return Backend(name, factory, loop=loop, **traits)
 
 
 def _force_generic_sql(store: SQLWrapper) -> SQLWrapper:
@@ -341,6 +367,9 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
         return Backend(name, lambda c, ttl, clock: MongoWrapper(
             "mongodb://localhost", "pyop", c, ttl, clock=clock, client=client),
             physical_count=_mongo_count)
+    if name == "async-memory":
+        return _async_backend(name, lambda c, ttl, clock: AsyncMemoryStorage(ttl, clock=clock),
+                              physical_count=_async_memory_count)
     if name == "mongodb":
         if not MONGODB_URI:
             pytest.skip("PYOP_TEST_MONGODB_URI not set")
@@ -353,7 +382,9 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
 #: Every backend the contract suite runs against.
 CONTRACT_BACKENDS = ["memory", "dict", "sqlite", "sqlite-generic", "sqlite-memory",
                      "postgresql", "postgresql-generic", "postgresql-unlogged",
-                     "postgresql-asyncset", "redis", "mongomock"]
+                     "postgresql-asyncset", "redis", "mongomock",
+                     # the async backends of pyop.aio.storage
+                     "async-memory"]
 if MONGODB_URI:
     CONTRACT_BACKENDS.append("mongodb")
 
@@ -379,7 +410,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 # sqlite-generic runs the same portable SQL as postgresql-generic: race it on PostgreSQL only.
-RACE_BACKENDS = [b for b in CONTRACT_BACKENDS if b != "sqlite-generic"]
+# Async stores race as tasks on one event loop (test_async_races.py), not as threads.
+RACE_BACKENDS = [b for b in CONTRACT_BACKENDS
+                 if b != "sqlite-generic" and not b.startswith("async-")]
 
 
 @pytest.fixture(params=backend_params(RACE_BACKENDS))
