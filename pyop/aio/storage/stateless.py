@@ -57,5 +57,6 @@ def _create(db_uri: str, collection: Optional[str], db_name: Optional[str],
             **kwargs: Any) -> AsyncStatelessWrapper:
     """``AsyncStorageBase.from_uri`` for ``stateless://user:SECRET@host``."""
     sealed = StorageBase.from_uri(db_uri, collection, db_name, ttl, **kwargs)
-    assert isinstance(sealed, StatelessWrapper)
+    if not isinstance(sealed, StatelessWrapper):
+        raise ValueError("not a stateless:// URI")
     return AsyncStatelessWrapper.wrapping(sealed, replay_cache)
