@@ -137,24 +137,88 @@ def clients() -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_provider(jwkest_signing_key: Any, clock: FakeClock) -> Callable[..., Provider]:
+def front_end(request: pytest.FixtureRequest) -> str:
+    """Which provider ``make_provider`` builds: ``"sync"`` (:class:`~pyop.provider.Provider`)
+    or ``"async"`` (:class:`~pyop.aio.AsyncProvider` behind a loop-driven face); see
+    :func:`pytest_generate_tests`."""
+    return str(getattr(request, "param", "sync"))
+
+
+#: Modules whose tests use ``make_provider`` but exercise the synchronous provider only
+#: (threads and executors racing one provider, pyop 3 API objects, the docs' examples).
+SYNC_ONLY_MODULES = frozenset({
+    "test_executor", "test_docs_examples", "test_docs_snippets", "test_readme",
+})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that builds a provider through ``make_provider`` runs against both
+    front ends (the sync :class:`Provider` and :class:`pyop.aio.AsyncProvider`)."""
+    if "front_end" not in metafunc.fixturenames or "make_provider" not in metafunc.fixturenames:
+        return
+    if metafunc.module.__name__.rpartition(".")[2] in SYNC_ONLY_MODULES \
+            or metafunc.definition.get_closest_marker("sync_only"):
+        return
+    metafunc.parametrize("front_end", ["sync", "async"], indirect=True)
+
+
+@pytest.fixture
+def make_provider(jwkest_signing_key: Any, clock: FakeClock,
+                  front_end: str) -> Iterator[Callable[..., Provider]]:
     """Build a provider on in-memory storage; keyword arguments override the defaults."""
+    loops: list[Any] = []
 
     def factory(*, config: Any = None, client_db: Any = None, signing_key: Any = None,
                 authz_kwargs: Any = None, **provider_kwargs: Any) -> Provider:
-        authz = AuthorizationState(
-            HashBasedSubjectIdentifierFactory("salt"), clock=clock, **(authz_kwargs or {}))
         if config is None:
             config = configuration()
             if provider_kwargs.get("hash_client_secrets"):  # client_secret_jwt needs the secret
                 config["token_endpoint_auth_methods_supported"] = [
                     m for m in config["token_endpoint_auth_methods_supported"]
                     if m != "client_secret_jwt"]
-        return Provider(signing_key or jwkest_signing_key, config, authz,
-                        client_db if client_db is not None else clients(),
+        client_db = client_db if client_db is not None else clients()
+        if front_end == "async":
+            return _async_provider(signing_key or jwkest_signing_key, config, client_db,
+                                   clock, authz_kwargs or {}, provider_kwargs, loops)
+        authz = AuthorizationState(
+            HashBasedSubjectIdentifierFactory("salt"), clock=clock, **(authz_kwargs or {}))
+        return Provider(signing_key or jwkest_signing_key, config, authz, client_db,
                         Userinfo(dict(USERS)), clock=clock, **provider_kwargs)
 
-    return factory
+    yield factory
+    for loop in loops:
+        loop.close()
+
+
+def _async_provider(signing_key: Any, config: Any, client_db: Any, clock: FakeClock,
+                    authz_kwargs: dict[str, Any], provider_kwargs: dict[str, Any],
+                    loops: list[Any]) -> Any:
+    """An AsyncProvider like the sync one, behind the loop-driven face of
+    tests/support/async_front_end.py (stores given as dicts or memory stores stay in memory)."""
+    import asyncio
+
+    from pyop.aio import AsyncAuthorizationState, AsyncProvider
+    from support.async_front_end import LoopDrivenProvider
+
+    from support.async_front_end import as_async_store
+
+    loop = asyncio.new_event_loop()
+    loops.append(loop)
+    authz_kwargs = {k: as_async_store(v) for k, v in authz_kwargs.items()}
+    authz = AsyncAuthorizationState(HashBasedSubjectIdentifierFactory("salt"), clock=clock,
+                                    **authz_kwargs)
+    # code redemptions overlap other requests on the loop: AsyncProvider takes no executor
+    provider_kwargs = {k: as_async_store(v) for k, v in provider_kwargs.items()
+                       if k != "executor"}
+    client_db = as_async_store(client_db)
+    fetcher = provider_kwargs.pop("outbound_fetcher", None)
+    if fetcher is not None:
+        from support.async_front_end import async_fetcher_for
+
+        provider_kwargs["outbound_fetcher"] = async_fetcher_for(fetcher)
+    provider = AsyncProvider(signing_key, config, authz, client_db, Userinfo(dict(USERS)),
+                             clock=clock, **provider_kwargs)
+    return LoopDrivenProvider(provider, loop)
 
 
 @pytest.fixture

@@ -257,6 +257,7 @@ def test_default_checks_order() -> None:
         check_nonce, check_prompt, check_max_age, check_pkce, check_claims)
 
 
+@pytest.mark.sync_only  # the checks are bound to the synchronous provider AsyncProvider runs
 def test_provider_binds_the_default_checks(provider: Provider) -> None:
     validators = provider.authentication_request_validators
     assert [v.func for v in validators] == list(DEFAULT_AUTHENTICATION_CHECKS)  # type: ignore

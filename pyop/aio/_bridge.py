@@ -26,7 +26,7 @@ import sys
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Callable, TypeVar
 
-import greenlet
+import greenlet  # type: ignore[import-untyped]
 
 __all__ = ["MissingAsyncContext", "await_only", "in_bridge", "run_sync"]
 
@@ -42,7 +42,7 @@ class MissingAsyncContext(RuntimeError):
     """
 
 
-class _BridgeGreenlet(greenlet.greenlet):  # type: ignore[misc]
+class _BridgeGreenlet(greenlet.greenlet):
     """The greenlet running one synchronous call; its parent awaits what it hands over."""
 
     #: set so that SQLAlchemy's own bridge (its asyncio extension) recognises these

@@ -26,6 +26,7 @@ from typing import Any, Optional, Union
 
 from ...storage.base import StorageBase
 from ...storage.memory import DictStorage, MemoryStorage
+from ...storage.stateless import StatelessWrapper
 from .._bridge import await_only, run_sync
 
 __all__ = ["AsyncStorageBase", "BridgedStorage", "GreenletStorage", "as_sync_storage"]
@@ -130,11 +131,8 @@ class GreenletStorage(AsyncStorageBase):
 
     def __init__(self, sync: StorageBase, *, blocking_free: bool = False) -> None:
         self.sync = sync
+        self.ttl = sync.ttl
         self._direct = blocking_free
-
-    @property  # type: ignore[override]
-    def ttl(self) -> Optional[Number]:
-        return self.sync.ttl
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.sync!r})"
@@ -186,7 +184,7 @@ class GreenletStorage(AsyncStorageBase):
     async def close(self) -> None:
         await self._run("close")
 
-    async def keys(self) -> AsyncIterator[str]:  # type: ignore[override]
+    async def keys(self) -> AsyncIterator[str]:
         for key in await self._call(_key_list, self.sync):
             yield key
 
@@ -259,7 +257,8 @@ def as_sync_storage(obj: Any, name: str) -> Any:
 
     An :class:`AsyncStorageBase` gives its :meth:`~AsyncStorageBase.as_sync` view;
     in-process stores that make no I/O (a ``dict``, :class:`~pyop.storage.MemoryStorage`,
-    :class:`~pyop.storage.DictStorage`) and ``None`` are used as they are.
+    :class:`~pyop.storage.DictStorage`, a :class:`~pyop.storage.StatelessWrapper` whose
+    replay cache is one of these) and ``None`` are used as they are.
 
     :raises TypeError: a synchronous store that makes I/O (it would block the event
         loop): the message names the async backend to use instead.
@@ -267,6 +266,9 @@ def as_sync_storage(obj: Any, name: str) -> Any:
     if isinstance(obj, AsyncStorageBase):
         return obj.as_sync()
     if obj is None or isinstance(obj, (MemoryStorage, DictStorage, dict)):
+        return obj
+    if isinstance(obj, StatelessWrapper):  # sealed: I/O only through its replay cache
+        as_sync_storage(obj.replay_cache, name + " (its replay_cache)")
         return obj
     if isinstance(obj, MutableMapping) and not isinstance(obj, StorageBase):
         return obj

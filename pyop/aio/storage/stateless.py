@@ -56,7 +56,8 @@ def _create(db_uri: str, collection: Optional[str], db_name: Optional[str],
             ttl: Optional[float], *, replay_cache: Optional[AsyncStorageBase] = None,
             **kwargs: Any) -> AsyncStatelessWrapper:
     """``AsyncStorageBase.from_uri`` for ``stateless://user:SECRET@host``."""
-    sealed = StorageBase.from_uri(db_uri, collection, db_name, ttl, **kwargs)
+    sealed = StorageBase.from_uri(db_uri, collection, db_name,
+                                  None if ttl is None else int(ttl), **kwargs)
     if not isinstance(sealed, StatelessWrapper):
         raise ValueError("not a stateless:// URI")
     return AsyncStatelessWrapper.wrapping(sealed, replay_cache)
