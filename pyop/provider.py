@@ -503,7 +503,10 @@ class Provider:
                 client_assertion_audiences=client_assertion_audiences,
                 authorization_code_lifetime=getattr(authz_state,
                                                     "authorization_code_lifetime", None),
-                bind_tokens_to_client_certificates=bind_tokens_to_client_certificates)
+                bind_tokens_to_client_certificates=bind_tokens_to_client_certificates,
+                pushed_authorization_request_lifetime=getattr(
+                    authz_state, "pushed_authorization_request_lifetime", None),
+                signing_keys=keys.by_alg.values())
             require_pushed_authorization_requests = True
         clock = clock or getattr(authz_state, "clock", None) or time.time
         configuration = Configuration(
