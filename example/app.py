@@ -37,6 +37,12 @@ Configuration keys (all optional; :func:`config_from_env` reads them from the
     let the OP's outbound requests (back-channel logout POSTs, ``jwks_uri``) reach
     loopback addresses over http too: relying parties on this machine, for development
     and tests (default: off; never on a server others can register clients at).
+``dpop``
+    accept DPoP proofs (RFC 9449) at the PAR, token and UserInfo endpoints and issue
+    DPoP-bound tokens to clients that send them (``PYOP_EXAMPLE_DPOP=1``; default: off).
+``dpop_nonces``
+    with ``dpop``, require server nonces in proofs (RFC 9449 8, 9;
+    ``PYOP_EXAMPLE_DPOP_NONCES=1``; default: off).
 
 Every request is logged on the ``example.access`` logger (method, path without the
 query string, status, duration); unexpected errors on ``example.app`` with the
@@ -63,7 +69,17 @@ from pathlib import Path
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
@@ -72,9 +88,11 @@ from pyop.authz_state import AuthorizationState
 from pyop.crypto import SigningKey
 from pyop.exceptions import (
     BearerTokenError,
+    DPoPTokenError,
     InvalidAuthenticationRequest,
     InvalidClientAuthentication,
     InvalidClientRegistrationRequest,
+    InvalidDPoPProof,
     InvalidEndSessionRequest,
     InvalidRegistrationAccessToken,
     InvalidSubjectIdentifier,
@@ -215,6 +233,9 @@ def config_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, An
             config[key] = env[name]
     if env.get("PYOP_EXAMPLE_OUTBOUND_ALLOW_LOOPBACK") == "1":
         config["outbound_allow_loopback"] = True
+    for name, key in (("PYOP_EXAMPLE_DPOP", "dpop"), ("PYOP_EXAMPLE_DPOP_NONCES", "dpop_nonces")):
+        if env.get(name) == "1":
+            config[key] = True
     return config
 
 
@@ -845,43 +866,66 @@ class ExampleProvider:
             "request_id": pending["id"],
         }
 
+    @staticmethod
+    def endpoint_url() -> str:
+        """The URL the client called, as it knows it: the issuer's URL and the path of
+        the request (what a DPoP proof's ``htu`` names, RFC 9449 4.3), also behind a proxy
+        that rewrites the host."""
+        return str(current_app.config["PYOP_EXAMPLE"]["issuer"]) + request.path
+
+    @staticmethod
+    def dpop_error_headers(error: OAuthError) -> dict[str, str]:
+        """``DPoP-Nonce`` of a ``use_dpop_nonce`` error (RFC 9449 8), none otherwise."""
+        return dict(error.headers) if isinstance(error, InvalidDPoPProof) else {}
+
     def token(self) -> ResponseReturnValue:
-        """Token endpoint (RFC 6749 3.2, 5.1, 5.2; OIDC Core 3.1.3)."""
+        """Token endpoint (RFC 6749 3.2, 5.1, 5.2; OIDC Core 3.1.3; RFC 9449 5)."""
         try:
-            response = self.provider.handle_token_request(request.get_data(), request.headers)
+            response = self.provider.handle_token_request(
+                request.get_data(), request.headers, http_method=request.method,
+                http_url=self.endpoint_url())
         except InvalidClientAuthentication as e:
             self.log_refused(e)
             return self.json_response(e.to_json(), 401, {**_JSON_NO_STORE,
                                                          "WWW-Authenticate": 'Basic realm="pyop"'})
         except OAuthError as e:
             self.log_refused(e)
-            return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
+            return self.json_response(e.to_json(), e.http_status,
+                                      {**_JSON_NO_STORE, **self.dpop_error_headers(e)})
         return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
 
     def pushed_authorization(self) -> ResponseReturnValue:
-        """Pushed authorization request endpoint (RFC 9126 2.2: 201; 2.3: errors)."""
+        """Pushed authorization request endpoint (RFC 9126 2.2: 201; 2.3: errors; RFC
+        9449 10.1: a DPoP proof binds the request to its key)."""
         try:
-            response = self.provider.handle_pushed_authorization_request(request.get_data(),
-                                                                         request.headers)
+            response = self.provider.handle_pushed_authorization_request(
+                request.get_data(), request.headers, http_method=request.method,
+                http_url=self.endpoint_url())
         except InvalidClientAuthentication as e:
             self.log_refused(e)
             return self.json_response(e.to_json(), 401, {**_JSON_NO_STORE,
                                                          "WWW-Authenticate": 'Basic realm="pyop"'})
         except OAuthError as e:
             self.log_refused(e)
-            return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
+            return self.json_response(e.to_json(), e.http_status,
+                                      {**_JSON_NO_STORE, **self.dpop_error_headers(e)})
         return self.json_response(response.to_json(), response.http_status, _JSON_NO_STORE)
 
     def userinfo(self) -> ResponseReturnValue:
-        """UserInfo endpoint (OIDC Core 5.3; errors per RFC 6750 3)."""
+        """UserInfo endpoint (OIDC Core 5.3; errors per RFC 6750 3 and, for DPoP, RFC 9449
+        7.1: a ``DPoP`` challenge and ``DPoP-Nonce``)."""
         body: Union[bytes, str] = request.get_data() if request.method == "POST" \
             else request.query_string
         try:
-            response = self.provider.handle_userinfo_request(body, request.headers)
+            response = self.provider.handle_userinfo_request(
+                body, request.headers, http_method=request.method,
+                http_url=self.endpoint_url())
         except BearerTokenError as e:
             self.log_refused(e)
+            challenge = (e.headers if isinstance(e, DPoPTokenError)
+                         else {"WWW-Authenticate": e.www_authenticate})
             return self.json_response(e.to_json(), e.http_status,
-                                      {**_JSON_NO_STORE, "WWW-Authenticate": e.www_authenticate})
+                                      {**_JSON_NO_STORE, **challenge})
         except OAuthError as e:
             self.log_refused(e)
             return self.json_response(e.to_json(), e.http_status, _JSON_NO_STORE)
@@ -1165,12 +1209,16 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
         "frontchannel_logout_supported": True,
         "frontchannel_logout_session_supported": True,
     }
+    if cfg.get("dpop"):  # RFC 9449 5.1: advertised (and proofs read) only when configured
+        configuration_information["dpop_signing_alg_values_supported"] = [
+            "ES256", "PS256", "EdDSA"]
     # requests to URLs clients registered: public addresses over https only, unless the
     # operator lets relying parties on this machine be reached (development, tests)
     outbound = GuardedFetcher(allowed_networks=["127.0.0.0/8", "::1/128"], allow_http=True) \
         if cfg.get("outbound_allow_loopback") else GuardedFetcher()
     provider = Provider(signing_key, configuration_information, authz_state, stores["clients"],
-                        Userinfo(users.claims), outbound_fetcher=outbound)
+                        Userinfo(users.claims), outbound_fetcher=outbound,
+                        dpop_nonces=bool(cfg.get("dpop") and cfg.get("dpop_nonces")))
 
     app = Flask(__name__)
     secure = urlsplit(issuer).scheme == "https"

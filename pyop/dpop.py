@@ -64,6 +64,7 @@ __all__ = [
     "dpop_scheme_token",
     "is_dpop_bound",
     "normalize_htu",
+    "pushed_request_proof",
     "token_request_proof",
     "verify_dpop_proof",
 ]
@@ -469,6 +470,42 @@ def token_request_proof(settings: DPoPSettings, http_headers: Any, *, method: st
         if nonce is not None:
             e.headers["DPoP-Nonce"] = nonce
         raise
+
+
+def pushed_request_proof(settings: DPoPSettings, http_headers: Any, *, method: str, url: Any,
+                         request: dict[str, Any], now: float) -> Optional[DPoPProof]:
+    """A DPoP proof sent to the pushed authorization request endpoint (RFC 9449 10.1):
+    verified as at the token endpoint (RFC 9449 4.3: ``htm`` is ``method``, ``htu`` the
+    endpoint's ``url``, the ``iat`` window, ``jti`` used once, a server nonce when
+    required), then the pushed request is bound to the proof's key: its ``dpop_jkt``
+    becomes the key's thumbprint, so that the code it yields is only exchanged with a
+    proof of that key (RFC 9449 10). A ``dpop_jkt`` the request also carries must be that
+    thumbprint (10.1). Without DPoP enabled, or without a ``DPoP`` header, nothing is
+    done (a proof is optional at this endpoint).
+
+    :raises InvalidDPoPProof: 400 ``invalid_dpop_proof``: the proof is refused, several
+        were sent, or the request's ``dpop_jkt`` names another key.
+    :raises UseDPoPNonce: 400 ``use_dpop_nonce`` with a ``DPoP-Nonce`` header (RFC 9449 8).
+    """
+    if not settings.enabled:
+        return None
+    try:
+        value = _one_proof(http_headers)
+        if value is None:
+            return None
+        proof = verify_dpop_proof(settings, value, method=method, url=url, now=now)
+        given = request.get("dpop_jkt")
+        if given is not None and not (isinstance(given, str) and hmac.compare_digest(
+                given.encode("utf-8", "replace"), proof.jkt.encode("ascii"))):
+            raise InvalidDPoPProof("the dpop_jkt parameter is not the thumbprint of the DPoP "
+                                   "proof's key (RFC 9449 10.1)")
+    except InvalidDPoPProof as e:
+        nonce = settings.nonce()
+        if nonce is not None:
+            e.headers["DPoP-Nonce"] = nonce
+        raise
+    request["dpop_jkt"] = proof.jkt
+    return proof
 
 
 def dpop_scheme_token(authorization: Optional[str]) -> Optional[str]:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from .context import ProviderContext
 from .exceptions import (
     InvalidAuthenticationRequest,
@@ -25,7 +27,9 @@ from .exceptions import (
 from .util import response_type_set
 
 __all__ = ["PROFILES", "FAPI2", "FAPI2_SIGNING_ALGS", "FAPI2_CLIENT_AUTH_METHODS",
-           "FAPI2_MAX_CODE_LIFETIME", "fapi2_metadata", "install_fapi2_validators",
+           "FAPI2_MAX_CODE_LIFETIME", "FAPI2_MAX_PUSHED_REQUEST_LIFETIME",
+           "FAPI2_MIN_RSA_KEY_BITS", "FAPI2_MIN_EC_KEY_BITS", "fapi2_metadata",
+           "install_fapi2_validators",
            "check_fapi2_authentication_request", "check_fapi2_registration_request",
            "check_fapi2_client", "check_fapi2_token_request"]
 
@@ -40,8 +44,16 @@ FAPI2_SIGNING_ALGS = ("PS256", "ES256", "EdDSA")
 #: ``private_key_jwt`` (OIDC Core 9); public clients are not supported.
 FAPI2_CLIENT_AUTH_METHODS = ("private_key_jwt", "tls_client_auth",
                              "self_signed_tls_client_auth")
-#: FAPI 2.0 5.3.2.1: authorization codes live at most 60 seconds.
+#: FAPI 2.0 5.3.2.2: authorization codes live at most 60 seconds.
 FAPI2_MAX_CODE_LIFETIME = 60
+#: FAPI 2.0 5.3.2.2: the ``expires_in`` of a pushed authorization response is below 600
+#: seconds.
+FAPI2_MAX_PUSHED_REQUEST_LIFETIME = 599
+#: FAPI 2.0 5.4: RSA keys of at least 2048 bits (client RSA keys are held to that bound
+#: whatever the profile: :data:`pyop.request_object.MIN_RSA_MODULUS_BITS`).
+FAPI2_MIN_RSA_KEY_BITS = 2048
+#: FAPI 2.0 5.4: elliptic curve keys of at least 224 bits.
+FAPI2_MIN_EC_KEY_BITS = 224
 
 #: Metadata members naming signing algorithms (OIDC Discovery 3, RFC 8414 2, RFC 9449
 #: 5.1, JARM 4): narrowed to :data:`FAPI2_SIGNING_ALGS`.
@@ -74,14 +86,19 @@ def _narrowed(name: str, values: Any, allowed: Iterable[str]) -> list[str]:
 def fapi2_metadata(given: Mapping[str, Any], signing_algs: Iterable[str], *,
                    allow_plain_pkce: bool, client_assertion_audiences: str,
                    authorization_code_lifetime: Any,
-                   bind_tokens_to_client_certificates: bool) -> dict[str, Any]:
+                   bind_tokens_to_client_certificates: bool,
+                   pushed_authorization_request_lifetime: Any = None,
+                   signing_keys: Iterable[Any] = ()) -> dict[str, Any]:
     """The provider metadata under the ``fapi2`` profile, from the host's: checked and
     narrowed (FAPI 2.0 Security Profile 5).
 
     :raises InvalidConfiguration: a setting the profile forbids: a signing key of another
-        alg than PS256, ES256 or EdDSA (5.4.1); ``allow_plain_pkce`` (5.3.2.2: S256);
-        ``client_assertion_audiences="issuer-or-endpoint"`` (5.3.2.1: the issuer only);
-        an authorization code lifetime over 60 seconds (5.3.2.1); no
+        alg than PS256, ES256 or EdDSA (5.4.1); a signing key (``signing_keys``: objects
+        with the ``private_key`` of :class:`~pyop.crypto.SigningKey`) of an RSA modulus
+        below 2048 bits or an elliptic curve below 224 bits (5.4); ``allow_plain_pkce``
+        (5.3.2.2: S256); ``client_assertion_audiences="issuer-or-endpoint"`` (5.3.2.1:
+        the issuer only); an authorization code lifetime over 60 seconds (5.3.2.2); a
+        pushed request lifetime (its ``expires_in``) of 600 seconds or more (5.3.2.2); no
         ``pushed_authorization_request_endpoint`` (5.3.2.2); neither DPoP
         (``dpop_signing_alg_values_supported``) nor ``bind_tokens_to_client_certificates``
         (5.3.2.1: sender-constrained access tokens only); a configured list left empty
@@ -92,6 +109,8 @@ def fapi2_metadata(given: Mapping[str, Any], signing_algs: Iterable[str], *,
             raise InvalidConfiguration(
                 f"signing_key: alg {alg} is not allowed by the fapi2 profile (PS256, ES256, "
                 "EdDSA; FAPI 2.0 5.4.1)")
+    for key in signing_keys:
+        _check_key_size(getattr(key, "private_key", key))
     if allow_plain_pkce:
         raise InvalidConfiguration("allow_plain_pkce: not with the fapi2 profile (S256 only, "
                                    "FAPI 2.0 5.3.2.2)")
@@ -102,7 +121,12 @@ def fapi2_metadata(given: Mapping[str, Any], signing_algs: Iterable[str], *,
             and authorization_code_lifetime > FAPI2_MAX_CODE_LIFETIME):
         raise InvalidConfiguration(
             "authorization_code_lifetime: at most 60 seconds with the fapi2 profile (FAPI 2.0 "
-            "5.3.2.1); pass AuthorizationState(..., authorization_code_lifetime=60)")
+            "5.3.2.2); pass AuthorizationState(..., authorization_code_lifetime=60)")
+    if (isinstance(pushed_authorization_request_lifetime, (int, float))
+            and pushed_authorization_request_lifetime > FAPI2_MAX_PUSHED_REQUEST_LIFETIME):
+        raise InvalidConfiguration(
+            "pushed_authorization_request_lifetime: below 600 seconds with the fapi2 profile "
+            "(FAPI 2.0 5.3.2.2: the expires_in of pushed authorization responses)")
     metadata = dict(given)
     if not metadata.get("pushed_authorization_request_endpoint"):
         raise InvalidConfiguration("pushed_authorization_request_endpoint: required by the "
@@ -141,6 +165,24 @@ def fapi2_metadata(given: Mapping[str, Any], signing_algs: Iterable[str], *,
     if "private_key_jwt" not in metadata["token_endpoint_auth_methods_supported"]:
         metadata.pop("token_endpoint_auth_signing_alg_values_supported", None)
     return metadata
+
+
+def _check_key_size(private_key: Any) -> None:
+    """A provider signing key under the ``fapi2`` profile: RSA of 2048 bits or more, an
+    elliptic curve of 224 bits or more (FAPI 2.0 5.4); Ed25519 keys (256 bits) pass.
+
+    :raises InvalidConfiguration: a smaller key.
+    """
+    if isinstance(private_key, rsa.RSAPrivateKey) and (
+            private_key.key_size < FAPI2_MIN_RSA_KEY_BITS):
+        raise InvalidConfiguration(
+            f"signing_key: an RSA key of {private_key.key_size} bits; the fapi2 profile "
+            f"requires {FAPI2_MIN_RSA_KEY_BITS} or more (FAPI 2.0 5.4)")
+    if isinstance(private_key, ec.EllipticCurvePrivateKey) and (
+            private_key.curve.key_size < FAPI2_MIN_EC_KEY_BITS):
+        raise InvalidConfiguration(
+            f"signing_key: an elliptic curve key of {private_key.curve.key_size} bits; the "
+            f"fapi2 profile requires {FAPI2_MIN_EC_KEY_BITS} or more (FAPI 2.0 5.4)")
 
 
 # -- validators ----------------------------------------------------------------------------------

@@ -503,7 +503,10 @@ class Provider:
                 client_assertion_audiences=client_assertion_audiences,
                 authorization_code_lifetime=getattr(authz_state,
                                                     "authorization_code_lifetime", None),
-                bind_tokens_to_client_certificates=bind_tokens_to_client_certificates)
+                bind_tokens_to_client_certificates=bind_tokens_to_client_certificates,
+                pushed_authorization_request_lifetime=getattr(
+                    authz_state, "pushed_authorization_request_lifetime", None),
+                signing_keys=keys.by_alg.values())
             require_pushed_authorization_requests = True
         clock = clock or getattr(authz_state, "clock", None) or time.time
         configuration = Configuration(
@@ -710,7 +713,9 @@ class Provider:
     def handle_pushed_authorization_request(self, request_body: Any,
                                             http_headers: Optional[Any] = None, *,
                                             client_certificate: Optional[
-                                                Union[str, bytes]] = None
+                                                Union[str, bytes]] = None,
+                                            http_method: Optional[str] = None,
+                                            http_url: Optional[str] = None
                                             ) -> PushedAuthorizationResponse:
         """Handle a pushed authorization request (RFC 9126 2): authenticate the client as
         at the token endpoint, validate the parameters as an authentication request,
@@ -721,10 +726,15 @@ class Provider:
         answers 405 for a method other than POST, 413 and 429 itself (RFC 9126 2.3).
         ``client_certificate``: the client certificate of a mutual TLS connection (PEM or
         DER), for ``tls_client_auth`` and ``self_signed_tls_client_auth`` (RFC 8705 2).
+        ``http_method``/``http_url``: the request as the client made it, what a ``DPoP``
+        proof sent here must name; the pushed request is then bound to the proof's key
+        (RFC 9449 10.1; errors: :class:`~pyop.exceptions.InvalidDPoPProof` with
+        ``error.headers``).
 
         Details: :func:`pyop.endpoints.pushed_authorization.handle_pushed_authorization_request`."""
         return pushed_authorization.handle_pushed_authorization_request(
-            self._context, request_body, http_headers, client_certificate=client_certificate)
+            self._context, request_body, http_headers, client_certificate=client_certificate,
+            http_method=http_method, http_url=http_url)
 
     def create_authentication_error(self, authentication_request: Mapping[str, Any],
                                     oauth_error: str, description: str = ""

@@ -14,6 +14,7 @@ import copy
 import logging
 from typing import Any, Optional, Union
 
+from .. import dpop
 from ..authz_state._records import SealedValueTooLarge
 from ..client_certificate import parse_client_certificate
 from ..context import ProviderContext
@@ -49,7 +50,9 @@ def _invalid_request(message: str) -> InvalidPushedAuthorizationRequest:
 
 def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
                                         http_headers: Optional[Any] = None, *,
-                                        client_certificate: Optional[Union[str, bytes]] = None
+                                        client_certificate: Optional[Union[str, bytes]] = None,
+                                        http_method: Optional[str] = None,
+                                        http_url: Optional[str] = None
                                         ) -> PushedAuthorizationResponse:
     """A pushed authorization request (RFC 9126 2): 1. form parameters, each once; 2. the
     client authenticated as at the token endpoint (RFC 9126 2, with the endpoint's URL as
@@ -57,14 +60,20 @@ def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
     3. no ``request_uri`` (2.1); 4. a ``request`` object verified, its members then being
     the request's (RFC 9126 3, RFC 9101 5); ``client_certificate``: that of a mutual TLS
     connection (PEM or DER), for ``tls_client_auth``/``self_signed_tls_client_auth`` (RFC
-    8705 2); 5. the ``redirect_uri`` and every check of an
-    authentication request (2.1); 6. the parameters kept, but the client's credentials.
+    8705 2); 5. a ``DPoP`` proof, when DPoP is enabled and one is sent, verified
+    against ``http_method`` (default ``POST``) and ``http_url`` (default: the
+    ``pushed_authorization_request_endpoint`` metadata), the pushed request then bound to
+    its key with ``dpop_jkt`` (RFC 9449 10.1); 6. the ``redirect_uri`` and every check of
+    an authentication request (2.1); 7. the parameters kept, but the client's credentials.
 
     :returns: the response to send with status ``response.http_status`` (201),
         ``Content-Type: application/json`` and ``Cache-Control: no-store`` (RFC 9126 2.2).
     :raises InvalidClientAuthentication: 401 ``invalid_client`` (RFC 9126 2.3).
     :raises InvalidPushedAuthorizationRequest: 400 with the OAuth error (RFC 9126 2.3):
         answer it with its ``to_json()``, never with a redirect.
+    :raises InvalidDPoPProof: 400 ``invalid_dpop_proof`` (a refused proof, or a
+        ``dpop_jkt`` of another key), or ``use_dpop_nonce``: answer with ``to_json()``
+        and ``error.headers`` (``DPoP-Nonce``; RFC 9449 8, 10.1).
     """
     check_content_type(http_headers, FORM_MEDIA_TYPE, _invalid_request)
     parameters = parse_unique_parameters(request_body, ctx.configuration.max_request_size,
@@ -98,6 +107,11 @@ def handle_pushed_authorization_request(ctx: ProviderContext, request_body: Any,
             request.pop(SIGNED_REQUEST_MEMBER, None)
             if signed:  # RFC 9101 10.5: counts as a signed request where one is required
                 request[SIGNED_REQUEST_MEMBER] = True
+        dpop.pushed_request_proof(
+            ctx.dpop, http_headers, method=(http_method or "POST").upper(),
+            url=http_url or ctx.configuration.metadata.get(
+                "pushed_authorization_request_endpoint"),
+            request=request, now=ctx.clock())
         check_redirect_uri(request, client)
         with ctx.clients.request_client(client_id, client):
             # on a copy: what is kept is what the client pushed, validated again when used

@@ -267,7 +267,7 @@ def test_fapi2_5_3_2_2_code_flow_only(provider: Provider, response_type: str) ->
     assert "implicit" not in provider.provider_configuration["grant_types_supported"]
 
 
-def test_fapi2_5_3_2_1_code_lifetime_at_most_60_seconds() -> None:
+def test_fapi2_5_3_2_2_code_lifetime_at_most_60_seconds() -> None:
     with pytest.raises(InvalidConfiguration, match="authorization_code_lifetime"):
         make(code_lifetime=600)
     with pytest.raises(InvalidConfiguration, match="authorization_code_lifetime"):
