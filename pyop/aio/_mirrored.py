@@ -112,12 +112,13 @@ class ProviderCoroutines:
 
     async def handle_pushed_authorization_request(
             self, request_body: Any, http_headers: Optional[Any] = None, *,
-            client_certificate: Optional[Union[str, bytes]] = None
+            client_certificate: Optional[Union[str, bytes]] = None,
+            http_method: Optional[str] = None, http_url: Optional[str] = None
     ) -> PushedAuthorizationResponse:
         """Coroutine of :meth:`~.Provider.handle_pushed_authorization_request`."""
         return await run_sync(
             self.sync.handle_pushed_authorization_request, request_body, http_headers,
-            client_certificate=client_certificate)
+            client_certificate=client_certificate, http_method=http_method, http_url=http_url)
 
     async def create_authentication_error(
             self, authentication_request: Mapping[str, Any], oauth_error: str, description: str = ''
