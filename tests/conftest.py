@@ -197,10 +197,9 @@ def _async_provider(signing_key: Any, config: Any, client_db: Any, clock: FakeCl
     tests/support/async_front_end.py (stores given as dicts or memory stores stay in memory)."""
     import asyncio
 
-    from pyop.aio import AsyncAuthorizationState, AsyncProvider
-    from support.async_front_end import LoopDrivenProvider
+    from support.async_front_end import LoopDrivenProvider, as_async_store
 
-    from support.async_front_end import as_async_store
+    from pyop.aio import AsyncAuthorizationState, AsyncProvider
 
     loop = asyncio.new_event_loop()
     loops.append(loop)

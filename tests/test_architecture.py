@@ -72,6 +72,18 @@ LAYERS: list[list[str]] = [
     ["pyop.endpoints"],
     ["pyop.provider"],
     ["pyop"],
+    # the asyncio front end: the bridge, async storage, then the face of Provider
+    ["pyop.aio._bridge"],
+    ["pyop.aio.outbound"],
+    ["pyop.aio.storage.schemes"],
+    ["pyop.aio.storage.base"],
+    ["pyop.aio.storage.memory", "pyop.aio.storage.stateless"],
+    ["pyop.aio.storage"],
+    ["pyop.aio.userinfo", "pyop.aio._mirrored"],
+    ["pyop.aio.authz_state"],
+    ["pyop.aio.provider"],
+    ["pyop.aio"],
+    ["pyop.aio._codegen"],
     # the operator command, an application of the library: nothing below imports it
     ["pyop.cli.output"],
     ["pyop.cli.check", "pyop.cli.keys"],

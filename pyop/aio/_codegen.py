@@ -68,9 +68,10 @@ def _import_for(name: str, namespace: dict[str, Any]) -> str:
         if getattr(module, name, None) is obj:
             return f"from {module.__name__} import {name}"
     if isinstance(obj, types.ModuleType):
-        return f"import {obj.__name__} as {name}" if obj.__name__.rpartition(".")[2] != name \
-            or "." not in obj.__name__ else \
-            f"from {obj.__name__.rpartition('.')[0]} import {name}"
+        parent, _, last = obj.__name__.rpartition(".")
+        if parent and last == name:
+            return f"from {parent} import {name}"
+        return f"import {obj.__name__} as {name}"
     if isinstance(obj, type) and getattr(sys.modules.get(obj.__module__), name, None) is obj:
         return f"from {obj.__module__} import {name}"
     return f"from {namespace['__name__']} import {name}"

@@ -19,8 +19,8 @@ from typing import Any, Optional
 from pyop.aio import AsyncAuthorizationState, AsyncProvider
 from pyop.aio._bridge import in_bridge
 from pyop.aio.storage import GreenletStorage
-from pyop.storage import DictStorage, MemoryStorage, StatelessWrapper, StorageBase
 from pyop.aio.userinfo import as_sync_userinfo
+from pyop.storage import DictStorage, MemoryStorage, StatelessWrapper, StorageBase
 
 
 class LoopDriven:
@@ -61,8 +61,9 @@ class LoopDriven:
         target = object.__getattribute__(self, "_target")
         if name == "userinfo":
             value = as_sync_userinfo(value)
-        if name == "backchannel_logout_sender" and value is not None \
-                and not inspect.iscoroutinefunction(getattr(value, "__call__", value)):
+        if name == "backchannel_logout_sender" and value is not None and not (
+                inspect.iscoroutinefunction(value)
+                or inspect.iscoroutinefunction(getattr(type(value), "__call__", None))):
             target.sync.backchannel_logout_sender = value  # a synchronous test double
             return
         if hasattr(type(target), name) and isinstance(getattr(type(target), name), property) \

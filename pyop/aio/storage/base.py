@@ -28,6 +28,7 @@ from ...storage.base import StorageBase
 from ...storage.memory import DictStorage, MemoryStorage
 from ...storage.stateless import StatelessWrapper
 from .._bridge import await_only, run_sync
+from .schemes import create
 
 __all__ = ["AsyncStorageBase", "BridgedStorage", "GreenletStorage", "as_sync_storage"]
 
@@ -114,9 +115,8 @@ class AsyncStorageBase(abc.ABC):
         :raises ValueError: unknown scheme, or a required part is missing.
         :raises ImportError: the backend's driver is not installed (names the pip extra).
         """
-        from .schemes import create
-
-        return create(db_uri, collection, db_name, ttl, **kwargs)
+        store: AsyncStorageBase = create(db_uri, collection, db_name, ttl, **kwargs)
+        return store
 
 
 class GreenletStorage(AsyncStorageBase):
