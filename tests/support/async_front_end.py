@@ -63,7 +63,7 @@ class LoopDriven:
             value = as_sync_userinfo(value)
         if name == "backchannel_logout_sender" and value is not None and not (
                 inspect.iscoroutinefunction(value)
-                or inspect.iscoroutinefunction(getattr(type(value), "__call__", None))):
+                or inspect.iscoroutinefunction(vars(type(value)).get("__call__"))):
             target.sync.backchannel_logout_sender = value  # a synchronous test double
             return
         if hasattr(type(target), name) and isinstance(getattr(type(target), name), property) \
