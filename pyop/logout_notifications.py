@@ -249,6 +249,83 @@ def backchannel_requests(ctx: ProviderContext, targets: Mapping[str, tuple[str, 
     return requests, failed
 
 
+def check_sender_options(deadline: float, attempts: int, retry_delay: float,
+                         max_workers: int) -> None:
+    """Check the options of a back-channel sender (:class:`BackChannelSender`,
+    :class:`pyop.aio.logout.AsyncBackChannelSender`).
+
+    :raises ValueError: an option out of range."""
+    for name, value, low in (("deadline", deadline, 0), ("retry_delay", retry_delay, -1)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                low < value < float("inf")):
+            raise ValueError(f"{name} must be a number of seconds")
+    for name, count in (("attempts", attempts), ("max_workers", max_workers)):
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
+            raise ValueError(f"{name} must be an integer from 1 to 64")
+
+
+class DeliveryLog:
+    """The attempts at delivering one :class:`BackChannelLogoutRequest`, and the rules
+    both senders follow (Back-Channel Logout 1.0 2.8): a 2xx answer delivers it; a 4xx
+    answer is final (the client refused the token: sending it again changes nothing); a
+    failure to connect or any other answer is tried again, at most ``attempts`` times in
+    all and while time is left."""
+
+    def __init__(self, request: BackChannelLogoutRequest, attempts: int) -> None:
+        self.request = request
+        self.max_attempts = attempts
+        self.attempts = 0
+        self.status: Optional[int] = None
+        self.error: Optional[str] = "deadline"
+        self.delivered = False
+        self.final = False
+
+    def begin(self, remaining: float) -> Optional[float]:
+        """Start the next attempt with ``remaining`` seconds left: its timeout, or None
+        when no attempt is to be made (delivered, refused, attempts or time spent)."""
+        if self.final or self.attempts >= self.max_attempts:
+            return None
+        if remaining <= 0:
+            self.error = "deadline"
+            return None
+        self.attempts += 1
+        return remaining
+
+    def answered(self, status: int) -> None:
+        """Record the HTTP status of an attempt."""
+        self.status = status
+        if 200 <= status < 300:
+            self.delivered, self.final, self.error = True, True, None
+            return
+        self.error = f"status {status}"
+        if 400 <= status < 500:
+            self.final = True
+
+    def failed(self, error: BaseException) -> None:
+        """Record an attempt that got no answer (no connection, refused address...)."""
+        self.status = None
+        self.error = type(error).__name__
+
+    def retry_pending(self) -> bool:
+        """Whether another attempt may follow (after the retry delay)."""
+        return not self.final and self.attempts < self.max_attempts
+
+    def result(self) -> DeliveryResult:
+        """What became of the request (logged when it was not delivered)."""
+        request = self.request
+        if self.delivered:
+            return DeliveryResult(request.client_id, request.uri, True, self.status,
+                                  self.attempts)
+        logger.info("a back-channel logout notification was not delivered: %s", self.error)
+        return DeliveryResult(request.client_id, request.uri, False, self.status,
+                              self.attempts, self.error)
+
+
+def deadline_result(request: BackChannelLogoutRequest) -> DeliveryResult:
+    """The result of a request still in flight when the sender's deadline passed."""
+    return DeliveryResult(request.client_id, request.uri, False, error="deadline")
+
+
 class BackChannelSender:
     """POSTs Logout Tokens concurrently, each through ``transport``, all within one total
     ``deadline`` (Back-Channel Logout 1.0 2.5, 2.8); never raises for a client's failure.
@@ -266,13 +343,7 @@ class BackChannelSender:
     def __init__(self, transport: Transport, *, deadline: float = 5.0, attempts: int = 2,
                  retry_delay: float = 0.2, max_workers: int = 4,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        for name, value, low in (("deadline", deadline, 0), ("retry_delay", retry_delay, -1)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    low < value < float("inf")):
-                raise ValueError(f"{name} must be a number of seconds")
-        for name, count in (("attempts", attempts), ("max_workers", max_workers)):
-            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
-                raise ValueError(f"{name} must be an integer from 1 to 64")
+        check_sender_options(deadline, attempts, retry_delay, max_workers)
         self.transport = transport
         self.deadline = float(deadline)
         self.attempts = attempts
@@ -317,36 +388,23 @@ class BackChannelSender:
                 future: Future[DeliveryResult]) -> DeliveryResult:
         if future.done() and not future.cancelled() and future.exception() is None:
             return future.result()
-        return DeliveryResult(request.client_id, request.uri, False, error="deadline")
+        return deadline_result(request)
 
     def _deliver(self, request: BackChannelLogoutRequest, end: float,
                  stop: threading.Event) -> DeliveryResult:
-        status: Optional[int] = None
-        error: Optional[str] = "deadline"
-        attempts = 0
-        while attempts < self.attempts and not stop.is_set():
-            remaining = end - self.clock()
-            if remaining <= 0:
-                error = "deadline"
+        log = DeliveryLog(request, self.attempts)
+        while not stop.is_set():
+            timeout = log.begin(end - self.clock())
+            if timeout is None:
                 break
-            attempts += 1
             try:
-                status = int(self.transport(request.uri, request.form, remaining))
+                log.answered(int(self.transport(request.uri, request.form, timeout)))
             except Exception as e:  # noqa: BLE001 - a client's failure is a result
-                error = type(e).__name__
-                status = None
-            else:
-                if 200 <= status < 300:
-                    return DeliveryResult(request.client_id, request.uri, True, status,
-                                          attempts)
-                error = f"status {status}"
-                if 400 <= status < 500:
-                    break  # the client refused the token: sending it again changes nothing
-            if attempts < self.attempts and stop.wait(min(self.retry_delay,
-                                                          max(0.0, end - self.clock()))):
+                log.failed(e)
+            if not log.retry_pending() or stop.wait(min(self.retry_delay,
+                                                        max(0.0, end - self.clock()))):
                 break
-        logger.info("a back-channel logout notification was not delivered: %s", error)
-        return DeliveryResult(request.client_id, request.uri, False, status, attempts, error)
+        return log.result()
 
 
 # -- Front-Channel Logout 1.0 -----------------------------------------------------------------

@@ -137,6 +137,187 @@ class FetchResponse:
     body: bytes
 
 
+#: The reason of every :class:`~pyop.exceptions.FetchError` raised at the deadline.
+DEADLINE_PASSED = "the deadline passed"
+
+
+@dataclass(frozen=True)
+class RequestTarget:
+    """What a request URL says, once :func:`parse_request_url` accepted it."""
+
+    scheme: str
+    #: The host name or IP literal (without brackets), for resolution and TLS (SNI).
+    host: str
+    port: int
+    #: The request target: path and query.
+    target: str
+    #: The ``Host`` header: the URL's authority.
+    host_header: str
+
+
+def parse_request_url(uri: Any, allow_http: bool) -> RequestTarget:
+    """Parse a URL the provider is asked to fetch: https (or http when ``allow_http``), a
+    host, no credentials; the port defaults to the scheme's.
+
+    :raises FetchError: any other URL.
+    """
+    if not isinstance(uri, str):
+        raise FetchError("the URL is not a string")
+    not_allowed = ("the URL is not an https URL" if not allow_http
+                   else "the URL is not an http(s) URL")
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise FetchError(not_allowed) from None
+    if parts.scheme not in (("https", "http") if allow_http else ("https",)) or not host:
+        raise FetchError(not_allowed)
+    if parts.username is not None or parts.password is not None:
+        raise FetchError("the URL must not carry credentials")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return RequestTarget(parts.scheme, host, port or (443 if parts.scheme == "https" else 80),
+                         target, parts.netloc.rpartition("@")[2])
+
+
+def request_headers(target: RequestTarget, user_agent: str,
+                    headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a request: ``Host``, ``User-Agent``, no compression, then ``headers``."""
+    return {"Host": target.host_header, "User-Agent": user_agent,
+            "Accept-Encoding": "identity", **headers}
+
+
+def form_request(form: Mapping[str, str], headers: Optional[Mapping[str, str]]
+                 ) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a form POST (``application/x-www-form-urlencoded``)."""
+    sent_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    sent_headers.update(headers or {})
+    return urlencode(dict(form)).encode("utf-8"), sent_headers
+
+
+def check_not_redirect(status: int) -> None:
+    """:raises FetchError: a 3xx answer (redirects are never followed)."""
+    if 300 <= status < 400:
+        raise FetchError(f"redirect refused (the server answered {status})")
+
+
+def check_size(size: int, max_size: int) -> None:
+    """:raises FetchError: a body of more than ``max_size`` bytes."""
+    if size > max_size:
+        raise FetchError(f"the answer is too large (over {max_size} bytes)")
+
+
+def check_document_status(status: int) -> None:
+    """:raises FetchError: a document answer other than 200."""
+    if status != 200:
+        raise FetchError(f"the server answered {status}, not 200")
+
+
+def parse_json_document(body: bytes) -> Any:
+    """The JSON document ``body``.
+
+    :raises FetchError: not JSON (the reason does not quote it).
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise FetchError("the document is not JSON") from None
+
+
+def request_failed(error: BaseException) -> FetchError:
+    """The error for a failure of the transport (HTTP library, socket, TLS), named by its
+    type only."""
+    return FetchError(f"the request failed ({type(error).__name__})")
+
+
+def no_connection(last_error: Optional[BaseException]) -> FetchError:
+    """The error when no checked address could be connected to."""
+    reason = f" ({type(last_error).__name__})" if last_error is not None else ""
+    return FetchError("no connection could be made" + reason)
+
+
+def address_of(sockaddr: Any) -> IPAddress:
+    """The IP address of a socket address (``getaddrinfo``, ``getpeername``), without an
+    IPv6 zone."""
+    return ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+
+
+class FetchPolicy:
+    """The options and the address rules of a guarded fetcher (:class:`GuardedFetcher`,
+    :class:`pyop.aio.outbound.AsyncGuardedFetcher`); the transport is theirs.
+
+    The parameters are :class:`GuardedFetcher`'s.
+    """
+
+    def __init__(self, *, deadline: float = DEFAULT_DEADLINE, max_size: int = DEFAULT_MAX_SIZE,
+                 allowed_networks: Iterable[Union[str, IPNetwork]] = (),
+                 allow_http: bool = False, proxy: Optional[str] = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 user_agent: str = "pyop") -> None:
+        if not isinstance(deadline, (int, float)) or isinstance(deadline, bool) or deadline <= 0:
+            raise ValueError("deadline must be a positive number of seconds")
+        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0:
+            raise ValueError("max_size must be a positive number of bytes")
+        self.deadline = float(deadline)
+        self.max_size = max_size
+        self.allowed_networks: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(network) for network in allowed_networks)
+        self.allow_http = bool(allow_http)
+        self.proxy: Optional[tuple[str, int]] = None
+        if proxy is not None:
+            parsed = parse_url(proxy)
+            if parsed.scheme != "http" or not parsed.host:
+                raise ValueError("proxy must be an http://host:port URL")
+            self.proxy = (parsed.host.strip("[]"), parsed.port or 80)
+        self.ssl_context = ssl_context
+        self.user_agent = user_agent
+
+    def address_allowed(self, address: IPAddress) -> bool:
+        """Whether a request may go to ``address``: public unicast, or in an allowed network."""
+        candidates: list[IPAddress] = [address]
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            candidates.append(address.ipv4_mapped)
+        for candidate in candidates:
+            if any(candidate in network for network in self.allowed_networks
+                   if network.version == candidate.version):
+                return True
+        return is_public_address(address)
+
+    def allowed_infos(self, infos: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The ``getaddrinfo`` results whose address is allowed, in the resolver's order.
+
+        :raises FetchError: none is (its cause a :class:`ForbiddenAddress`).
+        """
+        allowed = [info for info in infos if self.address_allowed(address_of(info[4]))]
+        if not allowed:
+            raise FetchError("the host resolves to no allowed address") from ForbiddenAddress(
+                "non-public address")
+        return allowed
+
+    def check_peer(self, sockaddr: Any) -> None:
+        """Check the peer address of a connected socket again.
+
+        :raises FetchError: it is not allowed."""
+        if not self.address_allowed(address_of(sockaddr)):
+            raise FetchError("connected to an address that is not allowed") from (
+                ForbiddenAddress("non-public address"))
+
+    def size_limit(self, max_size: Optional[int]) -> int:
+        """The size limit of a call: its own, else the fetcher's."""
+        return self.max_size if max_size is None else max_size
+
+    def post_deadline(self, timeout: Optional[float]) -> float:
+        """The deadline of a POST given the caller's ``timeout`` (never longer than the
+        fetcher's).
+
+        :raises FetchError: no time left."""
+        deadline = self.deadline if timeout is None else min(self.deadline, timeout)
+        if deadline <= 0:
+            raise FetchError(DEADLINE_PASSED)
+        return deadline
+
+
 class _Flight:
     """One document fetch that concurrent callers of the same URL wait for."""
 
@@ -160,7 +341,7 @@ class _Attempt:
         left = self.ends_at - time.monotonic()
         if left <= 0:
             self.expired = True
-            raise FetchError("the deadline passed")
+            raise FetchError(DEADLINE_PASSED)
         return left
 
     def watch(self, sock: socket.socket) -> None:
@@ -194,7 +375,7 @@ class _Attempt:
             self._handles.clear()
 
 
-class GuardedFetcher:
+class GuardedFetcher(FetchPolicy):
     """Makes the provider's requests to URLs clients registered (see the module docstring).
 
     :param deadline: seconds each request may take in total, connecting, TLS, sending and
@@ -225,38 +406,13 @@ class GuardedFetcher:
                  allow_http: bool = False, proxy: Optional[str] = None,
                  ssl_context: Optional[ssl.SSLContext] = None,
                  user_agent: str = "pyop") -> None:
-        if not isinstance(deadline, (int, float)) or isinstance(deadline, bool) or deadline <= 0:
-            raise ValueError("deadline must be a positive number of seconds")
-        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0:
-            raise ValueError("max_size must be a positive number of bytes")
-        self.deadline = float(deadline)
-        self.max_size = max_size
-        self.allowed_networks: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(network) for network in allowed_networks)
-        self.allow_http = bool(allow_http)
-        self.proxy: Optional[tuple[str, int]] = None
-        if proxy is not None:
-            parsed = parse_url(proxy)
-            if parsed.scheme != "http" or not parsed.host:
-                raise ValueError("proxy must be an http://host:port URL")
-            self.proxy = (parsed.host.strip("[]"), parsed.port or 80)
-        self.ssl_context = ssl_context
-        self.user_agent = user_agent
+        super().__init__(deadline=deadline, max_size=max_size,
+                         allowed_networks=allowed_networks, allow_http=allow_http, proxy=proxy,
+                         ssl_context=ssl_context, user_agent=user_agent)
         self._flights: dict[tuple[str, int], _Flight] = {}
         self._lock = threading.Lock()
 
     # -- the policy ------------------------------------------------------------------------------
-
-    def address_allowed(self, address: IPAddress) -> bool:
-        """Whether a request may go to ``address``: public unicast, or in an allowed network."""
-        candidates: list[IPAddress] = [address]
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            candidates.append(address.ipv4_mapped)
-        for candidate in candidates:
-            if any(candidate in network for network in self.allowed_networks
-                   if network.version == candidate.version):
-                return True
-        return is_public_address(address)
 
     def _checked_addresses(self, host: str, port: int) -> list[tuple[Any, ...]]:
         """``getaddrinfo`` results of ``host`` whose address is allowed."""
@@ -264,16 +420,10 @@ class GuardedFetcher:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as e:
             raise FetchError("the host name could not be resolved") from e
-        allowed = [info for info in infos if self.address_allowed(_address_of(info[4]))]
-        if not allowed:
-            raise FetchError("the host resolves to no allowed address") from ForbiddenAddress(
-                "non-public address")
-        return allowed
+        return self.allowed_infos(infos)
 
     def _check_peer(self, sock: socket.socket) -> None:
-        if not self.address_allowed(_address_of(sock.getpeername())):
-            raise FetchError("connected to an address that is not allowed") from (
-                ForbiddenAddress("non-public address"))
+        self.check_peer(sock.getpeername())
 
     # -- the public operations ---------------------------------------------------------------------
 
@@ -289,11 +439,7 @@ class GuardedFetcher:
             connection, a redirect, a status other than 200, the deadline, the size limit,
             not JSON.
         """
-        body = self.get(uri, max_size=max_size)
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise FetchError("the document is not JSON") from None
+        return parse_json_document(self.get(uri, max_size=max_size))
 
     __call__ = get_json
 
@@ -305,7 +451,7 @@ class GuardedFetcher:
         """
         if not isinstance(uri, str):
             raise FetchError("the URL is not a string")
-        limit = self.max_size if max_size is None else max_size
+        limit = self.size_limit(max_size)
         key = (uri, limit)
         with self._lock:
             flight = self._flights.get(key)
@@ -314,14 +460,13 @@ class GuardedFetcher:
                 flight = self._flights[key] = _Flight()
         if not leading:
             if not flight.done.wait(self.deadline + 1.0):
-                raise FetchError("the deadline passed")
+                raise FetchError(DEADLINE_PASSED)
             if flight.body is None:
                 raise FetchError(flight.reason or "the request failed")
             return flight.body
         try:
             response = self._request("GET", uri, None, {"Accept": "application/json"}, limit)
-            if response.status != 200:
-                raise FetchError(f"the server answered {response.status}, not 200")
+            check_document_status(response.status)
             flight.body = response.body
             return response.body
         except FetchError as e:
@@ -348,57 +493,36 @@ class GuardedFetcher:
         :raises FetchError: a URL or address not allowed, no connection, a redirect, the
             deadline, an answer larger than ``max_size``.
         """
-        limit = self.max_size if max_size is None else max_size
-        sent_headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        sent_headers.update(headers or {})
+        limit = self.size_limit(max_size)
+        body, sent_headers = form_request(form, headers)
         if not isinstance(uri, str):
             raise FetchError("the URL is not a string")
-        deadline = self.deadline if timeout is None else min(self.deadline, timeout)
-        if deadline <= 0:
-            raise FetchError("the deadline passed")
-        return self._request("POST", uri, urlencode(dict(form)).encode("utf-8"), sent_headers,
-                             limit, deadline)
+        deadline = self.post_deadline(timeout)
+        return self._request("POST", uri, body, sent_headers, limit, deadline)
 
     # -- one request -------------------------------------------------------------------------------
 
     def _request(self, method: str, uri: str, body: Optional[bytes],
                  headers: Mapping[str, str], max_size: int,
                  deadline: Optional[float] = None) -> FetchResponse:
-        try:
-            parts = urlsplit(uri) if isinstance(uri, str) else None
-            host = parts.hostname if parts is not None else None
-            port = parts.port if parts is not None else None
-        except ValueError:
-            parts, host, port = None, None, None
-        schemes = ("https", "http") if self.allow_http else ("https",)
-        if parts is None or parts.scheme not in schemes or not host:
-            raise FetchError("the URL is not an https URL" if not self.allow_http
-                             else "the URL is not an http(s) URL")
-        if parts.username is not None or parts.password is not None:
-            raise FetchError("the URL must not carry credentials")
-        port = port or (443 if parts.scheme == "https" else 80)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        host_header = parts.netloc.rpartition("@")[2]
+        url = parse_request_url(uri, self.allow_http)
         attempt = _Attempt(self.deadline if deadline is None else deadline)
         try:
             response = self._exchange(
-                attempt, parts.scheme, host, port, method, target, body,
-                {"Host": host_header, "User-Agent": self.user_agent,
-                 "Accept-Encoding": "identity", **headers}, max_size)
+                attempt, url.scheme, url.host, url.port, method, url.target, body,
+                request_headers(url, self.user_agent, headers), max_size)
             if attempt.expired:  # the watchdog ended the answer: what was read is cut short
-                raise FetchError("the deadline passed")
+                raise FetchError(DEADLINE_PASSED)
             return response
         except FetchError as e:
-            if attempt.expired and e.reason != "the deadline passed":
-                raise FetchError("the deadline passed") from e
+            if attempt.expired and e.reason != DEADLINE_PASSED:
+                raise FetchError(DEADLINE_PASSED) from e
             raise
         except Exception as e:  # noqa: BLE001 - any failure
             # of the HTTP library (its errors, the socket's, the TLS layer's) is a fetch error
             if attempt.expired:
-                raise FetchError("the deadline passed") from e
-            raise FetchError(f"the request failed ({type(e).__name__})") from e
+                raise FetchError(DEADLINE_PASSED) from e
+            raise request_failed(e) from e
         finally:
             attempt.close()
 
@@ -430,7 +554,7 @@ class GuardedFetcher:
             connection = _connection(scheme, host, port, attempt.remaining(), new_conn,
                                      self.ssl_context)
             if self.proxy is not None:
-                connection.set_tunnel(_address_of(sockaddr).compressed, port)
+                connection.set_tunnel(address_of(sockaddr).compressed, port)
             try:
                 try:
                     connection.connect()
@@ -445,23 +569,15 @@ class GuardedFetcher:
                                    preload_content=False, decode_content=False)
                 response = connection.getresponse()
                 try:
-                    if 300 <= response.status < 400:
-                        raise FetchError(f"redirect refused (the server answered "
-                                         f"{response.status})")
+                    check_not_redirect(response.status)
                     content = response.read(max_size + 1, decode_content=False)
                 finally:
                     response.close()
-                if len(content) > max_size:
-                    raise FetchError(f"the answer is too large (over {max_size} bytes)")
+                check_size(len(content), max_size)
                 return FetchResponse(response.status, content)
             finally:
                 connection.close()
-        reason = f" ({type(last_error).__name__})" if last_error is not None else ""
-        raise FetchError("no connection could be made" + reason) from last_error
-
-
-def _address_of(sockaddr: Any) -> IPAddress:
-    return ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        raise no_connection(last_error) from last_error
 
 
 class _ThroughCheckedAddresses:

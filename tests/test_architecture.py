@@ -26,6 +26,7 @@ LAYERS: list[list[str]] = [
     ["pyop.util", "pyop.misuse_checks"],
     # requests to URLs clients registered
     ["pyop.outbound"],
+    ["pyop.aio.outbound"],
     ["pyop._jws_algorithms"],
     ["pyop.crypto"],
     ["pyop.jwt_checks"],
@@ -61,6 +62,7 @@ LAYERS: list[list[str]] = [
     ["pyop.jarm"],
     ["pyop.claims_policy"],
     ["pyop.logout_notifications"],
+    ["pyop.aio.logout"],
     # grants, then endpoints, then the facade
     ["pyop.grants.base"],
     ["pyop.grants.authorization_code", "pyop.grants.refresh_token",

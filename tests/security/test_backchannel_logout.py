@@ -19,6 +19,7 @@ from support.logout import (
     RP_B,
     RP_PLAIN,
     FakeTransport,
+    SyncSenderFacade,
     authenticate,
     exchange,
     logout_clients,
@@ -43,6 +44,16 @@ from pyop.provider import Provider
 def op(make_provider: Callable[..., Provider]) -> Provider:
     return make_provider(config=logout_configuration(), client_db=logout_clients(),
                          backchannel_logout_delivery="return")  # no requests made
+
+
+#: Builds a sender from BackChannelSender's arguments.
+MakeSender = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_sender(request: pytest.FixtureRequest) -> MakeSender:
+    """BackChannelSender, or AsyncBackChannelSender behind the same synchronous call."""
+    return BackChannelSender if request.param == "sync" else SyncSenderFacade
 
 
 def published_keys(provider: Provider) -> list[VerificationKey]:
@@ -126,9 +137,9 @@ def test_bcl_2_4_logout_token_lifetime_option(make_provider: Callable[..., Provi
 
 
 def test_bcl_2_5_only_registered_uris_of_the_session_clients_are_contacted(
-        op: Provider) -> None:
+        make_sender: MakeSender, op: Provider) -> None:
     transport = FakeTransport()
-    op.backchannel_logout_sender = BackChannelSender(transport, deadline=5)
+    op.backchannel_logout_sender = make_sender(transport, deadline=5)
     sid = session_with(op, RP_A, RP_PLAIN)
     session_with(op, RP_B)  # another session: rp-b is not told
     result = op.logout_user(session_id=sid)
@@ -146,21 +157,23 @@ def test_bcl_2_5_only_registered_uris_of_the_session_clients_are_contacted(
     "file:///etc/passwd",
 ])
 def test_bcl_2_5_unacceptable_uris_set_by_the_host_are_never_contacted(
+        make_sender: MakeSender,
         make_provider: Callable[..., Provider], uri: str) -> None:
     """A client stored directly by the host (not through registration) with a bad URI."""
     clients = logout_clients(**{RP_A: {"backchannel_logout_uri": uri}})
     op = make_provider(config=logout_configuration(), client_db=clients)
     transport = FakeTransport()
-    op.backchannel_logout_sender = BackChannelSender(transport, deadline=5)
+    op.backchannel_logout_sender = make_sender(transport, deadline=5)
     sid = session_with(op, RP_A)
     result = op.logout_user(session_id=sid)
     assert transport.calls == []
     assert [(r.client_id, r.delivered) for r in result.backchannel_results] == [(RP_A, False)]
 
 
-def test_bcl_2_5_a_client_deleted_since_is_not_contacted(op: Provider) -> None:
+def test_bcl_2_5_a_client_deleted_since_is_not_contacted(
+        make_sender: MakeSender, op: Provider) -> None:
     transport = FakeTransport()
-    op.backchannel_logout_sender = BackChannelSender(transport, deadline=5)
+    op.backchannel_logout_sender = make_sender(transport, deadline=5)
     sid = session_with(op, RP_A, RP_B)
     del op.clients[RP_A]
     op.client_changed(RP_A)
@@ -172,12 +185,13 @@ def test_bcl_2_5_a_client_deleted_since_is_not_contacted(op: Provider) -> None:
 
 
 def test_bcl_2_8_a_slow_relying_party_never_delays_the_logout_beyond_the_deadline(
+        make_sender: MakeSender,
         make_provider: Callable[..., Provider]) -> None:
     with relying_party_servers((200, 30.0), (200, 0.0)) as (slow, fast):
         clients = logout_clients(**{RP_A: {"backchannel_logout_uri": slow.uri},
                                     RP_B: {"backchannel_logout_uri": fast.uri}})
         op = make_provider(config=logout_configuration(), client_db=clients)
-        op.backchannel_logout_sender = BackChannelSender(urllib_transport, deadline=0.5)
+        op.backchannel_logout_sender = make_sender(urllib_transport, deadline=0.5)
         sid = session_with(op, RP_A, RP_B)
         started = time.monotonic()
         result = op.logout_user(session_id=sid)
@@ -192,12 +206,13 @@ def test_bcl_2_8_a_slow_relying_party_never_delays_the_logout_beyond_the_deadlin
             r.logout_token for r in result.backchannel_requests if r.client_id == RP_B)}
 
 
-def test_bcl_2_5_deliveries_run_concurrently() -> None:
+def test_bcl_2_5_deliveries_run_concurrently(
+        make_sender: MakeSender) -> None:
     """Four relying parties answering after 1 s each are served in about 1 s, not 4."""
     with relying_party_servers(*[(200, 1.0)] * 4) as servers:
         requests = [BackChannelLogoutRequest(f"rp{i}", server.uri, f"token{i}")
                     for i, server in enumerate(servers)]
-        sender = BackChannelSender(urllib_transport, deadline=20, max_workers=4)
+        sender = make_sender(urllib_transport, deadline=20, max_workers=4)
         started = time.monotonic()
         results = sender(requests)
         elapsed = time.monotonic() - started
@@ -206,24 +221,27 @@ def test_bcl_2_5_deliveries_run_concurrently() -> None:
     assert elapsed < 3.5
 
 
-def test_bcl_2_8_server_errors_are_retried_a_bounded_number_of_times() -> None:
+def test_bcl_2_8_server_errors_are_retried_a_bounded_number_of_times(
+        make_sender: MakeSender) -> None:
     transport = FakeTransport(lambda uri: 503)
-    sender = BackChannelSender(transport, deadline=5, attempts=3, retry_delay=0.01)
+    sender = make_sender(transport, deadline=5, attempts=3, retry_delay=0.01)
     [result] = sender([BackChannelLogoutRequest("rp", "https://rp.example/bc", "t")])
     assert len(transport.calls) == 3
     assert result == DeliveryResult("rp", "https://rp.example/bc", False, 503, 3, "status 503")
 
 
-def test_bcl_2_8_a_refusal_is_not_retried() -> None:
+def test_bcl_2_8_a_refusal_is_not_retried(
+        make_sender: MakeSender) -> None:
     transport = FakeTransport(lambda uri: 400)
-    sender = BackChannelSender(transport, deadline=5, attempts=3, retry_delay=0.01)
+    sender = make_sender(transport, deadline=5, attempts=3, retry_delay=0.01)
     [result] = sender([BackChannelLogoutRequest("rp", "https://rp.example/bc", "t")])
     assert len(transport.calls) == 1 and result.status == 400 and not result.delivered
 
 
-def test_bcl_2_8_transport_errors_are_results_not_exceptions(op: Provider) -> None:
+def test_bcl_2_8_transport_errors_are_results_not_exceptions(
+        make_sender: MakeSender, op: Provider) -> None:
     transport = FakeTransport(lambda uri: ConnectionRefusedError("no"))
-    op.backchannel_logout_sender = BackChannelSender(transport, deadline=5, attempts=2,
+    op.backchannel_logout_sender = make_sender(transport, deadline=5, attempts=2,
                                                      retry_delay=0.01)
     sid = session_with(op, RP_A)
     [result] = op.logout_user(session_id=sid).backchannel_results
@@ -246,19 +264,21 @@ def test_bcl_2_8_a_failing_sender_never_fails_the_logout(op: Provider) -> None:
         op.authz_state.get_access_token(access)
 
 
-def test_bcl_2_8_retries_stop_at_the_deadline() -> None:
+def test_bcl_2_8_retries_stop_at_the_deadline(
+        make_sender: MakeSender) -> None:
     """An always-failing client with many attempts allowed: the deadline bounds them."""
     transport = FakeTransport(lambda uri: 500)
-    sender = BackChannelSender(transport, deadline=0.3, attempts=64, retry_delay=0.05)
+    sender = make_sender(transport, deadline=0.3, attempts=64, retry_delay=0.05)
     started = time.monotonic()
     [result] = sender([BackChannelLogoutRequest("rp", "https://rp.example/bc", "t")])
     assert time.monotonic() - started < 3
     assert not result.delivered and len(transport.calls) < 64
 
 
-def test_the_transport_gets_the_time_left() -> None:
+def test_the_transport_gets_the_time_left(
+        make_sender: MakeSender) -> None:
     transport = FakeTransport()
-    sender = BackChannelSender(transport, deadline=2)
+    sender = make_sender(transport, deadline=2)
     sender([BackChannelLogoutRequest("rp", "https://rp.example/bc", "t")])
     [(_, _, timeout)] = transport.calls
     assert 0 < timeout <= 2
@@ -267,6 +287,7 @@ def test_the_transport_gets_the_time_left() -> None:
 @pytest.mark.parametrize("options", [{"deadline": 0}, {"deadline": float("inf")},
                                      {"attempts": 0}, {"max_workers": 1000},
                                      {"attempts": True}, {"retry_delay": -1}])
-def test_sender_options_are_checked(options: dict[str, Any]) -> None:
+def test_sender_options_are_checked(
+        make_sender: MakeSender, options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        BackChannelSender(FakeTransport(), **options)
+        make_sender(FakeTransport(), **options)

@@ -7,6 +7,7 @@ Real local servers record every connection they accept, so "refused" means "neve
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import http.server
 import ipaddress
@@ -17,7 +18,7 @@ import ssl
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from pyop.aio.outbound import AsyncGuardedFetcher
 from pyop.client_keys import ClientKeys
 from pyop.crypto import b64url_encode
 from pyop.exceptions import (
@@ -248,6 +250,67 @@ def local(**options: Any) -> GuardedFetcher:
     return GuardedFetcher(**options)
 
 
+#: Builds a fetcher from GuardedFetcher's options.
+Make = Callable[..., Any]
+
+
+class SyncFacade:
+    """An :class:`AsyncGuardedFetcher` with the synchronous fetcher's methods, so one test
+    body checks both. Each call runs its coroutine on one event loop in a background thread:
+    one loop for every calling thread, so concurrent callers share a flight as concurrent
+    tasks on one loop do."""
+
+    def __init__(self, fetcher: AsyncGuardedFetcher, loop: asyncio.AbstractEventLoop) -> None:
+        self.fetcher = fetcher
+        self.loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fetcher, name)  # the options, address_allowed
+
+    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
+
+    def get_json(self, uri: str, **options: Any) -> Any:
+        return self._run(self.fetcher.get_json(uri, **options))
+
+    def get(self, uri: str, **options: Any) -> bytes:
+        return self._run(self.fetcher.get(uri, **options))  # type: ignore[no-any-return]
+
+    def post_form(self, uri: str, form: Any, **options: Any) -> Any:
+        return self._run(self.fetcher.post_form(uri, form, **options))
+
+
+@pytest.fixture(scope="module")
+def background_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_fetcher(request: pytest.FixtureRequest) -> Make:
+    """GuardedFetcher, or AsyncGuardedFetcher behind a synchronous facade."""
+    if request.param == "sync":
+        return GuardedFetcher
+    loop = request.getfixturevalue("background_loop")
+    return lambda **options: SyncFacade(AsyncGuardedFetcher(**options), loop)
+
+
+@pytest.fixture
+def make_local(make_fetcher: Make) -> Make:
+    """As :func:`local`, for both fetchers."""
+    def make(**options: Any) -> Any:
+        options.setdefault("allowed_networks", LOOPBACK)
+        options.setdefault("allow_http", True)
+        return make_fetcher(**options)
+
+    return make
+
+
 def json_route(document: Any) -> Route:
     body = json.dumps(document).encode()
     return lambda h: send(h, 200, body, {"Content-Type": "application/json"})
@@ -293,9 +356,9 @@ PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111",
 
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
-def test_ssrf_non_public_addresses_refused(address: str) -> None:
+def test_ssrf_non_public_addresses_refused(make_fetcher: Make, address: str) -> None:
     assert not is_public_address(ipaddress.ip_address(address))
-    assert not GuardedFetcher().address_allowed(ipaddress.ip_address(address))
+    assert not make_fetcher().address_allowed(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize("address", PUBLIC)
@@ -303,8 +366,8 @@ def test_ssrf_public_addresses_allowed(address: str) -> None:
     assert is_public_address(ipaddress.ip_address(address))
 
 
-def test_ssrf_allowed_networks_explicit() -> None:
-    fetcher = GuardedFetcher(allowed_networks=["10.1.0.0/16"])
+def test_ssrf_allowed_networks_explicit(make_fetcher: Make) -> None:
+    fetcher = make_fetcher(allowed_networks=["10.1.0.0/16"])
     assert fetcher.address_allowed(ipaddress.ip_address("10.1.2.3"))
     assert fetcher.address_allowed(ipaddress.ip_address("::ffff:10.1.2.3"))
     assert not fetcher.address_allowed(ipaddress.ip_address("10.2.0.1"))
@@ -314,9 +377,9 @@ def test_ssrf_allowed_networks_explicit() -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "[::1]",
                                   "2130706433", "0x7f.1", "[::127.0.0.1]"])
 @pytest.mark.parametrize("scheme", ["https", "http"])
-def test_ssrf_loopback_targets_never_contacted(listener: Listener, host: str,
+def test_ssrf_loopback_targets_never_contacted(make_fetcher: Make, listener: Listener, host: str,
                                                scheme: str) -> None:
-    fetcher = GuardedFetcher(allow_http=True)
+    fetcher = make_fetcher(allow_http=True)
     with pytest.raises(FetchError):
         fetcher.get_json(f"{scheme}://{host}:{listener.port}/jwks")
     time.sleep(0.1)
@@ -326,43 +389,43 @@ def test_ssrf_loopback_targets_never_contacted(listener: Listener, host: str,
 @pytest.mark.parametrize("resolved", [["127.0.0.1"], ["10.0.0.1"], ["169.254.169.254"],
                                       ["::ffff:127.0.0.1"], ["64:ff9b::a00:1"],
                                       ["100.64.0.1"], ["0.0.0.0"], ["::1"]])  # noqa: S104
-def test_ssrf_dns_names_resolving_to_private_addresses_refused(
+def test_ssrf_dns_names_resolving_to_private_addresses_refused(make_fetcher: Make,
         listener: Listener, monkeypatch: pytest.MonkeyPatch, resolved: list[str]) -> None:
     patched_resolution(monkeypatch, {"jwks.attacker.example": resolved})
     with pytest.raises(FetchError, match="no allowed address") as info:
-        GuardedFetcher().get_json(f"https://jwks.attacker.example:{listener.port}/jwks")
+        make_fetcher().get_json(f"https://jwks.attacker.example:{listener.port}/jwks")
     assert isinstance(info.value.__cause__, ForbiddenAddress)
     assert listener.connections == 0
 
 
-def test_ssrf_only_checked_addresses_connected(server: Server,
+def test_ssrf_only_checked_addresses_connected(make_fetcher: Make, server: Server,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A name resolving to a forbidden and an allowed address: only the allowed one is
     connected to (the loopback server stands for the public address here)."""
     server.routes["/jwks"] = json_route({"keys": []})
     patched_resolution(monkeypatch, {"mixed.example": ["10.0.0.1", "127.0.0.1"]})
-    fetcher = GuardedFetcher(allowed_networks=["127.0.0.1/32"], allow_http=True)
+    fetcher = make_fetcher(allowed_networks=["127.0.0.1/32"], allow_http=True)
     assert fetcher.get_json(f"http://mixed.example:{server.port}/jwks") == {"keys": []}
     assert server.requests == [("GET", "/jwks", b"")]
 
 
-def test_ssrf_default_fetcher_refuses_http(server: Server) -> None:
+def test_ssrf_default_fetcher_refuses_http(make_fetcher: Make, server: Server) -> None:
     with pytest.raises(FetchError, match="https"):
-        GuardedFetcher(allowed_networks=LOOPBACK).get_json(server.url("/jwks"))
+        make_fetcher(allowed_networks=LOOPBACK).get_json(server.url("/jwks"))
     assert server.connections == 0
 
 
 @pytest.mark.parametrize("uri", ["ftp://rp.example.com/x", "file:///etc/passwd", "jwks",
                                  "https:///x", "https://user:pw@rp.example.com/x",
                                  "https://[::1/x", 42, ["https://rp.example.com/x"]])
-def test_ssrf_bad_urls_refused_with_typed_error(uri: Any) -> None:
+def test_ssrf_bad_urls_refused_with_typed_error(make_fetcher: Make, uri: Any) -> None:
     with pytest.raises(FetchError):
-        GuardedFetcher().get_json(uri)
+        make_fetcher().get_json(uri)
 
 
 # -- proxies --------------------------------------------------------------------------------------
 
-def test_ssrf_environment_proxies_ignored(server: Server, listener: Listener,
+def test_ssrf_environment_proxies_ignored(make_local: Make, server: Server, listener: Listener,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     proxy = f"http://127.0.0.1:{listener.port}"
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
@@ -371,18 +434,18 @@ def test_ssrf_environment_proxies_ignored(server: Server, listener: Listener,
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     server.routes["/jwks"] = json_route({"keys": []})
-    assert local().get_json(server.url("/jwks")) == {"keys": []}
+    assert make_local().get_json(server.url("/jwks")) == {"keys": []}
     assert listener.connections == 0
     assert server.requests == [("GET", "/jwks", b"")]
 
 
-def test_ssrf_configured_proxy_tunnels_to_the_checked_address(
+def test_ssrf_configured_proxy_tunnels_to_the_checked_address(make_local: Make,
         server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     proxy = ConnectProxy()
     try:
         server.routes["/jwks"] = json_route({"keys": []})
         patched_resolution(monkeypatch, {"rp.internal.example": ["127.0.0.1"]})
-        fetcher = local(proxy=f"http://127.0.0.1:{proxy.port}")
+        fetcher = make_local(proxy=f"http://127.0.0.1:{proxy.port}")
         assert fetcher.get_json(f"http://rp.internal.example:{server.port}/jwks") == {
             "keys": []}
         # the proxy is asked for the address the fetcher checked, never for the name
@@ -392,13 +455,14 @@ def test_ssrf_configured_proxy_tunnels_to_the_checked_address(
         proxy.close()
 
 
-def test_ssrf_configured_proxy_tls_end_to_end(tls_server: Server, trusting: ssl.SSLContext,
+def test_ssrf_configured_proxy_tls_end_to_end(make_local: Make, tls_server: Server,
+        trusting: ssl.SSLContext,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     proxy = ConnectProxy()
     try:
         tls_server.routes["/jwks"] = json_route({"keys": []})
         patched_resolution(monkeypatch, {"localhost": ["127.0.0.1"]})
-        fetcher = local(proxy=f"http://127.0.0.1:{proxy.port}", ssl_context=trusting)
+        fetcher = make_local(proxy=f"http://127.0.0.1:{proxy.port}", ssl_context=trusting)
         # the certificate is checked for the URL's host name, through the tunnel
         assert fetcher.get_json(tls_server.url("/jwks", host="localhost")) == {"keys": []}
         assert [line.split()[1] for line in proxy.lines] == [f"127.0.0.1:{tls_server.port}"]
@@ -406,8 +470,9 @@ def test_ssrf_configured_proxy_tls_end_to_end(tls_server: Server, trusting: ssl.
         proxy.close()
 
 
-def test_ssrf_configured_proxy_not_asked_for_a_forbidden_target(listener: Listener) -> None:
-    fetcher = GuardedFetcher(proxy=f"http://127.0.0.1:{listener.port}")
+def test_ssrf_configured_proxy_not_asked_for_a_forbidden_target(make_fetcher: Make,
+        listener: Listener) -> None:
+    fetcher = make_fetcher(proxy=f"http://127.0.0.1:{listener.port}")
     with pytest.raises(FetchError, match="no allowed address"):
         fetcher.get_json("https://localhost:8443/jwks")
     assert listener.connections == 0
@@ -415,19 +480,19 @@ def test_ssrf_configured_proxy_not_asked_for_a_forbidden_target(listener: Listen
 
 @pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "https://proxy.example:3128",
                                    "proxy.example"])
-def test_ssrf_proxy_must_be_http(proxy: str) -> None:
+def test_ssrf_proxy_must_be_http(make_fetcher: Make, proxy: str) -> None:
     with pytest.raises(ValueError, match="proxy"):
-        GuardedFetcher(proxy=proxy)
+        make_fetcher(proxy=proxy)
 
 
 # -- redirects, deadline, size ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-def test_ssrf_redirects_refused(server: Server, status: int) -> None:
+def test_ssrf_redirects_refused(make_local: Make, server: Server, status: int) -> None:
     server.routes["/jwks"] = lambda h: send(h, status, headers={"Location": "/internal"})
     server.routes["/internal"] = json_route({"keys": []})
     with pytest.raises(FetchError, match=f"redirect refused.*{status}"):
-        local().get_json(server.url("/jwks"))
+        make_local().get_json(server.url("/jwks"))
     assert [path for _, path, _ in server.requests] == ["/jwks"]
 
 
@@ -447,24 +512,26 @@ def drip(handler: http.server.BaseHTTPRequestHandler, *, in_headers: bool) -> No
 
 
 @pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
-def test_resource_bounds_slow_drip_cut_at_the_deadline(server: Server, in_headers: bool) -> None:
+def test_resource_bounds_slow_drip_cut_at_the_deadline(make_local: Make, server: Server,
+        in_headers: bool) -> None:
     server.routes["/jwks"] = lambda h: drip(h, in_headers=in_headers)
     start = time.monotonic()
     with pytest.raises(FetchError, match="deadline"):
-        local(deadline=0.5).get_json(server.url("/jwks"))
+        make_local(deadline=0.5).get_json(server.url("/jwks"))
     assert time.monotonic() - start < 5
 
 
-def test_resource_bounds_slow_drip_cut_at_the_deadline_over_tls(
+def test_resource_bounds_slow_drip_cut_at_the_deadline_over_tls(make_local: Make,
         tls_server: Server, trusting: ssl.SSLContext) -> None:
     tls_server.routes["/jwks"] = lambda h: drip(h, in_headers=False)
     start = time.monotonic()
     with pytest.raises(FetchError, match="deadline"):
-        local(deadline=0.5, ssl_context=trusting).get_json(tls_server.url("/jwks"))
+        make_local(deadline=0.5, ssl_context=trusting).get_json(tls_server.url("/jwks"))
     assert time.monotonic() - start < 5
 
 
-def test_resource_bounds_silent_tls_handshake_cut_at_the_deadline(listener: Listener) -> None:
+def test_resource_bounds_silent_tls_handshake_cut_at_the_deadline(make_local: Make,
+        listener: Listener) -> None:
     """A server that accepts and never answers the TLS handshake."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -472,23 +539,23 @@ def test_resource_bounds_silent_tls_handshake_cut_at_the_deadline(listener: List
     try:
         start = time.monotonic()
         with pytest.raises(FetchError, match="deadline"):
-            local(deadline=0.5).get_json(f"https://127.0.0.1:{silent.getsockname()[1]}/j")
+            make_local(deadline=0.5).get_json(f"https://127.0.0.1:{silent.getsockname()[1]}/j")
         assert time.monotonic() - start < 5
     finally:
         silent.close()
 
 
-def test_resource_bounds_size_cap(server: Server) -> None:
+def test_resource_bounds_size_cap(make_local: Make, server: Server) -> None:
     big = b'{"keys": [], "x": "' + b"a" * 100_000 + b'"}'
     server.routes["/jwks"] = lambda h: send(h, 200, big)
     with pytest.raises(FetchError, match="too large"):
-        local().get_json(server.url("/jwks"))
+        make_local().get_json(server.url("/jwks"))
     with pytest.raises(FetchError, match="too large"):
-        local(max_size=1000).get_json(server.url("/jwks"))
-    assert local().get_json(server.url("/jwks"), max_size=200_000)["keys"] == []
+        make_local(max_size=1000).get_json(server.url("/jwks"))
+    assert make_local().get_json(server.url("/jwks"), max_size=200_000)["keys"] == []
 
 
-def test_resource_bounds_size_cap_without_content_length(server: Server) -> None:
+def test_resource_bounds_size_cap_without_content_length(make_local: Make, server: Server) -> None:
     def endless(handler: http.server.BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
         handler.send_header("Connection", "close")
@@ -501,31 +568,31 @@ def test_resource_bounds_size_cap_without_content_length(server: Server) -> None
 
     server.routes["/jwks"] = endless
     with pytest.raises(FetchError, match="too large"):
-        local().get_json(server.url("/jwks"))
+        make_local().get_json(server.url("/jwks"))
 
 
 @pytest.mark.parametrize("status", [404, 500, 204])
-def test_documents_need_status_200(server: Server, status: int) -> None:
+def test_documents_need_status_200(make_local: Make, server: Server, status: int) -> None:
     server.routes["/jwks"] = lambda h: send(h, status, b'{"keys": []}')
     with pytest.raises(FetchError, match=str(status)):
-        local().get_json(server.url("/jwks"))
+        make_local().get_json(server.url("/jwks"))
 
 
-def test_fetch_error_never_carries_the_body(server: Server,
+def test_fetch_error_never_carries_the_body(make_local: Make, server: Server,
                                             caplog: pytest.LogCaptureFixture) -> None:
     secret = b"internal-secret-0123456789"
     server.routes["/a"] = lambda h: send(h, 500, secret)
     server.routes["/b"] = lambda h: send(h, 200, b"<html>" + secret)
     for path in ("/a", "/b"):
         with pytest.raises(FetchError) as info:
-            local().get_json(server.url(path))
+            make_local().get_json(server.url(path))
         assert secret.decode() not in str(info.value)
         assert secret.decode() not in repr(info.value.__cause__)
 
 
 # -- single flight --------------------------------------------------------------------------------
 
-def test_resource_bounds_single_flight(server: Server) -> None:
+def test_resource_bounds_single_flight(make_local: Make, server: Server) -> None:
     body = json.dumps({"keys": []}).encode()
 
     def slow(handler: http.server.BaseHTTPRequestHandler) -> None:
@@ -533,7 +600,7 @@ def test_resource_bounds_single_flight(server: Server) -> None:
         send(handler, 200, body)
 
     server.routes["/jwks"] = slow
-    fetcher = local()
+    fetcher = make_local()
     results: list[Any] = []
     barrier = threading.Barrier(8)
 
@@ -555,13 +622,13 @@ def test_resource_bounds_single_flight(server: Server) -> None:
     assert server.connections == 2
 
 
-def test_resource_bounds_single_flight_shares_the_error(server: Server) -> None:
+def test_resource_bounds_single_flight_shares_the_error(make_local: Make, server: Server) -> None:
     def slow_error(handler: http.server.BaseHTTPRequestHandler) -> None:
         time.sleep(0.5)
         send(handler, 500)
 
     server.routes["/jwks"] = slow_error
-    fetcher = local()
+    fetcher = make_local()
     errors: list[str] = []
     barrier = threading.Barrier(6)
 
@@ -583,28 +650,30 @@ def test_resource_bounds_single_flight_shares_the_error(server: Server) -> None:
 
 # -- POST (back-channel delivery) ------------------------------------------------------------------
 
-def test_post_form_guarded_identically(server: Server, listener: Listener) -> None:
+def test_post_form_guarded_identically(make_fetcher: Make, make_local: Make, server: Server,
+        listener: Listener) -> None:
     server.routes["/logout"] = lambda h: send(h, 200, b"ok")
-    response = local().post_form(server.url("/logout"), {"logout_token": "a.b.c"},
+    response = make_local().post_form(server.url("/logout"), {"logout_token": "a.b.c"},
                                  headers={"Cache-Control": "no-store"})
     assert (response.status, response.body) == (200, b"ok")
     assert server.requests == [("POST", "/logout", b"logout_token=a.b.c")]
     server.routes["/moved"] = lambda h: send(h, 307, headers={"Location": "/logout"})
     with pytest.raises(FetchError, match="redirect"):
-        local().post_form(server.url("/moved"), {"logout_token": "a.b.c"})
+        make_local().post_form(server.url("/moved"), {"logout_token": "a.b.c"})
     server.routes["/error"] = lambda h: send(h, 400, b'{"error": "x"}')
-    assert local().post_form(server.url("/error"), {}).status == 400
+    assert make_local().post_form(server.url("/error"), {}).status == 400
     with pytest.raises(FetchError):
-        GuardedFetcher(allow_http=True).post_form(
+        make_fetcher(allow_http=True).post_form(
             f"http://127.0.0.1:{listener.port}/logout", {"logout_token": "a.b.c"})
     assert listener.connections == 0
 
 
-def test_tls_verified_for_the_host_name(tls_server: Server, trusting: ssl.SSLContext) -> None:
+def test_tls_verified_for_the_host_name(make_local: Make, tls_server: Server,
+        trusting: ssl.SSLContext) -> None:
     tls_server.routes["/jwks"] = json_route({"keys": []})
-    assert local(ssl_context=trusting).get_json(tls_server.url("/jwks")) == {"keys": []}
+    assert make_local(ssl_context=trusting).get_json(tls_server.url("/jwks")) == {"keys": []}
     with pytest.raises(FetchError, match="SSL"):  # not trusted by the default context
-        local().get_json(tls_server.url("/jwks"))
+        make_local().get_json(tls_server.url("/jwks"))
 
 
 # -- sector_identifier_uri (OIDC Core 8.1) ---------------------------------------------------------
@@ -900,24 +969,24 @@ def test_rfc7523_3_client_assertion_passing_cheap_checks_looks_keys_up(op: Provi
     assert fetcher.calls == ["https://rp.example.com/jwks"]
 
 
-def test_post_form_timeout_shortens_the_deadline(server: Server) -> None:
+def test_post_form_timeout_shortens_the_deadline(make_local: Make, server: Server) -> None:
     """The back-channel sender passes the time it has left."""
     server.routes["/logout"] = lambda h: drip(h, in_headers=True)
     start = time.monotonic()
     with pytest.raises(FetchError, match="deadline"):
-        local(deadline=30).post_form(server.url("/logout"), {"logout_token": "t"},
+        make_local(deadline=30).post_form(server.url("/logout"), {"logout_token": "t"},
                                      timeout=0.5)
     assert time.monotonic() - start < 5
     with pytest.raises(FetchError, match="deadline"):
-        local().post_form(server.url("/logout"), {"logout_token": "t"}, timeout=0)
+        make_local().post_form(server.url("/logout"), {"logout_token": "t"}, timeout=0)
 
 
-def test_backchannel_sender_through_the_guarded_fetcher(server: Server,
+def test_backchannel_sender_through_the_guarded_fetcher(make_fetcher: Make, server: Server,
                                                         listener: Listener) -> None:
     """The transport of docs/logout.rst: a private target is never contacted."""
     from pyop.logout_notifications import BackChannelLogoutRequest, BackChannelSender
 
-    fetcher = GuardedFetcher()
+    fetcher = make_fetcher()
 
     def transport(uri: str, form: dict[str, str], timeout: float) -> int:
         return fetcher.post_form(uri, form, timeout=timeout).status

@@ -3,12 +3,13 @@ flows that give them grants, a transport over urllib and local relying party ser
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
@@ -198,3 +199,42 @@ def relying_party_servers(*specs: tuple[int, float]) -> Iterator[list[RelyingPar
     finally:
         for server in servers:
             server.stop()
+
+
+# -- the asyncio sender behind the synchronous sender's call ------------------------------------
+
+def async_transport(transport: Callable[[str, dict[str, str], float], int]
+                    ) -> Callable[[str, dict[str, str], float], Awaitable[int]]:
+    """``transport`` for :class:`~pyop.aio.logout.AsyncBackChannelSender`: a
+    :class:`FakeTransport` answers at once and is called on the loop; :func:`urllib_transport`
+    becomes a POST through an :class:`~pyop.aio.outbound.AsyncGuardedFetcher` allowed to
+    reach the local test servers (it does not block the event loop)."""
+    from pyop.aio.outbound import AsyncGuardedFetcher
+
+    if transport is urllib_transport:
+        fetcher = AsyncGuardedFetcher(allowed_networks=["127.0.0.1/32"], allow_http=True)
+
+        async def post(uri: str, form: dict[str, str], timeout: float) -> int:
+            if not uri.startswith("http://127.0.0.1:"):
+                raise ValueError("the test transport reaches the local test servers only")
+            return (await fetcher.post_form(uri, form, timeout=timeout)).status
+    else:
+        async def post(uri: str, form: dict[str, str], timeout: float) -> int:
+            return transport(uri, form, timeout)
+
+    return post
+
+
+class SyncSenderFacade:
+    """An :class:`~pyop.aio.logout.AsyncBackChannelSender` called as a
+    :class:`~pyop.logout_notifications.BackChannelSender` is (``sender(requests)``, also
+    by a synchronous Provider), so one test body checks both senders."""
+
+    def __init__(self, transport: Callable[[str, dict[str, str], float], int],
+                 **options: Any) -> None:
+        from pyop.aio.logout import AsyncBackChannelSender
+
+        self.sender = AsyncBackChannelSender(async_transport(transport), **options)
+
+    def __call__(self, requests: Any) -> Any:
+        return asyncio.run(self.sender(requests))
