@@ -10,6 +10,8 @@ from ..provider import Provider
 from ._bridge import await_only
 from ._mirrored import ProviderCoroutines
 from .authz_state import AsyncAuthorizationState
+from .logout import AsyncBackChannelSender
+from .outbound import AsyncGuardedFetcher
 from .storage.base import as_sync_storage
 from .userinfo import as_sync_userinfo
 
@@ -61,13 +63,6 @@ class AsyncProvider(ProviderCoroutines):
             sync_userinfo = as_sync_userinfo(userinfo)
         except TypeError as e:
             raise InvalidConfiguration(str(e)) from e
-        if outbound_fetcher is None:
-            from .outbound import AsyncGuardedFetcher
-
-            outbound_fetcher = AsyncGuardedFetcher()
-        elif not callable(getattr(outbound_fetcher, "get_json", None)):
-            raise InvalidConfiguration("outbound_fetcher: must be a "
-                                       "pyop.aio.outbound.AsyncGuardedFetcher")
         #: The synchronous provider the coroutines run; its storage, claims source and
         #: fetchers are views of the async ones given here (usable only through this object).
         self.sync = Provider(signing_key, configuration_information, authz_state.sync,
@@ -75,20 +70,36 @@ class AsyncProvider(ProviderCoroutines):
                              client_assertion_replay_store=replay_store, **options)
         #: The async state given as ``authz_state``.
         self.authz_state = authz_state
-        #: The :class:`~pyop.aio.outbound.AsyncGuardedFetcher` given as ``outbound_fetcher``.
-        self.outbound_fetcher = outbound_fetcher
-        fetch_json = _bridged(outbound_fetcher.get_json)
+        self.outbound_fetcher = (AsyncGuardedFetcher() if outbound_fetcher is None
+                                 else outbound_fetcher)
+        if self.sync.backchannel_logout_sender is not None:
+            # through the fetcher of the moment: a host replacing outbound_fetcher keeps this
+            async def post(uri: str, form: dict[str, str], timeout: float) -> int:
+                answer = await self.outbound_fetcher.post_form(uri, form, timeout=timeout)
+                return int(answer.status)
+
+            self.backchannel_logout_sender = AsyncBackChannelSender(post)
+
+    @property
+    def outbound_fetcher(self) -> AsyncGuardedFetcher:
+        """The :class:`~pyop.aio.outbound.AsyncGuardedFetcher` making every request to a URL
+        a client registered (``jwks_uri``, ``sector_identifier_uri``, back-channel logout)."""
+        return self._outbound_fetcher
+
+    @outbound_fetcher.setter
+    def outbound_fetcher(self, fetcher: AsyncGuardedFetcher) -> None:
+        if not isinstance(fetcher, AsyncGuardedFetcher):
+            raise InvalidConfiguration("outbound_fetcher: must be a "
+                                       "pyop.aio.outbound.AsyncGuardedFetcher")
+        self._outbound_fetcher = fetcher
+        fetch_json = _bridged(fetcher.get_json)
         self.sync.jwks_fetcher = fetch_json
         self.sync.sector_identifier_fetcher = fetch_json
-        if self.sync.backchannel_logout_sender is not None:
-            from .outbound import AsyncBackChannelSender
-
-            self.backchannel_logout_sender = AsyncBackChannelSender.through(outbound_fetcher)
 
     @property
     def backchannel_logout_sender(self) -> Any:
         """Delivers back-channel Logout Tokens at logout: ``await sender(requests) ->
-        results`` (default: an :class:`~pyop.aio.outbound.AsyncBackChannelSender` through
+        results`` (default: an :class:`~pyop.aio.logout.AsyncBackChannelSender` through
         :attr:`outbound_fetcher`); None: :meth:`logout_user` returns the requests for the
         host to deliver."""
         return self._backchannel_logout_sender

@@ -110,6 +110,7 @@ def test_bcl_2_8_default_sender_deadline_holds_with_a_slow_relying_party(
     assert slow.received  # reached (allowed), then cut off at the deadline
 
 
+@pytest.mark.sync_only  # a synchronous BackChannelSender wired by hand
 def test_bcl_2_8_through_deadline_holds_with_a_slow_relying_party(
         make_provider: Callable[..., Provider]) -> None:
     with relying_party_servers((200, 30.0)) as (slow,):

@@ -773,6 +773,7 @@ def test_provider_outbound_fetcher_must_be_a_guarded_fetcher(
         make_op(outbound_fetcher=lambda uri: {})
 
 
+@pytest.mark.sync_only  # calls the provider's internals outside a request
 def test_provider_uses_the_outbound_fetcher_for_jwks_uri(
         make_op: Callable[..., Provider], server: Server,
         foreign_rsa_key: rsa.RSAPrivateKey) -> None:

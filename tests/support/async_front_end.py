@@ -61,6 +61,10 @@ class LoopDriven:
         target = object.__getattribute__(self, "_target")
         if name == "userinfo":
             value = as_sync_userinfo(value)
+        if name == "outbound_fetcher":
+            value = async_fetcher_for(value)
+        if name == "backchannel_logout_sender" and hasattr(value, "sender"):
+            value = value.sender  # an async sender behind a synchronous test facade
         if name == "backchannel_logout_sender" and value is not None and not (
                 inspect.iscoroutinefunction(value)
                 or inspect.iscoroutinefunction(vars(type(value)).get("__call__"))):
@@ -84,12 +88,19 @@ class LoopDrivenProvider(LoopDriven):
 
 
 def async_fetcher_for(fetcher: Any) -> Any:
-    """The async fetcher configured as the synchronous ``fetcher`` a test passes."""
+    """The :class:`~pyop.aio.outbound.AsyncGuardedFetcher` configured as the synchronous
+    ``fetcher`` a test passes (same guard options)."""
     from pyop.aio.outbound import AsyncGuardedFetcher
+    from pyop.outbound import GuardedFetcher
 
-    stand_in = AsyncGuardedFetcher()
-    stand_in.sync = fetcher
-    return stand_in
+    if not isinstance(fetcher, GuardedFetcher):
+        return fetcher  # refused by AsyncProvider as the sync Provider refuses it
+    twin = AsyncGuardedFetcher(deadline=fetcher.deadline, max_size=fetcher.max_size,
+                               allowed_networks=fetcher.allowed_networks,
+                               allow_http=fetcher.allow_http, ssl_context=fetcher.ssl_context,
+                               user_agent=fetcher.user_agent)
+    twin.proxy = fetcher.proxy
+    return twin
 
 
 def as_async_store(value: Any) -> Any:
