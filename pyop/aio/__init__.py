@@ -9,6 +9,8 @@ awaited on the event loop: see :mod:`pyop.aio._bridge` and ``docs/concepts.rst``
 
 from ._bridge import MissingAsyncContext
 from .authz_state import AsyncAuthorizationState
+from .logout import AsyncBackChannelSender
+from .outbound import AsyncGuardedFetcher
 from .provider import AsyncProvider
 from .storage import AsyncMemoryStorage, AsyncStatelessWrapper, AsyncStorageBase
 from .userinfo import AsyncUserinfo, ThreadedUserinfo
@@ -21,5 +23,7 @@ __all__ = [
     "AsyncStorageBase",
     "AsyncMemoryStorage",
     "AsyncStatelessWrapper",
+    "AsyncGuardedFetcher",
+    "AsyncBackChannelSender",
     "MissingAsyncContext",
 ]
