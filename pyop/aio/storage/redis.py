@@ -64,15 +64,6 @@ class SyncRedis:
     def getdel(self, name: str) -> Any:
         return await_only(self.client.getdel(name))
 
-    def pttl(self, name: str) -> int:
-        return int(await_only(self.client.pttl(name)))
-
-    def pexpiretime(self, name: str) -> int:
-        return int(await_only(self.client.pexpiretime(name)))
-
-    def lpush(self, name: str, *values: Any) -> int:
-        return int(await_only(self.client.lpush(name, *values)))
-
     def register_script(self, script: str) -> SyncScript:
         return SyncScript(self.client.register_script(script))
 
