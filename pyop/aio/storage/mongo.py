@@ -124,7 +124,7 @@ class SyncCollection:
         return await_only(self.collection.index_information())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _face_factory(client_class: Callable[..., Any]) -> Callable[..., SyncMongoClient]:
     """A factory of faces over ``client_class``'s clients (one per class: a stable key
     for :class:`~pyop.storage.base.SharedClients`)."""

@@ -129,7 +129,7 @@ class SyncPipeline:
         return await_only(self.pipe.execute())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _face_factory(from_url: Callable[..., Any]) -> Callable[..., SyncRedis]:
     """A factory of faces over ``from_url``'s clients (one per ``from_url``: a stable
     key for :class:`~pyop.storage.base.SharedClients`)."""
