@@ -190,7 +190,8 @@ class AsyncMongoStorage(GreenletStorage):
                 self._cache_key = None
             raise
         super().__init__(sync)
-        self._setup = asyncio.Lock()
+        #: created on first use, on the loop (Python 3.9 binds a Lock to a loop when created)
+        self._setup: Optional[asyncio.Lock] = None
 
     def __repr__(self) -> str:
         return f"AsyncMongoStorage(collection={self.sync.collection!r}, ttl={self.ttl!r})"
@@ -206,6 +207,8 @@ class AsyncMongoStorage(GreenletStorage):
         the first operation; errors are reported as ``operation``'s StorageError."""
         if self.sync._indexed:
             return
+        if self._setup is None:
+            self._setup = asyncio.Lock()
         async with self._setup:
             if not self.sync._indexed:
                 await run_sync(self.sync._call, operation, _nothing)
