@@ -10,6 +10,11 @@ MONGO = ["pymongo>=4.6"]
 REDIS = ["redis>=5.0", "hiredis>=3.0"]
 SQL = ["SQLAlchemy>=2.0"]
 POSTGRESQL = SQL + ["psycopg[binary]>=3.1"]
+# pyop.aio (asyncio): the bridge running the protocol code on the event loop
+ASYNC = ["greenlet>=3"]
+# pyop.aio.storage's backends, each on its driver's native asyncio client
+ASYNC_REDIS = ["redis>=5.0.1", "hiredis>=3.0"]  # redis.asyncio (Redis.aclose)
+ASYNC_MONGO = ["pymongo>=4.13"]  # pymongo.AsyncMongoClient
 EXAMPLE = ["Flask>=3.0", "SQLAlchemy>=2.0", "waitress>=3.0"]
 
 DOCS = [
@@ -53,6 +58,8 @@ TEST = [
     "playwright",
     # tests/test_docs_api.py reads the sources with Sphinx and builds the docs it checks
 ] + DOCS
+# pyop.aio and its Redis and MongoDB backends
+TEST += ASYNC + ASYNC_REDIS + ASYNC_MONGO
 
 BENCH = ["matplotlib", "waitress>=3.0", "requests"]
 
@@ -91,6 +98,9 @@ setup(
         "redis": REDIS,
         "sql": SQL,
         "postgresql": POSTGRESQL,
+        "async": ASYNC,
+        "async-redis": ASYNC + ASYNC_REDIS,
+        "async-mongo": ASYNC + ASYNC_MONGO,
         "example": EXAMPLE,
         "docs": DOCS,
         "test": TEST,

@@ -73,6 +73,15 @@ LAYERS: list[list[str]] = [
     ["pyop.endpoints.pushed_authorization"],
     ["pyop.endpoints"],
     ["pyop.provider"],
+    # pyop.aio: the greenlet bridge, async storage (the scheme table, the contract, the
+    # backends, the package face)
+    ["pyop.aio._bridge"],
+    ["pyop.aio.storage.schemes"],
+    ["pyop.aio.storage.base"],
+    ["pyop.aio.storage.memory", "pyop.aio.storage.mongo", "pyop.aio.storage.redis",
+     "pyop.aio.storage.stateless"],
+    ["pyop.aio.storage"],
+    ["pyop.aio"],
     ["pyop"],
     # the asyncio front end: the bridge, async storage, then the face of Provider
     ["pyop.aio._bridge"],

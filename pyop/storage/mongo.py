@@ -152,10 +152,8 @@ class MongoWrapper(StorageBase):
         import pymongo
 
         factory = pymongo.MongoClient
-        if ("serverselectiontimeoutms" not in db_uri.lower()
-                and "serverSelectionTimeoutMS" not in client_kwargs):
-            client_kwargs["serverSelectionTimeoutMS"] = 10000
-        self._cache_key, client = _clients.acquire(factory, db_uri, client_kwargs)
+        self._cache_key, client = _clients.acquire(factory, db_uri,
+                                                   client_options(db_uri, client_kwargs))
         return client
 
     def __repr__(self) -> str:
@@ -429,6 +427,16 @@ class MongoWrapper(StorageBase):
                     yield doc["lookup_key"]
         except self._errors as error:
             raise wrap_error("keys", self.collection, error) from error
+
+
+def client_options(db_uri: str, client_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of the client for ``db_uri``: ``client_kwargs`` (updated in
+    place) with ``serverSelectionTimeoutMS`` 10000 unless the URI or ``client_kwargs``
+    set it. The async backend uses them too."""
+    if ("serverselectiontimeoutms" not in db_uri.lower()
+            and "serverSelectionTimeoutMS" not in client_kwargs):
+        client_kwargs["serverSelectionTimeoutMS"] = 10000
+    return client_kwargs
 
 
 def _uri_database(db_uri: str) -> Optional[str]:

@@ -114,6 +114,20 @@ def _database_index(db_uri: str, db_name: Optional[Union[str, int]]) -> Optional
     return None
 
 
+def client_options(db_uri: str, db_name: Optional[Union[str, int]],
+                   redis_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``Redis.from_url(db_uri, ...)`` for a store: ``redis_kwargs``
+    (updated in place), the database index ``db_name`` selects (unless ``redis_kwargs``
+    has ``db``) and 5 s socket timeouts unless given. The async backend uses them too."""
+    if "db" not in redis_kwargs:
+        index = _database_index(db_uri, db_name)
+        if index is not None:
+            redis_kwargs["db"] = index
+    redis_kwargs.setdefault("socket_connect_timeout", 5)
+    redis_kwargs.setdefault("socket_timeout", 5)
+    return redis_kwargs
+
+
 def _to_ms(expires_at: float) -> int:
     # PXAT must be positive; a time in the past makes the key expire at once.
     return max(1, int(math.ceil(expires_at * 1000)))
@@ -156,10 +170,6 @@ class RedisWrapper(StorageBase):
         if not collection:
             raise ValueError("RedisWrapper needs a collection")
         redis_kwargs.update((extra_options or {}).get("redis_kwargs") or {})
-        if client is None and "db" not in redis_kwargs:
-            index = _database_index(db_uri, db_name)
-            if index is not None:
-                redis_kwargs["db"] = index
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
         self._response_error: type[BaseException] = redis.exceptions.ResponseError
         self._watch_error: type[BaseException] = redis.exceptions.WatchError
@@ -169,11 +179,10 @@ class RedisWrapper(StorageBase):
         self._prefix = collection + ":"
         self._cache_key: Optional[tuple[Any, str, str]] = None
         if client is None:
-            redis_kwargs.setdefault("socket_connect_timeout", 5)
-            redis_kwargs.setdefault("socket_timeout", 5)
             # Looked up now: a replaced Redis.from_url (fakeredis) is honoured.
             factory = redis.Redis.from_url
-            self._cache_key, client = _clients.acquire(factory, db_uri, redis_kwargs)
+            self._cache_key, client = _clients.acquire(
+                factory, db_uri, client_options(db_uri, db_name, redis_kwargs))
         self._client = client
         self._cas = client.register_script(_CAS_SCRIPT)
         self._cas_then_set = client.register_script(_CAS_THEN_SET_SCRIPT)

@@ -38,6 +38,7 @@ import pytest
 
 from benchmarks.engines import EngineUnavailable
 from benchmarks.engines import redis_server as start_redis_server
+from pyop.aio._bridge import run_sync
 from pyop.aio.storage import AsyncMemoryStorage
 from pyop.storage import (
     DictStorage,
@@ -304,6 +305,14 @@ def _async_memory_count(store: StorageBase) -> int:
     return len(sync._data)
 
 
+def _async_count(count: Callable[[StorageBase], int]) -> Callable[[StorageBase], int]:
+    """``count`` of the synchronous backend inside an async store (driven on its loop)."""
+    def async_count(store: StorageBase) -> int:
+        assert isinstance(store, LoopDriven)
+        return store.loop.run_until_complete(run_sync(count, store.async_store.as_sync()))
+    return async_count
+
+
 def _async_backend(name: str, make: Callable[[str, Optional[float], Callable[[], float]], Any],
                    **traits: Any) -> Backend:
     """A Backend of async stores (``make`` returns an AsyncStorageBase), each driven
@@ -370,6 +379,27 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
     if name == "async-memory":
         return _async_backend(name, lambda c, ttl, clock: AsyncMemoryStorage(ttl, clock=clock),
                               physical_count=_async_memory_count)
+    if name == "async-redis":
+        from pyop.aio.storage import AsyncRedisStorage
+
+        server = request.getfixturevalue("redis_server")
+        return _async_backend(name, lambda c, ttl, clock: AsyncRedisStorage(
+            server.url, "pyop", c, ttl, clock=clock), fake_clock=False, purges=False,
+            physical_count=_async_count(_redis_count))
+    if name in ("async-mongomock", "async-mongodb"):
+        from pyop.aio.storage import AsyncMongoStorage
+
+        from .mongomock_async import AsyncMockClient
+
+        if name == "async-mongodb" and not MONGODB_URI:
+            pytest.skip("PYOP_TEST_MONGODB_URI not set")
+        mongo: dict[str, Any] = (
+            {"db_uri": MONGODB_URI, "db_name": "pyop_test"} if name == "async-mongodb" else
+            {"db_uri": "mongodb://localhost", "db_name": "pyop",
+             "client": AsyncMockClient(request.getfixturevalue("mongomock_client"))})
+        return _async_backend(name, lambda c, ttl, clock: AsyncMongoStorage(
+            collection=c, ttl=ttl, clock=clock, **mongo),
+            physical_count=_async_count(_mongo_count))
     if name == "mongodb":
         if not MONGODB_URI:
             pytest.skip("PYOP_TEST_MONGODB_URI not set")
@@ -384,14 +414,14 @@ CONTRACT_BACKENDS = ["memory", "dict", "sqlite", "sqlite-generic", "sqlite-memor
                      "postgresql", "postgresql-generic", "postgresql-unlogged",
                      "postgresql-asyncset", "redis", "mongomock",
                      # the async backends of pyop.aio.storage
-                     "async-memory"]
+                     "async-memory", "async-redis", "async-mongomock"]
 if MONGODB_URI:
-    CONTRACT_BACKENDS.append("mongodb")
+    CONTRACT_BACKENDS += ["mongodb", "async-mongodb"]
 
 
 #: Backends that run a real server (marked ``servers``; deselect with ``-m "not servers"``).
 SERVER_BACKENDS = {"postgresql", "postgresql-generic", "postgresql-unlogged",
-                   "postgresql-asyncset", "redis", "mongodb"}
+                   "postgresql-asyncset", "redis", "mongodb", "async-redis", "async-mongodb"}
 
 
 def backend_params(names: list[str]) -> list[Any]:

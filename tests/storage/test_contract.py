@@ -278,7 +278,7 @@ def test_purge_expired_removes_records(backend: Backend) -> None:
     backend.advance(LATER)
     removed = store.purge_expired()
     if backend.purges:
-        assert removed == 3 if backend.name != "mongodb" else removed <= 3
+        assert removed == 3 if not backend.name.endswith("mongodb") else removed <= 3
     else:
         assert removed == 0
     assert backend.physical_count(store) == 1
@@ -324,7 +324,7 @@ def test_mapping_sugar(backend: Backend) -> None:
 
 def test_keys_scan_many(backend: Backend) -> None:
     store = backend.make()
-    count = 1001 if backend.name == "redis" else 50  # Redis: more than one SCAN batch
+    count = 1001 if backend.name.endswith("redis") else 50  # Redis: more than one SCAN batch
     if isinstance(store, SQLWrapper):
         store.keys_page_size = 7  # several pages
     expected = [f"k{i:05d}" for i in range(count)]

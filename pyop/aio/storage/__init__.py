@@ -3,9 +3,9 @@ backends, each on its driver's native asyncio client.
 
 * :class:`AsyncMemoryStorage` -- in-process;
 * :class:`AsyncStatelessWrapper` -- sealed self-contained tokens;
-* ``AsyncRedisStorage`` (``redis.asyncio``), ``AsyncSQLStorage`` (SQLAlchemy's asyncio
-  extension: aiosqlite, psycopg, asyncpg), ``AsyncMongoStorage`` (PyMongo's
-  ``AsyncMongoClient``), imported from their modules when used.
+* :class:`AsyncRedisStorage` (``redis.asyncio``) and :class:`AsyncMongoStorage` (PyMongo's
+  ``AsyncMongoClient``), whose drivers are imported when a store is created;
+* ``AsyncSQLStorage`` (SQLAlchemy's asyncio extension: aiosqlite, psycopg, asyncpg).
 
 ``AsyncStorageBase.from_uri(uri, collection=..., db_name=..., ttl=...)`` picks the
 backend from the URI, as :meth:`pyop.storage.StorageBase.from_uri` does.
@@ -14,6 +14,8 @@ See ``docs/async.rst``.
 
 from .base import AsyncStorageBase, BridgedStorage, GreenletStorage
 from .memory import AsyncMemoryStorage
+from .mongo import AsyncMongoStorage
+from .redis import AsyncRedisStorage
 from .stateless import AsyncStatelessWrapper
 
 __all__ = [
@@ -22,4 +24,6 @@ __all__ = [
     "GreenletStorage",
     "AsyncMemoryStorage",
     "AsyncStatelessWrapper",
+    "AsyncRedisStorage",
+    "AsyncMongoStorage",
 ]
