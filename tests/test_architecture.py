@@ -73,22 +73,14 @@ LAYERS: list[list[str]] = [
     ["pyop.endpoints.pushed_authorization"],
     ["pyop.endpoints"],
     ["pyop.provider"],
-    # pyop.aio: the greenlet bridge, async storage (the scheme table, the contract, the
-    # backends, the package face)
+    ["pyop"],
+    # the asyncio front end (pyop.aio): the greenlet bridge, async storage (the scheme table,
+    # the contract, the backends, the package face), then the coroutine face of Provider
     ["pyop.aio._bridge"],
     ["pyop.aio.storage.schemes"],
     ["pyop.aio.storage.base"],
     ["pyop.aio.storage.memory", "pyop.aio.storage.mongo", "pyop.aio.storage.redis",
      "pyop.aio.storage.stateless"],
-    ["pyop.aio.storage"],
-    ["pyop.aio"],
-    ["pyop"],
-    # the asyncio front end: the bridge, async storage, then the face of Provider
-    ["pyop.aio._bridge"],
-    ["pyop.aio.outbound"],
-    ["pyop.aio.storage.schemes"],
-    ["pyop.aio.storage.base"],
-    ["pyop.aio.storage.memory", "pyop.aio.storage.stateless"],
     ["pyop.aio.storage"],
     ["pyop.aio.userinfo", "pyop.aio._mirrored"],
     ["pyop.aio.authz_state"],
