@@ -10,6 +10,13 @@ MONGO = ["pymongo>=4.6"]
 REDIS = ["redis>=5.0", "hiredis>=3.0"]
 SQL = ["SQLAlchemy>=2.0"]
 POSTGRESQL = SQL + ["psycopg[binary]>=3.1"]
+# pyop.aio: the greenlet bridge; each async backend adds its asyncio driver
+ASYNC = ["greenlet>=3"]
+# SQLAlchemy's asyncio extension: SQLite through aiosqlite, PostgreSQL through psycopg 3
+# (its async face) or asyncpg
+ASYNC_SQL = ASYNC + SQL + ["aiosqlite>=0.20"]
+ASYNC_POSTGRESQL = ASYNC_SQL + ["psycopg[binary]>=3.1"]
+ASYNC_ASYNCPG = ASYNC_SQL + ["asyncpg>=0.29"]
 EXAMPLE = ["Flask>=3.0", "SQLAlchemy>=2.0", "waitress>=3.0"]
 
 DOCS = [
@@ -49,6 +56,10 @@ TEST = [
     "SQLAlchemy>=2.0",
     "pgserver>=0.1.4",
     "psycopg[binary]>=3.1",
+    # pyop.aio and its SQL backend (aiosqlite, psycopg's async face, asyncpg)
+    "greenlet>=3",
+    "aiosqlite>=0.20",
+    "asyncpg>=0.29",
     # Python package only; browser tests use a system Chromium (PYOP_CHROMIUM).
     "playwright",
     # tests/test_docs_api.py reads the sources with Sphinx and builds the docs it checks
@@ -91,6 +102,10 @@ setup(
         "redis": REDIS,
         "sql": SQL,
         "postgresql": POSTGRESQL,
+        "async": ASYNC,
+        "async-sql": ASYNC_SQL,
+        "async-postgresql": ASYNC_POSTGRESQL,
+        "async-asyncpg": ASYNC_ASYNCPG,
         "example": EXAMPLE,
         "docs": DOCS,
         "test": TEST,

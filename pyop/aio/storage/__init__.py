@@ -3,8 +3,9 @@ backends, each on its driver's native asyncio client.
 
 * :class:`AsyncMemoryStorage` -- in-process;
 * :class:`AsyncStatelessWrapper` -- sealed self-contained tokens;
-* ``AsyncRedisStorage`` (``redis.asyncio``), ``AsyncSQLStorage`` (SQLAlchemy's asyncio
-  extension: aiosqlite, psycopg, asyncpg), ``AsyncMongoStorage`` (PyMongo's
+* :class:`AsyncSQLStorage` -- SQLAlchemy's asyncio extension (aiosqlite, psycopg,
+  asyncpg; SQLAlchemy is imported when a store is created);
+* ``AsyncRedisStorage`` (``redis.asyncio``), ``AsyncMongoStorage`` (PyMongo's
   ``AsyncMongoClient``), imported from their modules when used.
 
 ``AsyncStorageBase.from_uri(uri, collection=..., db_name=..., ttl=...)`` picks the
@@ -14,6 +15,7 @@ See ``docs/async.rst``.
 
 from .base import AsyncStorageBase, BridgedStorage, GreenletStorage
 from .memory import AsyncMemoryStorage
+from .sql import AsyncSQLStorage
 from .stateless import AsyncStatelessWrapper
 
 __all__ = [
@@ -21,5 +23,6 @@ __all__ = [
     "BridgedStorage",
     "GreenletStorage",
     "AsyncMemoryStorage",
+    "AsyncSQLStorage",
     "AsyncStatelessWrapper",
 ]

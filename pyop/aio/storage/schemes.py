@@ -11,7 +11,6 @@ import importlib
 from typing import Any, Optional
 
 from ...storage.base import StorageBase
-from .base import AsyncStorageBase
 
 __all__ = ["create"]
 
@@ -29,11 +28,11 @@ _NO_COLLECTION = frozenset({"memory"})
 
 
 def create(db_uri: str, collection: Optional[str], db_name: Optional[str],
-           ttl: Optional[float], **kwargs: Any) -> AsyncStorageBase:
-    """Create the async store of ``db_uri`` (see :meth:`AsyncStorageBase.from_uri`)."""
+           ttl: Optional[float], **kwargs: Any) -> Any:
+    """Create the async store of ``db_uri`` (see
+    :meth:`~pyop.aio.storage.AsyncStorageBase.from_uri`, which this module is below)."""
     kind = StorageBase.type(db_uri)
     if collection is None and kind not in _NO_COLLECTION:
         raise ValueError(f"a collection name is required for {kind} storage")
     module = importlib.import_module(_MODULES[kind])
-    store: AsyncStorageBase = module._create(db_uri, collection, db_name, ttl, **kwargs)
-    return store
+    return module._create(db_uri, collection, db_name, ttl, **kwargs)

@@ -137,7 +137,8 @@ class AsyncSQLStorage(GreenletStorage):
     per checkout).
 
     :param engine: an existing ``sqlalchemy.ext.asyncio.AsyncEngine``.
-    :raises ImportError: SQLAlchemy is not installed (``pip install pyop[async-sql]``).
+    :raises ImportError: SQLAlchemy or the URL's asyncio driver is not installed (the
+        message names the extra: ``pyop[async-sql]``, ``pyop[async-postgresql]``...).
     :raises ValueError: the URL's driver is not an asyncio one (``postgresql+psycopg2``),
         or the errors of :class:`~pyop.storage.SQLWrapper`.
     """
@@ -174,8 +175,14 @@ class AsyncSQLStorage(GreenletStorage):
                     f"{url.drivername} is not an asyncio driver: use sqlite+aiosqlite, "
                     "postgresql+psycopg, postgresql+asyncpg or another asyncio driver of "
                     "SQLAlchemy")
-            owned, _, _ = create_engine(url_text, engine_kwargs, sqlite_synchronous,
-                                        synchronous_commit, factory=create_async_engine)
+            try:
+                owned, _, _ = create_engine(url_text, engine_kwargs, sqlite_synchronous,
+                                            synchronous_commit, factory=create_async_engine)
+            except ImportError as error:
+                raise ImportError(
+                    f"the asyncio driver of {url.drivername} is not installed ({error}): "
+                    "pip install pyop[async-sql] (SQLite), pyop[async-postgresql] "
+                    "(psycopg) or pyop[async-asyncpg]") from error
             engine = owned
             sqlite_synchronous = synchronous_commit = None  # set up on the engine already
         elif engine_kwargs:
