@@ -115,7 +115,8 @@ class AsyncStorageBase(abc.ABC):
         """
         from .schemes import create
 
-        return create(db_uri, collection, db_name, ttl, **kwargs)
+        store: AsyncStorageBase = create(db_uri, collection, db_name, ttl, **kwargs)
+        return store
 
 
 class GreenletStorage(AsyncStorageBase):
