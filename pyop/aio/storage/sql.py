@@ -136,7 +136,8 @@ class AsyncSQLStorage(GreenletStorage):
     disposed here; create it with ``isolation_level="AUTOCOMMIT"`` to save a statement
     per checkout).
 
-    :param engine: an existing ``sqlalchemy.ext.asyncio.AsyncEngine``.
+    :param engine: an existing ``sqlalchemy.ext.asyncio.AsyncEngine`` (``db_uri`` is then
+        not used; the stores sharing it share its pool).
     :raises ImportError: SQLAlchemy or the URL's asyncio driver is not installed (the
         message names the extra: ``pyop[async-sql]``, ``pyop[async-postgresql]``...).
     :raises ValueError: the URL's driver is not an asyncio one (``postgresql+psycopg2``),
