@@ -462,3 +462,23 @@ def test_loop_lag_while_operations_run(url: str) -> None:
             assert max(gaps) < 0.05, sorted(gaps)[-5:]
 
     run(scenario())
+
+
+def test_compare_and_set_then_set_on_a_shared_engine_server_down() -> None:
+    """The other store's table check runs first there: its failure is a StorageError too."""
+    pytest.importorskip("asyncpg")
+    url = f"postgresql+asyncpg://pyop@127.0.0.1:{free_port()}/pyop"
+
+    async def scenario() -> None:
+        engine = _async_engine(url)
+        codes = AsyncSQLStorage(url, None, "codes", engine=engine)
+        tokens = AsyncSQLStorage(url, None, "tokens", engine=engine, postgresql_unlogged=True)
+        try:
+            with pytest.raises(StorageError) as raised:
+                await codes.compare_and_set_then_set("c", 1, 2, time.time() + 60,
+                                                     tokens, "t", 3)
+            assert raised.value.__cause__ is not None
+        finally:
+            await engine.dispose()
+
+    run(scenario())

@@ -87,7 +87,10 @@ class _BridgedSQLWrapper(SQLWrapper):
     (awaited on the event loop) instead of holding a thread lock across an await."""
 
     def _create_table(self) -> None:
-        await_only(_create_table_once(self))
+        try:
+            await_only(_create_table_once(self))
+        except _DRIVER_ERRORS as error:
+            raise wrap_error("create table", self._namespace, error) from error
 
     def _execute(self, operation: str, stmt: Any, params: dict[str, Any],
                  result: str = "rowcount",
