@@ -15,6 +15,11 @@ ASYNC = ["greenlet>=3"]
 # pyop.aio.storage's backends, each on its driver's native asyncio client
 ASYNC_REDIS = ["redis>=5.0.1", "hiredis>=3.0"]  # redis.asyncio (Redis.aclose)
 ASYNC_MONGO = ["pymongo>=4.13"]  # pymongo.AsyncMongoClient
+# SQLAlchemy's asyncio extension: SQLite through aiosqlite, PostgreSQL through psycopg 3
+# (its async face) or asyncpg
+ASYNC_SQL = ASYNC + SQL + ["aiosqlite>=0.20"]
+ASYNC_POSTGRESQL = ASYNC_SQL + ["psycopg[binary]>=3.1"]
+ASYNC_ASYNCPG = ASYNC_SQL + ["asyncpg>=0.29"]
 EXAMPLE = ["Flask>=3.0", "SQLAlchemy>=2.0", "waitress>=3.0"]
 
 DOCS = [
@@ -54,6 +59,10 @@ TEST = [
     "SQLAlchemy>=2.0",
     "pgserver>=0.1.4",
     "psycopg[binary]>=3.1",
+    # pyop.aio and its SQL backend (aiosqlite, psycopg's async face, asyncpg)
+    "greenlet>=3",
+    "aiosqlite>=0.20",
+    "asyncpg>=0.29",
     # Python package only; browser tests use a system Chromium (PYOP_CHROMIUM).
     "playwright",
     # tests/test_docs_api.py reads the sources with Sphinx and builds the docs it checks
@@ -101,6 +110,9 @@ setup(
         "async": ASYNC,
         "async-redis": ASYNC + ASYNC_REDIS,
         "async-mongo": ASYNC + ASYNC_MONGO,
+        "async-sql": ASYNC_SQL,
+        "async-postgresql": ASYNC_POSTGRESQL,
+        "async-asyncpg": ASYNC_ASYNCPG,
         "example": EXAMPLE,
         "docs": DOCS,
         "test": TEST,

@@ -72,6 +72,13 @@ LAYERS: list[list[str]] = [
      "pyop.endpoints.userinfo", "pyop.endpoints.registration", "pyop.endpoints.end_session"],
     ["pyop.endpoints.pushed_authorization"],
     ["pyop.endpoints"],
+    # pyop.aio: the greenlet bridge, the async storage contract, its backends, the face
+    ["pyop.aio._bridge"],
+    ["pyop.aio.storage.schemes"],
+    ["pyop.aio.storage.base"],
+    ["pyop.aio.storage.memory", "pyop.aio.storage.stateless", "pyop.aio.storage.sql"],
+    ["pyop.aio.storage"],
+    ["pyop.aio"],
     ["pyop.provider"],
     ["pyop"],
     # the asyncio front end (pyop.aio): the greenlet bridge, async storage (the scheme table,

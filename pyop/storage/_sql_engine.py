@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._sql_statements import DirectStatement, Statements, import_sqlalchemy
 from .base import wrap_error
@@ -98,8 +98,14 @@ def postgresql_only(unlogged: bool) -> str:
 
 def create_engine(url_text: str, engine_kwargs: dict[str, Any],
                    sqlite_synchronous: Optional[str],
-                   synchronous_commit: Optional[str]) -> tuple[Engine, bool, bool]:
-    """A new engine: (engine, serialise statements, connections in autocommit mode)."""
+                   synchronous_commit: Optional[str],
+                   factory: Optional[Callable[..., Any]] = None) -> tuple[Any, bool, bool]:
+    """A new engine: (engine, serialise statements, connections in autocommit mode).
+
+    ``factory``: what makes the engine from the URL and keyword arguments
+    (``sqlalchemy.create_engine`` by default; SQLAlchemy's ``create_async_engine`` for
+    :mod:`pyop.aio`, whose event listeners go on its ``sync_engine``).
+    """
     sa = import_sqlalchemy()
     from sqlalchemy import event
     from sqlalchemy.pool import StaticPool
@@ -121,6 +127,8 @@ def create_engine(url_text: str, engine_kwargs: dict[str, Any],
             # One connection shared by all threads, so they all see one database.
             kwargs.setdefault("poolclass", StaticPool)
             serialise = True
+    elif backend == "postgresql" and url.get_driver_name() == "asyncpg":
+        connect_args.setdefault("timeout", 10)  # asyncpg's name of the connect timeout
     elif backend == "postgresql" and "connect_timeout" not in url.query:
         connect_args.setdefault("connect_timeout", 10)
     # Single statements: connections stay in autocommit mode for their whole life
@@ -133,7 +141,8 @@ def create_engine(url_text: str, engine_kwargs: dict[str, Any],
         kwargs.setdefault("pool_reset_on_return", None)
     # Parameters are keys and values, that is tokens: keep them out of error messages.
     kwargs.setdefault("hide_parameters", True)
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    made = (factory or sa.create_engine)(url, connect_args=connect_args, **kwargs)
+    engine = getattr(made, "sync_engine", made)
     if backend == "sqlite":
         memory = serialise
 
@@ -159,7 +168,7 @@ def create_engine(url_text: str, engine_kwargs: dict[str, Any],
                 cursor.close()
             if not getattr(dbapi_connection, "autocommit", False):
                 dbapi_connection.commit()  # a session setting, kept after the commit
-    return engine, serialise, autocommit
+    return made, serialise, autocommit
 
 
 class StatementRunner:

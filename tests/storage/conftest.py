@@ -311,6 +311,30 @@ def _async_count(count: Callable[[StorageBase], int]) -> Callable[[StorageBase],
         assert isinstance(store, LoopDriven)
         return store.loop.run_until_complete(run_sync(count, store.async_store.as_sync()))
     return async_count
+def _async_sql_backend(name: str, request: pytest.FixtureRequest) -> Backend:
+    """async-sqlite[-memory], async-postgresql[-generic|-unlogged|-asyncset|-asyncpg]."""
+    from pyop.aio.storage.sql import AsyncSQLStorage
+
+    if name == "async-sqlite":
+        url = f"sqlite:///{request.getfixturevalue('tmp_path') / 'pyop.sqlite'}"
+    elif name == "async-sqlite-memory":
+        url = "sqlite://"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        if name.endswith("asyncpg"):
+            pytest.importorskip("asyncpg")
+            url = "postgresql+asyncpg://" + url.partition("://")[2]
+    options = {"postgresql_unlogged": name.endswith("unlogged"),
+               "postgresql_asynchronous_set": name.endswith("asyncset")}
+
+    def make(c: str, ttl: Optional[float], clock: Callable[[], float]) -> AsyncSQLStorage:
+        store = AsyncSQLStorage(url, "pyop", c, ttl, clock=clock,
+                                **{k: v for k, v in options.items() if v})
+        if name.endswith("generic"):
+            _force_generic_sql(store.sync)
+        return store
+
+    return _async_backend(name, make, physical_count=_async_count(_sql_count))
 
 
 def _async_backend(name: str, make: Callable[[str, Optional[float], Callable[[], float]], Any],
@@ -400,6 +424,8 @@ def build_backend(name: str, request: pytest.FixtureRequest) -> Backend:
         return _async_backend(name, lambda c, ttl, clock: AsyncMongoStorage(
             collection=c, ttl=ttl, clock=clock, **mongo),
             physical_count=_async_count(_mongo_count))
+    if name.startswith(("async-sqlite", "async-postgresql")):
+        return _async_sql_backend(name, request)
     if name == "mongodb":
         if not MONGODB_URI:
             pytest.skip("PYOP_TEST_MONGODB_URI not set")
@@ -414,14 +440,20 @@ CONTRACT_BACKENDS = ["memory", "dict", "sqlite", "sqlite-generic", "sqlite-memor
                      "postgresql", "postgresql-generic", "postgresql-unlogged",
                      "postgresql-asyncset", "redis", "mongomock",
                      # the async backends of pyop.aio.storage
-                     "async-memory", "async-redis", "async-mongomock"]
+                     "async-memory", "async-redis", "async-mongomock", "async-sqlite",
+                     "async-sqlite-memory", "async-postgresql",
+                     "async-postgresql-generic", "async-postgresql-unlogged",
+                     "async-postgresql-asyncset", "async-postgresql-asyncpg"]
 if MONGODB_URI:
     CONTRACT_BACKENDS += ["mongodb", "async-mongodb"]
 
 
 #: Backends that run a real server (marked ``servers``; deselect with ``-m "not servers"``).
 SERVER_BACKENDS = {"postgresql", "postgresql-generic", "postgresql-unlogged",
-                   "postgresql-asyncset", "redis", "mongodb", "async-redis", "async-mongodb"}
+                   "postgresql-asyncset", "redis", "mongodb", "async-redis", "async-mongodb",
+                   "async-postgresql",
+                   "async-postgresql-generic", "async-postgresql-unlogged",
+                   "async-postgresql-asyncset", "async-postgresql-asyncpg"}
 
 
 def backend_params(names: list[str]) -> list[Any]:

@@ -3,9 +3,9 @@ backends, each on its driver's native asyncio client.
 
 * :class:`AsyncMemoryStorage` -- in-process;
 * :class:`AsyncStatelessWrapper` -- sealed self-contained tokens;
-* :class:`AsyncRedisStorage` (``redis.asyncio``) and :class:`AsyncMongoStorage` (PyMongo's
-  ``AsyncMongoClient``), whose drivers are imported when a store is created;
-* ``AsyncSQLStorage`` (SQLAlchemy's asyncio extension: aiosqlite, psycopg, asyncpg).
+* :class:`AsyncRedisStorage` (``redis.asyncio``), :class:`AsyncMongoStorage` (PyMongo's
+  ``AsyncMongoClient``) and :class:`AsyncSQLStorage` (SQLAlchemy's asyncio extension:
+  aiosqlite, psycopg, asyncpg), whose drivers are imported when a store is created.
 
 ``AsyncStorageBase.from_uri(uri, collection=..., db_name=..., ttl=...)`` picks the
 backend from the URI, as :meth:`pyop.storage.StorageBase.from_uri` does.
@@ -16,6 +16,7 @@ from .base import AsyncStorageBase, BridgedStorage, GreenletStorage
 from .memory import AsyncMemoryStorage
 from .mongo import AsyncMongoStorage
 from .redis import AsyncRedisStorage
+from .sql import AsyncSQLStorage
 from .stateless import AsyncStatelessWrapper
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "BridgedStorage",
     "GreenletStorage",
     "AsyncMemoryStorage",
+    "AsyncSQLStorage",
     "AsyncStatelessWrapper",
     "AsyncRedisStorage",
     "AsyncMongoStorage",
