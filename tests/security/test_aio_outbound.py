@@ -30,7 +30,7 @@ from pyop.aio.outbound import AsyncGuardedFetcher
 from pyop.exceptions import FetchError
 from pyop.logout_notifications import BackChannelLogoutRequest
 
-from .fetch_servers import LOOPBACK, Listener, Server, drip, send
+from .fetch_servers import LOOPBACK, Listener, Server, drip, json_route, send
 
 #: The longest the event loop may go without running a ready task.
 MAX_LAG = 0.05
@@ -229,6 +229,23 @@ def test_event_loop_not_blocked_while_a_drip_server_is_fetched(
     probe, elapsed = asyncio.run(scenario())
     assert elapsed < 3
     assert probe.ticks > 20
+    assert probe.max_gap < MAX_LAG, probe.max_gap
+
+
+def test_event_loop_not_blocked_by_a_first_https_request(tls_server: Server) -> None:
+    """The default TLS context (the system's trust store) is loaded off the loop, for a
+    fetcher made on the loop itself."""
+    tls_server.routes["/jwks"] = json_route({"keys": []})
+
+    async def scenario() -> LagProbe:
+        async with lag_probe() as probe:
+            fetcher = AsyncGuardedFetcher(allowed_networks=LOOPBACK)
+            with pytest.raises(FetchError, match="SSL"):  # the test certificate: not trusted
+                await fetcher.get_json(tls_server.url("/jwks"))
+            await asyncio.sleep(0.05)
+            return probe
+
+    probe = asyncio.run(scenario())
     assert probe.max_gap < MAX_LAG, probe.max_gap
 
 
