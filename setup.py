@@ -11,6 +11,9 @@ REDIS = ["redis>=5.0", "hiredis>=3.0"]
 SQL = ["SQLAlchemy>=2.0"]
 POSTGRESQL = SQL + ["psycopg[binary]>=3.1"]
 EXAMPLE = ["Flask>=3.0", "SQLAlchemy>=2.0", "waitress>=3.0"]
+# pyop.aio: the asyncio front end (httpcore: HTTP/1.1 and TLS of the guarded fetcher,
+# over anyio)
+ASYNC = ["httpcore[asyncio]>=1.0"]
 
 DOCS = [
     "sphinx>=7",
@@ -52,7 +55,7 @@ TEST = [
     # Python package only; browser tests use a system Chromium (PYOP_CHROMIUM).
     "playwright",
     # tests/test_docs_api.py reads the sources with Sphinx and builds the docs it checks
-] + DOCS
+] + DOCS + ASYNC
 
 BENCH = ["matplotlib", "waitress>=3.0", "requests"]
 
@@ -92,6 +95,7 @@ setup(
         "sql": SQL,
         "postgresql": POSTGRESQL,
         "example": EXAMPLE,
+        "async": ASYNC,
         "docs": DOCS,
         "test": TEST,
         "lint": LINT,
