@@ -102,7 +102,8 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
                 if self._policy.proxy is not None:
                     return await self._tunnel(self._policy.proxy, address, port)
                 stream = await self._network.connect_tcp(address, port)
-            except (OSError, httpcore.ConnectError, httpcore.ProxyError) as e:
+            except (OSError, httpcore.NetworkError, httpcore.ProtocolError,
+                    httpcore.ProxyError) as e:  # this address (or the tunnel) failed: next
                 last_error = _root_cause(e)
                 continue
             try:
@@ -205,8 +206,10 @@ class AsyncGuardedFetcher(FetchPolicy):
         if flight is None:
             flight = self._flights[key] = _Flight(loop.create_task(self._document(uri, limit)))
 
-            def landed(_task: asyncio.Task[bytes], key: Any = key) -> None:
+            def landed(task: asyncio.Task[bytes], key: Any = key) -> None:
                 self._flights.pop(key, None)
+                if not task.cancelled():
+                    task.exception()  # given to the callers; none left is not an error
 
             flight.task.add_done_callback(landed)
         flight.waiters += 1

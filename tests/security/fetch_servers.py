@@ -107,9 +107,11 @@ class Listener:
 
 
 class ConnectProxy:
-    """A forward proxy answering CONNECT: records each request line, then relays."""
+    """A forward proxy answering CONNECT: records each request line, then relays (or
+    answers ``refuse`` when set, e.g. 403)."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: Optional[int] = None) -> None:
+        self.refuse = refuse
         self.lines: list[str] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -135,6 +137,10 @@ class ConnectProxy:
             head += chunk
         line = head.split(b"\r\n", 1)[0].decode()
         self.lines.append(line)
+        if self.refuse is not None:
+            client.sendall(b"HTTP/1.1 %d Refused\r\nContent-Length: 0\r\n\r\n" % self.refuse)
+            client.close()
+            return
         method, target, _ = line.split(" ", 2)
         host, _, port = target.rpartition(":")
         upstream = socket.create_connection((host.strip("[]"), int(port)))

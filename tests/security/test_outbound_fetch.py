@@ -269,6 +269,17 @@ def test_ssrf_configured_proxy_tls_end_to_end(make_local: Make, tls_server: Serv
         proxy.close()
 
 
+def test_ssrf_configured_proxy_refusing_the_tunnel(make_local: Make, server: Server) -> None:
+    proxy = ConnectProxy(refuse=403)
+    try:
+        server.routes["/jwks"] = json_route({"keys": []})
+        with pytest.raises(FetchError, match="no connection could be made"):
+            make_local(proxy=f"http://127.0.0.1:{proxy.port}").get_json(server.url("/jwks"))
+        assert proxy.lines and server.connections == 0
+    finally:
+        proxy.close()
+
+
 def test_ssrf_configured_proxy_not_asked_for_a_forbidden_target(make_fetcher: Make,
         listener: Listener) -> None:
     fetcher = make_fetcher(proxy=f"http://127.0.0.1:{listener.port}")
