@@ -64,7 +64,10 @@ __all__ = ["AsyncGuardedFetcher"]
 
 # httpcore's network backend runs on anyio, which imports its asyncio support at its first
 # call (some 30 ms): done now, at import, rather than on the event loop in a first request.
-importlib.import_module("anyio._backends._asyncio")
+try:
+    importlib.import_module("anyio._backends._asyncio")
+except ImportError:  # pragma: no cover - another anyio layout: it is imported at first use
+    pass
 
 
 def _root_cause(error: BaseException) -> BaseException:
