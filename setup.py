@@ -10,8 +10,9 @@ MONGO = ["pymongo>=4.6"]
 REDIS = ["redis>=5.0", "hiredis>=3.0"]
 SQL = ["SQLAlchemy>=2.0"]
 POSTGRESQL = SQL + ["psycopg[binary]>=3.1"]
-# pyop.aio (asyncio): the bridge running the protocol code on the event loop
-ASYNC = ["greenlet>=3"]
+# pyop.aio: greenlet runs the protocol code on the event loop; httpcore (asyncio) makes the
+# guarded fetcher's HTTP/1.1 and TLS
+ASYNC = ["greenlet>=3", "httpcore[asyncio]>=1.0"]
 # pyop.aio.storage's backends, each on its driver's native asyncio client
 ASYNC_REDIS = ["redis>=5.0.1", "hiredis>=3.0"]  # redis.asyncio (Redis.aclose)
 ASYNC_MONGO = ["pymongo>=4.13"]  # pymongo.AsyncMongoClient
@@ -114,6 +115,7 @@ setup(
         "async-postgresql": ASYNC_POSTGRESQL,
         "async-asyncpg": ASYNC_ASYNCPG,
         "example": EXAMPLE,
+        "async": ASYNC,
         "docs": DOCS,
         "test": TEST,
         "lint": LINT,

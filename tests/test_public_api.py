@@ -122,6 +122,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.jwt_checks": ["MAX_JTI_LENGTH", "is_numeric_date", "jwt_type", "use_jti_once"],
     "pyop.outbound": ["DEFAULT_DEADLINE", "DEFAULT_MAX_SIZE", "FetchResponse",
                       "ForbiddenAddress", "GuardedFetcher", "fetch_jwks", "is_public_address"],
+    "pyop.aio.outbound": ["AsyncGuardedFetcher"],
+    "pyop.aio.logout": ["AsyncBackChannelSender", "AsyncFormPoster", "AsyncTransport"],
     "pyop.client_certificate": ["ClientCertificate", "parse_client_certificate",
                                 "check_certificate_bound", "certificate_confirmation",
                                 "tls_client_auth_matches", "subject_dn_matches",

@@ -2,7 +2,7 @@
 
 :class:`AsyncBackChannelSender` is :class:`pyop.logout_notifications.BackChannelSender` as a
 coroutine: the same options, the same retry rules and results (the
-:class:`~pyop.logout_notifications.DeliveryLog` both follow), the requests delivered
+``pyop.logout_notifications.DeliveryLog`` both follow), the requests delivered
 concurrently as tasks of the running event loop instead of worker threads.
 """
 

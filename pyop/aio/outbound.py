@@ -31,6 +31,7 @@ and TLS are non-blocking.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,13 @@ from ..outbound import (
 )
 
 __all__ = ["AsyncGuardedFetcher"]
+
+# httpcore's network backend runs on anyio, which imports its asyncio support at its first
+# call (some 30 ms): done now, at import, rather than on the event loop in a first request.
+try:
+    importlib.import_module("anyio._backends._asyncio")
+except ImportError:  # pragma: no cover - another anyio layout: it is imported at first use
+    pass
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -97,7 +105,8 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
                 if self._policy.proxy is not None:
                     return await self._tunnel(self._policy.proxy, address, port)
                 stream = await self._network.connect_tcp(address, port)
-            except (OSError, httpcore.ConnectError, httpcore.ProxyError) as e:
+            except (OSError, httpcore.NetworkError, httpcore.ProtocolError,
+                    httpcore.ProxyError) as e:  # this address (or the tunnel) failed: next
                 last_error = _root_cause(e)
                 continue
             try:
@@ -170,7 +179,7 @@ class AsyncGuardedFetcher(FetchPolicy):
                          allowed_networks=allowed_networks, allow_http=allow_http, proxy=proxy,
                          ssl_context=ssl_context, user_agent=user_agent)
         self._flights: dict[tuple[asyncio.AbstractEventLoop, str, int], _Flight] = {}
-        self._default_tls: Optional[ssl.SSLContext] = None
+        self._tls = ssl_context
 
     # -- the public operations ---------------------------------------------------------------------
 
@@ -200,8 +209,10 @@ class AsyncGuardedFetcher(FetchPolicy):
         if flight is None:
             flight = self._flights[key] = _Flight(loop.create_task(self._document(uri, limit)))
 
-            def landed(_task: asyncio.Task[bytes], key: Any = key) -> None:
+            def landed(task: asyncio.Task[bytes], key: Any = key) -> None:
                 self._flights.pop(key, None)
+                if not task.cancelled():
+                    task.exception()  # given to the callers; none left is not an error
 
             flight.task.add_done_callback(landed)
         flight.waiters += 1
@@ -259,12 +270,14 @@ class AsyncGuardedFetcher(FetchPolicy):
             # the socket or the TLS layer is a fetch error, named by its type
             raise request_failed(_root_cause(e)) from e
 
-    def _tls(self) -> ssl.SSLContext:
-        if self.ssl_context is not None:
-            return self.ssl_context
-        if self._default_tls is None:
-            self._default_tls = ssl.create_default_context()
-        return self._default_tls
+    async def _tls_context(self) -> ssl.SSLContext:
+        """The ``ssl_context``, else the default one, made once off the event loop (loading
+        the system's trust store takes tens of milliseconds)."""
+        if self._tls is None:
+            context = await asyncio.get_running_loop().run_in_executor(
+                None, ssl.create_default_context)
+            self._tls = self._tls or context
+        return self._tls
 
     async def _exchange(self, method: str, url: RequestTarget, body: Optional[bytes],
                         headers: dict[str, str], max_size: int) -> FetchResponse:
@@ -277,7 +290,7 @@ class AsyncGuardedFetcher(FetchPolicy):
         host = url.host.encode("idna")
         connection = httpcore.AsyncHTTPConnection(
             httpcore.Origin(url.scheme.encode("ascii"), host, url.port),
-            ssl_context=self._tls() if url.scheme == "https" else None,
+            ssl_context=await self._tls_context() if url.scheme == "https" else None,
             network_backend=backend)
         async with connection:
             response = await connection.handle_async_request(httpcore.Request(

@@ -8,7 +8,6 @@ Real local servers record every connection they accept, so "refused" means "neve
 from __future__ import annotations
 
 import asyncio
-import datetime
 import http.server
 import ipaddress
 import json
@@ -19,14 +18,10 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Coroutine, Iterator
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pyop.aio.outbound import AsyncGuardedFetcher
 from pyop.client_keys import ClientKeys
@@ -40,207 +35,16 @@ from pyop.exceptions import (
 from pyop.outbound import ForbiddenAddress, GuardedFetcher, is_public_address
 from pyop.provider import Provider
 
+from .fetch_servers import (
+    LOOPBACK,
+    ConnectProxy,
+    Listener,
+    Server,
+    drip,
+    json_route,
+    send,
+)
 from .helpers import CLIENT_ID, ISSUER, REDIRECT_URI, auth_params
-
-LOOPBACK = ["127.0.0.0/8"]
-
-Route = Callable[[http.server.BaseHTTPRequestHandler], None]
-
-
-def send(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
-         headers: Optional[dict[str, str]] = None) -> None:
-    handler.send_response(status)
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    try:
-        handler.wfile.write(body)
-    except OSError:
-        pass  # the fetcher gave up (size cap, deadline)
-
-
-class Server:
-    """A local HTTP(S) server counting the connections it accepts and the requests it gets."""
-
-    def __init__(self, tls: Optional[ssl.SSLContext] = None) -> None:
-        self.routes: dict[str, Route] = {}
-        self.requests: list[tuple[str, str, bytes]] = []
-        self.connections = 0
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                owner.requests.append((self.command, self.path, body))
-                owner.routes.get(self.path, lambda h: send(h, 404))(self)
-
-            do_GET = do_POST = _handle  # noqa: N815 - http.server API
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Counting(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def process_request(self, request: Any, client_address: Any) -> None:
-                owner.connections += 1
-                super().process_request(request, client_address)
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # the fetcher hung up: expected in these tests
-
-        self.httpd = Counting(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True,
-                                                do_handshake_on_connect=False)
-        self.port = self.httpd.server_address[1]
-        self.scheme = "https" if tls is not None else "http"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"{self.scheme}://{host}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class Listener:
-    """A TCP listener that only counts connections (a would-be proxy or internal service)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-
-
-class ConnectProxy:
-    """A forward proxy answering CONNECT: records each request line, then relays."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = client.recv(4096)
-            if not chunk:
-                client.close()
-                return
-            head += chunk
-        line = head.split(b"\r\n", 1)[0].decode()
-        self.lines.append(line)
-        method, target, _ = line.split(" ", 2)
-        host, _, port = target.rpartition(":")
-        upstream = socket.create_connection((host.strip("[]"), int(port)))
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-
-        def pump(source: socket.socket, sink: socket.socket) -> None:
-            try:
-                while data := source.recv(65536):
-                    sink.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (source, sink):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
-        pump(client, upstream)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    s = Listener()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
-@pytest.fixture
-def tls_server(tls_files: tuple[Path, Path]) -> Iterator[Server]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*tls_files)
-    s = Server(tls=context)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def trusting(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
-    """A client TLS context trusting the test certificate (and nothing else)."""
-    return ssl.create_default_context(cafile=str(tls_files[0]))
 
 
 def local(**options: Any) -> GuardedFetcher:
@@ -309,11 +113,6 @@ def make_local(make_fetcher: Make) -> Make:
         return make_fetcher(**options)
 
     return make
-
-
-def json_route(document: Any) -> Route:
-    body = json.dumps(document).encode()
-    return lambda h: send(h, 200, body, {"Content-Type": "application/json"})
 
 
 def patched_resolution(monkeypatch: pytest.MonkeyPatch, addresses: dict[str, list[str]]
@@ -470,6 +269,17 @@ def test_ssrf_configured_proxy_tls_end_to_end(make_local: Make, tls_server: Serv
         proxy.close()
 
 
+def test_ssrf_configured_proxy_refusing_the_tunnel(make_local: Make, server: Server) -> None:
+    proxy = ConnectProxy(refuse=403)
+    try:
+        server.routes["/jwks"] = json_route({"keys": []})
+        with pytest.raises(FetchError, match="no connection could be made"):
+            make_local(proxy=f"http://127.0.0.1:{proxy.port}").get_json(server.url("/jwks"))
+        assert proxy.lines and server.connections == 0
+    finally:
+        proxy.close()
+
+
 def test_ssrf_configured_proxy_not_asked_for_a_forbidden_target(make_fetcher: Make,
         listener: Listener) -> None:
     fetcher = make_fetcher(proxy=f"http://127.0.0.1:{listener.port}")
@@ -494,21 +304,6 @@ def test_ssrf_redirects_refused(make_local: Make, server: Server, status: int) -
     with pytest.raises(FetchError, match=f"redirect refused.*{status}"):
         make_local().get_json(server.url("/jwks"))
     assert [path for _, path, _ in server.requests] == ["/jwks"]
-
-
-def drip(handler: http.server.BaseHTTPRequestHandler, *, in_headers: bool) -> None:
-    """One byte every 0.2 s for 30 s: each read is quick, the whole never ends."""
-    head = b"HTTP/1.1 200 OK\r\nContent-Length: 150\r\n\r\n"
-    try:
-        if not in_headers:
-            handler.wfile.write(head)
-            head = b""
-        for index in range(150):
-            handler.wfile.write(head[index:index + 1] if index < len(head) else b"a")
-            handler.wfile.flush()
-            time.sleep(0.2)
-    except OSError:
-        pass
 
 
 @pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
