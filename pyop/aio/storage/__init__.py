@@ -24,8 +24,8 @@ __all__ = [
     "BridgedStorage",
     "GreenletStorage",
     "AsyncMemoryStorage",
-    "AsyncSQLStorage",
     "AsyncStatelessWrapper",
     "AsyncRedisStorage",
     "AsyncMongoStorage",
+    "AsyncSQLStorage",
 ]
