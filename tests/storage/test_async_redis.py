@@ -329,3 +329,20 @@ def test_loop_lag_while_operations_run(redis_server: Any) -> None:
         return max(gaps)
 
     assert run(main()) < 0.05
+
+
+def test_stores_made_on_another_event_loop_get_their_own_client(redis_server: Any) -> None:
+    """An asyncio client belongs to the loop it first ran on: stores created on two loops
+    (two applications, or two tests) from one URL never share one, even when the first
+    loop's stores were not closed."""
+    collection = _name()
+
+    async def use_once() -> AsyncRedisStorage:
+        store = AsyncRedisStorage(redis_server.url, "pyop", collection)
+        await store.set("k", {"v": 1})
+        assert await store.get("k") == {"v": 1}
+        return store  # left open on purpose
+
+    first = asyncio.run(use_once())
+    second = asyncio.run(use_once())  # a new loop: the first loop is closed by now
+    assert first.sync._client is not second.sync._client

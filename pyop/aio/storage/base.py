@@ -21,6 +21,7 @@ too: the protocol code reaches it through :class:`BridgedStorage`.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any, Optional, Union
 
@@ -30,7 +31,8 @@ from ...storage.stateless import StatelessWrapper
 from .._bridge import await_only, run_sync
 from .schemes import create
 
-__all__ = ["AsyncStorageBase", "BridgedStorage", "GreenletStorage", "as_sync_storage"]
+__all__ = ["AsyncStorageBase", "BridgedStorage", "GreenletStorage", "as_sync_storage",
+           "running_loop"]
 
 Number = Union[int, float]
 
@@ -250,6 +252,15 @@ class BridgedStorage(StorageBase):
 
 async def _collect(keys: AsyncIterator[str]) -> list[str]:
     return [key async for key in keys]
+
+
+def running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    """The running event loop, or None: the async backends share a driver client only
+    between the stores created on one loop (or all outside any loop)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def as_sync_storage(obj: Any, name: str) -> Any:

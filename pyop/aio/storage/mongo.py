@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.mongo import MongoWrapper, client_options
 from .._bridge import await_only, in_bridge, run_sync
-from .base import GreenletStorage
+from .base import GreenletStorage, running_loop
 
 __all__ = ["AsyncMongoStorage"]
 
@@ -177,7 +177,8 @@ class AsyncMongoStorage(GreenletStorage):
         self._cache_key: Optional[tuple[Any, str, str]] = None
         if client is None:
             self._cache_key, face = _clients.acquire(
-                _face_factory(client_class), db_uri, client_options(db_uri, client_kwargs))
+                _face_factory(client_class), db_uri, client_options(db_uri, client_kwargs),
+                scope=running_loop())
         else:
             face = SyncMongoClient(client)
         self._errors: tuple[type[BaseException], ...] = (pymongo.errors.PyMongoError,)

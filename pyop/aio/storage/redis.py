@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Union
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.redis import RedisWrapper, client_options
 from .._bridge import await_only, in_bridge
-from .base import GreenletStorage
+from .base import GreenletStorage, running_loop
 
 __all__ = ["AsyncRedisStorage"]
 
@@ -176,7 +176,8 @@ class AsyncRedisStorage(GreenletStorage):
         if client is None:
             factory = _face_factory(redis.asyncio.Redis.from_url)
             self._cache_key, face = _clients.acquire(
-                factory, db_uri, client_options(db_uri, db_name, redis_kwargs))
+                factory, db_uri, client_options(db_uri, db_name, redis_kwargs),
+                scope=running_loop())
         else:
             face = _faces.get(client)
             if face is None:

@@ -26,17 +26,59 @@ from pyop.userinfo import Userinfo
 
 N = 32
 
-#: name -> factory(collection) of the async stores the races run on
+def _redis(request: pytest.FixtureRequest, collection: str) -> AsyncStorageBase:
+    from pyop.aio.storage import AsyncRedisStorage
+
+    return AsyncRedisStorage(request.getfixturevalue("redis_server").url, "pyop", collection)
+
+
+def _postgresql(request: pytest.FixtureRequest, collection: str) -> AsyncStorageBase:
+    from pyop.aio.storage import AsyncSQLStorage
+
+    return AsyncSQLStorage(request.getfixturevalue("postgres_url"), "pyop", collection)
+
+
+def _sqlite(request: pytest.FixtureRequest, collection: str) -> AsyncStorageBase:
+    from pyop.aio.storage import AsyncSQLStorage
+
+    path = request.getfixturevalue("tmp_path") / "races.sqlite"
+    return AsyncSQLStorage(f"sqlite:///{path}", "pyop", collection)
+
+
+def _mongomock(request: pytest.FixtureRequest, collection: str) -> AsyncStorageBase:
+    from pyop.aio.storage import AsyncMongoStorage
+
+    from .mongomock_async import AsyncMockClient
+
+    client = AsyncMockClient(request.getfixturevalue("mongomock_client"))
+    return AsyncMongoStorage("mongodb://localhost", "pyop", collection, client=client)
+
+
+#: name -> factory(request, collection) of the async stores the races run on
 STORES: dict[str, Callable[[pytest.FixtureRequest, str], AsyncStorageBase]] = {
     "memory": lambda request, collection: AsyncMemoryStorage(),
+    "redis": _redis,
+    "postgresql": _postgresql,
+    "sqlite": _sqlite,
+    "mongomock": _mongomock,
 }
 
 
-@pytest.fixture(params=sorted(STORES))
-def store_factory(request: pytest.FixtureRequest) -> Callable[[str], AsyncStorageBase]:
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.servers)
+                        if name in ("redis", "postgresql") else name for name in sorted(STORES)])
+async def store_factory(request: pytest.FixtureRequest
+                        ) -> AsyncIterator[Callable[[str], AsyncStorageBase]]:
     make = STORES[request.param]
     prefix = "r" + uuid.uuid4().hex[:8]
-    return lambda collection: make(request, prefix + collection)
+    made: list[AsyncStorageBase] = []
+
+    def factory(collection: str) -> AsyncStorageBase:
+        made.append(make(request, prefix + collection))
+        return made[-1]
+
+    yield factory
+    for store in made:
+        await store.close()
 
 
 @pytest.fixture
