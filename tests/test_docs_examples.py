@@ -855,7 +855,7 @@ def test_django_csrf_protects_the_forms_not_the_client_endpoints(
         ops.close()
 
 
-# -- FastAPI: pyop's synchronous calls go through the thread pool --------------------------------
+# -- FastAPI: the thread pool or pyop.aio keep the event loop serving --------------------------
 
 def test_fastapi_thread_pool_keeps_the_event_loop_serving(
         examples: dict[str, ModuleType], signing_key_pem: str) -> None:
@@ -863,16 +863,21 @@ def test_fastapi_thread_pool_keeps_the_event_loop_serving(
     for ``delay`` seconds, and an unrelated JWK Set request due 50 ms later. Called
     directly from ``async def``, pyop blocks the event loop: the lookups run one after the
     other and the JWK Set request waits. Through the thread pool (fastapi_app.py) the
-    JWK Set request is answered while the lookups run. Wide margins: the figures of a
-    quiet machine are in docs/integration-fastapi.rst."""
+    JWK Set request is answered while the lookups run, and so it is with AsyncProvider
+    (fastapi_async_app.py) and a directory whose lookup is a coroutine. Wide margins: the
+    figures of a quiet machine are in docs/integration-fastapi.rst."""
     delay = 0.3
     # in a thread of its own: asyncio.run() needs a thread without a running event loop
     # (Playwright's sync API, used by the browser tests, keeps one in the main thread)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         timings = pool.submit(load_example("fastapi_threadpool").run, examples,
                               signing_key_pem, delay=delay, concurrent=8).result()
-    direct, pooled = timings["direct"], timings["threadpool"]
+    direct, pooled, awaited = timings["direct"], timings["threadpool"], timings["async"]
     assert direct.total >= 8 * delay * 0.9  # one lookup at a time
     assert direct.fast_answered >= delay  # not answered before a whole lookup ended
-    assert pooled.fast_answered < min(pooled.slow_answered)  # answered meanwhile
-    assert pooled.total < 8 * delay / 2  # the lookups overlapped
+    for overlapping in (pooled, awaited):
+        assert overlapping.fast_answered < min(overlapping.slow_answered)  # meanwhile
+        assert overlapping.total < 8 * delay / 2  # the lookups overlapped
+    # AsyncProvider: every lookup waited on the event loop at once, no thread needed
+    assert len(awaited.slow_answered) == 8
+    assert max(awaited.slow_answered) - min(awaited.slow_answered) < delay
