@@ -1,18 +1,21 @@
 """The integration guides' code runs: docs/examples/{provider_setup,flask_app,wsgi_app,
-django_app,fastapi_app}.py.
+django_app,fastapi_app,fastapi_async_app}.py.
 
-docs/integration-{flask,wsgi,django,fastapi}.rst include these files with
-``literalinclude``. Every test below drives the four applications the same way
+docs/integration-{flask,wsgi,django,fastapi}.rst and docs/async.rst include these files
+with ``literalinclude``. Every test below drives the five applications the same way
 (``op`` is parametrized): Flask through its test client, the bare WSGI app through
 ``werkzeug.test.Client`` wrapped in ``wsgiref.validate.validator`` (PEP 3333
-conformance), Django through ``django.test.Client`` (with CSRF checks enforced) and
-FastAPI through Starlette's ``TestClient`` (httpx). Their answers are turned into
+conformance), Django through ``django.test.Client`` (with CSRF checks enforced), and
+the FastAPI applications (the synchronous provider through the thread pool, and
+:class:`pyop.aio.AsyncProvider` awaited directly) through Starlette's ``TestClient``
+(httpx). Their answers are turned into
 werkzeug responses, so that every test reads them alike. A few tests call the WSGI app
 directly with ``wsgiref.util.setup_testing_defaults``, as the guide shows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import functools
@@ -77,7 +80,13 @@ HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">
 
 
 def load_example(name: str) -> ModuleType:
-    """Import docs/examples/<name>.py (a fresh module object)."""
+    """Import docs/examples/<name>.py (a fresh module object).
+
+    The examples import each other by name (fastapi_async_app.py shares the pages and
+    helpers of fastapi_app.py), as they do when run from their directory.
+    """
+    if str(EXAMPLES) not in sys.path:
+        sys.path.append(str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"pyop_docs_example_{name}",
                                                   EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -96,7 +105,8 @@ def authenticate(username: str, password: str) -> Optional[str]:
 @pytest.fixture(scope="module")
 def examples() -> dict[str, ModuleType]:
     modules = {name: load_example(name) for name in
-               ("provider_setup", "flask_app", "wsgi_app", "django_app", "fastapi_app")}
+               ("provider_setup", "flask_app", "wsgi_app", "django_app", "fastapi_app",
+                "fastapi_async_app")}
     # loading (and validating) the RSA key takes ~40 ms; once per module is enough
     setup = modules["provider_setup"]
     setup.load_signing_key = functools.lru_cache(maxsize=None)(setup.load_signing_key)
@@ -109,6 +119,31 @@ def new_provider(examples: dict[str, ModuleType], signing_key_pem: str,
         ISSUER, signing_key_pem, USERS, sub_hash_salt="a salt for the docs tests",
         clients=CLIENTS, token_management=token_management)
     return provider
+
+
+async def find_user(user_id: str) -> Optional[dict[str, Any]]:
+    """The async user directory's query (fastapi_async_app.UserDirectory)."""
+    return USERS.get(user_id)
+
+
+async def authenticate_async(username: str, password: str) -> Optional[str]:
+    """The host's password check, for the async application."""
+    return authenticate(username, password)
+
+
+def new_async_provider(examples: dict[str, ModuleType], signing_key_pem: str,
+                       loop: asyncio.AbstractEventLoop, token_management: bool = False) -> Any:
+    """The AsyncProvider of fastapi_async_app.py, behind a synchronous face whose
+    coroutines run on ``loop`` (tests/support/async_front_end.py), so that the tests read
+    ``op.provider`` alike for every application."""
+    from support.async_front_end import LoopDrivenProvider
+
+    app_module = examples["fastapi_async_app"]
+    provider = loop.run_until_complete(app_module.make_async_provider(
+        ISSUER, signing_key_pem, app_module.UserDirectory(find_user),
+        sub_hash_salt="a salt for the docs tests", clients=CLIENTS,
+        token_management=token_management))
+    return LoopDrivenProvider(provider, loop)
 
 
 @pytest.fixture
@@ -130,14 +165,14 @@ class OP:
     kind: str
     app: Any
     client: Any
-    provider: Provider
+    provider: Any  #: a Provider, or the synchronous face of an AsyncProvider
 
     def get(self, path: str, query: Optional[dict[str, str]] = None, **kwargs: Any
             ) -> TestResponse:
         path += "?" + urlencode(query) if query else ""
         if self.kind == "django":
             return from_django(self.client.get(path, secure=True, **kwargs))
-        if self.kind == "fastapi":
+        if self.kind.startswith("fastapi"):
             return from_httpx(self.client.get(ISSUER + path, headers=kwargs.get("headers")))
         return self.client.get(ISSUER + path, buffered=True, **kwargs)
 
@@ -150,7 +185,7 @@ class OP:
             headers = {"Origin": ISSUER, **kwargs.pop("headers", {})}
             return from_django(self.client.post(path, data=data or b"", secure=True,
                                                 headers=headers, **kwargs))
-        if self.kind == "fastapi":
+        if self.kind.startswith("fastapi"):
             headers = dict(kwargs.get("headers") or {})
             if "content_type" in kwargs:
                 headers["Content-Type"] = kwargs["content_type"]
@@ -170,7 +205,9 @@ def from_httpx(response: Any) -> TestResponse:
                             headers=response.headers.multi_items())  # type: ignore[return-value]
 
 
-def make_op(kind: str, examples: dict[str, ModuleType], provider: Provider) -> Iterator[OP]:
+def make_op(kind: str, examples: dict[str, ModuleType], provider: Any) -> Iterator[OP]:
+    """The application ``kind`` on ``provider`` (for ``fastapi_async``, the face of
+    :func:`new_async_provider`)."""
     if kind == "flask":
         app = examples["flask_app"].create_app(provider, authenticate, SESSION_SECRET)
         yield OP("flask", app, app.test_client(), provider)
@@ -186,16 +223,37 @@ def make_op(kind: str, examples: dict[str, ModuleType], provider: Provider) -> I
         with override_settings(PYOP_PROVIDER=provider, PYOP_AUTHENTICATE=authenticate):
             client = DjangoClient(enforce_csrf_checks=True, HTTP_HOST=urlsplit(ISSUER).netloc)
             yield OP("django", app, client, provider)
-    else:
+    elif kind == "fastapi":
         app = examples["fastapi_app"].create_app(provider, authenticate, SESSION_SECRET)
         with TestClient(app, base_url=ISSUER, follow_redirects=False) as client:
             yield OP("fastapi", app, client, provider)
+    else:
+        async_provider = provider._target  # the AsyncProvider behind the face
+        app = examples["fastapi_async_app"].create_app(async_provider, authenticate_async,
+                                                       SESSION_SECRET)
+        with TestClient(app, base_url=ISSUER, follow_redirects=False) as client:
+            yield OP("fastapi_async", app, client, provider)
 
 
-@pytest.fixture(params=["flask", "wsgi", "django", "fastapi"])
+def provider_for(kind: str, examples: dict[str, ModuleType], signing_key_pem: str,
+                 token_management: bool = False) -> Iterator[Any]:
+    """The provider of a new application ``kind``: a Provider, or for ``fastapi_async``
+    the face of an AsyncProvider (whose event loop is closed afterwards)."""
+    if kind != "fastapi_async":
+        yield new_provider(examples, signing_key_pem, token_management)
+        return
+    loop = asyncio.new_event_loop()
+    try:
+        yield new_async_provider(examples, signing_key_pem, loop, token_management)
+    finally:
+        loop.close()
+
+
+@pytest.fixture(params=["flask", "wsgi", "django", "fastapi", "fastapi_async"])
 def op(request: pytest.FixtureRequest, examples: dict[str, ModuleType],
-       provider: Provider) -> Iterator[OP]:
-    yield from make_op(request.param, examples, provider)
+       signing_key_pem: str) -> Iterator[OP]:
+    for provider in provider_for(request.param, examples, signing_key_pem):
+        yield from make_op(request.param, examples, provider)
 
 
 # -- helpers: what a browser and a relying party do ----------------------------------------------
@@ -692,11 +750,12 @@ def test_wsgi_session_cookie(wsgi_app: Any) -> None:
 
 # -- introspection and revocation (the Django and FastAPI applications) --------------------------
 
-@pytest.fixture(params=["django", "fastapi"])
+@pytest.fixture(params=["django", "fastapi", "fastapi_async"])
 def tm_op(request: pytest.FixtureRequest, examples: dict[str, ModuleType],
           signing_key_pem: str) -> Iterator[OP]:
-    provider = new_provider(examples, signing_key_pem, token_management=True)
-    yield from make_op(request.param, examples, provider)
+    for provider in provider_for(request.param, examples, signing_key_pem,
+                                 token_management=True):
+        yield from make_op(request.param, examples, provider)
 
 
 def test_introspection_and_revocation(tm_op: OP) -> None:
@@ -796,7 +855,7 @@ def test_django_csrf_protects_the_forms_not_the_client_endpoints(
         ops.close()
 
 
-# -- FastAPI: pyop's synchronous calls go through the thread pool --------------------------------
+# -- FastAPI: the thread pool or pyop.aio keep the event loop serving --------------------------
 
 def test_fastapi_thread_pool_keeps_the_event_loop_serving(
         examples: dict[str, ModuleType], signing_key_pem: str) -> None:
@@ -804,16 +863,21 @@ def test_fastapi_thread_pool_keeps_the_event_loop_serving(
     for ``delay`` seconds, and an unrelated JWK Set request due 50 ms later. Called
     directly from ``async def``, pyop blocks the event loop: the lookups run one after the
     other and the JWK Set request waits. Through the thread pool (fastapi_app.py) the
-    JWK Set request is answered while the lookups run. Wide margins: the figures of a
-    quiet machine are in docs/integration-fastapi.rst."""
+    JWK Set request is answered while the lookups run, and so it is with AsyncProvider
+    (fastapi_async_app.py) and a directory whose lookup is a coroutine. Wide margins: the
+    figures of a quiet machine are in docs/integration-fastapi.rst."""
     delay = 0.3
     # in a thread of its own: asyncio.run() needs a thread without a running event loop
     # (Playwright's sync API, used by the browser tests, keeps one in the main thread)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         timings = pool.submit(load_example("fastapi_threadpool").run, examples,
                               signing_key_pem, delay=delay, concurrent=8).result()
-    direct, pooled = timings["direct"], timings["threadpool"]
+    direct, pooled, awaited = timings["direct"], timings["threadpool"], timings["async"]
     assert direct.total >= 8 * delay * 0.9  # one lookup at a time
     assert direct.fast_answered >= delay  # not answered before a whole lookup ended
-    assert pooled.fast_answered < min(pooled.slow_answered)  # answered meanwhile
-    assert pooled.total < 8 * delay / 2  # the lookups overlapped
+    for overlapping in (pooled, awaited):
+        assert overlapping.fast_answered < min(overlapping.slow_answered)  # meanwhile
+        assert overlapping.total < 8 * delay / 2  # the lookups overlapped
+    # AsyncProvider: every lookup waited on the event loop at once, no thread needed
+    assert len(awaited.slow_answered) == 8
+    assert max(awaited.slow_answered) - min(awaited.slow_answered) < delay

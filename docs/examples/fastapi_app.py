@@ -4,10 +4,13 @@
 serving every endpoint. ``authenticate(username, password)`` is the host's own password
 check: it returns the local user id, or None.
 
-pyop's API is synchronous: it reads and writes storage (Redis, PostgreSQL, MongoDB...)
-and looks up claims in the host's user source while the call runs. Every call that may
-do so runs in Starlette's thread pool (``run_in_threadpool``) so that the event loop
-keeps serving other requests meanwhile; see the guide for the measurement.
+pyop's :class:`~pyop.provider.Provider` is synchronous: it reads and writes storage
+(Redis, PostgreSQL, MongoDB...) and looks up claims in the host's user source while the
+call runs. Every call that may do so runs in Starlette's thread pool
+(``run_in_threadpool``) so that the event loop keeps serving other requests meanwhile;
+see the guide for the measurement. ``fastapi_async_app.py`` is this application on
+``pyop.aio.AsyncProvider``, awaited without a thread pool; it imports the request
+parsing, helpers and pages below.
 
 Executed by tests/test_docs_examples.py. Run a development server with
 ``python docs/examples/fastapi_app.py`` (see the ``__main__`` block at the end).

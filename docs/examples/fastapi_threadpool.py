@@ -1,8 +1,9 @@
-"""Why fastapi_app.py calls pyop through the thread pool: a measurement.
+"""Why fastapi_app.py calls pyop through the thread pool, and fastapi_async_app.py
+awaits pyop.aio: a measurement.
 
 The user directory takes 200 ms per lookup (a slow LDAP server, a remote database).
 Eight UserInfo requests arrive at once, and, 50 ms later, a request for the JWK Set,
-which needs no lookup. Two applications answer them on one event loop:
+which needs no lookup. Three applications answer them on one event loop:
 
 ``direct``
     an ``async def`` UserInfo endpoint that calls ``provider.handle_userinfo_request()``
@@ -12,6 +13,11 @@ which needs no lookup. Two applications answer them on one event loop:
     the endpoint of ``fastapi_app.py``, which calls pyop through
     ``starlette.concurrency.run_in_threadpool``: the lookups wait in worker threads
     while the event loop answers the JWK Set request at once.
+``async``
+    the endpoint of ``fastapi_async_app.py``: ``await provider.handle_userinfo_request()``
+    on :class:`pyop.aio.AsyncProvider`, with a user directory whose lookup is a coroutine
+    (``await asyncio.sleep(0.2)`` standing for an async database query): the lookups
+    wait on the event loop, no thread involved.
 
 Run ``python docs/examples/fastapi_threadpool.py`` from the repository root to print the
 figures; tests/test_docs_examples.py checks the difference with wide margins.
@@ -41,6 +47,8 @@ ISSUER = "https://op.example.com"
 CLIENT_ID = "rp"
 CLIENT_SECRET = "a long random secret of the rp"
 REDIRECT_URI = "https://rp.example.com/callback"
+CLIENTS = {CLIENT_ID: {"client_secret": CLIENT_SECRET, "redirect_uris": [REDIRECT_URI],
+                       "response_types": ["code"]}}
 
 
 class SlowDirectory(dict[str, Any]):
@@ -95,6 +103,23 @@ def access_token_for(provider: Provider, user_id: str) -> str:
     return value
 
 
+async def async_access_token_for(provider: Any, user_id: str) -> str:
+    """An access token of ``user_id``, through a code flow with pyop.aio's API."""
+    query = urlencode({"response_type": "code", "client_id": CLIENT_ID,
+                       "redirect_uri": REDIRECT_URI, "scope": "openid profile",
+                       "nonce": "n"})
+    authn_req = await provider.parse_authentication_request(query)
+    redirect = (await provider.authorize(authn_req, user_id)).request(REDIRECT_URI)
+    code = parse_qs(urlsplit(redirect).query)["code"][0]
+    credentials = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    tokens = await provider.handle_token_request(
+        urlencode({"grant_type": "authorization_code", "code": code,
+                   "redirect_uri": REDIRECT_URI}),
+        {"Authorization": "Basic " + credentials})
+    value: str = tokens["access_token"]
+    return value
+
+
 @dataclass
 class Timing:
     """Seconds from the start of a run."""
@@ -137,20 +162,45 @@ async def measure(app: Any, access_token: str, concurrent: int = 8,
                       fast_answered)
 
 
+async def measure_async(examples: dict[str, ModuleType], signing_key_file: str,
+                        users: dict[str, Any], delay: float, concurrent: int) -> Timing:
+    """The ``async`` application: an AsyncProvider, created on the loop that serves it,
+    whose user directory awaits ``delay`` seconds per lookup."""
+    async_app = examples["fastapi_async_app"]
+
+    async def slow_lookup(user_id: str) -> Any:
+        await asyncio.sleep(delay)  # an async database or directory query
+        return users.get(user_id)
+
+    async def no_login(username: str, password: str) -> None:
+        return None
+
+    provider = await async_app.make_async_provider(
+        ISSUER, signing_key_file, async_app.UserDirectory(slow_lookup),
+        sub_hash_salt="a salt for the measurement", clients=CLIENTS)
+    access_token = await async_access_token_for(provider, "alice")
+    app = async_app.create_app(provider, no_login, "a session secret")
+    return await measure(app, access_token, concurrent)
+
+
 def run(examples: dict[str, ModuleType], signing_key_file: str, delay: float = 0.2,
         concurrent: int = 8) -> dict[str, Timing]:
-    """Both applications, on the same provider and slow directory."""
-    directory = SlowDirectory({"alice": {"name": "Alice Liddell"}}, delay)
+    """The three applications, with the same slow directory (blocking for the
+    synchronous provider, a coroutine for the async one)."""
+    users = {"alice": {"name": "Alice Liddell"}}
+    directory = SlowDirectory(users, delay)
     provider: Provider = examples["provider_setup"].make_provider(
         ISSUER, signing_key_file, directory, sub_hash_salt="a salt for the measurement",
-        clients={CLIENT_ID: {"client_secret": CLIENT_SECRET, "redirect_uris": [REDIRECT_URI],
-                             "response_types": ["code"]}})
+        clients=CLIENTS)
     access_token = access_token_for(provider, "alice")
     apps = {"direct": direct_app(provider),
             "threadpool": examples["fastapi_app"].create_app(
                 provider, lambda username, password: None, "a session secret")}
-    return {name: asyncio.run(measure(app, access_token, concurrent))
-            for name, app in apps.items()}
+    timings = {name: asyncio.run(measure(app, access_token, concurrent))
+               for name, app in apps.items()}
+    timings["async"] = asyncio.run(measure_async(examples, signing_key_file, users, delay,
+                                                 concurrent))
+    return timings
 
 
 if __name__ == "__main__":  # python docs/examples/fastapi_threadpool.py
@@ -162,7 +212,7 @@ if __name__ == "__main__":  # python docs/examples/fastapi_threadpool.py
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
     examples = {}
-    for name in ("provider_setup", "fastapi_app"):
+    for name in ("provider_setup", "fastapi_app", "fastapi_async_app"):
         spec = importlib.util.spec_from_file_location(name, here / f"{name}.py")
         if spec is None or spec.loader is None:
             raise SystemExit(f"{name}.py not found beside this script")
@@ -176,7 +226,12 @@ if __name__ == "__main__":  # python docs/examples/fastapi_threadpool.py
         print(f"{name:>10}: 8 UserInfo requests answered in {timing.total:.2f} s "
               f"(first after {min(timing.slow_answered):.2f} s); "
               f"the JWK Set request waited {timing.fast_latency:.3f} s")
-    ratio = timings["direct"].total / timings["threadpool"].total
-    latency = timings["direct"].fast_latency / timings["threadpool"].fast_latency
-    print(f"direct / threadpool: {ratio:.1f}x the total time, "
-          f"{latency:.0f}x the JWK Set latency")
+    for name in ("threadpool", "async"):
+        ratio = timings["direct"].total / timings[name].total
+        latency = timings["direct"].fast_latency / timings[name].fast_latency
+        print(f"direct / {name}: {ratio:.1f}x the total time, "
+              f"{latency:.0f}x the JWK Set latency")
+    ratio = timings["threadpool"].total / timings["async"].total
+    latency = timings["threadpool"].fast_latency / timings["async"].fast_latency
+    print(f"threadpool / async: {ratio:.2f}x the total time, "
+          f"{latency:.1f}x the JWK Set latency")

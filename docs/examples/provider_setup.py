@@ -56,6 +56,16 @@ def make_provider(issuer: str, signing_key_file: str, users: Mapping[str, Any], 
         refresh_token_lifetime=14 * 24 * 60 * 60,  # issue refresh tokens (two weeks)
     )
     signing_key = load_signing_key(signing_key_file)
+    configuration_information = provider_configuration(issuer, signing_key.alg,
+                                                       token_management=token_management)
+    return Provider(signing_key, configuration_information, authz_state, stores["clients"],
+                    Userinfo(users))
+
+
+def provider_configuration(issuer: str, signing_alg: str, *,
+                           token_management: bool = False) -> dict[str, Any]:
+    """The provider metadata (OIDC Discovery 3): the endpoints are the routes of the
+    guides' applications, under ``issuer``."""
     issuer = issuer.rstrip("/")
     configuration_information = {
         "issuer": issuer,
@@ -69,11 +79,10 @@ def make_provider(issuer: str, signing_key_file: str, users: Mapping[str, Any], 
         # the guides' applications answer by redirect (query or fragment), not form_post
         "response_modes_supported": ["query", "fragment"],
         "subject_types_supported": ["public", "pairwise"],
-        "id_token_signing_alg_values_supported": [signing_key.alg],
+        "id_token_signing_alg_values_supported": [signing_alg],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
     }
     if token_management:
         configuration_information["introspection_endpoint"] = issuer + "/introspection"
         configuration_information["revocation_endpoint"] = issuer + "/revocation"
-    return Provider(signing_key, configuration_information, authz_state, stores["clients"],
-                    Userinfo(users))
+    return configuration_information

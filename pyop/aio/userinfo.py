@@ -47,6 +47,7 @@ class ThreadedUserinfo:
 
     async def get_claims_for(self, user_id: str, requested_claims: Mapping[str, Any],
                              userinfo: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        """The source's ``get_claims_for``, run in a worker thread (OIDC Core 5.5.1)."""
         if userinfo is None:
             claims = await asyncio.to_thread(self.source.get_claims_for, user_id,
                                              requested_claims)
