@@ -58,6 +58,10 @@ StoreFactory = Callable[[pytest.FixtureRequest, str], AsyncStorageBase]
 STORE_FACTORIES: list[tuple[str, StoreFactory]] = [
     ("memory", lambda request, collection: AsyncStorageBase.from_uri(
         "memory://", collection=collection)),
+    ("redis", lambda request, collection: AsyncStorageBase.from_uri(
+        request.getfixturevalue("redis_server").url, collection=collection)),
+    ("postgresql", lambda request, collection: AsyncStorageBase.from_uri(
+        request.getfixturevalue("postgres_url"), collection=collection, db_name="pyop")),
 ]
 
 COLLECTIONS = ("authz_codes", "access_tokens", "refresh_tokens", "subject_identifiers",
@@ -132,7 +136,9 @@ def configuration() -> dict[str, Any]:
     }
 
 
-@pytest.fixture(params=STORE_FACTORIES, ids=[name for name, _ in STORE_FACTORIES])
+@pytest.fixture(params=[pytest.param(entry, marks=pytest.mark.servers) if entry[0] != "memory"
+                        else entry for entry in STORE_FACTORIES],
+                ids=[name for name, _ in STORE_FACTORIES])
 def store_factory(request: pytest.FixtureRequest) -> Callable[[str], AsyncStorageBase]:
     name, factory = request.param
     return lambda collection: factory(request, collection)
