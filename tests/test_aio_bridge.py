@@ -253,3 +253,23 @@ async def test_a_source_without_has_user_knows_every_user() -> None:
     assert getattr(type(bridged), "__contains__", None) is None
     with pytest.raises(KeyError):
         await run_sync(bridged.__getitem__, USER_ID)
+
+
+async def test_the_refusal_names_the_async_backend_to_use(jwkest_signing_key: Any,
+                                                         tmp_path: Any) -> None:
+    sql = SQLWrapper(f"sqlite:///{tmp_path}/c.sqlite", "pyop", "clients")
+    try:
+        with pytest.raises(InvalidConfiguration, match="AsyncSQLStorage"):
+            build(jwkest_signing_key, clients=sql)
+    finally:
+        sql.close()
+
+
+async def test_the_clients_store_given_is_the_one_the_host_manages(
+        jwkest_signing_key: Any) -> None:
+    store = AsyncMemoryStorage()
+    provider = build(jwkest_signing_key, clients=store)
+    assert provider.clients is store
+    await store.set("late-client", {"client_id": "late-client", "redirect_uris": [
+        "https://rp.example.com/cb"], "response_types": ["code"]})
+    assert (await provider.get_client("late-client"))["client_id"] == "late-client"

@@ -70,6 +70,7 @@ class AsyncProvider(ProviderCoroutines):
                              client_assertion_replay_store=replay_store, **options)
         #: The async state given as ``authz_state``.
         self.authz_state = authz_state
+        self._clients = clients
         self.outbound_fetcher = (AsyncGuardedFetcher() if outbound_fetcher is None
                                  else outbound_fetcher)
         if self.sync.backchannel_logout_sender is not None:
@@ -116,8 +117,9 @@ class AsyncProvider(ProviderCoroutines):
 
     @property
     def clients(self) -> Any:
-        """The clients' store (the view the protocol code reads)."""
-        return self.sync.clients
+        """The clients' store given as ``clients`` (an async store, or an in-memory one),
+        for the host to manage clients with (``await provider.clients.set(...)``)."""
+        return self._clients
 
 
 def _bridged(coroutine_function: Callable[..., Any]) -> Callable[..., Any]:

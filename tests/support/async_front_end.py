@@ -42,6 +42,8 @@ class LoopDriven:
     def __getattr__(self, name: str) -> Any:
         target = object.__getattribute__(self, "_target")
         loop = object.__getattribute__(self, "_loop")
+        if name == "clients":  # the tests read and write it as the sync provider's mapping
+            return target.sync.clients
         try:
             attr = getattr(target, name)
         except AttributeError:

@@ -283,6 +283,13 @@ def as_sync_storage(obj: Any, name: str) -> Any:
         return obj
     if isinstance(obj, MutableMapping) and not isinstance(obj, StorageBase):
         return obj
+    twin = _ASYNC_TWINS.get(type(obj).__name__, "the async backend of pyop.aio.storage")
     raise TypeError(
-        f"{name}: a {type(obj).__name__} would block the event loop; use the async backend "
-        f"of pyop.aio.storage (e.g. AsyncStorageBase.from_uri(...)) or an in-memory store")
+        f"{name}: a {type(obj).__name__} would block the event loop; use {twin} "
+        f"(AsyncStorageBase.from_uri(...) takes the same URI) or an in-memory store")
+
+
+#: the async backend of each synchronous one, named in the error above
+_ASYNC_TWINS = {"RedisWrapper": "pyop.aio.storage.AsyncRedisStorage",
+                "SQLWrapper": "pyop.aio.storage.AsyncSQLStorage",
+                "MongoWrapper": "pyop.aio.storage.AsyncMongoStorage"}
