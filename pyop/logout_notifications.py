@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .context import ProviderContext
@@ -39,6 +39,7 @@ __all__ = [
     "FormPoster",
     "FrontChannelLogoutPage",
     "LogoutResult",
+    "SenderSettings",
     "Transport",
     "client_requires_sid",
     "frontchannel_logout_page",
@@ -326,12 +327,16 @@ def deadline_result(request: BackChannelLogoutRequest) -> DeliveryResult:
     return DeliveryResult(request.client_id, request.uri, False, error="deadline")
 
 
-class BackChannelSender:
-    """POSTs Logout Tokens concurrently, each through ``transport``, all within one total
-    ``deadline`` (Back-Channel Logout 1.0 2.5, 2.8); never raises for a client's failure.
+#: the transport type of a sender
+TransportT = TypeVar("TransportT")
 
-    :param transport: ``post(uri, form, timeout) -> status`` (see :data:`Transport`); it
-        decides which addresses may be reached. Called from worker threads.
+
+class SenderSettings(Generic[TransportT]):
+    """The options of a back-channel Logout Token sender (:class:`BackChannelSender`, and
+    :class:`~pyop.aio.logout.AsyncBackChannelSender` for asyncio).
+
+    :param transport: POSTs one request (see :data:`Transport`); it decides which
+        addresses may be reached.
     :param deadline: seconds the whole delivery may take (default 5): the call returns by
         then, whatever the clients do; requests not done are reported ``"deadline"``.
     :param attempts: POSTs per request at most (default 2): a connection failure or a 5xx
@@ -340,7 +345,7 @@ class BackChannelSender:
     :param max_workers: requests in flight at once (default 4).
     """
 
-    def __init__(self, transport: Transport, *, deadline: float = 5.0, attempts: int = 2,
+    def __init__(self, transport: TransportT, *, deadline: float = 5.0, attempts: int = 2,
                  retry_delay: float = 0.2, max_workers: int = 4,
                  clock: Callable[[], float] = time.monotonic) -> None:
         check_sender_options(deadline, attempts, retry_delay, max_workers)
@@ -350,6 +355,15 @@ class BackChannelSender:
         self.retry_delay = float(retry_delay)
         self.max_workers = max_workers
         self.clock = clock
+
+
+class BackChannelSender(SenderSettings[Transport]):
+    """POSTs Logout Tokens concurrently, each through ``transport``, all within one total
+    ``deadline`` (Back-Channel Logout 1.0 2.5, 2.8); never raises for a client's failure.
+
+    ``transport`` is ``post(uri, form, timeout) -> status``, called from worker threads;
+    the other options are those of :class:`SenderSettings`.
+    """
 
     @classmethod
     def through(cls, fetcher: FormPoster, **options: Any) -> BackChannelSender:

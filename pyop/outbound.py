@@ -272,6 +272,10 @@ class FetchPolicy:
             self.proxy = (parsed.host.strip("[]"), parsed.port or 80)
         self.ssl_context = ssl_context
         self.user_agent = user_agent
+        self._init_transport()
+
+    def _init_transport(self) -> None:
+        """Set up the transport's own state (called last by the constructor)."""
 
     def address_allowed(self, address: IPAddress) -> bool:
         """Whether a request may go to ``address``: public unicast, or in an allowed network."""
@@ -401,14 +405,7 @@ class GuardedFetcher(FetchPolicy):
     :raises ValueError: an invalid option.
     """
 
-    def __init__(self, *, deadline: float = DEFAULT_DEADLINE, max_size: int = DEFAULT_MAX_SIZE,
-                 allowed_networks: Iterable[Union[str, IPNetwork]] = (),
-                 allow_http: bool = False, proxy: Optional[str] = None,
-                 ssl_context: Optional[ssl.SSLContext] = None,
-                 user_agent: str = "pyop") -> None:
-        super().__init__(deadline=deadline, max_size=max_size,
-                         allowed_networks=allowed_networks, allow_http=allow_http, proxy=proxy,
-                         ssl_context=ssl_context, user_agent=user_agent)
+    def _init_transport(self) -> None:
         self._flights: dict[tuple[str, int], _Flight] = {}
         self._lock = threading.Lock()
 

@@ -88,7 +88,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "pyop.logout_notifications": [
         "BACKCHANNEL_LOGOUT_EVENT", "LOGOUT_TOKEN_TYPE", "BackChannelLogoutRequest",
         "BackChannelSender", "DeliveryResult", "FormPoster", "FrontChannelLogoutPage",
-        "LogoutResult",
+        "LogoutResult", "SenderSettings",
         "Transport", "client_requires_sid", "frontchannel_logout_page",
         "frontchannel_logout_url", "is_acceptable_logout_uri", "make_logout_token",
         "new_session_id"],

@@ -9,7 +9,6 @@ concurrently as tasks of the running event loop instead of worker threads.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol
 
@@ -17,7 +16,7 @@ from ..logout_notifications import (
     BackChannelLogoutRequest,
     DeliveryLog,
     DeliveryResult,
-    check_sender_options,
+    SenderSettings,
     deadline_result,
 )
 
@@ -40,31 +39,15 @@ class AsyncFormPoster(Protocol):
         raises on failure."""
 
 
-class AsyncBackChannelSender:
+class AsyncBackChannelSender(SenderSettings[AsyncTransport]):
     """POSTs Logout Tokens concurrently, each through ``transport``, all within one total
     ``deadline`` (Back-Channel Logout 1.0 2.5, 2.8); never raises for a client's failure.
 
-    :param transport: ``async post(uri, form, timeout) -> status`` (see
-        :data:`AsyncTransport`); it decides which addresses may be reached.
-    :param deadline: seconds the whole delivery may take (default 5): the call returns by
-        then, whatever the clients do; the requests not done are cancelled (their
-        connections closed) and reported ``"deadline"``.
-    :param attempts: POSTs per request at most (default 2): a connection failure or a 5xx
-        answer is tried again after ``retry_delay`` seconds if the deadline allows; a 4xx
-        answer is not (the client refused the token, Back-Channel Logout 1.0 2.8).
-    :param max_workers: requests in flight at once (default 4).
+    ``transport`` is ``async post(uri, form, timeout) -> status`` (see
+    :data:`AsyncTransport`); the other options are those of
+    :class:`~pyop.logout_notifications.SenderSettings`. At the deadline the requests not
+    done are cancelled (their connections closed) and reported ``"deadline"``.
     """
-
-    def __init__(self, transport: AsyncTransport, *, deadline: float = 5.0, attempts: int = 2,
-                 retry_delay: float = 0.2, max_workers: int = 4,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        check_sender_options(deadline, attempts, retry_delay, max_workers)
-        self.transport = transport
-        self.deadline = float(deadline)
-        self.attempts = attempts
-        self.retry_delay = float(retry_delay)
-        self.max_workers = max_workers
-        self.clock = clock
 
     @classmethod
     def through(cls, fetcher: AsyncFormPoster, **options: Any) -> AsyncBackChannelSender:

@@ -35,18 +35,15 @@ import importlib
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import httpcore
 
 from ..exceptions import FetchError
 from ..outbound import (
     DEADLINE_PASSED,
-    DEFAULT_DEADLINE,
-    DEFAULT_MAX_SIZE,
     FetchPolicy,
     FetchResponse,
-    IPNetwork,
     RequestTarget,
     address_of,
     check_document_status,
@@ -155,31 +152,11 @@ class AsyncGuardedFetcher(FetchPolicy):
     """Makes the provider's requests to URLs clients registered, as coroutines (see the
     module docstring); the options and their defaults are
     :class:`~pyop.outbound.GuardedFetcher`'s.
-
-    :param deadline: seconds each request may take in total (default
-        :data:`~pyop.outbound.DEFAULT_DEADLINE`), name resolution included.
-    :param max_size: bytes an answer's body may have (default
-        :data:`~pyop.outbound.DEFAULT_MAX_SIZE`).
-    :param allowed_networks: networks whose addresses are allowed although not public.
-    :param allow_http: accept ``http://`` URLs too (default: https only).
-    :param proxy: an ``http://host:port`` forward proxy, asked for ``CONNECT`` tunnels to
-        checked IP addresses (none by default; the environment is never read).
-    :param ssl_context: the :class:`ssl.SSLContext` for https (default: the system's trust
-        store, host names checked).
-    :param user_agent: the ``User-Agent`` header sent.
-    :raises ValueError: an invalid option.
     """
 
-    def __init__(self, *, deadline: float = DEFAULT_DEADLINE, max_size: int = DEFAULT_MAX_SIZE,
-                 allowed_networks: Iterable[Union[str, IPNetwork]] = (),
-                 allow_http: bool = False, proxy: Optional[str] = None,
-                 ssl_context: Optional[ssl.SSLContext] = None,
-                 user_agent: str = "pyop") -> None:
-        super().__init__(deadline=deadline, max_size=max_size,
-                         allowed_networks=allowed_networks, allow_http=allow_http, proxy=proxy,
-                         ssl_context=ssl_context, user_agent=user_agent)
+    def _init_transport(self) -> None:
         self._flights: dict[tuple[asyncio.AbstractEventLoop, str, int], _Flight] = {}
-        self._tls = ssl_context
+        self._tls = self.ssl_context
 
     # -- the public operations ---------------------------------------------------------------------
 

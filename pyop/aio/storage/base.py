@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Iterator, MutableMapping
-from typing import Any, Optional, Union
+import logging
+from collections.abc import AsyncIterator, Awaitable, Iterator, MutableMapping
+from typing import Any, Callable, Optional, Union
 
-from ...storage.base import StorageBase
+from ...storage.base import SharedClients, StorageBase
 from ...storage.memory import DictStorage, MemoryStorage
 from ...storage.stateless import StatelessWrapper
 from .._bridge import await_only, run_sync
@@ -33,6 +34,8 @@ from .schemes import create
 
 __all__ = ["AsyncStorageBase", "BridgedStorage", "GreenletStorage", "as_sync_storage",
            "running_loop"]
+
+logger = logging.getLogger(__name__)
 
 Number = Union[int, float]
 
@@ -252,6 +255,23 @@ class BridgedStorage(StorageBase):
 
 async def _collect(keys: AsyncIterator[str]) -> list[str]:
     return [key async for key in keys]
+
+
+async def release_shared_client(clients: SharedClients, key: Optional[tuple[Any, str, str]],
+                                close: Callable[[Any], Awaitable[Any]],
+                                errors: tuple[type[BaseException], ...], store: str) -> None:
+    """Release one store's share of a driver client of ``clients`` (the key its
+    ``acquire`` gave, or None); the last share closes the client with ``close(client)``,
+    logging (not raising) a driver error."""
+    if key is None:
+        return
+    client = clients.release(key)
+    if client is None:
+        return
+    try:
+        await close(client)
+    except errors as error:  # pragma: no cover - closing never talks to the server
+        logger.debug("%s: error on close: %s", store, type(error).__name__)
 
 
 def running_loop() -> Optional[asyncio.AbstractEventLoop]:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.mongo import MongoWrapper, client_options
 from .._bridge import await_only, in_bridge, run_sync
-from .base import GreenletStorage, running_loop
+from .base import GreenletStorage, release_shared_client, running_loop
 
 __all__ = ["AsyncMongoStorage"]
 
@@ -225,16 +225,9 @@ class AsyncMongoStorage(GreenletStorage):
 
     async def close(self) -> None:
         """Release this store's share of the client; the last one closes it."""
-        if self._cache_key is None:
-            return
-        cache_key, self._cache_key = self._cache_key, None
-        face = _clients.release(cache_key)
-        if face is None:
-            return
-        try:
-            await face.client.close()
-        except self._errors as error:  # pragma: no cover
-            logger.debug("AsyncMongoStorage: error on close: %s", type(error).__name__)
+        key, self._cache_key = self._cache_key, None
+        await release_shared_client(_clients, key, lambda face: face.client.close(), self._errors,
+                                    "AsyncMongoStorage")
 
 
 def _create(db_uri: str, collection: str, db_name: Optional[str], ttl: Optional[float],

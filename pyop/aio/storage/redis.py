@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Union
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.redis import RedisWrapper, client_options
 from .._bridge import await_only, in_bridge
-from .base import GreenletStorage, running_loop
+from .base import GreenletStorage, release_shared_client, running_loop
 
 __all__ = ["AsyncRedisStorage"]
 
@@ -197,16 +197,9 @@ class AsyncRedisStorage(GreenletStorage):
 
     async def close(self) -> None:
         """Release this store's share of the client; the last one closes it."""
-        if self._cache_key is None:
-            return
-        cache_key, self._cache_key = self._cache_key, None
-        face = _clients.release(cache_key)
-        if face is None:
-            return
-        try:
-            await face.client.aclose()
-        except self._errors as error:  # pragma: no cover - closing never talks to the server
-            logger.debug("AsyncRedisStorage: error on close: %s", type(error).__name__)
+        key, self._cache_key = self._cache_key, None
+        await release_shared_client(_clients, key, lambda face: face.client.aclose(), self._errors,
+                                    "AsyncRedisStorage")
 
 
 def _create(db_uri: str, collection: str, db_name: Optional[Union[str, int]],
