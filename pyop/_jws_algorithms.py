@@ -1,6 +1,6 @@
 """The JWS signature algorithms on ``cryptography`` (OpenSSL) keys: RS*, PS* and ES*
-(RFC 7518 3.3-3.5) and EdDSA (RFC 8037 3.1), their hashes and curves; what
-:mod:`pyop.crypto` signs and verifies with.
+(RFC 7518 3.3-3.5), EdDSA (RFC 8037 3.1) and its fully-specified form Ed25519 (RFC 9864
+2.2), their hashes and curves; what :mod:`pyop.crypto` signs and verifies with.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ def builtin_sha256() -> Callable[..., Any]:
 
 sha256 = builtin_sha256()
 SHA256_ALGS = frozenset(["RS256", "PS256", "ES256", "HS256"])
+#: The JWS algs of Ed25519 signatures: the polymorphic EdDSA (RFC 8037 3.1, with the key's
+#: ``crv`` naming the curve) and the fully-specified Ed25519 (RFC 9864 2.2), which is
+#: EdDSA with the Ed25519 parameter set only: the same signature bytes (RFC 8032 5.1).
+ED25519_ALGS = frozenset(["EdDSA", "Ed25519"])
 CURVES: dict[str, tuple[type[ec.EllipticCurve], str, int]] = {
     "P-256": (ec.SECP256R1, "ES256", 32),
     "P-384": (ec.SECP384R1, "ES384", 48),
@@ -66,7 +70,8 @@ def default_alg(key: Union[PrivateKey, PublicKey]) -> str:
 def verify_signature(key: PublicKey, alg: str, signing_input: bytes,
                      signature: bytes) -> bool:
     """Check one raw JWS signature of ``alg`` made with the private half of ``key``
-    (RFC 7518 3.3-3.5, RFC 8037 3.1); never raises on a bad signature."""
+    (RFC 7518 3.3-3.5, RFC 8037 3.1, RFC 9864 2.2: ``Ed25519`` only with an Ed25519 key);
+    never raises on a bad signature."""
     try:
         if alg.startswith("RS") and isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, signing_input, padding.PKCS1v15(), HASHES[alg[2:]]())
@@ -82,7 +87,7 @@ def verify_signature(key: PublicKey, alg: str, signing_input: bytes,
             s = int.from_bytes(signature[size:], "big")
             key.verify(encode_dss_signature(r, s), signing_input,
                        ec.ECDSA(HASHES[alg[2:]]()))
-        elif alg == "EdDSA" and isinstance(key, ed25519.Ed25519PublicKey):
+        elif alg in ED25519_ALGS and isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, signing_input)
         else:
             return False
@@ -93,7 +98,7 @@ def verify_signature(key: PublicKey, alg: str, signing_input: bytes,
 
 def signer(key: PrivateKey, alg: str) -> Callable[[bytes], bytes]:
     """``signing_input -> raw JWS signature`` for ``key`` and ``alg`` (RFC 7518 3.3-3.5,
-    RFC 8037 3.1), with the padding and hash objects made once."""
+    RFC 8037 3.1, RFC 9864 2.2), with the padding and hash objects made once."""
     if isinstance(key, rsa.RSAPrivateKey):
         h = HASHES[alg[2:]]()
         rsa_padding: padding.AsymmetricPadding = (
@@ -112,5 +117,7 @@ def signer(key: PrivateKey, alg: str) -> Callable[[bytes], bytes]:
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
         return sign_ec
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ValueError("only RSA, EC and Ed25519 keys sign")
     ed_key = key
     return lambda signing_input: ed_key.sign(signing_input)

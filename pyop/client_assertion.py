@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
-from .crypto import SUPPORTED_ALGS, JWSError, b64url_decode, jws_verify
+from .crypto import OPT_IN_ALGS, SUPPORTED_ALGS, JWSError, b64url_decode, jws_verify
 from .exceptions import InvalidClientAuthentication
 from .jwt_checks import MAX_JTI_LENGTH, is_numeric_date, jwt_type, use_jti_once
 from .request_object import verification_keys
@@ -91,14 +91,15 @@ def assertion_signing_algs(methods: Iterable[str]) -> list[str]:
 
     HS256/384/512 for ``client_secret_jwt``, :data:`pyop.crypto.SUPPORTED_ALGS`
     for ``private_key_jwt`` (OIDC Discovery 3,
-    ``token_endpoint_auth_signing_alg_values_supported``).
+    ``token_endpoint_auth_signing_alg_values_supported``), less the algorithms accepted
+    only when configured (``Ed25519``, RFC 9864 2.2: see :data:`pyop.crypto.OPT_IN_ALGS`).
     """
     methods = list(methods)
     algs: list[str] = []
     if "client_secret_jwt" in methods:
         algs.extend(HMAC_ALGS)
     if "private_key_jwt" in methods:
-        algs.extend(sorted(SUPPORTED_ALGS))
+        algs.extend(sorted(SUPPORTED_ALGS - OPT_IN_ALGS))
     return algs
 
 

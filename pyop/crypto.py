@@ -5,7 +5,8 @@ in; they are converted once, at construction, into ``cryptography`` key
 objects, so every signature of the hot path goes through OpenSSL.
 
 Implements the JWS Compact Serialization (RFC 7515 3.1, 7.1) for the
-algorithms of RFC 7518 3.3-3.5 (RS*, PS*, ES*) and EdDSA (RFC 8037).
+algorithms of RFC 7518 3.3-3.5 (RS*, PS*, ES*), EdDSA (RFC 8037) and the fully-specified
+Ed25519 (RFC 9864 2.2).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ._jws_algorithms import (
     CURVES,
+    ED25519_ALGS,
     HASHLIB,
     SHA256_ALGS,
     PrivateKey,
@@ -48,9 +50,18 @@ __all__ = [
 
 _K = TypeVar("_K", bound="VerificationKey")
 
+#: The asymmetric JWS algorithms signed and verified (RFC 7518 3.3-3.5, RFC 8037 3.1,
+#: RFC 9864 2.2).
 SUPPORTED_ALGS = frozenset(
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+     "Ed25519"]
 )
+#: Algorithms of :data:`SUPPORTED_ALGS` accepted only where a host lists them (e.g. in
+#: ``dpop_signing_alg_values_supported``), never in a list derived from
+#: :data:`SUPPORTED_ALGS` (so discovery defaults stay those of earlier releases): the
+#: fully-specified ``Ed25519`` of RFC 9864 2.2, the same signatures as ``EdDSA`` with an
+#: Ed25519 key.
+OPT_IN_ALGS = frozenset(["Ed25519"])
 
 
 class JWSError(ValueError):
@@ -89,8 +100,9 @@ def _int_b64(value: int, length: Optional[int] = None) -> str:
 
 
 def hash_for_alg(alg: str) -> Callable[..., Any]:
-    """The hashlib constructor used by a JWS alg (OIDC Core 3.3.2.11; EdDSA: SHA-512)."""
-    if alg == "EdDSA":
+    """The hashlib constructor used by a JWS alg (OIDC Core 3.3.2.11; EdDSA and Ed25519,
+    whose signatures hash with SHA-512 (RFC 8032 5.1): SHA-512)."""
+    if alg in ED25519_ALGS:
         return hashlib.sha512
     try:
         return HASHLIB[alg[-3:]]
@@ -183,13 +195,16 @@ def _jwk_of_jwkest(key: Any, private: bool) -> dict[str, Any]:
 
 
 def _check_alg_fits(key: PublicKey, alg: str) -> None:
-    """RS*/PS* need an RSA key, ES* the curve of RFC 7518 3.4, EdDSA Ed25519 (RFC 8037 3.1)."""
+    """RS*/PS* need an RSA key, ES* the curve of RFC 7518 3.4, EdDSA and Ed25519 an Ed25519
+    key (RFC 8037 3.1, RFC 9864 2.2)."""
     if isinstance(key, rsa.RSAPublicKey):
         fits = alg[:2] in ("RS", "PS")
     elif isinstance(key, ec.EllipticCurvePublicKey):
         fits = alg == default_alg(key)
-    else:
-        fits = alg == "EdDSA"
+    elif isinstance(key, ed25519.Ed25519PublicKey):
+        fits = alg in ED25519_ALGS
+    else:  # pragma: no cover - no other key type is built
+        fits = False
     if not fits:
         raise JWSError(f"alg {alg} does not fit this key type")
 
@@ -246,7 +261,8 @@ class VerificationKey:
 
         A :class:`VerificationKey` (or :class:`SigningKey`) is returned as is; a
         ``cryptography`` public or private key gets the default alg of its type
-        (RS256 for RSA, ES256/384/512 by curve, EdDSA for Ed25519); a JWK dict
+        (RS256 for RSA, ES256/384/512 by curve, EdDSA for Ed25519: give ``Ed25519``
+        explicitly for the fully-specified alg of RFC 9864); a JWK dict
         (RFC 7517 4) or a pyjwkest key keeps its ``alg``, its ``kid`` (none if it has
         none: see :meth:`with_thumbprint_kid`) and, for :meth:`to_jwk`, its public
         members as given. Only the public key is kept.
@@ -315,7 +331,8 @@ class SigningKey(VerificationKey):
     """A private signing key, converted once from pyjwkest or taken from ``cryptography``.
 
     :param private_key: a ``cryptography`` private key.
-    :param alg: the JWS alg (defaults: RS256 for RSA, ES256/384/512 by curve, EdDSA).
+    :param alg: the JWS alg (defaults: RS256 for RSA, ES256/384/512 by curve, EdDSA; an
+        Ed25519 key also signs as ``Ed25519``, RFC 9864 2.2).
     :param kid: key id; none by default (then the JWS header has no ``kid``; see
         :meth:`~VerificationKey.with_thumbprint_kid`).
     :param source_jwk: the public JWK members as given, published by :meth:`to_jwk`.
@@ -333,8 +350,9 @@ class SigningKey(VerificationKey):
             private_key
         ):
             raise JWSError(f"alg {self.alg} does not fit this EC curve")
-        if isinstance(private_key, ed25519.Ed25519PrivateKey) and self.alg != "EdDSA":
-            raise JWSError(f"alg {self.alg} does not fit an Ed25519 key (RFC 8037 3.1)")
+        if isinstance(private_key, ed25519.Ed25519PrivateKey) and self.alg not in ED25519_ALGS:
+            raise JWSError(f"alg {self.alg} does not fit an Ed25519 key (RFC 8037 3.1, "
+                           "RFC 9864 2.2)")
         self._sign = signer(private_key, self.alg)
         self._signer_alg = self.alg
         #: base64url JWS header segments already encoded, by alg, kid and extra members

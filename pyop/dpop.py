@@ -72,9 +72,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The algorithms accepted for proofs when ``dpop_signing_alg_values_supported`` is
-#: configured without a value of its own choosing: those FAPI 2.0 Security Profile 5.4
-#: allows (PS256, ES256, EdDSA).
-DEFAULT_DPOP_SIGNING_ALGS: tuple[str, ...] = ("ES256", "PS256", "EdDSA")
+#: configured without a value of its own choosing: those FAPI 2.0 Security Profile 5.4.1
+#: allows (PS256, ES256, EdDSA with Ed25519), with Ed25519 also under its fully-specified
+#: name (RFC 9864 2.2), which clients such as openid-client 6 sign Ed25519 proofs with.
+DEFAULT_DPOP_SIGNING_ALGS: tuple[str, ...] = ("ES256", "PS256", "EdDSA", "Ed25519")
 #: The ``typ`` of a DPoP proof (RFC 9449 4.2).
 DPOP_PROOF_TYPE = "dpop+jwt"
 #: Seconds a proof is accepted after its ``iat`` (RFC 9449 11.1: a short window).

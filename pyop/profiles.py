@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .context import ProviderContext
+from .crypto import OPT_IN_ALGS
 from .exceptions import (
     InvalidAuthenticationRequest,
     InvalidClientAuthentication,
@@ -38,8 +39,10 @@ FAPI2 = "fapi2"
 #: The values the ``profile`` option accepts (None: no profile).
 PROFILES = (None, FAPI2)
 
-#: FAPI 2.0 Security Profile 5.4.1: signatures with PS256, ES256 or EdDSA (Ed25519) only.
-FAPI2_SIGNING_ALGS = ("PS256", "ES256", "EdDSA")
+#: FAPI 2.0 Security Profile 5.4.1: signatures with PS256, ES256 or EdDSA (Ed25519) only;
+#: EdDSA with Ed25519 also under its fully-specified name ``Ed25519`` (RFC 9864 2.2), the
+#: same algorithm.
+FAPI2_SIGNING_ALGS = ("PS256", "ES256", "EdDSA", "Ed25519")
 #: FAPI 2.0 5.3.2.1: clients authenticate with mutual TLS (RFC 8705 2) or
 #: ``private_key_jwt`` (OIDC Core 9); public clients are not supported.
 FAPI2_CLIENT_AUTH_METHODS = ("private_key_jwt", "tls_client_auth",
@@ -93,7 +96,7 @@ def fapi2_metadata(given: Mapping[str, Any], signing_algs: Iterable[str], *,
     narrowed (FAPI 2.0 Security Profile 5).
 
     :raises InvalidConfiguration: a setting the profile forbids: a signing key of another
-        alg than PS256, ES256 or EdDSA (5.4.1); a signing key (``signing_keys``: objects
+        alg than PS256, ES256 or EdDSA/Ed25519 (5.4.1); a signing key (``signing_keys``: objects
         with the ``private_key`` of :class:`~pyop.crypto.SigningKey`) of an RSA modulus
         below 2048 bits or an elliptic curve below 224 bits (5.4); ``allow_plain_pkce``
         (5.3.2.2: S256); ``client_assertion_audiences="issuer-or-endpoint"`` (5.3.2.1:
@@ -108,7 +111,7 @@ def fapi2_metadata(given: Mapping[str, Any], signing_algs: Iterable[str], *,
         if alg not in FAPI2_SIGNING_ALGS:
             raise InvalidConfiguration(
                 f"signing_key: alg {alg} is not allowed by the fapi2 profile (PS256, ES256, "
-                "EdDSA; FAPI 2.0 5.4.1)")
+                "EdDSA or Ed25519; FAPI 2.0 5.4.1)")
     for key in signing_keys:
         _check_key_size(getattr(key, "private_key", key))
     if allow_plain_pkce:
@@ -160,8 +163,8 @@ def fapi2_metadata(given: Mapping[str, Any], signing_algs: Iterable[str], *,
     for name in _ALG_MEMBERS:
         if name in metadata:
             metadata[name] = _narrowed(name, metadata[name], FAPI2_SIGNING_ALGS)
-        elif name in _DEFAULTED_ALG_MEMBERS:
-            metadata[name] = list(FAPI2_SIGNING_ALGS)
+        elif name in _DEFAULTED_ALG_MEMBERS:  # Ed25519 only when configured (OPT_IN_ALGS)
+            metadata[name] = [alg for alg in FAPI2_SIGNING_ALGS if alg not in OPT_IN_ALGS]
     if "private_key_jwt" not in metadata["token_endpoint_auth_methods_supported"]:
         metadata.pop("token_endpoint_auth_signing_alg_values_supported", None)
     return metadata

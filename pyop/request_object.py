@@ -102,6 +102,9 @@ _ALGS_BY_KTY = {
     "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
     "OKP": ("EdDSA",),
 }
+#: An Ed25519 key without ``alg`` verifies both EdDSA and its fully-specified form
+#: Ed25519 (RFC 9864 2.2); an Ed448 one EdDSA only.
+_ALGS_BY_OKP_CURVE = {"Ed25519": ("EdDSA", "Ed25519")}
 _ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 
 
@@ -217,6 +220,9 @@ def _candidate_algs(jwk: Mapping[str, Any]) -> tuple[str, ...]:
     if jwk.get("kty") == "EC":
         alg = _ALG_BY_CURVE.get(jwk.get("crv", ""))
         return (alg,) if alg else ()
+    crv = jwk.get("crv")
+    if jwk.get("kty") == "OKP" and isinstance(crv, str) and crv in _ALGS_BY_OKP_CURVE:
+        return _ALGS_BY_OKP_CURVE[crv]
     return _ALGS_BY_KTY.get(str(jwk.get("kty")), ())
 
 
@@ -228,8 +234,8 @@ def verification_keys(jwks: Iterable[Mapping[str, Any]], alg: str,
     A key qualifies when its ``use`` (if any) is ``sig``, its ``key_ops`` (if
     any) include ``verify``, its ``alg`` (if any) is ``alg``, and its type
     fits ``alg`` (RSA for RS*/PS*, the matching curve for ES*, Ed25519 for
-    EdDSA); with ``kid``, its ``kid`` must be that one (a key without a kid: its
-    RFC 7638 thumbprint). Symmetric keys never qualify. Keys parsed by
+    EdDSA and Ed25519, RFC 9864 2.2); with ``kid``, its ``kid`` must be that one (a
+    key without a kid: its RFC 7638 thumbprint). Symmetric keys never qualify. Keys parsed by
     :func:`parse_jwk_set` are not built again; other dicts are built here, and skipped
     when out of the bounds of :func:`parse_jwk_set`.
     """

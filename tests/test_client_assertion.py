@@ -42,7 +42,7 @@ from pyop.client_assertion import (
     method_for_alg,
 )
 from pyop.client_authentication import authenticate_client, verify_client_authentication
-from pyop.crypto import SUPPORTED_ALGS, SigningKey, jws_sign
+from pyop.crypto import OPT_IN_ALGS, SUPPORTED_ALGS, SigningKey, jws_sign
 from pyop.exceptions import (
     InvalidClientAuthentication,
     InvalidClientRegistrationRequest,
@@ -85,7 +85,7 @@ def unsigned(claims: Mapping[str, Any]) -> str:
 def make_key(alg: str) -> SigningKey:
     if alg.startswith(("RS", "PS")):
         return SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048), alg)
-    if alg == "EdDSA":
+    if alg in ("EdDSA", "Ed25519"):
         return SigningKey(ed25519.Ed25519PrivateKey.generate(), alg)
     curve = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}[alg]
     return SigningKey(ec.generate_private_key(curve), alg)
@@ -304,7 +304,7 @@ def test_hashed_secret_cannot_verify_a_mac(op: Provider, clock: FakeClock,
 
 # -- private_key_jwt ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("alg", sorted(SUPPORTED_ALGS))
+@pytest.mark.parametrize("alg", sorted(SUPPORTED_ALGS - OPT_IN_ALGS))
 def test_private_key_jwt_every_supported_alg(make_provider: Callable[..., Provider],
                                              clock: FakeClock, alg: str) -> None:
     key = make_key(alg)
@@ -649,7 +649,9 @@ def test_verifier_without_key_resolver(clock: FakeClock, rs_key: SigningKey) -> 
 def test_algs_and_methods() -> None:
     assert assertion_signing_algs(["client_secret_basic"]) == []
     assert assertion_signing_algs(["client_secret_jwt"]) == list(HMAC_ALGS)
-    assert set(assertion_signing_algs(["private_key_jwt"])) == SUPPORTED_ALGS
+    # RFC 9864 Ed25519 is accepted only where configured, never in the derived list
+    assert set(assertion_signing_algs(["private_key_jwt"])) == SUPPORTED_ALGS - OPT_IN_ALGS
+    assert "Ed25519" not in assertion_signing_algs(["private_key_jwt"])
     assert method_for_alg("HS384") == "client_secret_jwt"
     assert method_for_alg("ES256") == "private_key_jwt"
     assert method_for_alg("none") is None and method_for_alg("HS1") is None
@@ -662,7 +664,8 @@ def test_discovery(op: Provider) -> None:
     assert {"client_secret_jwt", "private_key_jwt"} <= set(
         published["token_endpoint_auth_methods_supported"])
     algs = published["token_endpoint_auth_signing_alg_values_supported"]
-    assert set(algs) == set(HMAC_ALGS) | SUPPORTED_ALGS and "none" not in algs
+    assert set(algs) == set(HMAC_ALGS) | (SUPPORTED_ALGS - OPT_IN_ALGS) and "none" not in algs
+    assert "Ed25519" not in algs  # RFC 9864: opt-in, the pyop 3 discovery defaults kept
 
 
 def test_discovery_with_hashed_secrets(make_provider: Callable[..., Provider]) -> None:

@@ -583,7 +583,7 @@ class TestThumbprintAndBase64:
 
     def test_supported_algs(self) -> None:
         assert SUPPORTED_ALGS == {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                  "ES256", "ES384", "ES512", "EdDSA"}
+                                  "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
         assert "none" not in SUPPORTED_ALGS and "HS256" not in SUPPORTED_ALGS
 
 

@@ -192,6 +192,8 @@ def _key_fits(jwk: Mapping[str, Any], alg: str) -> bool:
         return kty == "EC" and jwk.get("crv") == _EC_CURVES[alg]
     if alg == "EdDSA":
         return kty == "OKP" and jwk.get("crv") in ("Ed25519", "Ed448")
+    if alg == "Ed25519":  # RFC 9864 2.2: the fully-specified alg, Ed25519 keys only
+        return kty == "OKP" and jwk.get("crv") == "Ed25519"
     return False
 
 

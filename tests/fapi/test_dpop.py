@@ -195,7 +195,8 @@ def test_rfc9449_6_1_jkt_is_rfc7638_thumbprint(provider: Provider, clock: FakeCl
     assert introspect(provider, response["access_token"])["cnf"]["jkt"] == b64url_encode(digest)
 
 
-@pytest.mark.parametrize("kind,alg", [("EC", "ES256"), ("RSA", "PS256"), ("OKP", "EdDSA")])
+@pytest.mark.parametrize("kind,alg", [("EC", "ES256"), ("RSA", "PS256"), ("OKP", "EdDSA"),
+                                      ("OKP", "Ed25519")])
 def test_rfc9449_5_each_default_alg_binds(provider: Provider, clock: FakeClock, kind: str,
                                           alg: str) -> None:
     key = DPoPKey(kind, alg)
@@ -228,7 +229,8 @@ def test_dpop_disabled_by_default_header_ignored(make_provider: Callable[..., Pr
 
 def test_rfc9449_5_1_discovery_lists_algs(provider: Provider) -> None:
     published = provider.provider_configuration.to_dict()
-    assert published["dpop_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA"]
+    assert published["dpop_signing_alg_values_supported"] == [
+        "ES256", "PS256", "EdDSA", "Ed25519"]
 
 
 @pytest.mark.parametrize("algs", [["HS256"], ["none"], [], "ES256", ["ES256", 7]])
@@ -511,7 +513,7 @@ def refused_at_userinfo(call: Callable[[], Any], error: str) -> DPoPTokenError:
     assert info.value.http_status == 401
     challenge = info.value.headers["WWW-Authenticate"]
     assert challenge.startswith(f'DPoP error="{error}"')
-    assert 'algs="ES256 PS256 EdDSA"' in challenge
+    assert 'algs="ES256 PS256 EdDSA Ed25519"' in challenge
     return info.value
 
 

@@ -34,12 +34,13 @@ from urllib.parse import urlencode
 
 import pytest
 from conftest import USER_ID, USERS, require_servers
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from flask import Flask, Response, redirect, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pyop.authz_state import AuthorizationState
-from pyop.crypto import SigningKey, VerificationKey, b64url_encode
+from pyop.crypto import SigningKey, VerificationKey, b64url_decode, b64url_encode
 from pyop.exceptions import (
     BearerTokenError,
     DPoPTokenError,
@@ -61,6 +62,9 @@ REDIRECT_URI = "https://rp.example.com/node/cb"
 CLIENT_PRIVATE_KEY = ec.generate_private_key(ec.SECP256R1())
 CLIENT_KEY = SigningKey.from_key(CLIENT_PRIVATE_KEY)
 CLIENT_KEY_ID = "node-rp-key-1"
+ED25519_CLIENT_ID = "node-ed25519-rp"
+ED25519_CLIENT_PRIVATE_KEY = ed25519.Ed25519PrivateKey.generate()
+ED25519_CLIENT_KEY = SigningKey(ED25519_CLIENT_PRIVATE_KEY, "Ed25519", kid="node-rp-ed-1")
 
 
 def client_private_jwk() -> dict[str, Any]:
@@ -73,6 +77,15 @@ def client_private_jwk() -> dict[str, Any]:
     return {"kty": "EC", "crv": "P-256", "x": member(numbers.public_numbers.x),
             "y": member(numbers.public_numbers.y), "d": member(numbers.private_value),
             "kid": CLIENT_KEY_ID, "alg": "ES256"}
+
+
+def ed25519_client_private_jwk() -> dict[str, Any]:
+    """The client's Ed25519 key as a private OKP JWK (RFC 8037 2) with the fully-specified
+    alg (RFC 9864 2.2), for the driver."""
+    d = ED25519_CLIENT_PRIVATE_KEY.private_bytes(Encoding.Raw, PrivateFormat.Raw,
+                                                 NoEncryption())
+    return {**ED25519_CLIENT_KEY.public_jwk, "d": b64url_encode(d),
+            "kid": ED25519_CLIENT_KEY.kid, "alg": "Ed25519"}
 
 
 def _unavailable(reason: str) -> None:
@@ -130,6 +143,8 @@ class Host:
         self.authorized: list[dict[str, Any]] = []
         self.token_responses: list[dict[str, Any]] = []
         self.statuses: list[tuple[str, int]] = []
+        #: The ``alg`` of each DPoP proof received, in order.
+        self.proof_algs: list[Any] = []
 
 
 def _error_response(error: OAuthError, headers: Optional[dict[str, str]] = None) -> Response:
@@ -150,6 +165,9 @@ def host_app(host: Host) -> Flask:
     @app.after_request
     def record(response: Response) -> Response:
         host.statuses.append((request.path, response.status_code))
+        proof = request.headers.get("DPoP")
+        if proof:
+            host.proof_algs.append(json.loads(b64url_decode(proof.split(".")[0])).get("alg"))
         return response
 
     @app.get("/.well-known/openid-configuration")
@@ -222,6 +240,9 @@ def clients() -> dict[str, Any]:
                                            "kid": CLIENT_KEY_ID}]}, **common},
         SECRET_CLIENT_ID: {"client_id": SECRET_CLIENT_ID, "client_secret": SECRET,
                            "token_endpoint_auth_method": "client_secret_basic", **common},
+        ED25519_CLIENT_ID: {"client_id": ED25519_CLIENT_ID,
+                            "token_endpoint_auth_method": "private_key_jwt",
+                            "jwks": {"keys": [ED25519_CLIENT_KEY.to_jwk()]}, **common},
     }
 
 
@@ -230,7 +251,8 @@ def serve(rsa_private_key: Any) -> Iterator[Any]:
     servers: list[tuple[Any, threading.Thread]] = []
 
     def start(*, dpop: bool = False, profile: Optional[str] = None,
-              **provider_kwargs: Any) -> Host:
+              dpop_algs: Optional[list[str]] = None,
+              assertion_algs: Optional[list[str]] = None, **provider_kwargs: Any) -> Host:
         server = make_server("127.0.0.1", 0, Flask(__name__), threaded=True,
                              request_handler=_QuietHandler)
         base = f"http://127.0.0.1:{server.server_port}"
@@ -245,8 +267,11 @@ def serve(rsa_private_key: Any) -> Iterator[Any]:
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
         }
-        if dpop:
-            config["dpop_signing_alg_values_supported"] = ["ES256", "PS256", "EdDSA"]
+        if dpop:  # Ed25519: the fully-specified alg (RFC 9864), accepted when listed
+            config["dpop_signing_alg_values_supported"] = dpop_algs or [
+                "ES256", "PS256", "EdDSA", "Ed25519"]
+        if assertion_algs:
+            config["token_endpoint_auth_signing_alg_values_supported"] = assertion_algs
         authz = AuthorizationState(HashBasedSubjectIdentifierFactory("salt"),
                                    authorization_code_lifetime=60)
         provider = Provider(SigningKey(rsa_private_key, "PS256" if profile else None),
@@ -266,10 +291,13 @@ def serve(rsa_private_key: Any) -> Iterator[Any]:
         server.server_close()
 
 
-def run_driver(node_dir: Path, host: Host, *, client_id: str = JWT_CLIENT_ID,
-               dpop_alg: Optional[str] = None) -> dict[str, Any]:
+def call_driver(node_dir: Path, host: Host, *, client_id: str = JWT_CLIENT_ID,
+                dpop_alg: Optional[str] = None) -> tuple[dict[str, Any], int, str]:
+    """The driver's output, exit status and standard error."""
     if client_id == JWT_CLIENT_ID:
         auth: dict[str, Any] = {"method": "private_key_jwt", "jwk": client_private_jwk()}
+    elif client_id == ED25519_CLIENT_ID:
+        auth = {"method": "private_key_jwt", "jwk": ed25519_client_private_jwk()}
     else:
         auth = {"method": "client_secret_basic", "secret": SECRET}
     driver_input = {"issuer": host.base, "client_id": client_id,
@@ -282,9 +310,14 @@ def run_driver(node_dir: Path, host: Host, *, client_id: str = JWT_CLIENT_ID,
                           env={**os.environ, "PYOP_DRIVER_INPUT": json.dumps(driver_input)})
     lines = done.stdout.strip().splitlines()
     assert lines, f"the driver printed nothing (status {done.returncode}): {done.stderr}"
-    output: dict[str, Any] = json.loads(lines[-1])
-    assert done.returncode == 0 and "error" not in output, (output, host.statuses,
-                                                            done.stderr[-2000:])
+    return json.loads(lines[-1]), done.returncode, done.stderr
+
+
+def run_driver(node_dir: Path, host: Host, *, client_id: str = JWT_CLIENT_ID,
+               dpop_alg: Optional[str] = None) -> dict[str, Any]:
+    output, status, stderr = call_driver(node_dir, host, client_id=client_id,
+                                         dpop_alg=dpop_alg)
+    assert status == 0 and "error" not in output, (output, host.statuses, stderr[-2000:])
     return output
 
 
@@ -333,13 +366,15 @@ def test_rfc9126_par_code_pkce_flow_with_openid_client(node_modules_dir: Path, s
     assert "cnf" not in record
 
 
-@pytest.mark.parametrize("alg", ["ES256", "PS256", pytest.param("EdDSA", marks=pytest.mark.xfail(
-    strict=True, reason="openid-client 6.9 signs proofs of Ed25519 keys with the fully "
-    "specified JWS alg 'Ed25519' (RFC 9864); the provider accepts 'EdDSA' only"))])
+@pytest.mark.parametrize("alg", ["ES256", "PS256", "EdDSA", "Ed25519"])
 def test_rfc9449_dpop_bound_flow_with_openid_client(node_modules_dir: Path, serve: Any,
                                                     alg: str) -> None:
     host = serve(dpop=True)
     output = run_driver(node_modules_dir, host, dpop_alg=alg)
+    # openid-client signs proofs of Ed25519 keys (asked for as EdDSA or Ed25519) with the
+    # fully-specified alg Ed25519 (RFC 9864 2.2), which the provider lists and accepts
+    expected = "Ed25519" if alg in ("EdDSA", "Ed25519") else alg
+    assert host.proof_algs and set(host.proof_algs) == {expected}
     pushed_request = assert_pushed_request_used(host, output)
     # RFC 9449 10.1: the library's proof at the PAR endpoint bound the pushed request
     assert pushed_request["dpop_jkt"] == output["dpop_jkt"]
@@ -378,3 +413,39 @@ def test_fapi2_profile_flow_with_openid_client(node_modules_dir: Path, serve: An
     assert pushed_request["dpop_jkt"] == output["dpop_jkt"]
     assert output["token"]["token_type"] == "dpop"
     assert assert_signed_in(host, output, JWT_CLIENT_ID)["cnf"] == {"jkt": output["dpop_jkt"]}
+
+
+def test_rfc9864_ed25519_proofs_refused_unless_listed(node_modules_dir: Path,
+                                                      serve: Any) -> None:
+    # the provider lists EdDSA but not the fully-specified Ed25519: the library's Ed25519
+    # proof at the PAR endpoint is refused (RFC 9449 4.3 point 5), nothing is pushed
+    host = serve(dpop=True, dpop_algs=["ES256", "PS256", "EdDSA"])
+    output, exit_status, _stderr = call_driver(node_modules_dir, host, dpop_alg="EdDSA")
+    assert exit_status != 0 and "error" in output
+    assert host.proof_algs and set(host.proof_algs) == {"Ed25519"}
+    assert [status for called, status in host.statuses if called == "/par"] == [400]
+    assert host.pushed == [] and host.token_responses == []
+
+
+def test_rfc9864_ed25519_private_key_jwt_with_openid_client(node_modules_dir: Path,
+                                                            serve: Any) -> None:
+    # RFC 7523 / OIDC Core 9 private_key_jwt: the library signs its client assertion with
+    # the Ed25519 key as alg Ed25519 (RFC 9864 2.2), accepted once the provider lists it
+    host = serve(assertion_algs=["ES256", "PS256", "EdDSA", "Ed25519"])
+    discovery = host.provider.provider_configuration
+    assert "Ed25519" in discovery["token_endpoint_auth_signing_alg_values_supported"]
+    output = run_driver(node_modules_dir, host, client_id=ED25519_CLIENT_ID)
+    assert_pushed_request_used(host, output)
+    assert_signed_in(host, output, ED25519_CLIENT_ID)
+
+
+def test_rfc9864_ed25519_private_key_jwt_refused_unless_listed(node_modules_dir: Path,
+                                                               serve: Any) -> None:
+    # without configuration the derived list is unchanged (no Ed25519): refused
+    host = serve()
+    discovery = host.provider.provider_configuration
+    assert "Ed25519" not in discovery["token_endpoint_auth_signing_alg_values_supported"]
+    output, exit_status, _stderr = call_driver(node_modules_dir, host,
+                                               client_id=ED25519_CLIENT_ID)
+    assert exit_status != 0 and "error" in output
+    assert [status for called, status in host.statuses if called == "/par"] == [401]

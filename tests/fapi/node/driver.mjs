@@ -9,7 +9,9 @@
 //   issuer, client_id, redirect_uri, scope,
 //   auth: {method: "private_key_jwt", jwk: <private JWK with kid>}
 //       | {method: "client_secret_basic", secret: "..."},
-//   dpop: null | {alg: "ES256" | "PS256" | "EdDSA"}
+//   dpop: null | {alg: "ES256" | "PS256" | "EdDSA" | "Ed25519"}
+// (the library signs with an Ed25519 key, client assertions and DPoP proofs alike, as the
+// fully-specified JWS alg "Ed25519" of RFC 9864)
 // Output (stdout): one JSON object {par_request_uri, token, id_token_claims, userinfo,
 // dpop_jkt?}, or {error, ...} with exit status 1.
 
@@ -26,7 +28,7 @@ async function importPrivateKey (jwk) {
     algorithm = { name: 'ECDSA', namedCurve: CURVES[alg] }
   } else if (alg === 'PS256' || alg === 'RS256') {
     algorithm = { name: alg === 'PS256' ? 'RSA-PSS' : 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
-  } else if (alg === 'EdDSA') {
+  } else if (alg === 'EdDSA' || alg === 'Ed25519') {
     algorithm = { name: 'Ed25519' }
   } else {
     throw new Error(`unsupported client key alg ${alg}`)
