@@ -243,6 +243,14 @@ settings.register_profile("long", max_examples=20_000, deadline=None,
 settings.load_profile("ci")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser tests run last. Playwright's sync API (one instance for the session,
+    below) keeps its own event loop marked as running in the main thread while it is
+    started, and every test that runs coroutines itself (pyop.aio, the async stores and
+    fetchers) would then find a loop already running."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(scope="session")
 def sync_playwright_instance() -> Any:
     """One Playwright (sync API) for the whole run: it cannot be started twice at once,
