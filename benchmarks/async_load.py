@@ -1,0 +1,615 @@
+"""AsyncProvider on uvicorn versus the sync Provider on a thread pool, under concurrency.
+
+``python -m benchmarks.async_load [--backends redis,postgresql] [--concurrency 1,8,32]
+[--flows N] [--time-limit S] [--slow-ms 20] [--quick] [--json PATH]``
+
+The same small Starlette application is served by uvicorn (one worker process,
+the default asyncio loop, the ``h11`` protocol) on 127.0.0.1 with two front ends:
+
+* ``async``: :class:`pyop.aio.AsyncProvider`, every call awaited on the loop, its
+  stores made by ``AsyncStorageBase.from_uri``;
+* ``sync``: :class:`pyop.provider.Provider`, every call through
+  ``starlette.concurrency.run_in_threadpool`` (anyio's default limiter of 40
+  threads), its stores made by ``StorageBase.from_uri``.
+
+This process drives full code flows over HTTP through each (authorization request
+with the end-user ``alice`` approved automatically, token request with
+client_secret_basic, UserInfo request) from ``--concurrency`` asyncio tasks sharing
+one ``httpx.AsyncClient``; a cell is a fixed number of flows or ``--time-limit``
+seconds, whichever ends first. For each storage engine (Redis, PostgreSQL, both
+started by :mod:`benchmarks.engines`) and concurrency the two front ends run one
+after the other (the order flips at each concurrency) against servers started
+together, so the ratio async/sync of one run compares like with like. A last pair of
+cells per engine, at the highest concurrency, uses a slow user source: every read of
+it waits ``--slow-ms`` milliseconds (``asyncio.sleep`` in the async source,
+``time.sleep`` in the sync one, which holds a pool thread meanwhile).
+
+On the 2-core benchmark machine the client, the server and the storage engine share
+the cores: the figures compare the two front ends under the same load; they are not
+the throughput of a dedicated server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qs, urlsplit
+
+from . import engines
+
+__all__ = ["make_app", "serve", "run_cell", "run_all", "print_table", "main"]
+
+FRONTS = ("async", "sync")
+DEFAULT_BACKENDS = ("redis", "postgresql")
+BACKENDS = ("memory", "redis", "postgresql")
+DEFAULT_CONCURRENCY = (1, 8, 32)
+JSON_NO_STORE = {"Cache-Control": "no-store"}
+
+
+# -- the user sources ------------------------------------------------------------------------
+
+
+def slow_sync_userinfo(users: Mapping[str, Any], delay: float) -> Any:
+    """A :class:`~pyop.userinfo.Userinfo` whose every read sleeps ``delay`` seconds first
+    (a directory or database lookup that blocks its thread)."""
+    from pyop.userinfo import Userinfo
+
+    class SlowUserinfo(Userinfo):
+        def __getitem__(self, item: str) -> Any:
+            time.sleep(delay)
+            return super().__getitem__(item)
+
+        def __contains__(self, item: object) -> bool:
+            time.sleep(delay)
+            return super().__contains__(item)
+
+        def get_claims_for(self, user_id: str, requested_claims: Mapping[str, Any],
+                           userinfo: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+            time.sleep(delay)
+            return super().get_claims_for(user_id, requested_claims, userinfo)
+
+    return SlowUserinfo(dict(users))
+
+
+class AsyncUsers:
+    """An async user source (:class:`pyop.aio.AsyncUserinfo`) over a dict; every read
+    awaits ``delay`` seconds first (``asyncio.sleep``: the loop serves others meanwhile)."""
+
+    def __init__(self, users: Mapping[str, Any], delay: float = 0.0) -> None:
+        from pyop.userinfo import Userinfo
+
+        self._users = dict(users)
+        self._claims = Userinfo(self._users)
+        self.delay = delay
+
+    async def _wait(self) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+
+    async def get_claims_for(self, user_id: str, requested_claims: Mapping[str, Any],
+                             userinfo: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        await self._wait()
+        return self._claims.get_claims_for(user_id, requested_claims, userinfo)
+
+    async def get_user(self, user_id: str) -> Optional[Mapping[str, Any]]:
+        await self._wait()
+        record: Optional[Mapping[str, Any]] = self._users.get(user_id)
+        return record
+
+    async def has_user(self, user_id: str) -> bool:
+        await self._wait()
+        return user_id in self._users
+
+
+# -- the providers ---------------------------------------------------------------------------
+
+
+def _build_sync(key: Any, url: Optional[str], namespace: str,
+                userinfo: Any) -> tuple[Any, Callable[[], Any]]:
+    from pyop.authz_state import AuthorizationState
+    from pyop.provider import Provider
+    from pyop.storage import StorageBase
+    from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
+
+    from .flows import CLIENT_ID, client_metadata, configuration
+
+    factory = HashBasedSubjectIdentifierFactory("bench-salt")
+    stores: list[Any] = []
+    clients: Any
+    if url is None:
+        authz = AuthorizationState(factory)
+        clients = {CLIENT_ID: client_metadata()}
+    else:
+        def make(collection: str) -> Any:
+            store = StorageBase.from_uri(url, collection=f"{namespace}:{collection}",
+                                         db_name=namespace)
+            stores.append(store)
+            return store
+
+        authz = AuthorizationState(factory, make("authz_codes"), make("access_tokens"),
+                                   make("refresh_tokens"), make("subject_identifiers"))
+        clients = make("clients")
+        clients[CLIENT_ID] = client_metadata()
+    provider = Provider(key, configuration(key.alg), authz, clients, userinfo)
+
+    async def close() -> None:
+        for store in stores:
+            store.close()
+
+    return provider, close
+
+
+async def _build_async(key: Any, url: Optional[str], namespace: str,
+                       userinfo: Any) -> tuple[Any, Callable[[], Any]]:
+    from pyop.aio import AsyncAuthorizationState, AsyncProvider, AsyncStorageBase
+    from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
+
+    from .flows import CLIENT_ID, client_metadata, configuration
+
+    factory = HashBasedSubjectIdentifierFactory("bench-salt")
+    stores: list[Any] = []
+    clients: Any
+    if url is None:
+        authz = AsyncAuthorizationState(factory)
+        clients = {CLIENT_ID: client_metadata()}
+    else:
+        def make(collection: str) -> Any:
+            store = AsyncStorageBase.from_uri(url, collection=f"{namespace}:{collection}",
+                                              db_name=namespace)
+            stores.append(store)
+            return store
+
+        authz = AsyncAuthorizationState(factory, make("authz_codes"), make("access_tokens"),
+                                        make("refresh_tokens"), make("subject_identifiers"))
+        clients = make("clients")
+        await clients.set(CLIENT_ID, client_metadata())
+    provider = AsyncProvider(key, configuration(key.alg), authz, clients, userinfo)
+
+    async def close() -> None:
+        for store in stores:
+            await store.close()
+
+    return provider, close
+
+
+# -- the application -------------------------------------------------------------------------
+
+
+def make_app(front: str, build: Callable[[], Any], user_id: str) -> Any:
+    """A Starlette application with the authorization, token, UserInfo and JWKS endpoints;
+    every end-user is ``user_id``, already logged in and consenting.
+
+    :param front: ``"async"`` (the provider's methods are coroutines, awaited on the
+        loop) or ``"sync"`` (each call runs in Starlette's thread pool).
+    :param build: a coroutine function returning ``(provider, close)``, called at startup.
+    """
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from pyop.exceptions import BearerTokenError, InvalidAuthenticationRequest, OAuthError
+    from pyop.util import should_fragment_encode
+
+    if front not in FRONTS:
+        raise ValueError(f"front: one of {FRONTS}, not {front!r}")
+    state: dict[str, Any] = {}
+
+    async def call(name: str, *args: Any) -> Any:
+        method = getattr(state["provider"], name)
+        if front == "async":
+            return await method(*args)
+        return await run_in_threadpool(method, *args)
+
+    def headers_of(request: Request) -> dict[str, str]:
+        return {name.title(): value for name, value in request.headers.items()}
+
+    async def authorization(request: Request) -> Response:
+        query = request.scope["query_string"].decode("latin-1")
+        try:
+            authn_req = await call("parse_authentication_request", query, headers_of(request))
+        except InvalidAuthenticationRequest as e:
+            error_url = e.to_error_url()
+            if error_url:
+                return Response(status_code=303, headers={"Location": error_url})
+            return PlainTextResponse(str(e), status_code=400)
+        response = await call("authorize", authn_req, user_id)
+        location = response.request(authn_req["redirect_uri"],
+                                    should_fragment_encode(authn_req))
+        return Response(status_code=303, headers={"Location": location})
+
+    async def token(request: Request) -> Response:
+        body = (await request.body()).decode("utf-8")
+        try:
+            token_response = await call("handle_token_request", body, headers_of(request))
+        except OAuthError as e:
+            headers = dict(JSON_NO_STORE)
+            if e.http_status == 401:
+                headers["WWW-Authenticate"] = "Basic"
+            return Response(e.to_json(), status_code=e.http_status, headers=headers,
+                            media_type="application/json")
+        return Response(token_response.to_json(), headers=JSON_NO_STORE,
+                        media_type="application/json")
+
+    async def userinfo(request: Request) -> Response:
+        body = (await request.body()).decode("utf-8")
+        try:
+            claims = await call("handle_userinfo_request", body, headers_of(request))
+        except BearerTokenError as e:
+            return Response(e.to_json(), status_code=e.http_status,
+                            headers={"WWW-Authenticate": e.www_authenticate},
+                            media_type="application/json")
+        return Response(claims.to_json(), media_type="application/json")
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(state["provider"].jwks)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        state["provider"], close = await build()
+        try:
+            yield
+        finally:
+            await close()
+
+    return Starlette(routes=[
+        Route("/authorization", authorization, methods=["GET"]),
+        Route("/token", token, methods=["POST"]),
+        Route("/userinfo", userinfo, methods=["GET", "POST"]),
+        Route("/jwks", jwks, methods=["GET"]),
+    ], lifespan=lifespan)
+
+
+def serve(port: int, front: str, url: Optional[str], namespace: str, slow_ms: float) -> None:
+    """Serve the benchmark OP (RS256 2048-bit) with uvicorn on 127.0.0.1 until stopped."""
+    import uvicorn
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from pyop.crypto import SigningKey
+
+    from .flows import USER_ID, USERS
+
+    key = SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    delay = slow_ms / 1000
+
+    async def build() -> tuple[Any, Callable[[], Any]]:
+        if front == "async":
+            return await _build_async(key, url, namespace, AsyncUsers(USERS, delay))
+        from pyop.userinfo import Userinfo
+
+        source = slow_sync_userinfo(USERS, delay) if delay else Userinfo(dict(USERS))
+        return _build_sync(key, url, namespace, source)
+
+    uvicorn.run(make_app(front, build, USER_ID), host="127.0.0.1", port=port,
+                loop="asyncio", http="h11", lifespan="on", workers=1,
+                log_level="warning", access_log=False)
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+async def one_flow(client: Any, base: str) -> None:
+    """One code flow over HTTP; raises AssertionError on anything unexpected."""
+    from .flows import BASIC_AUTH, CODE_QUERY, REDIRECT_URI, USER_ID, USERS
+
+    response = await client.get(base + "/authorization?" + CODE_QUERY)
+    assert response.status_code == 303, (response.status_code, response.text[:200])
+    location = response.headers["Location"]
+    assert location.startswith(REDIRECT_URI), location
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    response = await client.post(base + "/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+        headers={"Authorization": BASIC_AUTH})
+    assert response.status_code == 200, (response.status_code, response.text[:200])
+    access_token = response.json()["access_token"]
+    response = await client.get(base + "/userinfo",
+                                headers={"Authorization": "Bearer " + access_token})
+    assert response.status_code == 200, (response.status_code, response.text[:200])
+    assert response.json()["email"] == USERS[USER_ID]["email"]
+
+
+async def _drive(base: str, concurrency: int, flows: int, time_limit: float,
+                 warmup: int) -> dict[str, Any]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors: list[str] = []
+    issued = 0
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+        for _ in range(warmup):
+            await one_flow(client, base)
+        deadline = time.monotonic() + time_limit
+
+        async def worker() -> None:
+            nonlocal issued
+            while issued < flows and time.monotonic() < deadline:
+                issued += 1
+                started = time.perf_counter()
+                try:
+                    await one_flow(client, base)
+                except (AssertionError, httpx.HTTPError, KeyError, ValueError) as error:
+                    errors.append(f"{type(error).__name__}: {error}"[:200])
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    done = len(latencies)
+    ordered = sorted(latencies)
+    return {
+        "flows_requested": flows,
+        "flows_done": done,
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "seconds": wall,
+        "flows_per_s": done / wall if wall else 0.0,
+        "p50_ms": statistics.median(ordered) * 1e3 if ordered else None,
+        "p95_ms": ordered[int(0.95 * (done - 1))] * 1e3 if ordered else None,
+        "time_limited": done + len(errors) < flows,
+    }
+
+
+def run_cell(base: str, concurrency: int, flows: int, time_limit: float,
+             warmup: int = 3) -> dict[str, Any]:
+    """Drive up to ``flows`` code flows (or ``time_limit`` seconds) through the server at
+    ``base`` from ``concurrency`` tasks; flows/s, p50/p95 flow latency, errors."""
+    result: dict[str, Any] = asyncio.run(_drive(base, concurrency, flows, time_limit, warmup))
+    result["concurrency"] = concurrency
+    return result
+
+
+# -- the servers -----------------------------------------------------------------------------
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode}")
+        try:
+            if httpx.get(base + "/jwks", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]) -> Iterator[dict[str, str]]:
+    """Start one uvicorn process per ``name -> (front, url, namespace, slow_ms)``, all
+    at once; yield ``name -> base URL`` once every one answers; stop them at the end."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    bases: dict[str, str] = {}
+    try:
+        for name, (front, url, namespace, slow_ms) in specs.items():
+            port = engines.free_port()
+            command = [sys.executable, "-m", "benchmarks.async_load", "serve", "--port",
+                       str(port), "--front", front, "--namespace", namespace,
+                       "--slow-ms", str(slow_ms)]
+            if url is not None:
+                command += ["--url", url]
+            procs[name] = subprocess.Popen(command, cwd=root, env=env)  # noqa: S603 - ours
+            bases[name] = f"http://127.0.0.1:{port}"
+        for name, proc in procs.items():
+            _wait_ready(bases[name], proc)
+        yield bases
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def engine_url(backend: str) -> Iterator[Optional[str]]:
+    """The storage URL of ``backend`` (None: in memory), started for the run."""
+    if backend == "memory":
+        yield None
+    elif backend == "redis":
+        with engines.redis_url() as url:
+            yield url
+    elif backend == "postgresql":
+        with engines.postgresql_url() as url:
+            yield url
+    else:
+        raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
+            concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY, flows: int = 400,
+            time_limit: float = 10.0, slow_ms: float = 20.0,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every cell: each backend x concurrency x front end, and the slow user source at the
+    highest concurrency. Returns the cells and the same-run ratios."""
+    cells: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    started = time.monotonic()
+    for backend in backends:
+        try:
+            with engine_url(backend) as url:
+                specs = {
+                    "async": ("async", url, "bench-async", 0.0),
+                    "sync": ("sync", url, "bench-sync", 0.0),
+                }
+                if slow_ms:
+                    specs["async-slow"] = ("async", url, "bench-async-slow", slow_ms)
+                    specs["sync-slow"] = ("sync", url, "bench-sync-slow", slow_ms)
+                with servers(specs) as bases:
+                    plan = [(c, "", i) for i, c in enumerate(concurrency)]
+                    if slow_ms:
+                        plan.append((max(concurrency), "-slow", len(plan)))
+                    for c, suffix, i in plan:
+                        order = FRONTS if i % 2 == 0 else FRONTS[::-1]
+                        for front in order:
+                            cell = run_cell(bases[front + suffix], c, flows, time_limit)
+                            cell.update(backend=backend, front=front,
+                                        slow_ms=slow_ms if suffix else 0.0)
+                            log(_cell_line(cell))
+                            cells.append(cell)
+        except engines.EngineUnavailable as error:
+            skipped[backend] = str(error)
+            log(f"  {backend}: SKIPPED ({error})")
+    return {
+        "cells": cells,
+        "ratios": ratios(cells),
+        "skipped": skipped,
+        "seconds": time.monotonic() - started,
+        "environment": environment(),
+        "settings": {"backends": list(backends), "concurrency": list(concurrency),
+                     "flows": flows, "time_limit": time_limit, "slow_ms": slow_ms},
+    }
+
+
+def _cell_line(cell: dict[str, Any]) -> str:
+    slow = f", user source {cell['slow_ms']:g} ms" if cell["slow_ms"] else ""
+    limited = " (time limit)" if cell["time_limited"] else ""
+    p50 = f"{cell['p50_ms']:.1f}" if cell["p50_ms"] is not None else "-"
+    p95 = f"{cell['p95_ms']:.1f}" if cell["p95_ms"] is not None else "-"
+    line = (f"  {cell['front']:5} {cell['backend']}{slow} c={cell['concurrency']}: "
+            f"{cell['flows_done']} flows in {cell['seconds']:.1f} s = "
+            f"{cell['flows_per_s']:.1f} flows/s, p50 {p50} ms, p95 {p95} ms, "
+            f"errors {cell['errors']}{limited}")
+    for error in cell["first_errors"]:
+        line += f"\n    error: {error}"
+    return line
+
+
+def ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ratio async/sync of flows/s for each (backend, concurrency, slow) of one run."""
+    by_key: dict[tuple[str, int, float], dict[str, dict[str, Any]]] = {}
+    for cell in cells:
+        key = (cell["backend"], cell["concurrency"], cell["slow_ms"])
+        by_key.setdefault(key, {})[cell["front"]] = cell
+    out = []
+    for (backend, c, slow), pair in by_key.items():
+        if set(pair) != set(FRONTS):
+            continue
+        a, s = pair["async"], pair["sync"]
+        out.append({
+            "backend": backend, "concurrency": c, "slow_ms": slow,
+            "async_flows_per_s": a["flows_per_s"], "sync_flows_per_s": s["flows_per_s"],
+            "ratio": a["flows_per_s"] / s["flows_per_s"] if s["flows_per_s"] else None,
+            "async_p50_ms": a["p50_ms"], "async_p95_ms": a["p95_ms"],
+            "sync_p50_ms": s["p50_ms"], "sync_p95_ms": s["p95_ms"],
+            "errors": a["errors"] + s["errors"],
+        })
+    return out
+
+
+def print_table(result: dict[str, Any], log: Callable[[str], None] = print) -> None:
+    """The table: flows/s of each front end, the same-run ratio, p50/p95 latencies."""
+    def ms(value: Optional[float]) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    header = (f"{'backend':<24} {'conc':>4} {'async fl/s':>10} {'sync fl/s':>10} "
+              f"{'async/sync':>10} {'async p50/p95 ms':>17} {'sync p50/p95 ms':>17} "
+              f"{'errors':>6}")
+    log(header)
+    log("-" * len(header))
+    for row in result["ratios"]:
+        name = row["backend"] + (f", user {row['slow_ms']:g} ms" if row["slow_ms"] else "")
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        log(f"{name:<24} {row['concurrency']:>4} {row['async_flows_per_s']:>10.1f} "
+            f"{row['sync_flows_per_s']:>10.1f} {ratio:>10} "
+            f"{ms(row['async_p50_ms']) + ' / ' + ms(row['async_p95_ms']):>17} "
+            f"{ms(row['sync_p50_ms']) + ' / ' + ms(row['sync_p95_ms']):>17} "
+            f"{row['errors']:>6}")
+    for backend, reason in result["skipped"].items():
+        log(f"{backend:<24} SKIPPED ({reason})")
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine of the run."""
+    import importlib.metadata
+
+    versions = {}
+    for dist in ("uvicorn", "starlette", "anyio", "httpx", "h11", "redis", "SQLAlchemy",
+                 "psycopg", "greenlet", "cryptography"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "versions": versions,
+    }
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.async_load",
+                                     description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    server = sub.add_parser("serve", help="run one benchmark OP (used by the run)")
+    server.add_argument("--port", type=int, required=True)
+    server.add_argument("--front", choices=FRONTS, required=True)
+    server.add_argument("--url", default=None, help="storage URL (default: in memory)")
+    server.add_argument("--namespace", default="bench")
+    server.add_argument("--slow-ms", type=float, default=0.0)
+    parser.add_argument("--backends", default=None,
+                        help=f"comma-separated, of {','.join(BACKENDS)} "
+                             f"(default {','.join(DEFAULT_BACKENDS)}; memory with --quick)")
+    parser.add_argument("--concurrency", default="1,8,32", help="client tasks per cell")
+    parser.add_argument("--flows", type=int, default=None,
+                        help="flows per cell (default 400; 6 with --quick)")
+    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per cell")
+    parser.add_argument("--slow-ms", type=float, default=20.0,
+                        help="the slow user source's delay per read (0: no slow cells)")
+    parser.add_argument("--quick", action="store_true", help="a few flows per cell (smoke run)")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        logging.basicConfig(level=logging.WARNING)
+        serve(args.port, args.front, args.url, args.namespace, args.slow_ms)
+        return 0
+    backends = tuple(args.backends.split(",")) if args.backends else (
+        ("memory",) if args.quick else DEFAULT_BACKENDS)
+    for backend in backends:
+        if backend not in BACKENDS:
+            parser.error(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
+    flows = args.flows or (6 if args.quick else 400)
+    result = run_all(backends, _int_list(args.concurrency), flows, args.time_limit,
+                     args.slow_ms)
+    print()
+    print_table(result)
+    print(f"\n{len(result['cells'])} cells in {result['seconds']:.0f} s")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(result, out, indent=2)
+    return 1 if any(cell["errors"] for cell in result["cells"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
