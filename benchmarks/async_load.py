@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -51,8 +52,11 @@ from . import engines
 __all__ = ["make_app", "serve", "run_cell", "run_all", "print_table", "main"]
 
 FRONTS = ("async", "sync")
-DEFAULT_BACKENDS = ("redis", "postgresql")
-BACKENDS = ("memory", "redis", "postgresql")
+DEFAULT_BACKENDS = ("redis", "postgresql", "postgresql-asyncpg")
+#: ``postgresql-asyncpg``: the async front end's stores on ``postgresql+asyncpg://``
+#: instead of the default driver ``from_uri`` picks (psycopg's async face when psycopg is
+#: installed); the sync front end as for ``postgresql``.
+BACKENDS = ("memory", "redis", "postgresql", "postgresql-asyncpg")
 DEFAULT_CONCURRENCY = (1, 8, 32)
 JSON_NO_STORE = {"Cache-Control": "no-store"}
 
@@ -424,16 +428,22 @@ def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]) -> Itera
 
 
 @contextlib.contextmanager
-def engine_url(backend: str) -> Iterator[Optional[str]]:
-    """The storage URL of ``backend`` (None: in memory), started for the run."""
+def engine_urls(backend: str) -> Iterator[tuple[Optional[str], Optional[str]]]:
+    """The storage URLs of ``backend`` for the async and the sync front end (None: in
+    memory), its engine started for the run."""
     if backend == "memory":
-        yield None
+        yield None, None
     elif backend == "redis":
         with engines.redis_url() as url:
-            yield url
-    elif backend == "postgresql":
+            yield url, url
+    elif backend in ("postgresql", "postgresql-asyncpg"):
+        if backend.endswith("asyncpg") and importlib.util.find_spec("asyncpg") is None:
+            raise engines.EngineUnavailable("asyncpg is not installed (pip install asyncpg)")
         with engines.postgresql_url() as url:
-            yield url
+            if backend.endswith("asyncpg"):
+                yield "postgresql+asyncpg://" + url.split("://", 1)[1], url
+            else:
+                yield url, url
     else:
         raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
 
@@ -442,28 +452,31 @@ def engine_url(backend: str) -> Iterator[Optional[str]]:
 
 
 def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
-            concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY, flows: int = 400,
-            time_limit: float = 10.0, slow_ms: float = 20.0,
+            concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY, flows: int = 300,
+            time_limit: float = 8.0, slow_ms: float = 20.0,
+            slow_concurrency: tuple[int, ...] = (),
             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every cell: each backend x concurrency x front end, and the slow user source at the
-    highest concurrency. Returns the cells and the same-run ratios."""
+    """Every cell: each backend x concurrency x front end, and the slow user source at
+    ``slow_concurrency`` (default: the highest concurrency). Returns the cells and the
+    same-run ratios."""
     cells: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     started = time.monotonic()
     for backend in backends:
         try:
-            with engine_url(backend) as url:
+            with engine_urls(backend) as (async_url, sync_url):
                 specs = {
-                    "async": ("async", url, "bench-async", 0.0),
-                    "sync": ("sync", url, "bench-sync", 0.0),
+                    "async": ("async", async_url, "bench-async", 0.0),
+                    "sync": ("sync", sync_url, "bench-sync", 0.0),
                 }
                 if slow_ms:
-                    specs["async-slow"] = ("async", url, "bench-async-slow", slow_ms)
-                    specs["sync-slow"] = ("sync", url, "bench-sync-slow", slow_ms)
+                    specs["async-slow"] = ("async", async_url, "bench-async-slow", slow_ms)
+                    specs["sync-slow"] = ("sync", sync_url, "bench-sync-slow", slow_ms)
                 with servers(specs) as bases:
                     plan = [(c, "", i) for i, c in enumerate(concurrency)]
                     if slow_ms:
-                        plan.append((max(concurrency), "-slow", len(plan)))
+                        plan += [(c, "-slow", len(plan) + i)
+                                 for i, c in enumerate(slow_concurrency or (max(concurrency),))]
                     for c, suffix, i in plan:
                         order = FRONTS if i % 2 == 0 else FRONTS[::-1]
                         for front in order:
@@ -482,7 +495,8 @@ def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
         "seconds": time.monotonic() - started,
         "environment": environment(),
         "settings": {"backends": list(backends), "concurrency": list(concurrency),
-                     "flows": flows, "time_limit": time_limit, "slow_ms": slow_ms},
+                     "flows": flows, "time_limit": time_limit, "slow_ms": slow_ms,
+                     "slow_concurrency": list(slow_concurrency or (max(concurrency),))},
     }
 
 
@@ -548,9 +562,9 @@ def environment() -> dict[str, Any]:
     """Versions and machine of the run."""
     import importlib.metadata
 
-    versions = {}
+    versions: dict[str, Optional[str]] = {}
     for dist in ("uvicorn", "starlette", "anyio", "httpx", "h11", "redis", "SQLAlchemy",
-                 "psycopg", "greenlet", "cryptography"):
+                 "psycopg", "asyncpg", "greenlet", "cryptography"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -583,10 +597,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                              f"(default {','.join(DEFAULT_BACKENDS)}; memory with --quick)")
     parser.add_argument("--concurrency", default="1,8,32", help="client tasks per cell")
     parser.add_argument("--flows", type=int, default=None,
-                        help="flows per cell (default 400; 6 with --quick)")
-    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per cell")
+                        help="flows per cell (default 300; 6 with --quick)")
+    parser.add_argument("--time-limit", type=float, default=8.0, help="seconds per cell")
     parser.add_argument("--slow-ms", type=float, default=20.0,
                         help="the slow user source's delay per read (0: no slow cells)")
+    parser.add_argument("--slow-concurrency", default=None,
+                        help="client tasks of the slow cells (default: the highest of "
+                             "--concurrency)")
     parser.add_argument("--quick", action="store_true", help="a few flows per cell (smoke run)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
@@ -599,9 +616,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     for backend in backends:
         if backend not in BACKENDS:
             parser.error(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
-    flows = args.flows or (6 if args.quick else 400)
+    flows = args.flows or (6 if args.quick else 300)
     result = run_all(backends, _int_list(args.concurrency), flows, args.time_limit,
-                     args.slow_ms)
+                     args.slow_ms, _int_list(args.slow_concurrency or ""))
     print()
     print_table(result)
     print(f"\n{len(result['cells'])} cells in {result['seconds']:.0f} s")
