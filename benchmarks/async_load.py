@@ -17,9 +17,10 @@ with the end-user ``alice`` approved automatically, token request with
 client_secret_basic, UserInfo request) from ``--concurrency`` asyncio tasks sharing
 one ``httpx.AsyncClient``; a cell is a fixed number of flows or ``--time-limit``
 seconds, whichever ends first. For each storage engine (Redis, PostgreSQL, both
-started by :mod:`benchmarks.engines`) and concurrency the two front ends run one
-after the other (the order flips at each concurrency) against servers started
-together, so the ratio async/sync of one run compares like with like. A last pair of
+started by :mod:`benchmarks.engines`) and concurrency, each front end's cell is three
+slices that alternate with the other's (the order flipping at each slice) against
+servers started together, so the ratio async/sync of one run compares like with like
+on a machine whose load moves. A last pair of
 cells per engine, at the highest concurrency, uses a slow user source: every read of
 it waits ``--slow-ms`` milliseconds (``asyncio.sleep`` in the async source,
 ``time.sleep`` in the sync one, which holds a pool thread meanwhile).
@@ -352,27 +353,40 @@ async def _drive(base: str, concurrency: int, flows: int, time_limit: float,
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
+    return {"latencies": latencies, "errors": errors, "seconds": wall,
+            "flows_requested": flows}
+
+
+def summarize(slices: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """One cell from its slices (see :func:`run_cell`): flows/s over the slices' summed
+    time, p50/p95 of every flow's latency, errors."""
+    latencies = sorted(x for part in slices for x in part["latencies"])
+    errors = [e for part in slices for e in part["errors"]]
+    wall = sum(part["seconds"] for part in slices)
+    requested = sum(part["flows_requested"] for part in slices)
     done = len(latencies)
-    ordered = sorted(latencies)
     return {
-        "flows_requested": flows,
+        "concurrency": concurrency,
+        "flows_requested": requested,
         "flows_done": done,
         "errors": len(errors),
         "first_errors": errors[:3],
         "seconds": wall,
         "flows_per_s": done / wall if wall else 0.0,
-        "p50_ms": statistics.median(ordered) * 1e3 if ordered else None,
-        "p95_ms": ordered[int(0.95 * (done - 1))] * 1e3 if ordered else None,
-        "time_limited": done + len(errors) < flows,
+        "slices_flows_per_s": [len(part["latencies"]) / part["seconds"] if part["seconds"]
+                               else 0.0 for part in slices],
+        "p50_ms": statistics.median(latencies) * 1e3 if latencies else None,
+        "p95_ms": latencies[int(0.95 * (done - 1))] * 1e3 if latencies else None,
+        "time_limited": done + len(errors) < requested,
     }
 
 
 def run_cell(base: str, concurrency: int, flows: int, time_limit: float,
              warmup: int = 3) -> dict[str, Any]:
     """Drive up to ``flows`` code flows (or ``time_limit`` seconds) through the server at
-    ``base`` from ``concurrency`` tasks; flows/s, p50/p95 flow latency, errors."""
+    ``base`` from ``concurrency`` tasks (after ``warmup`` flows); one slice of a cell: the
+    flows' latencies, the errors and the time taken."""
     result: dict[str, Any] = asyncio.run(_drive(base, concurrency, flows, time_limit, warmup))
-    result["concurrency"] = concurrency
     return result
 
 
@@ -454,11 +468,14 @@ def engine_urls(backend: str) -> Iterator[tuple[Optional[str], Optional[str]]]:
 def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
             concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY, flows: int = 300,
             time_limit: float = 8.0, slow_ms: float = 20.0,
-            slow_concurrency: tuple[int, ...] = (),
+            slow_concurrency: tuple[int, ...] = (), rounds: int = 3,
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every cell: each backend x concurrency x front end, and the slow user source at
-    ``slow_concurrency`` (default: the highest concurrency). Returns the cells and the
-    same-run ratios."""
+    ``slow_concurrency`` (default: the highest concurrency). Each cell is ``rounds``
+    slices of ``flows / rounds`` flows (``time_limit / rounds`` seconds at most) that
+    alternate with the other front end's, the order flipping at each round, so that a
+    change of the machine's load in the middle of a cell hits both front ends alike.
+    Returns the cells and the same-run ratios."""
     cells: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     started = time.monotonic()
@@ -478,9 +495,15 @@ def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
                         plan += [(c, "-slow", len(plan) + i)
                                  for i, c in enumerate(slow_concurrency or (max(concurrency),))]
                     for c, suffix, i in plan:
-                        order = FRONTS if i % 2 == 0 else FRONTS[::-1]
-                        for front in order:
-                            cell = run_cell(bases[front + suffix], c, flows, time_limit)
+                        slices: dict[str, list[dict[str, Any]]] = {f: [] for f in FRONTS}
+                        for r in range(rounds):
+                            order = FRONTS if (i + r) % 2 == 0 else FRONTS[::-1]
+                            for front in order:
+                                slices[front].append(run_cell(
+                                    bases[front + suffix], c, -(-flows // rounds),
+                                    time_limit / rounds))
+                        for front in FRONTS:
+                            cell = summarize(slices[front], c)
                             cell.update(backend=backend, front=front,
                                         slow_ms=slow_ms if suffix else 0.0)
                             log(_cell_line(cell))
@@ -496,6 +519,7 @@ def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
         "environment": environment(),
         "settings": {"backends": list(backends), "concurrency": list(concurrency),
                      "flows": flows, "time_limit": time_limit, "slow_ms": slow_ms,
+                     "rounds": rounds,
                      "slow_concurrency": list(slow_concurrency or (max(concurrency),))},
     }
 
@@ -578,6 +602,68 @@ def environment() -> dict[str, Any]:
     }
 
 
+def store_gets(calls: int = 300, log: Callable[[str], None] = print) -> dict[str, float]:
+    """The time of one ``get`` of a small record on PostgreSQL, in this process and run:
+    the sync store (``StorageBase.from_uri``) and the async one (``AsyncStorageBase.from_uri``)
+    on its default driver and on asyncpg, with a bare ``SELECT 1`` of psycopg's sync and
+    async connections next to them. Explains the PostgreSQL cells of the run."""
+    import psycopg
+
+    from pyop.aio import AsyncStorageBase
+    from pyop.storage import StorageBase
+
+    def per_call(started: float) -> float:
+        return (time.perf_counter() - started) / calls * 1e3
+
+    out: dict[str, float] = {}
+    with engines.postgresql_url() as url:
+        sync_store = StorageBase.from_uri(url, collection="gets:sync", db_name="gets")
+        sync_store.set("k", {"a": 1})
+        for _ in range(50):
+            sync_store.get("k")
+        started = time.perf_counter()
+        for _ in range(calls):
+            sync_store.get("k")
+        out["sync store get"] = per_call(started)
+        sync_store.close()
+        with psycopg.connect(url) as connection:
+            for _ in range(50):
+                connection.execute("SELECT 1").fetchone()
+            started = time.perf_counter()
+            for _ in range(calls):
+                connection.execute("SELECT 1").fetchone()
+            out["psycopg sync SELECT 1"] = per_call(started)
+
+        async def measure() -> None:
+            connection = await psycopg.AsyncConnection.connect(url)
+            for _ in range(50):
+                await (await connection.execute("SELECT 1")).fetchone()
+            started = time.perf_counter()
+            for _ in range(calls):
+                await (await connection.execute("SELECT 1")).fetchone()
+            out["psycopg async SELECT 1"] = per_call(started)
+            await connection.close()
+            rest = url.split("://", 1)[1]
+            for label, uri in (("async store get (from_uri default)", url),
+                               ("async store get (postgresql+asyncpg)",
+                                "postgresql+asyncpg://" + rest)):
+                store = AsyncStorageBase.from_uri(uri, collection="gets:async",
+                                                  db_name="gets")
+                await store.set("k", {"a": 1})
+                for _ in range(50):
+                    await store.get("k")
+                started = time.perf_counter()
+                for _ in range(calls):
+                    await store.get("k")
+                out[label] = per_call(started)
+                await store.close()
+
+        asyncio.run(measure())
+    for label, ms in out.items():
+        log(f"  {label:<40} {ms:.3f} ms")
+    return out
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part)
 
@@ -592,6 +678,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     server.add_argument("--url", default=None, help="storage URL (default: in memory)")
     server.add_argument("--namespace", default="bench")
     server.add_argument("--slow-ms", type=float, default=0.0)
+    sub.add_parser("gets", help="time one store get on PostgreSQL: sync, async (psycopg, "
+                                "asyncpg)")
     parser.add_argument("--backends", default=None,
                         help=f"comma-separated, of {','.join(BACKENDS)} "
                              f"(default {','.join(DEFAULT_BACKENDS)}; memory with --quick)")
@@ -604,12 +692,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--slow-concurrency", default=None,
                         help="client tasks of the slow cells (default: the highest of "
                              "--concurrency)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating slices per cell and front end (default 3)")
     parser.add_argument("--quick", action="store_true", help="a few flows per cell (smoke run)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     if args.command == "serve":
         logging.basicConfig(level=logging.WARNING)
         serve(args.port, args.front, args.url, args.namespace, args.slow_ms)
+        return 0
+    if args.command == "gets":
+        store_gets()
         return 0
     backends = tuple(args.backends.split(",")) if args.backends else (
         ("memory",) if args.quick else DEFAULT_BACKENDS)
@@ -618,7 +711,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
     flows = args.flows or (6 if args.quick else 300)
     result = run_all(backends, _int_list(args.concurrency), flows, args.time_limit,
-                     args.slow_ms, _int_list(args.slow_concurrency or ""))
+                     args.slow_ms, _int_list(args.slow_concurrency or ""), args.rounds)
     print()
     print_table(result)
     print(f"\n{len(result['cells'])} cells in {result['seconds']:.0f} s")
