@@ -46,7 +46,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Callable, Optional
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import engines
 
@@ -305,6 +305,81 @@ def serve(port: int, front: str, url: Optional[str], namespace: str, slow_ms: fl
 # -- the client ------------------------------------------------------------------------------
 
 
+class RawResponse:
+    """What :func:`one_flow` reads of a response (as ``httpx.Response`` offers it)."""
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = _Headers(headers)
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _Headers(dict[str, str]):
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+
+class RawClient:
+    """A minimal HTTP/1.1 client on one keep-alive connection per task, for responses
+    with a ``Content-Length`` (what uvicorn sends for Starlette's responses).
+
+    Far cheaper in CPU than a general client: on a 2-core machine the client shares the
+    cores with the server, and a costly client would make every front end look the same.
+    """
+
+    def __init__(self) -> None:
+        self._connections: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+
+    async def _connection(self, host: str, port: int
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        task = id(asyncio.current_task())
+        if task not in self._connections:
+            self._connections[task] = await asyncio.open_connection(host, port)
+        return self._connections[task]
+
+    async def request(self, method: str, url: str, body: bytes = b"",
+                      headers: Optional[Mapping[str, str]] = None) -> RawResponse:
+        parts = urlsplit(url)
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}",
+                 f"Content-Length: {len(body)}"]
+        if body:
+            lines.append("Content-Type: application/x-www-form-urlencoded")
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        reader, writer = await self._connection(parts.hostname or "127.0.0.1",
+                                                parts.port or 80)
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        received: dict[str, str] = {}
+        for line in head[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                received[name.strip().lower()] = value.strip()
+        content = await reader.readexactly(int(received.get("content-length", "0")))
+        return RawResponse(status, received, content)
+
+    async def get(self, url: str, headers: Optional[Mapping[str, str]] = None
+                  ) -> RawResponse:
+        return await self.request("GET", url, headers=headers)
+
+    async def post(self, url: str, data: Mapping[str, str],
+                   headers: Optional[Mapping[str, str]] = None) -> RawResponse:
+        return await self.request("POST", url, urlencode(data).encode("ascii"), headers)
+
+    async def aclose(self) -> None:
+        for _, writer in self._connections.values():
+            writer.close()
+        self._connections.clear()
+
+
 async def one_flow(client: Any, base: str) -> None:
     """One code flow over HTTP; raises AssertionError on anything unexpected."""
     from .flows import BASIC_AUTH, CODE_QUERY, REDIRECT_URI, USER_ID, USERS
@@ -325,36 +400,78 @@ async def one_flow(client: Any, base: str) -> None:
     assert response.json()["email"] == USERS[USER_ID]["email"]
 
 
-async def _drive(base: str, concurrency: int, flows: int, time_limit: float,
-                 warmup: int) -> dict[str, Any]:
-    import httpx
+def process_cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU time of process ``pid`` (Linux ``/proc``; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+async def _drive(base: str, concurrency: int, flows: int, time_limit: float,
+                 warmup: int, server_pid: Optional[int], client_kind: str) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[str] = []
     issued = 0
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
-        for _ in range(warmup):
-            await one_flow(client, base)
-        deadline = time.monotonic() + time_limit
+    client: Any
+    if client_kind == "httpx":
+        import httpx
 
-        async def worker() -> None:
-            nonlocal issued
+        limits = httpx.Limits(max_connections=concurrency,
+                              max_keepalive_connections=concurrency)
+        client = httpx.AsyncClient(limits=limits, timeout=30.0)
+        failures: tuple[type[BaseException], ...] = (httpx.HTTPError,)
+    else:
+        client = RawClient()
+        failures = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
+    caught = (AssertionError, KeyError, ValueError, TimeoutError) + failures
+    warmed = 0
+    try:
+        deadline = time.monotonic() + time_limit + 3600  # set when the timed part starts
+
+        async def worker(warm: int) -> None:
+            nonlocal issued, warmed
+            if warm:
+                for _ in range(warm):
+                    await one_flow(client, base)
+            else:  # opens this task's connection
+                assert (await client.get(base + "/jwks")).status_code == 200
+            warmed += 1
+            await ready.wait()
             while issued < flows and time.monotonic() < deadline:
                 issued += 1
                 started = time.perf_counter()
                 try:
-                    await one_flow(client, base)
-                except (AssertionError, httpx.HTTPError, KeyError, ValueError) as error:
+                    await asyncio.wait_for(one_flow(client, base), 60)
+                except caught as error:
                     errors.append(f"{type(error).__name__}: {error}"[:200])
+                    if client_kind != "httpx":  # the connection may be out of step
+                        connection = client._connections.pop(
+                            id(asyncio.current_task()), None)
+                        if connection is not None:
+                            connection[1].close()
                     continue
                 latencies.append(time.perf_counter() - started)
 
+        ready = asyncio.Event()
+        workers = [asyncio.ensure_future(worker(warmup if i == 0 else 0))
+                   for i in range(concurrency)]
+        while warmed < concurrency and not any(w.done() for w in workers):
+            await asyncio.sleep(0.01)
+        cpu_before = process_cpu_seconds(server_pid) if server_pid else None
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        deadline = time.monotonic() + time_limit
+        ready.set()
+        await asyncio.gather(*workers)
         wall = time.perf_counter() - started
+        cpu_after = process_cpu_seconds(server_pid) if server_pid else None
+    finally:
+        await client.aclose()
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return {"latencies": latencies, "errors": errors, "seconds": wall,
-            "flows_requested": flows}
+            "flows_requested": flows, "server_cpu_s": cpu}
 
 
 def summarize(slices: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
@@ -365,8 +482,11 @@ def summarize(slices: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     wall = sum(part["seconds"] for part in slices)
     requested = sum(part["flows_requested"] for part in slices)
     done = len(latencies)
+    cpu = [part["server_cpu_s"] for part in slices]
     return {
         "concurrency": concurrency,
+        "server_cpu_ms_per_flow": (sum(cpu) / done * 1e3 if done and None not in cpu
+                                   else None),
         "flows_requested": requested,
         "flows_done": done,
         "errors": len(errors),
@@ -382,11 +502,15 @@ def summarize(slices: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
 
 
 def run_cell(base: str, concurrency: int, flows: int, time_limit: float,
-             warmup: int = 3) -> dict[str, Any]:
+             warmup: int = 3, server_pid: Optional[int] = None,
+             client: str = "raw") -> dict[str, Any]:
     """Drive up to ``flows`` code flows (or ``time_limit`` seconds) through the server at
     ``base`` from ``concurrency`` tasks (after ``warmup`` flows); one slice of a cell: the
-    flows' latencies, the errors and the time taken."""
-    result: dict[str, Any] = asyncio.run(_drive(base, concurrency, flows, time_limit, warmup))
+    flows' latencies, the errors, the time taken and the CPU time the server process
+    ``server_pid`` used meanwhile (None when not given or not measurable). ``client``:
+    ``"raw"`` (:class:`RawClient`) or ``"httpx"`` (``httpx.AsyncClient``)."""
+    result: dict[str, Any] = asyncio.run(_drive(base, concurrency, flows, time_limit, warmup,
+                                                server_pid, client))
     return result
 
 
@@ -410,9 +534,11 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
 
 
 @contextlib.contextmanager
-def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]) -> Iterator[dict[str, str]]:
+def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]
+            ) -> Iterator[dict[str, tuple[str, int]]]:
     """Start one uvicorn process per ``name -> (front, url, namespace, slow_ms)``, all
-    at once; yield ``name -> base URL`` once every one answers; stop them at the end."""
+    at once; yield ``name -> (base URL, pid)`` once every one answers; stop them at the
+    end."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -430,7 +556,7 @@ def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]) -> Itera
             bases[name] = f"http://127.0.0.1:{port}"
         for name, proc in procs.items():
             _wait_ready(bases[name], proc)
-        yield bases
+        yield {name: (bases[name], proc.pid) for name, proc in procs.items()}
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -468,7 +594,7 @@ def engine_urls(backend: str) -> Iterator[tuple[Optional[str], Optional[str]]]:
 def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
             concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY, flows: int = 300,
             time_limit: float = 8.0, slow_ms: float = 20.0,
-            slow_concurrency: tuple[int, ...] = (), rounds: int = 3,
+            slow_concurrency: tuple[int, ...] = (), rounds: int = 3, client: str = "raw",
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every cell: each backend x concurrency x front end, and the slow user source at
     ``slow_concurrency`` (default: the highest concurrency). Each cell is ``rounds``
@@ -499,9 +625,10 @@ def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
                         for r in range(rounds):
                             order = FRONTS if (i + r) % 2 == 0 else FRONTS[::-1]
                             for front in order:
+                                base, pid = bases[front + suffix]
                                 slices[front].append(run_cell(
-                                    bases[front + suffix], c, -(-flows // rounds),
-                                    time_limit / rounds))
+                                    base, c, -(-flows // rounds), time_limit / rounds,
+                                    server_pid=pid, client=client))
                         for front in FRONTS:
                             cell = summarize(slices[front], c)
                             cell.update(backend=backend, front=front,
@@ -519,7 +646,7 @@ def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
         "environment": environment(),
         "settings": {"backends": list(backends), "concurrency": list(concurrency),
                      "flows": flows, "time_limit": time_limit, "slow_ms": slow_ms,
-                     "rounds": rounds,
+                     "rounds": rounds, "client": client,
                      "slow_concurrency": list(slow_concurrency or (max(concurrency),))},
     }
 
@@ -532,10 +659,15 @@ def _cell_line(cell: dict[str, Any]) -> str:
     line = (f"  {cell['front']:5} {cell['backend']}{slow} c={cell['concurrency']}: "
             f"{cell['flows_done']} flows in {cell['seconds']:.1f} s = "
             f"{cell['flows_per_s']:.1f} flows/s, p50 {p50} ms, p95 {p95} ms, "
+            f"server CPU {_num(cell['server_cpu_ms_per_flow'])} ms/flow, "
             f"errors {cell['errors']}{limited}")
     for error in cell["first_errors"]:
         line += f"\n    error: {error}"
     return line
+
+
+def _num(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -553,6 +685,11 @@ def ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "backend": backend, "concurrency": c, "slow_ms": slow,
             "async_flows_per_s": a["flows_per_s"], "sync_flows_per_s": s["flows_per_s"],
             "ratio": a["flows_per_s"] / s["flows_per_s"] if s["flows_per_s"] else None,
+            "async_cpu_ms_per_flow": a["server_cpu_ms_per_flow"],
+            "sync_cpu_ms_per_flow": s["server_cpu_ms_per_flow"],
+            "cpu_ratio": (a["server_cpu_ms_per_flow"] / s["server_cpu_ms_per_flow"]
+                          if a["server_cpu_ms_per_flow"] and s["server_cpu_ms_per_flow"]
+                          else None),
             "async_p50_ms": a["p50_ms"], "async_p95_ms": a["p95_ms"],
             "sync_p50_ms": s["p50_ms"], "sync_p95_ms": s["p95_ms"],
             "errors": a["errors"] + s["errors"],
@@ -561,13 +698,12 @@ def ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_table(result: dict[str, Any], log: Callable[[str], None] = print) -> None:
-    """The table: flows/s of each front end, the same-run ratio, p50/p95 latencies."""
-    def ms(value: Optional[float]) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
+    """The table: flows/s of each front end, the same-run ratio, p50/p95 latencies, the
+    server's CPU time per flow (async / sync) and its ratio."""
+    ms = _num
     header = (f"{'backend':<24} {'conc':>4} {'async fl/s':>10} {'sync fl/s':>10} "
               f"{'async/sync':>10} {'async p50/p95 ms':>17} {'sync p50/p95 ms':>17} "
-              f"{'errors':>6}")
+              f"{'CPU ms/flow a/s':>16} {'CPU a/s':>7} {'errors':>6}")
     log(header)
     log("-" * len(header))
     for row in result["ratios"]:
@@ -577,6 +713,8 @@ def print_table(result: dict[str, Any], log: Callable[[str], None] = print) -> N
             f"{row['sync_flows_per_s']:>10.1f} {ratio:>10} "
             f"{ms(row['async_p50_ms']) + ' / ' + ms(row['async_p95_ms']):>17} "
             f"{ms(row['sync_p50_ms']) + ' / ' + ms(row['sync_p95_ms']):>17} "
+            f"{ms(row['async_cpu_ms_per_flow']) + ' / ' + ms(row['sync_cpu_ms_per_flow']):>16} "
+            f"{'-' if row['cpu_ratio'] is None else format(row['cpu_ratio'], '.2f') + 'x':>7} "
             f"{row['errors']:>6}")
     for backend, reason in result["skipped"].items():
         log(f"{backend:<24} SKIPPED ({reason})")
@@ -692,6 +830,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--slow-concurrency", default=None,
                         help="client tasks of the slow cells (default: the highest of "
                              "--concurrency)")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="raw: a minimal keep-alive HTTP/1.1 client (default, cheap in "
+                             "CPU); httpx: httpx.AsyncClient")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating slices per cell and front end (default 3)")
     parser.add_argument("--quick", action="store_true", help="a few flows per cell (smoke run)")
@@ -711,7 +852,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
     flows = args.flows or (6 if args.quick else 300)
     result = run_all(backends, _int_list(args.concurrency), flows, args.time_limit,
-                     args.slow_ms, _int_list(args.slow_concurrency or ""), args.rounds)
+                     args.slow_ms, _int_list(args.slow_concurrency or ""), args.rounds,
+                     args.client)
     print()
     print_table(result)
     print(f"\n{len(result['cells'])} cells in {result['seconds']:.0f} s")
