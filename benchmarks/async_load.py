@@ -1,7 +1,8 @@
 """AsyncProvider on uvicorn versus the sync Provider on a thread pool, under concurrency.
 
-``python -m benchmarks.async_load [--backends redis,postgresql] [--concurrency 1,8,32]
-[--flows N] [--time-limit S] [--slow-ms 20] [--quick] [--json PATH]``
+``python -m benchmarks.async_load [--backends redis,postgresql,postgresql-asyncpg]
+[--concurrency 1,8,32] [--flows N] [--time-limit S] [--slow-ms 20] [--client raw|httpx]
+[--quick] [--json PATH]``; ``python -m benchmarks.async_load gets``.
 
 The same small Starlette application is served by uvicorn (one worker process,
 the default asyncio loop, the ``h11`` protocol) on 127.0.0.1 with two front ends:
@@ -14,16 +15,19 @@ the default asyncio loop, the ``h11`` protocol) on 127.0.0.1 with two front ends
 
 This process drives full code flows over HTTP through each (authorization request
 with the end-user ``alice`` approved automatically, token request with
-client_secret_basic, UserInfo request) from ``--concurrency`` asyncio tasks sharing
-one ``httpx.AsyncClient``; a cell is a fixed number of flows or ``--time-limit``
-seconds, whichever ends first. For each storage engine (Redis, PostgreSQL, both
-started by :mod:`benchmarks.engines`) and concurrency, each front end's cell is three
-slices that alternate with the other's (the order flipping at each slice) against
-servers started together, so the ratio async/sync of one run compares like with like
-on a machine whose load moves. A last pair of
-cells per engine, at the highest concurrency, uses a slow user source: every read of
-it waits ``--slow-ms`` milliseconds (``asyncio.sleep`` in the async source,
-``time.sleep`` in the sync one, which holds a pool thread meanwhile).
+client_secret_basic, UserInfo request) from ``--concurrency`` asyncio tasks, each on
+its own keep-alive connection (:class:`RawClient`, a minimal HTTP/1.1 client: a
+general client such as httpx costs more CPU per request than the provider and, on
+the shared cores, would be what is measured); a cell is a fixed number of flows or
+``--time-limit`` seconds, whichever ends first. For each storage engine (Redis,
+PostgreSQL, both started by :mod:`benchmarks.engines`) and concurrency, each front
+end's cell is three slices that alternate with the other's (the order flipping at
+each slice) against servers started together, so the ratio async/sync of one run
+compares like with like on a machine whose load moves. The server process's CPU time
+per flow (``/proc``) is reported too: it moves less with the load than flows/s. A
+last pair of cells per engine, at the highest concurrency, uses a slow user source:
+every read of it waits ``--slow-ms`` milliseconds (``asyncio.sleep`` in the async
+source, ``time.sleep`` in the sync one, which holds a pool thread meanwhile).
 
 On the 2-core benchmark machine the client, the server and the storage engine share
 the cores: the figures compare the two front ends under the same load; they are not
