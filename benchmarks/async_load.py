@@ -57,11 +57,15 @@ from . import engines
 __all__ = ["make_app", "serve", "run_cell", "run_all", "print_table", "main"]
 
 FRONTS = ("async", "sync")
-DEFAULT_BACKENDS = ("redis", "postgresql", "postgresql-asyncpg")
+DEFAULT_BACKENDS = ("redis", "postgresql", "postgresql-asyncpg", "postgresql-pool8")
 #: ``postgresql-asyncpg``: the async front end's stores on ``postgresql+asyncpg://``
 #: instead of the default driver ``from_uri`` picks (psycopg's async face when psycopg is
-#: installed); the sync front end as for ``postgresql``.
-BACKENDS = ("memory", "redis", "postgresql", "postgresql-asyncpg")
+#: installed); the sync front end as for ``postgresql``. ``postgresql-pool8``: both front
+#: ends' SQL stores with a fixed pool (``pool_size=8, max_overflow=0``) instead of
+#: SQLAlchemy's default (5, and up to 10 overflow connections opened and closed on demand);
+#: no slow cells (PostgreSQL's 100 connections would not hold four servers' pools).
+BACKENDS = ("memory", "redis", "postgresql", "postgresql-asyncpg", "postgresql-pool8")
+FIXED_POOL = 8
 DEFAULT_CONCURRENCY = (1, 8, 32)
 JSON_NO_STORE = {"Cache-Control": "no-store"}
 
@@ -124,8 +128,9 @@ class AsyncUsers:
 # -- the providers ---------------------------------------------------------------------------
 
 
-def _build_sync(key: Any, url: Optional[str], namespace: str,
-                userinfo: Any) -> tuple[Any, Callable[[], Any]]:
+def _build_sync(key: Any, url: Optional[str], namespace: str, userinfo: Any,
+                store_options: Optional[Mapping[str, Any]] = None
+                ) -> tuple[Any, Callable[[], Any]]:
     from pyop.authz_state import AuthorizationState
     from pyop.provider import Provider
     from pyop.storage import StorageBase
@@ -142,7 +147,7 @@ def _build_sync(key: Any, url: Optional[str], namespace: str,
     else:
         def make(collection: str) -> Any:
             store = StorageBase.from_uri(url, collection=f"{namespace}:{collection}",
-                                         db_name=namespace)
+                                         db_name=namespace, **(store_options or {}))
             stores.append(store)
             return store
 
@@ -159,8 +164,9 @@ def _build_sync(key: Any, url: Optional[str], namespace: str,
     return provider, close
 
 
-async def _build_async(key: Any, url: Optional[str], namespace: str,
-                       userinfo: Any) -> tuple[Any, Callable[[], Any]]:
+async def _build_async(key: Any, url: Optional[str], namespace: str, userinfo: Any,
+                       store_options: Optional[Mapping[str, Any]] = None
+                       ) -> tuple[Any, Callable[[], Any]]:
     from pyop.aio import AsyncAuthorizationState, AsyncProvider, AsyncStorageBase
     from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
@@ -175,7 +181,7 @@ async def _build_async(key: Any, url: Optional[str], namespace: str,
     else:
         def make(collection: str) -> Any:
             store = AsyncStorageBase.from_uri(url, collection=f"{namespace}:{collection}",
-                                              db_name=namespace)
+                                              db_name=namespace, **(store_options or {}))
             stores.append(store)
             return store
 
@@ -281,8 +287,11 @@ def make_app(front: str, build: Callable[[], Any], user_id: str) -> Any:
     ], lifespan=lifespan)
 
 
-def serve(port: int, front: str, url: Optional[str], namespace: str, slow_ms: float) -> None:
-    """Serve the benchmark OP (RS256 2048-bit) with uvicorn on 127.0.0.1 until stopped."""
+def serve(port: int, front: str, url: Optional[str], namespace: str, slow_ms: float,
+          pool_size: int = 0) -> None:
+    """Serve the benchmark OP (RS256 2048-bit) with uvicorn on 127.0.0.1 until stopped;
+    ``pool_size``: each SQL store's pool has that many connections and no overflow (0:
+    SQLAlchemy's default, 5 and up to 10 more opened and closed on demand)."""
     import uvicorn
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -292,14 +301,15 @@ def serve(port: int, front: str, url: Optional[str], namespace: str, slow_ms: fl
 
     key = SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     delay = slow_ms / 1000
+    options = {"pool_size": pool_size, "max_overflow": 0} if pool_size else {}
 
     async def build() -> tuple[Any, Callable[[], Any]]:
         if front == "async":
-            return await _build_async(key, url, namespace, AsyncUsers(USERS, delay))
+            return await _build_async(key, url, namespace, AsyncUsers(USERS, delay), options)
         from pyop.userinfo import Userinfo
 
         source = slow_sync_userinfo(USERS, delay) if delay else Userinfo(dict(USERS))
-        return _build_sync(key, url, namespace, source)
+        return _build_sync(key, url, namespace, source, options)
 
     uvicorn.run(make_app(front, build, USER_ID), host="127.0.0.1", port=port,
                 loop="asyncio", http="h11", lifespan="on", workers=1,
@@ -538,9 +548,10 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
 
 
 @contextlib.contextmanager
-def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]
+def servers(specs: Mapping[str, tuple[str, Optional[str], str, float, int]]
             ) -> Iterator[dict[str, tuple[str, int]]]:
-    """Start one uvicorn process per ``name -> (front, url, namespace, slow_ms)``, all
+    """Start one uvicorn process per ``name -> (front, url, namespace, slow_ms,
+    pool_size)``, all
     at once; yield ``name -> (base URL, pid)`` once every one answers; stop them at the
     end."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -549,11 +560,11 @@ def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     bases: dict[str, str] = {}
     try:
-        for name, (front, url, namespace, slow_ms) in specs.items():
+        for name, (front, url, namespace, slow_ms, pool_size) in specs.items():
             port = engines.free_port()
             command = [sys.executable, "-m", "benchmarks.async_load", "serve", "--port",
                        str(port), "--front", front, "--namespace", namespace,
-                       "--slow-ms", str(slow_ms)]
+                       "--slow-ms", str(slow_ms), "--pool-size", str(pool_size)]
             if url is not None:
                 command += ["--url", url]
             procs[name] = subprocess.Popen(command, cwd=root, env=env)  # noqa: S603 - ours
@@ -574,13 +585,13 @@ def servers(specs: Mapping[str, tuple[str, Optional[str], str, float]]
 @contextlib.contextmanager
 def engine_urls(backend: str) -> Iterator[tuple[Optional[str], Optional[str]]]:
     """The storage URLs of ``backend`` for the async and the sync front end (None: in
-    memory), its engine started for the run."""
+    memory), its engine started for the run (see :data:`BACKENDS`)."""
     if backend == "memory":
         yield None, None
     elif backend == "redis":
         with engines.redis_url() as url:
             yield url, url
-    elif backend in ("postgresql", "postgresql-asyncpg"):
+    elif backend in ("postgresql", "postgresql-asyncpg", "postgresql-pool8"):
         if backend.endswith("asyncpg") and importlib.util.find_spec("asyncpg") is None:
             raise engines.EngineUnavailable("asyncpg is not installed (pip install asyncpg)")
         with engines.postgresql_url() as url:
@@ -612,16 +623,18 @@ def run_all(backends: tuple[str, ...] = DEFAULT_BACKENDS,
     for backend in backends:
         try:
             with engine_urls(backend) as (async_url, sync_url):
+                pool = FIXED_POOL if backend == "postgresql-pool8" else 0
+                slow = 0.0 if pool else slow_ms  # 4 servers' pools would pass max_connections
                 specs = {
-                    "async": ("async", async_url, "bench-async", 0.0),
-                    "sync": ("sync", sync_url, "bench-sync", 0.0),
+                    "async": ("async", async_url, "bench-async", 0.0, pool),
+                    "sync": ("sync", sync_url, "bench-sync", 0.0, pool),
                 }
-                if slow_ms:
-                    specs["async-slow"] = ("async", async_url, "bench-async-slow", slow_ms)
-                    specs["sync-slow"] = ("sync", sync_url, "bench-sync-slow", slow_ms)
+                if slow:
+                    specs["async-slow"] = ("async", async_url, "bench-async-slow", slow, 0)
+                    specs["sync-slow"] = ("sync", sync_url, "bench-sync-slow", slow, 0)
                 with servers(specs) as bases:
                     plan = [(c, "", i) for i, c in enumerate(concurrency)]
-                    if slow_ms:
+                    if slow:
                         plan += [(c, "-slow", len(plan) + i)
                                  for i, c in enumerate(slow_concurrency or (max(concurrency),))]
                     for c, suffix, i in plan:
@@ -820,6 +833,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     server.add_argument("--url", default=None, help="storage URL (default: in memory)")
     server.add_argument("--namespace", default="bench")
     server.add_argument("--slow-ms", type=float, default=0.0)
+    server.add_argument("--pool-size", type=int, default=0)
     sub.add_parser("gets", help="time one store get on PostgreSQL: sync, async (psycopg, "
                                 "asyncpg)")
     parser.add_argument("--backends", default=None,
@@ -844,7 +858,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         logging.basicConfig(level=logging.WARNING)
-        serve(args.port, args.front, args.url, args.namespace, args.slow_ms)
+        serve(args.port, args.front, args.url, args.namespace, args.slow_ms, args.pool_size)
         return 0
     if args.command == "gets":
         store_gets()
