@@ -66,12 +66,15 @@ TEST = [
     "asyncpg>=0.29",
     # Python package only; browser tests use a system Chromium (PYOP_CHROMIUM).
     "playwright",
+    # tests/test_benchmarks_smoke.py runs benchmarks.async_load's app under uvicorn
+    "uvicorn",
     # tests/test_docs_api.py reads the sources with Sphinx and builds the docs it checks
 ] + DOCS
 # pyop.aio and its Redis and MongoDB backends
 TEST += ASYNC + ASYNC_REDIS + ASYNC_MONGO
 
-BENCH = ["matplotlib", "waitress>=3.0", "requests"]
+# benchmarks.async_load: uvicorn serves a Starlette app, httpx drives it
+BENCH = ["matplotlib", "waitress>=3.0", "requests", "uvicorn", "starlette", "httpx"]
 
 LINT = [
     "ruff",

@@ -140,3 +140,83 @@ def test_dpop_flow_benchmark_runs() -> None:
                                cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "DPoP code flow, provider side" in completed.stdout
+
+
+def test_async_load_benchmark_runs_quickly(tmp_path: Path) -> None:
+    """``python -m benchmarks.async_load --quick``: both front ends under uvicorn, every
+    cell, the table and the JSON (no timing is asserted)."""
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    out = tmp_path / "async.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.async_load", "--quick", "--concurrency", "1,4",
+         "--slow-ms", "5", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, (completed.stdout[-2000:], completed.stderr[-2000:])
+    assert "async/sync" in completed.stdout
+    assert "memory, user 5 ms" in completed.stdout
+
+    results = json.loads(out.read_text())
+    cells = {(c["front"], c["concurrency"], c["slow_ms"]) for c in results["cells"]}
+    assert cells == {(front, c, 0.0) for front in ("async", "sync") for c in (1, 4)} | {
+        ("async", 4, 5.0), ("sync", 4, 5.0)}
+    for cell in results["cells"]:
+        assert cell["backend"] == "memory"
+        assert cell["errors"] == 0
+        assert cell["flows_done"] == 6
+    assert [(r["concurrency"], r["slow_ms"]) for r in results["ratios"]] == [
+        (1, 0.0), (4, 0.0), (4, 5.0)]
+    assert all(r["ratio"] > 0 for r in results["ratios"])
+
+
+def test_async_load_app_serves_a_code_flow_on_both_front_ends(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Starlette app of benchmarks.async_load answers a full flow with AsyncProvider
+    and with the sync Provider (in-process through httpx's ASGI transport, no server),
+    and refuses a wrong access token."""
+    pytest.importorskip("starlette")
+    httpx = pytest.importorskip("httpx")
+    monkeypatch.syspath_prepend(str(ROOT))
+    import asyncio
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from benchmarks.async_load import (
+        AsyncUsers,
+        _build_async,
+        _build_sync,
+        make_app,
+        one_flow,
+        slow_sync_userinfo,
+    )
+    from benchmarks.flows import USER_ID, USERS
+    from pyop.crypto import SigningKey
+
+    key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+    builders = {
+        "async": lambda: _build_async(key, None, "t", AsyncUsers(USERS, 0.001)),
+        "sync": lambda: _async_value(_build_sync(key, None, "t",
+                                                 slow_sync_userinfo(USERS, 0.001))),
+    }
+
+    async def drive(front: str) -> None:
+        app = make_app(front, builders[front], USER_ID)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport) as client:
+                for _ in range(2):
+                    await one_flow(client, "http://op.test")
+                response = await client.get("http://op.test/userinfo",
+                                            headers={"Authorization": "Bearer nope"})
+                assert response.status_code == 401
+                assert "WWW-Authenticate" in response.headers
+
+    for front in ("async", "sync"):
+        asyncio.run(drive(front))
+    with pytest.raises(ValueError):
+        make_app("threads", builders["sync"], USER_ID)
+
+
+async def _async_value(value: Any) -> Any:
+    return value
