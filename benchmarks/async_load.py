@@ -128,34 +128,43 @@ class AsyncUsers:
 # -- the providers ---------------------------------------------------------------------------
 
 
+def _compose(storage: Any, state: Any, provider_class: Any, key: Any, url: Optional[str],
+             namespace: str, userinfo: Any, store_options: Optional[Mapping[str, Any]]
+             ) -> tuple[Any, Any, list[Any]]:
+    """The provider of one front end (its storage base, authorization state and provider
+    classes) on stores made from ``url`` (in memory when None): (provider, clients store
+    or None, stores made)."""
+    from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
+
+    from .flows import CLIENT_ID, client_metadata, configuration
+
+    factory = HashBasedSubjectIdentifierFactory("bench-salt")
+    if url is None:
+        clients = {CLIENT_ID: client_metadata()}
+        return (provider_class(key, configuration(key.alg), state(factory), clients, userinfo),
+                None, [])
+    stores = [storage.from_uri(url, collection=f"{namespace}:{collection}",
+                               db_name=namespace, **(store_options or {}))
+              for collection in ("authz_codes", "access_tokens", "refresh_tokens",
+                                 "subject_identifiers", "clients")]
+    provider = provider_class(key, configuration(key.alg), state(factory, *stores[:4]),
+                              stores[4], userinfo)
+    return provider, stores[4], stores
+
+
 def _build_sync(key: Any, url: Optional[str], namespace: str, userinfo: Any,
                 store_options: Optional[Mapping[str, Any]] = None
                 ) -> tuple[Any, Callable[[], Any]]:
     from pyop.authz_state import AuthorizationState
     from pyop.provider import Provider
     from pyop.storage import StorageBase
-    from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
-    from .flows import CLIENT_ID, client_metadata, configuration
+    from .flows import CLIENT_ID, client_metadata
 
-    factory = HashBasedSubjectIdentifierFactory("bench-salt")
-    stores: list[Any] = []
-    clients: Any
-    if url is None:
-        authz = AuthorizationState(factory)
-        clients = {CLIENT_ID: client_metadata()}
-    else:
-        def make(collection: str) -> Any:
-            store = StorageBase.from_uri(url, collection=f"{namespace}:{collection}",
-                                         db_name=namespace, **(store_options or {}))
-            stores.append(store)
-            return store
-
-        authz = AuthorizationState(factory, make("authz_codes"), make("access_tokens"),
-                                   make("refresh_tokens"), make("subject_identifiers"))
-        clients = make("clients")
-        clients[CLIENT_ID] = client_metadata()
-    provider = Provider(key, configuration(key.alg), authz, clients, userinfo)
+    provider, clients, stores = _compose(StorageBase, AuthorizationState, Provider, key, url,
+                                         namespace, userinfo, store_options)
+    if clients is not None:
+        clients.set(CLIENT_ID, client_metadata())
 
     async def close() -> None:
         for store in stores:
@@ -168,28 +177,14 @@ async def _build_async(key: Any, url: Optional[str], namespace: str, userinfo: A
                        store_options: Optional[Mapping[str, Any]] = None
                        ) -> tuple[Any, Callable[[], Any]]:
     from pyop.aio import AsyncAuthorizationState, AsyncProvider, AsyncStorageBase
-    from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 
-    from .flows import CLIENT_ID, client_metadata, configuration
+    from .flows import CLIENT_ID, client_metadata
 
-    factory = HashBasedSubjectIdentifierFactory("bench-salt")
-    stores: list[Any] = []
-    clients: Any
-    if url is None:
-        authz = AsyncAuthorizationState(factory)
-        clients = {CLIENT_ID: client_metadata()}
-    else:
-        def make(collection: str) -> Any:
-            store = AsyncStorageBase.from_uri(url, collection=f"{namespace}:{collection}",
-                                              db_name=namespace, **(store_options or {}))
-            stores.append(store)
-            return store
-
-        authz = AsyncAuthorizationState(factory, make("authz_codes"), make("access_tokens"),
-                                        make("refresh_tokens"), make("subject_identifiers"))
-        clients = make("clients")
+    provider, clients, stores = _compose(AsyncStorageBase, AsyncAuthorizationState,
+                                         AsyncProvider, key, url, namespace, userinfo,
+                                         store_options)
+    if clients is not None:
         await clients.set(CLIENT_ID, client_metadata())
-    provider = AsyncProvider(key, configuration(key.alg), authz, clients, userinfo)
 
     async def close() -> None:
         for store in stores:
