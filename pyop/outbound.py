@@ -277,6 +277,19 @@ class FetchPolicy:
     def _init_transport(self) -> None:
         """Set up the transport's own state (called last by the constructor)."""
 
+    def form_post(self, uri: Any, form: Mapping[str, str], headers: Optional[Mapping[str, str]],
+                  max_size: Optional[int], timeout: Optional[float]
+                  ) -> tuple[bytes, dict[str, str], int, float]:
+        """The body, headers, size limit and deadline of a ``post_form`` request.
+
+        :raises FetchError: ``uri`` is not a string.
+        """
+        limit = self.size_limit(max_size)
+        body, sent_headers = form_request(form, headers)
+        if not isinstance(uri, str):
+            raise FetchError("the URL is not a string")
+        return body, sent_headers, limit, self.post_deadline(timeout)
+
     def address_allowed(self, address: IPAddress) -> bool:
         """Whether a request may go to ``address``: public unicast, or in an allowed network."""
         candidates: list[IPAddress] = [address]
@@ -490,11 +503,8 @@ class GuardedFetcher(FetchPolicy):
         :raises FetchError: a URL or address not allowed, no connection, a redirect, the
             deadline, an answer larger than ``max_size``.
         """
-        limit = self.size_limit(max_size)
-        body, sent_headers = form_request(form, headers)
-        if not isinstance(uri, str):
-            raise FetchError("the URL is not a string")
-        deadline = self.post_deadline(timeout)
+        body, sent_headers, limit, deadline = self.form_post(uri, form, headers, max_size,
+                                                             timeout)
         return self._request("POST", uri, body, sent_headers, limit, deadline)
 
     # -- one request -------------------------------------------------------------------------------

@@ -49,7 +49,6 @@ from ..outbound import (
     check_document_status,
     check_not_redirect,
     check_size,
-    form_request,
     no_connection,
     parse_json_document,
     parse_request_url,
@@ -214,11 +213,8 @@ class AsyncGuardedFetcher(FetchPolicy):
         :raises FetchError: a URL or address not allowed, no connection, a redirect, the
             deadline, an answer larger than ``max_size``.
         """
-        limit = self.size_limit(max_size)
-        body, sent_headers = form_request(form, headers)
-        if not isinstance(uri, str):
-            raise FetchError("the URL is not a string")
-        deadline = self.post_deadline(timeout)
+        body, sent_headers, limit, deadline = self.form_post(uri, form, headers, max_size,
+                                                             timeout)
         return await self._request("POST", uri, body, sent_headers, limit, deadline)
 
     # -- one request -------------------------------------------------------------------------------
