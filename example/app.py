@@ -64,7 +64,7 @@ import secrets
 import time
 import traceback
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
@@ -880,27 +880,22 @@ class ExampleProvider:
 
     def token(self) -> ResponseReturnValue:
         """Token endpoint (RFC 6749 3.2, 5.1, 5.2; OIDC Core 3.1.3; RFC 9449 5)."""
-        try:
-            response = self.provider.handle_token_request(
-                request.get_data(), request.headers, http_method=request.method,
-                http_url=self.endpoint_url())
-        except InvalidClientAuthentication as e:
-            self.log_refused(e)
-            return self.json_response(e.to_json(), 401, {**_JSON_NO_STORE,
-                                                         "WWW-Authenticate": 'Basic realm="pyop"'})
-        except OAuthError as e:
-            self.log_refused(e)
-            return self.json_response(e.to_json(), e.http_status,
-                                      {**_JSON_NO_STORE, **self.dpop_error_headers(e)})
-        return self.json_response(response.to_json(), 200, _JSON_NO_STORE)
+        return self.client_endpoint(self.provider.handle_token_request, 200)
 
     def pushed_authorization(self) -> ResponseReturnValue:
         """Pushed authorization request endpoint (RFC 9126 2.2: 201; 2.3: errors; RFC
         9449 10.1: a DPoP proof binds the request to its key)."""
+        return self.client_endpoint(self.provider.handle_pushed_authorization_request)
+
+    def client_endpoint(self, handle: Callable[..., Any],
+                        status: Optional[int] = None) -> ResponseReturnValue:
+        """An endpoint where the client authenticates (token, PAR): the request as received
+        (method and URL for DPoP), 401 with a ``Basic`` challenge when the client
+        authentication fails (RFC 6749 5.2), the RFC 9449 headers with a DPoP error; the
+        answer with ``status``, else the response's own ``http_status``."""
         try:
-            response = self.provider.handle_pushed_authorization_request(
-                request.get_data(), request.headers, http_method=request.method,
-                http_url=self.endpoint_url())
+            response = handle(request.get_data(), request.headers, http_method=request.method,
+                              http_url=self.endpoint_url())
         except InvalidClientAuthentication as e:
             self.log_refused(e)
             return self.json_response(e.to_json(), 401, {**_JSON_NO_STORE,
@@ -909,7 +904,8 @@ class ExampleProvider:
             self.log_refused(e)
             return self.json_response(e.to_json(), e.http_status,
                                       {**_JSON_NO_STORE, **self.dpop_error_headers(e)})
-        return self.json_response(response.to_json(), response.http_status, _JSON_NO_STORE)
+        return self.json_response(response.to_json(), status or response.http_status,
+                                  _JSON_NO_STORE)
 
     def userinfo(self) -> ResponseReturnValue:
         """UserInfo endpoint (OIDC Core 5.3; errors per RFC 6750 3 and, for DPoP, RFC 9449
