@@ -12,18 +12,18 @@ request closes its connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.server
 import json
 import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any, Callable
 
 import pytest
 from support.logout import relying_party_servers
+from support.loop_lag import LagProbe, lag_probe
 
 from pyop.aio.logout import AsyncBackChannelSender
 from pyop.aio.outbound import AsyncGuardedFetcher
@@ -40,36 +40,6 @@ def local(**options: Any) -> AsyncGuardedFetcher:
     options.setdefault("allowed_networks", LOOPBACK)
     options.setdefault("allow_http", True)
     return AsyncGuardedFetcher(**options)
-
-
-class LagProbe:
-    """Ticks every 5 ms on the loop and keeps the longest time between two ticks."""
-
-    def __init__(self) -> None:
-        self.max_gap = 0.0
-        self.ticks = 0
-
-    async def run(self) -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            self.max_gap = max(self.max_gap, now - last)
-            self.ticks += 1
-            last = now
-
-
-@contextlib.asynccontextmanager
-async def lag_probe() -> AsyncIterator[LagProbe]:
-    probe = LagProbe()
-    task = asyncio.create_task(probe.run())
-    await asyncio.sleep(0.02)
-    try:
-        yield probe
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class HangingServer:

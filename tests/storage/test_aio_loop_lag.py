@@ -23,11 +23,11 @@ import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from support.loop_lag import LagProbe, lag_probe
 
 from pyop.aio import AsyncAuthorizationState, AsyncProvider
 from pyop.aio.storage import AsyncStorageBase
@@ -68,35 +68,10 @@ COLLECTIONS = ("authz_codes", "access_tokens", "refresh_tokens", "subject_identi
                "clients")
 
 
-@dataclass
-class Probe:
-    """Wakes every :data:`TICK` seconds until stopped; records the gaps between wake-ups."""
-
-    gaps: list[float] = field(default_factory=list)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            await asyncio.sleep(TICK)
-            now = time.perf_counter()
-            self.gaps.append(now - last)
-            last = now
-
-    @property
-    def largest(self) -> float:
-        return max(self.gaps)
-
-
-async def probed(work: Callable[[], Awaitable[Any]]) -> Probe:
-    """Run ``work`` while a :class:`Probe` ticks; the probe."""
-    probe, stop = Probe(), asyncio.Event()
-    ticking = asyncio.create_task(probe.run(stop))
-    await asyncio.sleep(TICK * 2)  # the probe is running
-    try:
+async def probed(work: Callable[[], Awaitable[Any]]) -> LagProbe:
+    """Run ``work`` while a probe ticks every :data:`TICK` seconds; the probe."""
+    async with lag_probe(TICK) as probe:
         await work()
-    finally:
-        stop.set()
-        await ticking
     return probe
 
 
@@ -233,7 +208,7 @@ def test_async_provider_flows_leave_the_event_loop_serving(
 
         probe = await probed(work)
         assert directory.lookups >= ROUNDS * CONCURRENT_FLOWS  # the lookups were awaited
-        return probe.largest
+        return probe.max_gap
 
     for _ in range(ATTEMPTS):
         largest.append(asyncio.run(measure()))
@@ -260,8 +235,8 @@ def test_the_probe_sees_the_sync_provider_block(signing_key: SigningKey,
 
     probe = asyncio.run(probed(lambda: code_flow(SyncFace(provider))))
     figures["sync_provider_called_on_the_loop"] = {
-        "largest_gap_ms": round(probe.largest * 1000, 2)}
-    assert probe.largest >= LOOKUP * 0.8
+        "largest_gap_ms": round(probe.max_gap * 1000, 2)}
+    assert probe.max_gap >= LOOKUP * 0.8
 
 
 class SyncFace:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import pymongo
 import pymongo.errors
 import pytest
+from support.loop_lag import lag_probe
 
 from pyop.aio.storage import AsyncMongoStorage, AsyncStorageBase
 from pyop.exceptions import StorageError
@@ -328,17 +329,6 @@ def test_loop_lag_while_operations_run(mongo: Mongo) -> None:
     """A task ticking every 5 ms sees no gap over 50 ms while 200 operations run."""
     async def main() -> float:
         store = mongo.store(_name())
-        gaps: list[float] = []
-        done = asyncio.Event()
-
-        async def ticker() -> None:
-            last = time.perf_counter()
-            while not done.is_set():
-                await asyncio.sleep(0.005)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
-
         async def work(i: int) -> None:
             await store.set(f"k{i}", {"i": i})
             await store.compare_and_set(f"k{i}", {"i": i}, {"i": -i})
@@ -346,15 +336,12 @@ def test_loop_lag_while_operations_run(mongo: Mongo) -> None:
             await store.consume(f"k{i}")
 
         await store.get("warm-up")  # the one-time setup
-        tick = asyncio.create_task(ticker())
-        await asyncio.sleep(0.01)
         try:
-            for start in range(0, 50, 10):  # 50 x 4 = 200 operations, 10 tasks at a time
-                await asyncio.gather(*(work(i) for i in range(start, start + 10)))
+            async with lag_probe() as probe:
+                for start in range(0, 50, 10):  # 50 x 4 = 200 operations, 10 tasks at once
+                    await asyncio.gather(*(work(i) for i in range(start, start + 10)))
         finally:
-            done.set()
-            await tick
             await close(store)
-        return max(gaps)
+        return probe.max_gap
 
     assert run(main()) < 0.05

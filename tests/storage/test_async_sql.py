@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Iterator
 from typing import Any, Callable
 
 import pytest
+from support.loop_lag import lag_probe
 
 from benchmarks.engines import free_port
 from pyop.aio.storage import AsyncSQLStorage, AsyncStorageBase
@@ -430,17 +431,6 @@ def test_loop_lag_while_operations_run(url: str) -> None:
     async def scenario() -> None:
         async with AsyncSQLStorage(url, namespace(), "lag") as store:
             await store.set("warm-up", 0)  # table, pool and first connection ready
-            gaps: list[float] = []
-            done = asyncio.Event()
-
-            async def ticker() -> None:
-                last = time.perf_counter()
-                while not done.is_set():
-                    await asyncio.sleep(0.005)
-                    now = time.perf_counter()
-                    gaps.append(now - last)
-                    last = now
-
             async def worker(offset: int) -> None:
                 for i in range(offset, 200, 8):
                     key = f"k{i}"
@@ -453,13 +443,10 @@ def test_loop_lag_while_operations_run(url: str) -> None:
                     else:
                         await store.consume(f"k{i - 3}")
 
-            tick = asyncio.create_task(ticker())
-            await asyncio.sleep(0.01)
-            await asyncio.gather(*(worker(offset) for offset in range(8)))
-            done.set()
-            await tick
-            assert gaps, "the ticker never ran"
-            assert max(gaps) < 0.05, sorted(gaps)[-5:]
+            async with lag_probe() as probe:
+                await asyncio.gather(*(worker(offset) for offset in range(8)))
+            assert probe.gaps, "the ticker never ran"
+            assert probe.max_gap < 0.05, sorted(probe.gaps)[-5:]
 
     run(scenario())
 
