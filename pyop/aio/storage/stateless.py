@@ -30,26 +30,26 @@ class AsyncStatelessWrapper(GreenletStorage):
     def __init__(self, collection: str, secret: Any, *,
                  replay_cache: Optional[AsyncStorageBase] = None, **kwargs: Any) -> None:
         cache = replay_cache.as_sync() if replay_cache is not None else None
-        super().__init__(StatelessWrapper(collection, secret, replay_cache=cache, **kwargs),
-                         blocking_free=replay_cache is None or _blocking_free(replay_cache))
-        self.replay_cache = replay_cache
+        self._adopt(StatelessWrapper(collection, secret, replay_cache=cache, **kwargs),
+                    replay_cache)
 
     @classmethod
     def wrapping(cls, sealed: StatelessWrapper,
                  replay_cache: Optional[AsyncStorageBase] = None) -> AsyncStatelessWrapper:
         """An async store over an existing :class:`~pyop.storage.StatelessWrapper` (whose
         replay cache, when ``replay_cache`` is given, is that async store's view)."""
-        store = cls.__new__(cls)
         if replay_cache is not None:
             sealed.replay_cache = replay_cache.as_sync()
-        GreenletStorage.__init__(store, sealed, blocking_free=replay_cache is None
-                                 or _blocking_free(replay_cache))
-        store.replay_cache = replay_cache
+        store = cls.__new__(cls)
+        store._adopt(sealed, replay_cache)
         return store
 
-
-def _blocking_free(store: AsyncStorageBase) -> bool:
-    return isinstance(store, GreenletStorage) and store._direct
+    def _adopt(self, sealed: StatelessWrapper, replay_cache: Optional[AsyncStorageBase]) -> None:
+        # no greenlet needed when the replay cache makes no I/O either
+        blocking_free = replay_cache is None or (isinstance(replay_cache, GreenletStorage)
+                                                 and replay_cache._direct)
+        GreenletStorage.__init__(self, sealed, blocking_free=blocking_free)
+        self.replay_cache = replay_cache
 
 
 def _create(db_uri: str, collection: Optional[str], db_name: Optional[str],
