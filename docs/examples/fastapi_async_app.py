@@ -16,7 +16,6 @@ Executed by tests/test_docs_examples.py. Run a development server with
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Optional
@@ -24,14 +23,15 @@ from typing import Any, Callable, Optional
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi_app import (
-    CORS,
     NO_STORE,
     authentication_error,
     consent_page,
     csrf_ok,
+    discovery,
     form_fields,
     has_consented,
     json_response,
+    jwks,
     login_page,
     logout_page,
     message_page,
@@ -180,16 +180,10 @@ async def authentication_response(request: Request, authn_req: Mapping[str, Any]
 
 
 # [discovery]
-@router.get("/.well-known/openid-configuration")
-async def discovery(request: Request) -> Response:
-    """Provider metadata (OIDC Discovery 4): a property, in memory."""
-    return json_response(get_provider(request).provider_configuration.to_json(), headers=CORS)
-
-
-@router.get("/jwks")
-async def jwks(request: Request) -> Response:
-    """The public signing keys (RFC 7517 5): a property, in memory."""
-    return json_response(json.dumps(get_provider(request).jwks), headers=CORS)
+# The metadata endpoints read only memory (properties, as on the synchronous provider):
+# the thread-pool application's, as they are.
+router.add_api_route("/.well-known/openid-configuration", discovery, methods=["GET"])
+router.add_api_route("/jwks", jwks, methods=["GET"])
 # [/discovery]
 
 
