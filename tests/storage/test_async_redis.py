@@ -321,15 +321,21 @@ def test_loop_lag_while_operations_run(redis_server: Any) -> None:
 def test_stores_made_on_another_event_loop_get_their_own_client(redis_server: Any) -> None:
     """An asyncio client belongs to the loop it first ran on: stores created on two loops
     (two applications, or two tests) from one URL never share one, even when the first
-    loop's stores were not closed."""
+    loop's stores were not closed; the first loop's client is closed as that loop shuts
+    down."""
     collection = _name()
 
-    async def use_once() -> AsyncRedisStorage:
+    async def use_once() -> tuple[AsyncRedisStorage, Any]:
         store = AsyncRedisStorage(redis_server.url, "pyop", collection)
         await store.set("k", {"v": 1})
         assert await store.get("k") == {"v": 1}
-        return store  # left open on purpose
+        return store, store.client  # left open on purpose
 
-    first = asyncio.run(use_once())
-    second = asyncio.run(use_once())  # a new loop: the first loop is closed by now
-    assert first.sync._client is not second.sync._client
+    first, first_client = asyncio.run(use_once())
+    second, second_client = asyncio.run(use_once())  # a new loop: the first one is closed
+    assert first_client is not second_client
+    # both stores share their per-loop clients (one URL): one Lua script across them
+    assert first.sync._client is second.sync._client
+    pool = first_client.connection_pool  # closed at the first loop's shutdown:
+    assert pool._available_connections and not any(
+        connection.is_connected for connection in pool._available_connections)

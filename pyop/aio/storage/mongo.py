@@ -12,10 +12,12 @@ The one-time setup of a collection (the TTL index on ``expires_at``, the detecti
 pyop 3's indexes) runs once, before the first operation, under an :class:`asyncio.Lock`:
 concurrent first operations wait for it instead of repeating it.
 
-Clients: the stores created from one URI with the same options share one
-``AsyncMongoClient``, as the synchronous stores share a ``MongoClient``. It belongs to
-the event loop that uses it: create and use the stores on one loop (the application's),
-and :meth:`~AsyncMongoStorage.close` them there.
+Clients: the stores created from one URI with the same options share, on each event
+loop, one ``AsyncMongoClient``, as the synchronous stores share a ``MongoClient``. A
+client belongs to the loop that first used it: the stores serve any running loop, each
+with its own client made on the first use there and closed when that loop shuts down
+(:class:`~pyop.aio._loops.LoopLocal`). A client passed as ``client=`` serves the loop
+that first uses it only (:class:`~pyop.aio.EventLoopMismatch` elsewhere).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any, Callable, Optional
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.mongo import MongoWrapper, client_options
 from .._bridge import await_only, in_bridge, run_sync
-from .base import GreenletStorage, release_shared_client, running_loop
+from .._loops import LoopBinding, LoopLocal
+from .base import GreenletStorage, release_shared_client
 
 __all__ = ["AsyncMongoStorage"]
 
@@ -40,45 +43,113 @@ logger = logging.getLogger(__name__)
 _clients = SharedClients()
 
 
+class _LoopClient:
+    """The ``AsyncMongoClient`` of one event loop and its collections, by name."""
+
+    __slots__ = ("client", "collections")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.collections: dict[tuple[Optional[str], str], Any] = {}
+
+
+async def _close_client(entry: _LoopClient) -> None:
+    await entry.client.close()
+
+
 class SyncMongoClient:
     """An ``AsyncMongoClient`` (or an object with its API) as the blocking client
     :class:`~pyop.storage.MongoWrapper` uses: its databases' collections' operations
     await the client's coroutines with :func:`~pyop.aio._bridge.await_only` (so only
-    inside :func:`~pyop.aio._bridge.run_sync`)."""
+    inside :func:`~pyop.aio._bridge.run_sync`).
 
-    def __init__(self, client: Any) -> None:
-        #: the ``AsyncMongoClient``
-        self.client = client
+    :param client: a client of the application's (it serves the loop that first uses it).
+    :param connect: else, makes a client: one per event loop, on its first use there.
+    """
+
+    def __init__(self, client: Any = None, *,
+                 connect: Optional[Callable[[], Any]] = None) -> None:
+        self._clients: Optional[LoopLocal[_LoopClient]] = None
+        #: the application's client (``client=``), unless ``connect`` was given
+        self._fixed = _LoopClient(client)
+        if connect is None:
+            self._binding = LoopBinding(
+                "the AsyncMongoClient passed to AsyncMongoStorage as client=",
+                advice=": leave client= out (the store then makes a client per loop)")
+        else:
+            self._clients = LoopLocal(lambda: _LoopClient(connect()), _close_client,
+                                      "AsyncMongoStorage's AsyncMongoClient")
 
     def __repr__(self) -> str:
-        return f"SyncMongoClient({self.client!r})"
+        return ("SyncMongoClient(per event loop)" if self._fixed is None
+                else f"SyncMongoClient({self._fixed.client!r})")
+
+    def _current(self) -> _LoopClient:
+        if self._clients is not None:
+            return self._clients.get()
+        self._binding.check()
+        return self._fixed
+
+    @property
+    def client(self) -> Any:
+        """The ``AsyncMongoClient`` of the running event loop."""
+        return self._current().client
+
+    def collection(self, database: Optional[str], name: str) -> Any:
+        """The running loop's client's collection ``name`` of ``database`` (None: the
+        client's default database)."""
+        entry = self._current()
+        collection = entry.collections.get((database, name))
+        if collection is None:
+            client = entry.client
+            db = client.get_default_database() if database is None else client[database]
+            collection = entry.collections[(database, name)] = db[name]
+        return collection
 
     def __getitem__(self, name: str) -> SyncDatabase:
-        return SyncDatabase(self.client[name])
+        return SyncDatabase(self, name)
 
     def get_default_database(self) -> SyncDatabase:
-        return SyncDatabase(self.client.get_default_database())
+        if self._clients is None:
+            self._fixed.client.get_default_database()  # ConfigurationError: none in its URI
+        else:
+            # the store's URI names no database (MongoWrapper looked first): no default
+            import pymongo.errors
 
-    def close(self) -> None:
-        await_only(self.client.close())
+            raise pymongo.errors.ConfigurationError(
+                "No default database name defined or provided.")
+        return SyncDatabase(self, None)
+
+    async def aclose(self) -> None:
+        """Close the clients this face made (see :meth:`LoopLocal.aclose`)."""
+        if self._clients is not None:
+            await self._clients.aclose()
 
 
 class SyncDatabase:
-    """A database of :class:`SyncMongoClient`."""
+    """A database of :class:`SyncMongoClient` (None: the client's default one)."""
 
-    def __init__(self, database: Any) -> None:
-        self.database = database
+    def __init__(self, face: SyncMongoClient, name: Optional[str]) -> None:
+        self.face = face
+        self.name = name
 
     def __getitem__(self, name: str) -> SyncCollection:
-        return SyncCollection(self.database[name])
+        return SyncCollection(self.face, self.name, name)
 
 
 class SyncCollection:
     """The collection operations :class:`~pyop.storage.MongoWrapper` uses, blocking on
-    an ``AsyncCollection``."""
+    the ``AsyncCollection`` of the running loop's client."""
 
-    def __init__(self, collection: Any) -> None:
-        self.collection = collection
+    def __init__(self, face: SyncMongoClient, database: Optional[str], name: str) -> None:
+        self.face = face
+        self.database = database
+        self.name = name
+
+    @property
+    def collection(self) -> Any:
+        """The ``AsyncCollection`` of the running event loop's client."""
+        return self.face.collection(self.database, self.name)
 
     def find_one(self, *args: Any, **kwargs: Any) -> Any:
         return await_only(self.collection.find_one(*args, **kwargs))
@@ -129,7 +200,7 @@ def _face_factory(client_class: Callable[..., Any]) -> Callable[..., SyncMongoCl
     """A factory of faces over ``client_class``'s clients (one per class: a stable key
     for :class:`~pyop.storage.base.SharedClients`)."""
     def make(db_uri: str, **options: Any) -> SyncMongoClient:
-        return SyncMongoClient(client_class(db_uri, **options))
+        return SyncMongoClient(connect=functools.partial(client_class, db_uri, **options))
     return make
 
 
@@ -150,8 +221,10 @@ class AsyncMongoStorage(GreenletStorage):
     :param ttl: default lifetime in seconds for writes without ``expires_at``.
     :param clock: current UNIX time; used by the read filters.
     :param client: a ``pymongo.AsyncMongoClient`` to use (not closed by :meth:`close`);
-        else one is shared by the stores of the same URI and options
-        (``pymongo.AsyncMongoClient`` looked up when the store is created).
+        it serves the event loop that first uses it, and raises
+        :class:`~pyop.aio.EventLoopMismatch` on another. Else the stores of the same URI
+        and options share a client per event loop (``pymongo.AsyncMongoClient`` looked
+        up when the store is created).
     :param extra_options: ``{"mongo_kwargs": {...}}``.
     :param client_kwargs: extra client options; ``serverSelectionTimeoutMS`` defaults to
         10000 unless the URI sets it.
@@ -177,8 +250,7 @@ class AsyncMongoStorage(GreenletStorage):
         self._cache_key: Optional[tuple[Any, str, str]] = None
         if client is None:
             self._cache_key, face = _clients.acquire(
-                _face_factory(client_class), db_uri, client_options(db_uri, client_kwargs),
-                scope=running_loop())
+                _face_factory(client_class), db_uri, client_options(db_uri, client_kwargs))
         else:
             face = SyncMongoClient(client)
         self._errors: tuple[type[BaseException], ...] = (pymongo.errors.PyMongoError,)
@@ -191,15 +263,15 @@ class AsyncMongoStorage(GreenletStorage):
                 self._cache_key = None
             raise
         super().__init__(sync)
-        #: created on first use, on the loop (Python 3.9 binds a Lock to a loop when created)
-        self._setup: Optional[asyncio.Lock] = None
+        #: the setup's lock, one per event loop
+        self._setup: LoopLocal[asyncio.Lock] = LoopLocal(asyncio.Lock)
 
     def __repr__(self) -> str:
         return f"AsyncMongoStorage(collection={self.sync.collection!r}, ttl={self.ttl!r})"
 
     @property
     def client(self) -> Any:
-        """The ``AsyncMongoClient``."""
+        """The ``AsyncMongoClient`` of the running event loop."""
         face: SyncMongoClient = self.sync._client
         return face.client
 
@@ -208,9 +280,7 @@ class AsyncMongoStorage(GreenletStorage):
         the first operation; errors are reported as ``operation``'s StorageError."""
         if self.sync._indexed:
             return
-        if self._setup is None:
-            self._setup = asyncio.Lock()
-        async with self._setup:
+        async with self._setup.get():
             if not self.sync._indexed:
                 await run_sync(self.sync._call, operation, _nothing)
 
@@ -224,9 +294,11 @@ class AsyncMongoStorage(GreenletStorage):
             yield key
 
     async def close(self) -> None:
-        """Release this store's share of the client; the last one closes it."""
+        """Release this store's share of its clients; the last one closes them: the
+        running loop's now, those of other loops still open on their loops (scheduled
+        there). A store used again afterwards makes a new client on its loop."""
         key, self._cache_key = self._cache_key, None
-        await release_shared_client(_clients, key, lambda face: face.client.close(), self._errors,
+        await release_shared_client(_clients, key, lambda face: face.aclose(), self._errors,
                                     "AsyncMongoStorage")
 
 

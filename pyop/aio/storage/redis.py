@@ -7,11 +7,13 @@ the same Lua scripts for ``compare_and_set`` and ``compare_and_set_then_set``, t
 ``redis.asyncio.Redis`` client whose every command is awaited on the event loop
 (:func:`~pyop.aio._bridge.await_only`). Records written by either are read by the other.
 
-Clients: the stores created from one URL with the same options share one
-``redis.asyncio.Redis`` (one connection pool), as the synchronous stores do; so a
-``compare_and_set_then_set`` between two of them is one atomic script. The connections
-belong to the event loop that uses them: create and use the stores on one loop (the
-application's), and :meth:`~AsyncRedisStorage.close` them there.
+Clients: the stores created from one URL with the same options share, on each event
+loop, one ``redis.asyncio.Redis`` (one connection pool), as the synchronous stores share
+one client; so a ``compare_and_set_then_set`` between two of them is one atomic script.
+A pool's connections belong to the loop that opened them: the stores serve any running
+loop, each with its own client made on the first use there and closed when that loop
+shuts down (:class:`~pyop.aio._loops.LoopLocal`). A client passed as ``client=`` serves
+the loop that first uses it only (:class:`~pyop.aio.EventLoopMismatch` elsewhere).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any, Callable, Optional, Union
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.redis import RedisWrapper, client_options
 from .._bridge import await_only, in_bridge
-from .base import GreenletStorage, release_shared_client, running_loop
+from .._loops import LoopBinding, LoopLocal
+from .base import GreenletStorage, release_shared_client
 
 __all__ = ["AsyncRedisStorage"]
 
@@ -39,18 +42,70 @@ _clients = SharedClients()
 _faces: weakref.WeakKeyDictionary[Any, SyncRedis] = weakref.WeakKeyDictionary()
 
 
+class _LoopClient:
+    """The ``redis.asyncio.Redis`` client of one event loop and its registered scripts."""
+
+    __slots__ = ("client", "scripts")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.scripts: dict[str, Any] = {}
+
+
+async def _close_client(entry: _LoopClient) -> None:
+    await entry.client.aclose()
+
+
 class SyncRedis:
     """The commands :class:`~pyop.storage.RedisWrapper` sends, as blocking calls on a
     ``redis.asyncio.Redis``: each awaits the client's coroutine with
     :func:`~pyop.aio._bridge.await_only` (so only inside :func:`~pyop.aio._bridge.run_sync`).
+
+    :param client: a client of the application's (it serves the loop that first uses it).
+    :param connect: else, makes a client: one per event loop, on its first use there.
     """
 
-    def __init__(self, client: Any) -> None:
-        #: the ``redis.asyncio.Redis`` client
-        self.client = client
+    def __init__(self, client: Any = None, *,
+                 connect: Optional[Callable[[], Any]] = None) -> None:
+        self._clients: Optional[LoopLocal[_LoopClient]] = None
+        #: the application's client (``client=``), unless ``connect`` was given
+        self._fixed = _LoopClient(client)
+        if connect is None:
+            self._binding = LoopBinding(
+                "the redis.asyncio client passed to AsyncRedisStorage as client=",
+                advice=": leave client= out (the store then makes a client per loop)")
+        else:
+            self._clients = LoopLocal(lambda: _LoopClient(connect()), _close_client,
+                                      "AsyncRedisStorage's redis.asyncio client")
 
     def __repr__(self) -> str:
-        return f"SyncRedis({self.client!r})"
+        if self._clients is not None:
+            return "SyncRedis(per event loop)"
+        return f"SyncRedis({self._fixed.client!r})"
+
+    def _current(self) -> _LoopClient:
+        if self._clients is not None:
+            return self._clients.get()
+        self._binding.check()
+        return self._fixed
+
+    @property
+    def client(self) -> Any:
+        """The ``redis.asyncio.Redis`` client of the running event loop."""
+        return self._current().client
+
+    def script(self, text: str) -> Any:
+        """The running loop's client's registered Lua script ``text``."""
+        entry = self._current()
+        script = entry.scripts.get(text)
+        if script is None:
+            script = entry.scripts[text] = entry.client.register_script(text)
+        return script
+
+    async def aclose(self) -> None:
+        """Close the clients this face made (see :meth:`LoopLocal.aclose`)."""
+        if self._clients is not None:
+            await self._clients.aclose()
 
     def get(self, name: str) -> Any:
         return await_only(self.client.get(name))
@@ -65,7 +120,7 @@ class SyncRedis:
         return await_only(self.client.getdel(name))
 
     def register_script(self, script: str) -> SyncScript:
-        return SyncScript(self.client.register_script(script))
+        return SyncScript(self, script)
 
     def pipeline(self, transaction: bool = True) -> SyncPipeline:
         return SyncPipeline(self.client.pipeline(transaction=transaction))
@@ -88,13 +143,15 @@ class SyncRedis:
 
 
 class SyncScript:
-    """A registered Lua script (``EVALSHA``, loaded on the first ``NOSCRIPT``)."""
+    """A Lua script registered on the running loop's client (``EVALSHA``, loaded on the
+    first ``NOSCRIPT``)."""
 
-    def __init__(self, script: Any) -> None:
-        self.script = script
+    def __init__(self, face: SyncRedis, text: str) -> None:
+        self.face = face
+        self.text = text
 
     def __call__(self, keys: Any = None, args: Any = None) -> Any:
-        return await_only(self.script(keys=keys, args=args))
+        return await_only(self.face.script(self.text)(keys=keys, args=args))
 
 
 class SyncPipeline:
@@ -134,7 +191,7 @@ def _face_factory(from_url: Callable[..., Any]) -> Callable[..., SyncRedis]:
     """A factory of faces over ``from_url``'s clients (one per ``from_url``: a stable
     key for :class:`~pyop.storage.base.SharedClients`)."""
     def make(db_uri: str, **options: Any) -> SyncRedis:
-        return SyncRedis(from_url(db_uri, **options))
+        return SyncRedis(connect=functools.partial(from_url, db_uri, **options))
     return make
 
 
@@ -151,7 +208,9 @@ class AsyncRedisStorage(GreenletStorage):
     :param ttl: default lifetime in seconds for writes without ``expires_at``.
     :param clock: used to compute ``now + ttl``; Redis decides expiry itself.
     :param client: an existing ``redis.asyncio.Redis`` client to use (not closed by
-        :meth:`close`); else one is shared by the stores of the same URL and options.
+        :meth:`close`); it serves the event loop that first uses it, and raises
+        :class:`~pyop.aio.EventLoopMismatch` on another. Else the stores of the same URL
+        and options share a client per event loop.
     :param extra_options: ``{"redis_kwargs": {...}}``.
     :param redis_kwargs: extra keyword arguments for ``from_url``; ``socket_connect_timeout``
         and ``socket_timeout`` default to 5 s.
@@ -176,8 +235,7 @@ class AsyncRedisStorage(GreenletStorage):
         if client is None:
             factory = _face_factory(redis.asyncio.Redis.from_url)
             self._cache_key, face = _clients.acquire(
-                factory, db_uri, client_options(db_uri, db_name, redis_kwargs),
-                scope=running_loop())
+                factory, db_uri, client_options(db_uri, db_name, redis_kwargs))
         else:
             face = _faces.get(client)
             if face is None:
@@ -191,14 +249,16 @@ class AsyncRedisStorage(GreenletStorage):
 
     @property
     def client(self) -> Any:
-        """The ``redis.asyncio.Redis`` client."""
+        """The ``redis.asyncio.Redis`` client of the running event loop."""
         face: SyncRedis = self.sync._client
         return face.client
 
     async def close(self) -> None:
-        """Release this store's share of the client; the last one closes it."""
+        """Release this store's share of its clients; the last one closes them: the
+        running loop's now, those of other loops still open on their loops (scheduled
+        there). A store used again afterwards makes a new client on its loop."""
         key, self._cache_key = self._cache_key, None
-        await release_shared_client(_clients, key, lambda face: face.client.aclose(), self._errors,
+        await release_shared_client(_clients, key, lambda face: face.aclose(), self._errors,
                                     "AsyncRedisStorage")
 
 

@@ -13,20 +13,31 @@ every statement that wrapper runs is awaited by the asyncio driver on the event 
 
 Thread locks of the synchronous wrapper are never held across an await: the one-time
 ``CREATE TABLE`` and, on in-memory SQLite (one shared connection), every statement run
-under an :class:`asyncio.Lock` of the engine instead.
+under an :class:`asyncio.Lock` of the engine (and event loop) instead.
+
+Event loops: an ``AsyncEngine``'s pooled connections belong to the loop that opened them.
+A store made from a URL serves any running loop, with an engine per loop made on the
+first use there and disposed when that loop shuts down
+(:class:`~pyop.aio._loops.LoopLocal`); in-memory SQLite keeps its one engine (its one
+database), which moves to a new loop once the previous one is closed. An engine passed as
+``engine=`` serves one loop at a time likewise, its pool replaced when it moves (as
+SQLAlchemy prescribes); with ``NullPool`` it serves every loop. Elsewhere
+:class:`~pyop.aio.EventLoopMismatch` is raised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ...storage._sql_engine import (
     POSTGRESQL_SYNCHRONOUS_COMMIT,
     SQLITE_SYNCHRONOUS,
+    EngineEntry,
     check_choice,
     create_engine,
     postgresql_only,
@@ -35,6 +46,7 @@ from ...storage._sql_statements import import_sqlalchemy
 from ...storage.base import Clock, wrap_error
 from ...storage.sql import SQLWrapper
 from .._bridge import await_only, run_sync
+from .._loops import LoopBinding, LoopLocal, running_loop
 from .base import GreenletStorage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,18 +59,136 @@ __all__ = ["AsyncSQLStorage"]
 #: timed out connection of asyncpg): wrapped as :class:`~pyop.exceptions.StorageError`.
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
 
-#: Per engine, the asyncio locks of its one-time table creation and of every statement of
-#: an in-memory SQLite engine (one connection shared by all its stores).
-_table_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
-_statement_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+#: Per engine, the asyncio locks (one per event loop) of its one-time table creation and
+#: of every statement of an in-memory SQLite engine (one connection shared by its stores).
+_table_locks: weakref.WeakKeyDictionary[Engine, LoopLocal[asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
+_statement_locks: weakref.WeakKeyDictionary[Engine, LoopLocal[asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
 
 
-def _engine_lock(locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock],
+def _engine_lock(locks: weakref.WeakKeyDictionary[Engine, LoopLocal[asyncio.Lock]],
                  engine: Engine) -> asyncio.Lock:
-    lock = locks.get(engine)
-    if lock is None:
-        lock = locks[engine] = asyncio.Lock()
-    return lock
+    """The running loop's lock of ``engine`` in ``locks``."""
+    per_loop = locks.get(engine)
+    if per_loop is None:
+        per_loop = locks[engine] = LoopLocal(asyncio.Lock, what="an AsyncSQLStorage lock")
+    return per_loop.get()
+
+
+class _Binding:
+    """An ``AsyncEngine`` as :class:`~pyop.storage.SQLWrapper` uses it: its synchronous
+    face, what runs the statements and the engine's state (tables known to exist)."""
+
+    __slots__ = ("async_engine", "engine", "runner", "entry")
+
+    def __init__(self, async_engine: AsyncEngine, entry: EngineEntry) -> None:
+        self.async_engine = async_engine
+        self.engine: Engine = async_engine.sync_engine
+        self.entry = entry
+        self.runner: Engine = (self.engine if entry.autocommit
+                               else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+class _EnginePerLoop:
+    """An engine per event loop, made from the store's URL on its first use there and
+    disposed when that loop shuts down (or by :meth:`aclose`)."""
+
+    def __init__(self, first: _Binding, make: Callable[[], AsyncEngine]) -> None:
+        self.first = first
+        self._unused: list[_Binding] = [first]
+        self._make = make
+        self._loops: LoopLocal[_Binding] = LoopLocal(self._bind, _dispose,
+                                                     "AsyncSQLStorage's engine")
+
+    def _bind(self) -> _Binding:
+        if self._unused:  # the engine made by the constructor serves the first loop
+            return self._unused.pop()
+        entry = self.first.entry
+        return _Binding(self._make(), EngineEntry(None, entry.serialise, entry.autocommit))
+
+    def get(self) -> _Binding:
+        return self._loops.get()
+
+    def peek(self) -> _Binding:
+        return self._loops.current() or self.first
+
+    async def aclose(self) -> None:
+        await self._loops.aclose()
+
+
+class _OneEngine:
+    """One engine for every loop, one loop at a time (see the module docstring): an
+    engine passed as ``engine=``, or the one of in-memory SQLite."""
+
+    def __init__(self, first: _Binding, owned: bool) -> None:
+        self.first = first
+        self._owned = owned
+        engine = first.engine
+        self._binding: Optional[LoopBinding] = None
+        if engine.pool.__class__.__name__ != "NullPool":
+            what = ("AsyncSQLStorage's in-memory SQLite engine" if owned
+                    else "the AsyncEngine passed to AsyncSQLStorage as engine=")
+            advice = (": use a database file to serve several loops at once" if owned
+                      else ": use an engine per loop, or NullPool, or leave engine= out "
+                           "(the store then makes an engine per loop)")
+            self._binding = LoopBinding(what, rebind=self._rebind, advice=advice)
+
+    def _rebind(self) -> None:
+        # the previous loop is closed: its pooled connections cannot serve this one
+        # (SQLAlchemy: dispose the engine before using it on a new loop); in-memory SQLite
+        # keeps its one connection, which holds the database (aiosqlite serves any loop)
+        if not self.first.entry.serialise:
+            self.first.engine.dispose(close=False)
+
+    def get(self) -> _Binding:
+        if self._binding is not None:
+            self._binding.check()
+        return self.first
+
+    def peek(self) -> _Binding:
+        return self.first
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await _dispose(self.first)
+
+
+async def _dispose(binding: _Binding) -> None:
+    await binding.async_engine.dispose()
+
+
+def _make_engine(url_text: str, engine_kwargs: dict[str, Any],
+                 sqlite_synchronous: Optional[str],
+                 synchronous_commit: Optional[str]) -> AsyncEngine:
+    """A new ``AsyncEngine`` of a store's URL and options."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    made, _, _ = create_engine(url_text, engine_kwargs, sqlite_synchronous,
+                               synchronous_commit, factory=create_async_engine)
+    engine: AsyncEngine = made
+    return engine
+
+
+def _no_engine() -> AsyncEngine:  # pragma: no cover - never called
+    raise AssertionError("the store was given its engine")
+
+
+def _per_loop(name: str) -> Any:
+    """A property of :class:`_BridgedSQLWrapper` read from the running loop's engine
+    (its value as set by the wrapper's constructor until the store binds engines)."""
+    initial = "_initial" + name
+
+    def get(self: _BridgedSQLWrapper) -> Any:
+        engines = self._engines
+        if engines is None:
+            return self.__dict__[initial]
+        return getattr(engines.get(), name.lstrip("_"))
+
+    def set(self: _BridgedSQLWrapper, value: Any) -> None:
+        self.__dict__[initial] = value
+
+    return property(get, set)
 
 
 def async_url(db_uri: str) -> str:
@@ -84,7 +214,14 @@ class _BridgedSQLWrapper(SQLWrapper):
     """:class:`~pyop.storage.SQLWrapper` on the synchronous face of an ``AsyncEngine``,
     run inside :func:`~pyop.aio._bridge.run_sync` only: its one-time table creation and
     (in-memory SQLite) its statements wait for the engine's :class:`asyncio.Lock`
-    (awaited on the event loop) instead of holding a thread lock across an await."""
+    (awaited on the event loop) instead of holding a thread lock across an await. Its
+    engine is the running loop's (see the module docstring)."""
+
+    #: the engines of the store, set once constructed
+    _engines: Optional[Union[_EnginePerLoop, _OneEngine]] = None
+    _engine = _per_loop("_engine")
+    _runner = _per_loop("_runner")
+    _entry = _per_loop("_entry")
 
     def _create_table(self) -> None:
         try:
@@ -131,16 +268,20 @@ class AsyncSQLStorage(GreenletStorage):
     arguments), same table and records. The URL is given the asyncio driver of its
     dialect (:func:`async_url`).
 
-    Each store made from a URL has an engine (a connection pool) of its own, bound to
-    the event loop that first uses it and disposed by :meth:`close`; in-memory SQLite
-    (``sqlite://``) is thus one database per store. To share one pool between the stores
+    Each store made from a URL has engines (connection pools) of its own, one per event
+    loop that uses it (made there on first use, disposed when that loop shuts down or by
+    :meth:`close`); in-memory SQLite (``sqlite://``) is one database per store, with one
+    engine serving one loop at a time. To share one pool between the stores
     of a provider (and let ``compare_and_set_then_set`` of two PostgreSQL stores be one
     statement), create an ``AsyncEngine`` and pass it as ``engine=`` to each (never
     disposed here; create it with ``isolation_level="AUTOCOMMIT"`` to save a statement
     per checkout).
 
     :param engine: an existing ``sqlalchemy.ext.asyncio.AsyncEngine`` (``db_uri`` is then
-        not used; the stores sharing it share its pool).
+        not used; the stores sharing it share its pool). It serves the loop that first
+        uses it; once that loop is closed, its pool is replaced for the next loop; used on
+        another loop while the first is open it raises :class:`~pyop.aio.EventLoopMismatch`
+        (unless its pool is a ``NullPool``).
     :raises ImportError: SQLAlchemy or the URL's asyncio driver is not installed (the
         message names the extra: ``pyop[async-sql]``, ``pyop[async-postgresql]``...).
     :raises ValueError: the URL's driver is not an asyncio one (``postgresql+psycopg2``),
@@ -158,9 +299,10 @@ class AsyncSQLStorage(GreenletStorage):
                  postgresql_asynchronous_set: bool = False,
                  **engine_kwargs: Any) -> None:
         sa = import_sqlalchemy()
-        from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+        from sqlalchemy.ext.asyncio import AsyncEngine
 
         owned: Optional[AsyncEngine] = None
+        make: Callable[[], AsyncEngine] = _no_engine
         if engine is None:
             if not collection:
                 raise ValueError("AsyncSQLStorage needs a collection name")
@@ -179,9 +321,11 @@ class AsyncSQLStorage(GreenletStorage):
                     f"{url.drivername} is not an asyncio driver: use sqlite+aiosqlite, "
                     "postgresql+psycopg, postgresql+asyncpg or another asyncio driver of "
                     "SQLAlchemy")
+            make = functools.partial(_make_engine, url_text, dict(engine_kwargs),
+                                     sqlite_synchronous, synchronous_commit)
+
             try:
-                owned, _, _ = create_engine(url_text, engine_kwargs, sqlite_synchronous,
-                                            synchronous_commit, factory=create_async_engine)
+                owned = make()
             except ImportError as error:
                 raise ImportError(
                     f"the asyncio driver of {url.drivername} is not installed ({error}): "
@@ -193,27 +337,38 @@ class AsyncSQLStorage(GreenletStorage):
             raise TypeError(f"unexpected arguments with engine=: {sorted(engine_kwargs)}")
         if not isinstance(engine, AsyncEngine):
             raise TypeError("engine must be a sqlalchemy.ext.asyncio.AsyncEngine")
-        super().__init__(_BridgedSQLWrapper(
+        sync = _BridgedSQLWrapper(
             db_uri, db_name, collection, ttl, clock=clock, engine=engine.sync_engine,
             purge_interval=purge_interval, sqlite_synchronous=sqlite_synchronous,
             postgresql_synchronous_commit=postgresql_synchronous_commit,
             postgresql_unlogged=postgresql_unlogged,
-            postgresql_asynchronous_set=postgresql_asynchronous_set))
-        self.engine: AsyncEngine = engine
-        self._owned = owned
+            postgresql_asynchronous_set=postgresql_asynchronous_set)
+        super().__init__(sync)
+        first = _Binding(engine, sync._entry)
+        self._engines: Union[_EnginePerLoop, _OneEngine] = (
+            _EnginePerLoop(first, make) if owned is not None and not first.entry.serialise
+            else _OneEngine(first, owned=owned is not None))
+        sync._engines = self._engines
 
     def __repr__(self) -> str:
         return f"Async{self.sync!r}"
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The ``AsyncEngine`` of the running event loop (outside a loop, the first one)."""
+        engine: AsyncEngine = (self._engines.peek() if running_loop() is None
+                               else self._engines.get()).async_engine
+        return engine
+
     async def close(self) -> None:
-        """Close the store; an engine created by it is disposed (its connections closed)."""
+        """Close the store; the engines created by it are disposed (their connections
+        closed): the running loop's now, those of other loops still open on their loops
+        (scheduled there). A store used again afterwards makes a new engine on its loop."""
         await run_sync(self.sync.close)
-        owned, self._owned = self._owned, None
-        if owned is not None:
-            try:
-                await owned.dispose()
-            except _DRIVER_ERRORS + (self.sync._sa.exc.SQLAlchemyError,) as error:
-                raise wrap_error("close", self.sync._namespace, error) from error
+        try:
+            await self._engines.aclose()
+        except _DRIVER_ERRORS + (self.sync._sa.exc.SQLAlchemyError,) as error:
+            raise wrap_error("close", self.sync._namespace, error) from error
 
 
 def _create(db_uri: str, collection: Optional[str], db_name: Optional[str],
