@@ -8,6 +8,7 @@ awaited on the event loop: see :mod:`pyop.aio._bridge` and ``docs/concepts.rst``
 """
 
 from ._bridge import MissingAsyncContext
+from ._loops import EventLoopMismatch
 from .authz_state import AsyncAuthorizationState
 from .logout import AsyncBackChannelSender
 from .outbound import AsyncGuardedFetcher
@@ -26,4 +27,5 @@ __all__ = [
     "AsyncGuardedFetcher",
     "AsyncBackChannelSender",
     "MissingAsyncContext",
+    "EventLoopMismatch",
 ]

@@ -92,26 +92,30 @@ class _Binding:
 
 class _EnginePerLoop:
     """An engine per event loop, made from the store's URL on its first use there and
-    disposed when that loop shuts down (or by :meth:`aclose`)."""
+    disposed when that loop shuts down (or by :meth:`aclose`); the engine made by the
+    constructor serves the first loop."""
 
     def __init__(self, first: _Binding, make: Callable[[], AsyncEngine]) -> None:
-        self.first = first
         self._unused: list[_Binding] = [first]
+        self._flags = (first.entry.serialise, first.entry.autocommit)
         self._make = make
         self._loops: LoopLocal[_Binding] = LoopLocal(self._bind, _dispose,
                                                      "AsyncSQLStorage's engine")
 
     def _bind(self) -> _Binding:
-        if self._unused:  # the engine made by the constructor serves the first loop
+        if self._unused:
             return self._unused.pop()
-        entry = self.first.entry
-        return _Binding(self._make(), EngineEntry(None, entry.serialise, entry.autocommit))
+        return _Binding(self._make(), EngineEntry(None, *self._flags))
 
     def get(self) -> _Binding:
         return self._loops.get()
 
     def peek(self) -> _Binding:
-        return self._loops.current() or self.first
+        """The running loop's engine; outside a loop, the constructor's until a loop
+        takes it."""
+        if running_loop() is None and self._unused:
+            return self._unused[0]
+        return self._loops.get()
 
     async def aclose(self) -> None:
         await self._loops.aclose()
@@ -147,6 +151,7 @@ class _OneEngine:
         return self.first
 
     def peek(self) -> _Binding:
+        """The engine (not bound to the running loop by this)."""
         return self.first
 
     async def aclose(self) -> None:
@@ -349,15 +354,21 @@ class AsyncSQLStorage(GreenletStorage):
             _EnginePerLoop(first, make) if owned is not None and not first.entry.serialise
             else _OneEngine(first, owned=owned is not None))
         sync._engines = self._engines
+        for name in ("_engine", "_runner", "_entry"):  # the engines hold them from now on
+            del sync.__dict__["_initial" + name]
 
     def __repr__(self) -> str:
         return f"Async{self.sync!r}"
 
     @property
     def engine(self) -> AsyncEngine:
-        """The ``AsyncEngine`` of the running event loop (outside a loop, the first one)."""
-        engine: AsyncEngine = (self._engines.peek() if running_loop() is None
-                               else self._engines.get()).async_engine
+        """The ``AsyncEngine`` of the running event loop (made there on first use); outside
+        a loop, the one made by the constructor until a loop uses it, or the one given as
+        ``engine=``.
+
+        :raises MissingAsyncContext: outside a loop, the constructor's engine taken.
+        """
+        engine: AsyncEngine = self._engines.peek().async_engine
         return engine
 
     async def close(self) -> None:
