@@ -74,9 +74,11 @@ LAYERS: list[list[str]] = [
     ["pyop.endpoints"],
     ["pyop.provider"],
     ["pyop"],
-    # the asyncio front end (pyop.aio): the greenlet bridge, async storage (the scheme table,
-    # the contract, the backends, the package face), then the coroutine face of Provider
+    # the asyncio front end (pyop.aio): the greenlet bridge, driver clients per event loop,
+    # async storage (the scheme table, the contract, the backends, the package face), then
+    # the coroutine face of Provider
     ["pyop.aio._bridge"],
+    ["pyop.aio._loops"],
     ["pyop.aio.storage.schemes"],
     ["pyop.aio.storage.base"],
     ["pyop.aio.storage.memory", "pyop.aio.storage.mongo", "pyop.aio.storage.redis",
