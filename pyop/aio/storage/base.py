@@ -21,7 +21,6 @@ too: the protocol code reaches it through :class:`BridgedStorage`.
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Iterator, MutableMapping
 from typing import Any, Callable, Optional, Union
@@ -30,6 +29,7 @@ from ...storage.base import SharedClients, StorageBase
 from ...storage.memory import DictStorage, MemoryStorage
 from ...storage.stateless import StatelessWrapper
 from .._bridge import await_only, run_sync
+from .._loops import running_loop
 from .schemes import create
 
 __all__ = ["AsyncStorageBase", "BridgedStorage", "GreenletStorage", "as_sync_storage",
@@ -272,15 +272,6 @@ async def release_shared_client(clients: SharedClients, key: Optional[tuple[Any,
         await close(client)
     except errors as error:  # pragma: no cover - closing never talks to the server
         logger.debug("%s: error on close: %s", store, type(error).__name__)
-
-
-def running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    """The running event loop, or None: the async backends share a driver client only
-    between the stores created on one loop (or all outside any loop)."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def as_sync_storage(obj: Any, name: str) -> Any:
