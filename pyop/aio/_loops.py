@@ -127,6 +127,10 @@ class LoopLocal(Generic[T]):
         self.what = what
         self._lock = threading.Lock()
         self._slots: dict[int, _Slot[T]] = {}
+        if close is not None:
+            # once this is collected (or at exit), end the watchers left: the loop of an
+            # unfinished one would otherwise be asked to finalise it, closed or not
+            weakref.finalize(self, _finish_all, self._slots)
 
     def __repr__(self) -> str:
         return f"LoopLocal({self.what}, {len(self._slots)} loop(s))"
@@ -181,7 +185,7 @@ class LoopLocal(Generic[T]):
         """Start an asynchronous generator on the running loop whose ``finally`` closes
         ``slot``'s value: the loop's ``shutdown_asyncgens`` (run by ``asyncio.run`` and
         the like before closing it) finalises it there."""
-        watcher = _watcher(self, slot)
+        watcher = _watcher(weakref.ref(self), slot)
         step = watcher.asend(None)  # the loop's first-iteration hook registers it
         try:
             step.send(None)
@@ -237,12 +241,24 @@ class LoopLocal(Generic[T]):
         await self._close_value(slot.value)
 
 
-async def _watcher(owner: LoopLocal[Any], slot: _Slot[Any]) -> AsyncGenerator[None, None]:
-    """Suspended until its loop shuts down (or :meth:`_Slot.finish_watcher`)."""
+async def _watcher(owner: Callable[[], Optional[LoopLocal[Any]]], slot: _Slot[Any]
+                   ) -> AsyncGenerator[None, None]:
+    """Suspended until its loop shuts down (or :meth:`_Slot.finish_watcher`); holds its
+    :class:`LoopLocal` weakly (which ends the watchers it leaves when collected)."""
     try:
         yield
     finally:
-        await owner._release(slot)
+        local = owner()
+        if local is not None:
+            await local._release(slot)
+
+
+def _finish_all(slots: dict[int, _Slot[Any]]) -> None:
+    """End the watchers of a collected :class:`LoopLocal` (its values are dropped)."""
+    for slot in list(slots.values()):
+        slot.done = True
+        slot.finish_watcher()
+    slots.clear()
 
 
 class LoopBinding:
