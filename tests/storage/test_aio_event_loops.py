@@ -417,9 +417,24 @@ def test_an_engine_passed_in_moves_to_a_new_loop_once_the_first_is_closed(tmp_pa
         first.run_until_complete(engine.dispose())
     finally:
         first.close()
-    for _ in range(2):  # its pool replaced for each new loop (SQLAlchemy's rule)
+    sibling = AsyncSQLStorage(url, "pyop", "tokens", engine=engine)
+
+    async def both() -> list[int]:
+        pools = []
+        for each in (store, sibling, store):
+            await each.get("k")
+            pools.append(id(engine.sync_engine.pool))
+        return pools
+
+    seen = set()
+    for _ in range(2):  # its pool replaced for each new loop (SQLAlchemy's rule), once
         assert run(store.get, "k") == 1
+        pools = run(both)
+        assert len(set(pools)) == 1  # the stores of one engine move together
+        seen.add(pools[0])
+    assert len(seen) == 2
     run(store.close)
+    run(sibling.close)
     run(engine.dispose)
 
     # an engine without a pool serves any loop, even two at once

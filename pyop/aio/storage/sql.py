@@ -121,6 +121,41 @@ class _EnginePerLoop:
         await self._loops.aclose()
 
 
+#: The loop binding of each engine serving one loop at a time (shared by its stores, so
+#: that it moves to a new loop once); None for an engine without a pool.
+_bindings: weakref.WeakKeyDictionary[Engine, Optional[LoopBinding]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _binding_of(engine: Engine, serialise: bool, owned: bool) -> Optional[LoopBinding]:
+    """The :class:`~pyop.aio._loops.LoopBinding` shared by the stores of ``engine``."""
+    from sqlalchemy.pool import NullPool
+
+    if engine in _bindings:
+        return _bindings[engine]
+    binding: Optional[LoopBinding] = None
+    if not isinstance(engine.pool, NullPool):
+        what = ("AsyncSQLStorage's in-memory SQLite engine" if owned
+                else "the AsyncEngine passed to AsyncSQLStorage as engine=")
+        advice = (": use a database file to serve several loops at once" if serialise
+                  else ": use an engine per loop, or NullPool, or leave engine= out "
+                       "(the store then makes an engine per loop)")
+        binding = LoopBinding(what, rebind=functools.partial(_rebind, weakref.ref(engine),
+                                                             serialise), advice=advice)
+    _bindings[engine] = binding
+    return binding
+
+
+def _rebind(engine: Callable[[], Optional[Engine]], serialise: bool) -> None:
+    """Move an engine to a new loop, the previous one closed: its pooled connections
+    cannot serve the new loop (SQLAlchemy: dispose an engine before using it on a new
+    loop); in-memory SQLite keeps its one connection, which holds the database (aiosqlite
+    serves any loop)."""
+    live = engine()
+    if live is not None and not serialise:
+        live.dispose(close=False)
+
+
 class _OneEngine:
     """One engine for every loop, one loop at a time (see the module docstring): an
     engine passed as ``engine=``, or the one of in-memory SQLite."""
@@ -128,22 +163,7 @@ class _OneEngine:
     def __init__(self, first: _Binding, owned: bool) -> None:
         self.first = first
         self._owned = owned
-        engine = first.engine
-        self._binding: Optional[LoopBinding] = None
-        if engine.pool.__class__.__name__ != "NullPool":
-            what = ("AsyncSQLStorage's in-memory SQLite engine" if owned
-                    else "the AsyncEngine passed to AsyncSQLStorage as engine=")
-            advice = (": use a database file to serve several loops at once" if owned
-                      else ": use an engine per loop, or NullPool, or leave engine= out "
-                           "(the store then makes an engine per loop)")
-            self._binding = LoopBinding(what, rebind=self._rebind, advice=advice)
-
-    def _rebind(self) -> None:
-        # the previous loop is closed: its pooled connections cannot serve this one
-        # (SQLAlchemy: dispose the engine before using it on a new loop); in-memory SQLite
-        # keeps its one connection, which holds the database (aiosqlite serves any loop)
-        if not self.first.entry.serialise:
-            self.first.engine.dispose(close=False)
+        self._binding = _binding_of(first.engine, first.entry.serialise, owned)
 
     def get(self) -> _Binding:
         if self._binding is not None:
