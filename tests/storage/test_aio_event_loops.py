@@ -548,7 +548,12 @@ def test_the_fetcher_and_the_sender_serve_successive_and_concurrent_loops(http_u
 # -- a Starlette application: one provider, successive TestClient blocks ------------------------
 
 
-def _starlette_app(provider: AsyncProvider) -> Any:
+def _starlette_app(provider: AsyncProvider, stores: Optional[list[AsyncStorageBase]] = None
+                   ) -> Any:
+    """A Starlette application over ``provider``; its lifespan closes ``stores`` at the
+    end of each run."""
+    import contextlib
+
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, RedirectResponse
@@ -568,19 +573,27 @@ def _starlette_app(provider: AsyncProvider) -> Any:
         response = await provider.handle_userinfo_request(http_headers=dict(request.headers))
         return JSONResponse(response.to_dict())
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        yield
+        for store in stores or ():
+            await store.close()
+
     return Starlette(routes=[Route("/authorization", authorization),
                              Route("/token", token, methods=["POST"]),
-                             Route("/userinfo", userinfo)])
+                             Route("/userinfo", userinfo)], lifespan=lifespan)
 
 
-@pytest.mark.parametrize("maker", params(["redis", "sqlite", "postgresql"]), indirect=True)
+@pytest.mark.parametrize("close_in_lifespan", [False, True], ids=["open", "lifespan-close"])
+@pytest.mark.parametrize("maker", params(["redis", "sqlite", "postgresql", "mongomock"]),
+                         indirect=True)
 def test_starlette_testclient_blocks_share_a_module_level_provider(
-        maker: Maker, jwkest_signing_key: Any) -> None:
+        maker: Maker, jwkest_signing_key: Any, close_in_lifespan: bool) -> None:
     from starlette.testclient import TestClient
 
     # as at import time of the application's module: no event loop yet
     provider = async_provider(maker, jwkest_signing_key)
-    app = _starlette_app(provider)
+    app = _starlette_app(provider, list(maker.made) if close_in_lifespan else None)
     run(lambda: provider.clients.set(CLIENT_ID, clients()[CLIENT_ID]))
 
     subjects = []
