@@ -615,3 +615,43 @@ def test_starlette_testclient_blocks_share_a_module_level_provider(
             assert claims.json()["name"] == USERS[USER_ID]["name"]
             subjects.append(claims.json()["sub"])
     assert len(set(subjects)) == 1
+
+
+# -- the per-loop registry itself -----------------------------------------------------------------
+
+
+def test_loop_local_closes_on_shutdown_drops_closed_loops_and_leaves_no_finaliser(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from pyop.aio._loops import LoopLocal
+
+    class Client:
+        pass
+
+    closed: list[Client] = []
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    async def close(client: Client) -> None:
+        closed.append(client)
+
+    held: dict[str, LoopLocal[Client]] = {"local": LoopLocal(Client, close, "test clients")}
+
+    async def get() -> tuple[Client, Client]:
+        return held["local"].get(), held["local"].get()
+
+    first, again = run(get)
+    assert first is again and closed == [first]  # one per loop, closed at its shutdown
+    loop = asyncio.new_event_loop()
+    second, _ = loop.run_until_complete(get())
+    loop.close()  # no shutdown: nothing closed, dropped when another loop comes
+    assert closed == [first] and held["local"].values() == []
+    third, _ = run(get)
+    assert len({id(first), id(second), id(third)}) == 3 and closed == [first, third]
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(get())
+    loop.close()
+    collected = weakref.ref(held.pop("local"))
+    gc.collect()
+    assert collected() is None and unraisable == []  # no finaliser asked of a closed loop
