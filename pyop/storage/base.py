@@ -123,15 +123,10 @@ class SharedClients:
         self._lock = threading.Lock()
         self._entries: dict[tuple[Any, str, str], list[Any]] = {}
 
-    def acquire(self, factory: Callable[..., Any], uri: str, options: dict[str, Any], *,
-                scope: Any = None) -> tuple[tuple[Any, str, str], Any]:
-        """The shared client for these arguments (created on first use) and its key.
-
-        :param scope: clients are shared only within one scope (the async backends pass
-            the running event loop: an asyncio client belongs to one loop).
-        """
-        key = (factory, uri, repr(sorted(options.items())) + (
-            "" if scope is None else f"@{id(scope)}"))
+    def acquire(self, factory: Callable[..., Any], uri: str, options: dict[str, Any]
+                ) -> tuple[tuple[Any, str, str], Any]:
+        """The shared client for these arguments (created on first use) and its key."""
+        key = (factory, uri, repr(sorted(options.items())))
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
