@@ -64,8 +64,15 @@ def allowed_scopes(ctx: ProviderContext) -> set[str]:
 
 def granted_scope(ctx: ProviderContext, authentication_request: Mapping[str, Any]) -> list[str]:
     """The requested scope values that may be granted, in the request's order."""
+    requested = authentication_request.get("scope") or []
+    for value in requested:
+        # "openid" and the scopes of OIDC Core 5.4 are always allowed (allowed_scopes)
+        if value != "openid" and value not in SCOPE_CLAIMS:
+            break
+    else:
+        return list(requested)
     allowed = allowed_scopes(ctx)
-    return [s for s in authentication_request.get("scope") or [] if s in allowed]
+    return [s for s in requested if s in allowed]
 
 
 def scope_claims(ctx: ProviderContext, scope: Iterable[str]) -> dict[str, None]:

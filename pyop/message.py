@@ -269,7 +269,7 @@ def issued_token_response(access_token: str, token_type: str, expires_in: int,
     """
     if (type(access_token) is str and type(token_type) is str and type(expires_in) is int
             and type(id_token) is str and type(scope) is str):
-        response = AccessTokenResponse()
+        response = new_message(AccessTokenResponse)
         values = response._dict
         for name, value in (("access_token", access_token), ("token_type", token_type)):
             if value:
@@ -295,6 +295,38 @@ def set_string_member(message: Message, name: str, value: Any) -> None:
 
 
 _M = TypeVar("_M", bound=Message)
+
+_MESSAGE_INIT = Message.__init__
+_MESSAGE_FROM_DICT = Message.from_dict
+#: ``OpenIDSchema.from_dict``: ``Message.from_dict``, then members that are None or ""
+#: are dropped (a no-op on an empty message whose defaults have none).
+_SCHEMA_FROM_DICT = oic_message.OpenIDSchema.from_dict
+
+
+def new_message(cls: type[_M]) -> _M:
+    """``cls()``: an empty message, without ``oic``'s ``from_dict({})`` pass.
+
+    The attributes ``Message.__init__`` sets are set directly when ``cls`` keeps
+    ``oic``'s ``__init__`` and a ``from_dict`` known to do nothing on no values (that of
+    ``Message``, or ``OpenIDSchema``'s when no default member is None or empty); any
+    other class is called.
+    """
+    from_dict = cls.from_dict
+    if cls.__init__ is not _MESSAGE_INIT or (  # type: ignore[misc]
+            from_dict is not _MESSAGE_FROM_DICT and from_dict is not _SCHEMA_FROM_DICT):
+        return cls()
+    defaults = cls.c_default
+    if defaults and from_dict is _SCHEMA_FROM_DICT and any(
+            value is None or value == "" for value in defaults.values()):
+        return cls()
+    message = cls.__new__(cls)
+    message._dict = defaults.copy()
+    message.lax = False
+    message.jwt = None
+    message.jws_header = None
+    message.jwe_header = None
+    message.verify_ssl = True
+    return message
 
 
 def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
@@ -329,7 +361,7 @@ def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
                 break
         members[name] = value
     else:
-        message = cls()
+        message = new_message(cls)
         message._dict.update(members)
         return message
     return cls().from_dict(values)  # type: ignore[no-any-return]

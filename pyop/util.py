@@ -390,8 +390,11 @@ def is_valid_identifier(value: Any) -> bool:
     even look them up (PostgreSQL refuses NUL in text). Each endpoint answers an invalid
     identifier with its own error, before storage is asked.
     """
-    return (type(value) is str and value != ""
-            and _CONTROL_CHARACTERS.search(value) is None
+    if type(value) is not str or value == "":
+        return False
+    if value.isascii() and value.isprintable():  # " " to "~": the usual, no search
+        return True
+    return (_CONTROL_CHARACTERS.search(value) is None
             and (value.isascii() or _SURROGATES.search(value) is None))
 
 

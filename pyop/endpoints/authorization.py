@@ -42,6 +42,7 @@ from ..message import (
     ClaimsRequest,
     Message,
     message_from_plain_values,
+    new_message,
     set_string_member,
 )
 from ..request_object import merge_request_object, verify_request_object
@@ -648,7 +649,7 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     auth_time_int = _auth_time(ctx, authentication_request, client, auth_time)
     sid, _ = session_for_authorization(ctx, client, session_id)
 
-    response = AuthorizationResponse()
+    response = new_message(AuthorizationResponse)
     carried = None
     if response_types & {"code", "token"}:
         carried = claims_policy.claims_to_carry(ctx, user_id, client, scope,
