@@ -82,8 +82,7 @@ def scope_claims(ctx: ProviderContext, scope: Iterable[str]) -> dict[str, None]:
     extra = ctx.configuration.extra_scopes
     for value in scope:
         names = extra[value] if value in extra else SCOPE_CLAIMS.get(value, ())
-        for claim in names:
-            claims[claim] = None
+        claims.update(dict.fromkeys(names))  # claim -> None, in order
     return claims
 
 

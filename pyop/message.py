@@ -312,7 +312,7 @@ def new_message(cls: type[_M]) -> _M:
     other class is called.
     """
     from_dict = cls.from_dict
-    if cls.__init__ is not _MESSAGE_INIT or (  # type: ignore[misc]
+    if cls.__init__ is not _MESSAGE_INIT or (
             from_dict is not _MESSAGE_FROM_DICT and from_dict is not _SCHEMA_FROM_DICT):
         return cls()
     defaults = cls.c_default
@@ -346,7 +346,10 @@ def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
     members: dict[str, Any] = {}
     for name, value in values.items():
         kind = type(value)
-        if not (kind is str and value) and kind is not int and kind is not bool:
+        if kind is str:
+            if not value:
+                break
+        elif kind is not int and kind is not bool:
             break
         param = spec.get(name)
         if param is None:

@@ -50,6 +50,10 @@ class Userinfo:
                 userinfo = {}
         claims: dict[str, Any] = {}
         for name, request in requested_claims.items():
+            if request is None:  # the usual: released when the user has it
+                if name in userinfo:
+                    claims[name] = userinfo[name]
+                continue
             if name not in userinfo:
                 # (None, the usual request, first: isinstance on an ABC is slow)
                 if (request is not None and isinstance(request, Mapping)
