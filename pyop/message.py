@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from oic.oauth2.message import (
     OPTIONAL_LIST_OF_SP_SEP_STRINGS,
+    REQUIRED_LIST_OF_SP_SEP_STRINGS,
     OPTIONAL_LIST_OF_STRINGS,
     SINGLE_OPTIONAL_INT,
     SINGLE_OPTIONAL_STRING,
@@ -29,6 +30,9 @@ from .crypto import SigningKey, jws_sign
 from .util import is_https_or_loopback_http
 
 _SINGLE_REQUIRED_BOOLEAN = ParamDefinition(bool, True, None, None, False)
+#: ``oic``'s serializer of space-separated lists (``scope``, ``response_type``): a list
+#: becomes ``" ".join(list)``.
+_SP_SEP_LIST_SERIALIZER = REQUIRED_LIST_OF_SP_SEP_STRINGS.serializer
 _SINGLE_REQUIRED_INT = ParamDefinition(int, True, None, None, False)
 
 
@@ -98,8 +102,11 @@ class AuthorizationRequest(_DictGet, oic_message.AuthorizationRequest):
             param = spec.get(key)
             if param is None:
                 return cast(dict[str, Any], super().to_dict(lev))  # e.g. "name#lang" members
-            if param.serializer:
-                value = param.serializer(value, "dict", lev + 1)
+            serializer = param.serializer
+            if serializer is _SP_SEP_LIST_SERIALIZER and type(value) is list:
+                value = " ".join(value)  # what it returns for a list (scope, response_type)
+            elif serializer:
+                value = serializer(value, "dict", lev + 1)
             kind = type(value)
             if kind is str or kind is int or (kind is list and (not value
                                                                 or type(value[0]) is str)):

@@ -248,3 +248,33 @@ def test_claims_requested_without_individual_requests() -> None:
     # in the order requested; the user's missing claims omitted, a mismatching value too
     assert list(users.get_claims_for("u", requested).items()) == [
         ("email_verified", False), ("name", "N")]
+
+
+def _claims_one_by_one(user: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+    """OIDC Core 5.5.1 by the letter: each requested claim the user has, unless its
+    ``value``/``values`` do not match."""
+    claims = {}
+    for name, request in requested.items():
+        if name not in user:
+            continue
+        if isinstance(request, dict):
+            if "value" in request and user[name] != request["value"]:
+                continue
+            if isinstance(request.get("values"), list) and user[name] not in request["values"]:
+                continue
+        claims[name] = user[name]
+    return claims
+
+
+_CLAIM = st.sampled_from(["name", "email", "email_verified", "nickname", "locale", "sub"])
+
+
+@given(st.dictionaries(_CLAIM, st.one_of(st.text(max_size=3), st.booleans()), max_size=5),
+       st.dictionaries(_CLAIM, st.one_of(
+           st.none(), st.just({}), st.fixed_dictionaries({"value": st.text(max_size=3)}),
+           st.fixed_dictionaries({"essential": st.booleans()})), max_size=6))
+def test_claims_of_a_user_as_requested(user: dict[str, Any],
+                                       requested: dict[str, Any]) -> None:
+    claims = Userinfo({"u": user}).get_claims_for("u", requested)
+    expected = _claims_one_by_one(user, requested)
+    assert list(claims.items()) == list(expected.items())
