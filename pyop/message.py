@@ -33,6 +33,8 @@ _SINGLE_REQUIRED_BOOLEAN = ParamDefinition(bool, True, None, None, False)
 #: ``oic``'s serializer of space-separated lists (``scope``, ``response_type``): a list
 #: becomes ``" ".join(list)``.
 _SP_SEP_LIST_SERIALIZER = REQUIRED_LIST_OF_SP_SEP_STRINGS.serializer
+#: ... and its deserializer: a ``str`` becomes ``value.split(" ")``.
+_SP_SEP_LIST_DESERIALIZER = REQUIRED_LIST_OF_SP_SEP_STRINGS.deserializer
 _SINGLE_REQUIRED_INT = ParamDefinition(int, True, None, None, False)
 
 
@@ -96,17 +98,20 @@ class AuthorizationRequest(_DictGet, oic_message.AuthorizationRequest):
         they have a ``claims`` parameter -- are copied directly; any other request is
         left to ``oic``.
         """
-        spec = self.c_param
+        get = self.c_param.get
         result: dict[str, Any] = {}
         for key, value in self._dict.items():
-            param = spec.get(key)
+            param = get(key)
             if param is None:
                 return cast(dict[str, Any], super().to_dict(lev))  # e.g. "name#lang" members
             serializer = param.serializer
-            if serializer is _SP_SEP_LIST_SERIALIZER and type(value) is list:
-                value = " ".join(value)  # what it returns for a list (scope, response_type)
-            elif serializer:
-                value = serializer(value, "dict", lev + 1)
+            if serializer:
+                if serializer is not _SP_SEP_LIST_SERIALIZER:
+                    value = serializer(value, "dict", lev + 1)
+                elif type(value) is list:
+                    value = " ".join(value)  # what it returns for a list (scope...)
+                elif type(value) is not str:  # (a str it returns as it is)
+                    value = serializer(value, "dict", lev + 1)
             kind = type(value)
             if kind is str or kind is int or (kind is list and (not value
                                                                 or type(value[0]) is str)):
@@ -350,7 +355,9 @@ def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
     converts, drops or rejects -- goes through ``oic``, with its errors.
     """
     spec = cls.c_param
-    members: dict[str, Any] = {}
+    get = spec.get
+    message = new_message(cls)
+    members = message._dict  # the class defaults, then the values (as oic fills them)
     for name, value in values.items():
         kind = type(value)
         if kind is str:
@@ -358,20 +365,21 @@ def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
                 break
         elif kind is not int and kind is not bool:
             break
-        param = spec.get(name)
+        param = get(name)
         if param is None:
             if "#" in name or "*" in spec:
                 break
         elif param.type is not kind:
             if not (kind is str and param.type == [str] and param.deserializer is not None):
                 break
-            try:
-                value = param.deserializer(value, sformat="urlencoded")
-            except Exception:  # noqa: BLE001 - oic turns it into its own error
-                break
+            if param.deserializer is _SP_SEP_LIST_DESERIALIZER:
+                value = value.split(" ")  # what it returns for a str (scope, response_type)
+            else:
+                try:
+                    value = param.deserializer(value, sformat="urlencoded")
+                except Exception:  # noqa: BLE001 - oic turns it into its own error
+                    break
         members[name] = value
     else:
-        message = new_message(cls)
-        message._dict.update(members)
         return message
     return cls().from_dict(values)  # type: ignore[no-any-return]
