@@ -102,7 +102,7 @@ def user_record(ctx: ProviderContext, user_id: str) -> Optional[Mapping[str, Any
         record = ctx.userinfo[user_id]
     except KeyError:
         return None
-    return record if isinstance(record, Mapping) else None
+    return record if type(record) is dict or isinstance(record, Mapping) else None
 
 
 def _subject_type(ctx: ProviderContext, client: Mapping[str, Any]) -> str:
@@ -200,7 +200,7 @@ def user_claims(ctx: ProviderContext, user_id: str, requested: Mapping[str, Any]
     requested.pop("sub", None)
     if not requested:
         return {}
-    if isinstance(record, Mapping):
+    if type(record) is dict or (record is not None and isinstance(record, Mapping)):
         return ctx.userinfo.get_claims_for(user_id, requested, record)
     return ctx.userinfo.get_claims_for(user_id, requested)
 

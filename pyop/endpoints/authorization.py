@@ -508,7 +508,7 @@ def requested_acr_values(ctx: ProviderContext, authentication_request: Mapping[s
     spec = claims_request_member(authentication_request, "id_token").get("acr")
     claim_values: list[str] = []
     essential = False
-    if isinstance(spec, Mapping):
+    if spec is not None and isinstance(spec, Mapping):
         if isinstance(spec.get("value"), str):
             claim_values = [spec["value"]]
         elif isinstance(spec.get("values"), list):
@@ -628,7 +628,8 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         nothing is issued, the host decides what follows, see :doc:`errors`).
     :raises StorageError: the storage failed.
     """
-    if not isinstance(authentication_request, Message):
+    if (type(authentication_request) is not AuthorizationRequest
+            and not isinstance(authentication_request, Message)):
         # e.g. the dict a host kept in its session: scope back to a list, claims parsed
         authentication_request = AuthorizationRequest().from_dict(dict(authentication_request))
     client_id = authentication_request["client_id"]
