@@ -278,3 +278,60 @@ def test_claims_of_a_user_as_requested(user: dict[str, Any],
     claims = Userinfo({"u": user}).get_claims_for("u", requested)
     expected = _claims_one_by_one(user, requested)
     assert list(claims.items()) == list(expected.items())
+
+
+# -- the memory store's writes ------------------------------------------------------------------
+
+_VALUES = st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=3),
+                    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 2), max_size=2))
+_OPERATIONS = st.lists(st.tuples(
+    st.sampled_from(["set", "cas", "tick"]), st.sampled_from(["k1", "k2"]), _VALUES, _VALUES,
+    st.one_of(st.none(), st.integers(0, 30), st.floats(0, 30))), max_size=25)
+
+
+@settings(max_examples=300)
+@given(_OPERATIONS, st.sampled_from([None, 5, 0.5]))
+def test_memory_store_writes_as_the_generic_ones(operations: list[Any], ttl: Any) -> None:
+    """``MemoryStorage.set``/``compare_and_set`` (inlined) keep the records, expiries and
+    sweeps of :class:`~pyop.storage.memory.InProcessStore`'s operations."""
+    from pyop.storage import MemoryStorage
+    from pyop.storage.memory import InProcessStore
+
+    now = [1000.0]
+    inlined = MemoryStorage(ttl, clock=lambda: now[0], purge_interval=7)
+    generic = MemoryStorage(ttl, clock=lambda: now[0], purge_interval=7)
+    for operation, key, value, other, expires_at in operations:
+        expiry = None if expires_at is None else now[0] + expires_at
+        if operation == "set":
+            inlined.set(key, value, expires_at=expiry)
+            InProcessStore.set(generic, key, value, expires_at=expiry)
+        elif operation == "cas":
+            assert inlined.compare_and_set(key, value, other, expires_at=expiry) \
+                == InProcessStore.compare_and_set(generic, key, value, other,
+                                                  expires_at=expiry)
+        else:
+            now[0] += 3
+        assert inlined._data == generic._data
+        assert inlined._next_purge == generic._next_purge
+
+
+def test_memory_store_writes_refuse_what_the_generic_ones_refuse() -> None:
+    from pyop.storage import MemoryStorage
+
+    store = MemoryStorage()
+    with pytest.raises(TypeError):
+        store.set(1, "v")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.set("k", object())
+    with pytest.raises(ValueError):
+        store.set("k", float("nan"))
+    with pytest.raises(TypeError):
+        store.set("k", "v", expires_at="soon")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        store.set("k", "v", expires_at=float("inf"))
+    store.set("k", {"a": 1})
+    with pytest.raises(TypeError):
+        store.compare_and_set("k", {"a": 1}, object())
+    assert store.compare_and_set("k", {"a": 1.0}, {"a": 2}) is False  # JSON equality
+    assert store.compare_and_set("k", {"a": 1}, {"a": 2}) is True
+    assert store.get("k") == {"a": 2}
