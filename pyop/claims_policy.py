@@ -64,8 +64,15 @@ def allowed_scopes(ctx: ProviderContext) -> set[str]:
 
 def granted_scope(ctx: ProviderContext, authentication_request: Mapping[str, Any]) -> list[str]:
     """The requested scope values that may be granted, in the request's order."""
+    requested = authentication_request.get("scope") or []
+    for value in requested:
+        # "openid" and the scopes of OIDC Core 5.4 are always allowed (allowed_scopes)
+        if value != "openid" and value not in SCOPE_CLAIMS:
+            break
+    else:
+        return list(requested)
     allowed = allowed_scopes(ctx)
-    return [s for s in authentication_request.get("scope") or [] if s in allowed]
+    return [s for s in requested if s in allowed]
 
 
 def scope_claims(ctx: ProviderContext, scope: Iterable[str]) -> dict[str, None]:
@@ -75,8 +82,7 @@ def scope_claims(ctx: ProviderContext, scope: Iterable[str]) -> dict[str, None]:
     extra = ctx.configuration.extra_scopes
     for value in scope:
         names = extra[value] if value in extra else SCOPE_CLAIMS.get(value, ())
-        for claim in names:
-            claims[claim] = None
+        claims.update(dict.fromkeys(names))  # claim -> None, in order
     return claims
 
 
@@ -96,7 +102,7 @@ def user_record(ctx: ProviderContext, user_id: str) -> Optional[Mapping[str, Any
         record = ctx.userinfo[user_id]
     except KeyError:
         return None
-    return record if isinstance(record, Mapping) else None
+    return record if type(record) is dict or isinstance(record, Mapping) else None
 
 
 def _subject_type(ctx: ProviderContext, client: Mapping[str, Any]) -> str:
@@ -194,7 +200,7 @@ def user_claims(ctx: ProviderContext, user_id: str, requested: Mapping[str, Any]
     requested.pop("sub", None)
     if not requested:
         return {}
-    if isinstance(record, Mapping):
+    if type(record) is dict or (record is not None and isinstance(record, Mapping)):
         return ctx.userinfo.get_claims_for(user_id, requested, record)
     return ctx.userinfo.get_claims_for(user_id, requested)
 

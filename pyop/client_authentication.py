@@ -56,7 +56,8 @@ def parse_basic_authorization(header: str) -> tuple[str, str]:
         raise InvalidClientAuthentication("malformed Basic authorization header")
     decoded: Optional[str]
     try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        # base64.b64decode(..., validate=True), without its Python wrapper
+        decoded = binascii.a2b_base64(credentials.strip(), strict_mode=True).decode("utf-8")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         decoded = None
     # raised outside the except clause: a UnicodeDecodeError holds the decoded credentials,

@@ -432,7 +432,7 @@ def check_certificate_bound(record: Mapping[str, Any],
         ``invalid_token``, as RFC 8705 3 asks).
     """
     cnf = record.get("cnf")
-    if not isinstance(cnf, Mapping) or X5T_S256 not in cnf:
+    if cnf is None or not isinstance(cnf, Mapping) or X5T_S256 not in cnf:
         return
     expected = cnf[X5T_S256]
     if client_certificate is None:

@@ -114,10 +114,11 @@ class ProviderContext:
 
         :raises InvalidClientAuthentication: 401 ``invalid_client``.
         """
-        audiences = [self.issuer]
-        if (("client_assertion" in parameters or "client_assertion_type" in parameters)
-                and getattr(self.client_assertion_verifier, "audience_policy",
-                            "issuer") != "issuer"):
+        assertion = "client_assertion" in parameters or "client_assertion_type" in parameters
+        # the audiences matter to a client assertion only
+        audiences = [self.issuer] if assertion else []
+        if (assertion and getattr(self.client_assertion_verifier, "audience_policy",
+                                  "issuer") != "issuer"):
             metadata = self.configuration.metadata
             # the endpoint's mutual TLS alias too (RFC 8705 5)
             aliases = metadata.get("mtls_endpoint_aliases")

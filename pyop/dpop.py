@@ -435,7 +435,7 @@ def _one_proof(http_headers: Any) -> Optional[Any]:
 def is_dpop_bound(record: Mapping[str, Any]) -> bool:
     """Whether a token record is bound to a DPoP key (``cnf.jkt``, RFC 9449 6)."""
     cnf = record.get("cnf")
-    return isinstance(cnf, Mapping) and isinstance(cnf.get("jkt"), str)
+    return cnf is not None and isinstance(cnf, Mapping) and isinstance(cnf.get("jkt"), str)
 
 
 def client_requires_dpop(client: Mapping[str, Any]) -> bool:

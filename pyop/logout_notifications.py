@@ -92,18 +92,20 @@ def client_requires_sid(client: Mapping[str, Any],
     ``backchannel_logout_session_required`` (then its ID tokens carry ``sid``), for a
     channel the provider ``metadata`` supports (``frontchannel_logout_supported``,
     ``backchannel_logout_supported``) when given."""
-    return any(client.get(f"{channel}_logout_session_required") is True and (
-        metadata is None or metadata.get(f"{channel}_logout_supported") is True)
-        for channel in ("frontchannel", "backchannel"))
+    return ((client.get("frontchannel_logout_session_required") is True and (
+        metadata is None or metadata.get("frontchannel_logout_supported") is True))
+        or (client.get("backchannel_logout_session_required") is True and (
+            metadata is None or metadata.get("backchannel_logout_supported") is True)))
 
 
 def has_logout_uri(client: Mapping[str, Any],
                    metadata: Optional[Mapping[str, Any]] = None) -> bool:
     """Whether the client registered a front- or back-channel logout URI (for a channel
     the provider ``metadata`` supports, when given)."""
-    return any(client.get(f"{channel}_logout_uri") and (
-        metadata is None or metadata.get(f"{channel}_logout_supported") is True)
-        for channel in ("frontchannel", "backchannel"))
+    return bool((client.get("frontchannel_logout_uri") and (
+        metadata is None or metadata.get("frontchannel_logout_supported") is True))
+        or (client.get("backchannel_logout_uri") and (
+            metadata is None or metadata.get("backchannel_logout_supported") is True)))
 
 
 def id_token_sid(ctx: ProviderContext, client: Mapping[str, Any],

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from oic.oauth2.message import (
     OPTIONAL_LIST_OF_SP_SEP_STRINGS,
     OPTIONAL_LIST_OF_STRINGS,
+    REQUIRED_LIST_OF_SP_SEP_STRINGS,
     SINGLE_OPTIONAL_INT,
     SINGLE_OPTIONAL_STRING,
     SINGLE_REQUIRED_STRING,
@@ -29,6 +30,11 @@ from .crypto import SigningKey, jws_sign
 from .util import is_https_or_loopback_http
 
 _SINGLE_REQUIRED_BOOLEAN = ParamDefinition(bool, True, None, None, False)
+#: ``oic``'s serializer of space-separated lists (``scope``, ``response_type``): a list
+#: becomes ``" ".join(list)``.
+_SP_SEP_LIST_SERIALIZER = REQUIRED_LIST_OF_SP_SEP_STRINGS.serializer
+#: ... and its deserializer: a ``str`` becomes ``value.split(" ")``.
+_SP_SEP_LIST_DESERIALIZER = REQUIRED_LIST_OF_SP_SEP_STRINGS.deserializer
 _SINGLE_REQUIRED_INT = ParamDefinition(int, True, None, None, False)
 
 
@@ -92,14 +98,20 @@ class AuthorizationRequest(_DictGet, oic_message.AuthorizationRequest):
         they have a ``claims`` parameter -- are copied directly; any other request is
         left to ``oic``.
         """
-        spec = self.c_param
+        get = self.c_param.get
         result: dict[str, Any] = {}
         for key, value in self._dict.items():
-            param = spec.get(key)
+            param = get(key)
             if param is None:
                 return cast(dict[str, Any], super().to_dict(lev))  # e.g. "name#lang" members
-            if param.serializer:
-                value = param.serializer(value, "dict", lev + 1)
+            serializer = param.serializer
+            if serializer:
+                if serializer is not _SP_SEP_LIST_SERIALIZER:
+                    value = serializer(value, "dict", lev + 1)
+                elif type(value) is list:
+                    value = " ".join(value)  # what it returns for a list (scope...)
+                elif type(value) is not str:  # (a str it returns as it is)
+                    value = serializer(value, "dict", lev + 1)
             kind = type(value)
             if kind is str or kind is int or (kind is list and (not value
                                                                 or type(value[0]) is str)):
@@ -269,7 +281,7 @@ def issued_token_response(access_token: str, token_type: str, expires_in: int,
     """
     if (type(access_token) is str and type(token_type) is str and type(expires_in) is int
             and type(id_token) is str and type(scope) is str):
-        response = AccessTokenResponse()
+        response = new_message(AccessTokenResponse)
         values = response._dict
         for name, value in (("access_token", access_token), ("token_type", token_type)):
             if value:
@@ -296,6 +308,38 @@ def set_string_member(message: Message, name: str, value: Any) -> None:
 
 _M = TypeVar("_M", bound=Message)
 
+_MESSAGE_INIT = Message.__init__
+_MESSAGE_FROM_DICT = Message.from_dict
+#: ``OpenIDSchema.from_dict``: ``Message.from_dict``, then members that are None or ""
+#: are dropped (a no-op on an empty message whose defaults have none).
+_SCHEMA_FROM_DICT = oic_message.OpenIDSchema.from_dict
+
+
+def new_message(cls: type[_M]) -> _M:
+    """``cls()``: an empty message, without ``oic``'s ``from_dict({})`` pass.
+
+    The attributes ``Message.__init__`` sets are set directly when ``cls`` keeps
+    ``oic``'s ``__init__`` and a ``from_dict`` known to do nothing on no values (that of
+    ``Message``, or ``OpenIDSchema``'s when no default member is None or empty); any
+    other class is called.
+    """
+    from_dict = cls.from_dict
+    if cls.__init__ is not _MESSAGE_INIT or (
+            from_dict is not _MESSAGE_FROM_DICT and from_dict is not _SCHEMA_FROM_DICT):
+        return cls()
+    defaults = cls.c_default
+    if defaults and from_dict is _SCHEMA_FROM_DICT and any(
+            value is None or value == "" for value in defaults.values()):
+        return cls()
+    message = cls.__new__(cls)
+    message._dict = defaults.copy()
+    message.lax = False
+    message.jwt = None
+    message.jws_header = None
+    message.jwe_header = None
+    message.verify_ssl = True
+    return message
+
 
 def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
     """``cls().from_dict(values)`` (what ``cls(**values)`` does), without ``oic``'s per-member
@@ -311,25 +355,31 @@ def message_from_plain_values(cls: type[_M], values: Mapping[str, Any]) -> _M:
     converts, drops or rejects -- goes through ``oic``, with its errors.
     """
     spec = cls.c_param
-    members: dict[str, Any] = {}
+    get = spec.get
+    message = new_message(cls)
+    members = message._dict  # the class defaults, then the values (as oic fills them)
     for name, value in values.items():
         kind = type(value)
-        if not (kind is str and value) and kind is not int and kind is not bool:
+        if kind is str:
+            if not value:
+                break
+        elif kind is not int and kind is not bool:
             break
-        param = spec.get(name)
+        param = get(name)
         if param is None:
             if "#" in name or "*" in spec:
                 break
         elif param.type is not kind:
             if not (kind is str and param.type == [str] and param.deserializer is not None):
                 break
-            try:
-                value = param.deserializer(value, sformat="urlencoded")
-            except Exception:  # noqa: BLE001 - oic turns it into its own error
-                break
+            if param.deserializer is _SP_SEP_LIST_DESERIALIZER:
+                value = value.split(" ")  # what it returns for a str (scope, response_type)
+            else:
+                try:
+                    value = param.deserializer(value, sformat="urlencoded")
+                except Exception:  # noqa: BLE001 - oic turns it into its own error
+                    break
         members[name] = value
     else:
-        message = cls()
-        message._dict.update(members)
         return message
     return cls().from_dict(values)  # type: ignore[no-any-return]

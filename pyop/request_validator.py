@@ -18,10 +18,11 @@ pyop 3's validators keep their names and signatures -- ``(provider, request)`` o
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from oic.exception import MessageException
@@ -110,15 +111,30 @@ def check_response_type(request: Mapping[str, Any], provider: ProviderView) -> N
     requested = response_type_set(request.get("response_type"))
     if not requested:
         raise _error("missing response_type", request)
-    supported = [response_type_set(rt) for rt in
-                 provider.configuration_information.get("response_types_supported", [])]
+    supported = _response_type_sets(
+        provider.configuration_information.get("response_types_supported", []))
     if requested not in supported:
         raise _error("response_type not supported", request, "unsupported_response_type")
     client = provider.get_client(request["client_id"]) or {}
-    registered = [response_type_set(rt) for rt in client.get("response_types", ["code"])]
+    registered = _response_type_sets(client.get("response_types", ["code"]))
     if requested not in registered:
         raise _error("response_type not registered for the client", request,
                      "unauthorized_client")
+
+
+def _response_type_sets(values: Any) -> Collection[frozenset[str]]:
+    """``[response_type_set(value) for value in values]``: for a list of hashable values
+    (strings), computed once per distinct list of values (the few lists a provider and
+    its clients have); the result does not change, so it is shared."""
+    try:
+        return _response_type_sets_of(tuple(values))
+    except TypeError:  # an unhashable value (or not a list): as it is
+        return [response_type_set(value) for value in values]
+
+
+@functools.lru_cache(maxsize=256)
+def _response_type_sets_of(values: tuple[Any, ...]) -> frozenset[frozenset[str]]:
+    return frozenset(response_type_set(value) for value in values)
 
 
 def check_response_mode(request: Mapping[str, Any], provider: ProviderView) -> None:

@@ -35,7 +35,8 @@ def response_type_set(response_type: Union[None, str, Iterable[Any]]) -> frozens
             else frozenset(response_type.split()))
     if (type(response_type) is list and len(response_type) == 1
             and type(response_type[0]) is str):  # an oic message's usual ["code"]
-        return _split_response_type(response_type[0])
+        value = response_type[0]
+        return _split_cached(value) if len(value) <= 64 else frozenset(value.split())
     values: set[str] = set()
     for item in response_type:
         if isinstance(item, str):

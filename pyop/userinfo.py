@@ -11,6 +11,9 @@ __all__ = ["Userinfo"]
 logger = logging.getLogger(__name__)
 
 
+_NONE_ONLY = frozenset([type(None)])
+
+
 class Userinfo:
     """Claims of the end-users, looked up by the host's local user id.
 
@@ -48,8 +51,15 @@ class Userinfo:
             userinfo = self._db.get(user_id, {})
             if userinfo is None:
                 userinfo = {}
+        if set(map(type, requested_claims.values())) <= _NONE_ONLY:
+            # no individual claim request (the usual): the claims the user has, in order
+            return {name: userinfo[name] for name in requested_claims if name in userinfo}
         claims: dict[str, Any] = {}
         for name, request in requested_claims.items():
+            if request is None:  # released when the user has it
+                if name in userinfo:
+                    claims[name] = userinfo[name]
+                continue
             if name not in userinfo:
                 # (None, the usual request, first: isinstance on an ABC is slow)
                 if (request is not None and isinstance(request, Mapping)

@@ -33,7 +33,7 @@ def token_type_of(record: Mapping[str, Any]) -> str:
     """``DPoP`` for an access token bound to a DPoP key (``cnf.jkt``, RFC 9449 5), else
     ``Bearer``."""
     cnf = record.get("cnf")
-    if isinstance(cnf, Mapping) and "jkt" in cnf:
+    if cnf is not None and isinstance(cnf, Mapping) and "jkt" in cnf:
         return DPOP_TOKEN_TYPE
     return AccessToken.BEARER_TOKEN_TYPE
 

@@ -282,16 +282,19 @@ class AuthorizationCodes(RefreshTokens):
         access_token: Optional[AccessToken] = None
         refresh_token: Optional[str] = None
         access_sealed = is_sealed(self.access_tokens)
-        grant_id = grant_id_of(authorization_code)
+        codes_sealed = is_sealed(codes)
         # with every store server-side, the first access token is listed where a revocation
         # deletes it (the "used" code record, the refresh token's record) and is read
         # without the grant's mark; otherwise it carries the grant id, as later tokens do
         tagged = self.stateless
+        # the grant id (a hash of the code) only where a record carries it
+        grant_id = (grant_id_of(authorization_code) if tagged or wants_refresh
+                    else "")
         access_grant = dict(grant, grant_id=grant_id) if tagged else grant
-        refresh_grant = dict(grant, grant_id=grant_id)
+        refresh_grant = dict(grant, grant_id=grant_id) if wants_refresh else grant
         if cnf:  # sender-constrained (RFC 8705 3)
             access_grant = dict(access_grant, cnf=dict(cnf))
-            if bind_refresh_token:
+            if bind_refresh_token and wants_refresh:
                 refresh_grant["cnf"] = dict(cnf)
         listed = None if tagged else access_value
         # sealed tokens store nothing: made before the code is spent, so that a grant too
@@ -300,7 +303,7 @@ class AuthorizationCodes(RefreshTokens):
             access_token = self._create_access_token(access_grant, now)
         if wants_refresh and refresh_sealed:
             refresh_token = self._create_refresh_token(refresh_grant, None, now)
-        if is_sealed(codes):
+        if codes_sealed:
             if codes.consume(authorization_code) is None:
                 # redeemed meanwhile (or revoked): what the other redemption issued goes
                 logger.warning("concurrent or repeated redemption of an authorization code")

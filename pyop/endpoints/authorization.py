@@ -42,6 +42,7 @@ from ..message import (
     ClaimsRequest,
     Message,
     message_from_plain_values,
+    new_message,
     set_string_member,
 )
 from ..request_object import merge_request_object, verify_request_object
@@ -507,7 +508,7 @@ def requested_acr_values(ctx: ProviderContext, authentication_request: Mapping[s
     spec = claims_request_member(authentication_request, "id_token").get("acr")
     claim_values: list[str] = []
     essential = False
-    if isinstance(spec, Mapping):
+    if spec is not None and isinstance(spec, Mapping):
         if isinstance(spec.get("value"), str):
             claim_values = [spec["value"]]
         elif isinstance(spec.get("values"), list):
@@ -627,7 +628,8 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
         nothing is issued, the host decides what follows, see :doc:`errors`).
     :raises StorageError: the storage failed.
     """
-    if not isinstance(authentication_request, Message):
+    if (type(authentication_request) is not AuthorizationRequest
+            and not isinstance(authentication_request, Message)):
         # e.g. the dict a host kept in its session: scope back to a list, claims parsed
         authentication_request = AuthorizationRequest().from_dict(dict(authentication_request))
     client_id = authentication_request["client_id"]
@@ -648,7 +650,7 @@ def authorize(ctx: ProviderContext, authentication_request: Mapping[str, Any], u
     auth_time_int = _auth_time(ctx, authentication_request, client, auth_time)
     sid, _ = session_for_authorization(ctx, client, session_id)
 
-    response = AuthorizationResponse()
+    response = new_message(AuthorizationResponse)
     carried = None
     if response_types & {"code", "token"}:
         carried = claims_policy.claims_to_carry(ctx, user_id, client, scope,

@@ -96,7 +96,7 @@ def handle_token_request(ctx: ProviderContext, request_body: Any,
     proof = dpop.token_request_proof(
         ctx.dpop, http_headers, method=(http_method or "POST").upper(),
         url=http_url or ctx.configuration.metadata.get("token_endpoint"), client=client,
-        now=ctx.clock())
+        now=ctx.clock()) if ctx.dpop.enabled else None  # (it checks enabled too)
     if proof is not None:  # one cnf for both confirmations (RFC 7800 3.1)
         cnf = dict(cnf or {}, **proof.cnf)
     for check in ctx.token_request_validators:
