@@ -117,9 +117,6 @@ class ClientRegistry:
         self._clock = clock
         # compare-and-set of a store without one (a dict): atomic within this process
         self._lock = threading.Lock()
-        #: stored() and record() are this class's (not a subclass's): get() reads inline
-        self._plain_reads = (type(self).stored is ClientRegistry.stored
-                             and type(self).record is ClientRegistry.record)
 
     def get(self, client_id: Any) -> Optional[Mapping[str, Any]]:
         """The metadata of a registered client, or None: the request's client, else the
@@ -137,23 +134,7 @@ class ClientRegistry:
                     cache.discard(client_id)
                     return None
                 return hit
-        if self._plain_reads:  # stored() and record() as defined here, in one call
-            if not is_valid_identifier(client_id):
-                return None
-            try:
-                found = self.store.get(client_id)
-            except (TypeError, ValueError):
-                return None
-            if type(found) is not dict and not isinstance(found, Mapping):
-                return None
-            if DELETED_CLIENT_MEMBER in found:
-                return None
-            if CLIENT_EXPIRES_AT_MEMBER in found and client_has_expired(found, self._clock()):
-                self._purge_expired(client_id, found)
-                return None
-            client: Optional[Mapping[str, Any]] = found
-        else:
-            client = self.stored(client_id)
+        client = self.stored(client_id)
         if client is not None and cache is not None:
             cache.put(client_id, client)
         return client

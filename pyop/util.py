@@ -230,46 +230,6 @@ def _parse_qsl_or_error(query: str) -> Union[list[tuple[str, str]], str]:
         return "malformed request"
 
 
-def _parse_query_parameters(query: str) -> Union[dict[str, Union[str, list[str]]], str]:
-    """The parameters of a query string without NUL (neither ``"\\x00"`` nor ``"%00"``)
-    as :func:`parse_request_parameters` returns them, in one pass over the fields
-    (:func:`_parse_qsl`, then the empty values dropped and the repeated names made
-    lists); or the message of the error it raises.
-    """
-    if not query:
-        return {}
-    if 1 + query.count("&") > _MAX_FIELDS:
-        return "malformed request"
-    result: dict[str, Union[str, list[str]]] = {}
-    try:
-        for field in query.split("&"):
-            if not field:
-                continue
-            name, _, value = field.partition("=")
-            if "+" in name:
-                name = name.replace("+", " ")
-            if "%" in name:
-                name = _unquote_strict(name)  # (a name is decoded even without a value)
-            if not value:  # no value: treated as omitted (RFC 6749 3.1)
-                continue
-            if "+" in value:
-                value = value.replace("+", " ")
-            if "%" in value:
-                value = _unquote_strict(value)
-            previous = result.get(name)
-            if previous is None:
-                result[name] = value
-            elif type(previous) is list:
-                previous.append(value)
-            else:
-                result[name] = [previous, value]  # type: ignore[list-item]
-    except UnicodeDecodeError:
-        return "request is not valid UTF-8"
-    except ValueError:
-        return "malformed request"
-    return result
-
-
 def parse_request_parameters(
     request: Union[None, str, bytes, Mapping[str, Any]],
     max_size: int = DEFAULT_MAX_REQUEST_SIZE,
@@ -299,17 +259,12 @@ def parse_request_parameters(
             raise InvalidRequestError("request too large")
         if not request.isascii() and _SURROGATES.search(request):
             raise InvalidRequestError("request is not valid UTF-8")
-        # a NUL can only come from the text itself or from "%00"
-        if "\x00" not in request and "%00" not in request:
-            parsed_str = _parse_query_parameters(request)
-            if isinstance(parsed_str, str):
-                raise InvalidRequestError(parsed_str)
-            return parsed_str
         parsed = _parse_qsl_or_error(request)
         if isinstance(parsed, str):
             raise InvalidRequestError(parsed)
         pairs = parsed
-        may_have_nul = True
+        # a NUL can only come from the text itself or from "%00"
+        may_have_nul = "\x00" in request or "%00" in request
     elif isinstance(request, Mapping):
         pairs = []
         total = 0

@@ -1,7 +1,7 @@
 """The shortcuts of the code flow's common path give what the general path gives.
 
 Each shortcut is compared with the general computation it stands for: empty ``oic``
-messages, the query parser's single pass, identifiers, granted scopes, the response type
+messages, identifiers, granted scopes, the response type
 sets remembered per list of values, the claims of a request without individual claim
 requests, the scope claims.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import threading
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 from conftest import configuration
@@ -20,12 +19,11 @@ from hypothesis import strategies as st
 
 import pyop.message
 from pyop import claims_policy
-from pyop.exceptions import InvalidRequestError
 from pyop.message import Message, message_from_plain_values, new_message
 from pyop.request_validator import _response_type_sets, _response_type_sets_of
 from pyop.response_mode import response_type_set
 from pyop.userinfo import Userinfo
-from pyop.util import _parse_query_parameters, is_valid_identifier, parse_request_parameters
+from pyop.util import is_valid_identifier
 
 # -- empty messages ---------------------------------------------------------------------------
 
@@ -71,58 +69,6 @@ def test_messages_of_plain_values_are_not_shared() -> None:
     first = message_from_plain_values(pyop.message.UserinfoResponse, {"sub": "a"})
     second = message_from_plain_values(pyop.message.UserinfoResponse, {"sub": "b"})
     assert first.to_dict() == {"sub": "a"} and second.to_dict() == {"sub": "b"}
-
-
-# -- query strings ------------------------------------------------------------------------------
-
-_QUERY_PIECES = st.sampled_from(["a", "b", "=", "&", "+", "%", "%2", "%20", "%2B", "%26", "%3D",
-                                 "%C3%A9", "%C3", "%ff", "%zz", "é", "a=", "=b", "b=a&b=c",
-                                 "&&", "x=%C3"])
-
-
-def _reference(query: str) -> Any:
-    """What :func:`parse_request_parameters` answers for a query without NUL, from
-    :func:`urllib.parse.parse_qsl`."""
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=1000)
-    except UnicodeDecodeError:
-        return "request is not valid UTF-8"
-    except ValueError:
-        return "malformed request"
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if value:
-            previous = result.get(name)
-            result[name] = value if previous is None else (
-                previous + [value] if isinstance(previous, list) else [previous, value])
-    return result
-
-
-@settings(max_examples=1000)
-@given(st.lists(_QUERY_PIECES, max_size=30).map("".join))
-def test_single_pass_query_parsing_matches_parse_qsl(query: str) -> None:
-    assert _parse_query_parameters(query) == _reference(query)
-
-
-def test_single_pass_query_parsing_decodes_names_without_values() -> None:
-    # a name that is not UTF-8 is an error even when its value is empty (as parse_qsl)
-    assert _parse_query_parameters("%ff=&a=b") == "request is not valid UTF-8"
-    with pytest.raises(InvalidRequestError, match="not valid UTF-8") as raised:
-        parse_request_parameters("%ff=&a=b")
-    assert raised.value.__context__ is None
-
-
-def test_single_pass_query_parsing_field_limit() -> None:
-    assert len(_parse_query_parameters("&".join(f"a{i}=b" for i in range(1000)))) == 1000
-    assert _parse_query_parameters("&".join(["a=b"] * 1001)) == "malformed request"
-
-
-def test_queries_with_nul_take_the_general_path() -> None:
-    for query in ("a=%00", "a=b\x00", "a%00=b"):
-        with pytest.raises(InvalidRequestError, match="NUL"):
-            parse_request_parameters(query)
-    # a parameter without value is omitted, NUL or not (as before)
-    assert parse_request_parameters("%00=&b=c&b=d") == {"b": ["c", "d"]}
 
 
 # -- identifiers --------------------------------------------------------------------------------
@@ -278,60 +224,3 @@ def test_claims_of_a_user_as_requested(user: dict[str, Any],
     claims = Userinfo({"u": user}).get_claims_for("u", requested)
     expected = _claims_one_by_one(user, requested)
     assert list(claims.items()) == list(expected.items())
-
-
-# -- the memory store's writes ------------------------------------------------------------------
-
-_VALUES = st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=3),
-                    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 2), max_size=2))
-_OPERATIONS = st.lists(st.tuples(
-    st.sampled_from(["set", "cas", "tick"]), st.sampled_from(["k1", "k2"]), _VALUES, _VALUES,
-    st.one_of(st.none(), st.integers(0, 30), st.floats(0, 30))), max_size=25)
-
-
-@settings(max_examples=300)
-@given(_OPERATIONS, st.sampled_from([None, 5, 0.5]))
-def test_memory_store_writes_as_the_generic_ones(operations: list[Any], ttl: Any) -> None:
-    """``MemoryStorage.set``/``compare_and_set`` (inlined) keep the records, expiries and
-    sweeps of :class:`~pyop.storage.memory.InProcessStore`'s operations."""
-    from pyop.storage import MemoryStorage
-    from pyop.storage.memory import InProcessStore
-
-    now = [1000.0]
-    inlined = MemoryStorage(ttl, clock=lambda: now[0], purge_interval=7)
-    generic = MemoryStorage(ttl, clock=lambda: now[0], purge_interval=7)
-    for operation, key, value, other, expires_at in operations:
-        expiry = None if expires_at is None else now[0] + expires_at
-        if operation == "set":
-            inlined.set(key, value, expires_at=expiry)
-            InProcessStore.set(generic, key, value, expires_at=expiry)
-        elif operation == "cas":
-            assert inlined.compare_and_set(key, value, other, expires_at=expiry) \
-                == InProcessStore.compare_and_set(generic, key, value, other,
-                                                  expires_at=expiry)
-        else:
-            now[0] += 3
-        assert inlined._data == generic._data
-        assert inlined._next_purge == generic._next_purge
-
-
-def test_memory_store_writes_refuse_what_the_generic_ones_refuse() -> None:
-    from pyop.storage import MemoryStorage
-
-    store = MemoryStorage()
-    with pytest.raises(TypeError):
-        store.set(1, "v")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        store.set("k", object())
-    with pytest.raises(ValueError):
-        store.set("k", float("nan"))
-    with pytest.raises(TypeError):
-        store.set("k", "v", expires_at="soon")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        store.set("k", "v", expires_at=float("inf"))
-    store.set("k", {"a": 1})
-    with pytest.raises(TypeError):
-        store.compare_and_set("k", {"a": 1}, object())
-    assert store.compare_and_set("k", {"a": 1.0}, {"a": 2}) is False  # JSON equality
-    assert store.compare_and_set("k", {"a": 1}, {"a": 2}) is True
-    assert store.get("k") == {"a": 2}

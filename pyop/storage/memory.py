@@ -20,15 +20,7 @@ import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Callable, Optional, Union
 
-from .base import (
-    MISSING,
-    Clock,
-    StorageBase,
-    canonical_json,
-    check_expires_at,
-    check_key,
-    check_ttl,
-)
+from .base import MISSING, Clock, StorageBase, canonical_json, check_key, check_ttl
 from .schemes import register_backend
 
 __all__ = ["MemoryStorage", "DictStorage", "as_storage"]
@@ -227,61 +219,6 @@ class MemoryStorage(InProcessStore):
             else:
                 text = record  # type: ignore[assignment]
         return _scan_json(text, 0)[0]
-
-    def set(self, key: str, value: Any, expires_at: Optional[float] = None) -> None:
-        # InProcessStore.set with its hooks inlined, as get (a code and an access token
-        # are written per code flow)
-        if type(key) is not str:
-            check_key(key)
-        text = canonical_json(value)
-        now = self._clock()
-        if expires_at is not None:
-            expiry: Optional[float] = (float(expires_at) if type(expires_at) is int
-                                       else check_expires_at(expires_at))
-        else:
-            expiry = now + self.ttl if self.ttl else None
-        with self._lock:
-            self._data[key] = text if expiry is None else (text, expiry)
-            if now >= self._next_purge:
-                self._next_purge = now + self._purge_interval
-                removed = self._purge_locked(now)
-                if removed:
-                    logger.debug("%s: purged %d expired records", type(self).__name__,
-                                 removed)
-
-    def compare_and_set(self, key: str, expected: Any, new: Any,
-                        expires_at: Optional[float] = None) -> bool:
-        # InProcessStore.compare_and_set with its hooks inlined (a code is marked used
-        # with it)
-        if type(key) is not str:
-            check_key(key)
-        expected_text = canonical_json(expected)
-        new_text = canonical_json(new)
-        now = self._clock()
-        with self._lock:
-            record = self._data.get(key)
-            if record is None:
-                return False
-            current_expiry: Optional[float] = None
-            if type(record) is tuple:
-                if record[1] <= now:
-                    del self._data[key]
-                    return False
-                current, current_expiry = record
-            else:
-                current = record  # type: ignore[assignment]
-            if current != expected_text:
-                return False
-            expiry = (current_expiry if expires_at is None
-                      else self._resolve_expiry(expires_at, now))
-            self._data[key] = new_text if expiry is None else (new_text, expiry)
-            if now >= self._next_purge:
-                self._next_purge = now + self._purge_interval
-                removed = self._purge_locked(now)
-                if removed:
-                    logger.debug("%s: purged %d expired records", type(self).__name__,
-                                 removed)
-            return True
 
     def _set_encoded(self, key: str, text: str,
                            expires_at: Optional[float] = None) -> None:
