@@ -33,7 +33,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 
 from ._bridge import MissingAsyncContext
 
-__all__ = ["EventLoopMismatch", "LoopBinding", "LoopLocal", "running_loop"]
+__all__ = ["EventLoopMismatch", "LoopBinding", "LoopClients", "LoopLocal", "running_loop"]
 
 logger = logging.getLogger(__name__)
 
@@ -309,3 +309,52 @@ class LoopBinding:
                 logger.debug("%s moved to a new event loop (the previous one is closed)",
                              self.what)
             self._loop = _ref(loop)
+
+
+class LoopClients(Generic[T]):
+    """The driver client of the running event loop, for a store: one made per loop by
+    ``connect`` (a :class:`LoopLocal`), or else the one the application passed in (a
+    :class:`LoopBinding`: it serves the loop that first uses it).
+
+    :param given: the application's client (used when ``connect`` is None).
+    :param connect: makes the client of a loop, on its first use there.
+    :param close: ``await close(client)`` closes a client ``connect`` made.
+    :param what: names the clients in errors and logs (``"AsyncRedisStorage's
+        redis.asyncio client"``).
+    """
+
+    def __init__(self, given: T, *, connect: Optional[Callable[[], T]],
+                 close: Callable[[T], Awaitable[Any]], what: str) -> None:
+        self._given = given
+        self._binding = LoopBinding(
+            f"{what} passed in as client=",
+            advice=": leave client= out (the store then makes a client per loop)")
+        self._made: Optional[LoopLocal[T]] = (
+            None if connect is None else LoopLocal(connect, close, what))
+
+    @property
+    def per_loop(self) -> bool:
+        """Whether the clients are made per loop (no client was passed in)."""
+        return self._made is not None
+
+    @property
+    def given(self) -> T:
+        """The client passed in (meaningful when not :attr:`per_loop`)."""
+        return self._given
+
+    def current(self) -> T:
+        """The running loop's client.
+
+        :raises EventLoopMismatch: a client passed in, used on a loop it cannot serve.
+        :raises MissingAsyncContext: no running loop.
+        """
+        if self._made is not None:
+            return self._made.get()
+        self._binding.check()
+        return self._given
+
+    async def aclose(self) -> None:
+        """Close the clients made per loop (see :meth:`LoopLocal.aclose`); a client
+        passed in is the application's to close."""
+        if self._made is not None:
+            await self._made.aclose()

@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.mongo import MongoWrapper, client_options
 from .._bridge import await_only, in_bridge, run_sync
-from .._loops import LoopBinding, LoopLocal
+from .._loops import LoopClients, LoopLocal
 from .base import GreenletStorage, release_shared_client
 
 __all__ = ["AsyncMongoStorage"]
@@ -69,26 +69,18 @@ class SyncMongoClient:
 
     def __init__(self, client: Any = None, *,
                  connect: Optional[Callable[[], Any]] = None) -> None:
-        self._clients: Optional[LoopLocal[_LoopClient]] = None
-        #: the application's client (``client=``), unless ``connect`` was given
-        self._fixed = _LoopClient(client)
-        if connect is None:
-            self._binding = LoopBinding(
-                "the AsyncMongoClient passed to AsyncMongoStorage as client=",
-                advice=": leave client= out (the store then makes a client per loop)")
-        else:
-            self._clients = LoopLocal(lambda: _LoopClient(connect()), _close_client,
-                                      "AsyncMongoStorage's AsyncMongoClient")
+        self._clients = LoopClients(
+            _LoopClient(client), connect=None if connect is None else (
+                lambda: _LoopClient(connect())),
+            close=_close_client, what="AsyncMongoStorage's AsyncMongoClient")
 
     def __repr__(self) -> str:
-        return ("SyncMongoClient(per event loop)" if self._fixed is None
-                else f"SyncMongoClient({self._fixed.client!r})")
+        if self._clients.per_loop:
+            return "SyncMongoClient(per event loop)"
+        return f"SyncMongoClient({self._clients.given.client!r})"
 
     def _current(self) -> _LoopClient:
-        if self._clients is not None:
-            return self._clients.get()
-        self._binding.check()
-        return self._fixed
+        return self._clients.current()
 
     @property
     def client(self) -> Any:
@@ -110,8 +102,8 @@ class SyncMongoClient:
         return SyncDatabase(self, name)
 
     def get_default_database(self) -> SyncDatabase:
-        if self._clients is None:
-            self._fixed.client.get_default_database()  # ConfigurationError: none in its URI
+        if not self._clients.per_loop:
+            self._clients.given.client.get_default_database()  # ConfigurationError: none in its URI
         else:
             # the store's URI names no database (MongoWrapper looked first): no default
             import pymongo.errors
@@ -121,9 +113,8 @@ class SyncMongoClient:
         return SyncDatabase(self, None)
 
     async def aclose(self) -> None:
-        """Close the clients this face made (see :meth:`LoopLocal.aclose`)."""
-        if self._clients is not None:
-            await self._clients.aclose()
+        """Close the clients this face made (see :meth:`LoopClients.aclose`)."""
+        await self._clients.aclose()
 
 
 class SyncDatabase:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Union
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.redis import RedisWrapper, client_options
 from .._bridge import await_only, in_bridge
-from .._loops import LoopBinding, LoopLocal
+from .._loops import LoopClients
 from .base import GreenletStorage, release_shared_client
 
 __all__ = ["AsyncRedisStorage"]
@@ -67,27 +67,18 @@ class SyncRedis:
 
     def __init__(self, client: Any = None, *,
                  connect: Optional[Callable[[], Any]] = None) -> None:
-        self._clients: Optional[LoopLocal[_LoopClient]] = None
-        #: the application's client (``client=``), unless ``connect`` was given
-        self._fixed = _LoopClient(client)
-        if connect is None:
-            self._binding = LoopBinding(
-                "the redis.asyncio client passed to AsyncRedisStorage as client=",
-                advice=": leave client= out (the store then makes a client per loop)")
-        else:
-            self._clients = LoopLocal(lambda: _LoopClient(connect()), _close_client,
-                                      "AsyncRedisStorage's redis.asyncio client")
+        self._clients = LoopClients(
+            _LoopClient(client), connect=None if connect is None else (
+                lambda: _LoopClient(connect())),
+            close=_close_client, what="AsyncRedisStorage's redis.asyncio client")
 
     def __repr__(self) -> str:
-        if self._clients is not None:
+        if self._clients.per_loop:
             return "SyncRedis(per event loop)"
-        return f"SyncRedis({self._fixed.client!r})"
+        return f"SyncRedis({self._clients.given.client!r})"
 
     def _current(self) -> _LoopClient:
-        if self._clients is not None:
-            return self._clients.get()
-        self._binding.check()
-        return self._fixed
+        return self._clients.current()
 
     @property
     def client(self) -> Any:
@@ -103,9 +94,8 @@ class SyncRedis:
         return script
 
     async def aclose(self) -> None:
-        """Close the clients this face made (see :meth:`LoopLocal.aclose`)."""
-        if self._clients is not None:
-            await self._clients.aclose()
+        """Close the clients this face made (see :meth:`LoopClients.aclose`)."""
+        await self._clients.aclose()
 
     def get(self, name: str) -> Any:
         return await_only(self.client.get(name))
