@@ -9,13 +9,13 @@ requests, the scope claims.
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any
 
 import pytest
 from conftest import configuration
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.races import THREADS, race
 
 import pyop.message
 from pyop import claims_policy
@@ -166,23 +166,13 @@ def test_response_type_sets_of_invalid_values_fail_as_before() -> None:
 def test_response_type_sets_from_threads() -> None:
     _response_type_sets_of.cache_clear()
     lists = [[f"code{i}", "id_token token"] for i in range(50)]
-    errors: list[BaseException] = []
 
-    def work() -> None:
-        try:
-            for _ in range(20):
-                for values in lists:
-                    assert _response_type_sets(values) == frozenset(
-                        response_type_set(value) for value in values)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+    def check(_round: int) -> bool:
+        return all(_response_type_sets(values) == frozenset(
+            response_type_set(value) for value in values) for values in lists)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    outcomes = race(check, rounds=20)  # 8 threads released together, 20 rounds
+    assert all(all(round_) and len(round_) == THREADS for round_ in outcomes)
 
 
 # -- claims of a user ---------------------------------------------------------------------------
