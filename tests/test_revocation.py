@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 from urllib.parse import urlencode
@@ -18,6 +17,7 @@ import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from conftest import CLIENT_ID, CLIENT_SECRET, PUBLIC_CLIENT_ID, REDIRECT_URI, USER_ID
 from flask import Flask
+from support.serving import serving
 from support.token_routes import add_token_routes
 from test_introspection import OTHER_ID, OTHER_SECRET, basic_auth, issue_tokens, two_clients
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -165,14 +165,8 @@ def flask_app(provider: Provider) -> Flask:
 @pytest.fixture
 def served(provider: Provider) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, flask_app(provider), request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
+    with serving(server) as url:
+        yield url
 
 
 def test_authlib_introspects_and_revokes(provider: Provider, served: str) -> None:

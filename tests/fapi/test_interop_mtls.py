@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from support.serving import serving
 
 requests = pytest.importorskip("requests")
 ro2c = pytest.importorskip("requests_oauth2client")
@@ -167,13 +167,8 @@ def server(provider: Provider, files: dict[str, str]) -> Iterator[str]:
     handler = type("BoundHost", (Host,), {"provider": provider})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(httpd, "https") as url:
+        yield url
 
 
 def oauth_client(base: str, files: dict[str, str], client_id: str, cert: str) -> Any:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USER_ID, USERS, clients, configuration
+from support.serving import serving
 
 from pyop.aio import (
     AsyncAuthorizationState,
@@ -520,13 +521,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def http_url() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as url:
+        yield url
 
 
 def test_the_fetcher_and_the_sender_serve_successive_and_concurrent_loops(http_url: str) -> None:
