@@ -29,10 +29,10 @@ from ...storage.base import SharedClients, StorageBase
 from ...storage.memory import DictStorage, MemoryStorage
 from ...storage.stateless import StatelessWrapper
 from .._bridge import await_only, run_sync
-from .._loops import running_loop
+from .._loops import LoopClients, running_loop
 from .schemes import create
 
-__all__ = ["AsyncStorageBase", "BridgedStorage", "GreenletStorage", "as_sync_storage",
+__all__ = ["AsyncStorageBase", "BridgedStorage", "DriverFace", "GreenletStorage", "as_sync_storage",
            "running_loop"]
 
 logger = logging.getLogger(__name__)
@@ -304,3 +304,56 @@ def as_sync_storage(obj: Any, name: str) -> Any:
 _ASYNC_TWINS = {"RedisWrapper": "pyop.aio.storage.AsyncRedisStorage",
                 "SQLWrapper": "pyop.aio.storage.AsyncSQLStorage",
                 "MongoWrapper": "pyop.aio.storage.AsyncMongoStorage"}
+
+
+class DriverFace:
+    """Base of the blocking faces of an asyncio driver client that the synchronous
+    backends' code calls (:class:`~pyop.aio.storage.redis.SyncRedis`,
+    :class:`~pyop.aio.storage.mongo.SyncMongoClient`): the client of the running event
+    loop, one made per loop by ``connect``, or the one the application passed in
+    (:class:`~pyop.aio._loops.LoopClients`).
+
+    Subclasses name :attr:`what`, wrap each client in an :meth:`entry` (the client and what
+    is cached for it on its loop) and close it with :meth:`close_entry`.
+
+    :param client: a client of the application's (it serves the loop that first uses it).
+    :param connect: else, makes a client: one per event loop, on its first use there.
+    """
+
+    #: names the clients in errors and logs
+    what = "an asyncio driver client"
+
+    def __init__(self, client: Any = None, *,
+                 connect: Optional[Callable[[], Any]] = None) -> None:
+        entry = self.entry
+        self._clients = LoopClients(
+            entry(client), connect=None if connect is None else (lambda: entry(connect())),
+            close=self.close_entry, what=self.what)
+
+    @staticmethod
+    def entry(client: Any) -> Any:
+        """What is kept per client (by default the client itself)."""
+        return client
+
+    @staticmethod
+    async def close_entry(entry: Any) -> None:
+        """Close the client of ``entry`` (on its loop)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        if self._clients.per_loop:
+            return f"{type(self).__name__}(per event loop)"
+        return f"{type(self).__name__}({self._clients.given.client!r})"
+
+    def _current(self) -> Any:
+        """The running loop's entry."""
+        return self._clients.current()
+
+    @property
+    def client(self) -> Any:
+        """The driver client of the running event loop."""
+        return self._current().client
+
+    async def aclose(self) -> None:
+        """Close the clients this face made (see :meth:`LoopClients.aclose`)."""
+        await self._clients.aclose()

@@ -32,8 +32,8 @@ from typing import Any, Callable, Optional
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.mongo import MongoWrapper, client_options
 from .._bridge import await_only, in_bridge, run_sync
-from .._loops import LoopClients, LoopLocal
-from .base import GreenletStorage, release_shared_client
+from .._loops import LoopLocal
+from .base import DriverFace, GreenletStorage, release_shared_client
 
 __all__ = ["AsyncMongoStorage"]
 
@@ -53,11 +53,7 @@ class _LoopClient:
         self.collections: dict[tuple[Optional[str], str], Any] = {}
 
 
-async def _close_client(entry: _LoopClient) -> None:
-    await entry.client.close()
-
-
-class SyncMongoClient:
+class SyncMongoClient(DriverFace):
     """An ``AsyncMongoClient`` (or an object with its API) as the blocking client
     :class:`~pyop.storage.MongoWrapper` uses: its databases' collections' operations
     await the client's coroutines with :func:`~pyop.aio._bridge.await_only` (so only
@@ -67,25 +63,12 @@ class SyncMongoClient:
     :param connect: else, makes a client: one per event loop, on its first use there.
     """
 
-    def __init__(self, client: Any = None, *,
-                 connect: Optional[Callable[[], Any]] = None) -> None:
-        self._clients = LoopClients(
-            _LoopClient(client), connect=None if connect is None else (
-                lambda: _LoopClient(connect())),
-            close=_close_client, what="AsyncMongoStorage's AsyncMongoClient")
+    what = "AsyncMongoStorage's AsyncMongoClient"
+    entry = _LoopClient
 
-    def __repr__(self) -> str:
-        if self._clients.per_loop:
-            return "SyncMongoClient(per event loop)"
-        return f"SyncMongoClient({self._clients.given.client!r})"
-
-    def _current(self) -> _LoopClient:
-        return self._clients.current()
-
-    @property
-    def client(self) -> Any:
-        """The ``AsyncMongoClient`` of the running event loop."""
-        return self._current().client
+    @staticmethod
+    async def close_entry(entry: _LoopClient) -> None:
+        await entry.client.close()
 
     def collection(self, database: Optional[str], name: str) -> Any:
         """The running loop's client's collection ``name`` of ``database`` (None: the
@@ -112,9 +95,6 @@ class SyncMongoClient:
                 "No default database name defined or provided.")
         return SyncDatabase(self, None)
 
-    async def aclose(self) -> None:
-        """Close the clients this face made (see :meth:`LoopClients.aclose`)."""
-        await self._clients.aclose()
 
 
 class SyncDatabase:

@@ -28,8 +28,7 @@ from typing import Any, Callable, Optional, Union
 from ...storage.base import Clock, SharedClients, missing_driver
 from ...storage.redis import RedisWrapper, client_options
 from .._bridge import await_only, in_bridge
-from .._loops import LoopClients
-from .base import GreenletStorage, release_shared_client
+from .base import DriverFace, GreenletStorage, release_shared_client
 
 __all__ = ["AsyncRedisStorage"]
 
@@ -52,11 +51,7 @@ class _LoopClient:
         self.scripts: dict[str, Any] = {}
 
 
-async def _close_client(entry: _LoopClient) -> None:
-    await entry.client.aclose()
-
-
-class SyncRedis:
+class SyncRedis(DriverFace):
     """The commands :class:`~pyop.storage.RedisWrapper` sends, as blocking calls on a
     ``redis.asyncio.Redis``: each awaits the client's coroutine with
     :func:`~pyop.aio._bridge.await_only` (so only inside :func:`~pyop.aio._bridge.run_sync`).
@@ -65,25 +60,12 @@ class SyncRedis:
     :param connect: else, makes a client: one per event loop, on its first use there.
     """
 
-    def __init__(self, client: Any = None, *,
-                 connect: Optional[Callable[[], Any]] = None) -> None:
-        self._clients = LoopClients(
-            _LoopClient(client), connect=None if connect is None else (
-                lambda: _LoopClient(connect())),
-            close=_close_client, what="AsyncRedisStorage's redis.asyncio client")
+    what = "AsyncRedisStorage's redis.asyncio client"
+    entry = _LoopClient
 
-    def __repr__(self) -> str:
-        if self._clients.per_loop:
-            return "SyncRedis(per event loop)"
-        return f"SyncRedis({self._clients.given.client!r})"
-
-    def _current(self) -> _LoopClient:
-        return self._clients.current()
-
-    @property
-    def client(self) -> Any:
-        """The ``redis.asyncio.Redis`` client of the running event loop."""
-        return self._current().client
+    @staticmethod
+    async def close_entry(entry: _LoopClient) -> None:
+        await entry.client.aclose()
 
     def script(self, text: str) -> Any:
         """The running loop's client's registered Lua script ``text``."""
@@ -92,10 +74,6 @@ class SyncRedis:
         if script is None:
             script = entry.scripts[text] = entry.client.register_script(text)
         return script
-
-    async def aclose(self) -> None:
-        """Close the clients this face made (see :meth:`LoopClients.aclose`)."""
-        await self._clients.aclose()
 
     def get(self, name: str) -> Any:
         return await_only(self.client.get(name))
