@@ -314,7 +314,7 @@ class DriverFace:
     (:class:`~pyop.aio._loops.LoopClients`).
 
     Subclasses name :attr:`what`, wrap each client in an :meth:`entry` (the client and what
-    is cached for it on its loop) and close it with :meth:`close_entry`.
+    is cached for it on its loop) and name its :attr:`close_method`.
 
     :param client: a client of the application's (it serves the loop that first uses it).
     :param connect: else, makes a client: one per event loop, on its first use there.
@@ -322,6 +322,8 @@ class DriverFace:
 
     #: names the clients in errors and logs
     what = "an asyncio driver client"
+    #: the name of the client's close coroutine
+    close_method = "aclose"
 
     def __init__(self, client: Any = None, *,
                  connect: Optional[Callable[[], Any]] = None) -> None:
@@ -335,10 +337,9 @@ class DriverFace:
         """What is kept per client (by default the client itself)."""
         return client
 
-    @staticmethod
-    async def close_entry(entry: Any) -> None:
-        """Close the client of ``entry`` (on its loop)."""
-        raise NotImplementedError
+    async def close_entry(self, entry: Any) -> None:
+        """Close the client of ``entry`` (on its loop): ``await client.<close_method>()``."""
+        await getattr(entry.client, self.close_method)()
 
     def __repr__(self) -> str:
         if self._clients.per_loop:

@@ -59,16 +59,12 @@ class SyncMongoClient(DriverFace):
     await the client's coroutines with :func:`~pyop.aio._bridge.await_only` (so only
     inside :func:`~pyop.aio._bridge.run_sync`).
 
-    :param client: a client of the application's (it serves the loop that first uses it).
-    :param connect: else, makes a client: one per event loop, on its first use there.
+    Constructed as a :class:`~pyop.aio.storage.base.DriverFace`.
     """
 
     what = "AsyncMongoStorage's AsyncMongoClient"
     entry = _LoopClient
-
-    @staticmethod
-    async def close_entry(entry: _LoopClient) -> None:
-        await entry.client.close()
+    close_method = "close"
 
     def collection(self, database: Optional[str], name: str) -> Any:
         """The running loop's client's collection ``name`` of ``database`` (None: the

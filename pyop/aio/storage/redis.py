@@ -56,16 +56,11 @@ class SyncRedis(DriverFace):
     ``redis.asyncio.Redis``: each awaits the client's coroutine with
     :func:`~pyop.aio._bridge.await_only` (so only inside :func:`~pyop.aio._bridge.run_sync`).
 
-    :param client: a client of the application's (it serves the loop that first uses it).
-    :param connect: else, makes a client: one per event loop, on its first use there.
+    Constructed as a :class:`~pyop.aio.storage.base.DriverFace`.
     """
 
     what = "AsyncRedisStorage's redis.asyncio client"
     entry = _LoopClient
-
-    @staticmethod
-    async def close_entry(entry: _LoopClient) -> None:
-        await entry.client.aclose()
 
     def script(self, text: str) -> Any:
         """The running loop's client's registered Lua script ``text``."""
