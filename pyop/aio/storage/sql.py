@@ -235,6 +235,40 @@ def async_url(db_uri: str) -> str:
     return db_uri
 
 
+#: The asyncio drivers whose request-path statements skip SQLAlchemy Core's execution
+#: (statement cache, execution context, result object), as the synchronous store does
+#: on pysqlite and psycopg: they run on the pooled connection's DBAPI cursor (SQLAlchemy's
+#: adaptation of the driver), or on the driver connection itself where
+#: :data:`_NATIVE_STATEMENTS` has a coroutine for it.
+_ASYNC_DIRECT_DRIVERS = frozenset({("sqlite", "aiosqlite"), ("postgresql", "psycopg"),
+                                   ("postgresql", "asyncpg")})
+
+
+async def _aiosqlite_statement(connection: Any, sql: str, parameters: Any, result: str) -> Any:
+    """One statement on an ``aiosqlite.Connection``, executed and fetched by its thread in
+    one hand-over (SQLAlchemy's adapted cursor makes four: cursor, execute, fetch, close);
+    the row count is the connection's change count across the statement (it is checked
+    out for this statement alone: nothing else runs on it meanwhile)."""
+    import sqlite3
+
+    try:
+        before = connection.total_changes
+        rows = await connection.execute_fetchall(sql, parameters)
+        if result == "rowcount":
+            return connection.total_changes - before
+    except ValueError as error:  # aiosqlite's "no active connection" (closed)
+        raise sqlite3.OperationalError(str(error)) from error
+    if not rows:
+        return None
+    row = rows[0]
+    return row[0] if result == "scalar" else tuple(row)
+
+
+#: Per (dialect, driver), the coroutine running one statement on the driver connection.
+_NATIVE_STATEMENTS: dict[tuple[str, str], Callable[[Any, str, Any, str], Any]] = {
+    ("sqlite", "aiosqlite"): _aiosqlite_statement}
+
+
 class _BridgedSQLWrapper(SQLWrapper):
     """:class:`~pyop.storage.SQLWrapper` on the synchronous face of an ``AsyncEngine``,
     run inside :func:`~pyop.aio._bridge.run_sync` only: its one-time table creation and
@@ -247,6 +281,17 @@ class _BridgedSQLWrapper(SQLWrapper):
     _engine = _per_loop("_engine")
     _runner = _per_loop("_runner")
     _entry = _per_loop("_entry")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        driver = (self._dialect_name, self._engine.dialect.driver)
+        self._direct = self._entry.autocommit and driver in _ASYNC_DIRECT_DRIVERS
+        self._native = _NATIVE_STATEMENTS.get(driver)
+
+    def _run_direct(self, connection: Any, sql: str, parameters: Any, result: str) -> Any:
+        if self._native is None:
+            return super()._run_direct(connection, sql, parameters, result)
+        return await_only(self._native(connection.driver_connection, sql, parameters, result))
 
     def _create_table(self) -> None:
         try:
