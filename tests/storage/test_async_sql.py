@@ -540,7 +540,6 @@ def test_sqlite_statement_error_on_the_native_path_is_a_storage_error(
     it: StorageError caused by SQLAlchemy's DBAPIError, caused by sqlite3's error."""
     import sqlite3
 
-    from pyop.aio.storage import sql as async_sql
 
     async def failing(connection: Any, sql: str, parameters: Any, result: str) -> Any:
         raise sqlite3.OperationalError("disk I/O error")
