@@ -140,7 +140,10 @@ class LoopLocal(Generic[T]):
 
         :raises MissingAsyncContext: no running event loop.
         """
-        loop = _require_loop(self.what)
+        try:  # inline: read on every statement of the async SQL store
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = _require_loop(self.what)
         slot = self._slots.get(id(loop))
         if slot is not None and slot.loop() is loop:
             return slot.value

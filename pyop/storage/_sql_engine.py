@@ -249,19 +249,11 @@ class StatementRunner:
             connection = self._engine.raw_connection()
         except self._errors as error:
             raise wrap_error(operation, self._namespace, error) from error
-        cursor = None
         try:
-            cursor = connection.cursor()
-            cursor.execute(direct.sql, direct.parameters(params))
-            if result == "rowcount":
-                return cursor.rowcount
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            return row[0] if result == "scalar" else tuple(row)
+            return self._run_direct(connection, direct.sql, direct.parameters(params), result)
         except self._dbapi_error as error:
             dialect = self._engine.dialect
-            invalidated = bool(dialect.is_disconnect(error, connection, cursor))  # type: ignore[arg-type]
+            invalidated = bool(dialect.is_disconnect(error, connection, None))  # type: ignore[arg-type]
             if invalidated:
                 connection.invalidate(error)
             wrapped = self._sa.exc.DBAPIError.instance(
@@ -270,12 +262,25 @@ class StatementRunner:
             wrapped.__cause__ = error
             raise wrap_error(operation, self._namespace, wrapped) from wrapped
         finally:
-            if cursor is not None:
-                try:
-                    cursor.close()
-                except self._dbapi_error:  # pragma: no cover - a dead connection
-                    pass
             connection.close()
+
+    def _run_direct(self, connection: Any, sql: str, parameters: Any, result: str) -> Any:
+        """Run ``sql`` on a cursor of the pooled DBAPI ``connection`` (see
+        :meth:`_execute_direct`); its driver errors propagate."""
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            if result == "rowcount":
+                return cursor.rowcount
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return row[0] if result == "scalar" else tuple(row)
+        finally:
+            try:
+                cursor.close()
+            except self._dbapi_error:  # pragma: no cover - a dead connection
+                pass
 
     @staticmethod
     def _fetch(cursor: Any, result: str) -> Any:

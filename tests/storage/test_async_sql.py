@@ -470,3 +470,89 @@ def test_compare_and_set_then_set_on_a_shared_engine_server_down() -> None:
             await engine.dispose()
 
     run(scenario())
+
+
+# -- request-path statements skip SQLAlchemy Core ------------------------------------------
+
+
+def test_request_path_statements_take_the_direct_path(url: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On every asyncio driver the primitives run their prebuilt statements on the pooled
+    connection (the driver connection itself on aiosqlite and psycopg), with the same
+    results as through SQLAlchemy Core."""
+    from pyop.aio.storage import sql as async_sql
+
+    ran: list[tuple[str, bool]] = []
+    original = async_sql._BridgedSQLWrapper._run_direct
+
+    def spy(self: Any, connection: Any, sql: str, parameters: Any, result: str) -> Any:
+        ran.append((result, self._native is not None))
+        return original(self, connection, sql, parameters, result)
+
+    monkeypatch.setattr(async_sql._BridgedSQLWrapper, "_run_direct", spy)
+
+    async def scenario() -> None:
+        async with AsyncSQLStorage(url, namespace(), "codes") as store:
+            await store.get("warm-up")  # creates the table (not a direct statement)
+            ran.clear()
+            await store.set("k", {"a": 1})
+            assert await store.get("k") == {"a": 1}
+            assert await store.get("absent", "default") == "default"
+            assert await store.compare_and_set("k", {"a": 2}, {"a": 3}) is False
+            assert await store.compare_and_set("k", {"a": 1}, {"a": 3}) is True
+            assert await store.add("k", {"a": 4}) is False
+            assert await store.add("k2", {"a": 4}) is True
+            assert await store.consume("k") == {"a": 3}
+            assert await store.consume("k") is None
+            assert await store.delete("k2") is True
+            assert await store.delete("k2") is False
+            native = store.sync._engine.dialect.driver in ("aiosqlite", "psycopg")
+        assert len(ran) == 11
+        assert {is_native for _, is_native in ran} == {native}
+        assert {result for result, _ in ran} >= {"rowcount", "scalar"}
+
+    run(scenario())
+
+
+def test_aiosqlite_statement_on_a_closed_connection_is_a_dbapi_error(tmp_path: Any) -> None:
+    """aiosqlite's ValueError for a closed connection becomes sqlite3's OperationalError
+    (as SQLAlchemy's adaptation raises), which the store wraps as StorageError."""
+    import sqlite3
+
+    import aiosqlite
+
+    from pyop.aio.storage.sql import _aiosqlite_statement
+
+    async def scenario() -> None:
+        connection = await aiosqlite.connect(str(tmp_path / "closed.sqlite"))
+        assert await _aiosqlite_statement(connection, "SELECT ?", (7,), "scalar") == 7
+        assert await _aiosqlite_statement(connection, "SELECT 1 WHERE 0", (), "row") is None
+        await connection.close()
+        with pytest.raises(sqlite3.OperationalError):
+            await _aiosqlite_statement(connection, "SELECT 1", (), "scalar")
+
+    run(scenario())
+
+
+def test_sqlite_statement_error_on_the_native_path_is_a_storage_error(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver error raised on the driver connection is wrapped as the Core path wraps
+    it: StorageError caused by SQLAlchemy's DBAPIError, caused by sqlite3's error."""
+    import sqlite3
+
+
+    async def failing(connection: Any, sql: str, parameters: Any, result: str) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def scenario() -> None:
+        async with AsyncSQLStorage(f"sqlite:///{tmp_path}/pyop.sqlite", None, "codes") as store:
+            await store.set("k", 1)
+            monkeypatch.setattr(store.sync, "_native", failing)
+            with pytest.raises(StorageError) as raised:
+                await store.get("k")
+            assert isinstance(raised.value.__cause__, sa.exc.DBAPIError)
+            assert isinstance(raised.value.__cause__.__cause__, sqlite3.OperationalError)
+            monkeypatch.undo()
+            assert await store.get("k") == 1
+
+    run(scenario())

@@ -101,14 +101,12 @@ class _EnginePerLoop:
         self._make = make
         self._loops: LoopLocal[_Binding] = LoopLocal(self._bind, _dispose,
                                                      "AsyncSQLStorage's engine")
+        self.get: Callable[[], _Binding] = self._loops.get  # one call less per read
 
     def _bind(self) -> _Binding:
         if self._unused:
             return self._unused.pop()
         return _Binding(self._make(), EngineEntry(None, *self._flags))
-
-    def get(self) -> _Binding:
-        return self._loops.get()
 
     def peek(self) -> _Binding:
         """The running loop's engine; outside a loop, the constructor's until a loop
@@ -203,12 +201,13 @@ def _per_loop(name: str) -> Any:
     """A property of :class:`_BridgedSQLWrapper` read from the running loop's engine
     (its value as set by the wrapper's constructor until the store binds engines)."""
     initial = "_initial" + name
+    attribute = name.lstrip("_")
 
     def get(self: _BridgedSQLWrapper) -> Any:
         engines = self._engines
         if engines is None:
             return self.__dict__[initial]
-        return getattr(engines.get(), name.lstrip("_"))
+        return getattr(engines.get(), attribute)
 
     def set(self: _BridgedSQLWrapper, value: Any) -> None:
         self.__dict__[initial] = value
@@ -235,6 +234,59 @@ def async_url(db_uri: str) -> str:
     return db_uri
 
 
+#: The asyncio drivers whose request-path statements skip SQLAlchemy Core's execution
+#: (statement cache, execution context, result object), as the synchronous store does
+#: on pysqlite and psycopg: they run on the pooled connection's DBAPI cursor (SQLAlchemy's
+#: adaptation of the driver), or on the driver connection itself where
+#: :data:`_NATIVE_STATEMENTS` has a coroutine for it.
+_ASYNC_DIRECT_DRIVERS = frozenset({("sqlite", "aiosqlite"), ("postgresql", "psycopg"),
+                                   ("postgresql", "asyncpg")})
+
+
+async def _aiosqlite_statement(connection: Any, sql: str, parameters: Any, result: str) -> Any:
+    """One statement on an ``aiosqlite.Connection``, executed and fetched by its thread in
+    one hand-over (SQLAlchemy's adapted cursor makes four: cursor, execute, fetch, close);
+    the row count is the connection's change count across the statement (it is checked
+    out for this statement alone: nothing else runs on it meanwhile)."""
+    import sqlite3
+
+    try:
+        before = connection.total_changes
+        rows = await connection.execute_fetchall(sql, parameters)
+        if result == "rowcount":
+            return connection.total_changes - before
+    except ValueError as error:  # aiosqlite's "no active connection" (closed)
+        raise sqlite3.OperationalError(str(error)) from error
+    if not rows:
+        return None
+    row = rows[0]
+    return row[0] if result == "scalar" else tuple(row)
+
+
+async def _psycopg_statement(connection: Any, sql: str, parameters: Any, result: str) -> Any:
+    """One statement on a ``psycopg.AsyncConnection``: executed, its row fetched and its
+    cursor closed in one coroutine (awaited once, as SQLAlchemy's adapted cursor does,
+    without the adapted cursor and its row buffer)."""
+    cursor = connection.cursor()
+    try:
+        await cursor.execute(sql, parameters)
+        if result == "rowcount":
+            return cursor.rowcount
+        row = await cursor.fetchone()
+    finally:
+        await cursor.close()
+    if row is None:
+        return None
+    return row[0] if result == "scalar" else tuple(row)
+
+
+#: Per (dialect, driver), the coroutine running one statement on the driver connection
+#: (whose errors are the DBAPI errors SQLAlchemy's adaptation raises: sqlite3's, psycopg's).
+_NATIVE_STATEMENTS: dict[tuple[str, str], Callable[[Any, str, Any, str], Any]] = {
+    ("sqlite", "aiosqlite"): _aiosqlite_statement,
+    ("postgresql", "psycopg"): _psycopg_statement}
+
+
 class _BridgedSQLWrapper(SQLWrapper):
     """:class:`~pyop.storage.SQLWrapper` on the synchronous face of an ``AsyncEngine``,
     run inside :func:`~pyop.aio._bridge.run_sync` only: its one-time table creation and
@@ -248,6 +300,19 @@ class _BridgedSQLWrapper(SQLWrapper):
     _runner = _per_loop("_runner")
     _entry = _per_loop("_entry")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        driver = (self._dialect_name, self._engine.dialect.driver)
+        self._direct = self._entry.autocommit and driver in _ASYNC_DIRECT_DRIVERS
+        self._native = _NATIVE_STATEMENTS.get(driver)
+        #: the same for every engine of the store (they share the URL)
+        self._serialise: bool = self._entry.serialise
+
+    def _run_direct(self, connection: Any, sql: str, parameters: Any, result: str) -> Any:
+        if self._native is None:
+            return super()._run_direct(connection, sql, parameters, result)
+        return await_only(self._native(connection.driver_connection, sql, parameters, result))
+
     def _create_table(self) -> None:
         try:
             await_only(_create_table_once(self))
@@ -258,7 +323,7 @@ class _BridgedSQLWrapper(SQLWrapper):
                  result: str = "rowcount",
                  passthrough: tuple[type[BaseException], ...] = ()) -> Any:
         try:
-            if not self._entry.serialise:
+            if not self._serialise:
                 return super()._execute(operation, stmt, params, result, passthrough)
             lock = _engine_lock(_statement_locks, self._engine)
             await_only(lock.acquire())
