@@ -465,7 +465,8 @@ def test_close_closes_every_loops_client_and_the_store_serves_again(redis_server
         await store.set("other", 1)
         client = store.client
         used.set()
-        await asyncio.get_running_loop().run_in_executor(None, closed.wait)
+        # (bounded: a failure on the other side must not leave this thread waiting)
+        await asyncio.get_running_loop().run_in_executor(None, closed.wait, 30)
         for _ in range(100):  # the close scheduled on this loop runs as it waits
             if not any(c.is_connected for c in client.connection_pool._available_connections):
                 break
@@ -480,11 +481,14 @@ def test_close_closes_every_loops_client_and_the_store_serves_again(redis_server
     assert used.wait(30)
 
     async def here() -> None:
-        await store.set("here", 2)
-        client = store.client
-        await store.close()
-        assert not any(c.is_connected for c in client.connection_pool._available_connections)
-        closed.set()
+        try:
+            await store.set("here", 2)
+            client = store.client
+            await store.close()
+            assert not any(c.is_connected
+                           for c in client.connection_pool._available_connections)
+        finally:
+            closed.set()
         assert await store.get("here") == 2  # used again: a new client
 
     run(here)
