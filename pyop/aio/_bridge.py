@@ -63,7 +63,8 @@ _FINISHED = object()
 #: microseconds (its Python frame stack is allocated, then freed when it ends), about
 #: ten times a switch to a suspended one; so a finished call's greenlet waits for the next
 #: call of its thread instead of ending. Only the calls made from a thread's main greenlet
-#: (an event loop's) use them, and at most this many stay idle per thread.
+#: (an event loop's) use them, and at most this many stay idle per thread (about 6 KB
+#: each).
 POOL_SIZE = 32
 
 _idle = threading.local()
