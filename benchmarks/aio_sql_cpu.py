@@ -1,7 +1,7 @@
 """The CPU cost of the SQL store on :mod:`pyop.aio` next to the synchronous one, in process.
 
-``python -m benchmarks.aio_sql_cpu [--backends sqlite,postgresql,postgresql-asyncpg]
-[--calls N] [--flows N] [--rounds N] [--profile OP]``
+``python -m benchmarks.aio_sql_cpu [--backends memory,sqlite,postgresql,postgresql-asyncpg]
+[--calls N] [--flows N] [--rounds N] [--userinfo dict|threaded|async] [--profile OP]``
 
 No HTTP: on one event loop, batches of each store operation (``get``, ``set``, ``add``,
 ``consume``, ``compare_and_set``) and batches of whole code flows
@@ -11,7 +11,15 @@ same in-process claims source) alternate between the synchronous store
 database; the CPU time of each batch (``time.process_time``: this process only, the
 database server excluded) is divided by its calls, and the median of the rounds is
 printed with the async/sync ratio. The flows also run on the in-memory stores, so the
-cost of the asynchronous front end alone (no SQL) can be read off next to the SQL rows.
+cost of the asynchronous front end alone (no SQL) can be read off next to the SQL rows
+(``--backends memory``: those flows only), with the greenlet switches and the worker
+thread hops of one async flow (deterministic, unlike the times).
+
+``--userinfo``: the claims source of both providers: ``dict`` (default) a
+:class:`~pyop.userinfo.Userinfo` over a dict (called directly by both),
+``threaded`` a subclass of it (AsyncProvider runs a sync source it cannot trust not to
+block in worker threads, :class:`~pyop.aio.ThreadedUserinfo`), ``async`` an
+:class:`~pyop.aio.AsyncUserinfo` over the same dict for AsyncProvider.
 
 ``postgresql`` is the async store's default driver (psycopg 3), ``postgresql-asyncpg``
 the same database through ``postgresql+asyncpg://``; the synchronous store uses psycopg
@@ -42,7 +50,8 @@ from typing import Any, Callable, Optional
 
 __all__ = ["main", "run_backend"]
 
-BACKENDS = ("sqlite", "postgresql", "postgresql-asyncpg")
+BACKENDS = ("memory", "sqlite", "postgresql", "postgresql-asyncpg")
+USERINFO = ("dict", "threaded", "async")
 OPERATIONS = ("get", "set", "add", "consume", "compare_and_set")
 
 
@@ -125,18 +134,49 @@ async def _batch_async(fn: Callable[[], Any], calls: int) -> float:
     return (time.process_time() - started) / calls
 
 
-def _providers(sync_url: Optional[str], async_url: Optional[str], tag: str) -> Any:
+def _claims_sources(kind: str) -> tuple[Any, Any]:
+    """(claims source of the sync provider, of the async one) of ``--userinfo``."""
+    from benchmarks.flows import USERS
+    from pyop.userinfo import Userinfo
+
+    if kind == "dict":
+        return Userinfo(dict(USERS)), Userinfo(dict(USERS))
+
+    class Directory(Userinfo):
+        """A subclass: AsyncProvider cannot know it never blocks."""
+
+    if kind == "threaded":
+        return Directory(dict(USERS)), Directory(dict(USERS))
+    source = Userinfo(dict(USERS))
+
+    class AsyncDirectory:
+        """An AsyncUserinfo over the dict (its coroutines never wait)."""
+
+        async def get_claims_for(self, user_id: str, requested_claims: Any,
+                                 userinfo: Any = None) -> dict[str, Any]:
+            return source.get_claims_for(user_id, requested_claims, userinfo)
+
+        async def get_user(self, user_id: str) -> Any:
+            return USERS.get(user_id)
+
+        async def has_user(self, user_id: str) -> bool:
+            return user_id in USERS
+
+    return Userinfo(dict(USERS)), AsyncDirectory()
+
+
+def _providers(sync_url: Optional[str], async_url: Optional[str], tag: str,
+               userinfo: str = "dict") -> Any:
     """(sync provider, async provider, stores to close) on SQL, or in memory (URLs None)."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from benchmarks.flows import CLIENT_ID, USERS, client_metadata, configuration
+    from benchmarks.flows import CLIENT_ID, client_metadata, configuration
     from pyop.aio import AsyncAuthorizationState, AsyncProvider, AsyncStorageBase
     from pyop.authz_state import AuthorizationState
     from pyop.crypto import SigningKey
     from pyop.provider import Provider
     from pyop.storage import StorageBase
     from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
-    from pyop.userinfo import Userinfo
 
     key = SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     factory = HashBasedSubjectIdentifierFactory("bench-salt")
@@ -144,20 +184,22 @@ def _providers(sync_url: Optional[str], async_url: Optional[str], tag: str) -> A
              "clients")
     if sync_url is None or async_url is None:
         clients = {CLIENT_ID: client_metadata()}
+        sync_source, async_source = _claims_sources(userinfo)
         return (Provider(key, configuration(key.alg), AuthorizationState(factory), clients,
-                         Userinfo(dict(USERS))),
+                         sync_source),
                 AsyncProvider(key, configuration(key.alg), AsyncAuthorizationState(factory),
-                              dict(clients), Userinfo(dict(USERS))), [], [])
+                              dict(clients), async_source), [], [])
     sync_stores = [StorageBase.from_uri(sync_url, collection=f"{tag}s:{n}", db_name="cpu")
                    for n in names]
     async_stores = [AsyncStorageBase.from_uri(async_url, collection=f"{tag}a:{n}",
                                               db_name="cpu") for n in names]
     sync_stores[4].set(CLIENT_ID, client_metadata())
+    sync_source, async_source = _claims_sources(userinfo)
     sync = Provider(key, configuration(key.alg), AuthorizationState(factory, *sync_stores[:4]),
-                    sync_stores[4], Userinfo(dict(USERS)))
+                    sync_stores[4], sync_source)
     aio = AsyncProvider(key, configuration(key.alg),
                         AsyncAuthorizationState(factory, *async_stores[:4]), async_stores[4],
-                        Userinfo(dict(USERS)))
+                        async_source)
     return sync, aio, sync_stores, async_stores
 
 
@@ -277,75 +319,128 @@ async def _profile(fn: Callable[[], Any], calls: int, top: int) -> None:
         print(f"    {tottime / calls * 1e6:7.1f} {ncalls / calls:6.1f}  {where}")
 
 
+async def _count(fn: Callable[[], Any], flows: int) -> dict[str, float]:
+    """Greenlet switches and worker thread hops (functions run in the loop's executor)
+    per call of the coroutine function ``fn``."""
+    import greenlet  # type: ignore[import-untyped]
+
+    switches = 0
+
+    def trace(event: str, _args: Any) -> None:
+        nonlocal switches
+        switches += event in ("switch", "throw")
+
+    loop = asyncio.get_running_loop()
+    hops = 0
+    real = loop.run_in_executor
+
+    def counted(*args: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return real(*args)
+
+    await fn()
+    loop.run_in_executor = counted  # type: ignore[method-assign]
+    previous = greenlet.settrace(trace)
+    try:
+        for _ in range(flows):
+            await fn()
+    finally:
+        greenlet.settrace(previous)
+        del loop.run_in_executor
+    return {"greenlet_switches": switches / flows, "thread_hops": hops / flows}
+
+
 def run_backend(backend: str, calls: int, flows: int, rounds: int,
-                profile: Optional[str] = None, top: int = 30) -> dict[str, dict[str, float]]:
+                profile: Optional[str] = None, top: int = 30,
+                userinfo: str = "dict") -> dict[str, dict[str, float]]:
     """Measure (or, with ``profile``, profile) one backend; ``name -> sync_ms, async_ms,
-    ratio``."""
+    ratio`` (and the counts of the in-memory flow)."""
     from pyop.aio import AsyncStorageBase
     from pyop.storage import StorageBase
 
     tag = f"{int(time.time() * 1000) % 10**9}"
-    with _urls(backend) as (sync_url, async_url):
-        async def run() -> dict[str, dict[str, float]]:
-            sync_store = StorageBase.from_uri(sync_url, collection=f"ops-{tag}-s",
-                                              db_name="cpu")
-            async_store = AsyncStorageBase.from_uri(async_url, collection=f"ops-{tag}-a",
-                                                    db_name="cpu")
-            sync_ops, async_ops = _Ops(sync_store, "s"), _Ops(async_store, "a")
-            await _prepare(sync_ops, async_ops)
-            sync_p, async_p, sync_stores, async_stores = _providers(sync_url, async_url, tag)
-            mem_sync, mem_async, _, _ = _providers(None, None, tag)
-            from benchmarks.flows import CLIENT_ID, client_metadata
-            await async_stores[4].set(CLIENT_ID, client_metadata())
-            try:
+
+    async def run(sync_url: Optional[str], async_url: Optional[str]
+                  ) -> dict[str, dict[str, float]]:
+        mem_sync, mem_async, _, _ = _providers(None, None, tag, userinfo)
+        pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {}
+        closing: list[Any] = []
+        try:
+            if sync_url is not None and async_url is not None:
+                sync_store = StorageBase.from_uri(sync_url, collection=f"ops-{tag}-s",
+                                                  db_name="cpu")
+                async_store = AsyncStorageBase.from_uri(async_url, collection=f"ops-{tag}-a",
+                                                        db_name="cpu")
+                closing += [sync_store, async_store]
+                sync_ops, async_ops = _Ops(sync_store, "s"), _Ops(async_store, "a")
+                await _prepare(sync_ops, async_ops)
+                sync_p, async_p, sync_stores, async_stores = _providers(
+                    sync_url, async_url, tag, userinfo)
+                closing += sync_stores + async_stores
+                from benchmarks.flows import CLIENT_ID, client_metadata
+                await async_stores[4].set(CLIENT_ID, client_metadata())
                 pairs = {name: (sync_ops.calls(name), async_ops.calls(name), calls)
                          for name in OPERATIONS}
                 pairs["code flow"] = (*_flow_calls(sync_p, async_p), flows)
-                pairs["code flow (memory)"] = (*_flow_calls(mem_sync, mem_async), flows)
-                if profile is not None:
-                    wanted = "code flow" if profile == "flow" else profile
-                    _sync_fn, async_fn, n = pairs[wanted]
-                    print(f"{backend}: cProfile of the async {wanted}, {n * 5} calls")
-                    await _profile(async_fn, n * 5, top)
-                    return {}
-                return await _measure(pairs, rounds)
-            finally:
-                sync_store.close()
-                await async_store.close()
-                for store in sync_stores:
-                    store.close()
-                for store in async_stores:
-                    await store.close()
+            pairs["code flow (memory)"] = (*_flow_calls(mem_sync, mem_async), flows)
+            if profile is not None:
+                wanted = "code flow" if profile == "flow" else profile
+                if wanted not in pairs:
+                    wanted = "code flow (memory)"
+                _sync_fn, async_fn, n = pairs[wanted]
+                print(f"{backend}: cProfile of the async {wanted}, {n * 5} calls")
+                await _profile(async_fn, n * 5, top)
+                return {}
+            out = await _measure(pairs, rounds)
+            out["code flow (memory)"].update(await _count(pairs["code flow (memory)"][1], 20))
+            return out
+        finally:
+            for store in closing:
+                result = store.close()
+                if asyncio.iscoroutine(result):
+                    await result
 
-        return asyncio.run(run())
+    if backend == "memory":
+        return asyncio.run(run(None, None))
+    with _urls(backend) as (sync_url, async_url):
+        return asyncio.run(run(sync_url, async_url))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.aio_sql_cpu",
                                      description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--backends", default=",".join(BACKENDS[1:]),
+                        help=f"of {', '.join(BACKENDS)} (memory: the in-memory flows only; "
+                             "they also run with every other backend)")
     parser.add_argument("--calls", type=int, default=300, help="store calls per batch")
     parser.add_argument("--flows", type=int, default=40, help="code flows per batch")
     parser.add_argument("--rounds", type=int, default=5, help="alternating batches")
     parser.add_argument("--profile", default=None, metavar="OP",
                         help=f"profile the async side of one of {', '.join(OPERATIONS)}, "
                              "flow")
+    parser.add_argument("--userinfo", choices=USERINFO, default="dict",
+                        help="the claims source (see the module docstring)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     import pyop
 
-    print(f"pyop from {pyop.__file__}; one RS256 signature: {_signature_ms():.3f} ms CPU")
+    print(f"pyop from {pyop.__file__}; one RS256 signature: {_signature_ms():.3f} ms CPU; "
+          f"claims source: {args.userinfo}")
     results: dict[str, Any] = {}
     for backend in (b.strip() for b in args.backends.split(",") if b.strip()):
         if backend not in BACKENDS:
             parser.error(f"unknown backend {backend!r}")
         result = run_backend(backend, args.calls, args.flows, args.rounds, args.profile,
-                             args.top)
+                             args.top, args.userinfo)
         results[backend] = result
         for name, row in result.items():
+            counts = (f"  ({row['greenlet_switches']:.0f} greenlet switches, "
+                      f"{row['thread_hops']:.0f} thread hops per flow)"
+                      if "thread_hops" in row else "")
             print(f"  {backend:<19} {name:<20} sync {row['sync_ms']:7.3f} ms  "
-                  f"async {row['async_ms']:7.3f} ms  async/sync {row['ratio']:5.2f}")
+                  f"async {row['async_ms']:7.3f} ms  async/sync {row['ratio']:5.2f}{counts}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(results, out, indent=2)

@@ -4,6 +4,7 @@ and what AsyncProvider accepts as storage, claims source and options."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import threading
 import time
@@ -11,7 +12,15 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import pytest
-from conftest import USER_ID, USERS, clients, configuration
+from conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REDIRECT_URI,
+    USER_ID,
+    USERS,
+    clients,
+    configuration,
+)
 
 from pyop.aio import (
     AsyncAuthorizationState,
@@ -275,3 +284,134 @@ async def test_the_clients_store_given_is_the_one_the_host_manages(
     await store.set("late-client", {"client_id": "late-client", "redirect_uris": [
         "https://rp.example.com/cb"], "response_types": ["code"]})
     assert (await provider.get_client("late-client"))["client_id"] == "late-client"
+
+
+# -- reuse of the bridge greenlets and the in-memory claims source ---------------------------------
+
+
+async def test_successive_calls_reuse_one_greenlet_and_keep_nothing_of_a_call() -> None:
+    import gc
+    import weakref
+
+    import greenlet  # type: ignore[import-untyped]
+
+    class Payload:
+        pass
+
+    def which(payload: Payload) -> Any:
+        REQUEST.set("changed inside")
+        return greenlet.getcurrent()
+
+    payload = Payload()
+    first = await run_sync(which, payload)
+    second = await run_sync(which, Payload())
+    assert first is second and not first.dead  # idle between calls, reused
+    assert REQUEST.get() == "none"  # each call ran in a copy of the caller's context
+    seen = weakref.ref(payload)
+    del payload
+    gc.collect()
+    assert seen() is None  # the idle greenlet holds nothing of the call it ran
+
+
+async def test_concurrent_calls_get_their_own_greenlets_and_the_idle_ones_are_bounded() -> None:
+    import greenlet
+
+    from pyop.aio import _bridge
+
+    def hold() -> Any:
+        await_only(asyncio.sleep(0.01))
+        return greenlet.getcurrent()
+
+    used = await asyncio.gather(*(run_sync(hold) for _ in range(_bridge.POOL_SIZE + 8)))
+    assert len({id(g) for g in used}) == _bridge.POOL_SIZE + 8
+    idle = _bridge._idle.greenlets
+    assert len(idle) == _bridge.POOL_SIZE and all(not g.dead for g in idle)
+    assert sum(g.dead for g in used) == 8  # the ones beyond the bound ended
+
+
+async def test_a_failed_or_cancelled_call_does_not_spoil_the_next() -> None:
+    def boom() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await run_sync(boom)
+
+    def slow() -> None:
+        await_only(asyncio.sleep(10))
+
+    task = asyncio.ensure_future(run_sync(slow))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await run_sync(lambda: await_only(double(4))) == 8
+
+
+def test_calls_from_other_threads_and_from_a_greenlet_are_served() -> None:
+    import greenlet
+
+    def logic(x: int) -> int:
+        return await_only(double(x)) + 1
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(asyncio.run(run_sync(logic, i))))
+               for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [1, 3, 5, 7]
+    # an event loop run inside a greenlet (not the thread's main one): a greenlet per call
+    assert greenlet.greenlet(lambda: asyncio.run(run_sync(logic, 5))).switch() == 11
+
+
+async def _code_flow_hops(provider: AsyncProvider) -> tuple[dict[str, Any], list[Any]]:
+    """A code flow on ``provider`` (OIDC Core 3.1): the UserInfo claims, and the functions
+    the event loop ran in its executor meanwhile."""
+    from urllib.parse import urlencode
+
+    loop = asyncio.get_running_loop()
+    hops: list[Any] = []
+    real = loop.run_in_executor
+
+    def counted(executor: Any, fn: Any, *args: Any) -> Any:
+        hops.append(fn)
+        return real(executor, fn, *args)
+
+    loop.run_in_executor = counted  # type: ignore[method-assign]
+    try:
+        request = await provider.parse_authentication_request(urlencode(
+            {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+             "scope": "openid profile email", "nonce": "n"}))
+        code = (await provider.authorize(request, USER_ID))["code"]
+        tokens = await provider.handle_token_request(
+            urlencode({"grant_type": "authorization_code", "code": code,
+                       "redirect_uri": REDIRECT_URI}),
+            {"Authorization": "Basic " + base64.b64encode(
+                f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()})
+        claims = await provider.handle_userinfo_request(
+            "", {"Authorization": "Bearer " + tokens["access_token"]})
+    finally:
+        del loop.run_in_executor
+    return claims.to_dict(), hops
+
+
+async def test_a_dict_backed_userinfo_is_called_directly_and_others_in_threads(
+        jwkest_signing_key: Any) -> None:
+    plain = Userinfo(dict(USERS))
+    assert as_sync_userinfo(plain) is plain  # dictionary reads: no thread, no bridge
+
+    class Directory(Userinfo):
+        pass
+
+    for source in (Directory(dict(USERS)), Userinfo(MemoryStorage()),
+                   Userinfo(type("Users", (dict,), {})(USERS))):
+        bridged = as_sync_userinfo(source)
+        assert bridged is not source and isinstance(bridged.source, ThreadedUserinfo)
+
+    claims, hops = await _code_flow_hops(build(jwkest_signing_key, userinfo=plain))
+    assert claims["email"] == USERS[USER_ID]["email"] and hops == []
+    # a subclass may block: its lookups run in worker threads, with the same claims
+    threaded, hops = await _code_flow_hops(build(jwkest_signing_key,
+                                                 userinfo=Directory(dict(USERS))))
+    assert threaded == claims and len(hops) >= 1

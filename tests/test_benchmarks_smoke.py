@@ -220,3 +220,21 @@ def test_async_load_app_serves_a_code_flow_on_both_front_ends(
 
 async def _async_value(value: Any) -> Any:
     return value
+
+
+def test_aio_sql_cpu_counts_the_front_ends_switches_and_thread_hops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-memory rows of benchmarks/aio_sql_cpu.py: both providers serve the flow with
+    each claims source; a Userinfo over a dict takes no thread hop, a subclass of it one
+    per lookup (the user's record at authorize, the claims at UserInfo)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.aio_sql_cpu import run_backend
+
+    hops = {}
+    for userinfo in ("dict", "threaded", "async"):
+        row = run_backend("memory", 1, 2, 1, userinfo=userinfo)["code flow (memory)"]
+        assert row["sync_ms"] > 0 and row["async_ms"] > 0
+        hops[userinfo] = (row["greenlet_switches"], row["thread_hops"])
+    assert hops["dict"] == (8, 0)  # four run_sync calls, each into a greenlet and back
+    assert hops["threaded"][1] == 2 and hops["async"][1] == 0
+    assert hops["async"][0] == hops["threaded"][0] == 12  # + the two lookups awaited

@@ -7,7 +7,10 @@ has, ``value``/``values`` honoured; OIDC Core 5.5.1). Two optional coroutines le
 provider ask more: ``get_user(user_id)`` (the user's claims record, or None) and
 ``has_user(user_id)``. :class:`ThreadedUserinfo` adapts a synchronous source (a
 :class:`~pyop.userinfo.Userinfo` over a database, an LDAP directory...) by running each
-call in a worker thread, so that its waits never block the event loop.
+call in a worker thread, so that its waits never block the event loop -- except a
+:class:`~pyop.userinfo.Userinfo` over a plain ``dict`` (exactly those types: its lookups
+are dictionary reads that never wait), which the protocol code calls directly, as the
+synchronous provider does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, Optional, Protocol, runtime_checkable
 
+from ..userinfo import Userinfo
 from ._bridge import await_only
 
 __all__ = ["AsyncUserinfo", "ThreadedUserinfo", "as_sync_userinfo"]
@@ -105,17 +109,28 @@ class _BridgedUserinfoWithUsers(_BridgedUserinfo):
         return bool(await_only(self.source.has_user(user_id)))
 
 
+def _never_blocks(source: Any) -> bool:
+    """Whether ``source`` is a :class:`~pyop.userinfo.Userinfo` over a ``dict``: exactly
+    those two types (a subclass of either may override a lookup with one that waits), so
+    every lookup is an in-memory dictionary read."""
+    return type(source) is Userinfo and type(source._db) is dict
+
+
 def as_sync_userinfo(source: Any) -> Any:
     """The synchronous view, for the protocol code, of the claims source given to
     :class:`~pyop.aio.AsyncProvider`: an :class:`AsyncUserinfo` (``get_claims_for`` a
-    coroutine function) is bridged; any other source is first wrapped in
-    :class:`ThreadedUserinfo`.
+    coroutine function) is bridged; a :class:`~pyop.userinfo.Userinfo` over a ``dict``
+    (exactly those types) is used as it is, without a thread (its lookups never wait);
+    any other source is first wrapped in :class:`ThreadedUserinfo` (a synchronous source
+    may block).
 
     :raises TypeError: ``source`` has no ``get_claims_for``.
     """
     if not callable(getattr(source, "get_claims_for", None)):
         raise TypeError("userinfo: expected a claims source with get_claims_for "
                         f"(pyop.aio.AsyncUserinfo), not {type(source).__name__}")
+    if _never_blocks(source):
+        return source
     if not inspect.iscoroutinefunction(source.get_claims_for):
         source = ThreadedUserinfo(source)
     if inspect.iscoroutinefunction(getattr(source, "has_user", None)):
